@@ -1,0 +1,185 @@
+//! The `imnm` command-line tool. See `imnm --help` and README.md.
+
+mod cli;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use imnm_fhir::mapping::MappingSet;
+use imnm_fhir::pipeline::{self, RunOutcome};
+use imnm_fhir::report::Severity;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use cli::{Cli, Command, MappingsCommand};
+
+/// A failure with its exit code.
+struct Exit(u8, anyhow::Error);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(Exit(code, e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<u8, Exit> {
+    match cli.command {
+        Command::Demo(args) => demo(&args.out),
+        Command::Cohort(args) => cohort(args),
+        Command::Mappings(MappingsCommand::Check { dir }) => mappings_check(dir.as_deref()),
+    }
+}
+
+fn load_mappings(dir: Option<&Path>) -> Result<MappingSet, Exit> {
+    let loaded = match dir {
+        Some(d) => MappingSet::load_dir(d).with_context(|| format!("loading mappings from {}", d.display())),
+        None => MappingSet::builtin().context("loading the built-in mappings"),
+    };
+    loaded.map_err(|e| Exit(2, e))
+}
+
+fn mappings_check(dir: Option<&Path>) -> Result<u8, Exit> {
+    let set = load_mappings(dir)?;
+    let codes: usize = set.valuesets.iter().map(|v| v.code_count).sum();
+    println!(
+        "mappings OK: {} files, {} value sets ({} codes), {} rules, {} assays",
+        set.versions.len(),
+        set.valuesets.len(),
+        codes,
+        set.rules.len(),
+        set.assays.len()
+    );
+    for (file, version) in &set.versions {
+        println!("  {file} v{version}");
+    }
+    Ok(0)
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style =
+        ProgressStyle::with_template("{spinner} reading {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb
+}
+
+fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
+    let mappings = load_mappings(args.mappings.as_deref())?;
+    for input in &args.input {
+        if !input.exists() {
+            return Err(Exit(3, anyhow::anyhow!("input {} does not exist", input.display())));
+        }
+    }
+    let plan = imnm_fhir::fhir::source::plan(&args.input)
+        .map_err(|e| Exit(3, anyhow::Error::new(e).context("listing inputs")))?;
+    let total: u64 = plan
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let pb = progress_bar(total);
+    let counter = pb.clone();
+    tracing::info!(files = plan.files.len(), bytes = total, "reading inputs");
+    let collected =
+        pipeline::collect(&args.input, &mappings, move |n| counter.inc(n)).map_err(|e| Exit(3, e.into()))?;
+    pb.finish_and_clear();
+    let outcome = pipeline::build_and_write(collected, &mappings, &args.out).map_err(|e| Exit(4, e.into()))?;
+    print!(
+        "{}",
+        imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))
+    );
+    summary(&outcome, &args.out);
+    let serious = outcome
+        .issues
+        .counts()
+        .iter()
+        .filter(|((s, _), _)| *s != Severity::Information)
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    Ok(if args.fail_on_issues && serious > 0 { 1 } else { 0 })
+}
+
+fn demo(out: &Path) -> Result<u8, Exit> {
+    let mappings = load_mappings(None)?;
+    let collected = pipeline::collect_json_text("demo-cohort/bundle.json", imnm_fhir::demo::BUNDLE_JSON, &mappings);
+    let outcome = pipeline::build_and_write(collected, &mappings, out).map_err(|e| Exit(4, e.into()))?;
+    println!("IMNM demo: 10 synthetic children in three EHR styles (built-in data, no hospital needed)\n");
+    print!(
+        "{}",
+        imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))
+    );
+    summary(&outcome, out);
+    Ok(0)
+}
+
+/// The one-screen summary on stderr. Counts only: no identifiers.
+fn summary(outcome: &RunOutcome, out: &Path) {
+    let seen: u64 = outcome.stats.seen.values().sum();
+    eprintln!();
+    eprintln!(
+        "read {} file(s), {} resource(s), {} parsed in full",
+        outcome.stats.files, seen, outcome.stats.parsed
+    );
+    let per_type: Vec<String> = outcome.stats.seen.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    eprintln!("  {}", per_type.join(", "));
+    eprintln!(
+        "cases: {}   candidates: {}",
+        outcome.cohort.rows.len(),
+        outcome.cohort.candidates.len()
+    );
+    if outcome.issues.is_empty() {
+        eprintln!("issues: none");
+    } else {
+        eprintln!(
+            "issues: {} (details in {})",
+            outcome.issues.total(),
+            out.join("issues.ndjson").display()
+        );
+        for ((severity, code), n) in outcome.issues.counts() {
+            eprintln!(
+                "  {:<12} {:<22} {n}",
+                format!("{severity:?}").to_lowercase(),
+                serde_json::to_value(code)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
+        }
+        if outcome.issues.dropped() > 0 {
+            eprintln!(
+                "  ({} issues past the first {} were counted but not written)",
+                outcome.issues.dropped(),
+                imnm_fhir::report::MAX_KEPT
+            );
+        }
+    }
+    eprintln!(
+        "outputs in {}: {}",
+        out.display(),
+        imnm_fhir::cohort::write::FILES.join(", ")
+    );
+}

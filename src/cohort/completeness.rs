@@ -1,0 +1,78 @@
+//! Completeness: per dictionary variable, the share of cases with a value,
+//! overall and per source resource type when values come from several.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::Cohort;
+use crate::domain::COLUMNS;
+
+/// One row of `completeness.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompletenessRow {
+    /// Dictionary column.
+    pub variable: String,
+    /// `all`, or a FHIR resource type the values came from.
+    pub source: String,
+    /// Cases with a value (from this source).
+    pub cases_with_value: u64,
+    /// All cases.
+    pub cases: u64,
+    /// Share, in percent (one decimal).
+    pub percent: f64,
+}
+
+fn has_value(cell: &str) -> bool {
+    !matches!(cell, "" | "unknown" | "not_tested" | "no" | "0")
+}
+
+/// Completeness rows. A treatment counts as having a value when a resource
+/// says it was given ("no" is the absence of evidence); `ck_count` when > 0.
+pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
+    let cases = cohort.rows.len() as u64;
+    let mut per_source: BTreeMap<&str, BTreeMap<String, BTreeSet<&str>>> = BTreeMap::new();
+    for p in &cohort.provenance {
+        for s in &p.sources {
+            let t = s.split('/').next().unwrap_or("").to_string();
+            per_source
+                .entry(p.column)
+                .or_default()
+                .entry(t)
+                .or_default()
+                .insert(p.patient_id.as_str());
+        }
+    }
+    let pct = |n: u64| {
+        if cases == 0 {
+            0.0
+        } else {
+            (n as f64 * 1000.0 / cases as f64).round() / 10.0
+        }
+    };
+    let mut out = Vec::new();
+    for (i, column) in COLUMNS.iter().enumerate().skip(1) {
+        let n = cohort.rows.iter().filter(|r| has_value(&r.cells()[i])).count() as u64;
+        out.push(CompletenessRow {
+            variable: column.to_string(),
+            source: "all".into(),
+            cases_with_value: n,
+            cases,
+            percent: pct(n),
+        });
+        let sources = per_source.get(column).cloned().unwrap_or_default();
+        if sources.len() > 1 {
+            for (t, patients) in sources {
+                let n = patients.len() as u64;
+                out.push(CompletenessRow {
+                    variable: column.to_string(),
+                    source: t,
+                    cases_with_value: n,
+                    cases,
+                    percent: pct(n),
+                });
+            }
+        }
+    }
+    out
+}

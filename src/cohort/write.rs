@@ -1,0 +1,136 @@
+//! Writing the cohort outputs into a folder.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::completeness::completeness;
+use super::table1::{table1, to_markdown};
+use super::Cohort;
+use crate::domain::{SourceRef, COLUMNS};
+use crate::report::Issues;
+use crate::{Error, Result};
+
+/// The files a cohort run writes, relative to the output folder.
+pub const FILES: &[&str] = &[
+    "cohort.csv",
+    "candidates.csv",
+    "table1.md",
+    "table1.json",
+    "provenance.ndjson",
+    "completeness.csv",
+    "issues.ndjson",
+    "sources.ndjson",
+];
+
+fn out_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Output {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn create(dir: &Path, name: &str) -> Result<(PathBuf, BufWriter<File>)> {
+    let path = dir.join(name);
+    let file = File::create(&path).map_err(out_err(&path))?;
+    Ok((path, BufWriter::new(file)))
+}
+
+fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> Error + '_ {
+    move |e| Error::Output {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    }
+}
+
+/// Writes every output file into `dir` (created if needed). `sources` holds
+/// the raw JSON of resources that gave a fact; only those behind a cohort or
+/// candidate row are written.
+pub fn write_all(
+    dir: &Path,
+    cohort: &Cohort,
+    issues: &Issues,
+    sources: &std::collections::BTreeMap<SourceRef, String>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(out_err(dir))?;
+    write_cohort(dir, cohort)?;
+    write_csv(dir, "candidates.csv", &cohort.candidates)?;
+    let t1 = table1(&cohort.rows);
+    write_text(dir, "table1.md", &to_markdown(&t1))?;
+    write_text(
+        dir,
+        "table1.json",
+        &serde_json::to_string_pretty(&t1).unwrap_or_default(),
+    )?;
+    write_ndjson(dir, "provenance.ndjson", cohort.provenance.iter())?;
+    write_csv(dir, "completeness.csv", &completeness(cohort))?;
+    write_ndjson(dir, "issues.ndjson", issues.iter())?;
+    write_sources(dir, cohort, sources)
+}
+
+fn write_cohort(dir: &Path, cohort: &Cohort) -> Result<()> {
+    let path = dir.join("cohort.csv");
+    let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
+    w.write_record(COLUMNS).map_err(csv_err(&path))?;
+    for row in &cohort.rows {
+        w.write_record(row.cells()).map_err(csv_err(&path))?;
+    }
+    w.flush().map_err(out_err(&path))
+}
+
+fn write_csv<T: Serialize>(dir: &Path, name: &str, rows: &[T]) -> Result<()> {
+    let path = dir.join(name);
+    let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
+    for r in rows {
+        w.serialize(r).map_err(csv_err(&path))?;
+    }
+    if rows.is_empty() {
+        // Header only, so the file still says what it would hold.
+        let header = match name {
+            "candidates.csv" => "patient_id,reason,diagnosis_codes,ck_peak_u_per_l,anti_hmgcr,anti_srp\n",
+            _ => "variable,source,cases_with_value,cases,percent\n",
+        };
+        drop(w);
+        return std::fs::write(&path, header).map_err(out_err(&path));
+    }
+    w.flush().map_err(out_err(&path))
+}
+
+fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(out_err(&path))
+}
+
+fn write_ndjson<'a, T: Serialize + 'a>(dir: &Path, name: &str, items: impl Iterator<Item = &'a T>) -> Result<()> {
+    let (path, mut w) = create(dir, name)?;
+    for item in items {
+        serde_json::to_writer(&mut w, item).map_err(|e| Error::Output {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        w.write_all(b"\n").map_err(out_err(&path))?;
+    }
+    w.flush().map_err(out_err(&path))
+}
+
+fn write_sources(dir: &Path, cohort: &Cohort, sources: &std::collections::BTreeMap<SourceRef, String>) -> Result<()> {
+    let mut wanted: std::collections::BTreeSet<String> = cohort
+        .provenance
+        .iter()
+        .flat_map(|p| p.sources.iter().cloned())
+        .collect();
+    for c in &cohort.candidates {
+        wanted.insert(format!("Patient/{}", c.patient_id));
+    }
+    let (path, mut w) = create(dir, "sources.ndjson")?;
+    for (src, raw) in sources {
+        if wanted.contains(&src.to_string()) {
+            // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
+            let compact = crate::fhir::compact_json(raw);
+            writeln!(w, "{compact}").map_err(out_err(&path))?;
+        }
+    }
+    w.flush().map_err(out_err(&path))
+}

@@ -1,0 +1,122 @@
+//! Facts: what one mapping rule read from one resource.
+//!
+//! The mapping layer turns FHIR resources into facts; the cohort layer turns a
+//! patient's facts into one [`CaseRow`](super::CaseRow). A fact always names
+//! the resource it came from, so every cohort cell has provenance.
+
+use std::fmt;
+
+use super::date::FhirDate;
+use super::values::{AntibodyStatus, Outcome};
+
+/// The resource a fact came from (`Type/id`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceRef {
+    /// FHIR resource type, e.g. `Observation`.
+    pub resource_type: String,
+    /// Logical id.
+    pub id: String,
+}
+
+impl SourceRef {
+    /// A reference to `resource_type/id`.
+    pub fn new(resource_type: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            resource_type: resource_type.into(),
+            id: id.into(),
+        }
+    }
+}
+
+impl fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.resource_type, self.id)
+    }
+}
+
+/// How a Condition relates to IMNM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DiagnosisKind {
+    /// An IMNM code (value set `imnm-diagnosis`): makes a case.
+    Qualifying,
+    /// A parent code whose text names IMNM: makes a case.
+    ParentWithText,
+    /// A parent code without IMNM wording: a candidate at most.
+    ParentOnly,
+    /// A differential diagnosis (dermatomyositis, polymyositis, IBM): never a case.
+    Differential,
+}
+
+impl DiagnosisKind {
+    /// True when this diagnosis makes the patient a case.
+    pub fn qualifies(self) -> bool {
+        matches!(self, DiagnosisKind::Qualifying | DiagnosisKind::ParentWithText)
+    }
+}
+
+/// Where a diagnosis's onset comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Onset {
+    /// `Condition.onsetAge`, in years.
+    Age(f64),
+    /// A date, with the FHIR element it was read from.
+    Date(FhirDate, &'static str),
+}
+
+/// One myositis Condition of a patient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiagnosisFact {
+    /// How it relates to IMNM.
+    pub kind: DiagnosisKind,
+    /// The matching coding, as `system|code`.
+    pub code: String,
+    /// Onset, when recorded.
+    pub onset: Option<Onset>,
+    /// `Condition.recordedDate`.
+    pub recorded: Option<FhirDate>,
+    /// `Condition.clinicalStatus` is `remission` (or `resolved`).
+    pub remission: bool,
+    /// The Condition.
+    pub source: SourceRef,
+}
+
+/// Which MRI finding a fact is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MriPart {
+    /// Muscle oedema.
+    Edema,
+    /// Fatty infiltration.
+    Fatty,
+}
+
+/// The value a rule read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactValue {
+    /// A quantity in the rule's canonical unit.
+    Quantity(f64),
+    /// An antibody result.
+    Antibody(AntibodyStatus),
+    /// A finding present (`true`) or absent.
+    Present(bool),
+    /// One MRI finding present or absent.
+    Mri(MriPart, bool),
+    /// A treatment was given.
+    Exposure,
+    /// An outcome assessment.
+    Outcome(Outcome),
+}
+
+/// One value read by one rule from one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    /// Index of the rule in the mapping set.
+    pub rule: usize,
+    /// What was read.
+    pub value: FactValue,
+    /// When it applies (effective / authored / asserted date), if known.
+    pub date: Option<FhirDate>,
+    /// The resource it came from.
+    pub source: SourceRef,
+    /// How it was read: the raw value and unit, the element, the cutoff used.
+    pub detail: String,
+}

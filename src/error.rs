@@ -1,0 +1,31 @@
+//! The library's top-level error: failures that stop a run (as opposed to
+//! data issues, which are [`crate::report::Issue`]s and never stop it).
+
+use std::path::PathBuf;
+
+/// A run-stopping failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The mapping files have problems (all are listed).
+    #[error(transparent)]
+    Mappings(#[from] crate::mapping::LoadErrors),
+    /// An input path cannot be opened or listed.
+    #[error("cannot read input {path}: {source}")]
+    Input {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An output cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,35 @@
+//! FHIR R4 at the edges: reading inputs, peeking at resources, parsing with
+//! fhirbolt, references and OperationOutcome.
+//!
+//! This module owns every contact with FHIR JSON. It hands typed fhirbolt
+//! resources to `mapping::extract` and must not decide what a resource means
+//! for the registry (that is `mapping/`), nor write outputs (that is `cohort/`).
+
+pub mod outcome;
+pub mod parse;
+pub mod peek;
+pub mod reference;
+pub mod source;
+
+/// The fhirbolt R4 model used throughout.
+pub use fhirbolt::model::r4 as model;
+
+/// Resource types the mapping reads; every other type is skipped after the peek.
+pub const MAPPED_TYPES: &[&str] = &[
+    "Patient",
+    "Condition",
+    "Observation",
+    "Medication",
+    "MedicationStatement",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "MedicationDispense",
+];
+
+/// A resource's JSON on one line (pretty Bundle entries span several).
+pub fn compact_json(raw: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v) => v.to_string(),
+        Err(_) => raw.replace(['\n', '\r'], " "),
+    }
+}

@@ -1,0 +1,190 @@
+//! The narrow, borrowed first look at a resource: enough to decide whether any
+//! mapping rule can use it, without building the full model.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::mapping::{role, MappingSet};
+
+/// The few elements the relevance decision needs.
+#[derive(Debug, Deserialize)]
+pub struct Peek<'a> {
+    /// `resourceType`.
+    #[serde(rename = "resourceType", borrow)]
+    pub resource_type: Cow<'a, str>,
+    /// `id`.
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    /// `code` (Observation, Condition, Medication).
+    #[serde(borrow, default)]
+    pub code: Option<PeekConcept<'a>>,
+    /// `medicationCodeableConcept` (Medication* resources).
+    #[serde(rename = "medicationCodeableConcept", borrow, default)]
+    pub medication: Option<PeekConcept<'a>>,
+    /// Whether `medicationReference` is present.
+    #[serde(rename = "medicationReference", default)]
+    pub medication_reference: Option<serde::de::IgnoredAny>,
+}
+
+/// A CodeableConcept, borrowed.
+#[derive(Debug, Deserialize)]
+pub struct PeekConcept<'a> {
+    /// `coding`.
+    #[serde(borrow, default)]
+    pub coding: Vec<PeekCoding<'a>>,
+    /// `text`.
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
+}
+
+/// A Coding, borrowed.
+#[derive(Debug, Deserialize)]
+pub struct PeekCoding<'a> {
+    /// `system`.
+    #[serde(borrow, default)]
+    pub system: Option<Cow<'a, str>>,
+    /// `code`.
+    #[serde(borrow, default)]
+    pub code: Option<Cow<'a, str>>,
+    /// `display`.
+    #[serde(borrow, default)]
+    pub display: Option<Cow<'a, str>>,
+}
+
+/// The smallest shape: used when the narrow struct does not fit (odd types).
+#[derive(Debug, Deserialize)]
+struct MinimalPeek<'a> {
+    #[serde(rename = "resourceType", borrow)]
+    resource_type: Cow<'a, str>,
+}
+
+/// What the peek decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relevance {
+    /// A rule may use it: parse it in full.
+    Parse,
+    /// A Medication no rule matches: remember only that it exists.
+    KnownMedication,
+    /// Nothing uses it.
+    Skip,
+}
+
+/// Why a text is not a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeekError {
+    /// Not JSON.
+    Malformed(String),
+    /// JSON without `resourceType`.
+    NotAResource,
+}
+
+/// Peeks at `text` and decides what to do with it. Returns the resource type too.
+pub fn classify<'a>(text: &'a str, mappings: &MappingSet) -> Result<(Cow<'a, str>, Relevance), PeekError> {
+    match serde_json::from_str::<Peek<'a>>(text) {
+        Ok(p) => {
+            let relevance = relevance(&p, mappings);
+            Ok((p.resource_type, relevance))
+        }
+        Err(_) => match serde_json::from_str::<MinimalPeek<'a>>(text) {
+            // The narrow struct did not fit (e.g. `code` is not an object): let the full parse report it.
+            Ok(m) if crate::fhir::MAPPED_TYPES.contains(&m.resource_type.as_ref()) => {
+                Ok((m.resource_type, Relevance::Parse))
+            }
+            Ok(m) => Ok((m.resource_type, Relevance::Skip)),
+            Err(e) if e.is_data() => Err(PeekError::NotAResource),
+            Err(e) => Err(PeekError::Malformed(format!(
+                "line {} column {}: {}",
+                e.line(),
+                e.column(),
+                classify_error(&e)
+            ))),
+        },
+    }
+}
+
+fn classify_error(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Io => "read error",
+    }
+}
+
+fn concept_has_role(c: &PeekConcept<'_>, mappings: &MappingSet, role: u8) -> bool {
+    let coded = c.coding.iter().any(|cd| match (&cd.system, &cd.code) {
+        (Some(s), Some(k)) => mappings.has_role(s, k, role),
+        _ => false,
+    });
+    coded || concept_texts(c).any(|t| mappings.text_has_role(t, role))
+}
+
+fn concept_texts<'b>(c: &'b PeekConcept<'_>) -> impl Iterator<Item = &'b str> {
+    c.text
+        .iter()
+        .map(|t| t.as_ref())
+        .chain(c.coding.iter().filter_map(|cd| cd.display.as_deref()))
+}
+
+fn relevance(p: &Peek<'_>, mappings: &MappingSet) -> Relevance {
+    let code_has = |role| p.code.as_ref().is_some_and(|c| concept_has_role(c, mappings, role));
+    let relevant = match p.resource_type.as_ref() {
+        "Patient" => true,
+        "Condition" => code_has(role::CONDITION),
+        "Observation" => code_has(role::OBSERVATION),
+        "Medication" => {
+            return if code_has(role::MEDICATION) {
+                Relevance::Parse
+            } else {
+                Relevance::KnownMedication
+            };
+        }
+        "MedicationStatement" | "MedicationRequest" | "MedicationAdministration" | "MedicationDispense" => {
+            p.medication_reference.is_some()
+                || p.medication
+                    .as_ref()
+                    .is_some_and(|c| concept_has_role(c, mappings, role::MEDICATION))
+        }
+        _ => false,
+    };
+    if relevant {
+        Relevance::Parse
+    } else {
+        Relevance::Skip
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> MappingSet {
+        MappingSet::builtin().unwrap()
+    }
+
+    #[test]
+    fn keeps_what_rules_use_and_skips_the_rest() {
+        let m = set();
+        let ck = r#"{"resourceType":"Observation","id":"o1","code":{"coding":[{"system":"http://loinc.org","code":"2157-6"}]},"valueQuantity":{"value":2080}}"#;
+        let hr = r#"{"resourceType":"Observation","id":"o2","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]}}"#;
+        let enc = r#"{"resourceType":"Encounter","id":"e1"}"#;
+        let mr = r#"{"resourceType":"MedicationRequest","id":"m1","medicationReference":{"reference":"Medication/x"}}"#;
+        assert_eq!(classify(ck, &m).unwrap().1, Relevance::Parse);
+        assert_eq!(classify(hr, &m).unwrap().1, Relevance::Skip);
+        assert_eq!(classify(enc, &m).unwrap().1, Relevance::Skip);
+        assert_eq!(classify(mr, &m).unwrap().1, Relevance::Parse);
+    }
+
+    #[test]
+    fn tells_malformed_from_not_a_resource() {
+        let m = set();
+        assert!(matches!(
+            classify("{\"resourceType\":", &m),
+            Err(PeekError::Malformed(_))
+        ));
+        assert_eq!(classify("{\"a\":1}", &m).unwrap_err(), PeekError::NotAResource);
+        let odd = r#"{"resourceType":"Observation","code":"2157-6"}"#;
+        assert_eq!(classify(odd, &m).unwrap().1, Relevance::Parse);
+    }
+}

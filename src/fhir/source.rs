@@ -1,0 +1,418 @@
+//! Reading inputs: a Bundle or single resource (`.json`), NDJSON (`.ndjson`,
+//! `.ndjson.gz`), or a folder of them in Bulk Data layout. Everything streams:
+//! one line or one Bundle entry at a time is in memory.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Where a resource came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file, as given or found.
+    pub file: Arc<str>,
+    /// Line (NDJSON) or entry (Bundle) within it.
+    pub pos: Pos,
+}
+
+/// A position within a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pos {
+    /// 1-based line of an NDJSON file.
+    Line(u64),
+    /// 0-based index of a Bundle entry.
+    Entry(usize),
+    /// The whole file (a single resource).
+    Whole,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pos {
+            Pos::Line(n) => write!(f, "{}:{n}", self.file),
+            Pos::Entry(i) => write!(f, "{}#entry[{i}]", self.file),
+            Pos::Whole => write!(f, "{}", self.file),
+        }
+    }
+}
+
+/// One resource's text as read, or why a piece of input could not be read.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A resource's JSON text, with the Bundle entry's fullUrl when there is one.
+    Resource {
+        location: Location,
+        text: &'a str,
+        full_url: Option<&'a str>,
+    },
+    /// A line or file that cannot be read as text or JSON.
+    Unreadable {
+        location: Location,
+        invalid_utf8: bool,
+        message: String,
+    },
+}
+
+/// The files to read for the given input paths, in reading order: Patient and
+/// Medication files first (so references resolve as they stream), then the rest
+/// sorted by path. Folders are walked recursively; other files are returned in
+/// `ignored`.
+pub fn plan(inputs: &[PathBuf]) -> std::io::Result<Plan> {
+    let mut plan = Plan::default();
+    for input in inputs {
+        let meta = std::fs::metadata(input)?;
+        if meta.is_dir() {
+            walk(input, &mut plan)?;
+        } else {
+            plan.files.push(input.clone());
+        }
+    }
+    plan.files.sort_by_key(|p| (file_rank(p), p.clone()));
+    plan.files.dedup();
+    Ok(plan)
+}
+
+/// The files of a run.
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    /// Files to read.
+    pub files: Vec<PathBuf>,
+    /// Files in input folders that are neither JSON nor NDJSON.
+    pub ignored: Vec<PathBuf>,
+}
+
+fn walk(dir: &Path, plan: &mut Plan) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, plan)?;
+        } else if format_of(&path).is_some() {
+            plan.files.push(path);
+        } else {
+            plan.ignored.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn file_rank(p: &Path) -> u8 {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if name.starts_with("Patient") {
+        0
+    } else if name.starts_with("Medication.") || name == "Medication.ndjson" {
+        1
+    } else {
+        2
+    }
+}
+
+/// How a file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON document (Bundle or resource).
+    Json { gzip: bool },
+    /// One resource per line.
+    Ndjson { gzip: bool },
+}
+
+/// The format of a file, from its name.
+pub fn format_of(path: &Path) -> Option<Format> {
+    let name = path.file_name()?.to_string_lossy().to_lowercase();
+    let (base, gzip) = match name.strip_suffix(".gz") {
+        Some(b) => (b.to_string(), true),
+        None => (name, false),
+    };
+    if base.ends_with(".ndjson") || base.ends_with(".jsonl") {
+        Some(Format::Ndjson { gzip })
+    } else if base.ends_with(".json") {
+        Some(Format::Json { gzip })
+    } else {
+        None
+    }
+}
+
+/// Opens `path` (decompressing gzip), counting raw bytes read into `progress`.
+pub fn open(path: &Path, gzip: bool, progress: impl Fn(u64) + 'static) -> std::io::Result<Box<dyn BufRead>> {
+    let file = Counting {
+        inner: File::open(path)?,
+        progress: Box::new(progress),
+    };
+    Ok(if gzip {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    })
+}
+
+struct Counting<R> {
+    inner: R,
+    progress: Box<dyn Fn(u64)>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
+/// Streams an NDJSON reader, calling `f` per non-blank line.
+pub fn read_ndjson(file: Arc<str>, mut reader: impl BufRead, f: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut line = 0u64;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        line += 1;
+        let location = Location {
+            file: file.clone(),
+            pos: Pos::Line(line),
+        };
+        match std::str::from_utf8(&buf) {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => f(Item::Resource {
+                location,
+                text: text.trim_end(),
+                full_url: None,
+            }),
+            Err(e) => f(Item::Unreadable {
+                location,
+                invalid_utf8: true,
+                message: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            }),
+        }
+    }
+}
+
+/// Streams a JSON document: each entry of a Bundle, or the document itself when
+/// it is a single resource. A syntax error ends the file with an `Unreadable`
+/// item; the entries before it have been delivered.
+pub fn read_json(file: Arc<str>, reader: impl Read, f: &mut dyn FnMut(Item<'_>)) {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let result = Top {
+        file: file.clone(),
+        f: &mut *f,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    if let Err(e) = result {
+        let invalid_utf8 = e.is_io();
+        let message = if e.is_io() {
+            "not UTF-8 or unreadable".to_string()
+        } else {
+            format!("line {} column {}: {}", e.line(), e.column(), short(&e))
+        };
+        f(Item::Unreadable {
+            location: Location { file, pos: Pos::Whole },
+            invalid_utf8,
+            message,
+        });
+    }
+}
+
+fn short(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "not a FHIR resource or Bundle",
+        serde_json::error::Category::Io => "read error",
+    }
+}
+
+struct Top<'f> {
+    file: Arc<str>,
+    f: &'f mut dyn FnMut(Item<'_>),
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(rename = "fullUrl", default)]
+    full_url: Option<String>,
+    #[serde(default)]
+    resource: Option<Box<RawValue>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Top<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Top<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a FHIR resource or Bundle")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut rest: Vec<(String, Box<RawValue>)> = Vec::new();
+        let mut is_bundle = false;
+        let mut index = 0usize;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "entry" && is_bundle {
+                map.next_value_seed(Entries {
+                    file: &self.file,
+                    f: &mut *self.f,
+                    index: &mut index,
+                })?;
+                continue;
+            }
+            let value: Box<RawValue> = map.next_value()?;
+            if key == "resourceType" {
+                is_bundle = value.get() == "\"Bundle\"";
+            }
+            rest.push((key, value));
+        }
+        let location = |pos| Location {
+            file: self.file.clone(),
+            pos,
+        };
+        if is_bundle {
+            // `entry` came before `resourceType`: it was kept raw.
+            if let Some((_, raw)) = rest.iter().find(|(k, _)| k == "entry") {
+                let entries: Vec<Entry> = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+                for e in &entries {
+                    deliver(e, location(Pos::Entry(index)), self.f);
+                    index += 1;
+                }
+            }
+            return Ok(());
+        }
+        let mut text = String::from("{");
+        for (i, (k, v)) in rest.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&serde_json::to_string(k).map_err(serde::de::Error::custom)?);
+            text.push(':');
+            text.push_str(v.get());
+        }
+        text.push('}');
+        (self.f)(Item::Resource {
+            location: location(Pos::Whole),
+            text: &text,
+            full_url: None,
+        });
+        Ok(())
+    }
+}
+
+fn deliver(e: &Entry, location: Location, f: &mut dyn FnMut(Item<'_>)) {
+    match &e.resource {
+        Some(r) => f(Item::Resource {
+            location,
+            text: r.get(),
+            full_url: e.full_url.as_deref(),
+        }),
+        None => f(Item::Unreadable {
+            location,
+            invalid_utf8: false,
+            message: "Bundle entry without a resource".into(),
+        }),
+    }
+}
+
+struct Entries<'a> {
+    file: &'a Arc<str>,
+    f: &'a mut dyn FnMut(Item<'_>),
+    index: &'a mut usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Entries<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entries<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of Bundle entries")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<Entry>()? {
+            deliver(
+                &entry,
+                Location {
+                    file: self.file.clone(),
+                    pos: Pos::Entry(*self.index),
+                },
+                self.f,
+            );
+            *self.index += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect_json(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        read_json("f.json".into(), text.as_bytes(), &mut |item| match item {
+            Item::Resource { location, text, .. } => out.push(format!("{location} {text}")),
+            Item::Unreadable { location, message, .. } => out.push(format!("{location} ERR {message}")),
+        });
+        out
+    }
+
+    #[test]
+    fn streams_bundle_entries_and_single_resources() {
+        let bundle = r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","id":"a"}},{"resource":{"resourceType":"Patient","id":"b"}}]}"#;
+        let got = collect_json(bundle);
+        assert_eq!(
+            got,
+            vec![
+                r#"f.json#entry[0] {"resourceType":"Patient","id":"a"}"#.to_string(),
+                r#"f.json#entry[1] {"resourceType":"Patient","id":"b"}"#.to_string(),
+            ]
+        );
+        let late = r#"{"entry":[{"resource":{"resourceType":"Patient","id":"a"}}],"resourceType":"Bundle"}"#;
+        assert_eq!(collect_json(late).len(), 1);
+        let single = r#"{"resourceType":"Patient","id":"a","gender":"male"}"#;
+        assert_eq!(collect_json(single), vec![format!("f.json {single}")]);
+    }
+
+    #[test]
+    fn a_broken_bundle_keeps_the_entries_before_the_break() {
+        let broken = r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"a"}},{"resource":{"resourceType""#;
+        let got = collect_json(broken);
+        assert_eq!(got.len(), 2);
+        assert!(got[1].starts_with("f.json ERR line 1"), "{got:?}");
+    }
+
+    #[test]
+    fn ndjson_reports_bad_utf8_by_line() {
+        let data =
+            b"{\"resourceType\":\"Patient\",\"id\":\"a\"}\n\n\xff\xfe\n{\"resourceType\":\"Patient\",\"id\":\"b\"}";
+        let mut out = Vec::new();
+        read_ndjson("p.ndjson".into(), &data[..], &mut |item| match item {
+            Item::Resource { location, .. } => out.push(format!("{location} ok")),
+            Item::Unreadable { location, .. } => out.push(format!("{location} bad")),
+        })
+        .unwrap();
+        assert_eq!(out, vec!["p.ndjson:1 ok", "p.ndjson:3 bad", "p.ndjson:4 ok"]);
+    }
+}

@@ -1,0 +1,22 @@
+//! # imnm-fhir
+//!
+//! Moves immune-mediated necrotizing myopathy (IMNM) case data between hospital
+//! EHRs and research registries over FHIR R4: reads what EHRs send (Bundles,
+//! NDJSON, Bulk Data folders), selects IMNM cases, and writes the registry's
+//! normalized cohort (`cohort.csv`), a case-series Table 1, provenance,
+//! completeness and every data issue found.
+//!
+//! Data flows one way: [`fhir::source`] → [`fhir::peek`] → [`fhir::parse`] →
+//! [`mapping::extract`] → [`cohort`]. [`domain`] is the pure case model in the
+//! middle; [`pipeline`] wires the steps.
+
+pub mod cohort;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod fhir;
+pub mod mapping;
+pub mod pipeline;
+pub mod report;
+
+pub use error::{Error, Result};

@@ -1,0 +1,165 @@
+//! Code systems, value sets and the index that answers "which value sets is
+//! this coding in?" — with the aliases and code spellings real EHRs send.
+
+use std::collections::HashMap;
+
+/// How codes of a system are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeNormalization {
+    /// As written (whitespace trimmed).
+    Exact,
+    /// ICD: upper case, dots removed (`g7249` = `G72.49`).
+    Icd,
+}
+
+/// Known code systems: canonical URIs, aliases and normalization.
+#[derive(Debug, Default, Clone)]
+pub struct SystemTable {
+    by_name: HashMap<String, usize>,
+    uris: Vec<String>,
+    normalization: Vec<CodeNormalization>,
+}
+
+impl SystemTable {
+    /// Adds a canonical system with its aliases; returns its index.
+    pub fn add(&mut self, uri: &str, aliases: &[String], norm: CodeNormalization) -> usize {
+        let idx = self.intern(uri);
+        self.normalization[idx] = norm;
+        for alias in aliases {
+            self.by_name.insert(alias.trim().to_string(), idx);
+        }
+        idx
+    }
+
+    /// The index of `uri`, adding it (exact comparison) when unknown.
+    pub fn intern(&mut self, uri: &str) -> usize {
+        if let Some(i) = self.lookup(uri) {
+            return i;
+        }
+        self.uris.push(uri.trim().to_string());
+        self.normalization.push(CodeNormalization::Exact);
+        let idx = self.uris.len() - 1;
+        self.by_name.insert(uri.trim().to_string(), idx);
+        idx
+    }
+
+    /// The index of a system URI or alias, if known.
+    pub fn lookup(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name.trim()).copied()
+    }
+
+    /// The canonical URI of system `idx`.
+    pub fn uri(&self, idx: usize) -> &str {
+        &self.uris[idx]
+    }
+
+    /// A code as it is compared within system `idx`.
+    pub fn normalize_code(&self, idx: usize, code: &str) -> String {
+        match self.normalization[idx] {
+            CodeNormalization::Exact => code.trim().to_string(),
+            CodeNormalization::Icd => code.trim().to_ascii_uppercase().replace('.', ""),
+        }
+    }
+}
+
+/// One resolved value set.
+#[derive(Debug, Clone)]
+pub struct ValueSet {
+    /// Its id in the mapping files.
+    pub id: String,
+    /// What it means.
+    pub description: String,
+    /// Lower-cased wording for text matching.
+    pub text: Vec<String>,
+    /// Lower-cased wording that vetoes a text match.
+    pub text_exclude: Vec<String>,
+    /// Number of codes.
+    pub code_count: usize,
+}
+
+impl ValueSet {
+    /// True when `text` contains one of the value set's words and none of its exclusions.
+    /// Short words (three letters or fewer) must match the whole text.
+    pub fn matches_text(&self, text: &str) -> bool {
+        if self.text.is_empty() {
+            return false;
+        }
+        let text = text.trim().to_lowercase();
+        let hit = self.text.iter().any(|w| {
+            if w.len() <= 3 {
+                text == *w
+            } else {
+                text.contains(w.as_str())
+            }
+        });
+        hit && !self.text_exclude.iter().any(|w| text.contains(w.as_str()))
+    }
+}
+
+/// (system, normalized code) → value sets holding it.
+#[derive(Debug, Default, Clone)]
+pub struct CodeIndex {
+    map: HashMap<(usize, String), Vec<usize>>,
+}
+
+impl CodeIndex {
+    /// Records that value set `vs` holds `code` of system `sys`.
+    pub fn insert(&mut self, systems: &SystemTable, sys: usize, code: &str, vs: usize) {
+        let entry = self.map.entry((sys, systems.normalize_code(sys, code))).or_default();
+        if !entry.contains(&vs) {
+            entry.push(vs);
+        }
+    }
+
+    /// The value sets holding `code` of the system named `system`.
+    pub fn get(&self, systems: &SystemTable, system: &str, code: &str) -> &[usize] {
+        let Some(sys) = systems.lookup(system) else { return &[] };
+        self.map
+            .get(&(sys, systems.normalize_code(sys, code)))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// Lower-cases a unit text and folds the spellings labs use: `µ`/`μ` → `u`, no spaces.
+pub fn normalize_unit_text(unit: &str) -> String {
+    unit.trim().to_lowercase().replace(['µ', 'μ'], "u").replace(' ', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_and_icd_spelling_find_the_same_code() {
+        let mut systems = SystemTable::default();
+        let icd = systems.add(
+            "http://hl7.org/fhir/sid/icd-10-cm",
+            &["urn:oid:2.16.840.1.113883.6.90".into()],
+            CodeNormalization::Icd,
+        );
+        let mut index = CodeIndex::default();
+        index.insert(&systems, icd, "G72.49", 7);
+        assert_eq!(index.get(&systems, "urn:oid:2.16.840.1.113883.6.90", "g7249"), &[7]);
+        assert_eq!(
+            index.get(&systems, "http://hl7.org/fhir/sid/icd-10-cm", " G72.49 "),
+            &[7]
+        );
+        assert!(index.get(&systems, "http://example.org/other", "G72.49").is_empty());
+    }
+
+    #[test]
+    fn short_words_match_whole_text_only() {
+        let vs = ValueSet {
+            id: "x".into(),
+            description: String::new(),
+            text: vec!["pos".into(), "positive".into()],
+            text_exclude: vec!["weakly".into()],
+            code_count: 0,
+        };
+        assert!(vs.matches_text("POS"));
+        assert!(vs.matches_text("Positive (>= 20)"));
+        assert!(!vs.matches_text("possible"));
+        assert!(!vs.matches_text("weakly positive"));
+    }
+}

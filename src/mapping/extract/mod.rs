@@ -1,0 +1,217 @@
+//! Reading typed FHIR resources into domain facts, one file per resource kind.
+//!
+//! Each function is pure: a resource and the mapping set in, facts and issues
+//! out. Issues name the resource (`Type/id`) and the FHIR path, never a value.
+
+mod condition;
+mod medication;
+mod observation;
+mod patient;
+
+use crate::domain::{DiagnosisFact, Fact, FhirDate, Sex, SourceRef};
+use crate::fhir::model::types::{CodeableConcept, Reference};
+use crate::fhir::model::Resource;
+use crate::mapping::MappingSet;
+use crate::report::{Issue, IssueCode, Severity};
+
+pub use medication::{exposures_of_concept, push_matches, MedicationMatch};
+
+/// Demographics from a Patient resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientRecord {
+    /// `Patient.gender`.
+    pub sex: Sex,
+    /// `Patient.birthDate`.
+    pub birth_date: Option<FhirDate>,
+}
+
+/// A medication resource that names its drug by reference to a Medication
+/// resource elsewhere in the input: resolved once every Medication is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingExposure {
+    /// The Medication's id.
+    pub medication_id: String,
+    /// When it was given or ordered.
+    pub date: Option<FhirDate>,
+    /// The FHIR path of the reference (for the dangling-reference issue).
+    pub path: String,
+}
+
+/// Everything read from one resource.
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    /// The resource.
+    pub source: SourceRef,
+    /// The patient reference (`subject` / `patient`), as written.
+    pub subject: Option<String>,
+    /// Demographics, for a Patient.
+    pub patient: Option<PatientRecord>,
+    /// Facts for rule columns.
+    pub facts: Vec<Fact>,
+    /// Myositis diagnoses, for a Condition.
+    pub diagnoses: Vec<DiagnosisFact>,
+    /// For a Medication: the exposure rules its codes match (empty when none).
+    pub medication: Option<Vec<MedicationMatch>>,
+    /// References to Medication resources still to resolve.
+    pub pending: Vec<PendingExposure>,
+    /// What could not be read.
+    pub issues: Vec<Issue>,
+}
+
+/// The reading context of one resource.
+pub struct Ctx<'m> {
+    /// The mappings.
+    pub m: &'m MappingSet,
+    /// What is being read.
+    pub out: Extracted,
+}
+
+impl<'m> Ctx<'m> {
+    /// A context for reading the resource `source`.
+    pub fn new(m: &'m MappingSet, source: SourceRef) -> Self {
+        let out = Extracted {
+            source,
+            subject: None,
+            patient: None,
+            facts: Vec::new(),
+            diagnoses: Vec::new(),
+            medication: None,
+            pending: Vec::new(),
+            issues: Vec::new(),
+        };
+        Self { m, out }
+    }
+
+    /// Records an issue about this resource at `path`.
+    pub fn issue(&mut self, severity: Severity, code: IssueCode, path: impl Into<String>, message: impl Into<String>) {
+        let location = self.out.source.to_string();
+        self.out
+            .issues
+            .push(Issue::new(severity, code, location, message).at(path));
+    }
+
+    /// Parses a FHIR date at `path`; a bad one becomes an issue.
+    pub fn date(&mut self, value: Option<&str>, path: &str) -> Option<FhirDate> {
+        let v = value?;
+        match FhirDate::parse(v) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.issue(Severity::Warning, IssueCode::BadDate, path, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Records the subject reference; a missing one is an issue.
+    pub fn subject(&mut self, reference: Option<&Reference>, path: &str) {
+        match reference
+            .and_then(|r| r.reference.as_ref())
+            .and_then(|s| s.value.clone())
+        {
+            Some(r) => self.out.subject = Some(r),
+            None => self.issue(
+                Severity::Error,
+                IssueCode::MissingSubject,
+                path,
+                "no patient reference; resource not mapped",
+            ),
+        }
+    }
+}
+
+/// The string value of a FHIR primitive.
+pub trait Prim {
+    /// The value, if any.
+    fn v(&self) -> Option<&str>;
+}
+
+macro_rules! prim {
+    ($($t:ident),*) => {$(
+        impl Prim for crate::fhir::model::types::$t {
+            fn v(&self) -> Option<&str> {
+                self.value.as_deref()
+            }
+        }
+    )*};
+}
+prim!(String, Code, Uri, Id, Date, DateTime, Instant, Decimal);
+
+impl<T: Prim> Prim for Option<T> {
+    fn v(&self) -> Option<&str> {
+        self.as_ref().and_then(Prim::v)
+    }
+}
+
+/// `(system, code)` of each coding.
+pub fn codings(cc: &CodeableConcept) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
+    cc.coding.iter().map(|c| (c.system.v(), c.code.v()))
+}
+
+/// The first coding of `cc` in value set `vs`, as canonical `system|code`.
+pub fn coding_in(m: &MappingSet, vs: usize, cc: &CodeableConcept) -> Option<String> {
+    codings(cc)
+        .find(|(s, c)| m.in_valueset(vs, *s, *c))
+        .map(|(s, c)| m.canonical_code(s.unwrap_or(""), c.unwrap_or("")))
+}
+
+/// The words of `cc`: its text, then each coding's display.
+pub fn texts(cc: &CodeableConcept) -> impl Iterator<Item = &str> {
+    cc.text
+        .v()
+        .into_iter()
+        .chain(cc.coding.iter().filter_map(|c| c.display.v()))
+}
+
+/// The first coding of `cc`, as `system|code`, for messages.
+pub fn first_code(cc: &CodeableConcept) -> String {
+    codings(cc)
+        .next()
+        .map(|(s, c)| format!("{}|{}", s.unwrap_or("?"), c.unwrap_or("?")))
+        .unwrap_or_else(|| "(no coding)".into())
+}
+
+/// True when a CodeableConcept has a coding or text in value set `vs`.
+pub fn concept_matches(m: &MappingSet, vs: usize, cc: &CodeableConcept) -> bool {
+    coding_in(m, vs, cc).is_some() || texts(cc).any(|t| m.valuesets[vs].matches_text(t))
+}
+
+/// Reads one resource. `location` names it when it has no id.
+pub fn extract(resource: &Resource, m: &MappingSet, fallback_id: &str) -> Extracted {
+    let (resource_type, id) = type_and_id(resource);
+    let id = id.unwrap_or_else(|| fallback_id.to_string());
+    let mut ctx = Ctx::new(m, SourceRef::new(resource_type, id));
+    match resource {
+        Resource::Patient(p) => patient::read(p, &mut ctx),
+        Resource::Condition(c) => condition::read(c, &mut ctx),
+        Resource::Observation(o) => observation::read(o, &mut ctx),
+        Resource::Medication(med) => medication::read_medication(med, &mut ctx),
+        Resource::MedicationStatement(r) => medication::read_statement(r, &mut ctx),
+        Resource::MedicationRequest(r) => medication::read_request(r, &mut ctx),
+        Resource::MedicationAdministration(r) => medication::read_administration(r, &mut ctx),
+        Resource::MedicationDispense(r) => medication::read_dispense(r, &mut ctx),
+        _ => {}
+    }
+    ctx.out
+}
+
+/// The resource type and id of a parsed resource (only mapped types carry ids here).
+pub fn type_and_id(resource: &Resource) -> (&'static str, Option<String>) {
+    match resource {
+        Resource::Patient(r) => ("Patient", r.id.v().map(str::to_string)),
+        Resource::Condition(r) => ("Condition", r.id.v().map(str::to_string)),
+        Resource::Observation(r) => ("Observation", r.id.v().map(str::to_string)),
+        Resource::Medication(r) => ("Medication", r.id.v().map(str::to_string)),
+        Resource::MedicationStatement(r) => ("MedicationStatement", r.id.v().map(str::to_string)),
+        Resource::MedicationRequest(r) => ("MedicationRequest", r.id.v().map(str::to_string)),
+        Resource::MedicationAdministration(r) => ("MedicationAdministration", r.id.v().map(str::to_string)),
+        Resource::MedicationDispense(r) => ("MedicationDispense", r.id.v().map(str::to_string)),
+        _ => ("Other", None),
+    }
+}
+
+/// A decimal's value as f64, if it is a number.
+pub fn decimal(d: &Option<crate::fhir::model::types::Decimal>) -> Option<f64> {
+    d.v()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|x| x.is_finite())
+}

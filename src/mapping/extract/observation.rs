@@ -1,0 +1,299 @@
+//! Observation → CK peak, antibodies, clinical findings, MRI, outcome.
+
+use super::{codings, concept_matches, decimal, first_code, texts, Ctx, Prim};
+use crate::domain::facts::MriPart;
+use crate::domain::{AntibodyStatus, Fact, FactValue, FhirDate, Outcome};
+use crate::fhir::model::resources::{Observation, ObservationEffective, ObservationValue};
+use crate::fhir::model::types::{CodeableConcept, Quantity};
+use crate::mapping::{MappingSet, RuleKind};
+use crate::report::{IssueCode, Severity};
+
+const UCUM: &str = "http://unitsofmeasure.org";
+
+/// Reads an Observation: every rule whose value set holds its code gets a fact.
+pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
+    if ctx
+        .m
+        .statuses
+        .excludes("Observation", o.status.v().unwrap_or("").trim())
+    {
+        return;
+    }
+    ctx.subject(o.subject.as_deref(), "Observation.subject");
+    if ctx.out.subject.is_none() {
+        return;
+    }
+    let date = effective(o, ctx);
+    let m = ctx.m;
+    for (i, rule) in m.rules.iter().enumerate() {
+        let value = match rule.kind {
+            RuleKind::LabPeak { valueset, quantity } if concept_matches(m, valueset, &o.code) => lab(o, quantity, ctx),
+            RuleKind::Antibody { valueset } if concept_matches(m, valueset, &o.code) => antibody(o, valueset, ctx),
+            RuleKind::Finding { valueset } if concept_matches(m, valueset, &o.code) => {
+                yes_no(o, ctx).map(|(v, d)| (FactValue::Present(v), d))
+            }
+            RuleKind::Mri { edema, fatty } => {
+                let part = if concept_matches(m, edema, &o.code) {
+                    MriPart::Edema
+                } else if concept_matches(m, fatty, &o.code) {
+                    MriPart::Fatty
+                } else {
+                    continue;
+                };
+                yes_no(o, ctx).map(|(v, d)| (FactValue::Mri(part, v), d))
+            }
+            RuleKind::Outcome {
+                valueset,
+                complete,
+                partial,
+                none,
+            } if concept_matches(m, valueset, &o.code) => outcome(o, [complete, partial, none], ctx),
+            _ => continue,
+        };
+        if let Some((value, detail)) = value {
+            let source = ctx.out.source.clone();
+            ctx.out.facts.push(Fact {
+                rule: i,
+                value,
+                date,
+                source,
+                detail,
+            });
+        }
+    }
+}
+
+fn effective(o: &Observation, ctx: &mut Ctx<'_>) -> Option<FhirDate> {
+    match &o.effective {
+        Some(ObservationEffective::DateTime(d)) => ctx.date(d.v(), "Observation.effectiveDateTime"),
+        Some(ObservationEffective::Period(p)) => ctx.date(p.start.v(), "Observation.effectivePeriod.start"),
+        Some(ObservationEffective::Instant(i)) => ctx.date(i.v(), "Observation.effectiveInstant"),
+        _ => ctx.date(o.issued.v(), "Observation.issued"),
+    }
+}
+
+fn quantity_units(q: &Quantity) -> (Option<&str>, Option<&str>) {
+    let ucum = match q.system.v() {
+        Some(s) if s.trim() == UCUM || s.trim() == "urn:oid:2.16.840.1.113883.6.8" => q.code.v(),
+        None => q.code.v(),
+        _ => None,
+    };
+    (ucum, q.unit.v())
+}
+
+fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
+    let Some(ObservationValue::Quantity(q)) = &o.value else {
+        ctx.issue(
+            Severity::Warning,
+            IssueCode::MissingValue,
+            "Observation.value[x]",
+            "lab result without a valueQuantity; not counted",
+        );
+        return None;
+    };
+    let Some(value) = decimal(&q.value) else {
+        ctx.issue(
+            Severity::Warning,
+            IssueCode::MissingValue,
+            "Observation.valueQuantity.value",
+            "valueQuantity without a numeric value; not counted",
+        );
+        return None;
+    };
+    let def = &ctx.m.quantities[quantity];
+    let (ucum, text) = quantity_units(q);
+    let Some(factor) = def.factor(ucum, text) else {
+        let unit = ucum.or(text).unwrap_or("(none)");
+        let msg = format!(
+            "unit {unit:?} does not convert to {}; result not counted",
+            def.canonical
+        );
+        ctx.issue(
+            Severity::Warning,
+            IssueCode::UnitNotConvertible,
+            "Observation.valueQuantity.unit",
+            msg,
+        );
+        return None;
+    };
+    let unit = ucum.or(text).unwrap_or("");
+    let comparator = q.comparator.v().unwrap_or("");
+    let detail = format!("{comparator}{} {unit} (x{factor})", q.value.v().unwrap_or(""));
+    Some((FactValue::Quantity(value * factor), detail))
+}
+
+/// Which answer set a coding or text is in.
+fn answer_of(m: &MappingSet, sets: &[(usize, u8)], cc: Option<&CodeableConcept>, text: Option<&str>) -> Option<u8> {
+    let by_code = cc.and_then(|cc| {
+        codings(cc).find_map(|(s, c)| sets.iter().find(|(vs, _)| m.in_valueset(*vs, s, c)).map(|x| x.1))
+    });
+    let words = cc.into_iter().flat_map(texts).chain(text);
+    by_code.or_else(|| {
+        let words: Vec<&str> = words.collect();
+        sets.iter()
+            .find(|(vs, _)| words.iter().any(|w| m.valuesets[*vs].matches_text(w)))
+            .map(|x| x.1)
+    })
+}
+
+fn antibody(o: &Observation, valueset: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
+    let a = ctx.m.answers;
+    let sets = [(a.positive, 0u8), (a.negative, 1), (a.indeterminate, 2)];
+    let status = |k: u8| {
+        [
+            AntibodyStatus::Positive,
+            AntibodyStatus::Negative,
+            AntibodyStatus::Indeterminate,
+        ][k as usize]
+    };
+    let interpretation = || {
+        o.interpretation
+            .iter()
+            .find_map(|i| answer_of(ctx.m, &sets, Some(i), None))
+    };
+    let found = match &o.value {
+        Some(ObservationValue::CodeableConcept(cc)) => answer_of(ctx.m, &sets, Some(cc), None)
+            .map(|k| (status(k), format!("valueCodeableConcept {}", first_code(cc)))),
+        Some(ObservationValue::String(s)) => {
+            answer_of(ctx.m, &sets, None, s.v()).map(|k| (status(k), format!("valueString {:?}", s.v().unwrap_or(""))))
+        }
+        Some(ObservationValue::Boolean(b)) => b.value.map(|v| {
+            (
+                if v {
+                    AntibodyStatus::Positive
+                } else {
+                    AntibodyStatus::Negative
+                },
+                format!("valueBoolean {v}"),
+            )
+        }),
+        Some(ObservationValue::Quantity(q)) => {
+            return cutoff(o, q, valueset, ctx)
+                .or_else(|| interpretation().map(|k| (FactValue::Antibody(status(k)), "interpretation".into())))
+        }
+        _ => None,
+    };
+    let found = found.or_else(|| interpretation().map(|k| (status(k), "interpretation".to_string())));
+    if found.is_none() {
+        ctx.issue(
+            Severity::Warning,
+            IssueCode::UnknownCode,
+            "Observation.value[x]",
+            "antibody result is not a known positive/negative/indeterminate value; not mapped",
+        );
+    }
+    found.map(|(s, d)| (FactValue::Antibody(s), d))
+}
+
+fn cutoff(o: &Observation, q: &Quantity, valueset: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
+    let value = decimal(&q.value)?;
+    let (ucum, text) = quantity_units(q);
+    let unit = crate::mapping::codes::normalize_unit_text(ucum.or(text).unwrap_or(""));
+    let m = ctx.m;
+    let code_keys: Vec<(usize, String)> = codings(&o.code)
+        .filter_map(|(s, c)| Some((m.systems.lookup(s?)?, c?)))
+        .map(|(s, c)| (s, m.systems.normalize_code(s, c)))
+        .collect();
+    let assay = m.assays.iter().find(|a| {
+        a.valueset == valueset
+            && a.codes.iter().any(|k| code_keys.contains(k))
+            && (a.units.is_empty() || a.units.contains(&unit))
+    });
+    let Some(assay) = assay else {
+        if o.interpretation.is_empty() {
+            ctx.issue(
+                Severity::Warning,
+                IssueCode::NoCutoff,
+                "Observation.valueQuantity",
+                format!("no cutoff in mappings/cutoffs for this assay code and unit {unit:?}; not mapped"),
+            );
+        }
+        return None;
+    };
+    let status = match q.comparator.v().map(str::trim) {
+        Some("<") | Some("<=") if value <= assay.negative_below => AntibodyStatus::Negative,
+        Some(">") | Some(">=") if value >= assay.positive_from => AntibodyStatus::Positive,
+        _ if value < assay.negative_below => AntibodyStatus::Negative,
+        _ if value >= assay.positive_from => AntibodyStatus::Positive,
+        _ => AntibodyStatus::Indeterminate,
+    };
+    let raw = format!(
+        "{}{} {}",
+        q.comparator.v().unwrap_or(""),
+        q.value.v().unwrap_or(""),
+        ucum.or(text).unwrap_or("")
+    );
+    Some((
+        FactValue::Antibody(status),
+        format!("valueQuantity {raw} by cutoff {}", assay.id),
+    ))
+}
+
+fn yes_no(o: &Observation, ctx: &mut Ctx<'_>) -> Option<(bool, String)> {
+    let a = ctx.m.answers;
+    let sets = [(a.yes, 1u8), (a.no, 0u8)];
+    let found = match &o.value {
+        Some(ObservationValue::Boolean(b)) => b.value.map(|v| (v, format!("valueBoolean {v}"))),
+        Some(ObservationValue::CodeableConcept(cc)) => answer_of(ctx.m, &sets, Some(cc), None)
+            .map(|k| (k == 1, format!("valueCodeableConcept {}", first_code(cc)))),
+        Some(ObservationValue::String(s)) => {
+            answer_of(ctx.m, &sets, None, s.v()).map(|k| (k == 1, "valueString".to_string()))
+        }
+        Some(ObservationValue::Integer(i)) => i
+            .value
+            .filter(|v| *v == 0 || *v == 1)
+            .map(|v| (v == 1, format!("valueInteger {v}"))),
+        None => {
+            ctx.issue(
+                Severity::Warning,
+                IssueCode::MissingValue,
+                "Observation.value[x]",
+                "finding without a value; not mapped",
+            );
+            return None;
+        }
+        _ => None,
+    };
+    if found.is_none() {
+        ctx.issue(
+            Severity::Warning,
+            IssueCode::UnknownCode,
+            "Observation.value[x]",
+            "finding value is not a known yes/no value; not mapped",
+        );
+    }
+    found
+}
+
+fn outcome(o: &Observation, sets: [usize; 3], ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
+    let levels = [
+        Outcome::CompleteRemission,
+        Outcome::PartialRemission,
+        Outcome::NoRemission,
+    ];
+    let Some(ObservationValue::CodeableConcept(cc)) = &o.value else {
+        ctx.issue(
+            Severity::Warning,
+            IssueCode::MissingValue,
+            "Observation.valueCodeableConcept",
+            "outcome without a coded value; not mapped",
+        );
+        return None;
+    };
+    let found = sets.iter().zip(levels).find(|(vs, _)| concept_matches(ctx.m, **vs, cc));
+    match found {
+        Some((_, level)) => Some((
+            FactValue::Outcome(level),
+            format!("valueCodeableConcept {}", first_code(cc)),
+        )),
+        None => {
+            ctx.issue(
+                Severity::Warning,
+                IssueCode::UnknownCode,
+                "Observation.valueCodeableConcept",
+                "outcome code is not in outcome-complete/partial/none; not mapped",
+            );
+            None
+        }
+    }
+}

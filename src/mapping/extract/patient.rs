@@ -1,0 +1,25 @@
+//! Patient → sex and birth date.
+
+use super::{Ctx, PatientRecord, Prim};
+use crate::domain::Sex;
+use crate::fhir::model::resources::Patient;
+use crate::report::{IssueCode, Severity};
+
+/// Reads demographics. `gender` outside the FHIR value set becomes `unknown` with an issue.
+pub fn read(p: &Patient, ctx: &mut Ctx<'_>) {
+    let sex = match p.gender.v() {
+        None => Sex::Unknown,
+        Some(g) => g.parse().unwrap_or_else(|_| {
+            ctx.issue(
+                Severity::Warning,
+                IssueCode::UnknownCode,
+                "Patient.gender",
+                "gender is not male|female|other|unknown; mapped to unknown",
+            );
+            Sex::Unknown
+        }),
+    };
+    let birth_date = ctx.date(p.birth_date.v(), "Patient.birthDate");
+    ctx.out.patient = Some(PatientRecord { sex, birth_date });
+    ctx.out.subject = Some(format!("Patient/{}", ctx.out.source.id));
+}

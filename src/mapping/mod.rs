@@ -1,0 +1,274 @@
+//! Mappings as data: value sets, units, cutoffs and rules from `mappings/*.toml`.
+//!
+//! This module owns the meaning of the mapping files and the functions that
+//! read FHIR resources into domain facts (`extract/`). Loading has two phases
+//! (`spec.rs`: serde shape; `load.rs`: names and meaning) and reports every
+//! problem at once as `file:rule: message`. It must not do I/O beyond reading
+//! the mapping files, and it never sees HTTP or the store.
+
+pub mod codes;
+pub mod extract;
+pub mod load;
+pub mod spec;
+
+use std::collections::BTreeMap;
+
+use codes::{normalize_unit_text, CodeIndex, SystemTable, ValueSet};
+pub use load::{LoadError, LoadErrors};
+
+/// The mapping files built into the binary (the repository's `mappings/`).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("systems.toml", include_str!("../../mappings/systems.toml")),
+    ("units.toml", include_str!("../../mappings/units.toml")),
+    ("cutoffs.toml", include_str!("../../mappings/cutoffs.toml")),
+    ("rules.toml", include_str!("../../mappings/rules.toml")),
+    ("codes/answers.toml", include_str!("../../mappings/codes/answers.toml")),
+    (
+        "codes/diagnosis.toml",
+        include_str!("../../mappings/codes/diagnosis.toml"),
+    ),
+    (
+        "codes/findings.toml",
+        include_str!("../../mappings/codes/findings.toml"),
+    ),
+    ("codes/labs.toml", include_str!("../../mappings/codes/labs.toml")),
+    (
+        "codes/medications.toml",
+        include_str!("../../mappings/codes/medications.toml"),
+    ),
+];
+
+/// Which resource types a value set is used on (for the relevance peek).
+pub mod role {
+    /// Observation.code.
+    pub const OBSERVATION: u8 = 1;
+    /// Condition.code.
+    pub const CONDITION: u8 = 2;
+    /// Medication codes (inline or Medication.code).
+    pub const MEDICATION: u8 = 4;
+}
+
+/// One unit that converts to a canonical unit.
+#[derive(Debug, Clone)]
+pub struct UnitDef {
+    /// UCUM code.
+    pub ucum: Option<String>,
+    /// Normalized unit texts.
+    pub text: Vec<String>,
+    /// Multiply by this to get the canonical unit.
+    pub factor: f64,
+}
+
+/// A canonical quantity (e.g. catalytic concentration in U/L).
+#[derive(Debug, Clone)]
+pub struct QuantityDef {
+    /// Its id.
+    pub id: String,
+    /// The canonical unit.
+    pub canonical: String,
+    /// Units that convert.
+    pub units: Vec<UnitDef>,
+}
+
+impl QuantityDef {
+    /// The factor to the canonical unit for a UCUM code or, failing that, a unit text.
+    pub fn factor(&self, ucum: Option<&str>, text: Option<&str>) -> Option<f64> {
+        if let Some(code) = ucum {
+            if let Some(u) = self.units.iter().find(|u| u.ucum.as_deref() == Some(code.trim())) {
+                return Some(u.factor);
+            }
+        }
+        [ucum, text]
+            .into_iter()
+            .flatten()
+            .find_map(|t| {
+                let t = normalize_unit_text(t);
+                self.units
+                    .iter()
+                    .find(|u| u.text.contains(&t) || u.ucum.as_deref().map(normalize_unit_text) == Some(t.clone()))
+            })
+            .map(|u| u.factor)
+    }
+}
+
+/// A quantitative antibody assay.
+#[derive(Debug, Clone)]
+pub struct Assay {
+    /// Its id.
+    pub id: String,
+    /// The antibody value set it reports.
+    pub valueset: usize,
+    /// (system index, normalized code) of the assay's Observation codes.
+    pub codes: Vec<(usize, String)>,
+    /// Normalized units (empty: any).
+    pub units: Vec<String>,
+    /// Values below are negative.
+    pub negative_below: f64,
+    /// Values at or above are positive.
+    pub positive_from: f64,
+}
+
+/// How a rule fills its column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    /// Highest quantity of a lab (CK), in a canonical unit.
+    LabPeak { valueset: usize, quantity: usize },
+    /// Antibody result: ever positive, else negative, else indeterminate.
+    Antibody { valueset: usize },
+    /// Clinical finding yes/no.
+    Finding { valueset: usize },
+    /// Thigh MRI from two findings.
+    Mri { edema: usize, fatty: usize },
+    /// Treatment exposure.
+    Exposure { valueset: usize },
+    /// Outcome Observation, else Condition.clinicalStatus remission.
+    Outcome {
+        valueset: usize,
+        complete: usize,
+        partial: usize,
+        none: usize,
+    },
+}
+
+/// One rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Rule id (in provenance).
+    pub id: String,
+    /// The cohort column it fills.
+    pub column: &'static str,
+    /// What it does.
+    pub kind: RuleKind,
+}
+
+/// Case selection value sets.
+#[derive(Debug, Clone)]
+pub struct DiagnosisRule {
+    /// Rule id.
+    pub id: String,
+    /// IMNM codes.
+    pub valueset: usize,
+    /// Parent codes (need text).
+    pub parent: usize,
+    /// IMNM wording.
+    pub text: usize,
+    /// Differential diagnoses.
+    pub differential: usize,
+}
+
+/// Value sets that read qualitative answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Answers {
+    /// Positive / detected.
+    pub positive: usize,
+    /// Negative / not detected.
+    pub negative: usize,
+    /// Indeterminate / equivocal.
+    pub indeterminate: usize,
+    /// Yes / present.
+    pub yes: usize,
+    /// No / absent.
+    pub no: usize,
+}
+
+/// Statuses that exclude a resource.
+#[derive(Debug, Clone, Default)]
+pub struct ExcludedStatuses {
+    by_type: BTreeMap<String, Vec<String>>,
+}
+
+impl ExcludedStatuses {
+    /// True when `status` of a `resource_type` excludes it.
+    pub fn excludes(&self, resource_type: &str, status: &str) -> bool {
+        self.by_type
+            .get(resource_type)
+            .is_some_and(|v| v.iter().any(|s| s == status))
+    }
+}
+
+/// A loaded, checked set of mappings.
+#[derive(Debug, Clone)]
+pub struct MappingSet {
+    /// Version of each mapping file, by file name.
+    pub versions: BTreeMap<String, u32>,
+    /// Code systems.
+    pub systems: SystemTable,
+    /// Value sets, by index.
+    pub valuesets: Vec<ValueSet>,
+    /// Role bits per value set.
+    pub roles: Vec<u8>,
+    /// Code index.
+    pub index: CodeIndex,
+    /// Canonical quantities.
+    pub quantities: Vec<QuantityDef>,
+    /// Antibody assays.
+    pub assays: Vec<Assay>,
+    /// Excluded statuses per resource type.
+    pub statuses: ExcludedStatuses,
+    /// Case selection.
+    pub diagnosis: DiagnosisRule,
+    /// Answer value sets.
+    pub answers: Answers,
+    /// CK threshold for candidates.
+    pub candidate_ck_above: f64,
+    /// One rule per dictionary column that rules fill.
+    pub rules: Vec<Rule>,
+}
+
+impl MappingSet {
+    /// The mappings built into the binary.
+    pub fn builtin() -> Result<Self, LoadErrors> {
+        load::from_sources(BUILTIN.iter().map(|(n, s)| (n.to_string(), s.to_string())))
+    }
+
+    /// Loads every `*.toml` below `dir`.
+    pub fn load_dir(dir: &std::path::Path) -> Result<Self, LoadErrors> {
+        load::load_dir(dir)
+    }
+
+    /// The value set index of id `id`.
+    pub fn valueset(&self, id: &str) -> Option<usize> {
+        self.valuesets.iter().position(|v| v.id == id)
+    }
+
+    /// Value sets holding a coding.
+    pub fn valuesets_of(&self, system: &str, code: &str) -> &[usize] {
+        self.index.get(&self.systems, system, code)
+    }
+
+    /// True when a coding is in value set `vs`.
+    pub fn in_valueset(&self, vs: usize, system: Option<&str>, code: Option<&str>) -> bool {
+        match (system, code) {
+            (Some(s), Some(c)) => self.valuesets_of(s, c).contains(&vs),
+            _ => false,
+        }
+    }
+
+    /// True when a coding is in a value set used on resources with `role`.
+    pub fn has_role(&self, system: &str, code: &str, role: u8) -> bool {
+        self.valuesets_of(system, code)
+            .iter()
+            .any(|&vs| self.roles[vs] & role != 0)
+    }
+
+    /// True when some value set of `role` matches `text`.
+    pub fn text_has_role(&self, text: &str, role: u8) -> bool {
+        self.valuesets
+            .iter()
+            .zip(&self.roles)
+            .any(|(vs, r)| r & role != 0 && vs.matches_text(text))
+    }
+
+    /// The rule filling `column`.
+    pub fn rule_for(&self, column: &str) -> Option<(usize, &Rule)> {
+        self.rules.iter().enumerate().find(|(_, r)| r.column == column)
+    }
+
+    /// A canonical `system|code` string for a coding (system alias resolved).
+    pub fn canonical_code(&self, system: &str, code: &str) -> String {
+        match self.systems.lookup(system) {
+            Some(i) => format!("{}|{}", self.systems.uri(i), code.trim()),
+            None => format!("{}|{}", system.trim(), code.trim()),
+        }
+    }
+}

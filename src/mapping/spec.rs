@@ -1,0 +1,157 @@
+//! Phase 1 of loading mappings: the serde shape of the TOML files.
+//!
+//! Every struct refuses unknown keys, so a typo in a mapping file is an error
+//! that names the key, not a rule that silently does nothing. Phase 2
+//! (`load.rs`) resolves names and checks the meaning.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One mapping file. Which sections may appear depends on `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    /// The file's version; bump it with a "Version history" line.
+    pub version: u32,
+    /// `systems`, `valuesets`, `units`, `cutoffs` or `rules`.
+    pub kind: String,
+    #[serde(default)]
+    pub system: Vec<RawSystem>,
+    #[serde(default)]
+    pub valueset: Vec<RawValueSet>,
+    #[serde(default)]
+    pub quantity: Vec<RawQuantity>,
+    #[serde(default)]
+    pub assay: Vec<RawAssay>,
+    pub status: Option<BTreeMap<String, Vec<String>>>,
+    pub diagnosis: Option<RawDiagnosis>,
+    pub candidates: Option<RawCandidates>,
+    pub answers: Option<RawAnswers>,
+    #[serde(default)]
+    pub rule: Vec<RawRule>,
+}
+
+/// A code system and the other names EHRs send for it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSystem {
+    pub uri: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub normalize: Option<String>,
+    pub source: String,
+}
+
+/// A value set: codes and, for text fallback, wording.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValueSet {
+    pub id: String,
+    pub description: String,
+    #[serde(default)]
+    pub code: Vec<RawCode>,
+    #[serde(default)]
+    pub text: Vec<String>,
+    #[serde(default)]
+    pub text_exclude: Vec<String>,
+}
+
+/// One code of a value set, with where it comes from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCode {
+    pub system: String,
+    pub code: String,
+    pub display: Option<String>,
+    pub source: Option<String>,
+    pub confidence: Option<String>,
+}
+
+/// A canonical quantity and the units that convert to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuantity {
+    pub id: String,
+    pub canonical: String,
+    #[serde(default)]
+    pub unit: Vec<RawUnit>,
+}
+
+/// One unit: its UCUM code, the texts labs write for it, and the factor to the canonical unit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnit {
+    pub ucum: Option<String>,
+    #[serde(default)]
+    pub text: Vec<String>,
+    pub factor: f64,
+    pub source: String,
+}
+
+/// A quantitative antibody assay with its cutoffs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssay {
+    pub id: String,
+    pub valueset: String,
+    pub codes: Vec<RawCodeRef>,
+    #[serde(default)]
+    pub units: Vec<String>,
+    pub negative_below: f64,
+    pub positive_from: f64,
+    pub source: String,
+}
+
+/// A `system` + `code` pair.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCodeRef {
+    pub system: String,
+    pub code: String,
+}
+
+/// Case selection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiagnosis {
+    pub id: String,
+    pub valueset: String,
+    pub parent_valueset: String,
+    pub text_valueset: String,
+    pub differential_valueset: String,
+}
+
+/// Answer value sets for qualitative values.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnswers {
+    pub positive: String,
+    pub negative: String,
+    pub indeterminate: String,
+    pub yes: String,
+    pub no: String,
+}
+
+/// Candidate selection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCandidates {
+    pub ck_above_u_per_l: f64,
+}
+
+/// One rule: how one cohort column is filled.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub id: String,
+    pub column: String,
+    pub kind: String,
+    pub valueset: Option<String>,
+    pub quantity: Option<String>,
+    pub edema_valueset: Option<String>,
+    pub fatty_valueset: Option<String>,
+    pub complete_valueset: Option<String>,
+    pub partial_valueset: Option<String>,
+    pub none_valueset: Option<String>,
+}

@@ -1,0 +1,430 @@
+//! The cohort pipeline: inputs → peek → parse → extract → collect → cohort.
+//!
+//! [`Collector`] accepts resources one at a time and keeps only what rules
+//! use (facts, demographics, the raw JSON of resources that gave a fact), so
+//! memory follows the relevant data, not the input size.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::domain::{DiagnosisFact, Fact, SourceRef};
+use crate::fhir::peek::{classify, PeekError, Relevance};
+use crate::fhir::reference::{self, Ref};
+use crate::fhir::source::{self, Format, Item, Location};
+use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PatientRecord, PendingExposure};
+use crate::mapping::MappingSet;
+use crate::report::{Issue, IssueCode, Issues, Severity};
+
+/// What the cohort layer needs of one patient.
+#[derive(Debug, Default, Clone)]
+pub struct PatientData {
+    /// Demographics, when the Patient resource was in the input.
+    pub record: Option<PatientRecord>,
+    /// Rule facts.
+    pub facts: Vec<Fact>,
+    /// Myositis diagnoses.
+    pub diagnoses: Vec<DiagnosisFact>,
+}
+
+/// Counts of what was read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Files read.
+    pub files: u64,
+    /// Resources seen, per type.
+    pub seen: BTreeMap<String, u64>,
+    /// Resources parsed in full (a rule could use them).
+    pub parsed: u64,
+}
+
+/// Everything collected from the inputs.
+#[derive(Debug)]
+pub struct Collected {
+    /// Per patient id.
+    pub patients: BTreeMap<String, PatientData>,
+    /// Raw JSON of every resource that gave a fact, by `Type/id`.
+    pub sources: BTreeMap<SourceRef, String>,
+    /// Data issues.
+    pub issues: Issues,
+    /// Counts.
+    pub stats: ReadStats,
+}
+
+struct Pending {
+    subject: String,
+    source: SourceRef,
+    exposure: PendingExposure,
+}
+
+/// Accepts resources one at a time.
+pub struct Collector<'m> {
+    mappings: &'m MappingSet,
+    by_subject: HashMap<String, PatientData>,
+    medications: HashMap<String, Vec<MedicationMatch>>,
+    aliases: HashMap<String, String>,
+    pending: Vec<Pending>,
+    sources: BTreeMap<SourceRef, String>,
+    issues: Issues,
+    stats: ReadStats,
+    seen_ids: HashSet<(String, String)>,
+}
+
+impl<'m> Collector<'m> {
+    /// A new collector over `mappings`.
+    pub fn new(mappings: &'m MappingSet) -> Self {
+        Self {
+            mappings,
+            by_subject: HashMap::new(),
+            medications: HashMap::new(),
+            aliases: HashMap::new(),
+            pending: Vec::new(),
+            sources: BTreeMap::new(),
+            issues: Issues::default(),
+            stats: ReadStats::default(),
+            seen_ids: HashSet::new(),
+        }
+    }
+
+    /// Records an issue found outside resource reading (e.g. an unreadable file).
+    pub fn issue(&mut self, issue: Issue) {
+        self.issues.push(issue);
+    }
+
+    /// Accepts one item of input.
+    pub fn accept(&mut self, item: Item<'_>) {
+        match item {
+            Item::Unreadable {
+                location,
+                invalid_utf8,
+                message,
+            } => {
+                let code = if invalid_utf8 {
+                    IssueCode::InvalidUtf8
+                } else {
+                    IssueCode::MalformedJson
+                };
+                self.issues
+                    .push(Issue::new(Severity::Error, code, location.to_string(), message));
+            }
+            Item::Resource {
+                location,
+                text,
+                full_url,
+            } => self.accept_resource(&location, text, full_url),
+        }
+    }
+
+    fn accept_resource(&mut self, location: &Location, text: &str, full_url: Option<&str>) {
+        let (resource_type, relevance) = match classify(text, self.mappings) {
+            Ok(x) => x,
+            Err(PeekError::Malformed(msg)) => {
+                return self.issues.push(Issue::new(
+                    Severity::Error,
+                    IssueCode::MalformedJson,
+                    location.to_string(),
+                    msg,
+                ));
+            }
+            Err(PeekError::NotAResource) => {
+                let msg = "JSON without resourceType; not a FHIR resource";
+                return self.issues.push(Issue::new(
+                    Severity::Error,
+                    IssueCode::NotAResource,
+                    location.to_string(),
+                    msg,
+                ));
+            }
+        };
+        *self.stats.seen.entry(resource_type.to_string()).or_default() += 1;
+        match relevance {
+            Relevance::Skip => {}
+            Relevance::KnownMedication => {
+                if let Some(id) = peek_id(text) {
+                    self.medications.entry(id).or_default();
+                }
+            }
+            Relevance::Parse => self.parse_and_extract(location, text, full_url),
+        }
+    }
+
+    fn parse_and_extract(&mut self, location: &Location, text: &str, full_url: Option<&str>) {
+        self.stats.parsed += 1;
+        let parsed = match crate::fhir::parse::parse(text) {
+            Ok(p) => p,
+            Err(msg) => {
+                let msg = format!("not a valid FHIR R4 resource: {msg}");
+                return self.issues.push(Issue::new(
+                    Severity::Error,
+                    IssueCode::ParseError,
+                    location.to_string(),
+                    msg,
+                ));
+            }
+        };
+        let out = extract::extract(&parsed.resource, self.mappings, &location.to_string());
+        if let Some(note) = parsed.lenient_note {
+            let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
+            self.issues.push(Issue::new(
+                Severity::Warning,
+                IssueCode::ParsedLeniently,
+                out.source.to_string(),
+                msg,
+            ));
+        }
+        if extract::type_and_id(&parsed.resource).1.is_none() {
+            let msg = format!(
+                "{} without an id; named by its place in the input",
+                out.source.resource_type
+            );
+            self.issues.push(Issue::new(
+                Severity::Warning,
+                IssueCode::MissingId,
+                location.to_string(),
+                msg,
+            ));
+        }
+        if let Some(url) = full_url {
+            self.aliases.insert(url.to_string(), out.source.to_string());
+        }
+        self.absorb(out, text);
+    }
+
+    fn absorb(&mut self, out: Extracted, text: &str) {
+        let used = out.patient.is_some()
+            || !out.facts.is_empty()
+            || !out.diagnoses.is_empty()
+            || !out.pending.is_empty()
+            || out.medication.as_ref().is_some_and(|m| !m.is_empty());
+        if !self
+            .seen_ids
+            .insert((out.source.resource_type.clone(), out.source.id.clone()))
+        {
+            let msg = "the same resource appears more than once; the first copy is used";
+            return self.issues.push(Issue::new(
+                Severity::Information,
+                IssueCode::Duplicate,
+                out.source.to_string(),
+                msg,
+            ));
+        }
+        for issue in out.issues {
+            self.issues.push(issue);
+        }
+        if used {
+            self.sources.insert(out.source.clone(), text.to_string());
+        }
+        if let Some(matches) = out.medication {
+            self.medications.insert(out.source.id.clone(), matches);
+            return;
+        }
+        let Some(subject) = out.subject.map(|s| subject_key(&s)) else {
+            return;
+        };
+        for exposure in out.pending {
+            self.pending.push(Pending {
+                subject: subject.clone(),
+                source: out.source.clone(),
+                exposure,
+            });
+        }
+        let data = self.by_subject.entry(subject).or_default();
+        if out.patient.is_some() {
+            data.record = out.patient;
+        }
+        data.facts.extend(out.facts);
+        data.diagnoses.extend(out.diagnoses);
+    }
+
+    /// Resolves what waited for the whole input (Medication references,
+    /// `urn:uuid:` subjects) and returns the collected data.
+    pub fn finish(mut self) -> Collected {
+        self.resolve_pending();
+        let mut patients: BTreeMap<String, PatientData> = BTreeMap::new();
+        for (subject, data) in std::mem::take(&mut self.by_subject) {
+            let id = self.patient_id(&subject);
+            let Some(id) = id else {
+                let n = data.facts.len() + data.diagnoses.len();
+                let msg = format!("{n} fact(s) refer to a patient reference that names no Patient; not mapped");
+                self.issues.push(Issue::new(
+                    Severity::Warning,
+                    IssueCode::DanglingReference,
+                    "(subject reference)",
+                    msg,
+                ));
+                continue;
+            };
+            let entry = patients.entry(id).or_default();
+            if data.record.is_some() {
+                entry.record = data.record;
+            }
+            entry.facts.extend(data.facts);
+            entry.diagnoses.extend(data.diagnoses);
+        }
+        Collected {
+            patients,
+            sources: self.sources,
+            issues: self.issues,
+            stats: self.stats,
+        }
+    }
+
+    fn patient_id(&self, subject: &str) -> Option<String> {
+        if let Some(id) = subject.strip_prefix("Patient/") {
+            return Some(id.to_string());
+        }
+        let target = self.aliases.get(subject)?;
+        target.strip_prefix("Patient/").map(str::to_string)
+    }
+
+    fn resolve_pending(&mut self) {
+        for p in std::mem::take(&mut self.pending) {
+            let id = match self.aliases.get(&p.exposure.medication_id) {
+                Some(t) => t.strip_prefix("Medication/").unwrap_or(t).to_string(),
+                None => p.exposure.medication_id.clone(),
+            };
+            let Some(matches) = self.medications.get(&id).cloned() else {
+                let msg = "medicationReference names a Medication that is not in the input; not mapped";
+                let issue = Issue::new(
+                    Severity::Warning,
+                    IssueCode::DanglingReference,
+                    p.source.to_string(),
+                    msg,
+                )
+                .at(p.exposure.path.clone());
+                self.issues.push(issue);
+                continue;
+            };
+            let mut ctx = Ctx::new(self.mappings, p.source.clone());
+            extract::push_matches(&matches, p.exposure.date, &mut ctx);
+            if !matches.is_empty() {
+                if let Some(raw) = self.sources.get(&SourceRef::new("Medication", id.clone())).cloned() {
+                    self.sources.entry(SourceRef::new("Medication", id)).or_insert(raw);
+                }
+            }
+            self.by_subject
+                .entry(p.subject)
+                .or_default()
+                .facts
+                .extend(ctx.out.facts);
+        }
+    }
+}
+
+fn subject_key(reference: &str) -> String {
+    match reference::parse(reference) {
+        Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
+        _ => reference.trim().to_string(),
+    }
+}
+
+fn peek_id(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_str::<IdOnly>(text).ok()?.id
+}
+
+/// Reads every input into a [`Collected`], calling `progress` with raw bytes read.
+pub fn collect(
+    inputs: &[PathBuf],
+    mappings: &MappingSet,
+    progress: impl Fn(u64) + Clone + 'static,
+) -> crate::Result<Collected> {
+    let plan = source::plan(inputs).map_err(|e| crate::Error::Input {
+        path: inputs_label(inputs),
+        source: e,
+    })?;
+    let mut collector = Collector::new(mappings);
+    for ignored in &plan.ignored {
+        let msg = "not .json, .ndjson or .ndjson.gz; skipped";
+        collector.issue(Issue::new(
+            Severity::Information,
+            IssueCode::UnreadableFile,
+            ignored.display().to_string(),
+            msg,
+        ));
+    }
+    for path in &plan.files {
+        read_file(path, &mut collector, progress.clone());
+    }
+    let mut collected = collector.finish();
+    collected.stats.files = plan.files.len() as u64;
+    Ok(collected)
+}
+
+fn inputs_label(inputs: &[PathBuf]) -> PathBuf {
+    inputs.first().cloned().unwrap_or_default()
+}
+
+/// Reads one file into the collector; an unreadable file is an issue.
+pub fn read_file(path: &std::path::Path, collector: &mut Collector<'_>, progress: impl Fn(u64) + 'static) {
+    let name: Arc<str> = path.display().to_string().into();
+    let format = source::format_of(path).unwrap_or(Format::Json { gzip: false });
+    let gzip = matches!(format, Format::Json { gzip: true } | Format::Ndjson { gzip: true });
+    let reader = match source::open(path, gzip, progress) {
+        Ok(r) => r,
+        Err(e) => {
+            collector.issue(Issue::new(
+                Severity::Error,
+                IssueCode::UnreadableFile,
+                name.to_string(),
+                format!("cannot open: {e}"),
+            ));
+            return;
+        }
+    };
+    let result = match format {
+        Format::Ndjson { .. } => source::read_ndjson(name.clone(), reader, &mut |item| collector.accept(item)),
+        Format::Json { .. } => {
+            source::read_json(name.clone(), reader, &mut |item| collector.accept(item));
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        collector.issue(Issue::new(
+            Severity::Error,
+            IssueCode::UnreadableFile,
+            name.to_string(),
+            format!("read failed part-way: {e}"),
+        ));
+    }
+}
+
+/// The result of a cohort run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The cohort.
+    pub cohort: crate::cohort::Cohort,
+    /// Every data issue.
+    pub issues: Issues,
+    /// What was read.
+    pub stats: ReadStats,
+}
+
+/// Builds the cohort from collected data and writes every output into `out`.
+pub fn build_and_write(
+    collected: Collected,
+    mappings: &MappingSet,
+    out: &std::path::Path,
+) -> crate::Result<RunOutcome> {
+    let Collected {
+        patients,
+        sources,
+        mut issues,
+        stats,
+    } = collected;
+    let cohort = crate::cohort::build::build(&patients, mappings, &mut issues);
+    crate::cohort::write::write_all(out, &cohort, &issues, &sources)?;
+    Ok(RunOutcome { cohort, issues, stats })
+}
+
+/// Reads one JSON document held in memory (e.g. the built-in demo Bundle).
+pub fn collect_json_text(name: &str, text: &str, mappings: &MappingSet) -> Collected {
+    let mut collector = Collector::new(mappings);
+    source::read_json(name.into(), text.as_bytes(), &mut |item| collector.accept(item));
+    let mut collected = collector.finish();
+    collected.stats.files = 1;
+    collected
+}

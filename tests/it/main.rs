@@ -1,0 +1,13 @@
+//! One integration test binary (see STYLE.md): each module's purpose is in its comment.
+
+// Helpers: building small inputs, running the pipeline and the binary.
+mod support;
+
+// Every mapping rule, one resource style at a time (antibody styles, units, onset, medications, statuses).
+mod rules;
+
+// Bad input: each problem yields an issue naming the place, and the rest still maps; no panics.
+mod bad_input;
+
+// The `imnm` binary end to end on the demo data: the seed's Table 1 from a Bundle and from NDJSON.
+mod cli;
