@@ -68,6 +68,7 @@ pub struct Collector<'m> {
     issues: Issues,
     stats: ReadStats,
     seen_ids: HashSet<(String, String)>,
+    deleted: HashSet<String>,
 }
 
 impl<'m> Collector<'m> {
@@ -83,12 +84,75 @@ impl<'m> Collector<'m> {
             issues: Issues::default(),
             stats: ReadStats::default(),
             seen_ids: HashSet::new(),
+            deleted: HashSet::new(),
         }
     }
 
     /// Records an issue found outside resource reading (e.g. an unreadable file).
     pub fn issue(&mut self, issue: Issue) {
         self.issues.push(issue);
+    }
+
+    /// Accepts one item of a `deleted/` file: a resource, or a Bundle whose
+    /// entries name resources (request.url or resource), that left the source.
+    pub fn accept_deleted(&mut self, item: Item<'_>) {
+        let Item::Resource { text, location, .. } = item else {
+            return self.accept(item);
+        };
+        match serde_json::from_str::<SideRecord>(text) {
+            Ok(r) if r.resource_type == "Bundle" => {
+                for e in r.entry {
+                    let from_url = e.request.and_then(|q| q.url).map(|u| reference::parse(&u));
+                    if let Some(Ref::Typed { resource_type, id }) = from_url {
+                        self.deleted.insert(format!("{resource_type}/{id}"));
+                    }
+                    if let Some(res) = e.resource {
+                        self.deleted
+                            .insert(format!("{}/{}", res.resource_type, res.id.unwrap_or_default()));
+                    }
+                }
+            }
+            Ok(r) => {
+                self.deleted
+                    .insert(format!("{}/{}", r.resource_type, r.id.unwrap_or_default()));
+            }
+            Err(_) => self.issues.push(Issue::new(
+                Severity::Error,
+                IssueCode::MalformedJson,
+                location.to_string(),
+                "unreadable line in a deleted/ file",
+            )),
+        }
+    }
+
+    /// Accepts one item of a Bulk Data `error/` file: each OperationOutcome
+    /// issue is reported (severity and code only: diagnostics may name patients).
+    pub fn accept_error(&mut self, item: Item<'_>) {
+        let Item::Resource { text, location, .. } = item else {
+            return self.accept(item);
+        };
+        let outcome: Option<SideOutcome> = serde_json::from_str(text).ok();
+        let Some(outcome) = outcome.filter(|o| o.resource_type == "OperationOutcome") else {
+            let msg = "an error/ file holds something other than an OperationOutcome";
+            return self.issues.push(Issue::new(
+                Severity::Warning,
+                IssueCode::ExportError,
+                location.to_string(),
+                msg,
+            ));
+        };
+        for i in outcome.issue {
+            let msg = format!(
+                "the server reported an export error: severity {}, code {}",
+                i.severity, i.code
+            );
+            self.issues.push(Issue::new(
+                Severity::Warning,
+                IssueCode::ExportError,
+                location.to_string(),
+                msg,
+            ));
+        }
     }
 
     /// Accepts one item of input.
@@ -137,6 +201,15 @@ impl<'m> Collector<'m> {
             }
         };
         *self.stats.seen.entry(resource_type.to_string()).or_default() += 1;
+        if !self.deleted.is_empty() {
+            let key = format!("{resource_type}/{}", peek_id(text).unwrap_or_default());
+            if self.deleted.contains(&key) {
+                let msg = "deleted at the source (listed in a deleted/ file); left out";
+                return self
+                    .issues
+                    .push(Issue::new(Severity::Information, IssueCode::Deleted, key, msg));
+            }
+        }
         match relevance {
             Relevance::Skip => {}
             Relevance::KnownMedication => {
@@ -296,12 +369,12 @@ impl<'m> Collector<'m> {
                 continue;
             };
             let mut ctx = Ctx::new(self.mappings, p.source.clone());
-            extract::push_matches(&matches, p.exposure.date, &mut ctx);
-            if !matches.is_empty() {
-                if let Some(raw) = self.sources.get(&SourceRef::new("Medication", id.clone())).cloned() {
-                    self.sources.entry(SourceRef::new("Medication", id)).or_insert(raw);
-                }
-            }
+            extract::push_matches(
+                &matches,
+                p.exposure.date,
+                Some(&SourceRef::new("Medication", id)),
+                &mut ctx,
+            );
             self.by_subject
                 .entry(p.subject)
                 .or_default()
@@ -309,6 +382,54 @@ impl<'m> Collector<'m> {
                 .extend(ctx.out.facts);
         }
     }
+}
+
+#[derive(serde::Deserialize)]
+struct SideRecord {
+    #[serde(rename = "resourceType")]
+    resource_type: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    entry: Vec<SideEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct SideEntry {
+    #[serde(default)]
+    request: Option<SideRequest>,
+    #[serde(default)]
+    resource: Option<SideRecordLite>,
+}
+
+#[derive(serde::Deserialize)]
+struct SideRequest {
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SideRecordLite {
+    #[serde(rename = "resourceType")]
+    resource_type: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SideOutcome {
+    #[serde(rename = "resourceType")]
+    resource_type: String,
+    #[serde(default)]
+    issue: Vec<SideIssue>,
+}
+
+#[derive(serde::Deserialize)]
+struct SideIssue {
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    code: String,
 }
 
 fn subject_key(reference: &str) -> String {
@@ -346,11 +467,24 @@ pub fn collect(
             msg,
         ));
     }
+    for path in &plan.deleted {
+        read_side_file(path, &mut collector, Side::Deleted);
+    }
+    for path in &plan.errors {
+        read_side_file(path, &mut collector, Side::Error);
+    }
     for path in &plan.files {
         read_file(path, &mut collector, progress.clone());
     }
     let mut collected = collector.finish();
     collected.stats.files = plan.files.len() as u64;
+    tracing::info!(
+        files = collected.stats.files,
+        parsed = collected.stats.parsed,
+        patients = collected.patients.len(),
+        issues = collected.issues.total(),
+        "inputs read"
+    );
     Ok(collected)
 }
 
@@ -358,9 +492,50 @@ fn inputs_label(inputs: &[PathBuf]) -> PathBuf {
     inputs.first().cloned().unwrap_or_default()
 }
 
+/// Which kind of side file.
+#[derive(Clone, Copy)]
+enum Side {
+    Deleted,
+    Error,
+}
+
+fn read_side_file(path: &std::path::Path, collector: &mut Collector<'_>, side: Side) {
+    let name: Arc<str> = path.display().to_string().into();
+    let gzip = matches!(
+        source::format_of(path),
+        Some(Format::Json { gzip: true } | Format::Ndjson { gzip: true })
+    );
+    let reader = match source::open(path, gzip, |_| {}) {
+        Ok(r) => r,
+        Err(e) => {
+            let issue = Issue::new(
+                Severity::Error,
+                IssueCode::UnreadableFile,
+                name.to_string(),
+                format!("cannot open: {e}"),
+            );
+            return collector.issue(issue);
+        }
+    };
+    let mut accept = |item: Item<'_>| match side {
+        Side::Deleted => collector.accept_deleted(item),
+        Side::Error => collector.accept_error(item),
+    };
+    if let Err(e) = source::read_ndjson(name.clone(), reader, &mut accept) {
+        let issue = Issue::new(
+            Severity::Error,
+            IssueCode::UnreadableFile,
+            name.to_string(),
+            format!("read failed part-way: {e}"),
+        );
+        collector.issue(issue);
+    }
+}
+
 /// Reads one file into the collector; an unreadable file is an issue.
 pub fn read_file(path: &std::path::Path, collector: &mut Collector<'_>, progress: impl Fn(u64) + 'static) {
     let name: Arc<str> = path.display().to_string().into();
+    tracing::info!(file = %name, "reading");
     let format = source::format_of(path).unwrap_or(Format::Json { gzip: false });
     let gzip = matches!(format, Format::Json { gzip: true } | Format::Ndjson { gzip: true });
     let reader = match source::open(path, gzip, progress) {

@@ -55,6 +55,10 @@ pub enum IssueCode {
     UnreadableFile,
     /// The same resource (type and id) more than once in the input.
     Duplicate,
+    /// A resource listed as deleted at the source; left out.
+    Deleted,
+    /// An error reported by the server in a Bulk Data error file.
+    ExportError,
 }
 
 /// One issue.

@@ -221,7 +221,15 @@ impl RowBuilder<'_> {
         if facts.is_empty() {
             return;
         }
-        let sources = facts.iter().map(|f| f.source.to_string()).collect();
+        let mut sources: Vec<String> = Vec::new();
+        for f in facts {
+            for s in std::iter::once(&f.source).chain(f.via.as_ref()) {
+                let s = s.to_string();
+                if !sources.contains(&s) {
+                    sources.push(s);
+                }
+            }
+        }
         let detail = facts.iter().map(|f| f.detail.as_str()).collect::<Vec<_>>().join("; ");
         self.note(column, value, rule, sources, detail);
     }

@@ -23,12 +23,18 @@ pub struct CompletenessRow {
     pub percent: f64,
 }
 
-fn has_value(cell: &str) -> bool {
-    !matches!(cell, "" | "unknown" | "not_tested" | "no" | "0")
+const TREATMENTS: &[&str] = &["glucocorticoid", "methotrexate", "rituximab", "ivig"];
+
+fn has_value(column: &str, cell: &str) -> bool {
+    if TREATMENTS.contains(&column) {
+        return cell == "yes";
+    }
+    !matches!(cell, "" | "unknown" | "not_tested") && !(column == "ck_count" && cell == "0")
 }
 
-/// Completeness rows. A treatment counts as having a value when a resource
-/// says it was given ("no" is the absence of evidence); `ck_count` when > 0.
+/// Completeness rows. A finding recorded absent ("no") has a value; a
+/// treatment counts only when a resource says it was given ("no" is the
+/// absence of evidence); `ck_count` when > 0.
 pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
     let cases = cohort.rows.len() as u64;
     let mut per_source: BTreeMap<&str, BTreeMap<String, BTreeSet<&str>>> = BTreeMap::new();
@@ -52,7 +58,7 @@ pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
     };
     let mut out = Vec::new();
     for (i, column) in COLUMNS.iter().enumerate().skip(1) {
-        let n = cohort.rows.iter().filter(|r| has_value(&r.cells()[i])).count() as u64;
+        let n = cohort.rows.iter().filter(|r| has_value(column, &r.cells()[i])).count() as u64;
         out.push(CompletenessRow {
             variable: column.to_string(),
             source: "all".into(),
@@ -75,4 +81,33 @@ pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CaseRow, YesNoUnknown};
+
+    #[test]
+    fn absent_findings_count_and_absent_treatments_do_not() {
+        let mut a = CaseRow::empty("a");
+        a.rash = YesNoUnknown::No;
+        a.ivig = false;
+        let mut b = CaseRow::empty("b");
+        b.ivig = true;
+        let cohort = Cohort {
+            rows: vec![a, b],
+            ..Cohort::default()
+        };
+        let rows = completeness(&cohort);
+        let get = |v: &str| {
+            rows.iter()
+                .find(|r| r.variable == v && r.source == "all")
+                .map(|r| r.cases_with_value)
+        };
+        assert_eq!(get("rash"), Some(1));
+        assert_eq!(get("ivig"), Some(1));
+        assert_eq!(get("ck_count"), Some(0));
+        assert_eq!(get("anti_srp"), Some(0));
+    }
 }

@@ -119,4 +119,6 @@ pub struct Fact {
     pub source: SourceRef,
     /// How it was read: the raw value and unit, the element, the cutoff used.
     pub detail: String,
+    /// A second resource the value depends on (the Medication a request names).
+    pub via: Option<SourceRef>,
 }

@@ -62,7 +62,10 @@ pub enum Item<'a> {
 /// The files to read for the given input paths, in reading order: Patient and
 /// Medication files first (so references resolve as they stream), then the rest
 /// sorted by path. Folders are walked recursively; other files are returned in
-/// `ignored`.
+/// `ignored`. A file reached twice (a SMART Fetch top-level symlink into a
+/// numbered work folder) is read once. Files below a folder named `error`
+/// (Bulk Data error files) and `deleted` (resources removed at the source) are
+/// listed apart.
 pub fn plan(inputs: &[PathBuf]) -> std::io::Result<Plan> {
     let mut plan = Plan::default();
     for input in inputs {
@@ -74,7 +77,18 @@ pub fn plan(inputs: &[PathBuf]) -> std::io::Result<Plan> {
         }
     }
     plan.files.sort_by_key(|p| (file_rank(p), p.clone()));
-    plan.files.dedup();
+    let mut seen = std::collections::HashSet::new();
+    plan.files
+        .retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    let in_folder = |p: &Path, name: &str| {
+        p.parent()
+            .is_some_and(|d| d.components().any(|c| c.as_os_str() == name))
+    };
+    let (errors, rest): (Vec<_>, Vec<_>) = plan.files.into_iter().partition(|p| in_folder(p, "error"));
+    let (deleted, files): (Vec<_>, Vec<_>) = rest.into_iter().partition(|p| in_folder(p, "deleted"));
+    plan.files = files;
+    plan.errors = errors;
+    plan.deleted = deleted;
     Ok(plan)
 }
 
@@ -85,6 +99,10 @@ pub struct Plan {
     pub files: Vec<PathBuf>,
     /// Files in input folders that are neither JSON nor NDJSON.
     pub ignored: Vec<PathBuf>,
+    /// Bulk Data error files (OperationOutcomes): reported, not mapped.
+    pub errors: Vec<PathBuf>,
+    /// Resources deleted at the source: they leave the cohort.
+    pub deleted: Vec<PathBuf>,
 }
 
 fn walk(dir: &Path, plan: &mut Plan) -> std::io::Result<()> {

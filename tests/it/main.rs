@@ -9,5 +9,8 @@ mod rules;
 // Bad input: each problem yields an issue naming the place, and the rest still maps; no panics.
 mod bad_input;
 
+// Input layouts: folders, gzip, symlinked work folders, error/ and deleted/ files.
+mod inputs;
+
 // The `imnm` binary end to end on the demo data: the seed's Table 1 from a Bundle and from NDJSON.
 mod cli;

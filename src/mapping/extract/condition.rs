@@ -124,6 +124,7 @@ fn read_findings(c: &Condition, code: &CodeableConcept, ctx: &mut Ctx<'_>) {
                     date,
                     source,
                     detail,
+                    via: None,
                 });
             }
         }

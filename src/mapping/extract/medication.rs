@@ -6,7 +6,7 @@
 //! Medication, or a Medication elsewhere in the input (resolved later).
 
 use super::{coding_in, texts, Ctx, PendingExposure, Prim};
-use crate::domain::{Fact, FactValue, FhirDate};
+use crate::domain::{Fact, FactValue, FhirDate, SourceRef};
 use crate::fhir::model::resources::{
     Medication, MedicationAdministration, MedicationAdministrationEffective, MedicationAdministrationMedication,
     MedicationDispense, MedicationDispenseMedication, MedicationIngredientItem, MedicationRequest,
@@ -149,11 +149,11 @@ fn exposure(g: Given<'_>, ctx: &mut Ctx<'_>) {
             }
         },
     };
-    push_matches(&matches, g.date, ctx);
+    push_matches(&matches, g.date, None, ctx);
 }
 
 /// Adds one exposure fact per matched rule.
-pub fn push_matches(matches: &[MedicationMatch], date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
+pub fn push_matches(matches: &[MedicationMatch], date: Option<FhirDate>, via: Option<&SourceRef>, ctx: &mut Ctx<'_>) {
     for mm in matches {
         let source = ctx.out.source.clone();
         ctx.out.facts.push(Fact {
@@ -162,6 +162,7 @@ pub fn push_matches(matches: &[MedicationMatch], date: Option<FhirDate>, ctx: &m
             date,
             source,
             detail: mm.detail.clone(),
+            via: via.cloned(),
         });
     }
 }

@@ -58,6 +58,7 @@ pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
                 date,
                 source,
                 detail,
+                via: None,
             });
         }
     }
