@@ -29,7 +29,9 @@ fn has_value(column: &str, cell: &str) -> bool {
     if TREATMENTS.contains(&column) {
         return cell == "yes";
     }
-    !matches!(cell, "" | "unknown" | "not_tested") && !(column == "ck_count" && cell == "0")
+    let empty = matches!(cell, "" | "unknown" | "not_tested");
+    let no_results = column == "ck_count" && cell == "0";
+    !(empty || no_results)
 }
 
 /// Completeness rows. A finding recorded absent ("no") has a value; a
