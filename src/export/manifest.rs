@@ -64,13 +64,7 @@ impl Manifest {
 
     /// Hashes every file in `dir` (except the manifest) into `files` and writes `manifest.json`.
     pub fn seal_and_write(mut self, dir: &Path) -> Result<Self, ExportError> {
-        self.files.clear();
-        for rel in list_files(dir)? {
-            if rel != "manifest.json" {
-                let bytes = std::fs::read(dir.join(&rel)).map_err(super::read_err(&dir.join(&rel)))?;
-                self.files.insert(rel, crate::deid::key::sha256_hex(&bytes));
-            }
-        }
+        self.files = hash_files(dir)?;
         let text = serde_json::to_string_pretty(&self).map_err(|e| ExportError::Output {
             path: dir.join("manifest.json"),
             source: e.into(),
@@ -78,6 +72,17 @@ impl Manifest {
         super::write_file(dir, "manifest.json", &(text + "\n"))?;
         Ok(self)
     }
+}
+
+/// SHA-256 (hex) of every file below `dir` except `manifest.json`, by relative path.
+pub fn hash_files(dir: &Path) -> Result<BTreeMap<String, String>, ExportError> {
+    let mut out = BTreeMap::new();
+    for rel in list_files(dir)?.into_iter().filter(|f| f != "manifest.json") {
+        let path = dir.join(&rel);
+        let bytes = std::fs::read(&path).map_err(super::read_err(&path))?;
+        out.insert(rel, crate::deid::key::sha256_hex(&bytes));
+    }
+    Ok(out)
 }
 
 /// Every file below `dir`, as `/`-separated relative paths, sorted.

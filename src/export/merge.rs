@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::manifest::{list_files, Manifest};
+use super::manifest::{hash_files, Manifest};
 use super::{cohort_csv, write_file, write_table1, ExportError};
 use crate::domain::CaseRow;
 use crate::mapping::MappingSet;
@@ -122,10 +122,7 @@ pub fn merge(
         cases: all.len() as u64,
         files: BTreeMap::new(),
     };
-    for rel in list_files(out)?.into_iter().filter(|f| f != "manifest.json") {
-        let bytes = std::fs::read(out.join(&rel)).map_err(super::read_err(&out.join(&rel)))?;
-        manifest.files.insert(rel, crate::deid::key::sha256_hex(&bytes));
-    }
+    manifest.files = hash_files(out)?;
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| ExportError::Output {
         path: out.join("manifest.json"),
         source: e.into(),
