@@ -11,9 +11,11 @@
 //! middle; [`pipeline`] wires the steps.
 
 pub mod cohort;
+pub mod deid;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod fhir;
 pub mod mapping;
 pub mod pipeline;

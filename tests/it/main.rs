@@ -14,3 +14,6 @@ mod inputs;
 
 // The `imnm` binary end to end on the demo data: the seed's Table 1 from a Bundle and from NDJSON.
 mod cli;
+
+// Study bundles: de-identification of the demo export, suppression, verify, merge, keygen.
+mod export;

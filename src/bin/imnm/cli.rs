@@ -22,7 +22,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  data issues found (only with --fail-on-issues)
   2  usage or configuration error (bad arguments, mapping files with problems)
   3  input unreadable (a path that does not exist or cannot be listed)
-  4  output cannot be written";
+  4  output cannot be written
+  5  a study bundle does not verify, or merge refused a bundle";
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -38,6 +39,67 @@ pub enum Command {
     /// Work with the mapping files.
     #[command(subcommand)]
     Mappings(MappingsCommand),
+    /// Write a new random site key (256-bit, hex, file mode 0600) for `export`.
+    #[command(after_help = "Example:\n  imnm keygen --out site.key")]
+    Keygen {
+        /// The key file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a de-identified study bundle of the cohort, or check one with --verify.
+    #[command(
+        after_help = "Examples:\n  imnm export --input export/ --out bundle-a --site-key site.key --site A\n  imnm export --verify bundle-a --source export/"
+    )]
+    Export(ExportArgs),
+    /// Pool several sites' study bundles into one cohort.csv (with a site column) and Table 1.
+    #[command(after_help = "Example:\n  imnm merge bundle-a bundle-b --out pooled")]
+    Merge(MergeArgs),
+}
+
+/// `imnm export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Input Bundle, NDJSON or folder (as for `cohort`). Repeatable. (`--store` comes with the sync issue.)
+    #[arg(long, short, num_args = 1.., required_unless_present = "verify")]
+    pub input: Vec<PathBuf>,
+    /// The bundle folder to write (must be absent or empty).
+    #[arg(long, short, required_unless_present = "verify")]
+    pub out: Option<PathBuf>,
+    /// The site key file (from `imnm keygen`; must not be readable by group or others).
+    #[arg(long, required_unless_present = "verify")]
+    pub site_key: Option<PathBuf>,
+    /// De-identification profile.
+    #[arg(long, value_enum, default_value_t = imnm_fhir::deid::Profile::SafeHarbor)]
+    pub profile: imnm_fhir::deid::Profile,
+    /// Table 1 counts from 1 to this minus 1 are suppressed.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_cell: u64,
+    /// Site name written to the manifest and the merged `site` column.
+    #[arg(long, default_value = "site")]
+    pub site: String,
+    /// Mapping folder (default: the mappings built into this binary).
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
+    /// Verify the study bundle in this folder instead of exporting.
+    #[arg(long, conflicts_with_all = ["input", "out", "site_key"])]
+    pub verify: Option<PathBuf>,
+    /// With --verify: the original input, to scan for its identifiers, names and birth dates.
+    #[arg(long, requires = "verify", num_args = 1..)]
+    pub source: Vec<PathBuf>,
+}
+
+/// `imnm merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Study bundle folders, one per site.
+    #[arg(required = true, num_args = 2..)]
+    pub dirs: Vec<PathBuf>,
+    /// Output folder.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Pooled Table 1 counts from 1 to this minus 1 are suppressed.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_cell: u64,
 }
 
 /// `imnm demo`.

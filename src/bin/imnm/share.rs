@@ -1,0 +1,112 @@
+//! `imnm keygen`, `imnm export` (and `--verify`) and `imnm merge`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use imnm_fhir::deid::{key, SiteKey};
+use imnm_fhir::export::{self, scan::SourceTerms, ExportError, ExportOptions};
+
+use crate::cli::{ExportArgs, MergeArgs};
+use crate::{load_mappings, Exit};
+
+fn code_of(e: &ExportError) -> u8 {
+    match e {
+        ExportError::Deid(_) => 2,
+        ExportError::Pipeline(imnm_fhir::Error::Input { .. }) | ExportError::Read { .. } => 3,
+        ExportError::Pipeline(imnm_fhir::Error::Mappings(_)) | ExportError::Manifest { .. } => 2,
+        ExportError::Output { .. } | ExportError::Pipeline(_) => 4,
+        ExportError::Refused { .. } => 5,
+    }
+}
+
+fn fail(e: ExportError) -> Exit {
+    Exit(code_of(&e), anyhow::Error::new(e))
+}
+
+pub(crate) fn keygen(out: &Path) -> Result<u8, Exit> {
+    let k = key::generate(out).map_err(|e| Exit(4, e.into()))?;
+    eprintln!(
+        "wrote a new site key to {} (key id {}); keep it private and backed up",
+        out.display(),
+        k.key_id()
+    );
+    Ok(0)
+}
+
+pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
+    if let Some(dir) = &args.verify {
+        return verify(dir, &args.source);
+    }
+    let (Some(out), Some(key_path)) = (args.out, args.site_key) else {
+        return Err(Exit(2, anyhow::anyhow!("--out and --site-key are required")));
+    };
+    for input in &args.input {
+        if !input.exists() {
+            return Err(Exit(3, anyhow::anyhow!("input {} does not exist", input.display())));
+        }
+    }
+    let mappings = load_mappings(args.mappings.as_deref())?;
+    let key = SiteKey::load(&key_path).map_err(|e| Exit(2, e.into()))?;
+    let opts = ExportOptions {
+        inputs: args.input,
+        out: out.clone(),
+        profile: args.profile,
+        min_cell: args.min_cell,
+        site: args.site,
+    };
+    let summary = export::export(&opts, &key, &mappings).map_err(fail)?;
+    let m = &summary.manifest;
+    let total: u64 = m.resource_counts.values().sum();
+    eprintln!(
+        "study bundle in {}: {} case(s), {} resource(s), {} dropped; key id {}",
+        out.display(),
+        m.cases,
+        total,
+        m.dropped.len(),
+        m.key_id
+    );
+    print!("{}", std::fs::read_to_string(out.join("table1.md")).unwrap_or_default());
+    Ok(0)
+}
+
+fn verify(dir: &Path, sources: &[std::path::PathBuf]) -> Result<u8, Exit> {
+    let terms = if sources.is_empty() {
+        None
+    } else {
+        let t = SourceTerms::from_inputs(sources)
+            .context("reading --source")
+            .map_err(|e| Exit(3, e))?;
+        Some(t)
+    };
+    let report = export::verify(dir, terms.as_ref()).map_err(fail)?;
+    for f in &report.findings {
+        println!("{f}");
+    }
+    if report.ok() {
+        eprintln!("{}: verified ({} files)", dir.display(), report.files);
+        Ok(0)
+    } else {
+        eprintln!(
+            "{}: {} finding(s); do not share this bundle",
+            dir.display(),
+            report.findings.len()
+        );
+        Ok(5)
+    }
+}
+
+pub(crate) fn merge(args: MergeArgs) -> Result<u8, Exit> {
+    let mappings = load_mappings(None)?;
+    let m = export::merge(&args.dirs, &args.out, args.min_cell, &mappings).map_err(fail)?;
+    eprintln!(
+        "merged {} site(s), {} case(s) into {}",
+        m.sites.len(),
+        m.cases,
+        args.out.display()
+    );
+    print!(
+        "{}",
+        std::fs::read_to_string(args.out.join("table1.md")).unwrap_or_default()
+    );
+    Ok(0)
+}

@@ -1,0 +1,73 @@
+//! De-identification of FHIR resources for study bundles.
+//!
+//! This module owns the transformations that make a resource shareable:
+//! keyed pseudonyms for ids and references ([`key`]), the per-patient date
+//! shift ([`dates`]), the allow-list of elements per resource type read from
+//! `deid/rules.toml` ([`rules`]) and applying all of them to one resource
+//! while counting which rule fired ([`transform`]).
+//!
+//! It works on `serde_json::Value` because it must see elements the fhirbolt
+//! model would reject or normalize. It must not decide which resources belong
+//! to a bundle, write files or compute tables: that is `export/`. Messages
+//! and errors never carry identifiers, names, dates or the key.
+
+pub mod dates;
+pub mod key;
+pub mod rules;
+pub mod transform;
+
+use std::path::PathBuf;
+
+pub use key::SiteKey;
+pub use rules::{DeidRules, Profile};
+pub use transform::{Deidentified, Deidentifier, RulesFired};
+
+/// The de-identification rules built into the binary.
+pub const BUILTIN_RULES: &str = include_str!("../../deid/rules.toml");
+
+/// Why de-identification cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DeidError {
+    /// The key file cannot be read.
+    #[error("cannot read key file {path}: {source}")]
+    KeyRead {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file is readable by group or others.
+    #[error("key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key file does not hold 64 hex digits.
+    #[error("key file {path} does not hold a 256-bit key as 64 hex digits (make one with `imnm keygen`)")]
+    KeyFormat {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The key file already exists (keygen never overwrites).
+    #[error("{path} already exists; keygen never overwrites a key")]
+    KeyExists {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The key cannot be written.
+    #[error("cannot write key file {path}: {source}")]
+    KeyWrite {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No randomness from the operating system.
+    #[error("no random bytes from the operating system: {0}")]
+    Random(String),
+    /// The rule file is not valid.
+    #[error("de-identification rules: {0}")]
+    Rules(String),
+}

@@ -1,0 +1,209 @@
+//! `imnm export`: the cohort pipeline, then a de-identified study bundle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::manifest::{Manifest, FORMAT};
+use super::{cohort_csv, write_file, write_table1, ExportError};
+use crate::deid::transform::{onset_age_extension, Dropped, ONSET_AGE_URL};
+use crate::deid::{DeidRules, Deidentified, Deidentifier, Profile, RulesFired, SiteKey};
+use crate::domain::{CaseRow, SourceRef};
+use crate::fhir::reference::{self, Ref};
+use crate::mapping::MappingSet;
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Input files or folders (as `imnm cohort --input`).
+    pub inputs: Vec<PathBuf>,
+    /// The bundle folder (must be absent or empty).
+    pub out: PathBuf,
+    /// Safe-harbor (default) or limited.
+    pub profile: Profile,
+    /// Small-cell threshold. Default is 5.
+    pub min_cell: u64,
+    /// Site name written to the manifest.
+    pub site: String,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    /// The manifest written.
+    pub manifest: Manifest,
+}
+
+/// Runs the cohort pipeline on `opts.inputs` and writes a study bundle into `opts.out`.
+pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Result<ExportSummary, ExportError> {
+    let rules = DeidRules::builtin()?;
+    check_empty(&opts.out)?;
+    let collected = crate::pipeline::collect(&opts.inputs, mappings, |_| {})?;
+    let mut issues = collected.issues;
+    let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues);
+    let selected = select(&cohort, &collected.sources);
+    let ages = onset_ages(&cohort);
+    let deid = Deidentifier::new(&rules, key, opts.profile, mappings);
+    let mut fired = RulesFired::default();
+    let (mut kept, mut dropped): (Vec<Deidentified>, Vec<Dropped>) = (Vec::new(), Vec::new());
+    for (src, raw) in selected {
+        let Ok(value) = serde_json::from_str::<Value>(raw) else {
+            fired.fire("dropped:unparseable");
+            continue;
+        };
+        match deid.apply(&value, &mut fired) {
+            Ok(mut d) => {
+                if let (Some(age), Some(obj)) = (ages.get(src), d.resource.as_object_mut()) {
+                    obj.insert("extension".into(), json!([onset_age_extension(*age, &mut fired)]));
+                }
+                kept.push(d);
+            }
+            Err(d) => dropped.push(d),
+        }
+    }
+    kept.sort_by(|a, b| (&a.resource_type, &a.pseudonym).cmp(&(&b.resource_type, &b.pseudonym)));
+    let counts = write_resources(&opts.out, &kept)?;
+    let bundle_text = std::fs::read_to_string(opts.out.join("bundle.json")).map_err(super::read_err(&opts.out))?;
+    let rows = rerun(&bundle_text, mappings);
+    let with_site: Vec<(Option<&str>, &CaseRow)> = rows.iter().map(|r| (None, r)).collect();
+    write_file(&opts.out, "cohort.csv", &cohort_csv(&with_site))?;
+    write_table1(&opts.out, &rows, opts.min_cell)?;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        site: opts.site.clone(),
+        profile: opts.profile.name().into(),
+        min_cell: opts.min_cell,
+        key_id: key.key_id().into(),
+        mapping_versions: mappings.versions.clone(),
+        deid_rules_version: rules.version,
+        date_shift_max_days: rules.max_offset_days,
+        cases: rows.len() as u64,
+        resource_counts: counts,
+        rules_fired: fired.0,
+        dropped,
+        files: BTreeMap::new(),
+    };
+    let manifest = manifest.seal_and_write(&opts.out)?;
+    Ok(ExportSummary { manifest })
+}
+
+fn check_empty(out: &Path) -> Result<(), ExportError> {
+    let non_empty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if non_empty {
+        return Err(ExportError::Refused {
+            dir: out.to_path_buf(),
+            reason: "the output folder is not empty; a study bundle needs its own folder".into(),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(super::out_err(out))
+}
+
+/// The cases' Patients, the resources behind their cohort cells, and the
+/// Medications those reference.
+fn select<'s>(
+    cohort: &crate::cohort::Cohort,
+    sources: &'s BTreeMap<SourceRef, String>,
+) -> BTreeMap<&'s SourceRef, &'s String> {
+    let mut wanted: BTreeSet<String> = cohort
+        .rows
+        .iter()
+        .map(|r| format!("Patient/{}", r.patient_id))
+        .collect();
+    wanted.extend(cohort.provenance.iter().flat_map(|p| p.sources.iter().cloned()));
+    let mut out: BTreeMap<&SourceRef, &String> = sources
+        .iter()
+        .filter(|(s, _)| wanted.contains(&s.to_string()))
+        .collect();
+    let meds: Vec<SourceRef> = out.values().filter_map(|raw| medication_of(raw)).collect();
+    for m in meds {
+        if let Some((s, raw)) = sources.get_key_value(&m) {
+            out.insert(s, raw);
+        }
+    }
+    out
+}
+
+fn medication_of(raw: &str) -> Option<SourceRef> {
+    let v: Value = serde_json::from_str(raw).ok()?;
+    match reference::parse(v["medicationReference"]["reference"].as_str()?) {
+        Ref::Typed { resource_type, id } if resource_type == "Medication" => Some(SourceRef::new(resource_type, id)),
+        _ => None,
+    }
+}
+
+/// Onset age per qualifying Condition (the source of the case's diagnosis_code).
+fn onset_ages(cohort: &crate::cohort::Cohort) -> BTreeMap<SourceRef, u32> {
+    let mut out = BTreeMap::new();
+    for row in &cohort.rows {
+        let Some(age) = row.onset_age_years else { continue };
+        let dx = cohort
+            .provenance
+            .iter()
+            .find(|p| p.patient_id == row.patient_id && p.column == "diagnosis_code");
+        for s in dx.iter().flat_map(|p| &p.sources) {
+            if let Some(id) = s.strip_prefix("Condition/") {
+                out.insert(SourceRef::new("Condition", id), age);
+            }
+        }
+    }
+    out
+}
+
+fn write_resources(dir: &Path, kept: &[Deidentified]) -> Result<BTreeMap<String, u64>, ExportError> {
+    let entries: Vec<Value> = kept.iter().map(|d| json!({"resource": d.resource})).collect();
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+    let text = serde_json::to_string_pretty(&bundle).map_err(|e| ExportError::Output {
+        path: dir.join("bundle.json"),
+        source: e.into(),
+    })?;
+    write_file(dir, "bundle.json", &(text + "\n"))?;
+    let mut per_type: BTreeMap<String, String> = BTreeMap::new();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for d in kept {
+        let lines = per_type.entry(d.resource_type.clone()).or_default();
+        lines.push_str(&d.resource.to_string());
+        lines.push('\n');
+        *counts.entry(d.resource_type.clone()).or_default() += 1;
+    }
+    for (t, lines) in &per_type {
+        write_file(dir, &format!("ndjson/{t}.ndjson"), lines)?;
+    }
+    Ok(counts)
+}
+
+/// Re-runs the cohort pipeline on a de-identified `bundle.json`: the rows,
+/// with onset ages from the onset-age extension (birthDate may be a year).
+pub fn rerun(bundle_text: &str, mappings: &MappingSet) -> Vec<CaseRow> {
+    let collected = crate::pipeline::collect_json_text("bundle.json", bundle_text, mappings);
+    let mut issues = collected.issues;
+    let mut rows = crate::cohort::build::build(&collected.patients, mappings, &mut issues).rows;
+    let ages = extension_ages(bundle_text);
+    for row in &mut rows {
+        if let Some(age) = ages.get(&row.patient_id) {
+            row.onset_age_years = Some(*age);
+        }
+    }
+    rows
+}
+
+fn extension_ages(bundle_text: &str) -> BTreeMap<String, u32> {
+    let Ok(bundle) = serde_json::from_str::<Value>(bundle_text) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for entry in bundle["entry"].as_array().into_iter().flatten() {
+        let r = &entry["resource"];
+        let age = r["extension"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["url"] == ONSET_AGE_URL)
+            .and_then(|e| e["valueInteger"].as_u64());
+        if let (Some(age), Some(patient)) = (age, Deidentifier::patient_of(r)) {
+            out.insert(patient, u32::try_from(age).unwrap_or(u32::MAX));
+        }
+    }
+    out
+}

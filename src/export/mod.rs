@@ -1,0 +1,124 @@
+//! Study bundles: writing them (`imnm export`), checking them (`--verify`)
+//! and pooling several sites' bundles (`imnm merge`).
+//!
+//! This module owns which resources go into a bundle (the cases' Patients and
+//! the resources behind their cohort cells), the folder layout, the manifest
+//! and its hashes. It must not change resources itself (that is `deid/`),
+//! decide cohort rules (that is `cohort/`) or read mapping files.
+//!
+//! A bundle folder holds `bundle.json`, `ndjson/{Type}.ndjson`, `cohort.csv`,
+//! `table1.md`, `table1.json` and `manifest.json`; the tables are recomputed
+//! from the de-identified resources, never copied from the source.
+
+pub mod bundle;
+pub mod manifest;
+pub mod merge;
+pub mod scan;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+
+pub use bundle::{export, rerun, ExportOptions, ExportSummary};
+pub use manifest::Manifest;
+pub use merge::merge;
+pub use verify::{verify, Finding, VerifyReport};
+
+/// Why an export, verify or merge cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The key or rules are unusable.
+    #[error(transparent)]
+    Deid(#[from] crate::deid::DeidError),
+    /// Reading the input or building the cohort failed.
+    #[error(transparent)]
+    Pipeline(#[from] crate::Error),
+    /// A file of a bundle cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An output cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `manifest.json` is missing or not a study bundle manifest.
+    #[error("{path}: not a study bundle manifest: {reason}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bundle does not verify or conflicts with the others (merge).
+    #[error("refusing {dir}: {reason}")]
+    Refused {
+        /// The bundle folder.
+        dir: PathBuf,
+        /// Why (file names and kinds only).
+        reason: String,
+    },
+}
+
+fn out_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
+    move |source| ExportError::Output {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
+    move |source| ExportError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `text` to `dir/name`, creating parent folders.
+fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), ExportError> {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(out_err(parent))?;
+    }
+    std::fs::write(&path, text).map_err(out_err(&path))
+}
+
+/// `cohort.csv` text for rows, with an optional first column (merge: `site`).
+fn cohort_csv(rows: &[(Option<&str>, &crate::domain::CaseRow)]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let site = rows.first().is_some_and(|(s, _)| s.is_some());
+    let mut header: Vec<&str> = Vec::new();
+    if site {
+        header.push("site");
+    }
+    header.extend(crate::domain::COLUMNS);
+    // Writing to a Vec cannot fail; errors would only drop a line.
+    let _ = w.write_record(&header);
+    for (s, row) in rows {
+        let mut cells = Vec::new();
+        if let Some(s) = s {
+            cells.push(s.to_string());
+        }
+        cells.extend(row.cells());
+        let _ = w.write_record(&cells);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Writes `table1.md` and `table1.json` with suppression.
+fn write_table1(dir: &Path, rows: &[crate::domain::CaseRow], min_cell: u64) -> Result<(), ExportError> {
+    use crate::cohort::suppress::{suppress, to_markdown};
+    let t = suppress(&crate::cohort::table1::table1(rows), min_cell);
+    write_file(dir, "table1.md", &to_markdown(&t, min_cell))?;
+    let json = serde_json::to_string_pretty(&t).map_err(|e| ExportError::Output {
+        path: dir.join("table1.json"),
+        source: e.into(),
+    })?;
+    write_file(dir, "table1.json", &(json + "\n"))
+}

@@ -1,0 +1,182 @@
+//! Scanning text for identifier-shaped content: e-mail addresses, phone
+//! numbers, and the identifiers, names and exact birth dates of a source.
+//! Findings name the kind of thing and the line, never the text found.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::fhir::source::{self, Format, Item};
+
+/// Identifying strings taken from the original input, lower-cased, with their kind.
+#[derive(Debug, Default, Clone)]
+pub struct SourceTerms {
+    terms: Vec<(String, &'static str)>,
+}
+
+impl SourceTerms {
+    /// Collects identifier values, Patient ids, names, telecoms, address
+    /// lines and full birth dates from the inputs.
+    pub fn from_inputs(inputs: &[PathBuf]) -> std::io::Result<Self> {
+        let plan = source::plan(inputs)?;
+        let mut terms = SourceTerms::default();
+        for path in &plan.files {
+            let format = source::format_of(path).unwrap_or(Format::Json { gzip: false });
+            let gzip = matches!(format, Format::Json { gzip: true } | Format::Ndjson { gzip: true });
+            let reader = source::open(path, gzip, |_| {})?;
+            let name: std::sync::Arc<str> = path.display().to_string().into();
+            let mut take = |item: Item<'_>| {
+                if let Item::Resource { text, .. } = item {
+                    if let Ok(v) = serde_json::from_str::<Value>(text) {
+                        terms.add_resource(&v);
+                    }
+                }
+            };
+            match format {
+                Format::Ndjson { .. } => source::read_ndjson(name, reader, &mut take)?,
+                Format::Json { .. } => source::read_json(name, reader, &mut take),
+            }
+        }
+        terms.terms.sort();
+        terms.terms.dedup();
+        Ok(terms)
+    }
+
+    fn add(&mut self, value: &Value, kind: &'static str, min_len: usize) {
+        if let Some(s) = value.as_str().map(str::trim).filter(|s| s.chars().count() >= min_len) {
+            self.terms.push((s.to_lowercase(), kind));
+        }
+    }
+
+    /// Adds the identifying strings of one resource.
+    pub fn add_resource(&mut self, v: &Value) {
+        for id in v["identifier"].as_array().into_iter().flatten() {
+            self.add(&id["value"], "identifier value from the source", 4);
+        }
+        if v["resourceType"] != "Patient" {
+            return;
+        }
+        self.add(&v["id"], "Patient id from the source", 6);
+        for n in v["name"].as_array().into_iter().flatten() {
+            self.add(&n["family"], "name from the source", 3);
+            self.add(&n["text"], "name from the source", 3);
+            for g in n["given"].as_array().into_iter().flatten() {
+                self.add(g, "name from the source", 3);
+            }
+        }
+        for t in v["telecom"].as_array().into_iter().flatten() {
+            self.add(&t["value"], "telecom from the source", 5);
+        }
+        for a in v["address"].as_array().into_iter().flatten() {
+            for l in a["line"].as_array().into_iter().flatten() {
+                self.add(l, "address from the source", 5);
+            }
+        }
+        if v["birthDate"].as_str().is_some_and(|d| d.len() >= 10) {
+            self.add(&v["birthDate"], "exact birth date from the source", 10);
+        }
+    }
+
+    /// Number of terms.
+    pub fn len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// True when no term was found.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+}
+
+/// The kinds of identifier-shaped content on each line of `text` (1-based line numbers).
+pub fn scan_text(text: &str, terms: Option<&SourceTerms>) -> Vec<(usize, &'static str)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if has_email(line) {
+            out.push((i + 1, "e-mail address"));
+        }
+        if has_phone(line) {
+            out.push((i + 1, "phone number"));
+        }
+        if let Some(terms) = terms {
+            let lower = line.to_lowercase();
+            for (term, kind) in &terms.terms {
+                if lower.contains(term.as_str()) && !out.contains(&(i + 1, kind)) {
+                    out.push((i + 1, kind));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn has_email(line: &str) -> bool {
+    let b = line.as_bytes();
+    let local = |c: u8| c.is_ascii_alphanumeric() || b"._%+-".contains(&c);
+    let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
+    b.iter().enumerate().filter(|(_, c)| **c == b'@').any(|(at, _)| {
+        let before = b[..at].iter().rev().take_while(|c| local(**c)).count();
+        let after = &b[at + 1..];
+        let dom_len = after.iter().take_while(|c| domain(**c)).count();
+        let dom = &after[..dom_len];
+        before > 0 && dom.contains(&b'.') && dom.last().is_some_and(u8::is_ascii_alphabetic)
+    })
+}
+
+/// A run of digits, spaces, dashes, dots and parentheses (optionally led by
+/// `+`) holding 10–15 digits and at least one separator, not inside a word,
+/// and not a date or a decimal number.
+fn has_phone(line: &str) -> bool {
+    let b = line.as_bytes();
+    let part = |c: u8| c.is_ascii_digit() || b" -().+".contains(&c);
+    let mut i = 0;
+    while i < b.len() {
+        if !(b[i].is_ascii_digit() || b[i] == b'+' || b[i] == b'(') || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let run_len = b[i..].iter().take_while(|c| part(**c)).count();
+        // The run ends at its last digit (trailing separators belong to the text).
+        let end = i + b[i..i + run_len]
+            .iter()
+            .rposition(u8::is_ascii_digit)
+            .map_or(run_len, |p| p + 1);
+        let run = &b[i..end];
+        let digits = run.iter().filter(|c| c.is_ascii_digit()).count();
+        let seps = run.iter().filter(|c| b" -()".contains(c)).count();
+        let glued = end < b.len() && b[end].is_ascii_alphanumeric();
+        let dotted_decimal = run.contains(&b'.') && seps == 0;
+        if (10..=15).contains(&digits) && seps > 0 && !glued && !dotted_decimal && !looks_like_dates(run) {
+            return true;
+        }
+        i = end.max(i + 1);
+    }
+    false
+}
+
+fn looks_like_dates(run: &[u8]) -> bool {
+    // "2016-11-10 2017-01-02" style runs: every group of digits is 4-2-2.
+    let text = String::from_utf8_lossy(run);
+    text.split([' ', '(', ')'])
+        .filter(|s| !s.is_empty())
+        .all(|s| crate::domain::FhirDate::parse(s.trim_matches('-')).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_emails_and_phones_not_dates_or_hashes() {
+        assert!(has_email("contact: jo.smith@example.org,"));
+        assert!(!has_email("\"system\": \"urn:oid:1.2@x\""));
+        assert!(has_phone("call (555) 123-4567 now"));
+        assert!(has_phone("\"value\": \"+1 555 123 4567\""));
+        assert!(!has_phone("\"effectiveDateTime\": \"2016-11-10\""));
+        assert!(!has_phone("\"value\": 3988.5, \"x\": 0.30000000000000004"));
+        assert!(!has_phone("\"id\": \"4f1a2b3c4d5e6f70123456789abcdef0\""));
+        assert!(!has_phone(
+            "\"bundle.json\": \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\""
+        ));
+    }
+}

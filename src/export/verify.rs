@@ -1,0 +1,116 @@
+//! `imnm export --verify DIR`: re-checks a study bundle's hashes and counts
+//! and scans every file for identifier-shaped content.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::manifest::{list_files, Manifest};
+use super::scan::{scan_text, SourceTerms};
+use super::ExportError;
+
+/// One problem found: the file, the line when known, and what kind of thing
+/// (never the content itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// File, relative to the bundle folder.
+    pub file: String,
+    /// 1-based line, when the finding is in the text.
+    pub line: Option<usize>,
+    /// What was found.
+    pub kind: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file, self.kind),
+            None => write!(f, "{}: {}", self.file, self.kind),
+        }
+    }
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Files checked.
+    pub files: usize,
+    /// Everything wrong.
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// True when nothing was found.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    fn add(&mut self, file: &str, line: Option<usize>, kind: impl Into<String>) {
+        self.findings.push(Finding {
+            file: file.into(),
+            line,
+            kind: kind.into(),
+        });
+    }
+}
+
+/// Verifies the bundle in `dir`; `terms` (from the original input) adds the
+/// source identifier, name and birth-date scan.
+pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, ExportError> {
+    let manifest = Manifest::read(dir)?;
+    let mut report = VerifyReport::default();
+    let present = list_files(dir)?;
+    for (name, expected) in &manifest.files {
+        match std::fs::read(dir.join(name)) {
+            Ok(bytes) if crate::deid::key::sha256_hex(&bytes) == *expected => {}
+            Ok(_) => report.add(name, None, "SHA-256 differs from the manifest (file altered)"),
+            Err(_) => report.add(name, None, "listed in the manifest but missing"),
+        }
+    }
+    for name in &present {
+        if name != "manifest.json" && !manifest.files.contains_key(name) {
+            report.add(name, None, "file not listed in the manifest");
+        }
+    }
+    check_counts(dir, &manifest, &mut report);
+    for name in &present {
+        report.files += 1;
+        let Ok(bytes) = std::fs::read(dir.join(name)) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        for (line, kind) in scan_text(&text, terms) {
+            report.add(name, Some(line), kind);
+        }
+    }
+    Ok(report)
+}
+
+fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
+    let mut in_bundle: BTreeMap<String, u64> = BTreeMap::new();
+    let bundle = std::fs::read_to_string(dir.join("bundle.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let Some(bundle) = bundle else {
+        return report.add("bundle.json", None, "not a readable JSON Bundle");
+    };
+    for e in bundle["entry"].as_array().into_iter().flatten() {
+        if let Some(t) = e["resource"]["resourceType"].as_str() {
+            *in_bundle.entry(t.to_string()).or_default() += 1;
+        }
+    }
+    if in_bundle != manifest.resource_counts {
+        report.add("bundle.json", None, "resource counts differ from the manifest");
+    }
+    for (t, n) in &manifest.resource_counts {
+        let name = format!("ndjson/{t}.ndjson");
+        let lines = std::fs::read_to_string(dir.join(&name))
+            .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count() as u64)
+            .unwrap_or(0);
+        if lines != *n {
+            report.add(&name, None, "resource count differs from the manifest");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Study bundles (issue 6): `imnm keygen`, `imnm export`, `--verify`, `imnm merge`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use imnm_fhir::cohort::suppress::suppress;
+use imnm_fhir::cohort::table1::{table1, Table1Row};
+use imnm_fhir::deid::SiteKey;
+use imnm_fhir::domain::{CaseRow, FhirDate};
+use imnm_fhir::export::{self, scan::SourceTerms, ExportOptions};
+use serde_json::Value;
+
+use crate::support::{imnm, mappings, root};
+
+fn demo() -> PathBuf {
+    root().join("examples/demo-cohort/bundle.json")
+}
+
+fn key(byte: u8) -> SiteKey {
+    SiteKey::from_bytes(&[byte; 32])
+}
+
+fn export_demo(dir: &Path, key_byte: u8, site: &str) -> PathBuf {
+    let out = dir.join(format!("bundle-{site}-{key_byte}"));
+    let opts = ExportOptions {
+        inputs: vec![demo()],
+        out: out.clone(),
+        profile: Default::default(),
+        min_cell: 5,
+        site: site.into(),
+    };
+    export::export(&opts, &key(key_byte), &mappings()).expect("export runs");
+    out
+}
+
+fn all_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    export::manifest::list_files(dir)
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(dir.join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+fn source_rows() -> Vec<CaseRow> {
+    let text = std::fs::read_to_string(demo()).unwrap();
+    let m = mappings();
+    let collected = imnm_fhir::pipeline::collect_json_text("demo", &text, &m);
+    let mut issues = collected.issues;
+    imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).rows
+}
+
+fn exported_rows(dir: &Path) -> Vec<CaseRow> {
+    export::rerun(&std::fs::read_to_string(dir.join("bundle.json")).unwrap(), &mappings())
+}
+
+#[test]
+fn demo_export_leaks_no_source_identifier_and_is_deterministic_per_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = export_demo(tmp.path(), 1, "A");
+    let a_again = export_demo(tmp.path(), 1, "A2");
+    let b = export_demo(tmp.path(), 2, "B");
+    let terms = SourceTerms::from_inputs(&[demo()]).unwrap();
+    assert!(
+        terms.len() > 40,
+        "source identifiers, names, ids and birth dates collected"
+    );
+    let mut scanned = 0;
+    for (name, bytes) in all_files(&a) {
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(!text.contains("DEMO-"), "{name} holds an MRN");
+        assert!(!text.to_lowercase().contains("synthetic"), "{name} holds a name");
+        let found = export::scan::scan_text(&text, Some(&terms));
+        assert!(found.is_empty(), "{name}: {found:?}");
+        scanned += text.len();
+    }
+    assert!(scanned > 10_000);
+    // Patient ids differ from the source's.
+    let src = source_rows();
+    let out = exported_rows(&a);
+    assert_eq!(out.len(), 10);
+    for r in &out {
+        assert!(src.iter().all(|s| s.patient_id != r.patient_id));
+    }
+    // Same key: byte-identical except the site name in the manifest.
+    let (fa, fa2) = (all_files(&a), all_files(&a_again));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fa2.keys().collect::<Vec<_>>());
+    for (name, bytes) in &fa {
+        if name != "manifest.json" {
+            assert_eq!(bytes, &fa2[name], "{name} differs between runs with one key");
+        }
+    }
+    let ma = String::from_utf8(fa["manifest.json"].clone()).unwrap();
+    let ma2 = String::from_utf8(fa2["manifest.json"].clone()).unwrap();
+    assert_eq!(ma.replace("\"site\": \"A\"", "\"site\": \"A2\""), ma2);
+    // A different key: different pseudonyms and offsets.
+    let out_b = exported_rows(&b);
+    for r in &out_b {
+        assert!(out.iter().all(|o| o.patient_id != r.patient_id));
+    }
+    let onsets = |rows: &[CaseRow]| {
+        let mut v: Vec<_> = rows.iter().filter_map(|r| r.onset_date).collect();
+        v.sort();
+        v
+    };
+    assert_ne!(onsets(&out), onsets(&out_b));
+    assert_ne!(onsets(&out), onsets(&src));
+}
+
+fn days(a: Option<FhirDate>, b: Option<FhirDate>) -> Option<i64> {
+    Some(a?.day_number()? - b?.day_number()?)
+}
+
+#[test]
+fn intervals_onset_age_and_table1_survive_deidentification() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = export_demo(tmp.path(), 7, "A");
+    let src = source_rows();
+    let out = exported_rows(&dir);
+    // Match rows by a fingerprint independent of ids and dates.
+    let sig = |r: &CaseRow| (r.ck_peak_u_per_l.map(|x| x.to_bits()), r.sex, r.outcome);
+    for s in &src {
+        let o = out.iter().find(|o| sig(o) == sig(s)).expect("same case after export");
+        assert_eq!(days(o.ck_peak_date, o.onset_date), days(s.ck_peak_date, s.onset_date));
+        assert_eq!(o.onset_age_years, s.onset_age_years);
+        if s.onset_date.is_some() {
+            assert_ne!(o.onset_date, s.onset_date, "dates are shifted");
+        }
+        let cells = |r: &CaseRow| r.cells()[5..].iter().map(String::clone).collect::<Vec<_>>();
+        let (mut co, mut cs) = (cells(o), cells(s));
+        co.remove(2); // ck_peak_date is shifted
+        cs.remove(2);
+        assert_eq!(co, cs);
+    }
+    assert!(src.iter().any(|s| days(s.ck_peak_date, s.onset_date).is_some()));
+    assert_eq!(table1(&out), table1(&src));
+    // The written table equals the source's except suppressed cells.
+    let written: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("table1.json")).unwrap()).unwrap();
+    for (w, s) in written.iter().zip(table1(&src)) {
+        if w["suppressed"] == false {
+            assert_eq!(w["n"].as_u64(), s.n, "{w}");
+            assert_eq!(w["median"].as_f64(), s.median, "{w}");
+        } else {
+            assert!(w["n"].is_null());
+        }
+    }
+}
+
+fn count(variable: &str, level: &str, n: u64, total: u64) -> Table1Row {
+    Table1Row {
+        variable: variable.into(),
+        level: Some(level.into()),
+        n: Some(n),
+        percent: Some(n as f64 * 100.0 / total as f64),
+        median: None,
+        q1: None,
+        q3: None,
+        min: None,
+        max: None,
+        missing: None,
+    }
+}
+
+#[test]
+fn small_cells_are_hidden_with_enough_others_that_totals_do_not_recover_them() {
+    let total = 40;
+    let mut rows = vec![Table1Row {
+        level: None,
+        percent: None,
+        ..count("n", "", total, total)
+    }];
+    // One small cell (3) among big ones: the next-smallest (12) goes too.
+    rows.extend([
+        count("sex", "male", 3, total),
+        count("sex", "female", 25, total),
+        count("sex", "other", 12, total),
+    ]);
+    // Two small cells (1, 4): hidden, the rest shown (their sum 5 has several splits).
+    rows.extend([
+        count("outcome", "a", 1, total),
+        count("outcome", "b", 4, total),
+        count("outcome", "c", 35, total),
+    ]);
+    // A small missing count on a finding.
+    let mut yes = count("rash", "yes", 30, total);
+    let mut no = count("rash", "no", 8, total);
+    yes.missing = Some(2);
+    no.missing = Some(2);
+    rows.extend([yes, no]);
+    let t = suppress(&rows, 5);
+    let shown = |v: &str| -> (u64, usize) {
+        let cells: Vec<_> = t.iter().filter(|r| r.row.variable == v).collect();
+        let sum = cells.iter().filter_map(|r| r.row.n).sum::<u64>() + cells[0].row.missing.unwrap_or(0);
+        let hidden = cells.iter().filter(|r| r.suppressed).count() + usize::from(cells[0].missing_suppressed);
+        (sum, hidden)
+    };
+    for v in ["sex", "outcome", "rash"] {
+        let (sum, hidden) = shown(v);
+        assert!(hidden >= 2, "{v}: a lone hidden cell is recoverable from the total");
+        assert!(sum < total, "{v}");
+    }
+    let n_of = |v: &str, l: &str| {
+        t.iter()
+            .find(|r| r.row.variable == v && r.row.level.as_deref() == Some(l))
+            .unwrap()
+    };
+    assert!(n_of("sex", "male").suppressed && n_of("sex", "other").suppressed);
+    assert_eq!(n_of("sex", "female").row.n, Some(25));
+    assert_eq!(n_of("outcome", "c").row.n, Some(35));
+    assert!(
+        n_of("rash", "no").suppressed,
+        "the smallest level hides with the missing count"
+    );
+    assert!(t
+        .iter()
+        .all(|r| !r.suppressed || (r.row.n.is_none() && r.row.percent.is_none())));
+}
+
+#[test]
+fn verify_passes_clean_bundles_and_fails_on_one_altered_byte_or_an_injected_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = export_demo(tmp.path(), 3, "A");
+    let o = imnm(
+        &[
+            "export",
+            "--verify",
+            dir.to_str().unwrap(),
+            "--source",
+            demo().to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+
+    let altered = tmp.path().join("altered");
+    copy_dir(&dir, &altered);
+    let path = altered.join("cohort.csv");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let o = imnm(&["export", "--verify", altered.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cohort.csv: SHA-256 differs"));
+
+    let injected = tmp.path().join("injected");
+    copy_dir(&dir, &injected);
+    let path = injected.join("ndjson/Patient.ndjson");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "\"gender\"",
+        "\"name\":[{\"family\":\"Demo-B5\"}],\"gender\"",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let o = imnm(
+        &[
+            "export",
+            "--verify",
+            injected.to_str().unwrap(),
+            "--source",
+            demo().to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(5));
+    assert!(
+        stdout.contains("ndjson/Patient.ndjson:1: name from the source"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Demo-B5"), "the report never prints what it found");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for f in export::manifest::list_files(from).unwrap() {
+        let target = to.join(&f);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(&f), target).unwrap();
+    }
+}
+
+fn n(t: &[Value], variable: &str, level: Option<&str>) -> Option<u64> {
+    t.iter()
+        .find(|r| r["variable"] == variable && r["level"].as_str() == level)
+        .and_then(|r| r["n"].as_u64())
+}
+
+#[test]
+fn merging_two_sites_doubles_every_count_and_a_tampered_bundle_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = export_demo(tmp.path(), 4, "A");
+    let b = export_demo(tmp.path(), 5, "B");
+    let pooled = tmp.path().join("pooled");
+    let o = imnm(
+        &[
+            "merge",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--out",
+            pooled.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(pooled.join("table1.json")).unwrap()).unwrap();
+    let single = table1(&source_rows());
+    let mut checked = 0;
+    for s in &single {
+        let got = n(&merged, &s.variable, s.level.as_deref());
+        match (s.n, got) {
+            (Some(k), _) if (1..5).contains(&(k * 2)) => assert_eq!(got, None, "small cells stay hidden"),
+            (Some(k), Some(g)) => {
+                assert_eq!(g, k * 2, "{} {:?}", s.variable, s.level);
+                checked += 1;
+            }
+            // A secondary suppression (always a zero or the next-smallest cell).
+            (Some(_), None) | (None, _) => {}
+        }
+    }
+    assert!(checked > 25, "{checked}");
+    let csv = std::fs::read_to_string(pooled.join("cohort.csv")).unwrap();
+    assert!(csv.starts_with("site,patient_id,"));
+    assert_eq!(csv.lines().filter(|l| l.starts_with("A,")).count(), 10);
+    assert_eq!(csv.lines().filter(|l| l.starts_with("B,")).count(), 10);
+
+    let path = b.join("bundle.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("\"male\"", "\"female\"", 1);
+    std::fs::write(&path, text).unwrap();
+    let o = imnm(
+        &[
+            "merge",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--out",
+            tmp.path().join("p2").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not verify"));
+}
+
+#[test]
+fn keygen_writes_a_private_key_never_overwrites_and_export_refuses_a_readable_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = tmp.path().join("site.key");
+    let o = imnm(&["keygen", "--out", k.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(0));
+    let text = std::fs::read_to_string(&k).unwrap();
+    assert_eq!(text.trim().len(), 64);
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains(text.trim()),
+        "the key is never printed"
+    );
+    let o = imnm(&["keygen", "--out", k.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(std::fs::read_to_string(&k).unwrap(), text);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = tmp.path().join("b");
+        let args = [
+            "export",
+            "--input",
+            demo().to_str().unwrap().to_owned().leak(),
+            "--out",
+            out.to_str().unwrap().to_owned().leak(),
+            "--site-key",
+            k.to_str().unwrap().to_owned().leak(),
+        ];
+        let o = imnm(&args, tmp.path());
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("readable by group or others"));
+        assert!(!out.join("bundle.json").exists());
+    }
+}
