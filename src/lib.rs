@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod fhir;
 pub mod mapping;
+pub mod mock;
 pub mod pipeline;
 pub mod report;
 

@@ -11,3 +11,6 @@ mod bad_input;
 
 // The `imnm` binary end to end on the demo data: the seed's Table 1 from a Bundle and from NDJSON.
 mod cli;
+
+// The mock EHR driven with plain reqwest: reads, search, paging, vendor quirks, faults, SMART auth, $export, writes, CLI.
+mod mock;

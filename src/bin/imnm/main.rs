@@ -1,6 +1,7 @@
 //! The `imnm` command-line tool. See `imnm --help` and README.md.
 
 mod cli;
+mod mock_ehr;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use cli::{Cli, Command, MappingsCommand};
 
 /// A failure with its exit code.
-struct Exit(u8, anyhow::Error);
+pub(crate) struct Exit(u8, anyhow::Error);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,6 +50,7 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::Demo(args) => demo(&args.out),
         Command::Cohort(args) => cohort(args),
         Command::Mappings(MappingsCommand::Check { dir }) => mappings_check(dir.as_deref()),
+        Command::MockEhr(args) => mock_ehr::run(args),
     }
 }
 
