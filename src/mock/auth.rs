@@ -53,6 +53,7 @@ pub struct AuthState {
 struct Issued {
     expires: Instant,
     uses: u32,
+    scopes: Vec<String>,
 }
 
 /// `/.well-known/smart-configuration` (404 when the mock runs without auth).
@@ -118,6 +119,7 @@ pub fn token(cfg: &Config, state: &mut AuthState, call: &Call<'_>) -> Reply {
         Issued {
             expires: Instant::now() + cfg.token_lifetime,
             uses: 0,
+            scopes: scope.split_whitespace().map(str::to_string).collect(),
         },
     );
     Reply::plain_json(
@@ -230,7 +232,40 @@ pub fn check(cfg: &Config, state: &mut AuthState, call: &Call<'_>) -> Result<(),
         issued.expires = Instant::now();
         return refuse(Some("invalid_token"), Some(Fault::TokenExpired));
     }
+    if !permits(&issued.scopes, call) {
+        let challenge = "Bearer realm=\"imnm-mock\", error=\"insufficient_scope\"";
+        let reply = Reply::outcome(403, "forbidden", "the token's scopes do not cover this request");
+        return Err((reply.header("www-authenticate", challenge), None));
+    }
     Ok(())
+}
+
+/// Whether `scopes` allow the request: reads need `read`/`*` (v1) or `r`/`s` (v2) on the
+/// type or `*`; writes need `write`/`*` or `c`/`u`. Requests not on one type (bulk, paging,
+/// transactions) need that permission on any type.
+fn permits(scopes: &[String], call: &Call<'_>) -> bool {
+    let rtype = call
+        .segments
+        .first()
+        .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_uppercase()));
+    let writing = matches!(call.method, "POST" | "PUT" | "DELETE")
+        && !call.segments.iter().any(|s| *s == "_search" || s.starts_with('$'));
+    scopes.iter().any(|scope| {
+        let rest = scope.trim_start_matches("system/");
+        let rest = rest.split('?').next().unwrap_or(rest);
+        let Some((t, perms)) = rest.split_once('.') else {
+            return false;
+        };
+        let type_ok = t == "*" || rtype.is_none_or(|r| *r == t);
+        let perm_ok = match perms {
+            "*" => true,
+            "read" => !writing,
+            "write" => writing,
+            p if writing => p.contains(['c', 'u']),
+            p => p.contains(['r', 's']),
+        };
+        type_ok && perm_ok
+    })
 }
 
 #[cfg(test)]

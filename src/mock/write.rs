@@ -13,6 +13,11 @@ use super::search;
 use super::store::{Store, Stored};
 use super::Config;
 
+/// The string at a JSON pointer.
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
 /// What a write did.
 struct Written {
     status: u16,
@@ -22,7 +27,7 @@ struct Written {
 fn body_resource(call: &Call<'_>, rtype: &str) -> Result<Value, Reply> {
     let value: Value =
         serde_json::from_slice(&call.req.body).map_err(|_| Reply::outcome(400, "structure", "the body is not JSON"))?;
-    if value.get("resourceType").and_then(Value::as_str) != Some(rtype) {
+    if str_at(&value, "/resourceType") != Some(rtype) {
         return Err(Reply::outcome(
             400,
             "invalid",
@@ -103,7 +108,7 @@ fn do_update(store: &mut Store, rtype: &str, id: &str, resource: Value) -> Resul
 }
 
 fn location(cfg: &Config, s: &Stored) -> String {
-    let rtype = s.value.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+    let rtype = str_at(&s.value, "/resourceType").unwrap_or_default();
     let id = s.value.get("id").and_then(Value::as_str).unwrap_or_default();
     format!("{}/{rtype}/{id}/_history/{}", cfg.base, s.version)
 }
@@ -133,8 +138,7 @@ pub fn bundle(cfg: &Config, store: &mut Store, call: &Call<'_>) -> Reply {
         return Reply::outcome(400, "structure", "the body is not JSON");
     };
     let kind = bundle.get("type").and_then(Value::as_str).unwrap_or_default();
-    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") || !matches!(kind, "transaction" | "batch")
-    {
+    if str_at(&bundle, "/resourceType") != Some("Bundle") || !matches!(kind, "transaction" | "batch") {
         return Reply::outcome(400, "invalid", "POST at the base takes a transaction or batch Bundle");
     }
     let mut entries: Vec<Value> = bundle
@@ -179,18 +183,12 @@ fn assign_ids(cfg: &Config, store: &mut Store, entries: &mut [Value]) -> Result<
     let mut ids: HashMap<String, String> = HashMap::new();
     for entry in entries.iter_mut() {
         let full_url = entry.get("fullUrl").and_then(Value::as_str).map(str::to_string);
-        let method = entry
-            .pointer("/request/method")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let rtype = entry
-            .pointer("/resource/resourceType")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let method = str_at(entry, "/request/method").unwrap_or_default();
+        let rtype = str_at(entry, "/resource/resourceType").map(str::to_string);
         let (Some(full_url), "POST", Some(rtype)) = (full_url, method, rtype) else {
             continue;
         };
-        let id = match entry.pointer("/request/ifNoneExist").and_then(Value::as_str) {
+        let id = match str_at(entry, "/request/ifNoneExist") {
             Some(q) => existing(cfg, store, &rtype, q)?
                 .and_then(|s| s.value.get("id").and_then(Value::as_str).map(str::to_string)),
             None => None,
@@ -226,14 +224,8 @@ fn rewrite_references(v: &mut Value, ids: &HashMap<String, String>) {
 }
 
 fn run_entry(cfg: &Config, store: &mut Store, entry: &Value) -> Result<Written, Reply> {
-    let method = entry
-        .pointer("/request/method")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let url = entry
-        .pointer("/request/url")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let method = str_at(entry, "/request/method").unwrap_or_default();
+    let url = str_at(entry, "/request/url").unwrap_or_default();
     let path: Vec<&str> = url
         .split('?')
         .next()
@@ -243,9 +235,9 @@ fn run_entry(cfg: &Config, store: &mut Store, entry: &Value) -> Result<Written, 
         .collect();
     let resource = entry.get("resource").cloned();
     match (method, path.as_slice(), resource) {
-        ("POST", [rtype], Some(r)) if r.get("resourceType").and_then(Value::as_str) == Some(rtype) => {
-            let if_none_exist = entry.pointer("/request/ifNoneExist").and_then(Value::as_str);
-            let id = match entry.pointer("/request/assignedId").and_then(Value::as_str) {
+        ("POST", [rtype], Some(r)) if str_at(&r, "/resourceType") == Some(rtype) => {
+            let if_none_exist = str_at(entry, "/request/ifNoneExist");
+            let id = match str_at(entry, "/request/assignedId") {
                 Some(id) if store.get(rtype, id).is_some() => {
                     let stored = store
                         .get(rtype, id)
@@ -258,9 +250,7 @@ fn run_entry(cfg: &Config, store: &mut Store, entry: &Value) -> Result<Written, 
             };
             do_create(cfg, store, rtype, r, if_none_exist, id)
         }
-        ("PUT", [rtype, id], Some(r)) if r.get("resourceType").and_then(Value::as_str) == Some(rtype) => {
-            do_update(store, rtype, id, r)
-        }
+        ("PUT", [rtype, id], Some(r)) if str_at(&r, "/resourceType") == Some(rtype) => do_update(store, rtype, id, r),
         ("GET", [rtype, id], _) => store
             .get(rtype, id)
             .cloned()

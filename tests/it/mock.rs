@@ -86,7 +86,7 @@ async fn search(ehr: &MockEhr, query: &str) -> (StatusCode, Value) {
     get(&format!("{}/{query}", ehr.base_url())).await
 }
 
-const PATIENT: &str = "eUJeKazw7ejFvXBgyIVRk9g3";
+pub const PATIENT: &str = "eUJeKazw7ejFvXBgyIVRk9g3";
 const LOINC_CK: &str = "http://loinc.org|2157-6";
 
 #[tokio::test]
@@ -422,6 +422,29 @@ async fn transactions_resolve_uuids_and_roll_back_on_failure() {
     assert_eq!(
         before["total"], after["total"],
         "atomic: the first entry was rolled back"
+    );
+}
+
+#[tokio::test]
+async fn batches_answer_per_entry() {
+    let ehr = start(Vendor::Generic).await;
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}},
+        {"request": {"method": "GET", "url": "Patient/nobody"}},
+        {"request": {"method": "GET", "url": format!("Patient/{PATIENT}")}}
+    ]});
+    let (status, _, resp) = send(http().post(ehr.base_url()).json(&batch)).await;
+    assert_eq!((status, resp["type"].as_str()), (200, Some("batch-response")));
+    let statuses: Vec<&str> = resp["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["201 Created", "404 Not Found", "200 OK"]);
+    assert_eq!(
+        resp["entry"][1]["response"]["outcome"]["resourceType"],
+        "OperationOutcome"
     );
 }
 

@@ -199,6 +199,25 @@ async fn the_api_wants_a_bearer_token_and_the_journal_never_keeps_it() {
 }
 
 #[tokio::test]
+async fn scopes_limit_what_a_token_reads_and_writes() {
+    let ehr = smart(FaultPlan::none()).await;
+    let assertion = sign(&claims(&ehr, "s1"), Algorithm::ES384, "es384-private.pem");
+    let (_, body) = ask_token(&ehr, &assertion, "system/Patient.read").await;
+    let t = body["access_token"].as_str().unwrap();
+    let get = |path: &str| http().get(format!("{}/{path}", ehr.base_url())).bearer_auth(t).send();
+    assert_eq!(get("Patient").await.unwrap().status(), 200);
+    assert_eq!(get("Observation").await.unwrap().status(), 403);
+    let post = http()
+        .post(format!("{}/Patient", ehr.base_url()))
+        .bearer_auth(t)
+        .json(&json!({"resourceType": "Patient"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 403, "a read scope does not write");
+}
+
+#[tokio::test]
 async fn tokens_expire_by_lifetime_and_by_injected_use_count() {
     let ehr = smart(FaultPlan::none().token_expiry(2)).await;
     let url = format!("{}/Patient", ehr.base_url());

@@ -5,21 +5,29 @@ use std::collections::BTreeMap;
 
 use imnm_fhir::mock::{MockEhr, Vendor};
 use reqwest::header::HeaderMap;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{demo_ids, http, start};
 
-/// Kicks off `path` (GET) and polls to the manifest; returns it and the 202 poll headers seen.
-async fn export(ehr: &MockEhr, path: &str) -> (Value, Vec<HeaderMap>) {
-    let resp = http()
-        .get(format!("{}/{path}", ehr.base_url()))
-        .header("prefer", "respond-async")
+/// Sends a kick-off request with `Prefer: respond-async`.
+async fn kick_off(req: reqwest::RequestBuilder) -> reqwest::Response {
+    req.header("prefer", "respond-async")
         .header("accept", "application/fhir+json")
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Kicks off `path` (GET) and polls to the manifest; returns it and the 202 poll headers seen.
+async fn export(ehr: &MockEhr, path: &str) -> (Value, Vec<HeaderMap>) {
+    let resp = kick_off(http().get(format!("{}/{path}", ehr.base_url()))).await;
     assert_eq!(resp.status(), 202, "{path}");
-    let status_url = resp.headers()["content-location"].to_str().unwrap().to_string();
+    poll(resp).await
+}
+
+/// Polls the status URL of an accepted kick-off to the manifest.
+async fn poll(accepted: reqwest::Response) -> (Value, Vec<HeaderMap>) {
+    let status_url = accepted.headers()["content-location"].to_str().unwrap().to_string();
     let mut polls = Vec::new();
     loop {
         let resp = http().get(&status_url).send().await.unwrap();
@@ -76,24 +84,74 @@ async fn kick_off_needs_prefer_and_honours_type_and_since() {
     );
     let (manifest, _) = export(&ehr, "$export?_since=2024-01-01T00:04:10Z").await;
     assert_eq!(download(&manifest).await.values().sum::<usize>(), 10);
-    let resp = http()
-        .post(format!("{}/Group/no-such-group/$export", ehr.base_url()))
-        .header("prefer", "respond-async")
-        .send()
+    let resp = kick_off(http().post(format!("{}/Group/no-such-group/$export", ehr.base_url()))).await;
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn group_export_by_post_covers_the_members_and_applies_type_filter() {
+    let mut resources = super::demo_resources();
+    resources.push(
+        json!({"resourceType": "Group", "id": "g1", "type": "person", "actual": true,
+        "member": [{"entity": {"reference": format!("Patient/{}", super::PATIENT)}}]}),
+    );
+    let ehr = MockEhr::builder()
+        .dataset(resources.clone())
+        .bulk_polls(0)
+        .start()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 404);
+    let params = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "_type", "valueString": "Patient,Observation,MedicationRequest,Medication"},
+        {"name": "_typeFilter", "valueString": "Observation?code=http://loinc.org%7C2157-6"}]});
+    let resp = kick_off(
+        http()
+            .post(format!("{}/Group/g1/$export", ehr.base_url()))
+            .json(&params),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    let (manifest, polls) = poll(resp).await;
+    assert!(polls.is_empty());
+    let of_member = |t: &str, extra: &dyn Fn(&Value) -> bool| {
+        let member = format!("Patient/{}", super::PATIENT);
+        resources
+            .iter()
+            .filter(|r| r["resourceType"] == t && r["subject"]["reference"] == member && extra(r))
+            .count()
+    };
+    let is_ck = |r: &Value| {
+        r["code"]["coding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "2157-6")
+    };
+    let referenced: std::collections::BTreeSet<_> = resources
+        .iter()
+        .filter(|r| {
+            r["resourceType"] == "MedicationRequest"
+                && r["subject"]["reference"] == format!("Patient/{}", super::PATIENT)
+        })
+        .map(|r| r["medicationReference"]["reference"].as_str().unwrap().to_string())
+        .collect();
+    let expected = BTreeMap::from([
+        ("Patient".to_string(), 1),
+        ("Observation".to_string(), of_member("Observation", &is_ck)),
+        (
+            "MedicationRequest".to_string(),
+            of_member("MedicationRequest", &|_| true),
+        ),
+        ("Medication".to_string(), referenced.len()),
+    ]);
+    assert!(expected.values().all(|n| *n > 0), "{expected:?}");
+    assert_eq!(download(&manifest).await, expected);
 }
 
 #[tokio::test]
 async fn delete_cancels_a_job() {
     let ehr = start(Vendor::Generic).await;
-    let resp = http()
-        .post(format!("{}/$export", ehr.base_url()))
-        .header("prefer", "respond-async")
-        .send()
-        .await
-        .unwrap();
+    let resp = kick_off(http().post(format!("{}/$export", ehr.base_url()))).await;
     let status_url = resp.headers()["content-location"].to_str().unwrap().to_string();
     assert_eq!(http().delete(&status_url).send().await.unwrap().status(), 202);
     assert_eq!(http().get(&status_url).send().await.unwrap().status(), 404);
