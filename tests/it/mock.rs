@@ -71,6 +71,14 @@ pub async fn get(url: &str) -> (StatusCode, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// The string at `pointer` in each entry of a Bundle ("" when absent).
+fn per_entry<'a>(bundle: &'a Value, pointer: &str) -> Vec<&'a str> {
+    let entries = bundle["entry"].as_array().into_iter().flatten();
+    entries
+        .map(|e| e.pointer(pointer).and_then(Value::as_str).unwrap_or_default())
+        .collect()
+}
+
 fn ids(bundle: &Value) -> Vec<String> {
     bundle["entry"]
         .as_array()
@@ -211,18 +219,9 @@ async fn each_search_parameter_filters() {
         &format!("MedicationRequest?patient={PATIENT}&_include=MedicationRequest:medication"),
     )
     .await;
-    let modes: Vec<&str> = b["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["search"]["mode"].as_str().unwrap())
-        .collect();
+    let modes = per_entry(&b, "/search/mode");
     assert!(modes.contains(&"include"), "{modes:?}");
-    assert!(b["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["resource"]["resourceType"] == "Medication"));
+    assert!(per_entry(&b, "/resource/resourceType").contains(&"Medication"));
     // Unknown parameters: 400 OperationOutcome on a generic server.
     let (status, o) = search(&ehr, "Condition?_sort=date").await;
     assert_eq!(
@@ -302,11 +301,9 @@ async fn epic_quirks() {
         &format!("MedicationRequest?patient={PATIENT}&_include=MedicationRequest:medication"),
     )
     .await;
-    assert!(b["entry"]
-        .as_array()
-        .unwrap()
+    assert!(per_entry(&b, "/resource/resourceType")
         .iter()
-        .all(|e| e["resource"]["resourceType"] == "MedicationRequest"));
+        .all(|t| *t == "MedicationRequest"));
     let (status, _) = search(&ehr, "Condition?_lastUpdated=gt2024-01-01").await;
     assert_eq!(status, 400);
     let (status, _) = search(&ehr, "Condition?_sort=date").await;
@@ -397,12 +394,7 @@ async fn transactions_resolve_uuids_and_roll_back_on_failure() {
     let (status, _, resp) = send(http().post(&base).json(&tx)).await;
     assert_eq!(status, 200);
     assert_eq!(resp["type"], "transaction-response");
-    let statuses: Vec<&str> = resp["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["response"]["status"].as_str().unwrap())
-        .collect();
+    let statuses = per_entry(&resp, "/response/status");
     assert_eq!(statuses, vec!["201 Created", "201 Created", "200 OK"]);
     let patient_id = resp["entry"][0]["resource"]["id"].as_str().unwrap();
     assert_eq!(
@@ -435,12 +427,7 @@ async fn batches_answer_per_entry() {
     ]});
     let (status, _, resp) = send(http().post(ehr.base_url()).json(&batch)).await;
     assert_eq!((status, resp["type"].as_str()), (200, Some("batch-response")));
-    let statuses: Vec<&str> = resp["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["response"]["status"].as_str().unwrap())
-        .collect();
+    let statuses = per_entry(&resp, "/response/status");
     assert_eq!(statuses, vec!["201 Created", "404 Not Found", "200 OK"]);
     assert_eq!(
         resp["entry"][1]["response"]["outcome"]["resourceType"],
