@@ -101,11 +101,11 @@ pub fn parse(vendor: Vendor, rtype: &str, params: &[(String, String)]) -> Result
         let list = || value.split(',').map(str::trim).filter(|v| !v.is_empty());
         match name.as_str() {
             "_id" => c.ids.get_or_insert_with(Vec::new).extend(list().map(str::to_string)),
-            "patient" | "subject" if applies(name, rtype) => c
+            "patient" | "subject" if vendor.has_param(rtype, name) => c
                 .patients
                 .get_or_insert_with(Vec::new)
                 .extend(list().map(|v| v.rsplit('/').next().unwrap_or(v).to_string())),
-            "code" | "category" if applies(name, rtype) => {
+            "code" | "category" if vendor.has_param(rtype, name) => {
                 let field = if name == "code" { "code" } else { "category" };
                 c.tokens.push((field, list().map(parse_token).collect()));
             }

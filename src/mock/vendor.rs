@@ -14,8 +14,8 @@ pub enum Vendor {
     /// A plain FHIR R4 server: strict about unknown parameters.
     #[default]
     Generic,
-    /// Epic: Observation search needs `category`; no MedicationStatement; `_include`
-    /// ignored; no `_lastUpdated` (400); unknown parameters ignored.
+    /// Epic: Observation search needs `category`; no MedicationStatement; no `code` on
+    /// MedicationRequest; `_include` ignored; no `_lastUpdated` (400); unknown parameters ignored.
     Epic,
     /// Oracle Health (Cerner): bulk files answer 307 to another origin; fatal errors
     /// (bad parameter values, unsupported types) come back as 500; unknown parameters ignored.
@@ -46,6 +46,12 @@ impl Vendor {
     /// Whether unknown search parameters are ignored (else 400).
     pub fn ignores_unknown_params(self) -> bool {
         matches!(self, Vendor::Epic | Vendor::Cerner)
+    }
+
+    /// Whether this vendor has a search parameter for a type (Epic's MedicationRequest has no `code`).
+    pub fn has_param(self, rtype: &str, param: &str) -> bool {
+        super::search::applies(param, rtype)
+            && !(self == Vendor::Epic && rtype == "MedicationRequest" && param == "code")
     }
 
     /// Whether `_lastUpdated` is supported (Epic answers 400).
@@ -92,7 +98,7 @@ impl Vendor {
             params.push("_lastUpdated");
         }
         for p in ["patient", "subject", "code", "category"] {
-            if super::search::applies(p, rtype) {
+            if self.has_param(rtype, p) {
                 params.push(p);
             }
         }

@@ -304,6 +304,12 @@ async fn epic_quirks() {
     assert!(per_entry(&b, "/resource/resourceType")
         .iter()
         .all(|t| *t == "MedicationRequest"));
+    let mine = b["total"].clone();
+    let (_, b) = search(&ehr, &format!("MedicationRequest?patient={PATIENT}&code=no-such-code")).await;
+    assert_eq!(
+        b["total"], mine,
+        "Epic's MedicationRequest has no code parameter: it is ignored"
+    );
     let (status, _) = search(&ehr, "Condition?_lastUpdated=gt2024-01-01").await;
     assert_eq!(status, 400);
     let (status, _) = search(&ehr, "Condition?_sort=date").await;
