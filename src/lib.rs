@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod fhir;
 pub mod mapping;
+pub mod mock;
 pub mod pipeline;
 pub mod report;
 

@@ -17,3 +17,5 @@ mod cli;
 
 // Study bundles: de-identification of the demo export, suppression, verify, merge, keygen.
 mod export;
+// The mock EHR driven with plain reqwest: reads, search, paging, vendor quirks, faults, SMART auth, $export, writes, CLI.
+mod mock;

@@ -54,6 +54,11 @@ pub enum Command {
     /// Pool several sites' study bundles into one cohort.csv (with a site column) and Table 1.
     #[command(after_help = "Example:\n  imnm merge bundle-a bundle-b --out pooled")]
     Merge(MergeArgs),
+    /// Serve a dataset as a mock FHIR R4 EHR on 127.0.0.1 until Ctrl-C (for testing clients).
+    #[command(
+        after_help = "Examples:\n  imnm mock-ehr --data examples/demo-cohort/bundle.json --vendor epic --port 8080\n  imnm mock-ehr --data export/ --port 8080 --faults 429:0.1,503:0.05,seed=7 --journal journal.ndjson\n  imnm mock-ehr --data export/ --port 8080 --auth smart --jwks jwks.json --client-id my-client"
+    )]
+    MockEhr(MockEhrArgs),
 }
 
 /// `imnm export`.
@@ -135,4 +140,36 @@ pub enum MappingsCommand {
         /// The mapping folder.
         dir: Option<PathBuf>,
     },
+}
+
+/// `imnm mock-ehr`.
+#[derive(Debug, Args)]
+pub struct MockEhrArgs {
+    /// A Bundle (.json), NDJSON or a folder of them (as for `cohort --input`). Repeatable.
+    #[arg(long, required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// Which server to behave like: epic, cerner, hapi or generic.
+    #[arg(long, default_value = "generic")]
+    pub vendor: String,
+    /// The port on 127.0.0.1.
+    #[arg(long)]
+    pub port: u16,
+    /// Faults to inject, e.g. 429:0.1,503:0.05,truncate:0.05,drop:0.02,latency:20ms,token-expiry:50,repeat-last:0.1,seed=7
+    #[arg(long)]
+    pub faults: Option<String>,
+    /// Authorization: none, or smart (SMART Backend Services; needs --jwks and --client-id).
+    #[arg(long, default_value = "none")]
+    pub auth: String,
+    /// The client's public keys (a JWK Set file), for --auth smart.
+    #[arg(long)]
+    pub jwks: Option<PathBuf>,
+    /// The registered client id, for --auth smart.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Write the request journal here as NDJSON when stopped (never holds tokens).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Retry-After seconds for 429, 503 and bulk status polls.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after: u64,
 }

@@ -1,6 +1,7 @@
 //! The `imnm` command-line tool. See `imnm --help` and README.md.
 
 mod cli;
+mod mock_ehr;
 mod share;
 
 use std::path::Path;
@@ -53,6 +54,7 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::Keygen { out } => share::keygen(&out),
         Command::Export(args) => share::export(args),
         Command::Merge(args) => share::merge(args),
+        Command::MockEhr(args) => mock_ehr::run(args),
     }
 }
 

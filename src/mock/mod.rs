@@ -1,0 +1,340 @@
+//! The mock EHR: a FHIR R4 server with real vendor behaviour and fault
+//! injection, for tests (ours and our users') and for `imnm mock-ehr`.
+//!
+//! It is a [wiremock] server with one named mock whose [`wiremock::Respond`]
+//! implementation answers from an in-memory dataset (read, search, paging,
+//! writes, Bulk Data `$export`, SMART Backend Services), shaped by a [`Vendor`]
+//! profile and a seeded [`FaultPlan`]. Every request lands in a journal
+//! ([`JournalEntry`]) that never holds a token.
+//!
+//! This module owns serving FHIR over HTTP for tests. It reads datasets only
+//! through [`crate::fhir::source`] and must not touch the cohort, mapping or
+//! domain layers.
+//!
+//! ```no_run
+//! use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};
+//!
+//! # async fn demo() -> Result<(), imnm_fhir::mock::MockError> {
+//! let ehr = MockEhr::builder()
+//!     .dataset("examples/demo-cohort/bundle.json")
+//!     .vendor(Vendor::Epic)
+//!     .faults("429:0.1,seed=7".parse::<FaultPlan>()?)
+//!     .start()
+//!     .await?;
+//! let url = format!("{}/Patient", ehr.base_url());
+//! // … drive your client against `url` …
+//! assert!(ehr.journal().iter().all(|e| e.status < 500));
+//! # let _ = url;
+//! # Ok(())
+//! # }
+//! ```
+
+mod auth;
+mod bulk;
+mod clock;
+mod faults;
+mod journal;
+mod respond;
+mod search;
+mod store;
+mod vendor;
+mod write;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+pub use faults::{Fault, FaultPlan};
+pub use journal::JournalEntry;
+pub use vendor::Vendor;
+
+use auth::AuthConfig;
+use respond::{EhrResponder, Shared, State, StorageResponder};
+
+/// Why the mock cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    /// A dataset path cannot be opened or listed.
+    #[error("cannot read dataset {path}: {source}")]
+    Input {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A piece of the dataset is not JSON.
+    #[error("dataset {location}: {message}")]
+    Unreadable {
+        /// File and line or entry.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A dataset item has no `resourceType`.
+    #[error("dataset resource #{index} has no resourceType")]
+    NotAResource {
+        /// 0-based position in the dataset.
+        index: usize,
+    },
+    /// The JWKS given for SMART auth is not a JWK Set.
+    #[error("the JWKS is not a valid JWK Set: {reason}")]
+    Jwks {
+        /// Why.
+        reason: String,
+    },
+    /// A fault spec part cannot be used.
+    #[error("fault spec '{part}': {reason}")]
+    FaultSpec {
+        /// The part (e.g. `429:2`).
+        part: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An unknown vendor name.
+    #[error("unknown vendor '{name}' (expected epic, cerner, hapi or generic)")]
+    UnknownVendor {
+        /// The name given.
+        name: String,
+    },
+}
+
+/// The data the mock serves.
+#[derive(Debug, Clone)]
+pub enum Dataset {
+    /// Files or folders, read like `imnm cohort --input`.
+    Paths(Vec<PathBuf>),
+    /// Resources given directly.
+    Resources(Vec<Value>),
+}
+
+impl From<&str> for Dataset {
+    fn from(p: &str) -> Self {
+        Dataset::Paths(vec![p.into()])
+    }
+}
+
+impl From<PathBuf> for Dataset {
+    fn from(p: PathBuf) -> Self {
+        Dataset::Paths(vec![p])
+    }
+}
+
+impl From<&std::path::Path> for Dataset {
+    fn from(p: &std::path::Path) -> Self {
+        Dataset::Paths(vec![p.to_path_buf()])
+    }
+}
+
+impl From<Vec<Value>> for Dataset {
+    fn from(r: Vec<Value>) -> Self {
+        Dataset::Resources(r)
+    }
+}
+
+/// How the mock guards its API.
+#[derive(Debug, Clone, Default)]
+pub enum Auth {
+    /// Open. The default.
+    #[default]
+    None,
+    /// SMART Backend Services: tokens from `{base}/auth/token` for `client_id`,
+    /// whose assertions must verify with a key of `jwks` (a JWK Set as JSON).
+    Smart {
+        /// The client's public keys, `{"keys": [...]}`.
+        jwks: Value,
+        /// The registered client id.
+        client_id: String,
+    },
+}
+
+/// Fixed settings of a running mock.
+pub(crate) struct Config {
+    base: String,
+    storage: Option<String>,
+    vendor: Vendor,
+    faults: FaultPlan,
+    auth: AuthConfig,
+    retry_after: Duration,
+    token_lifetime: Duration,
+    bulk_polls: u32,
+}
+
+impl Config {
+    fn token_url(&self) -> String {
+        format!("{}/auth/token", self.base)
+    }
+}
+
+/// Builds a [`MockEhr`]. Start one with [`MockEhr::builder`].
+#[must_use]
+pub struct MockEhrBuilder {
+    dataset: Dataset,
+    vendor: Vendor,
+    faults: FaultPlan,
+    auth: Auth,
+    retry_after: Duration,
+    token_lifetime: Duration,
+    bulk_polls: u32,
+    listener: Option<TcpListener>,
+}
+
+impl MockEhrBuilder {
+    /// The data to serve: a path (`&str`, `PathBuf`) or resources. Default is empty.
+    pub fn dataset(mut self, dataset: impl Into<Dataset>) -> Self {
+        self.dataset = dataset.into();
+        self
+    }
+
+    /// The vendor profile. Default is [`Vendor::Generic`].
+    pub fn vendor(mut self, vendor: Vendor) -> Self {
+        self.vendor = vendor;
+        self
+    }
+
+    /// Faults to inject. Default is none.
+    pub fn faults(mut self, faults: FaultPlan) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Authorization. Default is [`Auth::None`].
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The `Retry-After` sent with 429, 503 and bulk status polls. Default is 1 s; tests use 0.
+    pub fn retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// Access token lifetime. Default is 300 s.
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// How many status polls answer 202 before the manifest. Default is 2.
+    pub fn bulk_polls(mut self, polls: u32) -> Self {
+        self.bulk_polls = polls;
+        self
+    }
+
+    /// Serve on this listener (e.g. a fixed port) instead of a random local port.
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Loads the dataset and starts the server (and, for Cerner, the storage origin).
+    pub async fn start(self) -> Result<MockEhr, MockError> {
+        let resources = match self.dataset {
+            Dataset::Paths(paths) if paths.is_empty() => Vec::new(),
+            Dataset::Paths(paths) => store::load_paths(&paths)?,
+            Dataset::Resources(r) => r,
+        };
+        let store = store::Store::from_resources(resources)?;
+        let auth = match self.auth {
+            Auth::None => AuthConfig::None,
+            Auth::Smart { jwks, client_id } => AuthConfig::Smart {
+                keys: serde_json::from_value(jwks).map_err(|e| MockError::Jwks { reason: e.to_string() })?,
+                client_id,
+            },
+        };
+        let server = match self.listener {
+            Some(l) => MockServer::builder().listener(l),
+            None => MockServer::builder(),
+        }
+        .disable_request_recording()
+        .start()
+        .await;
+        let storage = if self.vendor.redirects_downloads() {
+            Some(MockServer::builder().disable_request_recording().start().await)
+        } else {
+            None
+        };
+        let cfg = Config {
+            base: server.uri(),
+            storage: storage.as_ref().map(MockServer::uri),
+            vendor: self.vendor,
+            faults: self.faults,
+            auth,
+            retry_after: self.retry_after,
+            token_lifetime: self.token_lifetime,
+            bulk_polls: self.bulk_polls,
+        };
+        let shared = Arc::new(Shared {
+            cfg,
+            state: Mutex::new(State {
+                store,
+                ..State::default()
+            }),
+        });
+        Mock::given(any())
+            .respond_with(EhrResponder(shared.clone()))
+            .named("mock EHR: FHIR base")
+            .mount(&server)
+            .await;
+        if let Some(storage) = &storage {
+            Mock::given(any())
+                .respond_with(StorageResponder(shared.clone()))
+                .named("mock EHR: bulk file storage (another origin)")
+                .mount(storage)
+                .await;
+        }
+        Ok(MockEhr {
+            server,
+            storage,
+            shared,
+        })
+    }
+}
+
+/// A running mock EHR. It stops when dropped.
+pub struct MockEhr {
+    server: MockServer,
+    storage: Option<MockServer>,
+    shared: Arc<Shared>,
+}
+
+impl MockEhr {
+    /// A builder with the defaults: no data, [`Vendor::Generic`], no faults, no auth.
+    pub fn builder() -> MockEhrBuilder {
+        MockEhrBuilder {
+            dataset: Dataset::Paths(Vec::new()),
+            vendor: Vendor::Generic,
+            faults: FaultPlan::none(),
+            auth: Auth::None,
+            retry_after: Duration::from_secs(1),
+            token_lifetime: Duration::from_secs(300),
+            bulk_polls: 2,
+            listener: None,
+        }
+    }
+
+    /// The FHIR base URL (the server root, e.g. `http://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The token endpoint (`{base}/auth/token`).
+    pub fn token_url(&self) -> String {
+        self.shared.cfg.token_url()
+    }
+
+    /// The storage origin bulk files redirect to (Cerner only).
+    pub fn storage_url(&self) -> Option<String> {
+        self.storage.as_ref().map(MockServer::uri)
+    }
+
+    /// The requests answered so far.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.shared.lock().journal.clone()
+    }
+}

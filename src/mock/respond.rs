@@ -1,0 +1,346 @@
+//! The wiremock `Respond` implementations: one for the FHIR base, one for the
+//! Cerner-style storage origin. Each request is routed to a handler, gated by
+//! auth, given its fault, journaled, and turned into a `ResponseTemplate`.
+//! Handlers return a [`Reply`]; only this file touches wiremock types.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{json, Value};
+use wiremock::{Request, Respond, ResponseTemplate};
+
+use super::faults::{Fault, FaultState};
+use super::journal::JournalEntry;
+use super::search::{self, Page, PageToken};
+use super::store::Store;
+use super::{auth, bulk, write, Config};
+
+/// The FHIR JSON media type every answer uses.
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+/// Everything that changes while the mock runs.
+#[derive(Default)]
+pub struct State {
+    /// The data.
+    pub store: Store,
+    /// Requests answered.
+    pub journal: Vec<JournalEntry>,
+    /// Fault bookkeeping.
+    pub faults: FaultState,
+    /// Access tokens and assertion ids.
+    pub auth: auth::AuthState,
+    /// Bulk export jobs.
+    pub jobs: bulk::Jobs,
+}
+
+/// The configuration plus the state, shared by both servers.
+pub struct Shared {
+    /// Fixed at start.
+    pub cfg: Config,
+    /// Behind one lock: requests are handled one at a time.
+    pub state: Mutex<State>,
+}
+
+impl Shared {
+    /// The state, even if a handler panicked while holding it.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A response before it becomes a wiremock template.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Content type (empty for no body).
+    pub mime: &'static str,
+}
+
+impl Reply {
+    /// A FHIR JSON body.
+    pub fn json(status: u16, body: &Value) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.to_string().into_bytes(),
+            mime: FHIR_JSON,
+        }
+    }
+
+    /// A plain JSON body (OAuth endpoints).
+    pub fn plain_json(status: u16, body: &Value) -> Self {
+        Reply {
+            mime: "application/json",
+            ..Reply::json(status, body)
+        }
+    }
+
+    /// An OperationOutcome with one error issue.
+    pub fn outcome(status: u16, code: &str, message: &str) -> Self {
+        let severity = if status < 400 { "information" } else { "error" };
+        Reply::json(
+            status,
+            &json!({"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "diagnostics": message}]}),
+        )
+    }
+
+    /// No body.
+    pub fn empty(status: u16) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            mime: "",
+        }
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A request as the handlers see it.
+pub struct Call<'a> {
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// Path segments (percent-decoded as the URL gives them).
+    pub segments: Vec<&'a str>,
+    /// Query parameters, then form parameters of a `_search` or token POST.
+    pub params: Vec<(String, String)>,
+    /// The raw request.
+    pub req: &'a Request,
+}
+
+impl Call<'_> {
+    /// A request header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.req.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The first value of a parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Answers requests to the FHIR base.
+pub struct EhrResponder(pub Arc<Shared>);
+
+/// Answers requests to the storage origin (bulk files after a 307).
+pub struct StorageResponder(pub Arc<Shared>);
+
+impl Respond for EhrResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let shared = &self.0;
+        let call = call(req);
+        let mut state = shared.lock();
+        let (reply, fault) = handle(&shared.cfg, &mut state, &call);
+        finish(&shared.cfg, &mut state, "ehr", &call, reply, fault)
+    }
+}
+
+impl Respond for StorageResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let shared = &self.0;
+        let call = call(req);
+        let mut state = shared.lock();
+        let reply = match call.segments.as_slice() {
+            ["files", job, name] if call.method == "GET" => bulk::file(&shared.cfg, &state, job, name, true),
+            _ => Reply::outcome(404, "not-found", "no such file"),
+        };
+        finish(&shared.cfg, &mut state, "storage", &call, reply, None)
+    }
+}
+
+fn call(req: &Request) -> Call<'_> {
+    let mut params: Vec<(String, String)> = req
+        .url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let form = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        params.extend(form_urlencoded::parse(&req.body).map(|(k, v)| (k.into_owned(), v.into_owned())));
+    }
+    Call {
+        method: req.method.as_str(),
+        segments: req.url.path().split('/').filter(|s| !s.is_empty()).collect(),
+        params,
+        req,
+    }
+}
+
+/// Routes one request to the FHIR base: open endpoints, then auth, faults and the API.
+fn handle(cfg: &Config, state: &mut State, call: &Call<'_>) -> (Reply, Option<Fault>) {
+    match (call.method, call.segments.as_slice()) {
+        ("GET", ["metadata"]) => {
+            let token = cfg.auth.is_smart().then(|| cfg.token_url());
+            let types = served_types(cfg, &state.store);
+            let body = cfg
+                .vendor
+                .capability_statement(&cfg.base, types.iter().map(String::as_str), token.as_deref());
+            return (Reply::json(200, &body), None);
+        }
+        ("GET", [".well-known", "smart-configuration"]) => return (auth::smart_configuration(cfg), None),
+        ("POST", ["auth", "token"]) => return (auth::token(cfg, &mut state.auth, call), None),
+        _ => {}
+    }
+    if let Err((reply, fault)) = auth::check(cfg, &mut state.auth, call) {
+        return (reply, fault);
+    }
+    let paging = matches!(call.segments.as_slice(), ["_page"]);
+    let key = format!("{} {}", call.method, call.req.url);
+    let fault = state.faults.decide(&cfg.faults, &key, paging);
+    if let Some(reply) = fault.and_then(|f| early_fault(cfg, f)) {
+        return (reply, fault);
+    }
+    let repeat = fault == Some(Fault::RepeatLast);
+    (route(cfg, state, call, repeat), fault)
+}
+
+fn early_fault(cfg: &Config, fault: Fault) -> Option<Reply> {
+    let retry = cfg.retry_after.as_secs().to_string();
+    Some(match fault {
+        Fault::TooManyRequests => {
+            Reply::outcome(429, "throttled", "too many requests (injected fault)").header("retry-after", retry)
+        }
+        Fault::ServerError => Reply::outcome(500, "exception", "internal error (injected fault)"),
+        Fault::Unavailable => {
+            Reply::outcome(503, "transient", "service unavailable (injected fault)").header("retry-after", retry)
+        }
+        _ => return None,
+    })
+}
+
+fn route(cfg: &Config, state: &mut State, call: &Call<'_>, repeat: bool) -> Reply {
+    let is_type = |t: &str| t.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+    match (call.method, call.segments.as_slice()) {
+        ("GET", ["_page"]) => page(cfg, &state.store, call, repeat),
+        ("GET" | "POST", [op]) if *op == "$export" => bulk::kick_off(cfg, state, call, bulk::Level::System),
+        ("GET" | "POST", ["Patient", op]) if *op == "$export" => bulk::kick_off(cfg, state, call, bulk::Level::Patient),
+        ("GET" | "POST", ["Group", id, op]) if *op == "$export" => {
+            bulk::kick_off(cfg, state, call, bulk::Level::Group(id.to_string()))
+        }
+        ("GET", ["_bulk", "status", job]) => bulk::status(cfg, state, job),
+        ("DELETE", ["_bulk", "status", job]) => bulk::cancel(state, job),
+        ("GET", ["_bulk", "files", job, name]) => bulk::file(cfg, state, job, name, false),
+        ("POST", []) => write::bundle(cfg, &mut state.store, call),
+        (_, [t, ..]) if is_type(t) && !cfg.vendor.serves(t) => Reply::outcome(
+            cfg.vendor.fatal_status(404),
+            "not-supported",
+            "this server does not support this resource type",
+        ),
+        ("GET", [t]) if is_type(t) => search(cfg, &state.store, t, call.params.clone()),
+        ("POST", [t, "_search"]) if is_type(t) => search(cfg, &state.store, t, call.params.clone()),
+        ("GET", [t, id]) if is_type(t) => read(&state.store, t, id),
+        ("POST", [t]) if is_type(t) => write::create(cfg, &mut state.store, t, call),
+        ("PUT", [t, id]) if is_type(t) => write::update(cfg, &mut state.store, t, id, call),
+        _ => Reply::outcome(404, "not-found", "no such endpoint"),
+    }
+}
+
+/// The types listed in the CapabilityStatement: those in the data, for this vendor.
+pub fn served_types(cfg: &Config, store: &Store) -> Vec<String> {
+    store
+        .types()
+        .filter(|t| cfg.vendor.serves(t))
+        .map(str::to_string)
+        .collect()
+}
+
+fn read(store: &Store, rtype: &str, id: &str) -> Reply {
+    match store.get(rtype, id) {
+        Some(s) => Reply::json(200, &s.value)
+            .header("etag", format!("W/\"{}\"", s.version))
+            .header("last-modified", super::clock::format(s.updated)),
+        None => Reply::outcome(404, "not-found", "resource not found"),
+    }
+}
+
+fn search(cfg: &Config, store: &Store, rtype: &str, params: Vec<(String, String)>) -> Reply {
+    let token = PageToken {
+        t: rtype.to_string(),
+        q: params,
+        o: 0,
+    };
+    searchset(cfg, store, token, false)
+}
+
+fn page(cfg: &Config, store: &Store, call: &Call<'_>, repeat: bool) -> Reply {
+    match call.param("token").and_then(PageToken::decode) {
+        Some(token) => searchset(cfg, store, token, repeat),
+        None => Reply::outcome(400, "invalid", "unknown or expired paging token"),
+    }
+}
+
+fn searchset(cfg: &Config, store: &Store, token: PageToken, repeat: bool) -> Reply {
+    match search::parse(cfg.vendor, &token.t, &token.q) {
+        Ok(criteria) => {
+            let page = Page {
+                base: &cfg.base,
+                token,
+                repeat_previous: repeat,
+            };
+            Reply::json(200, &page.bundle(store, &criteria))
+        }
+        Err(refusal) => {
+            let status = match refusal {
+                search::Refusal::Invalid { .. } => cfg.vendor.fatal_status(400),
+                _ => 400,
+            };
+            Reply::outcome(status, "invalid", &refusal.message())
+        }
+    }
+}
+
+/// Applies latency and body faults, journals the request, and builds the template.
+fn finish(
+    cfg: &Config,
+    state: &mut State,
+    server: &str,
+    call: &Call<'_>,
+    reply: Reply,
+    fault: Option<Fault>,
+) -> ResponseTemplate {
+    let entry = JournalEntry {
+        seq: state.journal.len() as u64 + 1,
+        server: server.to_string(),
+        method: call.method.to_string(),
+        path: call.req.url.path().to_string(),
+        params: call.params.iter().map(|(k, _)| k.clone()).collect(),
+        status: reply.status,
+        fault: fault.map(|f| f.name().to_string()),
+        authorization: call.req.headers.contains_key("authorization"),
+    };
+    state.journal.push(entry);
+    let mut body = reply.body;
+    let full_len = body.len();
+    if matches!(fault, Some(Fault::Truncate | Fault::Drop)) {
+        body.truncate(full_len / 2);
+    }
+    let mut t = ResponseTemplate::new(reply.status);
+    for (name, value) in reply.headers {
+        t = t.append_header(name, value.as_str());
+    }
+    if fault == Some(Fault::Drop) {
+        t = t.insert_header("content-length", full_len.to_string().as_str());
+    }
+    if !reply.mime.is_empty() {
+        t = t.set_body_raw(body, reply.mime);
+    }
+    if !cfg.faults.latency.is_zero() {
+        t = t.set_delay(cfg.faults.latency);
+    }
+    t
+}
