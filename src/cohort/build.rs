@@ -380,6 +380,18 @@ fn candidate(id: &str, data: &PatientData, m: &MappingSet) -> Option<Candidate> 
             parents.join(", ")
         ));
     }
+    let text_only: Vec<&str> = data
+        .diagnoses
+        .iter()
+        .filter(|d| d.kind == DiagnosisKind::TextOnly)
+        .map(|d| d.code.as_str())
+        .collect();
+    if !text_only.is_empty() {
+        let codes = text_only.join(", ");
+        reasons.push(format!(
+            "Condition text names IMNM but its code ({codes}) is not an IMNM or parent code"
+        ));
+    }
     if reasons.is_empty() {
         return None;
     }

@@ -45,6 +45,8 @@ pub enum DiagnosisKind {
     ParentOnly,
     /// A differential diagnosis (dermatomyositis, polymyositis, IBM): never a case.
     Differential,
+    /// No IMNM or parent code, but the text names IMNM: a candidate at most.
+    TextOnly,
 }
 
 impl DiagnosisKind {

@@ -81,18 +81,27 @@ impl ValueSet {
     /// True when `text` contains one of the value set's words and none of its exclusions.
     /// Short words (three letters or fewer) must match the whole text.
     pub fn matches_text(&self, text: &str) -> bool {
-        if self.text.is_empty() {
-            return false;
-        }
+        self.text_match_len(text).is_some()
+    }
+
+    /// The length of the longest of the value set's words in `text` (none when an
+    /// exclusion matches). Lets a caller prefer the most specific wording:
+    /// "not detected" over "detected", "non-reactive" over "reactive".
+    pub fn text_match_len(&self, text: &str) -> Option<usize> {
         let text = text.trim().to_lowercase();
-        let hit = self.text.iter().any(|w| {
-            if w.len() <= 3 {
-                text == *w
-            } else {
-                text.contains(w.as_str())
-            }
-        });
-        hit && !self.text_exclude.iter().any(|w| text.contains(w.as_str()))
+        let best = self
+            .text
+            .iter()
+            .filter(|w| {
+                if w.len() <= 3 {
+                    text == **w
+                } else {
+                    text.contains(w.as_str())
+                }
+            })
+            .map(|w| w.len())
+            .max()?;
+        (!self.text_exclude.iter().any(|w| text.contains(w.as_str()))).then_some(best)
     }
 }
 

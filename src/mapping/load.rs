@@ -497,7 +497,7 @@ impl Builder {
     fn roles(&self) -> Vec<u8> {
         let mut roles = vec![0u8; self.valuesets.len()];
         if let Some(d) = &self.diagnosis {
-            for vs in [d.valueset, d.parent, d.differential] {
+            for vs in [d.valueset, d.parent, d.differential, d.text] {
                 roles[vs] |= role::CONDITION;
             }
         }

@@ -92,6 +92,10 @@ fn antibody_as_string_value() {
     assert_eq!(case_cell(vec![pos], "anti_srp"), "positive");
     let eq = observation("a1", LOINC, "33921-8", json!({"valueString": "Equivocal"}));
     assert_eq!(case_cell(vec![eq], "anti_srp"), "indeterminate");
+    for negative in ["Not detected", "NON-REACTIVE", "Negative (<20 units)", "none detected"] {
+        let o = observation("a1", LOINC, "33921-8", json!({"valueString": negative}));
+        assert_eq!(case_cell(vec![o], "anti_srp"), "negative", "{negative}");
+    }
 }
 
 #[test]
@@ -214,6 +218,18 @@ fn icd_codes_and_parent_codes_with_wording_select_cases() {
     parent["code"] =
         json!({"coding": [{"system": SCT, "code": "702380008"}], "text": "Immune-mediated necrotizing myopathy"});
     assert_eq!(run(&[patient("p1"), parent.clone()]).0.rows.len(), 1);
+    let mut text_only = imnm_condition("c1", "p1");
+    text_only["code"] = json!({"coding": [{"system": "http://example.org/local-dx", "code": "X123"}], "text": "Necrotizing autoimmune myopathy"});
+    let (cohort, _) = run(&[patient("p1"), text_only]);
+    assert!(
+        cohort.rows.is_empty(),
+        "wording without an IMNM or parent code is not a case"
+    );
+    assert!(
+        cohort.candidates[0].reason.contains("text names IMNM"),
+        "{}",
+        cohort.candidates[0].reason
+    );
     parent["code"]["text"] = json!("Idiopathic inflammatory myopathy");
     let (cohort, _) = run(&[patient("p1"), parent]);
     assert!(cohort.rows.is_empty());

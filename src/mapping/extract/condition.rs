@@ -61,7 +61,11 @@ fn diagnosis_kind(code: &CodeableConcept, ctx: &Ctx<'_>) -> Option<(DiagnosisKin
             c,
         ));
     }
-    coding_in(ctx.m, d.differential, code).map(|c| (DiagnosisKind::Differential, c))
+    if let Some(c) = coding_in(ctx.m, d.differential, code) {
+        return Some((DiagnosisKind::Differential, c));
+    }
+    let named = texts(code).any(|t| ctx.m.valuesets[d.text].matches_text(t));
+    named.then(|| (DiagnosisKind::TextOnly, super::first_code(code)))
 }
 
 fn onset(c: &Condition, ctx: &mut Ctx<'_>) -> Option<Onset> {

@@ -131,9 +131,17 @@ fn answer_of(m: &MappingSet, sets: &[(usize, u8)], cc: Option<&CodeableConcept>,
     let words = cc.into_iter().flat_map(texts).chain(text);
     by_code.or_else(|| {
         let words: Vec<&str> = words.collect();
+        // The most specific wording wins: "not detected" is negative although it contains "detected".
         sets.iter()
-            .find(|(vs, _)| words.iter().any(|w| m.valuesets[*vs].matches_text(w)))
-            .map(|x| x.1)
+            .filter_map(|(vs, k)| {
+                words
+                    .iter()
+                    .filter_map(|w| m.valuesets[*vs].text_match_len(w))
+                    .max()
+                    .map(|len| (len, *k))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, k)| k)
     })
 }
 
