@@ -368,26 +368,19 @@ fn candidate(id: &str, data: &PatientData, m: &MappingSet) -> Option<Candidate> 
             ));
         }
     }
-    let parents: Vec<&str> = data
-        .diagnoses
-        .iter()
-        .filter(|d| d.kind == DiagnosisKind::ParentOnly)
-        .map(|d| d.code.as_str())
-        .collect();
-    if !parents.is_empty() {
-        reasons.push(format!(
-            "myositis parent code {} without IMNM wording",
-            parents.join(", ")
-        ));
+    let codes_of = |kind: DiagnosisKind| {
+        let codes: Vec<&str> = data
+            .diagnoses
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| d.code.as_str())
+            .collect();
+        (!codes.is_empty()).then(|| codes.join(", "))
+    };
+    if let Some(codes) = codes_of(DiagnosisKind::ParentOnly) {
+        reasons.push(format!("myositis parent code {codes} without IMNM wording"));
     }
-    let text_only: Vec<&str> = data
-        .diagnoses
-        .iter()
-        .filter(|d| d.kind == DiagnosisKind::TextOnly)
-        .map(|d| d.code.as_str())
-        .collect();
-    if !text_only.is_empty() {
-        let codes = text_only.join(", ");
+    if let Some(codes) = codes_of(DiagnosisKind::TextOnly) {
         reasons.push(format!(
             "Condition text names IMNM but its code ({codes}) is not an IMNM or parent code"
         ));

@@ -14,11 +14,7 @@ fn run_ndjson(lines: &[String]) -> (imnm_fhir::cohort::Cohort, Issues) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Mixed.ndjson");
     std::fs::write(&path, lines.join("\n")).unwrap();
-    let m = mappings();
-    let collected = imnm_fhir::pipeline::collect(&[path], &m, |_| {}).unwrap();
-    let mut issues = collected.issues;
-    let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues);
-    (cohort, issues)
+    crate::support::run_paths(&[path])
 }
 
 #[test]

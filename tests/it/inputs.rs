@@ -6,7 +6,7 @@ use std::io::Write;
 use imnm_fhir::report::IssueCode;
 use serde_json::json;
 
-use crate::support::{imnm_condition, mappings, observation, patient};
+use crate::support::{imnm_condition, observation, patient};
 
 fn write_lines(path: &std::path::Path, lines: &[serde_json::Value]) {
     let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
@@ -57,10 +57,7 @@ fn numbered_folders_symlinks_error_and_deleted_files() {
         std::os::unix::fs::symlink(work.join("Patient.ndjson"), dir.path().join("Patient.ndjson")).unwrap();
         std::os::unix::fs::symlink(work.join("Observation.ndjson"), dir.path().join("Observation.ndjson")).unwrap();
     }
-    let m = mappings();
-    let collected = imnm_fhir::pipeline::collect(&[dir.path().to_path_buf()], &m, |_| {}).unwrap();
-    let mut issues = collected.issues;
-    let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues);
+    let (cohort, issues) = crate::support::run_paths(&[dir.path().to_path_buf()]);
     // p2's only diagnosis was deleted; o2 too.
     assert_eq!(cohort.rows.len(), 1);
     assert_eq!(cohort.rows[0].ck_peak_u_per_l, Some(2080.0));

@@ -49,6 +49,15 @@ pub fn run_text(text: &str) -> (Cohort, Issues) {
     (cohort, issues)
 }
 
+/// Runs the pipeline (without writing files) over input paths.
+pub fn run_paths(paths: &[PathBuf]) -> (Cohort, Issues) {
+    let m = mappings();
+    let collected = imnm_fhir::pipeline::collect(paths, &m, |_| {}).expect("inputs readable");
+    let mut issues = collected.issues;
+    let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues);
+    (cohort, issues)
+}
+
 /// Patient p1 with an IMNM diagnosis plus `extra`; returns p1's cohort row cells by column name.
 pub fn case_cell(extra: Vec<Value>, column: &str) -> String {
     let mut resources = vec![patient("p1"), imnm_condition("c1", "p1")];
