@@ -94,6 +94,47 @@ pub enum Auth {
     None,
     /// A fixed bearer token.
     Bearer(String),
+    /// SMART Backend Services: tokens from a signed JWT assertion (see [`Smart`]).
+    Smart(Smart),
+}
+
+/// SMART Backend Services settings: the token endpoint is discovered from
+/// `{base}/.well-known/smart-configuration`; each assertion is signed with
+/// RS384 or ES384, lives 4 minutes and has a fresh `jti`. A new token is asked
+/// for before expiry and once on a 401 (concurrent 401s share one refresh).
+#[derive(Clone)]
+pub struct Smart {
+    /// The registered client id (`iss` and `sub` of the assertion).
+    pub client_id: String,
+    /// The signing key (PEM: RSA for RS384, EC P-384 for ES384).
+    pub key: jsonwebtoken::EncodingKey,
+    /// `RS384` or `ES384`.
+    pub alg: jsonwebtoken::Algorithm,
+    /// The key id sent in the JWT header, when the server needs it.
+    pub kid: Option<String>,
+    /// Scopes asked for, e.g. `system/*.rs` (v2) or `system/*.read` (v1).
+    pub scope: String,
+}
+
+impl Smart {
+    /// Settings from a PEM private key file; the algorithm follows the key (RSA → RS384, EC → ES384).
+    pub fn from_pem(client_id: &str, pem: &[u8], kid: Option<String>, scope: &str) -> Result<Self, ClientError> {
+        let bad = |e: jsonwebtoken::errors::Error| ClientError::Config(format!("the SMART key is not usable: {e}"));
+        let (key, alg) = match jsonwebtoken::EncodingKey::from_ec_pem(pem) {
+            Ok(k) => (k, jsonwebtoken::Algorithm::ES384),
+            Err(_) => (
+                jsonwebtoken::EncodingKey::from_rsa_pem(pem).map_err(bad)?,
+                jsonwebtoken::Algorithm::RS384,
+            ),
+        };
+        Ok(Smart {
+            client_id: client_id.to_string(),
+            key,
+            alg,
+            kid,
+            scope: scope.to_string(),
+        })
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -101,6 +142,7 @@ impl std::fmt::Debug for Auth {
         match self {
             Auth::None => f.write_str("None"),
             Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Auth::Smart(s) => write!(f, "Smart({:?}, {:?})", s.alg, s.scope),
         }
     }
 }
@@ -228,6 +270,7 @@ impl FhirClientBuilder {
                 retry: self.retry,
                 auth: self.auth,
                 permits: Semaphore::new(self.concurrency),
+                token: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -239,6 +282,8 @@ struct Inner {
     retry: RetryPolicy,
     auth: Auth,
     permits: Semaphore,
+    /// The current SMART access token and when to stop using it.
+    token: tokio::sync::Mutex<Option<(String, std::time::Instant)>>,
 }
 
 /// A FHIR client for one base URL. Cloning is cheap (an `Arc`); clones share
@@ -303,11 +348,24 @@ impl FhirClient {
         })?;
         let policy = &self.inner.retry;
         let mut attempt = 0u32;
+        let mut refreshed = false;
         loop {
             attempt += 1;
             let last_try = attempt > policy.max_retries;
-            let failure = match self.once(&url).await {
+            let token = self.token(what).await?;
+            let failure = match self.once(&url, token.as_deref()).await {
                 Ok(Answer::Json(v)) => return Ok(v),
+                Ok(Answer::Status { status, .. })
+                    if status == StatusCode::UNAUTHORIZED
+                        && !refreshed
+                        && matches!(self.inner.auth, Auth::Smart(_)) =>
+                {
+                    // A new token, once per request, not counted as a retry.
+                    refreshed = true;
+                    attempt -= 1;
+                    self.drop_token(token.as_deref()).await;
+                    continue;
+                }
                 Ok(Answer::Status {
                     status,
                     outcome,
@@ -340,9 +398,9 @@ impl FhirClient {
     }
 
     /// One attempt: a JSON body, a non-success status, or a retryable failure text.
-    async fn once(&self, url: &Url) -> Result<Answer, String> {
+    async fn once(&self, url: &Url, token: Option<&str>) -> Result<Answer, String> {
         let mut req = self.inner.http.get(url.clone()).header(ACCEPT, "application/fhir+json");
-        if let Auth::Bearer(token) = &self.inner.auth {
+        if let Some(token) = token {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
         }
         let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
@@ -359,6 +417,106 @@ impl FhirClient {
         serde_json::from_slice(&body)
             .map(Answer::Json)
             .map_err(|e| format!("unparsable body: {e}"))
+    }
+}
+
+impl FhirClient {
+    /// The bearer token to send, fetching a SMART token when none is fresh.
+    async fn token(&self, what: &str) -> Result<Option<String>, ClientError> {
+        let smart = match &self.inner.auth {
+            Auth::None => return Ok(None),
+            Auth::Bearer(t) => return Ok(Some(t.clone())),
+            Auth::Smart(s) => s,
+        };
+        let mut held = self.inner.token.lock().await;
+        if let Some((t, until)) = held.as_ref() {
+            if std::time::Instant::now() < *until {
+                return Ok(Some(t.clone()));
+            }
+        }
+        let (token, lifetime) = self.fetch_token(smart, what).await?;
+        let margin = Duration::from_secs(30).min(lifetime / 2);
+        *held = Some((token.clone(), std::time::Instant::now() + lifetime - margin));
+        Ok(Some(token))
+    }
+
+    /// Forgets `used` if it is still the current token (so concurrent 401s refresh once).
+    async fn drop_token(&self, used: Option<&str>) {
+        let mut held = self.inner.token.lock().await;
+        if held.as_ref().map(|(t, _)| t.as_str()) == used {
+            *held = None;
+        }
+    }
+
+    /// Discovers the token endpoint and exchanges a fresh assertion for a token.
+    async fn fetch_token(&self, smart: &Smart, what: &str) -> Result<(String, Duration), ClientError> {
+        let fail = |reason: String| ClientError::GaveUp {
+            what: format!("{what} (SMART token)"),
+            attempts: 1,
+            reason,
+        };
+        let config_url = self.url(".well-known/smart-configuration", &[]);
+        let config: Value = self
+            .inner
+            .http
+            .get(config_url)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?
+            .json()
+            .await
+            .map_err(|e| fail(format!("smart-configuration: {}", e.without_url())))?;
+        let token_url = config["token_endpoint"]
+            .as_str()
+            .ok_or_else(|| fail("smart-configuration has no token_endpoint".into()))?
+            .to_string();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut jti = [0u8; 16];
+        getrandom::getrandom(&mut jti).map_err(|e| fail(format!("no randomness for jti: {e}")))?;
+        let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+        let claims = serde_json::json!({
+            "iss": smart.client_id, "sub": smart.client_id, "aud": token_url,
+            "exp": now + 240, "jti": jti,
+        });
+        let mut header = jsonwebtoken::Header::new(smart.alg);
+        header.kid = smart.kid.clone();
+        let assertion = jsonwebtoken::encode(&header, &claims, &smart.key)
+            .map_err(|e| fail(format!("cannot sign the assertion: {e}")))?;
+        let resp = self
+            .inner
+            .http
+            .post(token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+                ("scope", smart.scope.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let Some(token) = body["access_token"].as_str().filter(|_| status.is_success()) else {
+            let why = body["error_description"]
+                .as_str()
+                .or(body["error"].as_str())
+                .unwrap_or("");
+            return Err(ClientError::Status {
+                what: format!("{what} (SMART token)"),
+                status: status.as_u16(),
+                outcome: why.to_string(),
+            });
+        };
+        let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(300).max(1));
+        Ok((token.to_string(), lifetime))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imnm_fhir::client::{FhirClient, RetryPolicy};
+use imnm_fhir::client::{Auth, FhirClient, RetryPolicy, Smart};
 use imnm_fhir::mock::{Fault, FaultPlan, MockEhr, Vendor};
 use imnm_fhir::store::{Row, Store};
 use imnm_fhir::sync::{self, SyncOptions, SyncReport};
@@ -208,4 +208,48 @@ async fn sync_and_cohort_from_the_store_on_the_command_line() {
         dir.path(),
     );
     assert_eq!(bad.status.code(), Some(6), "unreachable server: exit 6");
+}
+
+#[tokio::test]
+async fn smart_backend_services_with_expiring_tokens_gives_the_same_store() {
+    let clean = new_store();
+    sync_into(&mock(Vendor::Generic, FaultPlan::none()).await, &clean).await;
+    let fixtures = crate::support::root().join("tests/fixtures/smart");
+    let jwks: serde_json::Value = serde_json::from_slice(&std::fs::read(fixtures.join("jwks.json")).unwrap()).unwrap();
+    for (key, kid) in [("rs384-private.pem", "test-rs384"), ("es384-private.pem", "test-es384")] {
+        let ehr = MockEhr::builder()
+            .dataset(demo_path())
+            .auth(imnm_fhir::mock::Auth::Smart {
+                jwks: jwks.clone(),
+                client_id: "imnm-test".into(),
+            })
+            .faults(FaultPlan::none().token_expiry(15))
+            .retry_after(Duration::ZERO)
+            .start()
+            .await
+            .unwrap();
+        let pem = std::fs::read(fixtures.join(key)).unwrap();
+        let smart = Smart::from_pem("imnm-test", &pem, Some(kid.into()), "system/*.rs").unwrap();
+        let client = FhirClient::builder(ehr.base_url())
+            .auth(Auth::Smart(smart))
+            .concurrency(4)
+            .build()
+            .unwrap();
+        let store = new_store();
+        sync::crawl(&client, store.clone(), &mappings(), &options())
+            .await
+            .unwrap();
+        assert_eq!(rows(&store), rows(&clean), "{key}");
+        let journal = ehr.journal();
+        let tokens = journal.iter().filter(|e| e.path == "/auth/token").count();
+        assert!(tokens > 1, "{key}: tokens were renewed after expiry ({tokens})");
+        let api = journal
+            .iter()
+            .filter(|e| !e.path.starts_with("/auth") && !e.path.starts_with("/.well-known"));
+        assert!(
+            api.clone().all(|e| e.authorization),
+            "{key}: every API request carried a token"
+        );
+        assert!(api.clone().any(|e| e.status == 401), "{key}: expiry was injected");
+    }
 }

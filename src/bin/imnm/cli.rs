@@ -57,7 +57,7 @@ pub enum Command {
     Merge(MergeArgs),
     /// Crawl a FHIR R4 server's IMNM cohort into a local SQLite store.
     #[command(
-        after_help = "Examples:\n  imnm sync --base-url https://ehr.example.org/fhir/R4 --store imnm.db\n  IMNM_TOKEN=... imnm sync --base-url URL --auth bearer --patients ids.txt --concurrency 8\n  imnm cohort --store imnm.db --out cohort-out"
+        after_help = "Examples:\n  imnm sync --base-url https://ehr.example.org/fhir/R4 --store imnm.db\n  IMNM_TOKEN=... imnm sync --base-url URL --auth bearer --patients ids.txt --concurrency 8\n  imnm sync --base-url URL --auth smart --client-id my-client --key client.pem --kid key-1\n  imnm cohort --store imnm.db --out cohort-out"
     )]
     Sync(SyncArgs),
     /// Serve a dataset as a mock FHIR R4 EHR on 127.0.0.1 until Ctrl-C (for testing clients).
@@ -189,9 +189,22 @@ pub struct SyncArgs {
     /// The FHIR R4 base URL.
     #[arg(long)]
     pub base_url: String,
-    /// Authorization: none, or bearer (token from the IMNM_TOKEN environment variable).
+    /// Authorization: none, bearer (token from the IMNM_TOKEN environment variable), or smart
+    /// (SMART Backend Services; needs --client-id and --key).
     #[arg(long, default_value = "none")]
     pub auth: String,
+    /// The registered client id, for --auth smart.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The private key (PEM, RSA for RS384 or EC P-384 for ES384), for --auth smart.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The key id sent in the assertion header, for --auth smart.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Scopes asked for, for --auth smart (v2 `system/*.rs` or v1 `system/*.read`).
+    #[arg(long, default_value = "system/*.rs")]
+    pub scope: String,
     /// The SQLite store to write (created if missing).
     #[arg(long, default_value = "imnm.db")]
     pub store: PathBuf,

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use imnm_fhir::client::{Auth, FhirClient};
+use imnm_fhir::client::{Auth, FhirClient, Smart};
 use imnm_fhir::store::Store;
 use imnm_fhir::sync::{self, SyncOptions};
 
@@ -20,7 +20,16 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
     let auth = match args.auth.as_str() {
         "none" => Auth::None,
         "bearer" => Auth::bearer_from_env(TOKEN_VAR).map_err(|e| usage(e.into()))?,
-        other => return Err(usage(anyhow::anyhow!("--auth {other}: expected none or bearer"))),
+        "smart" => {
+            let (Some(client_id), Some(key)) = (&args.client_id, &args.key) else {
+                return Err(usage(anyhow::anyhow!("--auth smart needs --client-id and --key")));
+            };
+            let pem = std::fs::read(key)
+                .with_context(|| format!("reading key {}", key.display()))
+                .map_err(|e| Exit(3, e))?;
+            Auth::Smart(Smart::from_pem(client_id, &pem, args.kid.clone(), &args.scope).map_err(|e| usage(e.into()))?)
+        }
+        other => return Err(usage(anyhow::anyhow!("--auth {other}: expected none, bearer or smart"))),
     };
     let patients = match &args.patients {
         Some(path) => Some(
