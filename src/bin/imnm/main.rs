@@ -149,14 +149,22 @@ fn finish_cohort(collected: pipeline::Collected, mappings: &MappingSet, args: &c
 
 fn demo(out: &Path) -> Result<u8, Exit> {
     let mappings = load_mappings(None)?;
-    let collected = pipeline::collect_json_text("demo-cohort/bundle.json", imnm_fhir::demo::BUNDLE_JSON, &mappings);
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating {}", out.display()))
+        .map_err(|e| Exit(4, e))?;
+    let store_path = out.join("imnm-demo.db");
+    let store = sync::demo_sync(&store_path, &mappings)?;
+    let collected = pipeline::collect_store(&store, &store_path.display().to_string(), &mappings)
+        .context("reading the demo store")
+        .map_err(|e| Exit(3, e))?;
     let outcome = pipeline::build_and_write(collected, &mappings, out).map_err(|e| Exit(4, e.into()))?;
-    println!("IMNM demo: 10 synthetic children in three EHR styles (built-in data, no hospital needed)\n");
+    println!("IMNM demo: 10 synthetic children in three EHR styles, synced from a mock EHR (no hospital needed)\n");
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))
     );
     summary(&outcome, out);
+    eprintln!("store: {}", store_path.display());
     Ok(0)
 }
 

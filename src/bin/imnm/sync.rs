@@ -80,3 +80,60 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
     eprintln!("store {}: {}", args.store.display(), per_type.join(", "));
     Ok(0)
 }
+
+/// `imnm demo`'s sync: starts the mock EHR in-process on the built-in demo data
+/// (generic vendor, a few 429, 503 and truncated answers), crawls it into the
+/// store at `path` and returns the store.
+pub fn demo_sync(path: &std::path::Path, mappings: &imnm_fhir::mapping::MappingSet) -> Result<Store, Exit> {
+    use imnm_fhir::mock::{Dataset, FaultPlan, MockEhr, Vendor};
+    let fail = |e: anyhow::Error| Exit(6, e);
+    let bundle: serde_json::Value = serde_json::from_str(imnm_fhir::demo::BUNDLE_JSON)
+        .context("the built-in demo data")
+        .map_err(fail)?;
+    let resources: Vec<serde_json::Value> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("resource").cloned())
+        .collect();
+    let faults: FaultPlan = "429:0.05,503:0.05,truncate:0.03,seed=7"
+        .parse()
+        .context("demo faults")
+        .map_err(fail)?;
+    let store = Store::open(path)
+        .with_context(|| format!("opening store {}", path.display()))
+        .map_err(|e| Exit(4, e))?;
+    let store = Arc::new(Mutex::new(store));
+    let runtime = tokio::runtime::Runtime::new()
+        .context("starting the async runtime")
+        .map_err(fail)?;
+    let report = runtime.block_on(async {
+        let ehr = MockEhr::builder()
+            .dataset(Dataset::Resources(resources))
+            .vendor(Vendor::Generic)
+            .faults(faults)
+            .retry_after(std::time::Duration::ZERO)
+            .start()
+            .await
+            .context("starting the mock EHR")
+            .map_err(fail)?;
+        let client = FhirClient::builder(ehr.base_url())
+            .concurrency(4)
+            .build()
+            .map_err(|e| fail(e.into()))?;
+        let report = sync::crawl(&client, store.clone(), mappings, &SyncOptions::default())
+            .await
+            .context("syncing the mock EHR")
+            .map_err(fail)?;
+        let faults = ehr.journal().iter().filter(|e| e.fault.is_some()).count();
+        Ok::<_, Exit>((report, ehr.journal().len(), faults))
+    })?;
+    let (report, requests, faults) = report;
+    eprintln!(
+        "synced {} patient(s) from the mock EHR: {requests} request(s), {faults} fault(s) injected and retried, {} new resource(s) stored",
+        report.patients, report.inserted
+    );
+    Arc::try_unwrap(store)
+        .map_err(|_| fail(anyhow::anyhow!("the store is still in use")))
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
