@@ -9,7 +9,11 @@
 //! Data flows one way: [`fhir::source`] → [`fhir::peek`] → [`fhir::parse`] →
 //! [`mapping::extract`] → [`cohort`]. [`domain`] is the pure case model in the
 //! middle; [`pipeline`] wires the steps.
+//!
+//! Sync from a FHIR server: [`client`] (HTTP, retries, paging) → [`sync`]
+//! (what to fetch) → [`store`] (SQLite), which [`pipeline::collect_store`] reads.
 
+pub mod client;
 pub mod cohort;
 pub mod deid;
 pub mod demo;
@@ -21,5 +25,7 @@ pub mod mapping;
 pub mod mock;
 pub mod pipeline;
 pub mod report;
+pub mod store;
+pub mod sync;
 
 pub use error::{Error, Result};

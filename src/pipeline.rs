@@ -603,3 +603,29 @@ pub fn collect_json_text(name: &str, text: &str, mappings: &MappingSet) -> Colle
     collected.stats.files = 1;
     collected
 }
+
+/// Reads every resource held in a sync store (see [`crate::store`]). Issue
+/// locations are `LABEL#entry[N]`, N the row's position (ordered by type, id).
+pub fn collect_store(
+    store: &crate::store::Store,
+    label: &str,
+    mappings: &MappingSet,
+) -> Result<Collected, crate::store::StoreError> {
+    let mut collector = Collector::new(mappings);
+    let file: Arc<str> = label.into();
+    let mut index = 0usize;
+    store.for_each(|row| {
+        collector.accept(Item::Resource {
+            location: Location {
+                file: file.clone(),
+                pos: source::Pos::Entry(index),
+            },
+            text: &row.json,
+            full_url: None,
+        });
+        index += 1;
+    })?;
+    let mut collected = collector.finish();
+    collected.stats.files = 1;
+    Ok(collected)
+}

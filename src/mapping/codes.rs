@@ -75,6 +75,8 @@ pub struct ValueSet {
     pub text_exclude: Vec<String>,
     /// Number of codes.
     pub code_count: usize,
+    /// Its codes as written (canonical system URI, code), e.g. for a server search.
+    pub codes: Vec<(String, String)>,
 }
 
 impl ValueSet {
@@ -165,6 +167,7 @@ mod tests {
             text: vec!["pos".into(), "positive".into()],
             text_exclude: vec!["weakly".into()],
             code_count: 0,
+            codes: Vec::new(),
         };
         assert!(vs.matches_text("POS"));
         assert!(vs.matches_text("Positive (>= 20)"));

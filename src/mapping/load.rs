@@ -266,6 +266,7 @@ impl Builder {
                 self.err(name, Some(&v.id), "value set has neither codes nor text");
             }
             let idx = self.valuesets.len();
+            let mut codes = Vec::new();
             for c in &v.code {
                 if c.code.trim().is_empty() || c.system.trim().is_empty() {
                     self.err(name, Some(&v.id), "a code row has an empty system or code");
@@ -280,6 +281,7 @@ impl Builder {
                 }
                 let sys = self.systems.intern(&c.system);
                 self.index.insert(&self.systems, sys, &c.code, idx);
+                codes.push((self.systems.uri(sys).to_string(), c.code.trim().to_string()));
             }
             let lower = |v: &[String]| v.iter().map(|t| t.trim().to_lowercase()).collect();
             self.valuesets.push(ValueSet {
@@ -288,6 +290,7 @@ impl Builder {
                 text: lower(&v.text),
                 text_exclude: lower(&v.text_exclude),
                 code_count: v.code.len(),
+                codes,
             });
         }
     }

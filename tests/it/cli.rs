@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::support::{imnm, root};
 
-fn table1(dir: &Path) -> Vec<Value> {
+pub(crate) fn table1(dir: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(dir.join("table1.json")).expect("table1.json written");
     serde_json::from_str(&text).expect("table1.json is JSON")
 }
@@ -22,7 +22,7 @@ fn n(t: &[Value], variable: &str, level: &str) -> u64 {
 }
 
 /// Every Table 1 figure of the seed case series.
-fn assert_seed_figures(t: &[Value]) {
+pub(crate) fn assert_seed_figures(t: &[Value]) {
     assert_eq!(figure(t, "n", None)["n"], 10);
     assert_eq!((n(t, "sex", "male"), n(t, "sex", "female")), (4, 6));
     let age = figure(t, "onset_age_years", None);

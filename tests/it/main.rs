@@ -19,3 +19,7 @@ mod cli;
 mod export;
 // The mock EHR driven with plain reqwest: reads, search, paging, vendor quirks, faults, SMART auth, $export, writes, CLI.
 mod mock;
+
+// Sync (crawl) from the mock EHR into the SQLite store: the seed's Table 1 from the store, idempotent
+// re-sync, faults leave the store identical, Epic's quirks (Observation category, MedicationRequest + Medication).
+mod sync;

@@ -23,7 +23,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   2  usage or configuration error (bad arguments, mapping files with problems)
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written
-  5  a study bundle does not verify, or merge refused a bundle";
+  5  a study bundle does not verify, or merge refused a bundle
+  6  sync failed (the server refused or never answered; the store keeps every page written)";
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -54,6 +55,11 @@ pub enum Command {
     /// Pool several sites' study bundles into one cohort.csv (with a site column) and Table 1.
     #[command(after_help = "Example:\n  imnm merge bundle-a bundle-b --out pooled")]
     Merge(MergeArgs),
+    /// Crawl a FHIR R4 server's IMNM cohort into a local SQLite store.
+    #[command(
+        after_help = "Examples:\n  imnm sync --base-url https://ehr.example.org/fhir/R4 --store imnm.db\n  IMNM_TOKEN=... imnm sync --base-url URL --auth bearer --patients ids.txt --concurrency 8\n  imnm sync --base-url URL --auth smart --client-id my-client --key client.pem --kid key-1\n  imnm cohort --store imnm.db --out cohort-out"
+    )]
+    Sync(SyncArgs),
     /// Serve a dataset as a mock FHIR R4 EHR on 127.0.0.1 until Ctrl-C (for testing clients).
     #[command(
         after_help = "Examples:\n  imnm mock-ehr --data examples/demo-cohort/bundle.json --vendor epic --port 8080\n  imnm mock-ehr --data export/ --port 8080 --faults 429:0.1,503:0.05,seed=7 --journal journal.ndjson\n  imnm mock-ehr --data export/ --port 8080 --auth smart --jwks jwks.json --client-id my-client"
@@ -119,8 +125,11 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct CohortArgs {
     /// A Bundle (.json), NDJSON (.ndjson, .ndjson.gz) or a folder of them (Bulk Data layout). Repeatable.
-    #[arg(long, short, required = true, num_args = 1..)]
+    #[arg(long, short, required_unless_present = "store", conflicts_with = "store", num_args = 1..)]
     pub input: Vec<PathBuf>,
+    /// Read a sync store (from `imnm sync`) instead of files.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
     /// Output folder (created if missing).
     #[arg(long, short)]
     pub out: PathBuf,
@@ -172,4 +181,40 @@ pub struct MockEhrArgs {
     /// Retry-After seconds for 429, 503 and bulk status polls.
     #[arg(long, default_value_t = 1)]
     pub retry_after: u64,
+}
+
+/// `imnm sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The FHIR R4 base URL.
+    #[arg(long)]
+    pub base_url: String,
+    /// Authorization: none, bearer (token from the IMNM_TOKEN environment variable), or smart
+    /// (SMART Backend Services; needs --client-id and --key).
+    #[arg(long, default_value = "none")]
+    pub auth: String,
+    /// The registered client id, for --auth smart.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The private key (PEM, RSA for RS384 or EC P-384 for ES384), for --auth smart.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The key id sent in the assertion header, for --auth smart.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Scopes asked for, for --auth smart (v2 `system/*.rs` or v1 `system/*.read`).
+    #[arg(long, default_value = "system/*.rs")]
+    pub scope: String,
+    /// The SQLite store to write (created if missing).
+    #[arg(long, default_value = "imnm.db")]
+    pub store: PathBuf,
+    /// Patients crawled at once (also the most requests in flight).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub concurrency: u64,
+    /// A file of Patient ids (one a line) to crawl instead of searching the cohort.
+    #[arg(long)]
+    pub patients: Option<PathBuf>,
+    /// Mapping folder for the cohort codes (default: the built-in mappings).
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
 }

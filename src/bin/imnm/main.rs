@@ -3,6 +3,7 @@
 mod cli;
 mod mock_ehr;
 mod share;
+mod sync;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -55,6 +56,7 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::Export(args) => share::export(args),
         Command::Merge(args) => share::merge(args),
         Command::MockEhr(args) => mock_ehr::run(args),
+        Command::Sync(args) => sync::run(args),
     }
 }
 
@@ -94,6 +96,18 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let mappings = load_mappings(args.mappings.as_deref())?;
+    if let Some(path) = &args.store {
+        if !path.exists() {
+            return Err(Exit(3, anyhow::anyhow!("store {} does not exist", path.display())));
+        }
+        let store = imnm_fhir::store::Store::open(path)
+            .with_context(|| format!("opening store {}", path.display()))
+            .map_err(|e| Exit(3, e))?;
+        let collected = pipeline::collect_store(&store, &path.display().to_string(), &mappings)
+            .with_context(|| format!("reading store {}", path.display()))
+            .map_err(|e| Exit(3, e))?;
+        return finish_cohort(collected, &mappings, &args);
+    }
     for input in &args.input {
         if !input.exists() {
             return Err(Exit(3, anyhow::anyhow!("input {} does not exist", input.display())));
@@ -113,7 +127,11 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let collected =
         pipeline::collect(&args.input, &mappings, move |n| counter.inc(n)).map_err(|e| Exit(3, e.into()))?;
     pb.finish_and_clear();
-    let outcome = pipeline::build_and_write(collected, &mappings, &args.out).map_err(|e| Exit(4, e.into()))?;
+    finish_cohort(collected, &mappings, &args)
+}
+
+fn finish_cohort(collected: pipeline::Collected, mappings: &MappingSet, args: &cli::CohortArgs) -> Result<u8, Exit> {
+    let outcome = pipeline::build_and_write(collected, mappings, &args.out).map_err(|e| Exit(4, e.into()))?;
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))
@@ -131,14 +149,22 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
 
 fn demo(out: &Path) -> Result<u8, Exit> {
     let mappings = load_mappings(None)?;
-    let collected = pipeline::collect_json_text("demo-cohort/bundle.json", imnm_fhir::demo::BUNDLE_JSON, &mappings);
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating {}", out.display()))
+        .map_err(|e| Exit(4, e))?;
+    let store_path = out.join("imnm-demo.db");
+    let store = sync::demo_sync(&store_path, &mappings)?;
+    let collected = pipeline::collect_store(&store, &store_path.display().to_string(), &mappings)
+        .context("reading the demo store")
+        .map_err(|e| Exit(3, e))?;
     let outcome = pipeline::build_and_write(collected, &mappings, out).map_err(|e| Exit(4, e.into()))?;
-    println!("IMNM demo: 10 synthetic children in three EHR styles (built-in data, no hospital needed)\n");
+    println!("IMNM demo: 10 synthetic children in three EHR styles, synced from a mock EHR (no hospital needed)\n");
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))
     );
     summary(&outcome, out);
+    eprintln!("store: {}", store_path.display());
     Ok(0)
 }
 

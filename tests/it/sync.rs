@@ -1,0 +1,255 @@
+//! `imnm_fhir::sync` crawling the mock EHR into the store, and `imnm sync` /
+//! `imnm cohort --store` end to end.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use imnm_fhir::client::{Auth, FhirClient, RetryPolicy, Smart};
+use imnm_fhir::mock::{Fault, FaultPlan, MockEhr, Vendor};
+use imnm_fhir::store::{Row, Store};
+use imnm_fhir::sync::{self, SyncOptions, SyncReport};
+
+use crate::cli::{assert_seed_figures, table1};
+use crate::mock::{demo_path, demo_resources};
+use crate::support::{bundle, imnm, mappings};
+
+async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
+    MockEhr::builder()
+        .dataset(demo_path())
+        .vendor(vendor)
+        .faults(faults)
+        .retry_after(Duration::ZERO)
+        .start()
+        .await
+        .unwrap()
+}
+
+fn client(ehr: &MockEhr) -> FhirClient {
+    FhirClient::builder(ehr.base_url())
+        .concurrency(4)
+        .retry(RetryPolicy {
+            max_retries: 6,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            max_retry_after: Duration::from_secs(1),
+        })
+        .build()
+        .unwrap()
+}
+
+/// Small pages, so paging (and faults on `next` links) is exercised.
+fn options() -> SyncOptions {
+    SyncOptions {
+        concurrency: 4,
+        patients: None,
+        page_size: 7,
+    }
+}
+
+async fn sync_into(ehr: &MockEhr, store: &Arc<Mutex<Store>>) -> SyncReport {
+    sync::crawl(&client(ehr), store.clone(), &mappings(), &options())
+        .await
+        .unwrap()
+}
+
+fn rows(store: &Arc<Mutex<Store>>) -> Vec<Row> {
+    store.lock().unwrap().rows().unwrap()
+}
+
+fn new_store() -> Arc<Mutex<Store>> {
+    Arc::new(Mutex::new(Store::in_memory().unwrap()))
+}
+
+/// Table 1 (as JSON rows) of the cohort built from the store.
+fn store_table1(store: &Arc<Mutex<Store>>) -> Vec<serde_json::Value> {
+    let m = mappings();
+    let collected = imnm_fhir::pipeline::collect_store(&store.lock().unwrap(), "store", &m).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    imnm_fhir::pipeline::build_and_write(collected, &m, out.path()).unwrap();
+    table1(out.path())
+}
+
+/// Table 1 of the demo dataset restricted to the resource types `vendor` serves.
+fn served_table1(vendor: Vendor) -> Vec<serde_json::Value> {
+    let served: Vec<_> = demo_resources()
+        .into_iter()
+        .filter(|r| vendor.serves(r["resourceType"].as_str().unwrap()))
+        .collect();
+    let m = mappings();
+    let collected = imnm_fhir::pipeline::collect_json_text("served", &bundle(&served), &m);
+    let out = tempfile::tempdir().unwrap();
+    imnm_fhir::pipeline::build_and_write(collected, &m, out.path()).unwrap();
+    table1(out.path())
+}
+
+#[tokio::test]
+async fn crawl_of_the_demo_data_gives_the_served_table1_and_the_seed_on_generic() {
+    for vendor in [Vendor::Generic, Vendor::Epic] {
+        let ehr = mock(vendor, FaultPlan::none()).await;
+        let store = new_store();
+        let report = sync_into(&ehr, &store).await;
+        assert!(report.patients >= 10, "{vendor}: {report:?}");
+        assert!(
+            report.pages > report.patients * 4,
+            "{vendor}: paging happened: {report:?}"
+        );
+        let t = store_table1(&store);
+        // Everything the server serves reaches Table 1 (Epic serves no MedicationStatement,
+        // which carries three children's methotrexate in the demo data).
+        assert_eq!(t, served_table1(vendor), "{vendor}");
+        if vendor == Vendor::Generic {
+            assert_seed_figures(&t);
+        }
+        let state = store
+            .lock()
+            .unwrap()
+            .sync_state(&format!("{}/", ehr.base_url()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (state.status.as_str(), state.pages_done),
+            ("done", report.pages),
+            "{vendor}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn resync_changes_nothing() {
+    let ehr = mock(Vendor::Generic, FaultPlan::none()).await;
+    let store = new_store();
+    let first = sync_into(&ehr, &store).await;
+    let before = rows(&store);
+    assert_eq!(first.inserted, before.len() as u64);
+    let second = sync_into(&ehr, &store).await;
+    assert_eq!((second.inserted, second.updated), (0, 0));
+    assert_eq!(rows(&store), before, "same rows, same versions, same JSON");
+}
+
+#[tokio::test]
+async fn faults_leave_the_store_identical_to_a_clean_sync() {
+    let clean = new_store();
+    sync_into(&mock(Vendor::Generic, FaultPlan::none()).await, &clean).await;
+    let plan = FaultPlan::none()
+        .with(Fault::TooManyRequests, 0.15)
+        .with(Fault::Unavailable, 0.1)
+        .with(Fault::Truncate, 0.1)
+        .with(Fault::Drop, 0.05)
+        .with(Fault::RepeatLast, 0.2)
+        .seed(11);
+    let ehr = mock(Vendor::Generic, plan).await;
+    let faulty = new_store();
+    sync_into(&ehr, &faulty).await;
+    let journal = ehr.journal();
+    for fault in ["429", "503", "truncate", "drop", "repeat-last"] {
+        assert!(
+            journal.iter().any(|e| e.fault.as_deref() == Some(fault)),
+            "fault {fault} was injected at least once"
+        );
+    }
+    assert_eq!(rows(&faulty), rows(&clean), "0 lost, 0 duplicated, same versions");
+    assert_seed_figures(&store_table1(&faulty));
+}
+
+#[tokio::test]
+async fn epic_profile_observations_by_category_and_medications_from_requests() {
+    let ehr = mock(Vendor::Epic, FaultPlan::none()).await;
+    let store = new_store();
+    let report = sync_into(&ehr, &store).await;
+    let journal = ehr.journal();
+    let observation_searches: Vec<_> = journal.iter().filter(|e| e.path == "/Observation").collect();
+    assert!(!observation_searches.is_empty());
+    assert!(
+        observation_searches
+            .iter()
+            .all(|e| e.params.iter().any(|p| p == "category")),
+        "no Observation search without category"
+    );
+    assert!(journal.iter().all(|e| e.status < 400), "Epic refused nothing");
+    assert!(!journal.iter().any(|e| e.path.starts_with("/MedicationStatement")));
+    assert!(journal.iter().any(|e| e.path == "/MedicationRequest"));
+    assert!(journal.iter().any(|e| e.path == "/Medication"));
+    assert!(report.medications_fetched > 0);
+    let counts = store.lock().unwrap().counts().unwrap();
+    assert!(!counts.contains_key("MedicationStatement"));
+    assert!(
+        counts["MedicationRequest"] > 0 && counts["Medication"] > 0,
+        "{counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_cohort_from_the_store_on_the_command_line() {
+    let ehr = mock(Vendor::Generic, FaultPlan::none()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = ehr.base_url();
+    let cwd = dir.path().to_path_buf();
+    let (sync_out, cohort_out) = tokio::task::spawn_blocking(move || {
+        let s = imnm(
+            &["sync", "--base-url", &base, "--store", "s.db", "--concurrency", "3"],
+            &cwd,
+        );
+        let c = imnm(&["cohort", "--store", "s.db", "--out", "out"], &cwd);
+        (s, c)
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&sync_out.stderr);
+    assert!(sync_out.status.success(), "{stderr}");
+    assert!(stderr.contains("synced"), "{stderr}");
+    assert!(
+        cohort_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cohort_out.stderr)
+    );
+    assert_seed_figures(&table1(&dir.path().join("out")));
+    let bad = imnm(
+        &["sync", "--base-url", "http://127.0.0.1:9", "--store", "x.db"],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(6), "unreachable server: exit 6");
+}
+
+#[tokio::test]
+async fn smart_backend_services_with_expiring_tokens_gives_the_same_store() {
+    let clean = new_store();
+    sync_into(&mock(Vendor::Generic, FaultPlan::none()).await, &clean).await;
+    let fixtures = crate::support::root().join("tests/fixtures/smart");
+    let jwks: serde_json::Value = serde_json::from_slice(&std::fs::read(fixtures.join("jwks.json")).unwrap()).unwrap();
+    for (key, kid) in [("rs384-private.pem", "test-rs384"), ("es384-private.pem", "test-es384")] {
+        let ehr = MockEhr::builder()
+            .dataset(demo_path())
+            .auth(imnm_fhir::mock::Auth::Smart {
+                jwks: jwks.clone(),
+                client_id: "imnm-test".into(),
+            })
+            .faults(FaultPlan::none().token_expiry(15))
+            .retry_after(Duration::ZERO)
+            .start()
+            .await
+            .unwrap();
+        let pem = std::fs::read(fixtures.join(key)).unwrap();
+        let smart = Smart::from_pem("imnm-test", &pem, Some(kid.into()), "system/*.rs").unwrap();
+        let client = FhirClient::builder(ehr.base_url())
+            .auth(Auth::Smart(smart))
+            .concurrency(4)
+            .build()
+            .unwrap();
+        let store = new_store();
+        sync::crawl(&client, store.clone(), &mappings(), &options())
+            .await
+            .unwrap();
+        assert_eq!(rows(&store), rows(&clean), "{key}");
+        let journal = ehr.journal();
+        let tokens = journal.iter().filter(|e| e.path == "/auth/token").count();
+        assert!(tokens > 1, "{key}: tokens were renewed after expiry ({tokens})");
+        let api = journal
+            .iter()
+            .filter(|e| !e.path.starts_with("/auth") && !e.path.starts_with("/.well-known"));
+        assert!(
+            api.clone().all(|e| e.authorization),
+            "{key}: every API request carried a token"
+        );
+        assert!(api.clone().any(|e| e.status == 401), "{key}: expiry was injected");
+    }
+}
