@@ -37,7 +37,8 @@ pub struct Table1Row {
 }
 
 impl Table1Row {
-    fn count(variable: &str, level: &str, n: u64, total: u64, missing: Option<u64>) -> Self {
+    /// A categorical row: `n` of `total` cases at `level` of `variable`.
+    pub fn count(variable: &str, level: &str, n: u64, total: u64, missing: Option<u64>) -> Self {
         let percent = (total > 0).then(|| (n as f64 * 1000.0 / total as f64).round() / 10.0);
         Self {
             variable: variable.into(),

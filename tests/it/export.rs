@@ -149,18 +149,7 @@ fn intervals_onset_age_and_table1_survive_deidentification() {
 }
 
 fn count(variable: &str, level: &str, n: u64, total: u64) -> Table1Row {
-    Table1Row {
-        variable: variable.into(),
-        level: Some(level.into()),
-        n: Some(n),
-        percent: Some(n as f64 * 100.0 / total as f64),
-        median: None,
-        q1: None,
-        q3: None,
-        min: None,
-        max: None,
-        missing: None,
-    }
+    Table1Row::count(variable, level, n, total, None)
 }
 
 #[test]
