@@ -211,7 +211,12 @@ impl Gen {
     }
 
     fn date(&mut self) -> String {
-        format!("{}-{:02}-{:02}", 2015 + self.below(10), 1 + self.below(12), 1 + self.below(28))
+        format!(
+            "{}-{:02}-{:02}",
+            2015 + self.below(10),
+            1 + self.below(12),
+            1 + self.below(28)
+        )
     }
 
     fn datetime(&mut self) -> String {
@@ -241,7 +246,14 @@ impl Vendor {
         match self {
             Vendor::Epic => format!("e{kind}{patient:x}.{n:x}Yq3"),
             Vendor::Cerner => format!("{}", 10_000_000 + patient * 10_000 + n),
-            Vendor::Hapi => format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", patient, n, patient % 4096, n % 4096, patient ^ n),
+            Vendor::Hapi => format!(
+                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                patient,
+                n,
+                patient % 4096,
+                n % 4096,
+                patient ^ n
+            ),
         }
     }
 
@@ -277,7 +289,13 @@ const VITALS: [(&str, &str, &str, u64, u64); 7] = [
     ("8310-5", "Body temperature", "Cel", 36, 39),
     ("29463-7", "Body weight", "kg", 12, 90),
     ("8302-2", "Body height", "cm", 90, 190),
-    ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "%", 90, 100),
+    (
+        "59408-5",
+        "Oxygen saturation in Arterial blood by Pulse oximetry",
+        "%",
+        90,
+        100,
+    ),
     ("39156-5", "Body mass index (BMI) [Ratio]", "kg/m2", 14, 32),
 ];
 
@@ -287,12 +305,48 @@ const LABS: [(&str, &str, &str, u64, u64); 12] = [
     ("2951-2", "Sodium [Moles/volume] in Serum or Plasma", "mmol/L", 130, 150),
     ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", 3, 6),
     ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 9, 17),
-    ("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*3/uL", 3, 15),
-    ("777-3", "Platelets [#/volume] in Blood by Automated count", "10*3/uL", 120, 450),
-    ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L", 8, 400),
-    ("1920-8", "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L", 8, 400),
-    ("2532-0", "Lactate dehydrogenase [Enzymatic activity/volume] in Serum or Plasma", "U/L", 100, 900),
-    ("1988-5", "C reactive protein [Mass/volume] in Serum or Plasma", "mg/L", 0, 80),
+    (
+        "6690-2",
+        "Leukocytes [#/volume] in Blood by Automated count",
+        "10*3/uL",
+        3,
+        15,
+    ),
+    (
+        "777-3",
+        "Platelets [#/volume] in Blood by Automated count",
+        "10*3/uL",
+        120,
+        450,
+    ),
+    (
+        "1742-6",
+        "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+        8,
+        400,
+    ),
+    (
+        "1920-8",
+        "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+        8,
+        400,
+    ),
+    (
+        "2532-0",
+        "Lactate dehydrogenase [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+        100,
+        900,
+    ),
+    (
+        "1988-5",
+        "C reactive protein [Mass/volume] in Serum or Plasma",
+        "mg/L",
+        0,
+        80,
+    ),
     ("2885-2", "Protein [Mass/volume] in Serum or Plasma", "g/dL", 5, 9),
 ];
 
@@ -359,20 +413,26 @@ fn fault(v: Vendor, p: u64, n: u64, buf: &mut String) {
     let id = v.id(p, "OB", n);
     match n {
         5 => buf.truncate(buf.len() / 2),
-        9 => {
+        9 | 13 => {
+            let (unit, extra) = if n == 9 {
+                ("furlong", "")
+            } else {
+                ("U/L", r#""statusX":"odd","#)
+            };
             buf.clear();
             let _ = write!(
                 buf,
                 concat!(
-                    r#"{{"resourceType":"Observation","id":"{id}","status":"final","#,
+                    r#"{{"resourceType":"Observation","id":"{id}","status":"final",{extra}"#,
                     r#""code":{{"coding":[{{"system":"http://loinc.org","code":"2157-6"}}]}},"subject":{{"reference":"Patient/{pid}"}},"#,
-                    r#""effectiveDateTime":"2020-01-01","valueQuantity":{{"value":300,"unit":"furlong"}}}}"#
+                    r#""effectiveDateTime":"2020-01-01","valueQuantity":{{"value":300,"unit":"{unit}"}}}}"#
                 ),
                 id = id,
-                pid = v.id(p, "PT", 0)
+                extra = extra,
+                pid = v.id(p, "PT", 0),
+                unit = unit
             );
         }
-        13 => *buf = buf.replacen("\"status\":", "\"statusX\":\"odd\",\"status\":", 1),
         17 => *buf = buf.replacen(&format!("\"{id}\""), &format!("\"{}\"", v.id(p, "OB", n - 1)), 1),
         _ => {}
     }
@@ -402,14 +462,30 @@ fn patient(g: &mut Gen, v: Vendor, pid: &str, out: &mut String) {
 fn condition(g: &mut Gen, v: Vendor, pid: &str, n: u64, imnm: bool, out: &mut String) {
     let (system, code, display) = if imnm {
         match v {
-            Vendor::Epic => ("http://snomed.info/sct", "715863001", "Immune-mediated necrotizing myopathy"),
-            Vendor::Cerner => ("http://hl7.org/fhir/sid/icd-10-cm", "G72.49", "Other inflammatory and immune myopathies"),
-            Vendor::Hapi => ("http://snomed.info/sct", "715863001", "Immune-mediated necrotizing myopathy"),
+            Vendor::Epic => (
+                "http://snomed.info/sct",
+                "715863001",
+                "Immune-mediated necrotizing myopathy",
+            ),
+            Vendor::Cerner => (
+                "http://hl7.org/fhir/sid/icd-10-cm",
+                "G72.49",
+                "Other inflammatory and immune myopathies",
+            ),
+            Vendor::Hapi => (
+                "http://snomed.info/sct",
+                "715863001",
+                "Immune-mediated necrotizing myopathy",
+            ),
         }
     } else {
         [
             ("http://snomed.info/sct", "38341003", "Hypertensive disorder"),
-            ("http://hl7.org/fhir/sid/icd-10-cm", "J45.909", "Unspecified asthma, uncomplicated"),
+            (
+                "http://hl7.org/fhir/sid/icd-10-cm",
+                "J45.909",
+                "Unspecified asthma, uncomplicated",
+            ),
             ("http://snomed.info/sct", "195967001", "Asthma"),
             ("http://hl7.org/fhir/sid/icd-10-cm", "E66.9", "Obesity, unspecified"),
             ("http://snomed.info/sct", "44054006", "Diabetes mellitus type 2"),
@@ -466,7 +542,16 @@ fn observation(g: &mut Gen, v: Vendor, pid: &str, n: u64, suggestive: bool, out:
     let ck = roll < 20 || (suggestive && n == 4);
     let (cat, (code, display, unit, low, high)) = if ck {
         let high = if suggestive { 9000 } else { 400 };
-        ("laboratory", ("2157-6", "Creatine kinase [Enzymatic activity/volume] in Serum or Plasma", "U/L", 40, high))
+        (
+            "laboratory",
+            (
+                "2157-6",
+                "Creatine kinase [Enzymatic activity/volume] in Serum or Plasma",
+                "U/L",
+                40,
+                high,
+            ),
+        )
     } else if roll < 500 {
         ("vital-signs", VITALS[g.below(VITALS.len() as u64) as usize])
     } else if roll < 980 {
@@ -476,7 +561,11 @@ fn observation(g: &mut Gen, v: Vendor, pid: &str, n: u64, suggestive: bool, out:
     };
     let value = low + g.below(high - low + 1);
     let local = if v == Vendor::Epic && cat == "laboratory" {
-        format!(r#",{{"system":"urn:oid:1.2.840.114350.1.13.861.1.7.2.768282","code":"{}","display":"{}"}}"#, 1500 + roll % 97, display)
+        format!(
+            r#",{{"system":"urn:oid:1.2.840.114350.1.13.861.1.7.2.768282","code":"{}","display":"{}"}}"#,
+            1500 + roll % 97,
+            display
+        )
     } else {
         String::new()
     };
@@ -556,7 +645,9 @@ mod tests {
             ..Spec::new(30_000)
         };
         let mut bad = 0;
-        for_each(&spec, |_, j| bad += usize::from(serde_json::from_str::<serde::de::IgnoredAny>(j).is_err()));
+        for_each(&spec, |_, j| {
+            bad += usize::from(serde_json::from_str::<serde::de::IgnoredAny>(j).is_err())
+        });
         assert!(bad >= 1, "{bad}");
     }
 }
