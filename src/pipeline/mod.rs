@@ -517,11 +517,39 @@ pub struct RunOutcome {
     pub stats: ReadStats,
 }
 
+/// Which table formats a run writes (`cohort`, `candidates`; `facts` is Parquet only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    /// `cohort.csv`, `candidates.csv`.
+    pub csv: bool,
+    /// `cohort.parquet`, `candidates.parquet`, `facts.parquet`.
+    pub parquet: bool,
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Self {
+            csv: true,
+            parquet: false,
+        }
+    }
+}
+
 /// Builds the cohort from collected data and writes every output into `out`.
 pub fn build_and_write(
     collected: Collected,
     mappings: &MappingSet,
     out: &std::path::Path,
+) -> crate::Result<RunOutcome> {
+    build_and_write_as(collected, mappings, out, Formats::default())
+}
+
+/// As [`build_and_write`], in the given table formats.
+pub fn build_and_write_as(
+    collected: Collected,
+    mappings: &MappingSet,
+    out: &std::path::Path,
+    formats: Formats,
 ) -> crate::Result<RunOutcome> {
     let Collected {
         patients,
@@ -530,7 +558,10 @@ pub fn build_and_write(
         stats,
     } = collected;
     let cohort = crate::cohort::build::build(&patients, mappings, &mut issues);
-    crate::cohort::write::write_all(out, &cohort, &issues, &sources)?;
+    crate::cohort::write::write_outputs(out, &cohort, &issues, &sources, formats.csv)?;
+    if formats.parquet {
+        crate::cohort::parquet::write_all(out, &cohort, &patients, mappings)?;
+    }
     Ok(RunOutcome { cohort, issues, stats })
 }
 

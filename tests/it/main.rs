@@ -26,3 +26,6 @@ mod sync;
 
 // Reading at scale: the parallel path (by chunk and by file) writes byte-identical outputs to one thread.
 mod scale;
+
+// Parquet outputs: read back, the same rows as the CSV files; facts.parquet per fact.
+mod parquet;

@@ -139,6 +139,9 @@ pub struct CohortArgs {
     /// Exit 1 when any data issue of severity error or warning was found.
     #[arg(long)]
     pub fail_on_issues: bool,
+    /// Table format of cohort and candidates: csv, parquet (adds facts.parquet) or both.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "parquet", "both"])]
+    pub format: String,
     /// Threads reading the input (default: the available cores). Any number gives the same outputs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,

@@ -138,7 +138,12 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
 }
 
 fn finish_cohort(collected: pipeline::Collected, mappings: &MappingSet, args: &cli::CohortArgs) -> Result<u8, Exit> {
-    let outcome = pipeline::build_and_write(collected, mappings, &args.out).map_err(|e| Exit(4, e.into()))?;
+    let formats = pipeline::Formats {
+        csv: args.format != "parquet",
+        parquet: args.format != "csv",
+    };
+    let outcome =
+        pipeline::build_and_write_as(collected, mappings, &args.out, formats).map_err(|e| Exit(4, e.into()))?;
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))
