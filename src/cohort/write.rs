@@ -148,3 +148,13 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &std::collections::BTreeM
     }
     w.flush().map_err(out_err(&path))
 }
+
+/// Writes `relevant.ndjson`: every resource a rule used, one compact line each,
+/// ordered by `Type/id`. Read again by `imnm cohort`, it gives the same cohort.
+pub fn write_relevant(dir: &Path, sources: &std::collections::BTreeMap<SourceRef, String>) -> Result<()> {
+    let (path, mut w) = create(dir, "relevant.ndjson")?;
+    for raw in sources.values() {
+        writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out_err(&path))?;
+    }
+    w.flush().map_err(out_err(&path))
+}

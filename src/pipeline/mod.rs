@@ -517,13 +517,16 @@ pub struct RunOutcome {
     pub stats: ReadStats,
 }
 
-/// Which table formats a run writes (`cohort`, `candidates`; `facts` is Parquet only).
+/// Which optional outputs a run writes besides the fixed ones (Table 1, provenance, issues, sources).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Formats {
     /// `cohort.csv`, `candidates.csv`.
     pub csv: bool,
     /// `cohort.parquet`, `candidates.parquet`, `facts.parquet`.
     pub parquet: bool,
+    /// `relevant.ndjson`: the raw JSON of every resource a rule used (for
+    /// shard runs whose outputs are read again by one final run).
+    pub relevant: bool,
 }
 
 impl Default for Formats {
@@ -531,6 +534,7 @@ impl Default for Formats {
         Self {
             csv: true,
             parquet: false,
+            relevant: false,
         }
     }
 }
@@ -561,6 +565,9 @@ pub fn build_and_write_as(
     crate::cohort::write::write_outputs(out, &cohort, &issues, &sources, formats.csv)?;
     if formats.parquet {
         crate::cohort::parquet::write_all(out, &cohort, &patients, mappings)?;
+    }
+    if formats.relevant {
+        crate::cohort::write::write_relevant(out, &sources)?;
     }
     Ok(RunOutcome { cohort, issues, stats })
 }

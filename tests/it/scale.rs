@@ -70,3 +70,31 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
         }
     }
 }
+
+#[test]
+fn shard_runs_then_one_run_over_their_relevant_files_give_the_whole_cohort() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bulk = tmp.path().join("bulk");
+    bench_data::write_bulk_dir(&Spec::new(10_000), &bulk, false).unwrap();
+    let whole = cohort(&[&bulk], &tmp.path().join("whole"), &[]);
+    // Two machines, each given some of the export's files.
+    let shards = [
+        vec!["Patient.ndjson", "Condition.ndjson"],
+        vec!["Medication.ndjson", "MedicationRequest.ndjson", "Observation.ndjson"],
+    ];
+    let mut relevant = Vec::new();
+    for (i, files) in shards.iter().enumerate() {
+        let out = tmp.path().join(format!("shard-{i}"));
+        let inputs: Vec<_> = files.iter().map(|f| bulk.join(f)).collect();
+        let refs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+        cohort(&refs, &out, &["--relevant"]);
+        relevant.push(out.join("relevant.ndjson"));
+    }
+    let refs: Vec<&Path> = relevant.iter().map(|p| p.as_path()).collect();
+    let merged = cohort(&refs, &tmp.path().join("merged"), &[]);
+    let file = |set: &[(String, Vec<u8>)], name: &str| set.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    for name in ["cohort.csv", "candidates.csv", "table1.json", "provenance.ndjson"] {
+        assert!(file(&whole, name) == file(&merged, name), "{name} differs");
+    }
+    assert!(String::from_utf8_lossy(&file(&whole, "cohort.csv")).lines().count() > 2);
+}

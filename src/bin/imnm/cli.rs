@@ -142,6 +142,9 @@ pub struct CohortArgs {
     /// Table format of cohort and candidates: csv, parquet (adds facts.parquet) or both.
     #[arg(long, default_value = "csv", value_parser = ["csv", "parquet", "both"])]
     pub format: String,
+    /// Also write relevant.ndjson: every resource a rule used (run per shard, then one run over these files).
+    #[arg(long)]
+    pub relevant: bool,
     /// Threads reading the input (default: the available cores). Any number gives the same outputs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,

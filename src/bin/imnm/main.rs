@@ -141,6 +141,7 @@ fn finish_cohort(collected: pipeline::Collected, mappings: &MappingSet, args: &c
     let formats = pipeline::Formats {
         csv: args.format != "parquet",
         parquet: args.format != "csv",
+        relevant: args.relevant,
     };
     let outcome =
         pipeline::build_and_write_as(collected, mappings, &args.out, formats).map_err(|e| Exit(4, e.into()))?;
