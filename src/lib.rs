@@ -13,6 +13,7 @@
 //! Sync from a FHIR server: [`client`] (HTTP, retries, paging) → [`sync`]
 //! (what to fetch) → [`store`] (SQLite), which [`pipeline::collect_store`] reads.
 
+pub mod bench_data;
 pub mod client;
 pub mod cohort;
 pub mod deid;

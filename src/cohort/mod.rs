@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod completeness;
+pub mod parquet;
 pub mod suppress;
 pub mod table1;
 pub mod write;

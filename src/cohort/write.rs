@@ -54,9 +54,23 @@ pub fn write_all(
     issues: &Issues,
     sources: &std::collections::BTreeMap<SourceRef, String>,
 ) -> Result<()> {
+    write_outputs(dir, cohort, issues, sources, true)
+}
+
+/// As [`write_all`]; `cohort.csv` and `candidates.csv` only when `csv` (the
+/// Parquet copies are written by [`super::parquet`]).
+pub fn write_outputs(
+    dir: &Path,
+    cohort: &Cohort,
+    issues: &Issues,
+    sources: &std::collections::BTreeMap<SourceRef, String>,
+    csv: bool,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
-    write_cohort(dir, cohort)?;
-    write_csv(dir, "candidates.csv", &cohort.candidates)?;
+    if csv {
+        write_cohort(dir, cohort)?;
+        write_csv(dir, "candidates.csv", &cohort.candidates)?;
+    }
     let t1 = table1(&cohort.rows);
     write_text(dir, "table1.md", &to_markdown(&t1))?;
     write_text(
@@ -131,6 +145,16 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &std::collections::BTreeM
             let compact = crate::fhir::compact_json(raw);
             writeln!(w, "{compact}").map_err(out_err(&path))?;
         }
+    }
+    w.flush().map_err(out_err(&path))
+}
+
+/// Writes `relevant.ndjson`: every resource a rule used, one compact line each,
+/// ordered by `Type/id`. Read again by `imnm cohort`, it gives the same cohort.
+pub fn write_relevant(dir: &Path, sources: &std::collections::BTreeMap<SourceRef, String>) -> Result<()> {
+    let (path, mut w) = create(dir, "relevant.ndjson")?;
+    for raw in sources.values() {
+        writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out_err(&path))?;
     }
     w.flush().map_err(out_err(&path))
 }

@@ -119,6 +119,8 @@ pub struct Fact {
     pub date: Option<FhirDate>,
     /// The resource it came from.
     pub source: SourceRef,
+    /// The code read: the resource's first coding (`system|code`); for a drug, the matching coding or `text`.
+    pub code: String,
     /// How it was read: the raw value and unit, the element, the cutoff used.
     pub detail: String,
     /// A second resource the value depends on (the Medication a request names).

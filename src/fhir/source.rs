@@ -190,9 +190,19 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// Streams an NDJSON reader, calling `f` per non-blank line.
-pub fn read_ndjson(file: Arc<str>, mut reader: impl BufRead, f: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+pub fn read_ndjson(file: Arc<str>, reader: impl BufRead, f: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+    read_ndjson_from(file, reader, 1, f)
+}
+
+/// As [`read_ndjson`], for a stretch of a file whose first line is line `first_line` (1-based).
+pub fn read_ndjson_from(
+    file: Arc<str>,
+    mut reader: impl BufRead,
+    first_line: u64,
+    f: &mut dyn FnMut(Item<'_>),
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
-    let mut line = 0u64;
+    let mut line = first_line.saturating_sub(1);
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf)? == 0 {

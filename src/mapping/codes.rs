@@ -90,13 +90,20 @@ impl ValueSet {
     /// exclusion matches). Lets a caller prefer the most specific wording:
     /// "not detected" over "detected", "non-reactive" over "reactive".
     pub fn text_match_len(&self, text: &str) -> Option<usize> {
-        let text = text.trim().to_lowercase();
+        if self.text.is_empty() {
+            return None;
+        }
+        self.text_match_len_lowered(&text.trim().to_lowercase())
+    }
+
+    /// As [`Self::text_match_len`], for a text already trimmed and lower-cased.
+    pub fn text_match_len_lowered(&self, text: &str) -> Option<usize> {
         let best = self
             .text
             .iter()
             .filter(|w| {
                 if w.len() <= 3 {
-                    text == **w
+                    text == w.as_str()
                 } else {
                     text.contains(w.as_str())
                 }

@@ -253,10 +253,17 @@ impl MappingSet {
 
     /// True when some value set of `role` matches `text`.
     pub fn text_has_role(&self, text: &str, role: u8) -> bool {
-        self.valuesets
+        let mut sets = self
+            .valuesets
             .iter()
             .zip(&self.roles)
-            .any(|(vs, r)| r & role != 0 && vs.matches_text(text))
+            .filter(|(vs, r)| *r & role != 0 && !vs.text.is_empty())
+            .peekable();
+        if sets.peek().is_none() {
+            return false;
+        }
+        let lowered = text.trim().to_lowercase();
+        sets.any(|(vs, _)| vs.text_match_len_lowered(&lowered).is_some())
     }
 
     /// The rule filling `column`.

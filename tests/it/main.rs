@@ -23,3 +23,9 @@ mod mock;
 // Sync (crawl) from the mock EHR into the SQLite store: the seed's Table 1 from the store, idempotent
 // re-sync, faults leave the store identical, Epic's quirks (Observation category, MedicationRequest + Medication).
 mod sync;
+
+// Reading at scale: the parallel path (by chunk and by file) writes byte-identical outputs to one thread.
+mod scale;
+
+// Parquet outputs: read back, the same rows as the CSV files; facts.parquet per fact.
+mod parquet;

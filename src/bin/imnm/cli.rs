@@ -139,6 +139,18 @@ pub struct CohortArgs {
     /// Exit 1 when any data issue of severity error or warning was found.
     #[arg(long)]
     pub fail_on_issues: bool,
+    /// Table format of cohort and candidates: csv, parquet (adds facts.parquet) or both.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "parquet", "both"])]
+    pub format: String,
+    /// Also write relevant.ndjson: every resource a rule used (run per shard, then one run over these files).
+    #[arg(long)]
+    pub relevant: bool,
+    /// Threads reading the input (default: the available cores). Any number gives the same outputs.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Size in bytes of the blocks a plain NDJSON file is cut into for the threads (tests and tuning).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_bytes: Option<u32>,
 }
 
 /// `imnm mappings …`.

@@ -124,14 +124,27 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let pb = progress_bar(total);
     let counter = pb.clone();
     tracing::info!(files = plan.files.len(), bytes = total, "reading inputs");
+    let mut opts = pipeline::ReadOptions::default();
+    if let Some(n) = args.threads {
+        opts.threads = usize::from(n);
+    }
+    if let Some(n) = args.chunk_bytes {
+        opts.chunk_bytes = n as usize;
+    }
     let collected =
-        pipeline::collect(&args.input, &mappings, move |n| counter.inc(n)).map_err(|e| Exit(3, e.into()))?;
+        pipeline::collect_with(&args.input, &mappings, opts, move |n| counter.inc(n)).map_err(|e| Exit(3, e.into()))?;
     pb.finish_and_clear();
     finish_cohort(collected, &mappings, &args)
 }
 
 fn finish_cohort(collected: pipeline::Collected, mappings: &MappingSet, args: &cli::CohortArgs) -> Result<u8, Exit> {
-    let outcome = pipeline::build_and_write(collected, mappings, &args.out).map_err(|e| Exit(4, e.into()))?;
+    let formats = pipeline::Formats {
+        csv: args.format != "parquet",
+        parquet: args.format != "csv",
+        relevant: args.relevant,
+    };
+    let outcome =
+        pipeline::build_and_write_as(collected, mappings, &args.out, formats).map_err(|e| Exit(4, e.into()))?;
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))

@@ -127,6 +127,7 @@ fn read_findings(c: &Condition, code: &CodeableConcept, ctx: &mut Ctx<'_>) {
                     value: FactValue::Present(true),
                     date,
                     source,
+                    code: first_code(code),
                     detail,
                     via: None,
                 });

@@ -161,6 +161,7 @@ pub fn push_matches(matches: &[MedicationMatch], date: Option<FhirDate>, via: Op
             value: FactValue::Exposure,
             date,
             source,
+            code: mm.detail.clone(),
             detail: mm.detail.clone(),
             via: via.cloned(),
         });

@@ -57,6 +57,7 @@ pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
                 value,
                 date,
                 source,
+                code: first_code(&o.code),
                 detail,
                 via: None,
             });

@@ -9,12 +9,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::domain::{DiagnosisFact, Fact, SourceRef};
-use crate::fhir::peek::{classify, PeekError, Relevance};
 use crate::fhir::reference::{self, Ref};
 use crate::fhir::source::{self, Format, Item, Location};
 use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PatientRecord, PendingExposure};
+
+pub mod parallel;
+pub mod scan;
+
 use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Issues, Severity};
+pub use parallel::ReadOptions;
+use scan::{Batch, Event};
 
 /// What the cohort layer needs of one patient.
 #[derive(Debug, Default, Clone)]
@@ -69,6 +74,7 @@ pub struct Collector<'m> {
     stats: ReadStats,
     seen_ids: HashSet<(String, String)>,
     deleted: HashSet<String>,
+    batch: Batch,
 }
 
 impl<'m> Collector<'m> {
@@ -85,6 +91,7 @@ impl<'m> Collector<'m> {
             stats: ReadStats::default(),
             seen_ids: HashSet::new(),
             deleted: HashSet::new(),
+            batch: Batch::default(),
         }
     }
 
@@ -157,118 +164,41 @@ impl<'m> Collector<'m> {
 
     /// Accepts one item of input.
     pub fn accept(&mut self, item: Item<'_>) {
-        match item {
-            Item::Unreadable {
-                location,
-                invalid_utf8,
-                message,
-            } => {
-                let code = if invalid_utf8 {
-                    IssueCode::InvalidUtf8
-                } else {
-                    IssueCode::MalformedJson
-                };
-                self.issues
-                    .push(Issue::new(Severity::Error, code, location.to_string(), message));
-            }
-            Item::Resource {
-                location,
-                text,
-                full_url,
-            } => self.accept_resource(&location, text, full_url),
-        }
+        let mut batch = std::mem::take(&mut self.batch);
+        scan::scan_item(self.mappings, &self.deleted, item, &mut batch);
+        self.apply_events(&mut batch);
+        self.batch = batch;
     }
 
-    fn accept_resource(&mut self, location: &Location, text: &str, full_url: Option<&str>) {
-        let (resource_type, relevance) = match classify(text, self.mappings) {
-            Ok(x) => x,
-            Err(PeekError::Malformed(msg)) => {
-                return self.issues.push(Issue::new(
-                    Severity::Error,
-                    IssueCode::MalformedJson,
-                    location.to_string(),
-                    msg,
-                ));
-            }
-            Err(PeekError::NotAResource) => {
-                let msg = "JSON without resourceType; not a FHIR resource";
-                return self.issues.push(Issue::new(
-                    Severity::Error,
-                    IssueCode::NotAResource,
-                    location.to_string(),
-                    msg,
-                ));
-            }
-        };
-        *self.stats.seen.entry(resource_type.to_string()).or_default() += 1;
-        if !self.deleted.is_empty() {
-            let key = format!("{resource_type}/{}", peek_id(text).unwrap_or_default());
-            if self.deleted.contains(&key) {
-                let msg = "deleted at the source (listed in a deleted/ file); left out";
-                return self
-                    .issues
-                    .push(Issue::new(Severity::Information, IssueCode::Deleted, key, msg));
-            }
-        }
-        match relevance {
-            Relevance::Skip => {}
-            Relevance::KnownMedication => {
-                if let Some(id) = peek_id(text) {
+    /// The resources deleted at the source (read from `deleted/` files so far).
+    pub fn deleted(&self) -> &HashSet<String> {
+        &self.deleted
+    }
+
+    /// Applies a batch scanned elsewhere (see [`scan`]), as if its items had been accepted here.
+    pub fn apply(&mut self, mut batch: Batch) {
+        self.batch.add_counts(&batch);
+        self.apply_events(&mut batch);
+    }
+
+    fn apply_events(&mut self, batch: &mut Batch) {
+        for event in batch.events.drain(..) {
+            match event {
+                Event::Issue(issue) => self.issues.push(issue),
+                Event::KnownMedication(id) => {
                     self.medications.entry(id).or_default();
                 }
+                Event::Parsed { full_url, out, text } => {
+                    if let Some(url) = full_url {
+                        self.aliases.insert(url, out.source.to_string());
+                    }
+                    self.absorb(*out, text);
+                }
             }
-            Relevance::Parse => self.parse_and_extract(location, text, full_url),
         }
     }
 
-    fn parse_and_extract(&mut self, location: &Location, text: &str, full_url: Option<&str>) {
-        self.stats.parsed += 1;
-        let parsed = match crate::fhir::parse::parse(text) {
-            Ok(p) => p,
-            Err(msg) => {
-                let msg = format!("not a valid FHIR R4 resource: {msg}");
-                return self.issues.push(Issue::new(
-                    Severity::Error,
-                    IssueCode::ParseError,
-                    location.to_string(),
-                    msg,
-                ));
-            }
-        };
-        let out = extract::extract(&parsed.resource, self.mappings, &location.to_string());
-        if let Some(note) = parsed.lenient_note {
-            let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
-            self.issues.push(Issue::new(
-                Severity::Warning,
-                IssueCode::ParsedLeniently,
-                out.source.to_string(),
-                msg,
-            ));
-        }
-        if extract::type_and_id(&parsed.resource).1.is_none() {
-            let msg = format!(
-                "{} without an id; named by its place in the input",
-                out.source.resource_type
-            );
-            self.issues.push(Issue::new(
-                Severity::Warning,
-                IssueCode::MissingId,
-                location.to_string(),
-                msg,
-            ));
-        }
-        if let Some(url) = full_url {
-            self.aliases.insert(url.to_string(), out.source.to_string());
-        }
-        self.absorb(out, text);
-    }
-
-    fn absorb(&mut self, out: Extracted, text: &str) {
-        let used = out.patient.is_some()
-            || !out.facts.is_empty()
-            || !out.diagnoses.is_empty()
-            || !out.pending.is_empty()
-            || out.medication.as_ref().is_some_and(|m| !m.is_empty());
+    fn absorb(&mut self, out: Extracted, text: Option<String>) {
         if !self
             .seen_ids
             .insert((out.source.resource_type.clone(), out.source.id.clone()))
@@ -284,8 +214,8 @@ impl<'m> Collector<'m> {
         for issue in out.issues {
             self.issues.push(issue);
         }
-        if used {
-            self.sources.insert(out.source.clone(), text.to_string());
+        if let Some(text) = text {
+            self.sources.insert(out.source.clone(), text);
         }
         if let Some(matches) = out.medication {
             self.medications.insert(out.source.id.clone(), matches);
@@ -313,6 +243,9 @@ impl<'m> Collector<'m> {
     /// `urn:uuid:` subjects) and returns the collected data.
     pub fn finish(mut self) -> Collected {
         self.resolve_pending();
+        let counts = std::mem::take(&mut self.batch);
+        self.stats.seen = counts.seen;
+        self.stats.parsed = counts.parsed;
         let mut patients: BTreeMap<String, PatientData> = BTreeMap::new();
         for (subject, data) in std::mem::take(&mut self.by_subject) {
             let id = self.patient_id(&subject);
@@ -439,19 +372,23 @@ fn subject_key(reference: &str) -> String {
     }
 }
 
-fn peek_id(text: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        id: Option<String>,
-    }
-    serde_json::from_str::<IdOnly>(text).ok()?.id
-}
-
-/// Reads every input into a [`Collected`], calling `progress` with raw bytes read.
+/// Reads every input into a [`Collected`] on all available cores, calling
+/// `progress` with raw bytes read.
 pub fn collect(
     inputs: &[PathBuf],
     mappings: &MappingSet,
-    progress: impl Fn(u64) + Clone + 'static,
+    progress: impl Fn(u64) + Clone + Send + Sync + 'static,
+) -> crate::Result<Collected> {
+    collect_with(inputs, mappings, ReadOptions::default(), progress)
+}
+
+/// As [`collect`], with the number of threads and the block size given. Any
+/// number of threads gives the same result.
+pub fn collect_with(
+    inputs: &[PathBuf],
+    mappings: &MappingSet,
+    opts: ReadOptions,
+    progress: impl Fn(u64) + Clone + Send + Sync + 'static,
 ) -> crate::Result<Collected> {
     let plan = source::plan(inputs).map_err(|e| crate::Error::Input {
         path: inputs_label(inputs),
@@ -473,8 +410,12 @@ pub fn collect(
     for path in &plan.errors {
         read_side_file(path, &mut collector, Side::Error);
     }
-    for path in &plan.files {
-        read_file(path, &mut collector, progress.clone());
+    if opts.threads <= 1 {
+        for path in &plan.files {
+            read_file(path, &mut collector, progress.clone());
+        }
+    } else {
+        parallel::read_files(&plan.files, &mut collector, opts, progress);
     }
     let mut collected = collector.finish();
     collected.stats.files = plan.files.len() as u64;
@@ -534,37 +475,35 @@ fn read_side_file(path: &std::path::Path, collector: &mut Collector<'_>, side: S
 
 /// Reads one file into the collector; an unreadable file is an issue.
 pub fn read_file(path: &std::path::Path, collector: &mut Collector<'_>, progress: impl Fn(u64) + 'static) {
+    if let Some(issue) = read_file_items(path, progress, &mut |item| collector.accept(item)) {
+        collector.issue(issue);
+    }
+}
+
+/// Streams the items of one file into `f`; returns the issue that stopped it
+/// (cannot open, read failed part-way), which comes after every item delivered.
+fn read_file_items(
+    path: &std::path::Path,
+    progress: impl Fn(u64) + 'static,
+    f: &mut dyn FnMut(Item<'_>),
+) -> Option<Issue> {
     let name: Arc<str> = path.display().to_string().into();
     tracing::info!(file = %name, "reading");
     let format = source::format_of(path).unwrap_or(Format::Json { gzip: false });
     let gzip = matches!(format, Format::Json { gzip: true } | Format::Ndjson { gzip: true });
+    let unreadable = |msg: String| Issue::new(Severity::Error, IssueCode::UnreadableFile, name.to_string(), msg);
     let reader = match source::open(path, gzip, progress) {
         Ok(r) => r,
-        Err(e) => {
-            collector.issue(Issue::new(
-                Severity::Error,
-                IssueCode::UnreadableFile,
-                name.to_string(),
-                format!("cannot open: {e}"),
-            ));
-            return;
-        }
+        Err(e) => return Some(unreadable(format!("cannot open: {e}"))),
     };
     let result = match format {
-        Format::Ndjson { .. } => source::read_ndjson(name.clone(), reader, &mut |item| collector.accept(item)),
+        Format::Ndjson { .. } => source::read_ndjson(name.clone(), reader, f),
         Format::Json { .. } => {
-            source::read_json(name.clone(), reader, &mut |item| collector.accept(item));
+            source::read_json(name.clone(), reader, f);
             Ok(())
         }
     };
-    if let Err(e) = result {
-        collector.issue(Issue::new(
-            Severity::Error,
-            IssueCode::UnreadableFile,
-            name.to_string(),
-            format!("read failed part-way: {e}"),
-        ));
-    }
+    result.err().map(|e| unreadable(format!("read failed part-way: {e}")))
 }
 
 /// The result of a cohort run.
@@ -578,11 +517,43 @@ pub struct RunOutcome {
     pub stats: ReadStats,
 }
 
+/// Which optional outputs a run writes besides the fixed ones (Table 1, provenance, issues, sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    /// `cohort.csv`, `candidates.csv`.
+    pub csv: bool,
+    /// `cohort.parquet`, `candidates.parquet`, `facts.parquet`.
+    pub parquet: bool,
+    /// `relevant.ndjson`: the raw JSON of every resource a rule used (for
+    /// shard runs whose outputs are read again by one final run).
+    pub relevant: bool,
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Self {
+            csv: true,
+            parquet: false,
+            relevant: false,
+        }
+    }
+}
+
 /// Builds the cohort from collected data and writes every output into `out`.
 pub fn build_and_write(
     collected: Collected,
     mappings: &MappingSet,
     out: &std::path::Path,
+) -> crate::Result<RunOutcome> {
+    build_and_write_as(collected, mappings, out, Formats::default())
+}
+
+/// As [`build_and_write`], in the given table formats.
+pub fn build_and_write_as(
+    collected: Collected,
+    mappings: &MappingSet,
+    out: &std::path::Path,
+    formats: Formats,
 ) -> crate::Result<RunOutcome> {
     let Collected {
         patients,
@@ -591,7 +562,13 @@ pub fn build_and_write(
         stats,
     } = collected;
     let cohort = crate::cohort::build::build(&patients, mappings, &mut issues);
-    crate::cohort::write::write_all(out, &cohort, &issues, &sources)?;
+    crate::cohort::write::write_outputs(out, &cohort, &issues, &sources, formats.csv)?;
+    if formats.parquet {
+        crate::cohort::parquet::write_all(out, &cohort, &patients, mappings)?;
+    }
+    if formats.relevant {
+        crate::cohort::write::write_relevant(out, &sources)?;
+    }
     Ok(RunOutcome { cohort, issues, stats })
 }
 

@@ -1,0 +1,311 @@
+//! Scan benchmark: `imnm cohort` against per-line parse baselines on the same bytes.
+//!
+//! ```sh
+//! cargo bench --bench scan                                   # 10k and 100k resources
+//! IMNM_BENCH_SIZES=10000,100000,1000000 cargo bench --bench scan
+//! IMNM_BENCH_BIG=/data/big.ndjson cargo bench --bench scan    # adds a run on a big file (see BENCHMARKS.md)
+//! IMNM_BENCH_REPEAT=5 cargo bench --bench scan               # runs per figure (median kept; default 3)
+//! ```
+//!
+//! Baselines, each reading the file line by line: Python `json.loads` (when
+//! `python3` is on PATH), `serde_json::Value`, and the narrow borrowed struct
+//! `imnm` peeks with (`fhir::peek::Peek`: the parse limit). `imnm cohort` runs
+//! as a subprocess (release build of this checkout); its peak RSS comes from
+//! `wait4`. Every figure of one report is measured in the same run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use imnm_fhir::bench_data::{self, Spec};
+
+struct Figure {
+    input: String,
+    method: String,
+    resources: u64,
+    bytes: u64,
+    secs: f64,
+    rss_mb: Option<f64>,
+}
+
+impl Figure {
+    fn rate(&self) -> f64 {
+        self.resources as f64 / self.secs
+    }
+}
+
+fn main() {
+    let sizes: Vec<u64> = std::env::var("IMNM_BENCH_SIZES")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let repeat: usize = std::env::var("IMNM_BENCH_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let data = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-data");
+    println!("# imnm scan benchmark\n");
+    println!("{}", machine());
+    let mut figures = Vec::new();
+    for &n in &sizes {
+        let dir = data.join(n.to_string());
+        let resources = prepare(n, &dir);
+        figures.extend(run_size(&format!("{n}"), &dir, resources, repeat));
+    }
+    if let Ok(big) = std::env::var("IMNM_BENCH_BIG") {
+        let path = PathBuf::from(big);
+        let resources = count_lines(&path);
+        let one = |m: &str, f: &dyn Fn() -> Figure| median(repeat.min(2), m, f);
+        let label = format!("big {}", path.display());
+        for threads in ["1", "2"] {
+            figures.push(one(&format!("imnm cohort -t{threads}"), &|| {
+                cohort(&label, &[&path], threads, resources, &data.join("out-big"))
+            }));
+        }
+        figures.push(one("narrow serde struct", &|| {
+            in_process(&label, &path, resources, narrow)
+        }));
+    }
+    report(&figures);
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    format!("machine: {cpu}, {cores} cores; load average before the run: {load}\n")
+}
+
+/// Writes the inputs of one size once (kept under target/tmp between runs).
+fn prepare(n: u64, dir: &Path) -> u64 {
+    let stamp = dir.join("stamp");
+    let spec = Spec::new(n);
+    let want = format!("bench_data v1 {n}");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).expect("bench data folder");
+        bench_data::write_one_ndjson(&spec, &dir.join("all.ndjson"), None).expect("write all.ndjson");
+        bench_data::write_bulk_dir(&spec, &dir.join("bulk"), false).expect("write bulk/");
+        bench_data::write_bulk_dir(&spec, &dir.join("bulk-gz"), true).expect("write bulk-gz/");
+        bench_data::write_bundle(&spec, &dir.join("bundle.json")).expect("write bundle.json");
+        std::fs::write(&stamp, want).expect("stamp");
+    }
+    count_lines(&dir.join("all.ndjson"))
+}
+
+fn count_lines(path: &Path) -> u64 {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    BufReader::with_capacity(1 << 20, f).split(b'\n').count() as u64
+}
+
+fn run_size(label: &str, dir: &Path, resources: u64, repeat: usize) -> Vec<Figure> {
+    let all = dir.join("all.ndjson");
+    let out = dir.join("out");
+    let label = format!("{label} all.ndjson");
+    let m = |name: &str, f: &dyn Fn() -> Figure| median(repeat, name, f);
+    let mut v = Vec::new();
+    if python_present() {
+        v.push(m("python json.loads", &|| python(&label, &all, resources)));
+    }
+    v.push(m("serde_json::Value", &|| in_process(&label, &all, resources, value)));
+    v.push(m("narrow serde struct", &|| {
+        in_process(&label, &all, resources, narrow)
+    }));
+    for threads in ["1", "2"] {
+        v.push(m(&format!("imnm cohort -t{threads}"), &|| {
+            cohort(&label, &[&all], threads, resources, &out)
+        }));
+    }
+    let folders = [
+        ("bulk/", "bulk"),
+        ("bulk-gz/", "bulk-gz"),
+        ("bundle.json", "bundle.json"),
+    ];
+    for (name, path) in folders {
+        let label = format!("{} {name}", label.split(' ').next().unwrap_or(""));
+        for threads in ["1", "2"] {
+            v.push(m(&format!("imnm cohort -t{threads}"), &|| {
+                cohort(&label, &[&dir.join(path)], threads, resources, &out)
+            }));
+        }
+    }
+    v
+}
+
+fn median(repeat: usize, method: &str, f: &dyn Fn() -> Figure) -> Figure {
+    let mut runs: Vec<Figure> = (0..repeat.max(1)).map(|_| f()).collect();
+    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    let rss = runs
+        .iter()
+        .filter_map(|r| r.rss_mb)
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    let mut mid = runs.swap_remove(runs.len() / 2);
+    mid.method = method.to_string();
+    mid.rss_mb = rss;
+    eprintln!("  {:<28} {:<26} {:>8.3} s", mid.input, method, mid.secs);
+    mid
+}
+
+fn file_bytes(paths: &[&Path]) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        if p.is_dir() {
+            std::fs::read_dir(p).map_or(0, |d| d.filter_map(Result::ok).map(|e| walk(&e.path())).sum())
+        } else {
+            std::fs::metadata(p).map_or(0, |m| m.len())
+        }
+    }
+    paths.iter().map(|p| walk(p)).sum()
+}
+
+fn value(line: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(line).is_ok()
+}
+
+fn narrow(line: &[u8]) -> bool {
+    serde_json::from_slice::<imnm_fhir::fhir::peek::Peek<'_>>(line).is_ok()
+}
+
+/// Reads `path` line by line (64 KiB buffer, as `imnm` does) and parses each line with `parse`.
+fn in_process(input: &str, path: &Path, resources: u64, parse: fn(&[u8]) -> bool) -> Figure {
+    let start = Instant::now();
+    let f = std::fs::File::open(path).expect("input");
+    let mut reader = BufReader::with_capacity(1 << 16, f);
+    let mut buf = Vec::with_capacity(4096);
+    let mut ok = 0u64;
+    while reader.read_until(b'\n', &mut buf).expect("read") > 0 {
+        ok += u64::from(parse(&buf));
+        buf.clear();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(ok * 100 >= resources * 99, "only {ok} of {resources} lines parsed");
+    Figure {
+        input: input.into(),
+        method: String::new(),
+        resources,
+        bytes: file_bytes(&[path]),
+        secs,
+        rss_mb: None,
+    }
+}
+
+fn python_present() -> bool {
+    Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+const PYTHON: &str =
+    "import json,sys\nn=0\nfor l in open(sys.argv[1],'rb'):\n    if l.strip():\n        json.loads(l); n+=1\nprint(n)";
+
+fn python(input: &str, path: &Path, resources: u64) -> Figure {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(PYTHON).arg(path);
+    let (secs, rss) = timed(cmd);
+    Figure {
+        input: input.into(),
+        method: String::new(),
+        resources,
+        bytes: file_bytes(&[path]),
+        secs,
+        rss_mb: Some(rss),
+    }
+}
+
+fn cohort(input: &str, paths: &[&Path], threads: &str, resources: u64, out: &Path) -> Figure {
+    let _ = std::fs::remove_dir_all(out);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imnm"));
+    cmd.args(["cohort", "--threads", threads, "--out"]).arg(out);
+    for p in paths {
+        cmd.arg("--input").arg(p);
+    }
+    let (secs, rss) = timed(cmd);
+    Figure {
+        input: input.into(),
+        method: String::new(),
+        resources,
+        bytes: file_bytes(paths),
+        secs,
+        rss_mb: Some(rss),
+    }
+}
+
+/// Runs `cmd` (output discarded) and returns wall seconds and the child's peak RSS in MB.
+fn timed(mut cmd: Command) -> (f64, f64) {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zero is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child, not yet waited for; the pointers are valid for the call.
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(got, pid, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed: status {status}"
+    );
+    std::mem::forget(child);
+    (secs, usage.ru_maxrss as f64 / 1024.0)
+}
+
+fn report(figures: &[Figure]) {
+    println!("| input | method | resources | MB | s | resources/s | MB/s | peak RSS MB | × python | ÷ narrow |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let size_of = |f: &Figure| f.input.split(' ').next().unwrap_or("").to_string();
+    for f in figures {
+        let same = |m: &str| figures.iter().find(|g| size_of(g) == size_of(f) && g.method == m);
+        let ratio = |base: Option<&Figure>| base.map_or("".into(), |b| format!("{:.2}", f.rate() / b.rate()));
+        println!(
+            "| {} | {} | {} | {:.1} | {:.3} | {:.0} | {:.1} | {} | {} | {} |",
+            f.input,
+            f.method,
+            f.resources,
+            f.bytes as f64 / 1e6,
+            f.secs,
+            f.rate(),
+            f.bytes as f64 / 1e6 / f.secs,
+            f.rss_mb.map_or("".into(), |r| format!("{r:.1}")),
+            ratio(same("python json.loads")),
+            ratio(same("narrow serde struct")),
+        );
+    }
+    println!();
+    targets(figures);
+}
+
+fn targets(figures: &[Figure]) {
+    let find = |input: &str, m: &str| figures.iter().find(|f| f.input == input && f.method == m);
+    let mut inputs: Vec<&str> = figures.iter().map(|f| f.input.as_str()).collect();
+    inputs.dedup();
+    for input in inputs {
+        let (Some(c1), Some(c2)) = (find(input, "imnm cohort -t1"), find(input, "imnm cohort -t2")) else {
+            continue;
+        };
+        let mut parts = vec![format!("2 threads ÷ 1: {:.2} (target ≥ 1.8)", c2.rate() / c1.rate())];
+        if let Some(p) = find(input, "python json.loads") {
+            parts.push(format!("1 thread × python: {:.1} (target ≥ 5)", c1.rate() / p.rate()));
+        }
+        if let Some(n) = find(input, "narrow serde struct") {
+            parts.push(format!(
+                "1 thread ÷ narrow: {:.2} (target ≥ 0.70)",
+                c1.rate() / n.rate()
+            ));
+        }
+        println!("- {input}: {}", parts.join("; "));
+    }
+}

@@ -1,0 +1,100 @@
+//! Reading at scale: the parallel path (by chunk and by file) writes byte-identical outputs to one thread.
+
+use std::path::Path;
+
+use imnm_fhir::bench_data::{self, Spec};
+
+use crate::support::imnm;
+
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn cohort(inputs: &[&Path], out: &Path, extra: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let mut args = vec!["cohort", "--out", out.to_str().unwrap()];
+    for i in inputs {
+        args.extend(["--input", i.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    let run = imnm(&args, out.parent().unwrap());
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    outputs(out)
+}
+
+#[test]
+fn parallel_reading_writes_the_same_bytes_as_one_thread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = Spec {
+        faults: true,
+        ..Spec::new(10_000)
+    };
+    let plain = tmp.path().join("plain");
+    let gz = tmp.path().join("gz");
+    let bundle = tmp.path().join("bundle.json");
+    bench_data::write_bulk_dir(&spec, &plain, false).unwrap();
+    bench_data::write_bulk_dir(&Spec { seed: 2, ..spec }, &gz, true).unwrap();
+    bench_data::write_bundle(&Spec { seed: 3, ..spec }, &bundle).unwrap();
+    let inputs = [plain.as_path(), gz.as_path(), bundle.as_path()];
+    let one = cohort(&inputs, &tmp.path().join("t1"), &["--threads", "1"]);
+    // The outputs say something: cases, candidates and each kind of bad line.
+    let text = |name: &str| String::from_utf8_lossy(&one.iter().find(|(n, _)| n == name).unwrap().1).to_string();
+    assert!(text("cohort.csv").lines().count() > 2, "{}", text("cohort.csv"));
+    assert!(text("candidates.csv").lines().count() > 1);
+    let issues = text("issues.ndjson");
+    for code in [
+        "malformed-json",
+        "duplicate",
+        "parsed-leniently",
+        "unit-not-convertible",
+    ] {
+        assert!(issues.contains(code), "no {code} issue in {issues}");
+    }
+    for (threads, chunk) in [("2", "4096"), ("3", "1")] {
+        let out = tmp.path().join(format!("t{threads}-{chunk}"));
+        let many = cohort(&inputs, &out, &["--threads", threads, "--chunk-bytes", chunk]);
+        assert_eq!(one.len(), many.len());
+        for ((name, a), (_, b)) in one.iter().zip(&many) {
+            assert!(a == b, "{name} differs with --threads {threads} --chunk-bytes {chunk}");
+        }
+    }
+}
+
+#[test]
+fn shard_runs_then_one_run_over_their_relevant_files_give_the_whole_cohort() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bulk = tmp.path().join("bulk");
+    bench_data::write_bulk_dir(&Spec::new(10_000), &bulk, false).unwrap();
+    let whole = cohort(&[&bulk], &tmp.path().join("whole"), &[]);
+    // Two machines, each given some of the export's files.
+    let shards = [
+        vec!["Patient.ndjson", "Condition.ndjson"],
+        vec!["Medication.ndjson", "MedicationRequest.ndjson", "Observation.ndjson"],
+    ];
+    let mut relevant = Vec::new();
+    for (i, files) in shards.iter().enumerate() {
+        let out = tmp.path().join(format!("shard-{i}"));
+        let inputs: Vec<_> = files.iter().map(|f| bulk.join(f)).collect();
+        let refs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+        cohort(&refs, &out, &["--relevant"]);
+        relevant.push(out.join("relevant.ndjson"));
+    }
+    let refs: Vec<&Path> = relevant.iter().map(|p| p.as_path()).collect();
+    let merged = cohort(&refs, &tmp.path().join("merged"), &[]);
+    let file = |set: &[(String, Vec<u8>)], name: &str| set.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    for name in ["cohort.csv", "candidates.csv", "table1.json", "provenance.ndjson"] {
+        assert!(file(&whole, name) == file(&merged, name), "{name} differs");
+    }
+    assert!(String::from_utf8_lossy(&file(&whole, "cohort.csv")).lines().count() > 2);
+}
