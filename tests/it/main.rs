@@ -23,3 +23,7 @@ mod mock;
 // Sync (crawl) from the mock EHR into the SQLite store: the seed's Table 1 from the store, idempotent
 // re-sync, faults leave the store identical, Epic's quirks (Observation category, MedicationRequest + Medication).
 mod sync;
+
+// Software nobody here wrote: SMART Fetch against the mock EHR and its folders as input; `imnm sync`
+// against Medplum's FHIR router. Needs `.ci/interop-install` (skips loudly without, fails with IMNM_INTEROP=1).
+mod interop;
