@@ -486,6 +486,31 @@ mod tests {
         assert!(got[1].starts_with("f.json ERR line 1"), "{got:?}");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_smart_fetch_managed_folder_reads_its_linked_exports_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for work in ["001.old", "002.full", "003.since"] {
+            std::fs::create_dir(root.join(work)).unwrap();
+            std::fs::write(root.join(work).join("Condition.001.ndjson"), "").unwrap();
+            std::fs::write(root.join(work).join("log.ndjson"), "").unwrap();
+        }
+        // SMART Fetch links the active exports (002 full, 003 since) oldest first; 001 is superseded.
+        let link = |n: &str, to: &str| std::os::unix::fs::symlink(to, root.join(n)).unwrap();
+        link("Condition.001.ndjson", "002.full/Condition.001.ndjson");
+        link("Condition.002.ndjson", "003.since/Condition.001.ndjson");
+        let plan = plan(&[root.to_path_buf()]).unwrap();
+        let names: Vec<_> = plan.files.iter().map(|p| p.strip_prefix(root).unwrap()).collect();
+        assert_eq!(
+            names,
+            [Path::new("003.since/Condition.001.ndjson"), Path::new("002.full/Condition.001.ndjson")],
+            "newest export first, each file once (named by where it lies)"
+        );
+        assert_eq!(plan.superseded, [root.join("001.old")]);
+        assert_eq!(plan.ignored.len(), 2, "the two active log.ndjson files: {:?}", plan.ignored);
+    }
+
     #[test]
     fn ndjson_reports_bad_utf8_by_line() {
         let data =
