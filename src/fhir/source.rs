@@ -504,11 +504,19 @@ mod tests {
         let names: Vec<_> = plan.files.iter().map(|p| p.strip_prefix(root).unwrap()).collect();
         assert_eq!(
             names,
-            [Path::new("003.since/Condition.001.ndjson"), Path::new("002.full/Condition.001.ndjson")],
+            [
+                Path::new("003.since/Condition.001.ndjson"),
+                Path::new("002.full/Condition.001.ndjson")
+            ],
             "newest export first, each file once (named by where it lies)"
         );
         assert_eq!(plan.superseded, [root.join("001.old")]);
-        assert_eq!(plan.ignored.len(), 2, "the two active log.ndjson files: {:?}", plan.ignored);
+        assert_eq!(
+            plan.ignored.len(),
+            2,
+            "the two active log.ndjson files: {:?}",
+            plan.ignored
+        );
     }
 
     #[test]
