@@ -1,7 +1,13 @@
 //! A real third-party FHIR R4 server for tests: Medplum's FHIR router and in-memory repository
 //! (npm `@medplum/fhir-router` 5.2.13) behind the thin HTTP shim in tests/medplum-shim/, started on
 //! 127.0.0.1 on a free port. Hooks for end-to-end tests: start it, load resources as the server
-//! accepts them, list what it holds per type, add one Observation.
+//! accepts them, list what it holds per type, read, conditional create, add one Observation.
+//!
+//! The end-to-end test of issue 8 (once `to-fhir`, `push` and `sync --since auto` exist) can be:
+//! `Medplum::start()`; `imnm to-fhir` the demo cases; `imnm push --base-url base_url()` twice, with
+//! `ids_by_type` equal after both (the second creates nothing); `imnm sync` + `imnm cohort --store`
+//! → `assert_seed_figures`; `add_observation(&ck_observation(..))`; `imnm sync --since auto` reports
+//! one new resource (see `real_server.rs` for the same steps with a full re-sync).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -136,6 +142,18 @@ impl Medplum {
         out
     }
 
+    /// `GET /{type}/{id}`: the resource as held.
+    pub async fn read(&self, rtype: &str, id: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}/{rtype}/{id}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{rtype}/{id} not readable");
+        resp.json().await.unwrap()
+    }
+
     /// The ids held per type, for `types`.
     pub async fn ids_by_type(&self, types: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
         let mut out = BTreeMap::new();
@@ -143,6 +161,21 @@ impl Medplum {
             out.insert(t.to_string(), self.ids(t).await);
         }
         out
+    }
+
+    /// `POST /{type}` with `If-None-Exist: query` (conditional create): the status and the body.
+    pub async fn create_if_none_exist(&self, resource: &Value, query: &str) -> (u16, Value) {
+        let rtype = resource["resourceType"].as_str().unwrap();
+        let resp = self
+            .http
+            .post(format!("{}/{rtype}", self.base))
+            .header("content-type", "application/fhir+json")
+            .header("if-none-exist", query)
+            .body(resource.to_string())
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Creates one Observation (POST, server-assigned id) and returns it as stored.

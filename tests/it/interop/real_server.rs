@@ -1,6 +1,7 @@
 //! `imnm sync` against a FHIR server nobody here wrote (Medplum's FHIR router, see `medplum.rs`):
 //! the demo data loaded into it comes back through sync and the store as the seed's Table 1, small
-//! pages follow Medplum's own `_offset` paging, and a second sync changes nothing.
+//! pages follow Medplum's own `_offset` paging, a second sync changes nothing, and conditional create
+//! and transactions (what `imnm push` will rely on) behave as Medplum's own.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -96,5 +97,38 @@ async fn small_pages_follow_medplums_offset_links_to_the_same_store() {
     assert_eq!(
         all.iter().filter(|(t, _)| t == "Medication").count(),
         demo["Medication"].len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medplum_conditional_create_and_transactions_are_its_own() {
+    let Some(server) = Medplum::start() else { return };
+    let patient = serde_json::json!({"resourceType": "Patient",
+        "identifier": [{"system": "urn:imnm:test", "value": "case-1"}], "gender": "female"});
+    let query = "identifier=urn:imnm:test|case-1";
+    let (first, created) = server.create_if_none_exist(&patient, query).await;
+    let (second, found) = server.create_if_none_exist(&patient, query).await;
+    assert_eq!((first, second), (201, 200), "created once, then found");
+    assert_eq!(created["id"], found["id"]);
+    assert_eq!(server.ids("Patient").await.len(), 1);
+    // A transaction: `urn:uuid:` references are rewritten to the ids Medplum assigns.
+    let tx = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6f1d3a52-0000-4000-8000-000000000001",
+         "resource": {"resourceType": "Patient", "gender": "male"}, "request": {"method": "POST", "url": "Patient"}},
+        {"resource": ck_observation("x", 1500.0, "2025-01-01"), "request": {"method": "POST", "url": "Observation"}}]});
+    let mut tx = tx;
+    tx["entry"][1]["resource"]["subject"]["reference"] = "urn:uuid:6f1d3a52-0000-4000-8000-000000000001".into();
+    let answer = server.post_bundle(&tx).await;
+    assert_eq!(answer["type"], "transaction-response");
+    let obs = server.ids("Observation").await;
+    assert_eq!(obs.len(), 1);
+    let patients = server.ids("Patient").await;
+    assert_eq!(patients.len(), 2);
+    let observation = server.read("Observation", obs.first().unwrap()).await;
+    let subject = observation["subject"]["reference"].as_str().unwrap();
+    let new_patient = subject.strip_prefix("Patient/").expect("a Patient reference");
+    assert!(
+        patients.contains(new_patient) && new_patient != created["id"],
+        "{subject}"
     );
 }
