@@ -53,13 +53,17 @@ impl Key {
     }
 }
 
-async fn mock_on(dataset: impl Into<imnm_fhir::mock::Dataset>, listener: Option<std::net::TcpListener>) -> MockEhr {
+async fn mock_on(
+    dataset: impl Into<imnm_fhir::mock::Dataset>,
+    vendor: Vendor,
+    listener: Option<std::net::TcpListener>,
+) -> MockEhr {
     let jwks: Value =
         serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/smart/jwks-smart-fetch.json")).unwrap())
             .unwrap();
     let mut builder = MockEhr::builder()
         .dataset(dataset)
-        .vendor(Vendor::Generic)
+        .vendor(vendor)
         .auth(Auth::Smart {
             jwks,
             client_id: CLIENT.into(),
@@ -72,7 +76,7 @@ async fn mock_on(dataset: impl Into<imnm_fhir::mock::Dataset>, listener: Option<
 }
 
 async fn mock() -> MockEhr {
-    mock_on(demo_path(), None).await
+    mock_on(demo_path(), Vendor::Generic, None).await
 }
 
 /// `smart-fetch SUBCOMMAND ARGS… --fhir-url BASE --smart-client-id … --smart-key … OUT`.
@@ -275,7 +279,7 @@ async fn managed_exports_numbered_folders_links_and_a_deletion() {
         .unwrap();
     let gone = resources.remove(gone)["id"].as_str().unwrap().to_string();
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let second = mock_on(resources, Some(listener)).await;
+    let second = mock_on(resources, Vendor::Generic, Some(listener)).await;
     let again = smart_fetch(&exe, &second, Key::Rs384Pem, &["export", "--nickname", "later"], &out);
     run_ok_async(again, "smart-fetch export (second)").await;
     let work: Vec<PathBuf> = {
@@ -308,4 +312,26 @@ async fn managed_exports_numbered_folders_links_and_a_deletion() {
     let deleted: Vec<_> = issues.iter().filter(|i| i["code"] == "deleted").collect();
     assert_eq!(deleted.len(), 1, "{issues:#?}");
     assert_eq!(deleted[0]["location"], format!("Condition/{gone}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_export_from_each_vendor_style_gets_the_dataset_per_type() {
+    let Some(exe) = tools::smart_fetch() else { return };
+    // Epic by crawl (its quirks are in search), Cerner and HAPI by bulk (307 to a storage origin,
+    // random file names).
+    for (vendor, mode) in [
+        (Vendor::Epic, "crawl"),
+        (Vendor::Cerner, "bulk"),
+        (Vendor::Hapi, "bulk"),
+    ] {
+        let ehr = mock_on(demo_path(), vendor, None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("managed");
+        let export = smart_fetch(&exe, &ehr, Key::Es384Jwks, &["export", "--export-mode", mode], &out);
+        run_ok_async(export, "smart-fetch export").await;
+        assert_eq!(folder_ids(&out), demo_ids_of(&FETCHED), "{vendor}");
+        let (t, issues) = cohort(&[&out]).await;
+        assert_fetched_table1(&t);
+        assert_only_information(&issues);
+    }
 }
