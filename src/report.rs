@@ -59,6 +59,8 @@ pub enum IssueCode {
     Deleted,
     /// An error reported by the server in a Bulk Data error file.
     ExportError,
+    /// A SMART Fetch work folder superseded by a later export; not read.
+    Superseded,
 }
 
 /// One issue.

@@ -2,6 +2,7 @@
 //! `.ndjson.gz`), or a folder of them in Bulk Data layout. Everything streams:
 //! one line or one Bundle entry at a time is in memory.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -61,25 +62,40 @@ pub enum Item<'a> {
 
 /// The files to read for the given input paths, in reading order: Patient and
 /// Medication files first (so references resolve as they stream), then the rest
-/// sorted by path. Folders are walked recursively; other files are returned in
-/// `ignored`. A file reached twice (a SMART Fetch top-level symlink into a
-/// numbered work folder) is read once. Files below a folder named `error`
-/// (Bulk Data error files) and `deleted` (resources removed at the source) are
-/// listed apart.
+/// sorted by path. Folders are walked recursively; other files (and Bulk Data
+/// export logs, `log.ndjson`) are returned in `ignored`. A file reached twice (a
+/// SMART Fetch top-level symlink into a numbered work folder) is read once.
+/// Files below a folder named `error` (Bulk Data error files) and `deleted`
+/// (resources removed at the source) are listed apart.
+///
+/// SMART Fetch managed folders: when a folder's top-level files link into its
+/// numbered work folders (`001.2025-06-26/`), those links are the active
+/// export; work folders no link points into hold superseded exports and are
+/// listed in `superseded`, not read. Among work folders the newest is read first,
+/// so of a resource exported twice the newest copy is the one used.
 pub fn plan(inputs: &[PathBuf]) -> std::io::Result<Plan> {
     let mut plan = Plan::default();
     for input in inputs {
         let meta = std::fs::metadata(input)?;
         if meta.is_dir() {
-            walk(input, &mut plan)?;
+            let active = active_work_folders(input)?;
+            walk(input, active.as_ref(), &mut plan)?;
         } else {
             plan.files.push(input.clone());
         }
     }
-    plan.files.sort_by_key(|p| (file_rank(p), p.clone()));
+    let keyed: Vec<(PathBuf, PathBuf)> = std::mem::take(&mut plan.files)
+        .into_iter()
+        .map(|p| (std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone()), p))
+        .collect();
+    let mut keyed = keyed;
+    keyed.sort_by_key(|(real, p)| (file_rank(p), std::cmp::Reverse(generation(real)), p.clone()));
     let mut seen = std::collections::HashSet::new();
-    plan.files
-        .retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    plan.files = keyed
+        .into_iter()
+        .filter(|(real, _)| seen.insert(real.clone()))
+        .map(|(_, p)| p)
+        .collect();
     let in_folder = |p: &Path, name: &str| {
         p.parent()
             .is_some_and(|d| d.components().any(|c| c.as_os_str() == name))
@@ -103,22 +119,71 @@ pub struct Plan {
     pub errors: Vec<PathBuf>,
     /// Resources deleted at the source: they leave the cohort.
     pub deleted: Vec<PathBuf>,
+    /// Work folders of a SMART Fetch managed folder that no top-level link
+    /// points into (exports superseded by later ones): not read.
+    pub superseded: Vec<PathBuf>,
 }
 
-fn walk(dir: &Path, plan: &mut Plan) -> std::io::Result<()> {
+fn walk(dir: &Path, active: Option<&HashSet<PathBuf>>, plan: &mut Plan) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
         if path.is_dir() {
-            walk(&path, plan)?;
-        } else if format_of(&path).is_some() {
+            match active {
+                Some(set) if is_work_folder(&path) && !set.contains(&std::fs::canonicalize(&path)?) => {
+                    plan.superseded.push(path);
+                }
+                _ => walk(&path, None, plan)?,
+            }
+        } else if format_of(&path).is_some() && entry.file_name() != "log.ndjson" {
             plan.files.push(path);
         } else {
             plan.ignored.push(path);
         }
     }
     Ok(())
+}
+
+/// A SMART Fetch work folder name: `NNN.nickname`.
+fn is_work_folder(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    name.split_once('.')
+        .is_some_and(|(num, _)| !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The work folder number of the numbered folder nearest to `path` (0 when none).
+fn generation(path: &Path) -> u64 {
+    path.ancestors()
+        .skip(1)
+        .find(|d| is_work_folder(d))
+        .and_then(|d| d.file_name()?.to_string_lossy().split('.').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// When `dir` is a SMART Fetch managed folder (top-level symlinks into its
+/// numbered work folders), the work folders the links point into (canonical).
+fn active_work_folders(dir: &Path) -> std::io::Result<Option<HashSet<PathBuf>>> {
+    let real_dir = std::fs::canonicalize(dir)?;
+    let mut active = HashSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_symlink() {
+            continue;
+        }
+        let Ok(target) = std::fs::canonicalize(entry.path()) else {
+            continue; // a broken link: the walk lists it
+        };
+        let folder = target
+            .strip_prefix(&real_dir)
+            .ok()
+            .and_then(|rel| rel.components().next())
+            .map(|c| real_dir.join(c));
+        if let Some(folder) = folder.filter(|f| is_work_folder(f) && f.is_dir()) {
+            active.insert(folder);
+        }
+    }
+    Ok((!active.is_empty()).then_some(active))
 }
 
 fn file_rank(p: &Path) -> u8 {
@@ -429,6 +494,39 @@ mod tests {
         let got = collect_json(broken);
         assert_eq!(got.len(), 2);
         assert!(got[1].starts_with("f.json ERR line 1"), "{got:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_smart_fetch_managed_folder_reads_its_linked_exports_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for work in ["001.old", "002.full", "003.since"] {
+            std::fs::create_dir(root.join(work)).unwrap();
+            std::fs::write(root.join(work).join("Condition.001.ndjson"), "").unwrap();
+            std::fs::write(root.join(work).join("log.ndjson"), "").unwrap();
+        }
+        // SMART Fetch links the active exports (002 full, 003 since) oldest first; 001 is superseded.
+        let link = |n: &str, to: &str| std::os::unix::fs::symlink(to, root.join(n)).unwrap();
+        link("Condition.001.ndjson", "002.full/Condition.001.ndjson");
+        link("Condition.002.ndjson", "003.since/Condition.001.ndjson");
+        let plan = plan(&[root.to_path_buf()]).unwrap();
+        let names: Vec<_> = plan.files.iter().map(|p| p.strip_prefix(root).unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                Path::new("003.since/Condition.001.ndjson"),
+                Path::new("002.full/Condition.001.ndjson")
+            ],
+            "newest export first, each file once (named by where it lies)"
+        );
+        assert_eq!(plan.superseded, [root.join("001.old")]);
+        assert_eq!(
+            plan.ignored.len(),
+            2,
+            "the two active log.ndjson files: {:?}",
+            plan.ignored
+        );
     }
 
     #[test]

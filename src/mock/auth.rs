@@ -242,13 +242,17 @@ pub fn check(cfg: &Config, state: &mut AuthState, call: &Call<'_>) -> Result<(),
 
 /// Whether `scopes` allow the request: reads need `read`/`*` (v1) or `r`/`s` (v2) on the
 /// type or `*`; writes need `write`/`*` or `c`/`u`. Requests not on one type (bulk, paging,
-/// transactions) need that permission on any type.
+/// transactions) need that permission on any type. Cancelling or cleaning up a bulk export
+/// (DELETE on its status URL) is part of the export, so it counts as a read (SMART Fetch
+/// deletes every finished export with its read-only token).
 fn permits(scopes: &[String], call: &Call<'_>) -> bool {
     let rtype = call
         .segments
         .first()
         .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_uppercase()));
+    let bulk_status = call.segments.starts_with(&["_bulk", "status"]);
     let writing = matches!(call.method, "POST" | "PUT" | "DELETE")
+        && !bulk_status
         && !call.segments.iter().any(|s| *s == "_search" || s.starts_with('$'));
     scopes.iter().any(|scope| {
         let rest = scope.trim_start_matches("system/");

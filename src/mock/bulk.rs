@@ -188,7 +188,7 @@ fn build_job(
                 Some(set) => patient_of(&s.value).is_some_and(|p| set.contains(p)) || rtype == "Medication",
             };
             in_scope
-                && request.since.is_none_or(|t| s.updated >= t)
+                && request.since.is_none_or(|t| s.updated > t)
                 && filters.is_none_or(|fs| fs.iter().any(|c| c.matches(s)))
         };
         let chosen: Vec<&Stored> = store.all(rtype).filter(keep).collect();

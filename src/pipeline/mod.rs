@@ -396,13 +396,24 @@ pub fn collect_with(
     })?;
     let mut collector = Collector::new(mappings);
     for ignored in &plan.ignored {
-        let msg = "not .json, .ndjson or .ndjson.gz; skipped";
+        let msg = if ignored.file_name().is_some_and(|n| n == "log.ndjson") {
+            "a Bulk Data export log, not resources; skipped"
+        } else {
+            "not .json, .ndjson or .ndjson.gz; skipped"
+        };
+        let location = ignored.display().to_string();
         collector.issue(Issue::new(
             Severity::Information,
             IssueCode::UnreadableFile,
-            ignored.display().to_string(),
+            location,
             msg,
         ));
+    }
+    for folder in &plan.superseded {
+        let msg =
+            "a SMART Fetch work folder that no top-level link points into (superseded by a later export); not read";
+        let location = folder.display().to_string();
+        collector.issue(Issue::new(Severity::Information, IssueCode::Superseded, location, msg));
     }
     for path in &plan.deleted {
         read_side_file(path, &mut collector, Side::Deleted);

@@ -29,3 +29,7 @@ mod scale;
 
 // Parquet outputs: read back, the same rows as the CSV files; facts.parquet per fact.
 mod parquet;
+
+// Software nobody here wrote: SMART Fetch against the mock EHR and its folders as input; `imnm sync`
+// against Medplum's FHIR router. Needs `.ci/interop-install` (skips loudly without, fails with IMNM_INTEROP=1).
+mod interop;

@@ -218,6 +218,25 @@ async fn scopes_limit_what_a_token_reads_and_writes() {
 }
 
 #[tokio::test]
+async fn a_read_only_token_cleans_up_its_bulk_export() {
+    let ehr = smart(FaultPlan::none()).await;
+    let t = token(&ehr, "d1").await;
+    let kick = http()
+        .get(format!("{}/$export?_type=Patient", ehr.base_url()))
+        .header("prefer", "respond-async")
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kick.status(), 202);
+    let status_url = kick.headers()["content-location"].to_str().unwrap().to_string();
+    let delete = http().delete(&status_url).bearer_auth(&t).send().await.unwrap();
+    assert!(delete.status().is_success(), "DELETE answered {}", delete.status());
+    let delete = http().delete(&status_url).send().await.unwrap();
+    assert_eq!(delete.status(), 401, "still not without a token");
+}
+
+#[tokio::test]
 async fn tokens_expire_by_lifetime_and_by_injected_use_count() {
     let ehr = smart(FaultPlan::none().token_expiry(2)).await;
     let url = format!("{}/Patient", ehr.base_url());
