@@ -24,6 +24,7 @@ pub mod fhir;
 pub mod mapping;
 pub mod mock;
 pub mod pipeline;
+pub mod profile;
 pub mod report;
 pub mod store;
 pub mod sync;

@@ -19,7 +19,7 @@ pub struct Cli {
 /// Exit codes, shown in --help.
 pub const EXIT_CODES: &str = "Exit codes:
   0  success
-  1  data issues found (only with --fail-on-issues)
+  1  data issues found (only with --fail-on-issues); validate, to-fhir: errors found
   2  usage or configuration error (bad arguments, mapping files with problems)
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written
@@ -65,6 +65,25 @@ pub enum Command {
         after_help = "Examples:\n  imnm mock-ehr --data examples/demo-cohort/bundle.json --vendor epic --port 8080\n  imnm mock-ehr --data export/ --port 8080 --faults 429:0.1,503:0.05,seed=7 --journal journal.ndjson\n  imnm mock-ehr --data export/ --port 8080 --auth smart --jwks jwks.json --client-id my-client"
     )]
     MockEhr(MockEhrArgs),
+    /// Validate FHIR R4 resources, Bundles or NDJSON against the IMNM profiles (OperationOutcome out).
+    #[command(
+        after_help = "Examples:\n  imnm validate bundle.json\n  imnm validate export/ --out outcome.json\n\nExit 1 when any error was found."
+    )]
+    Validate(ValidateArgs),
+}
+
+/// `imnm validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Bundles, resources (.json), NDJSON (.ndjson, .ndjson.gz) or folders of them.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Write the OperationOutcome here (default: stdout).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Profile folder (default: the profiles built into this binary).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 /// `imnm export`.
