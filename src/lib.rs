@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod profile;
 pub mod report;
 pub mod store;
+pub mod to_fhir;
 pub mod sync;
 
 pub use error::{Error, Result};

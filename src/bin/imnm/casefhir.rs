@@ -44,3 +44,40 @@ pub fn validate(args: ValidateArgs) -> Result<u8, Exit> {
     eprint!("{}", report.summary());
     Ok(u8::from(report.errors() > 0))
 }
+
+/// `imnm to-fhir`: CSV problems on stderr by row and column; the Bundle is
+/// written only when it validates against the profiles with no error.
+pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
+    let mappings = crate::load_mappings(args.mappings.as_deref())?;
+    let set = load_profiles(args.profiles.as_deref())?;
+    let file = std::fs::File::open(&args.cases)
+        .with_context(|| format!("reading {}", args.cases.display()))
+        .map_err(|e| Exit(3, e))?;
+    let name = args.cases.display().to_string();
+    let (rows, issues) = imnm_fhir::to_fhir::read_cases(std::io::BufReader::new(file));
+    for issue in &issues {
+        eprintln!("{name}: {issue}");
+    }
+    let cases: Vec<_> = rows.into_iter().map(|(_, r)| r).collect();
+    let bundle = match imnm_fhir::to_fhir::build_bundle(&cases, &mappings, &args.site_system) {
+        Ok(b) => b,
+        Err(errors) => {
+            for (patient, e) in &errors {
+                eprintln!("{name}: case {patient}: {e}");
+            }
+            return Err(Exit(1, anyhow::anyhow!("{} case(s) cannot become FHIR; nothing written", errors.len())));
+        }
+    };
+    let report = files::validate_bundle(&set, &bundle, &args.out.display().to_string());
+    if report.errors() > 0 {
+        eprint!("{}", report.summary());
+        return Err(Exit(1, anyhow::anyhow!("the Bundle does not validate against the IMNM profiles; nothing written")));
+    }
+    let text = serde_json::to_string_pretty(&bundle).unwrap_or_default() + "\n";
+    std::fs::write(&args.out, text)
+        .with_context(|| format!("writing {}", args.out.display()))
+        .map_err(|e| Exit(4, e))?;
+    let n = bundle["entry"].as_array().map_or(0, Vec::len);
+    eprintln!("{} case(s), {n} resource(s) written to {} (validated: 0 errors); {} CSV issue(s)", cases.len(), args.out.display(), issues.len());
+    Ok(u8::from(!issues.is_empty()))
+}

@@ -70,6 +70,31 @@ pub enum Command {
         after_help = "Examples:\n  imnm validate bundle.json\n  imnm validate export/ --out outcome.json\n\nExit 1 when any error was found."
     )]
     Validate(ValidateArgs),
+    /// Turn a case CSV (the columns of cohort.csv) into a FHIR transaction Bundle (validated before it is written).
+    #[command(
+        after_help = "Example:\n  imnm to-fhir --cases cases.csv --out bundle.json --site-system https://registry.example.org/fhir/case-id\n\nExit 1 when any row or cell was refused (the rest is converted)."
+    )]
+    ToFhir(ToFhirArgs),
+}
+
+/// `imnm to-fhir`.
+#[derive(Debug, Args)]
+pub struct ToFhirArgs {
+    /// The case CSV, with a header of cohort.csv column names.
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// The transaction Bundle to write.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Identifier system of the site's case ids (Patient.identifier; other identifiers add /column).
+    #[arg(long, default_value = imnm_fhir::to_fhir::DEFAULT_SITE_SYSTEM)]
+    pub site_system: String,
+    /// Mapping folder (default: the built-in mappings).
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
+    /// Profile folder (default: the built-in profiles).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 /// `imnm validate`.

@@ -59,6 +59,7 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::MockEhr(args) => mock_ehr::run(args),
         Command::Sync(args) => sync::run(args),
         Command::Validate(args) => casefhir::validate(args),
+        Command::ToFhir(args) => casefhir::to_fhir(args),
     }
 }
 
