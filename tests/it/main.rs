@@ -23,3 +23,6 @@ mod mock;
 // Sync (crawl) from the mock EHR into the SQLite store: the seed's Table 1 from the store, idempotent
 // re-sync, faults leave the store identical, Epic's quirks (Observation category, MedicationRequest + Medication).
 mod sync;
+
+// Case report → FHIR: profiles up to date, to-fhir round trips (demo + proptest), validate findings, bad CSV.
+mod casefhir;
