@@ -25,6 +25,7 @@ pub mod mapping;
 pub mod mock;
 pub mod pipeline;
 pub mod profile;
+pub mod push;
 pub mod report;
 pub mod store;
 pub mod to_fhir;

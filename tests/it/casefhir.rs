@@ -249,3 +249,76 @@ fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
     assert_eq!(ids, vec!["ok1", "bad-sex", "bad-date", "latin1"]);
     assert!(build_bundle(&rows.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), &mappings(), DEFAULT_SITE_SYSTEM).is_ok());
 }
+
+async fn push_counts(ehr: &imnm_fhir::mock::MockEhr, bundle: &Value, batch: usize) -> (usize, usize) {
+    let client = imnm_fhir::client::FhirClient::builder(ehr.base_url()).build().unwrap();
+    let outcomes = imnm_fhir::push::push(&client, bundle, batch).await.unwrap();
+    assert_eq!(outcomes.len(), bundle["entry"].as_array().unwrap().len());
+    assert!(outcomes.iter().all(|o| o.location.is_some()), "{outcomes:?}");
+    let created = outcomes.iter().filter(|o| o.status.starts_with("201")).count();
+    let existing = outcomes.iter().filter(|o| o.status.starts_with("200")).count();
+    (created, existing)
+}
+
+async fn stored(ehr: &imnm_fhir::mock::MockEhr, rtype: &str) -> Vec<Value> {
+    let client = imnm_fhir::client::FhirClient::builder(ehr.base_url()).build().unwrap();
+    let mut pages = client.search(rtype, &[("_count", "500".into())]);
+    let mut all = Vec::new();
+    while let Some(page) = pages.next().await.unwrap() {
+        all.extend(page);
+    }
+    all
+}
+
+#[tokio::test]
+async fn pushing_the_same_bundle_twice_creates_each_resource_once() {
+    let ehr = imnm_fhir::mock::MockEhr::builder()
+        .dataset(imnm_fhir::mock::Dataset::Resources(Vec::new()))
+        .start()
+        .await
+        .unwrap();
+    let mut two = CaseRow::empty("p2");
+    two.diagnosis_code = DIAGNOSES[1].into();
+    two.anti_srp = AntibodyStatus::Negative;
+    let mut bundle = sample_bundle();
+    let more = build_bundle(&[two], &mappings(), DEFAULT_SITE_SYSTEM).unwrap();
+    let entries = bundle["entry"].as_array_mut().unwrap();
+    entries.extend(more["entry"].as_array().unwrap().iter().cloned());
+    let n = entries.len();
+    // In slices of 3 entries, so later slices refer to earlier ones by the server's locations.
+    assert_eq!(push_counts(&ehr, &bundle, 3).await, (n, 0));
+    assert_eq!(push_counts(&ehr, &bundle, 0).await, (0, n));
+    let patients = stored(&ehr, "Patient").await;
+    let observations = stored(&ehr, "Observation").await;
+    let conditions = stored(&ehr, "Condition").await;
+    assert_eq!(patients.len() + observations.len() + conditions.len(), n);
+    let p1 = patients.iter().find(|p| p["identifier"][0]["value"] == "p1").unwrap();
+    let subject = format!("Patient/{}", p1["id"].as_str().unwrap());
+    let of_p1 = observations.iter().filter(|o| o["subject"]["reference"] == subject.as_str()).count();
+    assert_eq!(of_p1, 4, "CK, anti-HMGCR, weakness and outcome point at the pushed Patient");
+    let outcome = observations.iter().find(|o| o["focus"].is_array()).unwrap();
+    assert_eq!(outcome["focus"][0]["reference"], format!("Condition/{}", conditions.iter().find(|c| c["subject"]["reference"] == subject.as_str()).unwrap()["id"].as_str().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_cli_reports_each_entry() {
+    let ehr = imnm_fhir::mock::MockEhr::builder()
+        .dataset(imnm_fhir::mock::Dataset::Resources(Vec::new()))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.json"), sample_bundle().to_string()).unwrap();
+    let base = ehr.base_url();
+    let out = tokio::task::spawn_blocking(move || {
+        let d = dir;
+        imnm(&["push", "b.json", "--base-url", &base, "--batch-size", "8"], d.path())
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), sample_bundle()["entry"].as_array().unwrap().len(), "{stdout}");
+    let first = stdout.lines().next().unwrap();
+    assert!(first.starts_with("entry 0 Patient 201 Created ") && first.contains("/Patient/"), "{stdout}");
+}

@@ -81,3 +81,34 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
     eprintln!("{} case(s), {n} resource(s) written to {} (validated: 0 errors); {} CSV issue(s)", cases.len(), args.out.display(), issues.len());
     Ok(u8::from(!issues.is_empty()))
 }
+
+/// `imnm push`: one line per entry on stdout (index, type, status, location, outcome text).
+pub fn push(args: crate::cli::PushArgs) -> Result<u8, Exit> {
+    let text = std::fs::read_to_string(&args.bundle)
+        .with_context(|| format!("reading {}", args.bundle.display()))
+        .map_err(|e| Exit(3, e))?;
+    let bundle: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.bundle.display()))
+        .map_err(|e| Exit(3, e))?;
+    let auth = crate::sync::auth_from(&args.auth)?;
+    let client = imnm_fhir::client::FhirClient::builder(args.base_url.clone())
+        .auth(auth)
+        .build()
+        .map_err(|e| Exit(2, e.into()))?;
+    let runtime = tokio::runtime::Runtime::new()
+        .context("starting the async runtime")
+        .map_err(|e| Exit(2, e))?;
+    let outcomes = runtime
+        .block_on(imnm_fhir::push::push(&client, &bundle, args.batch_size))
+        .context("push")
+        .map_err(|e| Exit(6, e))?;
+    for o in &outcomes {
+        let location = o.location.as_deref().unwrap_or("-");
+        let outcome = o.outcome.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+        println!("entry {} {} {} {location}{outcome}", o.index, o.resource_type, o.status);
+    }
+    let created = outcomes.iter().filter(|o| o.status.starts_with("201")).count();
+    let failed = outcomes.iter().filter(|o| !o.status.starts_with('2')).count();
+    eprintln!("pushed {} entries: {created} created, {} already there, {failed} failed", outcomes.len(), outcomes.len() - created - failed);
+    Ok(u8::from(failed > 0))
+}

@@ -24,7 +24,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written
   5  a study bundle does not verify, or merge refused a bundle
-  6  sync failed (the server refused or never answered; the store keeps every page written)";
+  6  sync or push failed (the server refused or never answered; the store keeps every page written, a push every slice committed)";
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -75,6 +75,11 @@ pub enum Command {
         after_help = "Example:\n  imnm to-fhir --cases cases.csv --out bundle.json --site-system https://registry.example.org/fhir/case-id\n\nExit 1 when any row or cell was refused (the rest is converted)."
     )]
     ToFhir(ToFhirArgs),
+    /// Post a transaction Bundle (from to-fhir) to a FHIR server and print each entry's outcome.
+    #[command(
+        after_help = "Examples:\n  imnm push bundle.json --base-url https://fhir.example.org/R4\n  IMNM_TOKEN=... imnm push bundle.json --base-url URL --auth bearer --batch-size 8"
+    )]
+    Push(PushArgs),
 }
 
 /// `imnm to-fhir`.
@@ -227,12 +232,9 @@ pub struct MockEhrArgs {
     pub retry_after: u64,
 }
 
-/// `imnm sync`.
+/// Authorization options shared by `sync` and `push`.
 #[derive(Debug, Args)]
-pub struct SyncArgs {
-    /// The FHIR R4 base URL.
-    #[arg(long)]
-    pub base_url: String,
+pub struct AuthArgs {
     /// Authorization: none, bearer (token from the IMNM_TOKEN environment variable), or smart
     /// (SMART Backend Services; needs --client-id and --key).
     #[arg(long, default_value = "none")]
@@ -246,9 +248,36 @@ pub struct SyncArgs {
     /// The key id sent in the assertion header, for --auth smart.
     #[arg(long)]
     pub kid: Option<String>,
-    /// Scopes asked for, for --auth smart (v2 `system/*.rs` or v1 `system/*.read`).
+    /// Scopes asked for, for --auth smart (v2 `system/*.rs` or v1 `system/*.read`; push needs write scopes, e.g. `system/*.cruds`).
     #[arg(long, default_value = "system/*.rs")]
     pub scope: String,
+}
+
+/// `imnm push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The transaction Bundle (from `imnm to-fhir`).
+    pub bundle: PathBuf,
+    /// The FHIR R4 base URL.
+    #[arg(long)]
+    pub base_url: String,
+    /// How requests authenticate.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Entries per transaction (0: all in one). Later slices refer to earlier ones by the locations the server returned.
+    #[arg(long, default_value_t = 0)]
+    pub batch_size: usize,
+}
+
+/// `imnm sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The FHIR R4 base URL.
+    #[arg(long)]
+    pub base_url: String,
+    /// How requests authenticate.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// The SQLite store to write (created if missing).
     #[arg(long, default_value = "imnm.db")]
     pub store: PathBuf,

@@ -60,6 +60,7 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::Sync(args) => sync::run(args),
         Command::Validate(args) => casefhir::validate(args),
         Command::ToFhir(args) => casefhir::to_fhir(args),
+        Command::Push(args) => casefhir::push(args),
     }
 }
 
