@@ -13,7 +13,10 @@ use imnm_fhir::profile::{self, generate, BaseTable};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = Path::new("profiles");
     let mut sds = Vec::new();
-    for (name, _) in profile::BUILTIN.iter().filter(|(n, _)| n.starts_with("StructureDefinition-")) {
+    for (name, _) in profile::BUILTIN
+        .iter()
+        .filter(|(n, _)| n.starts_with("StructureDefinition-"))
+    {
         sds.push((name.to_string(), std::fs::read_to_string(dir.join(name))?));
     }
     let sds: Vec<(&str, &str)> = sds.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();

@@ -28,7 +28,7 @@ pub mod profile;
 pub mod push;
 pub mod report;
 pub mod store;
-pub mod to_fhir;
 pub mod sync;
+pub mod to_fhir;
 
 pub use error::{Error, Result};

@@ -35,7 +35,9 @@ pub enum PushError {
     #[error("not a transaction Bundle: {0}")]
     NotTransaction(String),
     /// The server refused a slice (earlier slices are committed).
-    #[error("slice {slice} of {slices} (entries {first}..={last}) failed after {done} entries were committed: {source}")]
+    #[error(
+        "slice {slice} of {slices} (entries {first}..={last}) failed after {done} entries were committed: {source}"
+    )]
     Slice {
         /// 1-based slice number.
         slice: usize,
@@ -55,10 +57,16 @@ pub enum PushError {
 /// Pushes `bundle` (a transaction) in slices of `batch_size` entries (0: one transaction).
 pub async fn push(client: &FhirClient, bundle: &Value, batch_size: usize) -> Result<Vec<EntryOutcome>, PushError> {
     if bundle["resourceType"] != "Bundle" || bundle["type"] != "transaction" {
-        return Err(PushError::NotTransaction("resourceType Bundle with type transaction expected".into()));
+        return Err(PushError::NotTransaction(
+            "resourceType Bundle with type transaction expected".into(),
+        ));
     }
     let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
-    let size = if batch_size == 0 { entries.len().max(1) } else { batch_size };
+    let size = if batch_size == 0 {
+        entries.len().max(1)
+    } else {
+        batch_size
+    };
     let slices = entries.len().div_ceil(size);
     let mut resolved: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Vec::new();

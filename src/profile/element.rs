@@ -62,7 +62,11 @@ impl ElementDef {
         };
         let binding = &e["binding"];
         let required_binding = (binding["strength"] == "required")
-            .then(|| binding["valueSet"].as_str().map(|s| s.split('|').next().unwrap_or(s).to_string()))
+            .then(|| {
+                binding["valueSet"]
+                    .as_str()
+                    .map(|s| s.split('|').next().unwrap_or(s).to_string())
+            })
             .flatten();
         Some(Self {
             path,
@@ -72,7 +76,9 @@ impl ElementDef {
             fixed: prefixed("fixed"),
             pattern: prefixed("pattern"),
             required_binding,
-            content_reference: e["contentReference"].as_str().map(|s| s.trim_start_matches('#').to_string()),
+            content_reference: e["contentReference"]
+                .as_str()
+                .map(|s| s.trim_start_matches('#').to_string()),
             array: !matches!(e["base"]["max"].as_str().or(e["max"].as_str()), Some("1") | Some("0")),
         })
     }

@@ -20,7 +20,11 @@ pub fn validate_files(inputs: &[PathBuf], set: &ProfileSet) -> std::io::Result<V
         let name: Arc<str> = path.display().to_string().into();
         let mut items: Vec<(String, Value, Option<String>)> = Vec::new();
         let mut take = |item: Item<'_>| match item {
-            Item::Resource { location, text, full_url } => match serde_json::from_str(text) {
+            Item::Resource {
+                location,
+                text,
+                full_url,
+            } => match serde_json::from_str(text) {
                 Ok(v) => items.push((location.to_string(), v, full_url.map(str::to_string))),
                 Err(e) => unreadable(&mut report, location.to_string(), format!("not JSON: {e}")),
             },

@@ -69,7 +69,9 @@ fn pretty(v: &Value) -> String {
 }
 
 fn known_systems(raw: &[(String, RawFile)]) -> Vec<&str> {
-    raw.iter().flat_map(|(_, f)| f.system.iter().map(|s| s.uri.as_str())).collect()
+    raw.iter()
+        .flat_map(|(_, f)| f.system.iter().map(|s| s.uri.as_str()))
+        .collect()
 }
 
 fn value_set(vs: &RawProfileValueSet, raw: &[(String, RawFile)]) -> Result<Value, ProfileError> {
@@ -100,7 +102,10 @@ fn value_set(vs: &RawProfileValueSet, raw: &[(String, RawFile)]) -> Result<Value
             None => json!({ "code": code }),
         };
         match include.iter_mut().find(|i| i["system"] == system.as_str()) {
-            Some(i) => i["concept"].as_array_mut().into_iter().for_each(|a| a.push(concept.clone())),
+            Some(i) => i["concept"]
+                .as_array_mut()
+                .into_iter()
+                .for_each(|a| a.push(concept.clone())),
             None => include.push(json!({"system": system, "concept": [concept]})),
         }
     }

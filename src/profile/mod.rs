@@ -162,20 +162,30 @@ pub struct ProfileSet {
 impl ProfileSet {
     /// The profiles built into the binary.
     pub fn builtin() -> Result<Self, ProfileErrors> {
-        let base = BaseTable::builtin().map_err(|e| ProfileErrors(vec![ProfileError::json("base/r4-elements.json", e)]))?;
+        let base =
+            BaseTable::builtin().map_err(|e| ProfileErrors(vec![ProfileError::json("base/r4-elements.json", e)]))?;
         Self::from_sources(BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())), base)
     }
 
     /// Loads every `*.json` directly in `dir` (the base table stays the built-in one).
     pub fn load_dir(dir: &Path) -> Result<Self, ProfileErrors> {
-        let base = BaseTable::builtin().map_err(|e| ProfileErrors(vec![ProfileError::json("base/r4-elements.json", e)]))?;
-        let io = |file: &Path, source| ProfileErrors(vec![ProfileError::Io { file: file.display().to_string(), source }]);
+        let base =
+            BaseTable::builtin().map_err(|e| ProfileErrors(vec![ProfileError::json("base/r4-elements.json", e)]))?;
+        let io = |file: &Path, source| {
+            ProfileErrors(vec![ProfileError::Io {
+                file: file.display().to_string(),
+                source,
+            }])
+        };
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
             let path = entry.map_err(|e| io(dir, e))?.path();
             if path.extension().is_some_and(|x| x == "json") {
                 let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 files.push((name, text));
             }
         }
@@ -185,7 +195,10 @@ impl ProfileSet {
 
     /// Loads from `(file name, JSON text)` pairs: first every file's shape, then
     /// the cross references; every problem is reported at once.
-    pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>, base: BaseTable) -> Result<Self, ProfileErrors> {
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+        base: BaseTable,
+    ) -> Result<Self, ProfileErrors> {
         let mut errors = Vec::new();
         let mut set = ProfileSet {
             value_sets: base_value_sets(&base),
@@ -208,7 +221,10 @@ impl ProfileSet {
     }
 
     fn add(&mut self, file: &str, v: &Value, errors: &mut Vec<ProfileError>) {
-        let content = |message: String| ProfileError::Content { file: file.to_string(), message };
+        let content = |message: String| ProfileError::Content {
+            file: file.to_string(),
+            message,
+        };
         let url = v["url"].as_str().unwrap_or_default().to_string();
         if url.is_empty() {
             return errors.push(content("no url".into()));
@@ -245,7 +261,10 @@ impl ProfileSet {
     fn check_references(&self, errors: &mut Vec<ProfileError>) {
         for p in &self.profiles {
             for e in &p.elements {
-                let content = |message: String| ProfileError::Content { file: p.id.clone(), message };
+                let content = |message: String| ProfileError::Content {
+                    file: p.id.clone(),
+                    message,
+                };
                 if let Some(vs) = &e.required_binding {
                     if vs.starts_with(CANONICAL_BASE) && !self.value_sets.contains_key(vs) {
                         errors.push(content(format!("{}: value set {vs} is not defined", e.path)));
@@ -285,7 +304,10 @@ fn base_defs(base: &BaseTable) -> BTreeMap<String, Vec<ElementDef>> {
             .map(|code| element::TypeRef {
                 code: code.clone(),
                 target_profiles: if code == "Reference" {
-                    e.targets.iter().map(|t| format!("http://hl7.org/fhir/StructureDefinition/{t}")).collect()
+                    e.targets
+                        .iter()
+                        .map(|t| format!("http://hl7.org/fhir/StructureDefinition/{t}"))
+                        .collect()
                 } else {
                     Vec::new()
                 },

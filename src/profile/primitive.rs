@@ -13,11 +13,17 @@ pub fn is_primitive(code: &str) -> bool {
 /// Checks `v` against primitive type `code`; the error says what is wrong (never the value).
 pub fn check(code: &str, v: &Value) -> Result<(), String> {
     match code {
-        "boolean" => v.is_boolean().then_some(()).ok_or_else(|| "expected true or false".into()),
+        "boolean" => v
+            .is_boolean()
+            .then_some(())
+            .ok_or_else(|| "expected true or false".into()),
         "integer" => int(v, i64::from(i32::MIN)),
         "unsignedInt" => int(v, 0),
         "positiveInt" => int(v, 1),
-        "decimal" => v.is_number().then_some(()).ok_or_else(|| "expected a JSON number".into()),
+        "decimal" => v
+            .is_number()
+            .then_some(())
+            .ok_or_else(|| "expected a JSON number".into()),
         _ => {
             let s = v.as_str().ok_or_else(|| format!("expected a JSON string ({code})"))?;
             text(code, s)
@@ -40,15 +46,18 @@ fn text(code: &str, s: &str) -> Result<(), String> {
     match code {
         "id" => {
             let ok = s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-            ok.then_some(()).ok_or_else(|| "not a FHIR id ([A-Za-z0-9-.]{1,64})".into())
+            ok.then_some(())
+                .ok_or_else(|| "not a FHIR id ([A-Za-z0-9-.]{1,64})".into())
         }
         "code" => {
             let ok = s.trim() == s && !s.contains("  ") && !s.contains(['\t', '\n', '\r']);
-            ok.then_some(()).ok_or_else(|| "not a FHIR code (no leading, trailing or double whitespace)".into())
+            ok.then_some(())
+                .ok_or_else(|| "not a FHIR code (no leading, trailing or double whitespace)".into())
         }
         "uri" | "url" | "canonical" | "oid" | "uuid" => {
             let ok = !s.chars().any(char::is_whitespace);
-            ok.then_some(()).ok_or_else(|| format!("not a FHIR {code} (whitespace)"))
+            ok.then_some(())
+                .ok_or_else(|| format!("not a FHIR {code} (whitespace)"))
         }
         "date" => date(s, false),
         "dateTime" => date(s, true),
@@ -61,7 +70,10 @@ fn text(code: &str, s: &str) -> Result<(), String> {
         }
         "time" => {
             let parts: Vec<&str> = s.split(':').collect();
-            let ok = parts.len() == 3 && parts[..2].iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
+            let ok = parts.len() == 3
+                && parts[..2]
+                    .iter()
+                    .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
             ok.then_some(()).ok_or_else(|| "not a FHIR time (hh:mm:ss)".into())
         }
         _ => Ok(()),

@@ -30,7 +30,9 @@ pub fn snapshot(file: &str, sd: &Value, base: &BaseTable) -> Result<Vec<Value>, 
         .as_array()
         .ok_or_else(|| err("no differential.element".into()))?;
     for d in diff {
-        let path = d["path"].as_str().ok_or_else(|| err("a differential element without path".into()))?;
+        let path = d["path"]
+            .as_str()
+            .ok_or_else(|| err("a differential element without path".into()))?;
         let at = match position(&snap, path) {
             Some(i) => i,
             None => expand_parent(&mut snap, path, base).map_err(err)?,

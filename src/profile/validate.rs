@@ -27,7 +27,9 @@ pub struct Targets(BTreeMap<String, (String, Option<String>)>);
 impl Targets {
     /// Records a resource (`full_url` when the Bundle gave one).
     pub fn add(&mut self, set: &ProfileSet, resource: &Value, full_url: Option<&str>) {
-        let Some(t) = resource["resourceType"].as_str() else { return };
+        let Some(t) = resource["resourceType"].as_str() else {
+            return;
+        };
         let profile = set.select(resource).map(|p| p.url.clone());
         if let Some(id) = resource["id"].as_str() {
             self.0.insert(format!("{t}/{id}"), (t.to_string(), profile.clone()));
@@ -46,23 +48,31 @@ impl ProfileSet {
             return Some(p);
         }
         let t = resource["resourceType"].as_str()?;
-        self.profiles.iter().filter(|p| p.type_name == t).find(|p| match p.discriminator() {
-            None => true,
-            Some(d) => {
-                let name = d.name().trim_end_matches("[x]");
-                let value = resource
-                    .as_object()
-                    .and_then(|o| o.iter().find(|(k, _)| *k == d.name() || (d.name().ends_with("[x]") && k.starts_with(name))))
-                    .map(|(_, v)| v);
-                value.is_some_and(|v| self.conforms(d, v))
-            }
-        })
+        self.profiles
+            .iter()
+            .filter(|p| p.type_name == t)
+            .find(|p| match p.discriminator() {
+                None => true,
+                Some(d) => {
+                    let name = d.name().trim_end_matches("[x]");
+                    let value = resource
+                        .as_object()
+                        .and_then(|o| {
+                            o.iter()
+                                .find(|(k, _)| *k == d.name() || (d.name().ends_with("[x]") && k.starts_with(name)))
+                        })
+                        .map(|(_, v)| v);
+                    value.is_some_and(|v| self.conforms(d, v))
+                }
+            })
     }
 
     fn conforms(&self, e: &ElementDef, v: &Value) -> bool {
         e.fixed.as_ref().is_none_or(|f| f == v)
             && e.pattern.as_ref().is_none_or(|p| contains(v, p))
-            && e.required_binding.as_ref().is_none_or(|vs| self.in_value_set(vs, v) != Some(false))
+            && e.required_binding
+                .as_ref()
+                .is_none_or(|vs| self.in_value_set(vs, v) != Some(false))
     }
 
     /// Whether a code, Coding or CodeableConcept is in value set `vs` (`None`: value set unknown).
@@ -70,7 +80,9 @@ impl ProfileSet {
         let codes = self.value_sets.get(vs)?;
         let hit = |system: Option<&str>, code: Option<&str>| {
             let Some(code) = code else { return false };
-            codes.iter().any(|(s, c)| c == code && (s.is_none() || s.as_deref() == system))
+            codes
+                .iter()
+                .any(|(s, c)| c == code && (s.is_none() || s.as_deref() == system))
         };
         Some(match v {
             Value::String(code) => codes.iter().any(|(_, c)| c == code),
@@ -80,14 +92,20 @@ impl ProfileSet {
                 .flatten()
                 .any(|c| hit(c["system"].as_str(), c["code"].as_str())),
             Value::Object(o) if o.contains_key("value") && !o.contains_key("system") => false,
-            Value::Object(o) => hit(o.get("system").and_then(Value::as_str), o.get("code").and_then(Value::as_str)),
+            Value::Object(o) => hit(
+                o.get("system").and_then(Value::as_str),
+                o.get("code").and_then(Value::as_str),
+            ),
             _ => false,
         })
     }
 
     /// Validates one resource; findings go to `report`.
     pub fn validate(&self, resource: &Value, targets: &Targets, location: &str, report: &mut ValidationReport) {
-        let t = resource["resourceType"].as_str().unwrap_or("(no resourceType)").to_string();
+        let t = resource["resourceType"]
+            .as_str()
+            .unwrap_or("(no resourceType)")
+            .to_string();
         let id = resource["id"].as_str().unwrap_or("(no id)");
         let mut w = Walk {
             set: self,
@@ -97,11 +115,26 @@ impl ProfileSet {
             report,
         };
         let Some(obj) = resource.as_object() else {
-            return w.finding(Severity::Error, "(resource)".into(), Rule::Structure, "not a JSON object".into());
+            return w.finding(
+                Severity::Error,
+                "(resource)".into(),
+                Rule::Structure,
+                "not a JSON object".into(),
+            );
         };
-        for p in resource["meta"]["profile"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for p in resource["meta"]["profile"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             if p.starts_with(CANONICAL_BASE) && self.profile(p).is_none() {
-                w.finding(Severity::Error, format!("{t}.meta.profile"), Rule::Profile, format!("unknown IMNM profile {p}"));
+                w.finding(
+                    Severity::Error,
+                    format!("{t}.meta.profile"),
+                    Rule::Profile,
+                    format!("unknown IMNM profile {p}"),
+                );
             }
         }
         match (self.select(resource), self.base_defs.get(&t)) {
@@ -136,13 +169,20 @@ struct Walk<'a> {
 
 fn children<'e>(defs: &'e [ElementDef], prefix: &str) -> Vec<&'e ElementDef> {
     defs.iter()
-        .filter(|e| e.path.len() > prefix.len() + 1 && e.path.starts_with(prefix) && e.path.as_bytes()[prefix.len()] == b'.' && !e.path[prefix.len() + 1..].contains('.'))
+        .filter(|e| {
+            e.path.len() > prefix.len() + 1
+                && e.path.starts_with(prefix)
+                && e.path.as_bytes()[prefix.len()] == b'.'
+                && !e.path[prefix.len() + 1..].contains('.')
+        })
         .collect()
 }
 
 fn uc_first(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// The element for JSON key `key` and, for a choice, the type it names.
@@ -153,7 +193,9 @@ fn resolve<'e>(kids: &[&'e ElementDef], key: &str) -> Option<(&'e ElementDef, Op
     kids.iter().find_map(|e| {
         let stem = e.name().strip_suffix("[x]")?;
         let suffix = key.strip_prefix(stem)?;
-        suffix.starts_with(|c: char| c.is_ascii_uppercase()).then(|| (*e, Some(suffix.to_string())))
+        suffix
+            .starts_with(|c: char| c.is_ascii_uppercase())
+            .then(|| (*e, Some(suffix.to_string())))
     })
 }
 
@@ -177,7 +219,12 @@ impl Walk<'_> {
             }
             let name = key.strip_prefix('_').unwrap_or(key);
             let Some((e, choice)) = resolve(&kids, name) else {
-                self.finding(Severity::Error, format!("{loc}.{key}"), Rule::UnknownElement, format!("{key} is not an element of {prefix}"));
+                self.finding(
+                    Severity::Error,
+                    format!("{loc}.{key}"),
+                    Rule::UnknownElement,
+                    format!("{key} is not an element of {prefix}"),
+                );
                 continue;
             };
             if key.starts_with('_') {
@@ -208,12 +255,19 @@ impl Walk<'_> {
                     return self.finding(Severity::Error, loc.to_string(), Rule::Type, msg);
                 }
             },
-            None => e.types.first().map(|t| t.code.clone()).unwrap_or_else(|| "BackboneElement".into()),
+            None => e
+                .types
+                .first()
+                .map(|t| t.code.clone())
+                .unwrap_or_else(|| "BackboneElement".into()),
         };
         let items: Vec<(String, &Value)> = match (value, e.repeats()) {
             (Value::Array(a), true) => a.iter().enumerate().map(|(i, v)| (format!("{loc}[{i}]"), v)).collect(),
             (Value::Array(_), false) => {
-                let msg = format!("{} repeats at most once (max 1): a single value, not an array", e.name());
+                let msg = format!(
+                    "{} repeats at most once (max 1): a single value, not an array",
+                    e.name()
+                );
                 return self.finding(Severity::Error, loc.to_string(), Rule::Cardinality, msg);
             }
             (v, true) => {
@@ -249,7 +303,11 @@ impl Walk<'_> {
             }
         }
         if primitive::is_primitive(type_code) {
-            let code = if e.path.matches('.').count() == 1 && e.name() == "id" { "id" } else { type_code };
+            let code = if e.path.matches('.').count() == 1 && e.name() == "id" {
+                "id"
+            } else {
+                type_code
+            };
             if let Err(msg) = primitive::check(code, v) {
                 self.finding(Severity::Error, loc.to_string(), Rule::Format, msg);
             }
@@ -266,7 +324,11 @@ impl Walk<'_> {
             self.reference(e, obj, loc);
         }
         if type_code == "Extension" {
-            if let Some(url) = obj.get("url").and_then(Value::as_str).filter(|u| u.starts_with(CANONICAL_BASE)) {
+            if let Some(url) = obj
+                .get("url")
+                .and_then(Value::as_str)
+                .filter(|u| u.starts_with(CANONICAL_BASE))
+            {
                 match self.set.profile(url) {
                     Some(p) => {
                         let elements = p.elements.clone();
@@ -295,8 +357,15 @@ impl Walk<'_> {
     }
 
     fn reference(&mut self, e: &ElementDef, obj: &Map<String, Value>, loc: &str) {
-        let profiles: Vec<&String> = e.types.iter().filter(|t| t.code == "Reference").flat_map(|t| &t.target_profiles).collect();
-        let Some(reference) = obj.get("reference").and_then(Value::as_str) else { return };
+        let profiles: Vec<&String> = e
+            .types
+            .iter()
+            .filter(|t| t.code == "Reference")
+            .flat_map(|t| &t.target_profiles)
+            .collect();
+        let Some(reference) = obj.get("reference").and_then(Value::as_str) else {
+            return;
+        };
         if profiles.is_empty() {
             return;
         }
@@ -314,7 +383,10 @@ impl Walk<'_> {
             None => p.rsplit('/').next().unwrap_or(p).to_string(),
         };
         let allowed: Vec<String> = profiles.iter().map(|p| type_of(p)).collect();
-        let names: Vec<String> = profiles.iter().map(|p| p.rsplit('/').next().unwrap_or(p).to_string()).collect();
+        let names: Vec<String> = profiles
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+            .collect();
         if !allowed.iter().any(|a| a == &t || a == "Resource") {
             let msg = format!("refers to a {t}; allowed: {}", names.join(", "));
             return self.finding(Severity::Error, format!("{loc}.reference"), Rule::Reference, msg);

@@ -43,7 +43,14 @@ fn hash_hex(pid: &str, key: &str) -> String {
 
 fn urn(pid: &str, key: &str) -> String {
     let h = hash_hex(pid, &format!("{key}#url"));
-    format!("urn:uuid:{}-{}-4{}-8{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "urn:uuid:{}-{}-4{}-8{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 fn concept(system: &str, code: &str, text: Option<&str>) -> Value {
@@ -75,7 +82,11 @@ impl Row<'_> {
         let (id, value, url) = if key == "patient" {
             (self.pid.to_string(), self.pid.to_string(), self.patient_url.clone())
         } else {
-            (hash_hex(self.pid, key), format!("{}/{key}", self.pid), urn(self.pid, key))
+            (
+                hash_hex(self.pid, key),
+                format!("{}/{key}", self.pid),
+                urn(self.pid, key),
+            )
         };
         r["id"] = json!(id);
         r["meta"] = json!({"profile": [format!("{CANONICAL_BASE}/StructureDefinition/{profile}")]});
@@ -87,7 +98,13 @@ impl Row<'_> {
         url
     }
 
-    fn observation(&mut self, key: &str, profile: &str, code: (String, String), value: (&str, Value)) -> Result<(), BundleError> {
+    fn observation(
+        &mut self,
+        key: &str,
+        profile: &str,
+        code: (String, String),
+        value: (&str, Value),
+    ) -> Result<(), BundleError> {
         let mut o = json!({"resourceType": "Observation", "status": "final",
             "code": concept(&code.0, &code.1, None), "subject": {"reference": self.patient_url}});
         o[value.0] = value.1;
@@ -101,7 +118,13 @@ pub fn build_bundle(rows: &[CaseRow], m: &MappingSet, site_system: &str) -> Resu
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     for row in rows {
-        let mut r = Row { m, system: site_system, pid: &row.patient_id, patient_url: urn(&row.patient_id, "patient"), entries: Vec::new() };
+        let mut r = Row {
+            m,
+            system: site_system,
+            pid: &row.patient_id,
+            patient_url: urn(&row.patient_id, "patient"),
+            entries: Vec::new(),
+        };
         match case(&mut r, row) {
             Ok(()) => entries.extend(r.entries),
             Err(e) => errors.push((row.patient_id.clone(), e)),
@@ -115,7 +138,8 @@ pub fn build_bundle(rows: &[CaseRow], m: &MappingSet, site_system: &str) -> Resu
 }
 
 fn case(r: &mut Row<'_>, c: &CaseRow) -> Result<(), BundleError> {
-    let mut p = json!({"resourceType": "Patient", "gender": match c.sex { Sex::Unknown => "unknown", s => s.as_str() }});
+    let mut p =
+        json!({"resourceType": "Patient", "gender": match c.sex { Sex::Unknown => "unknown", s => s.as_str() }});
     if let Some(d) = c.birth_date {
         p["birthDate"] = json!(d.to_string());
     }
@@ -125,14 +149,24 @@ fn case(r: &mut Row<'_>, c: &CaseRow) -> Result<(), BundleError> {
     for (column, status) in [("anti_hmgcr", c.anti_hmgcr), ("anti_srp", c.anti_srp)] {
         antibody(r, column, status)?;
     }
-    for (column, v) in [("proximal_weakness", c.proximal_weakness), ("rash", c.rash), ("emg_myopathic", c.emg_myopathic), ("biopsy_necrosis", c.biopsy_necrosis)] {
+    for (column, v) in [
+        ("proximal_weakness", c.proximal_weakness),
+        ("rash", c.rash),
+        ("emg_myopathic", c.emg_myopathic),
+        ("biopsy_necrosis", c.biopsy_necrosis),
+    ] {
         if let (RuleKind::Finding { valueset }, Some(b)) = (r.vs_of(column)?.clone(), to_bool(v)) {
             let code = r.first_code(valueset)?;
             r.observation(column, "imnm-finding-observation", code, ("valueBoolean", json!(b)))?;
         }
     }
     mri(r, c.mri_thigh)?;
-    for (column, given) in [("glucocorticoid", c.glucocorticoid), ("methotrexate", c.methotrexate), ("rituximab", c.rituximab), ("ivig", c.ivig)] {
+    for (column, given) in [
+        ("glucocorticoid", c.glucocorticoid),
+        ("methotrexate", c.methotrexate),
+        ("rituximab", c.rituximab),
+        ("ivig", c.ivig),
+    ] {
         if let (RuleKind::Exposure { valueset }, true) = (r.vs_of(column)?.clone(), given) {
             let (system, code) = r.first_code(valueset)?;
             let ms = json!({"resourceType": "MedicationStatement", "status": "unknown",
@@ -152,14 +186,24 @@ fn to_bool(v: YesNoUnknown) -> Option<bool> {
 }
 
 fn condition(r: &mut Row<'_>, c: &CaseRow) -> Result<String, BundleError> {
-    let err = |message: &str| BundleError { column: "diagnosis_code", message: message.into() };
-    let (system, code) = c.diagnosis_code.split_once('|').ok_or_else(|| err("a case needs its diagnosis code (system|code)"))?;
+    let err = |message: &str| BundleError {
+        column: "diagnosis_code",
+        message: message.into(),
+    };
+    let (system, code) = c
+        .diagnosis_code
+        .split_once('|')
+        .ok_or_else(|| err("a case needs its diagnosis code (system|code)"))?;
     let d = &r.m.diagnosis;
     let sets = r.m.valuesets_of(system, code);
     if !sets.contains(&d.valueset) && !sets.contains(&d.parent) {
         return Err(err("not an IMNM code or parent code of mappings/codes/diagnosis.toml"));
     }
-    let status = if c.outcome == Outcome::CompleteRemission { "remission" } else { "active" };
+    let status = if c.outcome == Outcome::CompleteRemission {
+        "remission"
+    } else {
+        "active"
+    };
     let mut cond = json!({"resourceType": "Condition",
         "clinicalStatus": concept(CLINICAL, status, None), "verificationStatus": concept(VERIFICATION, "confirmed", None),
         "code": concept(system, code, Some("Immune-mediated necrotizing myopathy")), "subject": {"reference": r.patient_url}});
@@ -178,7 +222,9 @@ fn condition(r: &mut Row<'_>, c: &CaseRow) -> Result<String, BundleError> {
 
 fn ck(r: &mut Row<'_>, c: &CaseRow) -> Result<(), BundleError> {
     let Some(peak) = c.ck_peak_u_per_l else { return Ok(()) };
-    let RuleKind::LabPeak { valueset, quantity } = r.vs_of("ck_peak_u_per_l")?.clone() else { return Ok(()) };
+    let RuleKind::LabPeak { valueset, quantity } = r.vs_of("ck_peak_u_per_l")?.clone() else {
+        return Ok(());
+    };
     let code = r.first_code(valueset)?;
     let unit = r.m.quantities[quantity].canonical.clone();
     let mut o = json!({"resourceType": "Observation", "status": "final", "code": concept(&code.0, &code.1, None),
@@ -194,7 +240,9 @@ fn ck(r: &mut Row<'_>, c: &CaseRow) -> Result<(), BundleError> {
 }
 
 fn antibody(r: &mut Row<'_>, column: &'static str, status: AntibodyStatus) -> Result<(), BundleError> {
-    let RuleKind::Antibody { valueset } = r.vs_of(column)?.clone() else { return Ok(()) };
+    let RuleKind::Antibody { valueset } = r.vs_of(column)?.clone() else {
+        return Ok(());
+    };
     let a = r.m.answers;
     let answer = match status {
         AntibodyStatus::Positive => a.positive,
@@ -204,11 +252,18 @@ fn antibody(r: &mut Row<'_>, column: &'static str, status: AntibodyStatus) -> Re
     };
     let code = r.first_code(valueset)?;
     let (s, v) = r.first_code(answer)?;
-    r.observation(column, "imnm-antibody-observation", code, ("valueCodeableConcept", concept(&s, &v, Some(status.as_str()))))
+    r.observation(
+        column,
+        "imnm-antibody-observation",
+        code,
+        ("valueCodeableConcept", concept(&s, &v, Some(status.as_str()))),
+    )
 }
 
 fn mri(r: &mut Row<'_>, v: MriThigh) -> Result<(), BundleError> {
-    let RuleKind::Mri { edema, fatty } = r.vs_of("mri_thigh")?.clone() else { return Ok(()) };
+    let RuleKind::Mri { edema, fatty } = r.vs_of("mri_thigh")?.clone() else {
+        return Ok(());
+    };
     let parts = match v {
         MriThigh::Edema => (true, false),
         MriThigh::Fatty => (false, true),
@@ -224,7 +279,15 @@ fn mri(r: &mut Row<'_>, v: MriThigh) -> Result<(), BundleError> {
 }
 
 fn outcome(r: &mut Row<'_>, o: Outcome, condition_url: &str) -> Result<(), BundleError> {
-    let RuleKind::Outcome { valueset, complete, partial, none } = r.vs_of("outcome")?.clone() else { return Ok(()) };
+    let RuleKind::Outcome {
+        valueset,
+        complete,
+        partial,
+        none,
+    } = r.vs_of("outcome")?.clone()
+    else {
+        return Ok(());
+    };
     let vs = match o {
         Outcome::CompleteRemission => complete,
         Outcome::PartialRemission => partial,

@@ -33,19 +33,37 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
     let mut issues = Vec::new();
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let header: Vec<String> = match rdr.byte_headers() {
-        Ok(h) => h.iter().map(|c| String::from_utf8_lossy(c).trim().to_string()).collect(),
+        Ok(h) => h
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).trim().to_string())
+            .collect(),
         Err(e) => {
             let message = format!("cannot read the header: {}", scrub(&e));
-            return (Vec::new(), vec![CsvIssue { row: 1, column: None, message }]);
+            return (
+                Vec::new(),
+                vec![CsvIssue {
+                    row: 1,
+                    column: None,
+                    message,
+                }],
+            );
         }
     };
     for h in header.iter().filter(|h| !COLUMNS.contains(&h.as_str())) {
         let message = "unknown column (not in the cohort.csv data dictionary); ignored".to_string();
-        issues.push(CsvIssue { row: 1, column: Some(h.clone()), message });
+        issues.push(CsvIssue {
+            row: 1,
+            column: Some(h.clone()),
+            message,
+        });
     }
     if !header.iter().any(|h| h == "patient_id") {
         let message = "no patient_id column; nothing converted".to_string();
-        issues.push(CsvIssue { row: 1, column: None, message });
+        issues.push(CsvIssue {
+            row: 1,
+            column: None,
+            message,
+        });
         return (Vec::new(), issues);
     }
     let mut rows = Vec::new();
@@ -54,14 +72,26 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                issues.push(CsvIssue { row: line, column: None, message: scrub(&e) });
+                issues.push(CsvIssue {
+                    row: line,
+                    column: None,
+                    message: scrub(&e),
+                });
                 continue;
             }
         };
         let row = record.position().map_or(line, |p| p.line());
         if record.len() != header.len() {
-            let message = format!("{} cells where the header has {}; row skipped", record.len(), header.len());
-            issues.push(CsvIssue { row, column: None, message });
+            let message = format!(
+                "{} cells where the header has {}; row skipped",
+                record.len(),
+                header.len()
+            );
+            issues.push(CsvIssue {
+                row,
+                column: None,
+                message,
+            });
             continue;
         }
         let mut case = CaseRow::empty("");
@@ -69,7 +99,11 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
             if !COLUMNS.contains(&column.as_str()) {
                 continue;
             }
-            let refused = |message: String| CsvIssue { row, column: Some(column.clone()), message };
+            let refused = |message: String| CsvIssue {
+                row,
+                column: Some(column.clone()),
+                message,
+            };
             match std::str::from_utf8(cell) {
                 Ok(text) => {
                     if let Err(message) = set_cell(&mut case, column, text.trim()) {
@@ -81,11 +115,19 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
         }
         if case.patient_id.is_empty() {
             let message = "no usable patient_id; row skipped".to_string();
-            issues.push(CsvIssue { row, column: Some("patient_id".into()), message });
+            issues.push(CsvIssue {
+                row,
+                column: Some("patient_id".into()),
+                message,
+            });
             continue;
         }
         for (column, message) in consistency(&case) {
-            issues.push(CsvIssue { row, column: Some(column.into()), message: message.into() });
+            issues.push(CsvIssue {
+                row,
+                column: Some(column.into()),
+                message: message.into(),
+            });
         }
         rows.push((row, case));
     }
@@ -104,7 +146,8 @@ fn level<T: FromStr<Err = crate::domain::values::UnknownLevel>>(text: &str, empt
     if text.is_empty() {
         return Ok(empty);
     }
-    text.parse().map_err(|e: crate::domain::values::UnknownLevel| format!("{e}; cell left out"))
+    text.parse()
+        .map_err(|e: crate::domain::values::UnknownLevel| format!("{e}; cell left out"))
 }
 
 fn date(text: &str) -> Result<Option<FhirDate>, String> {
@@ -114,7 +157,9 @@ fn date(text: &str) -> Result<Option<FhirDate>, String> {
     if text.contains('T') {
         return Err("a date (YYYY, YYYY-MM or YYYY-MM-DD) without a time; cell left out".into());
     }
-    FhirDate::parse(text).map(Some).map_err(|e| format!("{e}; cell left out"))
+    FhirDate::parse(text)
+        .map(Some)
+        .map_err(|e| format!("{e}; cell left out"))
 }
 
 fn number<T: FromStr>(text: &str, what: &str) -> Result<Option<T>, String> {
@@ -136,7 +181,11 @@ fn set_cell(c: &mut CaseRow, column: &str, text: &str) -> Result<(), String> {
     use crate::domain::{AntibodyStatus as A, MriThigh as M, Outcome as O, Sex as S, YesNoUnknown as Y};
     match column {
         "patient_id" => {
-            let ok = !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            let ok = !text.is_empty()
+                && text.len() <= 64
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
             if !ok {
                 return Err("not a FHIR id ([A-Za-z0-9-.], 1 to 64 characters)".into());
             }
@@ -147,7 +196,11 @@ fn set_cell(c: &mut CaseRow, column: &str, text: &str) -> Result<(), String> {
         "onset_date" => c.onset_date = date(text)?,
         "onset_age_years" => c.onset_age_years = number(text, "a whole number of years")?,
         "diagnosis_code" => {
-            if !text.is_empty() && !text.split_once('|').is_some_and(|(s, k)| !s.is_empty() && !k.is_empty()) {
+            if !text.is_empty()
+                && !text
+                    .split_once('|')
+                    .is_some_and(|(s, k)| !s.is_empty() && !k.is_empty())
+            {
                 return Err("expected system|code; cell left out".into());
             }
             c.diagnosis_code = text.to_string();
@@ -182,7 +235,10 @@ fn set_cell(c: &mut CaseRow, column: &str, text: &str) -> Result<(), String> {
 fn consistency(c: &CaseRow) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
     if c.ck_peak_u_per_l.is_some() && c.ck_count == 0 {
-        out.push(("ck_count", "a CK peak needs ck_count of at least 1; the peak is written as 1 result"));
+        out.push((
+            "ck_count",
+            "a CK peak needs ck_count of at least 1; the peak is written as 1 result",
+        ));
     }
     if c.ck_peak_u_per_l.is_none() && c.ck_count > 0 {
         out.push(("ck_peak_u_per_l", "ck_count without a CK peak; no CK result written"));

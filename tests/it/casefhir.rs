@@ -47,7 +47,11 @@ fn committed_profiles_are_what_the_generator_writes() {
     assert_eq!(generated.len(), profile::BUILTIN.len());
     for (name, text) in generated {
         let committed = profile::BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
-        assert_eq!(Some(text.as_str()), committed, "profiles/{name} is stale: run `cargo run --example gen_profiles`");
+        assert_eq!(
+            Some(text.as_str()),
+            committed,
+            "profiles/{name} is stale: run `cargo run --example gen_profiles`"
+        );
     }
 }
 
@@ -83,8 +87,16 @@ const DIAGNOSES: &[&str] = &[
 fn date() -> impl Strategy<Value = Option<FhirDate>> {
     prop_oneof![
         Just(None),
-        (1950u16..2025).prop_map(|y| Some(FhirDate { year: y, month: None, day: None })),
-        (1950u16..2025, 1u8..=12).prop_map(|(y, m)| Some(FhirDate { year: y, month: Some(m), day: None })),
+        (1950u16..2025).prop_map(|y| Some(FhirDate {
+            year: y,
+            month: None,
+            day: None
+        })),
+        (1950u16..2025, 1u8..=12).prop_map(|(y, m)| Some(FhirDate {
+            year: y,
+            month: Some(m),
+            day: None
+        })),
         (1950u16..2025, 1u8..=12, 1u8..=28).prop_map(|(y, m, d)| FhirDate::ymd(y, m, d)),
     ]
 }
@@ -104,7 +116,15 @@ fn case_row() -> impl Strategy<Value = CaseRow> {
     ];
     let yn = || prop::sample::select(YesNoUnknown::ALL.to_vec());
     let ab = || prop::sample::select(AntibodyStatus::ALL.to_vec());
-    let clinical = (ab(), ab(), yn(), yn(), yn(), yn(), prop::sample::select(MriThigh::ALL.to_vec()));
+    let clinical = (
+        ab(),
+        ab(),
+        yn(),
+        yn(),
+        yn(),
+        yn(),
+        prop::sample::select(MriThigh::ALL.to_vec()),
+    );
     let treat = (any::<[bool; 4]>(), prop::sample::select(Outcome::ALL.to_vec()));
     (demo, ck, clinical, treat).prop_map(|((id, sex, birth, onset, age, dx), ck, c, (t, outcome))| {
         let mut r = CaseRow::empty(id);
@@ -115,7 +135,15 @@ fn case_row() -> impl Strategy<Value = CaseRow> {
         r.onset_age_years = age.or_else(|| birth.zip(onset).and_then(|(b, o)| b.completed_years_until(&o)));
         r.diagnosis_code = dx.to_string();
         (r.ck_peak_u_per_l, r.ck_peak_date, r.ck_count) = ck;
-        (r.anti_hmgcr, r.anti_srp, r.proximal_weakness, r.rash, r.emg_myopathic, r.biopsy_necrosis, r.mri_thigh) = c;
+        (
+            r.anti_hmgcr,
+            r.anti_srp,
+            r.proximal_weakness,
+            r.rash,
+            r.emg_myopathic,
+            r.biopsy_necrosis,
+            r.mri_thigh,
+        ) = c;
         [r.glucocorticoid, r.methotrexate, r.rituximab, r.ivig] = t;
         r.outcome = outcome;
         r
@@ -165,7 +193,11 @@ fn only_finding(bundle: &Value) -> (String, String, Rule) {
     let report = files::validate_bundle(&profiles(), bundle, "b.json");
     assert_eq!(report.findings.len(), 1, "{}", report.summary());
     let f = &report.findings[0];
-    (f.resource.split('/').next().unwrap().to_string(), f.expression.clone(), f.rule)
+    (
+        f.resource.split('/').next().unwrap().to_string(),
+        f.expression.clone(),
+        f.rule,
+    )
 }
 
 #[test]
@@ -176,30 +208,60 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
     let mut b = ok.clone();
     let ck = resource(&mut b, "Observation", "imnm-ck-observation");
     ck["valueQuantity"].as_object_mut().unwrap().remove("unit");
-    assert_eq!(only_finding(&b), ("Observation".into(), "Observation.valueQuantity.unit".into(), Rule::Cardinality));
+    assert_eq!(
+        only_finding(&b),
+        (
+            "Observation".into(),
+            "Observation.valueQuantity.unit".into(),
+            Rule::Cardinality
+        )
+    );
 
     let mut b = ok.clone();
     let finding = resource(&mut b, "Observation", "imnm-finding-observation");
     finding["code"]["coding"][0]["code"] = "HP:0000001".into();
-    assert_eq!(only_finding(&b), ("Observation".into(), "Observation.code".into(), Rule::Binding));
+    assert_eq!(
+        only_finding(&b),
+        ("Observation".into(), "Observation.code".into(), Rule::Binding)
+    );
 
     let mut b = ok.clone();
     resource(&mut b, "Patient", "imnm-patient")["birthDate"] = "2010-02-30".into();
-    assert_eq!(only_finding(&b), ("Patient".into(), "Patient.birthDate".into(), Rule::Format));
+    assert_eq!(
+        only_finding(&b),
+        ("Patient".into(), "Patient.birthDate".into(), Rule::Format)
+    );
 
     let mut b = ok.clone();
     let patient_url = b["entry"][0]["fullUrl"].clone();
     resource(&mut b, "Observation", "imnm-outcome-observation")["focus"][0]["reference"] = patient_url;
-    assert_eq!(only_finding(&b), ("Observation".into(), "Observation.focus[0].reference".into(), Rule::Reference));
+    assert_eq!(
+        only_finding(&b),
+        (
+            "Observation".into(),
+            "Observation.focus[0].reference".into(),
+            Rule::Reference
+        )
+    );
 
     let mut b = ok.clone();
     resource(&mut b, "Condition", "imnm-condition")["severityGrade"] = "high".into();
-    assert_eq!(only_finding(&b), ("Condition".into(), "Condition.severityGrade".into(), Rule::UnknownElement));
+    assert_eq!(
+        only_finding(&b),
+        (
+            "Condition".into(),
+            "Condition.severityGrade".into(),
+            Rule::UnknownElement
+        )
+    );
 
     let mut b = ok.clone();
     resource(&mut b, "Observation", "imnm-antibody-observation")["valueString"] = "positive".into();
     let report = files::validate_bundle(&profiles(), &b, "b.json");
-    assert!(report.findings.iter().any(|f| f.expression == "Observation.valueString" && f.rule == Rule::Type));
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.expression == "Observation.valueString" && f.rule == Rule::Type));
 }
 
 #[test]
@@ -232,7 +294,13 @@ fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
     text.push_str(&good("bad-date").replacen("bad-date,unknown,", "bad-date,unknown,2010-13-01", 1));
     text.push_str("ragged,female\n");
     let mut bytes = text.into_bytes();
-    bytes.extend(good("latin1").replacen("unknown", "unkn\u{e9}", 1).bytes().map(|b| if b == 0xc3 { 0xe9 } else { b }).filter(|b| *b != 0xa9));
+    bytes.extend(
+        good("latin1")
+            .replacen("unknown", "unkn\u{e9}", 1)
+            .bytes()
+            .map(|b| if b == 0xc3 { 0xe9 } else { b })
+            .filter(|b| *b != 0xa9),
+    );
     let (rows, issues) = read_cases(bytes.as_slice());
     let got: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
     assert_eq!(
@@ -247,7 +315,12 @@ fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
     );
     let ids: Vec<&str> = rows.iter().map(|(_, r)| r.patient_id.as_str()).collect();
     assert_eq!(ids, vec!["ok1", "bad-sex", "bad-date", "latin1"]);
-    assert!(build_bundle(&rows.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), &mappings(), DEFAULT_SITE_SYSTEM).is_ok());
+    assert!(build_bundle(
+        &rows.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+        &mappings(),
+        DEFAULT_SITE_SYSTEM
+    )
+    .is_ok());
 }
 
 async fn push_counts(ehr: &imnm_fhir::mock::MockEhr, bundle: &Value, batch: usize) -> (usize, usize) {
@@ -294,10 +367,27 @@ async fn pushing_the_same_bundle_twice_creates_each_resource_once() {
     assert_eq!(patients.len() + observations.len() + conditions.len(), n);
     let p1 = patients.iter().find(|p| p["identifier"][0]["value"] == "p1").unwrap();
     let subject = format!("Patient/{}", p1["id"].as_str().unwrap());
-    let of_p1 = observations.iter().filter(|o| o["subject"]["reference"] == subject.as_str()).count();
-    assert_eq!(of_p1, 4, "CK, anti-HMGCR, weakness and outcome point at the pushed Patient");
+    let of_p1 = observations
+        .iter()
+        .filter(|o| o["subject"]["reference"] == subject.as_str())
+        .count();
+    assert_eq!(
+        of_p1, 4,
+        "CK, anti-HMGCR, weakness and outcome point at the pushed Patient"
+    );
     let outcome = observations.iter().find(|o| o["focus"].is_array()).unwrap();
-    assert_eq!(outcome["focus"][0]["reference"], format!("Condition/{}", conditions.iter().find(|c| c["subject"]["reference"] == subject.as_str()).unwrap()["id"].as_str().unwrap()));
+    assert_eq!(
+        outcome["focus"][0]["reference"],
+        format!(
+            "Condition/{}",
+            conditions
+                .iter()
+                .find(|c| c["subject"]["reference"] == subject.as_str())
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -318,7 +408,14 @@ async fn push_cli_reports_each_entry() {
     .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().count(), sample_bundle()["entry"].as_array().unwrap().len(), "{stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        sample_bundle()["entry"].as_array().unwrap().len(),
+        "{stdout}"
+    );
     let first = stdout.lines().next().unwrap();
-    assert!(first.starts_with("entry 0 Patient 201 Created ") && first.contains("/Patient/"), "{stdout}");
+    assert!(
+        first.starts_with("entry 0 Patient 201 Created ") && first.contains("/Patient/"),
+        "{stdout}"
+    );
 }

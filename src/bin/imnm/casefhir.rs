@@ -65,20 +65,31 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
             for (patient, e) in &errors {
                 eprintln!("{name}: case {patient}: {e}");
             }
-            return Err(Exit(1, anyhow::anyhow!("{} case(s) cannot become FHIR; nothing written", errors.len())));
+            return Err(Exit(
+                1,
+                anyhow::anyhow!("{} case(s) cannot become FHIR; nothing written", errors.len()),
+            ));
         }
     };
     let report = files::validate_bundle(&set, &bundle, &args.out.display().to_string());
     if report.errors() > 0 {
         eprint!("{}", report.summary());
-        return Err(Exit(1, anyhow::anyhow!("the Bundle does not validate against the IMNM profiles; nothing written")));
+        return Err(Exit(
+            1,
+            anyhow::anyhow!("the Bundle does not validate against the IMNM profiles; nothing written"),
+        ));
     }
     let text = serde_json::to_string_pretty(&bundle).unwrap_or_default() + "\n";
     std::fs::write(&args.out, text)
         .with_context(|| format!("writing {}", args.out.display()))
         .map_err(|e| Exit(4, e))?;
     let n = bundle["entry"].as_array().map_or(0, Vec::len);
-    eprintln!("{} case(s), {n} resource(s) written to {} (validated: 0 errors); {} CSV issue(s)", cases.len(), args.out.display(), issues.len());
+    eprintln!(
+        "{} case(s), {n} resource(s) written to {} (validated: 0 errors); {} CSV issue(s)",
+        cases.len(),
+        args.out.display(),
+        issues.len()
+    );
     Ok(u8::from(!issues.is_empty()))
 }
 
@@ -109,6 +120,10 @@ pub fn push(args: crate::cli::PushArgs) -> Result<u8, Exit> {
     }
     let created = outcomes.iter().filter(|o| o.status.starts_with("201")).count();
     let failed = outcomes.iter().filter(|o| !o.status.starts_with('2')).count();
-    eprintln!("pushed {} entries: {created} created, {} already there, {failed} failed", outcomes.len(), outcomes.len() - created - failed);
+    eprintln!(
+        "pushed {} entries: {created} created, {} already there, {failed} failed",
+        outcomes.len(),
+        outcomes.len() - created - failed
+    );
     Ok(u8::from(failed > 0))
 }

@@ -221,13 +221,10 @@ pub fn decimal(d: &Option<crate::fhir::model::types::Decimal>) -> Option<f64> {
 /// The integer value (integer, positiveInt or unsignedInt) of the extension `url`, if present.
 pub fn extension_integer(extensions: &[crate::fhir::model::types::Extension], url: &str) -> Option<i64> {
     use crate::fhir::model::types::ExtensionValue;
-    extensions
-        .iter()
-        .find(|e| e.url == url)
-        .and_then(|e| match &e.value {
-            Some(ExtensionValue::Integer(i)) => i.value.map(i64::from),
-            Some(ExtensionValue::PositiveInt(i)) => i.value.map(i64::from),
-            Some(ExtensionValue::UnsignedInt(i)) => i.value.map(i64::from),
-            _ => None,
-        })
+    extensions.iter().find(|e| e.url == url).and_then(|e| match &e.value {
+        Some(ExtensionValue::Integer(i)) => i.value.map(i64::from),
+        Some(ExtensionValue::PositiveInt(i)) => i.value.map(i64::from),
+        Some(ExtensionValue::UnsignedInt(i)) => i.value.map(i64::from),
+        _ => None,
+    })
 }

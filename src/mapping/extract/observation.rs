@@ -124,7 +124,13 @@ fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
     let comparator = q.comparator.v().unwrap_or("");
     let detail = format!("{comparator}{} {unit} (x{factor})", q.value.v().unwrap_or(""));
     match super::extension_integer(&o.extension, RESULT_COUNT_URL).and_then(|n| u32::try_from(n).ok()) {
-        Some(count) if count > 1 => Some((FactValue::Summary { peak: value * factor, count }, detail)),
+        Some(count) if count > 1 => Some((
+            FactValue::Summary {
+                peak: value * factor,
+                count,
+            },
+            detail,
+        )),
         _ => Some((FactValue::Quantity(value * factor), detail)),
     }
 }
