@@ -111,3 +111,36 @@ fn merge(target: &mut Value, diff: &Value) {
         .collect();
     t.extend(constrained);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sd(diff: Value) -> Value {
+        json!({"type": "Observation", "differential": {"element": diff}})
+    }
+
+    #[test]
+    fn a_path_inside_a_datatype_expands_it_under_its_parent() {
+        let base = BaseTable::builtin().unwrap();
+        let diff = json!([{"path": "Observation.value[x]", "type": [{"code": "Quantity"}]},
+            {"path": "Observation.value[x].unit", "min": 1}]);
+        let snap = snapshot("t.json", &sd(diff), &base).unwrap();
+        let at = |p: &str| snap.iter().position(|e| e["path"] == p).unwrap();
+        assert_eq!(
+            at("Observation.value[x].unit"),
+            at("Observation.value[x]") + 5,
+            "after id, extension, value, comparator"
+        );
+        assert_eq!(snap[at("Observation.value[x].unit")]["min"], 1);
+        assert_eq!(snap[at("Observation.value[x].unit")]["base"]["path"], "Quantity.unit");
+    }
+
+    #[test]
+    fn constraining_inside_a_choice_of_several_types_is_refused() {
+        let base = BaseTable::builtin().unwrap();
+        let diff = json!([{"path": "Observation.value[x].unit", "min": 1}]);
+        let err = snapshot("t.json", &sd(diff), &base).unwrap_err().to_string();
+        assert!(err.contains("constrain Observation.value[x] to one type"), "{err}");
+    }
+}

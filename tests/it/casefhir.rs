@@ -422,3 +422,55 @@ async fn push_cli_reports_each_entry() {
         "{stdout}"
     );
 }
+
+#[test]
+fn validate_reads_ndjson_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = sample_bundle();
+    let patient = resource(&mut b, "Patient", "imnm-patient").clone();
+    let mut bad = patient.clone();
+    bad["id"] = "p2".into();
+    bad["gender"] = "M".into();
+    let text = format!("{patient}\n{{not json\n{bad}\n");
+    let path = dir.path().join("Patient.ndjson");
+    std::fs::write(&path, text).unwrap();
+    let report = files::validate_files(&[path], &profiles()).unwrap();
+    let got: Vec<(String, String, Rule)> = report
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.location.rsplit('/').next().unwrap().to_string(),
+                f.expression.clone(),
+                f.rule,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("Patient.ndjson:2".to_string(), "(input)".to_string(), Rule::Structure),
+            (
+                "Patient.ndjson:3".to_string(),
+                "Patient.gender".to_string(),
+                Rule::Binding
+            ),
+        ]
+    );
+    assert_eq!(report.checked.get("imnm-patient"), Some(&2));
+}
+
+#[test]
+fn profile_problems_are_reported_all_at_once() {
+    let mut sources: Vec<(String, String)> = profile::BUILTIN
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    sources.retain(|(n, _)| n != "ValueSet-imnm-ck-unit.json");
+    sources.push(("broken.json".into(), "{\"resourceType\": ".into()));
+    let err = ProfileSet::from_sources(sources, BaseTable::builtin().unwrap()).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.0.len(), 2, "{text}");
+    assert!(text.contains("broken.json: not JSON"), "{text}");
+    assert!(text.contains("imnm-ck-observation: Observation.value[x].code: value set https://imnm-fhir.org/fhir/ValueSet/imnm-ck-unit is not defined"), "{text}");
+}
