@@ -113,11 +113,11 @@ impl Row<'_> {
     }
 }
 
-/// The transaction Bundle for `rows` (errors name the row's column).
-pub fn build_bundle(rows: &[CaseRow], m: &MappingSet, site_system: &str) -> Result<Value, Vec<(String, BundleError)>> {
+/// The transaction Bundle for `rows`; errors come with the index of their row in `rows`.
+pub fn build_bundle(rows: &[CaseRow], m: &MappingSet, site_system: &str) -> Result<Value, Vec<(usize, BundleError)>> {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
-    for row in rows {
+    for (index, row) in rows.iter().enumerate() {
         let mut r = Row {
             m,
             system: site_system,
@@ -127,7 +127,7 @@ pub fn build_bundle(rows: &[CaseRow], m: &MappingSet, site_system: &str) -> Resu
         };
         match case(&mut r, row) {
             Ok(()) => entries.extend(r.entries),
-            Err(e) => errors.push((row.patient_id.clone(), e)),
+            Err(e) => errors.push((index, e)),
         }
     }
     if errors.is_empty() {

@@ -66,7 +66,7 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
         });
         return (Vec::new(), issues);
     }
-    let mut rows = Vec::new();
+    let mut rows: Vec<(u64, CaseRow)> = Vec::new();
     for (i, record) in rdr.byte_records().enumerate() {
         let line = i as u64 + 2;
         let record = match record {
@@ -115,6 +115,15 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
         }
         if case.patient_id.is_empty() {
             let message = "no usable patient_id; row skipped".to_string();
+            issues.push(CsvIssue {
+                row,
+                column: Some("patient_id".into()),
+                message,
+            });
+            continue;
+        }
+        if let Some((first, _)) = rows.iter().find(|(_, r)| r.patient_id == case.patient_id) {
+            let message = format!("the same patient_id as row {first}; row skipped");
             issues.push(CsvIssue {
                 row,
                 column: Some("patient_id".into()),

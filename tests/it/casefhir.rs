@@ -296,6 +296,7 @@ fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
     text.push_str(&good("bad-sex").replacen(",unknown,", ",M,", 1));
     text.push_str(&good("bad-date").replacen("bad-date,unknown,", "bad-date,unknown,2010-13-01", 1));
     text.push_str("ragged,female\n");
+    text.push_str(&good("ok1"));
     let mut bytes = text.into_bytes();
     bytes.extend(
         good("latin1")
@@ -313,7 +314,8 @@ fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
             "row 3, column sex: expected one of male|female|other|unknown; cell left out",
             "row 4, column birth_date: not a FHIR date or dateTime: month must be 01..12; cell left out",
             "row 5: 2 cells where the header has 22; row skipped",
-            "row 6, column sex: not UTF-8 text; cell left out",
+            "row 6, column patient_id: the same patient_id as row 2; row skipped",
+            "row 7, column sex: not UTF-8 text; cell left out",
         ],
     );
     let ids: Vec<&str> = rows.iter().map(|(_, r)| r.patient_id.as_str()).collect();
@@ -473,4 +475,22 @@ fn profile_problems_are_reported_all_at_once() {
     assert_eq!(err.0.len(), 2, "{text}");
     assert!(text.contains("broken.json: not JSON"), "{text}");
     assert!(text.contains("imnm-ck-observation: Observation.value[x].code: value set https://imnm-fhir.org/fhir/ValueSet/imnm-ck-unit is not defined"), "{text}");
+}
+
+#[test]
+fn to_fhir_cli_refuses_a_case_without_diagnosis_by_row_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ok = CaseRow::empty("ok1");
+    ok.diagnosis_code = DIAGNOSES[0].into();
+    let mut other = CaseRow::empty("dm1");
+    other.diagnosis_code = "http://snomed.info/sct|396230008".into();
+    std::fs::write(dir.path().join("cases.csv"), csv_text(&[ok, other])).unwrap();
+    let out = imnm(&["to-fhir", "--cases", "cases.csv", "--out", "b.json"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cases.csv: row 3, column diagnosis_code: not an IMNM code or parent code"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("b.json").exists());
 }

@@ -58,12 +58,13 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
     for issue in &issues {
         eprintln!("{name}: {issue}");
     }
+    let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
     let cases: Vec<_> = rows.into_iter().map(|(_, r)| r).collect();
     let bundle = match imnm_fhir::to_fhir::build_bundle(&cases, &mappings, &args.site_system) {
         Ok(b) => b,
         Err(errors) => {
-            for (patient, e) in &errors {
-                eprintln!("{name}: case {patient}: {e}");
+            for (index, e) in &errors {
+                eprintln!("{name}: row {}, {e}", lines.get(*index).copied().unwrap_or_default());
             }
             return Err(Exit(
                 1,
