@@ -2,7 +2,7 @@
 //! gzip), read with the streaming readers of `fhir::source`. References are
 //! resolved within one file (Bundle fullUrls and `Type/id`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -13,31 +13,51 @@ use crate::fhir::source::{self, Format, Item};
 use crate::report::Severity;
 
 /// Validates every resource of the input files (folders are walked as for `cohort`).
+/// Each file is read twice, streaming: first to learn what its references can
+/// point at (type and profile per fullUrl and `Type/id`), then to validate, so
+/// memory holds that index, not the resources.
 pub fn validate_files(inputs: &[PathBuf], set: &ProfileSet) -> std::io::Result<ValidationReport> {
     let plan = source::plan(inputs)?;
     let mut report = ValidationReport::default();
     for path in plan.files.iter().chain(&plan.deleted).chain(&plan.errors) {
-        let name: Arc<str> = path.display().to_string().into();
-        let mut items: Vec<(String, Value, Option<String>)> = Vec::new();
-        let mut take = |item: Item<'_>| match item {
-            Item::Resource {
-                location,
-                text,
-                full_url,
-            } => match serde_json::from_str(text) {
-                Ok(v) => items.push((location.to_string(), v, full_url.map(str::to_string))),
-                Err(e) => unreadable(&mut report, location.to_string(), format!("not JSON: {e}")),
-            },
-            Item::Unreadable { location, message, .. } => unreadable(&mut report, location.to_string(), message),
-        };
-        match source::format_of(path) {
-            Some(Format::Json { gzip }) => source::read_json(name, source::open(path, gzip, |_| {})?, &mut take),
-            Some(Format::Ndjson { gzip }) => source::read_ndjson(name, source::open(path, gzip, |_| {})?, &mut take)?,
-            None => continue,
-        }
-        validate_items(set, &items, &mut report);
+        let mut targets = Targets::default();
+        each_resource(path, &mut |_, v, url| targets.add(set, &v, url), &mut |_, _| {})?;
+        let cell = std::cell::RefCell::new(&mut report);
+        each_resource(
+            path,
+            &mut |location, v, _| set.validate(&v, &targets, &location, &mut cell.borrow_mut()),
+            &mut |location, message| unreadable(&mut cell.borrow_mut(), location, message),
+        )?;
     }
     Ok(report)
+}
+
+type OnResource<'a> = dyn FnMut(String, Value, Option<&str>) + 'a;
+
+/// Streams the resources of one file (`on_bad` gets what cannot be read).
+fn each_resource(
+    path: &Path,
+    on_resource: &mut OnResource<'_>,
+    on_bad: &mut dyn FnMut(String, String),
+) -> std::io::Result<()> {
+    let name: Arc<str> = path.display().to_string().into();
+    let mut take = |item: Item<'_>| match item {
+        Item::Resource {
+            location,
+            text,
+            full_url,
+        } => match serde_json::from_str(text) {
+            Ok(v) => on_resource(location.to_string(), v, full_url),
+            Err(e) => on_bad(location.to_string(), format!("not JSON: {e}")),
+        },
+        Item::Unreadable { location, message, .. } => on_bad(location.to_string(), message),
+    };
+    match source::format_of(path) {
+        Some(Format::Json { gzip }) => source::read_json(name, source::open(path, gzip, |_| {})?, &mut take),
+        Some(Format::Ndjson { gzip }) => source::read_ndjson(name, source::open(path, gzip, |_| {})?, &mut take)?,
+        None => {}
+    }
+    Ok(())
 }
 
 /// Validates the resources of one Bundle held in memory (`label` names it in locations).
