@@ -25,8 +25,11 @@ pub mod fhir;
 pub mod mapping;
 pub mod mock;
 pub mod pipeline;
+pub mod profile;
+pub mod push;
 pub mod report;
 pub mod store;
 pub mod sync;
+pub mod to_fhir;
 
 pub use error::{Error, Result};

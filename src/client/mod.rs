@@ -28,7 +28,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -339,8 +339,20 @@ impl FhirClient {
         url
     }
 
+    /// POSTs a transaction or batch Bundle to the base and returns the response
+    /// Bundle. Retried like a read: conditional creates make a replay harmless.
+    pub async fn transaction(&self, bundle: &Value) -> Result<Value, ClientError> {
+        let url = self.url("", &[]);
+        self.request_json(url, Some(bundle), "transaction").await
+    }
+
     /// GETs `url` as JSON with retries. `what` names the request in errors and logs.
     async fn get_json(&self, url: Url, what: &str) -> Result<Value, ClientError> {
+        self.request_json(url, None, what).await
+    }
+
+    /// GETs `url`, or POSTs `body` to it, as JSON with retries.
+    async fn request_json(&self, url: Url, body: Option<&Value>, what: &str) -> Result<Value, ClientError> {
         let _permit = self.inner.permits.acquire().await.map_err(|_| ClientError::GaveUp {
             what: what.to_string(),
             attempts: 0,
@@ -353,7 +365,7 @@ impl FhirClient {
             attempt += 1;
             let last_try = attempt > policy.max_retries;
             let token = self.token(what).await?;
-            let failure = match self.once(&url, token.as_deref()).await {
+            let failure = match self.once(&url, body, token.as_deref()).await {
                 Ok(Answer::Json(v)) => return Ok(v),
                 Ok(Answer::Status { status, .. })
                     if status == StatusCode::UNAUTHORIZED
@@ -398,8 +410,17 @@ impl FhirClient {
     }
 
     /// One attempt: a JSON body, a non-success status, or a retryable failure text.
-    async fn once(&self, url: &Url, token: Option<&str>) -> Result<Answer, String> {
-        let mut req = self.inner.http.get(url.clone()).header(ACCEPT, "application/fhir+json");
+    async fn once(&self, url: &Url, body: Option<&Value>, token: Option<&str>) -> Result<Answer, String> {
+        let mut req = match body {
+            Some(b) => self
+                .inner
+                .http
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/fhir+json")
+                .body(b.to_string()),
+            None => self.inner.http.get(url.clone()),
+        }
+        .header(ACCEPT, "application/fhir+json");
         if let Some(token) = token {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
         }

@@ -137,6 +137,10 @@ impl RowBuilder<'_> {
                 None => (None, String::new()),
             },
         };
+        let (age, detail) = match dx.age_years {
+            Some(a) => (Some(a), "Condition.extension onset-age-years".to_string()),
+            None => (age, detail),
+        };
         if age.is_none() && dx.onset.is_none() && dx.recorded.is_none() {
             let msg = "IMNM Condition without onset[x] or recordedDate; onset age unknown";
             issues.push(
@@ -147,7 +151,7 @@ impl RowBuilder<'_> {
         if let Some(a) = age {
             self.row.onset_age_years = Some(a);
             let mut sources = src;
-            if !detail.starts_with("Condition.onsetAge") {
+            if !detail.starts_with("Condition.onsetAge") && !detail.starts_with("Condition.extension") {
                 sources.push(format!("Patient/{}", self.row.patient_id));
             }
             self.note("onset_age_years", a.to_string(), &rule, sources, detail);
@@ -244,18 +248,20 @@ impl RowBuilder<'_> {
     }
 
     fn lab_peak(&mut self, rule: &str, facts: &[&Fact]) {
-        let values: Vec<(&Fact, f64)> = facts
+        let values: Vec<(&Fact, f64, u32)> = facts
             .iter()
             .filter_map(|f| match f.value {
-                FactValue::Quantity(q) => Some((*f, q)),
+                FactValue::Quantity(q) => Some((*f, q, 1)),
+                FactValue::Summary { peak, count } => Some((*f, peak, count)),
                 _ => None,
             })
             .collect();
-        self.row.ck_count = values.len() as u32;
+        let count: u32 = values.iter().map(|v| v.2).sum();
+        self.row.ck_count = count;
         let peak = values
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.date.cmp(&a.0.date)));
-        let Some((fact, value)) = peak else { return };
+        let Some((fact, value, _)) = peak else { return };
         self.row.ck_peak_u_per_l = Some(*value);
         self.row.ck_peak_date = fact.date;
         let src = vec![fact.source.to_string()];
@@ -275,10 +281,10 @@ impl RowBuilder<'_> {
                 "effective date of the peak result",
             );
         }
-        let all = values.iter().map(|(f, _)| f.source.to_string()).collect();
+        let all = values.iter().map(|(f, _, _)| f.source.to_string()).collect();
         self.note(
             "ck_count",
-            values.len().to_string(),
+            count.to_string(),
             rule,
             all,
             "results counted (excluded statuses and unconvertible units left out)",

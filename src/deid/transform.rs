@@ -14,7 +14,7 @@ use crate::mapping::MappingSet;
 
 /// Extension on the qualifying Condition carrying the onset age in completed
 /// years (pooled at 90), so the age survives birthDate reduction.
-pub const ONSET_AGE_URL: &str = "https://imnm-fhir.org/fhir/StructureDefinition/onset-age-years";
+pub use crate::mapping::extract::ONSET_AGE_URL;
 
 /// Ages at or above this are written as this (Safe Harbor: over 89 pooled).
 pub const AGE_POOL: u32 = 90;

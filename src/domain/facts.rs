@@ -76,6 +76,9 @@ pub struct DiagnosisFact {
     pub onset: Option<Onset>,
     /// `Condition.recordedDate`.
     pub recorded: Option<FhirDate>,
+    /// The onset age in completed years the Condition states in the
+    /// `onset-age-years` extension (written by `to-fhir` and de-identification).
+    pub age_years: Option<u32>,
     /// `Condition.clinicalStatus` is `remission` (or `resolved`).
     pub remission: bool,
     /// The Condition.
@@ -96,6 +99,14 @@ pub enum MriPart {
 pub enum FactValue {
     /// A quantity in the rule's canonical unit.
     Quantity(f64),
+    /// The peak of `count` results, as a case report states it (a CK
+    /// Observation with the `ck-result-count` extension).
+    Summary {
+        /// The peak, in the rule's canonical unit.
+        peak: f64,
+        /// How many results it summarises.
+        count: u32,
+    },
     /// An antibody result.
     Antibody(AntibodyStatus),
     /// A finding present (`true`) or absent.

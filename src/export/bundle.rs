@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::manifest::{Manifest, FORMAT};
 use super::{cohort_csv, write_file, write_table1, ExportError};
-use crate::deid::transform::{onset_age_extension, Dropped, ONSET_AGE_URL};
+use crate::deid::transform::{onset_age_extension, Dropped};
 use crate::deid::{DeidRules, Deidentified, Deidentifier, Profile, RulesFired, SiteKey};
 use crate::domain::{CaseRow, SourceRef};
 use crate::fhir::reference::{self, Ref};
@@ -173,37 +173,11 @@ fn write_resources(dir: &Path, kept: &[Deidentified]) -> Result<BTreeMap<String,
     Ok(counts)
 }
 
-/// Re-runs the cohort pipeline on a de-identified `bundle.json`: the rows,
-/// with onset ages from the onset-age extension (birthDate may be a year).
+/// Re-runs the cohort pipeline on a de-identified `bundle.json`: the rows (onset
+/// ages come from the onset-age extension, which the mapping reads, since
+/// birthDate may be a year).
 pub fn rerun(bundle_text: &str, mappings: &MappingSet) -> Vec<CaseRow> {
     let collected = crate::pipeline::collect_json_text("bundle.json", bundle_text, mappings);
     let mut issues = collected.issues;
-    let mut rows = crate::cohort::build::build(&collected.patients, mappings, &mut issues).rows;
-    let ages = extension_ages(bundle_text);
-    for row in &mut rows {
-        if let Some(age) = ages.get(&row.patient_id) {
-            row.onset_age_years = Some(*age);
-        }
-    }
-    rows
-}
-
-fn extension_ages(bundle_text: &str) -> BTreeMap<String, u32> {
-    let Ok(bundle) = serde_json::from_str::<Value>(bundle_text) else {
-        return BTreeMap::new();
-    };
-    let mut out = BTreeMap::new();
-    for entry in bundle["entry"].as_array().into_iter().flatten() {
-        let r = &entry["resource"];
-        let age = r["extension"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|e| e["url"] == ONSET_AGE_URL)
-            .and_then(|e| e["valueInteger"].as_u64());
-        if let (Some(age), Some(patient)) = (age, Deidentifier::patient_of(r)) {
-            out.insert(patient, u32::try_from(age).unwrap_or(u32::MAX));
-        }
-    }
-    out
+    crate::cohort::build::build(&collected.patients, mappings, &mut issues).rows
 }

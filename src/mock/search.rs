@@ -53,6 +53,7 @@ pub struct Criteria {
     ids: Option<Vec<String>>,
     patients: Option<Vec<String>>,
     tokens: Vec<(&'static str, Vec<Token>)>,
+    identifiers: Vec<Vec<Token>>,
     updated: Vec<(String, (Instant, Instant))>,
     /// Page size.
     pub count: usize,
@@ -100,6 +101,7 @@ pub fn parse(vendor: Vendor, rtype: &str, params: &[(String, String)]) -> Result
     for (name, value) in params {
         let list = || value.split(',').map(str::trim).filter(|v| !v.is_empty());
         match name.as_str() {
+            "identifier" => c.identifiers.push(list().map(parse_token).collect()),
             "_id" => c.ids.get_or_insert_with(Vec::new).extend(list().map(str::to_string)),
             "patient" | "subject" if vendor.has_param(rtype, name) => c
                 .patients
@@ -187,6 +189,17 @@ impl Criteria {
         for (param, wanted) in &self.tokens {
             let codings = codings(r, token_fields(param, rtype));
             if !wanted.iter().any(|t| codings.iter().any(|c| token_hits(t, c))) {
+                return false;
+            }
+        }
+        for wanted in &self.identifiers {
+            let ids: Vec<Value> = r["identifier"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| serde_json::json!({"system": i.get("system"), "code": i.get("value")}))
+                .collect();
+            if !wanted.iter().any(|t| ids.iter().any(|i| token_hits(t, i))) {
                 return false;
             }
         }

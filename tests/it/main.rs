@@ -33,3 +33,6 @@ mod parquet;
 // Software nobody here wrote: SMART Fetch against the mock EHR and its folders as input; `imnm sync`
 // against Medplum's FHIR router. Needs `.ci/interop-install` (skips loudly without, fails with IMNM_INTEROP=1).
 mod interop;
+
+// Case report → FHIR: profiles up to date, to-fhir round trips (demo + proptest), validate findings, bad CSV.
+mod casefhir;

@@ -19,12 +19,12 @@ pub struct Cli {
 /// Exit codes, shown in --help.
 pub const EXIT_CODES: &str = "Exit codes:
   0  success
-  1  data issues found (only with --fail-on-issues)
+  1  data issues found (only with --fail-on-issues); validate, to-fhir: errors found
   2  usage or configuration error (bad arguments, mapping files with problems)
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written
   5  a study bundle does not verify, or merge refused a bundle
-  6  sync failed (the server refused or never answered; the store keeps every page written)";
+  6  sync or push failed (the server refused or never answered; the store keeps every page written, a push every slice committed)";
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -65,6 +65,55 @@ pub enum Command {
         after_help = "Examples:\n  imnm mock-ehr --data examples/demo-cohort/bundle.json --vendor epic --port 8080\n  imnm mock-ehr --data export/ --port 8080 --faults 429:0.1,503:0.05,seed=7 --journal journal.ndjson\n  imnm mock-ehr --data export/ --port 8080 --auth smart --jwks jwks.json --client-id my-client"
     )]
     MockEhr(MockEhrArgs),
+    /// Validate FHIR R4 resources, Bundles or NDJSON against the IMNM profiles (OperationOutcome out).
+    #[command(
+        after_help = "Examples:\n  imnm validate bundle.json\n  imnm validate export/ --out outcome.json\n\nExit 1 when any error was found."
+    )]
+    Validate(ValidateArgs),
+    /// Turn a case CSV (the columns of cohort.csv) into a FHIR transaction Bundle (validated before it is written).
+    #[command(
+        after_help = "Example:\n  imnm to-fhir --cases cases.csv --out bundle.json --site-system https://registry.example.org/fhir/case-id\n\nExit 1 when any row or cell was refused (the rest is converted)."
+    )]
+    ToFhir(ToFhirArgs),
+    /// Post a transaction Bundle (from to-fhir) to a FHIR server and print each entry's outcome.
+    #[command(
+        after_help = "Examples:\n  imnm push bundle.json --base-url https://fhir.example.org/R4\n  IMNM_TOKEN=... imnm push bundle.json --base-url URL --auth bearer --batch-size 8"
+    )]
+    Push(PushArgs),
+}
+
+/// `imnm to-fhir`.
+#[derive(Debug, Args)]
+pub struct ToFhirArgs {
+    /// The case CSV, with a header of cohort.csv column names.
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// The transaction Bundle to write.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Identifier system of the site's case ids (Patient.identifier; other identifiers add /column).
+    #[arg(long, default_value = imnm_fhir::to_fhir::DEFAULT_SITE_SYSTEM)]
+    pub site_system: String,
+    /// Mapping folder (default: the built-in mappings).
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
+    /// Profile folder (default: the built-in profiles).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
+}
+
+/// `imnm validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Bundles, resources (.json), NDJSON (.ndjson, .ndjson.gz) or folders of them.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Write the OperationOutcome here (default: stdout).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Profile folder (default: the profiles built into this binary).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 /// `imnm export`.
@@ -195,12 +244,9 @@ pub struct MockEhrArgs {
     pub retry_after: u64,
 }
 
-/// `imnm sync`.
+/// Authorization options shared by `sync` and `push`.
 #[derive(Debug, Args)]
-pub struct SyncArgs {
-    /// The FHIR R4 base URL.
-    #[arg(long)]
-    pub base_url: String,
+pub struct AuthArgs {
     /// Authorization: none, bearer (token from the IMNM_TOKEN environment variable), or smart
     /// (SMART Backend Services; needs --client-id and --key).
     #[arg(long, default_value = "none")]
@@ -214,9 +260,36 @@ pub struct SyncArgs {
     /// The key id sent in the assertion header, for --auth smart.
     #[arg(long)]
     pub kid: Option<String>,
-    /// Scopes asked for, for --auth smart (v2 `system/*.rs` or v1 `system/*.read`).
+    /// Scopes asked for, for --auth smart (v2 `system/*.rs` or v1 `system/*.read`; push needs write scopes, e.g. `system/*.cruds`).
     #[arg(long, default_value = "system/*.rs")]
     pub scope: String,
+}
+
+/// `imnm push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The transaction Bundle (from `imnm to-fhir`).
+    pub bundle: PathBuf,
+    /// The FHIR R4 base URL.
+    #[arg(long)]
+    pub base_url: String,
+    /// How requests authenticate.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Entries per transaction (0: all in one). Later slices refer to earlier ones by the locations the server returned.
+    #[arg(long, default_value_t = 0)]
+    pub batch_size: usize,
+}
+
+/// `imnm sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The FHIR R4 base URL.
+    #[arg(long)]
+    pub base_url: String,
+    /// How requests authenticate.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// The SQLite store to write (created if missing).
     #[arg(long, default_value = "imnm.db")]
     pub store: PathBuf,

@@ -1,5 +1,6 @@
 //! The `imnm` command-line tool. See `imnm --help` and README.md.
 
+mod casefhir;
 mod cli;
 mod mock_ehr;
 mod share;
@@ -57,6 +58,9 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::Merge(args) => share::merge(args),
         Command::MockEhr(args) => mock_ehr::run(args),
         Command::Sync(args) => sync::run(args),
+        Command::Validate(args) => casefhir::validate(args),
+        Command::ToFhir(args) => casefhir::to_fhir(args),
+        Command::Push(args) => casefhir::push(args),
     }
 }
 

@@ -7,17 +7,16 @@ use imnm_fhir::client::{Auth, FhirClient, Smart};
 use imnm_fhir::store::Store;
 use imnm_fhir::sync::{self, SyncOptions};
 
-use crate::cli::SyncArgs;
+use crate::cli::{AuthArgs, SyncArgs};
 use crate::Exit;
 
 /// The environment variable holding the token for `--auth bearer`.
 pub const TOKEN_VAR: &str = "IMNM_TOKEN";
 
-/// Parses the arguments, runs the crawl, prints counts.
-pub fn run(args: SyncArgs) -> Result<u8, Exit> {
+/// The client authorization the options ask for (shared by `sync` and `push`).
+pub fn auth_from(args: &AuthArgs) -> Result<Auth, Exit> {
     let usage = |e: anyhow::Error| Exit(2, e);
-    let mappings = crate::load_mappings(args.mappings.as_deref())?;
-    let auth = match args.auth.as_str() {
+    Ok(match args.auth.as_str() {
         "none" => Auth::None,
         "bearer" => Auth::bearer_from_env(TOKEN_VAR).map_err(|e| usage(e.into()))?,
         "smart" => {
@@ -30,7 +29,14 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
             Auth::Smart(Smart::from_pem(client_id, &pem, args.kid.clone(), &args.scope).map_err(|e| usage(e.into()))?)
         }
         other => return Err(usage(anyhow::anyhow!("--auth {other}: expected none, bearer or smart"))),
-    };
+    })
+}
+
+/// Parses the arguments, runs the crawl, prints counts.
+pub fn run(args: SyncArgs) -> Result<u8, Exit> {
+    let usage = |e: anyhow::Error| Exit(2, e);
+    let mappings = crate::load_mappings(args.mappings.as_deref())?;
+    let auth = auth_from(&args.auth)?;
     let patients = match &args.patients {
         Some(path) => Some(
             std::fs::read_to_string(path)

@@ -8,6 +8,9 @@ use crate::fhir::model::types::CodeableConcept;
 use crate::mapping::RuleKind;
 use crate::report::{IssueCode, Severity};
 
+/// The extension stating the onset age in completed years.
+pub const ONSET_AGE_URL: &str = "https://imnm-fhir.org/fhir/StructureDefinition/onset-age-years";
+
 const VER_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/condition-ver-status";
 
 /// Reads a Condition.
@@ -35,9 +38,11 @@ pub fn read(c: &Condition, ctx: &mut Ctx<'_>) {
         .and_then(|s| status_code(s, "http://terminology.hl7.org/CodeSystem/condition-clinical"));
     let remission = matches!(clinical.as_deref(), Some("remission") | Some("resolved"));
     let source = ctx.out.source.clone();
+    let age_years = super::extension_integer(&c.extension, ONSET_AGE_URL).and_then(|v| u32::try_from(v).ok());
     ctx.out.diagnoses.push(DiagnosisFact {
         kind,
         code: coded,
+        age_years,
         onset,
         recorded,
         remission,

@@ -14,7 +14,9 @@ use crate::fhir::model::Resource;
 use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Severity};
 
+pub use condition::ONSET_AGE_URL;
 pub use medication::{exposures_of_concept, push_matches, MedicationMatch};
+pub use observation::RESULT_COUNT_URL;
 
 /// Demographics from a Patient resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,4 +216,15 @@ pub fn decimal(d: &Option<crate::fhir::model::types::Decimal>) -> Option<f64> {
     d.v()
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|x| x.is_finite())
+}
+
+/// The integer value (integer, positiveInt or unsignedInt) of the extension `url`, if present.
+pub fn extension_integer(extensions: &[crate::fhir::model::types::Extension], url: &str) -> Option<i64> {
+    use crate::fhir::model::types::ExtensionValue;
+    extensions.iter().find(|e| e.url == url).and_then(|e| match &e.value {
+        Some(ExtensionValue::Integer(i)) => i.value.map(i64::from),
+        Some(ExtensionValue::PositiveInt(i)) => i.value.map(i64::from),
+        Some(ExtensionValue::UnsignedInt(i)) => i.value.map(i64::from),
+        _ => None,
+    })
 }

@@ -8,6 +8,9 @@ use crate::fhir::model::types::{CodeableConcept, Quantity};
 use crate::mapping::{MappingSet, RuleKind};
 use crate::report::{IssueCode, Severity};
 
+/// The extension of a case report's CK peak: how many results it summarises.
+pub const RESULT_COUNT_URL: &str = "https://imnm-fhir.org/fhir/StructureDefinition/ck-result-count";
+
 const UCUM: &str = "http://unitsofmeasure.org";
 
 /// Reads an Observation: every rule whose value set holds its code gets a fact.
@@ -121,7 +124,16 @@ fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
     let unit = ucum.or(text).unwrap_or("");
     let comparator = q.comparator.v().unwrap_or("");
     let detail = format!("{comparator}{} {unit} (x{factor})", q.value.v().unwrap_or(""));
-    Some((FactValue::Quantity(value * factor), detail))
+    match super::extension_integer(&o.extension, RESULT_COUNT_URL).and_then(|n| u32::try_from(n).ok()) {
+        Some(count) if count > 1 => Some((
+            FactValue::Summary {
+                peak: value * factor,
+                count,
+            },
+            detail,
+        )),
+        _ => Some((FactValue::Quantity(value * factor), detail)),
+    }
 }
 
 /// Which answer set a coding or text is in.

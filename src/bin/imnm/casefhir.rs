@@ -1,0 +1,130 @@
+//! `imnm validate`, `imnm to-fhir` and `imnm push`: case reports as FHIR.
+
+use std::path::Path;
+
+use anyhow::Context;
+use imnm_fhir::profile::{files, ProfileSet};
+
+use crate::cli::ValidateArgs;
+use crate::Exit;
+
+pub(crate) fn load_profiles(dir: Option<&Path>) -> Result<ProfileSet, Exit> {
+    let loaded = match dir {
+        Some(d) => ProfileSet::load_dir(d).with_context(|| format!("loading profiles from {}", d.display())),
+        None => ProfileSet::builtin().context("loading the built-in profiles"),
+    };
+    loaded.map_err(|e| Exit(2, e))
+}
+
+fn write_out(out: Option<&Path>, text: &str) -> Result<(), Exit> {
+    match out {
+        Some(p) => std::fs::write(p, text)
+            .with_context(|| format!("writing {}", p.display()))
+            .map_err(|e| Exit(4, e)),
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// `imnm validate`: OperationOutcome to --out or stdout, summary to stderr, exit 1 on errors.
+pub fn validate(args: ValidateArgs) -> Result<u8, Exit> {
+    let set = load_profiles(args.profiles.as_deref())?;
+    for f in &args.files {
+        if !f.exists() {
+            return Err(Exit(3, anyhow::anyhow!("input {} does not exist", f.display())));
+        }
+    }
+    let report = files::validate_files(&args.files, &set)
+        .context("reading inputs")
+        .map_err(|e| Exit(3, e))?;
+    let text = serde_json::to_string_pretty(&report.operation_outcome()).unwrap_or_default();
+    write_out(args.out.as_deref(), &text)?;
+    eprint!("{}", report.summary());
+    Ok(u8::from(report.errors() > 0))
+}
+
+/// `imnm to-fhir`: CSV problems on stderr by row and column; the Bundle is
+/// written only when it validates against the profiles with no error.
+pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
+    let mappings = crate::load_mappings(args.mappings.as_deref())?;
+    let set = load_profiles(args.profiles.as_deref())?;
+    let file = std::fs::File::open(&args.cases)
+        .with_context(|| format!("reading {}", args.cases.display()))
+        .map_err(|e| Exit(3, e))?;
+    let name = args.cases.display().to_string();
+    let (rows, issues) = imnm_fhir::to_fhir::read_cases(std::io::BufReader::new(file));
+    for issue in &issues {
+        eprintln!("{name}: {issue}");
+    }
+    let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
+    let cases: Vec<_> = rows.into_iter().map(|(_, r)| r).collect();
+    let bundle = match imnm_fhir::to_fhir::build_bundle(&cases, &mappings, &args.site_system) {
+        Ok(b) => b,
+        Err(errors) => {
+            for (index, e) in &errors {
+                eprintln!("{name}: row {}, {e}", lines.get(*index).copied().unwrap_or_default());
+            }
+            return Err(Exit(
+                1,
+                anyhow::anyhow!("{} case(s) cannot become FHIR; nothing written", errors.len()),
+            ));
+        }
+    };
+    let report = files::validate_bundle(&set, &bundle, &args.out.display().to_string());
+    if report.errors() > 0 {
+        eprint!("{}", report.summary());
+        return Err(Exit(
+            1,
+            anyhow::anyhow!("the Bundle does not validate against the IMNM profiles; nothing written"),
+        ));
+    }
+    let text = serde_json::to_string_pretty(&bundle).unwrap_or_default() + "\n";
+    std::fs::write(&args.out, text)
+        .with_context(|| format!("writing {}", args.out.display()))
+        .map_err(|e| Exit(4, e))?;
+    let n = bundle["entry"].as_array().map_or(0, Vec::len);
+    eprintln!(
+        "{} case(s), {n} resource(s) written to {} (validated: 0 errors); {} CSV issue(s)",
+        cases.len(),
+        args.out.display(),
+        issues.len()
+    );
+    Ok(u8::from(!issues.is_empty()))
+}
+
+/// `imnm push`: one line per entry on stdout (index, type, status, location, outcome text).
+pub fn push(args: crate::cli::PushArgs) -> Result<u8, Exit> {
+    let text = std::fs::read_to_string(&args.bundle)
+        .with_context(|| format!("reading {}", args.bundle.display()))
+        .map_err(|e| Exit(3, e))?;
+    let bundle: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.bundle.display()))
+        .map_err(|e| Exit(3, e))?;
+    let auth = crate::sync::auth_from(&args.auth)?;
+    let client = imnm_fhir::client::FhirClient::builder(args.base_url.clone())
+        .auth(auth)
+        .build()
+        .map_err(|e| Exit(2, e.into()))?;
+    let runtime = tokio::runtime::Runtime::new()
+        .context("starting the async runtime")
+        .map_err(|e| Exit(2, e))?;
+    let outcomes = runtime
+        .block_on(imnm_fhir::push::push(&client, &bundle, args.batch_size))
+        .context("push")
+        .map_err(|e| Exit(6, e))?;
+    for o in &outcomes {
+        let location = o.location.as_deref().unwrap_or("-");
+        let outcome = o.outcome.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+        println!("entry {} {} {} {location}{outcome}", o.index, o.resource_type, o.status);
+    }
+    let created = outcomes.iter().filter(|o| o.status.starts_with("201")).count();
+    let failed = outcomes.iter().filter(|o| !o.status.starts_with('2')).count();
+    eprintln!(
+        "pushed {} entries: {created} created, {} already there, {failed} failed",
+        outcomes.len(),
+        outcomes.len() - created - failed
+    );
+    Ok(u8::from(failed > 0))
+}
