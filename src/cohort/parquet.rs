@@ -135,7 +135,8 @@ pub fn facts_table(patients: &BTreeMap<String, PatientData>, mappings: &MappingS
 
 fn fact_value(v: &FactValue) -> (String, String) {
     match v {
-        FactValue::Quantity(x) => {
+        // A case report's CK summary: the peak is the value (its result count is in `detail`).
+        FactValue::Quantity(x) | FactValue::Summary { peak: x, .. } => {
             let s = crate::domain::case::format_number(*x);
             (s.clone(), s)
         }
