@@ -84,11 +84,10 @@ pub fn plan(inputs: &[PathBuf]) -> std::io::Result<Plan> {
             plan.files.push(input.clone());
         }
     }
-    let keyed: Vec<(PathBuf, PathBuf)> = std::mem::take(&mut plan.files)
+    let mut keyed: Vec<(PathBuf, PathBuf)> = std::mem::take(&mut plan.files)
         .into_iter()
         .map(|p| (std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone()), p))
         .collect();
-    let mut keyed = keyed;
     keyed.sort_by_key(|(real, p)| (file_rank(p), std::cmp::Reverse(generation(real)), p.clone()));
     let mut seen = std::collections::HashSet::new();
     plan.files = keyed
