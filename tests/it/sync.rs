@@ -13,7 +13,10 @@ use crate::cli::{assert_seed_figures, table1};
 use crate::mock::{demo_path, demo_resources};
 use crate::support::{bundle, imnm, mappings};
 
-async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
+// Bulk mode against the mock's $export (every vendor), faults, the Cerner redirect, resume, Ctrl-C.
+mod bulk;
+
+pub(crate) async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
     MockEhr::builder()
         .dataset(demo_path())
         .vendor(vendor)
@@ -24,7 +27,7 @@ async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
         .unwrap()
 }
 
-fn client(ehr: &MockEhr) -> FhirClient {
+pub(crate) fn client(ehr: &MockEhr) -> FhirClient {
     FhirClient::builder(ehr.base_url())
         .concurrency(4)
         .retry(RetryPolicy {
@@ -38,30 +41,30 @@ fn client(ehr: &MockEhr) -> FhirClient {
 }
 
 /// Small pages, so paging (and faults on `next` links) is exercised.
-fn options() -> SyncOptions {
+pub(crate) fn options() -> SyncOptions {
     SyncOptions {
         concurrency: 4,
-        patients: None,
         page_size: 7,
+        ..SyncOptions::default()
     }
 }
 
-async fn sync_into(ehr: &MockEhr, store: &Arc<Mutex<Store>>) -> SyncReport {
+pub(crate) async fn sync_into(ehr: &MockEhr, store: &Arc<Mutex<Store>>) -> SyncReport {
     sync::crawl(&client(ehr), store.clone(), &mappings(), &options())
         .await
         .unwrap()
 }
 
-fn rows(store: &Arc<Mutex<Store>>) -> Vec<Row> {
+pub(crate) fn rows(store: &Arc<Mutex<Store>>) -> Vec<Row> {
     store.lock().unwrap().rows().unwrap()
 }
 
-fn new_store() -> Arc<Mutex<Store>> {
+pub(crate) fn new_store() -> Arc<Mutex<Store>> {
     Arc::new(Mutex::new(Store::in_memory().unwrap()))
 }
 
 /// Table 1 (as JSON rows) of the cohort built from the store.
-fn store_table1(store: &Arc<Mutex<Store>>) -> Vec<serde_json::Value> {
+pub(crate) fn store_table1(store: &Arc<Mutex<Store>>) -> Vec<serde_json::Value> {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_store(&store.lock().unwrap(), "store", &m).unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -70,7 +73,7 @@ fn store_table1(store: &Arc<Mutex<Store>>) -> Vec<serde_json::Value> {
 }
 
 /// Table 1 of the demo dataset restricted to the resource types `vendor` serves.
-fn served_table1(vendor: Vendor) -> Vec<serde_json::Value> {
+pub(crate) fn served_table1(vendor: Vendor) -> Vec<serde_json::Value> {
     let served: Vec<_> = demo_resources()
         .into_iter()
         .filter(|r| vendor.serves(r["resourceType"].as_str().unwrap()))

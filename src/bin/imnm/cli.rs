@@ -212,9 +212,43 @@ pub struct SyncArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub concurrency: u64,
     /// A file of Patient ids (one a line) to crawl instead of searching the cohort.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     pub patients: Option<PathBuf>,
+    /// The cohort is this Group's members (crawl: the Group is read; bulk: Group/ID/$export).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// crawl (searches per patient) or bulk (Bulk Data $export).
+    #[arg(long, value_enum, default_value = "crawl")]
+    pub mode: SyncMode,
+    /// With --mode bulk and no --group: a system-level /$export instead of /Patient/$export.
+    #[arg(long)]
+    pub system: bool,
+    /// Only what changed: `auto` (since the last successful run of this server) or a FHIR instant.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// How changes are asked for: last-updated (`_lastUpdated` / `_since`) or created (each type's
+    /// clinical date parameter, for servers without `_lastUpdated` such as Epic; crawl only).
+    #[arg(long, value_enum, default_value = "last-updated")]
+    pub since_mode: SinceModeArg,
     /// Mapping folder for the cohort codes (default: the built-in mappings).
     #[arg(long)]
     pub mappings: Option<PathBuf>,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    /// Searches per patient.
+    Crawl,
+    /// Bulk Data $export.
+    Bulk,
+}
+
+/// `--since-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinceModeArg {
+    /// `_lastUpdated` (crawl) / `_since` (bulk).
+    LastUpdated,
+    /// Clinical date parameters (Epic).
+    Created,
 }

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use imnm_fhir::client::{Auth, FhirClient, Smart};
 use imnm_fhir::store::Store;
-use imnm_fhir::sync::{self, SyncOptions};
+use imnm_fhir::sync::{self, Mode, Since, SinceMode, SyncError, SyncOptions, SyncReport};
 
-use crate::cli::SyncArgs;
+use crate::cli::{SinceModeArg, SyncArgs, SyncMode};
 use crate::Exit;
 
 /// The environment variable holding the token for `--auth bearer`.
@@ -57,15 +57,33 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
     let options = SyncOptions {
         concurrency,
         patients,
+        group: args.group.clone(),
+        mode: match args.mode {
+            SyncMode::Crawl => Mode::Crawl,
+            SyncMode::Bulk => Mode::Bulk,
+        },
+        system_export: args.system,
+        since: match args.since.as_deref() {
+            None => Since::All,
+            Some("auto") => Since::Auto,
+            Some(t) => Since::At(t.to_string()),
+        },
+        since_mode: match args.since_mode {
+            SinceModeArg::LastUpdated => SinceMode::LastUpdated,
+            SinceModeArg::Created => SinceMode::Created,
+        },
         ..SyncOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
         .map_err(usage)?;
     let report = runtime
-        .block_on(sync::crawl(&client, store.clone(), &mappings, &options))
-        .context("sync")
-        .map_err(|e| Exit(6, e))?;
+        .block_on(run_until_ctrl_c(&client, store.clone(), &mappings, &options))
+        .map_err(|e| match e {
+            Stopped::Sync(SyncError::Options(m)) => usage(anyhow::anyhow!(m)),
+            Stopped::Sync(e) => Exit(6, anyhow::Error::new(e).context("sync")),
+            Stopped::Interrupted(msg) => Exit(130, anyhow::anyhow!(msg)),
+        })?;
     let counts = store
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -76,9 +94,47 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         "synced {} patient(s): {} page(s), {} new, {} updated, {} medication(s) fetched by reference",
         report.patients, report.pages, report.inserted, report.updated, report.medications_fetched
     );
+    if report.resumed {
+        eprintln!("resumed the bulk export an interrupted run had started");
+    }
+    if let Some(since) = &report.since {
+        eprintln!("changes since {since}");
+    }
+    if report.server_issues > 0 {
+        eprintln!(
+            "the server reported {} problem(s) in the export's error files (kept in the store's server_outcome table)",
+            report.server_issues
+        );
+    }
     let per_type: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
     eprintln!("store {}: {}", args.store.display(), per_type.join(", "));
     Ok(0)
+}
+
+enum Stopped {
+    Sync(SyncError),
+    Interrupted(String),
+}
+
+/// Runs the sync; on Ctrl-C stops it, cancels (DELETE) a pending bulk export and says so.
+async fn run_until_ctrl_c(
+    client: &FhirClient,
+    store: Arc<Mutex<Store>>,
+    mappings: &imnm_fhir::mapping::MappingSet,
+    options: &SyncOptions,
+) -> Result<SyncReport, Stopped> {
+    tokio::select! {
+        r = sync::run(client, store.clone(), mappings, options) => r.map_err(Stopped::Sync),
+        _ = tokio::signal::ctrl_c() => {
+            let cancelled = sync::bulk::cancel(client, &store).await;
+            let msg = match cancelled {
+                Ok(true) => "interrupted: the pending bulk export was cancelled on the server (pages already written stay in the store)",
+                Ok(false) => "interrupted (pages already written stay in the store)",
+                Err(_) => "interrupted; cancelling the pending bulk export failed (a rerun resumes it)",
+            };
+            Err(Stopped::Interrupted(msg.to_string()))
+        }
+    }
 }
 
 /// `imnm demo`'s sync: starts the mock EHR in-process on the built-in demo data
