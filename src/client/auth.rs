@@ -171,7 +171,9 @@ impl FhirClient {
             )
         };
         let assertion = assertion(smart, token_url).map_err(|reason| {
-            TokenFailure::Fatal(ClientError::Config(format!("cannot sign the SMART assertion: {reason}")))
+            TokenFailure::Fatal(ClientError::Config(format!(
+                "cannot sign the SMART assertion: {reason}"
+            )))
         })?;
         let resp = self
             .inner

@@ -503,7 +503,10 @@ impl FhirClient {
         let keep = |i: usize, s: &str| {
             (i == 0 && s.starts_with(|c: char| c.is_ascii_uppercase()))
                 || s.starts_with(['$', '_', '.'])
-                || matches!(s, "metadata" | "auth" | "token" | "smart-configuration" | "status" | "files")
+                || matches!(
+                    s,
+                    "metadata" | "auth" | "token" | "smart-configuration" | "status" | "files"
+                )
         };
         rel.split('/')
             .filter(|s| !s.is_empty())
@@ -620,7 +623,10 @@ mod tests {
         assert_eq!(t("http://h/fhir/R4/Observation?patient=p1"), "Observation");
         assert_eq!(t("http://h/fhir/R4/Patient/T1234"), "Patient/{id}");
         assert_eq!(t("http://h/fhir/R4/Group/G7/$export"), "Group/{id}/$export");
-        assert_eq!(t("http://h/fhir/R4/_bulk/files/j1/Observation.ndjson"), "_bulk/files/{id}/{id}");
+        assert_eq!(
+            t("http://h/fhir/R4/_bulk/files/j1/Observation.ndjson"),
+            "_bulk/files/{id}/{id}"
+        );
         assert_eq!(t("http://storage.example/files/x"), "(other origin)");
     }
 

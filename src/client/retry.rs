@@ -97,7 +97,10 @@ mod tests {
             retry_after_at("Wed, 21 Oct 2026 07:28:12 GMT", now),
             Some(Duration::from_secs(12))
         );
-        assert_eq!(retry_after_at("Wed, 21 Oct 2026 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after_at("Wed, 21 Oct 2026 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(retry_after_at("soon", now), None);
     }
 }

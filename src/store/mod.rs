@@ -463,7 +463,8 @@ mod tests {
         let mut s = Store::open(&path).unwrap();
         s.set_status_url("b", Some("http://b/_bulk/status/1")).unwrap();
         s.add_cohort("b", ["p2", "p1", "p1"]).unwrap();
-        s.replace_outcomes("b", &[json!({"resourceType": "OperationOutcome"})]).unwrap();
+        s.replace_outcomes("b", &[json!({"resourceType": "OperationOutcome"})])
+            .unwrap();
         drop(s);
         let mut s = Store::open(&path).unwrap();
         let st = s.sync_state("b").unwrap().unwrap();

@@ -52,7 +52,10 @@ pub(super) async fn run(
     download_all(ctx, &manifest, options.concurrency).await?;
     lock(&ctx.store).set_status_url(&ctx.base, None)?;
     if let Err(e) = ctx.client.bulk_cancel(&status_url).await {
-        tracing::info!(status = e.status(), "the server did not accept the DELETE of a finished export");
+        tracing::info!(
+            status = e.status(),
+            "the server did not accept the DELETE of a finished export"
+        );
     }
     Ok(manifest["transactionTime"].as_str().map(str::to_string))
 }

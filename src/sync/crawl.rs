@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{cohort_codes, lock, patient_ref_id, subject_id, Capabilities, Ctx, SinceMode, SyncError, SyncOptions};
 use super::MEDICATION_TYPES;
+use super::{cohort_codes, lock, patient_ref_id, subject_id, Capabilities, Ctx, SinceMode, SyncError, SyncOptions};
 use crate::mapping::MappingSet;
 
 /// Observation categories sent when the server declares `category` for
@@ -138,7 +138,9 @@ async fn cohort(
     }
     if let Some(group) = &options.group {
         let Some(g) = ctx.client.read("Group", group).await? else {
-            return Err(SyncError::Unsupported("the Group given does not exist on the server".into()));
+            return Err(SyncError::Unsupported(
+                "the Group given does not exist on the server".into(),
+            ));
         };
         let members = g["member"].as_array().into_iter().flatten();
         return Ok(members
@@ -205,8 +207,15 @@ mod tests {
             since: Some(at),
             mode: SinceMode::Created,
         };
-        assert_eq!(created.param(&caps, "Observation"), Some(("date", "ge2024-03-01".into())));
-        assert_eq!(created.param(&caps, "Condition"), None, "recorded-date not declared: full");
+        assert_eq!(
+            created.param(&caps, "Observation"),
+            Some(("date", "ge2024-03-01".into()))
+        );
+        assert_eq!(
+            created.param(&caps, "Condition"),
+            None,
+            "recorded-date not declared: full"
+        );
         let full = Filter {
             since: None,
             mode: SinceMode::Created,

@@ -26,7 +26,9 @@ pub(crate) fn bulk_options() -> SyncOptions {
 }
 
 pub(crate) async fn bulk_into(ehr: &MockEhr, store: &Arc<Mutex<Store>>, options: &SyncOptions) -> SyncReport {
-    sync::run(&client(ehr), store.clone(), &mappings(), options).await.unwrap()
+    sync::run(&client(ehr), store.clone(), &mappings(), options)
+        .await
+        .unwrap()
 }
 
 fn patient_of(r: &Value) -> Option<&str> {
@@ -42,7 +44,11 @@ pub(crate) fn expected_counts(vendor: Vendor, patients: Option<&BTreeSet<String>
     let all = demo_resources();
     let in_scope = |r: &Value| {
         let t = r["resourceType"].as_str().unwrap();
-        let pid = if t == "Patient" { r["id"].as_str() } else { patient_of(r) };
+        let pid = if t == "Patient" {
+            r["id"].as_str()
+        } else {
+            patient_of(r)
+        };
         SYNCED_TYPES.contains(&t)
             && t != "Medication"
             && vendor.serves(t)
@@ -59,7 +65,9 @@ pub(crate) fn expected_counts(vendor: Vendor, patients: Option<&BTreeSet<String>
         .iter()
         .filter(|r| r["resourceType"] == "Medication" && referenced.contains(r["id"].as_str().unwrap()));
     for r in kept.into_iter().chain(meds) {
-        *counts.entry(r["resourceType"].as_str().unwrap().to_string()).or_default() += 1;
+        *counts
+            .entry(r["resourceType"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     counts
 }
@@ -99,18 +107,95 @@ async fn bulk_sync_reproduces_the_seed_and_the_dataset_counts_on_every_vendor() 
             .unwrap()
             .unwrap();
         assert_eq!((state.status.as_str(), state.status_url), ("done", None), "{vendor}");
-        assert!(state.watermark.is_some_and(|w| w.starts_with("2024-01-01T")), "{vendor}: transactionTime");
+        assert!(
+            state.watermark.is_some_and(|w| w.starts_with("2024-01-01T")),
+            "{vendor}: transactionTime"
+        );
     }
 }
 
 #[tokio::test]
-async fn epic_bulk_reports_nothing_and_hydrates_nothing_twice() {
-    // Epic declares no MedicationStatement, so it is not asked for: no error file.
-    let ehr = mock(Vendor::Epic, FaultPlan::none()).await;
+async fn error_files_are_kept_and_short_files_are_refetched() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let base = server.uri();
+    let cs = serde_json::json!({"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
+        {"type": "Patient", "searchParam": [{"name": "_id"}]}]}]});
+    let manifest = serde_json::json!({"transactionTime": "2025-02-01T00:00:00Z", "requiresAccessToken": false,
+        "output": [{"type": "Patient", "url": format!("{base}/files/p.ndjson"), "count": 2}],
+        "error": [{"type": "OperationOutcome", "url": format!("{base}/files/e.ndjson")}]});
+    let two = "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"b\"}\n";
+    let outcome = "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\",\"code\":\"processing\",\"diagnostics\":\"Patient/b has a bad birthDate\"}]}\n";
+    let mounts = [
+        Mock::given(method("GET"))
+            .and(path("/metadata"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(cs))
+            .named("metadata")
+            .expect(1),
+        Mock::given(method("GET"))
+            .and(path("/Patient/$export"))
+            .respond_with(
+                ResponseTemplate::new(202).insert_header("content-location", format!("{base}/status/1").as_str()),
+            )
+            .named("kick-off")
+            .expect(1),
+        Mock::given(method("GET"))
+            .and(path("/status/1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(manifest))
+            .named("status: done")
+            .expect(1),
+        Mock::given(method("DELETE"))
+            .and(path("/status/1"))
+            .respond_with(ResponseTemplate::new(202))
+            .named("release")
+            .expect(1),
+        // The first answer is one line short of the manifest's count: fetched again.
+        Mock::given(method("GET"))
+            .and(path("/files/p.ndjson"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(&two[..=two.find('\n').unwrap()]))
+            .up_to_n_times(1)
+            .named("short file")
+            .expect(1),
+        Mock::given(method("GET"))
+            .and(path("/files/p.ndjson"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(two))
+            .named("whole file")
+            .expect(1),
+        Mock::given(method("GET"))
+            .and(path("/files/e.ndjson"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(outcome))
+            .named("error file")
+            .expect(1),
+    ];
+    for m in mounts {
+        m.mount(&server).await;
+    }
+    let client = imnm_fhir::client::FhirClient::builder(base.clone())
+        .retry(imnm_fhir::client::RetryPolicy {
+            base_delay: Duration::from_millis(1),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
     let store = new_store();
-    let report = bulk_into(&ehr, &store, &bulk_options()).await;
-    assert_eq!(report.server_issues, 0);
-    // A system-level export of a type the server cannot export comes back as an error file.
+    let report = sync::run(&client, store.clone(), &mappings(), &bulk_options())
+        .await
+        .unwrap();
+    server.verify().await;
+    assert_eq!((report.inserted, report.server_issues), (2, 1));
+    let kept = store.lock().unwrap().outcomes(&format!("{base}/")).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(
+        kept[0].contains("bad birthDate"),
+        "the OperationOutcome is kept whole in the store"
+    );
+    let state = store.lock().unwrap().sync_state(&format!("{base}/")).unwrap().unwrap();
+    assert_eq!(state.watermark.as_deref(), Some("2025-02-01T00:00:00Z"));
+}
+
+#[tokio::test]
+async fn a_system_export_when_asked() {
     let ehr = mock(Vendor::Generic, FaultPlan::none()).await;
     let store = new_store();
     let opts = SyncOptions {
@@ -118,8 +203,11 @@ async fn epic_bulk_reports_nothing_and_hydrates_nothing_twice() {
         ..bulk_options()
     };
     bulk_into(&ehr, &store, &opts).await;
-    let journal = ehr.journal();
-    assert!(journal.iter().any(|e| e.path == "/$export"));
+    assert!(ehr.journal().iter().any(|e| e.path == "/$export"));
+    assert_eq!(
+        store.lock().unwrap().counts().unwrap(),
+        expected_counts(Vendor::Generic, None)
+    );
 }
 
 #[tokio::test]
@@ -143,8 +231,8 @@ async fn bulk_with_faults_smart_and_redirects_gives_the_clean_store() {
             .start()
             .await
             .unwrap();
-        let smart = imnm_fhir::client::Smart::from_pem("imnm-test", &pem, Some("test-rs384".into()), "system/*.rs")
-            .unwrap();
+        let smart =
+            imnm_fhir::client::Smart::from_pem("imnm-test", &pem, Some("test-rs384".into()), "system/*.rs").unwrap();
         let client = imnm_fhir::client::FhirClient::builder(ehr.base_url())
             .auth(imnm_fhir::client::Auth::Smart(smart))
             .retry(imnm_fhir::client::RetryPolicy {
@@ -210,14 +298,21 @@ async fn an_interrupted_export_resumes_from_the_saved_status_url() {
     let store = new_store();
     let opts = bulk_options();
     let run = bulk_into(&ehr, &store, &opts);
-    assert!(tokio::time::timeout(Duration::from_millis(400), run).await.is_err(), "still polling");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(400), run).await.is_err(),
+        "still polling"
+    );
     let base = format!("{}/", ehr.base_url());
     let saved = store.lock().unwrap().sync_state(&base).unwrap().unwrap();
     assert!(saved.status_url.is_some(), "the status URL is saved before polling");
     let report = bulk_into(&ehr, &store, &bulk_options()).await;
     assert!(report.resumed);
     let journal = ehr.journal();
-    assert_eq!(journal.iter().filter(|e| e.path.ends_with("$export")).count(), 1, "no second kick-off");
+    assert_eq!(
+        journal.iter().filter(|e| e.path.ends_with("$export")).count(),
+        1,
+        "no second kick-off"
+    );
     assert_eq!(
         store.lock().unwrap().counts().unwrap(),
         expected_counts(Vendor::Generic, None)
@@ -238,8 +333,10 @@ pub(crate) fn with_group() -> (Vec<Value>, BTreeSet<String>) {
         .iter()
         .map(|id| serde_json::json!({"entity": {"reference": format!("Patient/{id}")}}))
         .collect();
-    resources.push(serde_json::json!({"resourceType": "Group", "id": "imnm-registry", "type": "person",
-        "actual": true, "member": entries}));
+    resources.push(
+        serde_json::json!({"resourceType": "Group", "id": "imnm-registry", "type": "person",
+        "actual": true, "member": entries}),
+    );
     (resources, members)
 }
 
@@ -269,4 +366,54 @@ async fn group_cohorts_by_crawl_and_by_group_export() {
             Mode::Bulk => assert!(journal.iter().any(|e| e.path == "/Group/imnm-registry/$export")),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_the_pending_export() {
+    let ehr = MockEhr::builder()
+        .dataset(demo_path())
+        .retry_after(Duration::from_secs(1))
+        .bulk_polls(100)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_imnm"))
+        .args([
+            "sync",
+            "--base-url",
+            &ehr.base_url(),
+            "--mode",
+            "bulk",
+            "--store",
+            "s.db",
+        ])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ehr.journal().iter().any(|e| e.path.starts_with("/_bulk/status/")) {
+        assert!(Instant::now() < deadline, "the sync never polled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("cancelled on the server"), "{stderr}");
+    let journal = ehr.journal();
+    assert!(journal
+        .iter()
+        .any(|e| e.method == "DELETE" && e.path.starts_with("/_bulk/status/") && e.status == 202));
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let state = store.sync_state(&format!("{}/", ehr.base_url())).unwrap().unwrap();
+    assert_eq!(state.status_url, None, "nothing left to resume");
 }
