@@ -32,8 +32,9 @@ pub const OBSERVATION_CATEGORIES: &[&str] = &[
     "core-characteristics",
 ];
 
-/// `--since-mode created`: the date search parameter used per type (with `ge`
-/// and the watermark's date) when the server declares it. These are clinical
+/// `--since-mode created`, and any type whose `_lastUpdated` the server does not
+/// declare: the date search parameter used per type (with `ge` and the
+/// watermark's date) when the server declares it. These are clinical
 /// dates, not record creation times: a result entered late with an early date
 /// is missed, which is why `_lastUpdated` is the default. Patient is always
 /// fetched whole (one resource per patient).
@@ -57,8 +58,11 @@ impl Filter<'_> {
     fn param(&self, caps: &Capabilities, rtype: &str) -> Option<(&'static str, String)> {
         let since = self.since?;
         match self.mode {
-            SinceMode::LastUpdated => Some(("_lastUpdated", format!("gt{since}"))),
-            SinceMode::Created => {
+            SinceMode::LastUpdated if caps.has_param(rtype, "_lastUpdated") => {
+                Some(("_lastUpdated", format!("gt{since}")))
+            }
+            // Created, or `_lastUpdated` not declared for this type (Epic): a clinical date.
+            _ => {
                 let (_, param) = SINCE_CREATED_PARAMS
                     .iter()
                     .find(|(t, p)| *t == rtype && caps.has_param(rtype, p))?;
@@ -163,9 +167,7 @@ async fn cohort(
 
 async fn crawl_patient(ctx: &Ctx, caps: &Capabilities, pid: &str, filter: &Filter<'_>) -> Result<(), SyncError> {
     let mut params = vec![("_id", pid.to_string())];
-    if filter.mode == SinceMode::LastUpdated {
-        params.extend(filter.param(caps, "Patient"));
-    }
+    params.extend(filter.param(caps, "Patient"));
     ctx.crawl("Patient", params).await?;
     let mut types = vec!["Condition", "Observation"];
     types.extend(MEDICATION_TYPES.iter().copied().filter(|t| caps.supports(t)));
@@ -192,7 +194,7 @@ mod tests {
     fn since_filters_per_mode_and_declared_params() {
         let caps = Capabilities::from_statement(&json!({"rest": [{"resource": [
             {"type": "Observation", "searchParam": [{"name": "patient"}, {"name": "date"}]},
-            {"type": "Condition", "searchParam": [{"name": "patient"}]}
+            {"type": "Condition", "searchParam": [{"name": "patient"}, {"name": "_lastUpdated"}]}
         ]}]}));
         let at = "2024-03-01T10:00:00Z";
         let last = Filter {

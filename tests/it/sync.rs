@@ -16,6 +16,9 @@ use crate::support::{bundle, imnm, mappings};
 // Bulk mode against the mock's $export (every vendor), faults, the Cerner redirect, resume, Ctrl-C.
 mod bulk;
 
+// `--since auto`: only changes are asked for and stored.
+mod incremental;
+
 pub(crate) async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
     MockEhr::builder()
         .dataset(demo_path())
