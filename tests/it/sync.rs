@@ -19,6 +19,9 @@ mod bulk;
 // `--since auto`: only changes are asked for and stored.
 mod incremental;
 
+// Interrupted syncs (aborts at random moments, kill -9) then a rerun: the clean store.
+mod kill;
+
 pub(crate) async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
     MockEhr::builder()
         .dataset(demo_path())
