@@ -62,6 +62,39 @@ impl Smart {
     }
 }
 
+impl Smart {
+    /// A fresh ES384 (P-384) key pair: the settings that sign with it, and the
+    /// public JWK Set (`{"keys": [...]}`) to register with the server under `kid`.
+    pub fn generate_es384(client_id: &str, kid: &str, scope: &str) -> Result<(Self, Value), ClientError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use p384::elliptic_curve::sec1::ToEncodedPoint;
+        use p384::pkcs8::EncodePrivateKey;
+        let mut bytes = [0u8; 48];
+        let secret = loop {
+            getrandom::getrandom(&mut bytes).map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
+            if let Ok(k) = p384::SecretKey::from_slice(&bytes) {
+                break k;
+            }
+        };
+        let der = secret
+            .to_pkcs8_der()
+            .map_err(|e| ClientError::Config(format!("cannot encode the key: {e}")))?;
+        let point = secret.public_key().to_encoded_point(false);
+        let coord = |c: Option<&p384::FieldBytes>| c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-384", "kid": kid, "alg": "ES384", "use": "sig",
+            "x": coord(point.x()), "y": coord(point.y())}]});
+        let smart = Smart {
+            client_id: client_id.to_string(),
+            key: jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()),
+            alg: jsonwebtoken::Algorithm::ES384,
+            kid: Some(kid.to_string()),
+            scope: scope.to_string(),
+        };
+        Ok((smart, jwks))
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
