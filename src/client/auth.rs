@@ -95,6 +95,80 @@ impl Smart {
     }
 }
 
+impl Smart {
+    /// Settings from a JWK Set with private members (`d`, and for RSA `p`, `q`): the key
+    /// with `kid` when given, else the first RS384/ES384 key (or RSA / EC P-384 key) with
+    /// private members. The key's own `kid` is sent unless `kid` is given.
+    pub fn from_jwks(client_id: &str, jwks: &[u8], kid: Option<String>, scope: &str) -> Result<Self, ClientError> {
+        let bad = |m: &str| ClientError::Config(format!("the SMART JWKS is not usable: {m}"));
+        let set: Value = serde_json::from_slice(jwks).map_err(|_| bad("not JSON"))?;
+        let keys = set["keys"].as_array().ok_or_else(|| bad("no 'keys' array"))?;
+        let usable = |k: &&Value| {
+            let alg_ok = match k["alg"].as_str() {
+                Some(a) => a == "RS384" || a == "ES384",
+                None => k["kty"] == "RSA" || k["crv"] == "P-384",
+            };
+            k["d"].is_string() && alg_ok
+        };
+        let jwk = match &kid {
+            Some(id) => keys
+                .iter()
+                .find(|k| k["kid"].as_str() == Some(id))
+                .ok_or_else(|| bad("no key with that kid"))?,
+            None => keys
+                .iter()
+                .find(usable)
+                .ok_or_else(|| bad("no RS384 or ES384 key with private members"))?,
+        };
+        if !usable(&jwk) {
+            return Err(bad("the key is not an RS384/ES384 key with private members"));
+        }
+        let (key, alg) = jwk_encoding_key(jwk).map_err(|m| bad(&m))?;
+        Ok(Smart {
+            client_id: client_id.to_string(),
+            key,
+            alg,
+            kid: kid.or_else(|| jwk["kid"].as_str().map(str::to_string)),
+            scope: scope.to_string(),
+        })
+    }
+}
+
+/// The signing key of a private JWK (RSA or EC P-384).
+fn jwk_encoding_key(jwk: &Value) -> Result<(jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm), String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let member = |name: &str| {
+        let text = jwk[name].as_str().ok_or(format!("no '{name}' member"))?;
+        URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|_| format!("'{name}' is not base64url"))
+    };
+    match jwk["kty"].as_str() {
+        Some("EC") => {
+            use p384::pkcs8::EncodePrivateKey;
+            let secret = p384::SecretKey::from_slice(&member("d")?).map_err(|_| "'d' is not a P-384 key")?;
+            let der = secret.to_pkcs8_der().map_err(|e| e.to_string())?;
+            Ok((
+                jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()),
+                jsonwebtoken::Algorithm::ES384,
+            ))
+        }
+        Some("RSA") => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            let big = |name: &str| member(name).map(|b| rsa::BigUint::from_bytes_be(&b));
+            let key = rsa::RsaPrivateKey::from_components(big("n")?, big("e")?, big("d")?, vec![big("p")?, big("q")?])
+                .map_err(|e| format!("the RSA members do not make a key: {e}"))?;
+            let der = key.to_pkcs1_der().map_err(|e| e.to_string())?;
+            Ok((
+                jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+                jsonwebtoken::Algorithm::RS384,
+            ))
+        }
+        _ => Err("kty must be RSA or EC".into()),
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -269,4 +343,74 @@ fn assertion(smart: &Smart, token_url: &str) -> Result<String, String> {
     let mut header = jsonwebtoken::Header::new(smart.alg);
     header.kid = smart.kid.clone();
     jsonwebtoken::encode(&header, &claims, &smart.key).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    fn verify(smart: &Smart, decoding: &jsonwebtoken::DecodingKey) {
+        let token = assertion(smart, "http://h/token").unwrap();
+        let mut v = jsonwebtoken::Validation::new(smart.alg);
+        v.set_audience(&["http://h/token"]);
+        jsonwebtoken::decode::<Value>(&token, decoding, &v).unwrap();
+    }
+
+    #[test]
+    fn jwks_private_keys_sign_verifiable_assertions() {
+        // EC: the generated key's public JWK plus its private scalar.
+        let (generated, public) = Smart::generate_es384("c", "ec-1", "system/*.rs").unwrap();
+        let x = public["keys"][0]["x"].as_str().unwrap();
+        let y = public["keys"][0]["y"].as_str().unwrap();
+        let mut d = [0u8; 48];
+        getrandom::getrandom(&mut d).unwrap();
+        let secret = p384::SecretKey::from_slice(&d).unwrap();
+        let point = p384::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false);
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let ec = serde_json::json!({"kty": "EC", "crv": "P-384", "kid": "ec-2", "alg": "ES384",
+            "d": b64(&d), "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())});
+        // RSA: the test fixture key's members.
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/smart/rs384-private.pem"
+        ))
+        .unwrap();
+        let rsa_key = {
+            use rsa::pkcs8::DecodePrivateKey;
+            rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
+                .or_else(|_| rsa::pkcs1::DecodeRsaPrivateKey::from_pkcs1_pem(&pem))
+                .unwrap()
+        };
+        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+        let primes = rsa_key.primes();
+        let rsa_jwk = serde_json::json!({"kty": "RSA", "kid": "rsa-1", "n": b64(&rsa_key.n().to_bytes_be()),
+            "e": b64(&rsa_key.e().to_bytes_be()), "d": b64(&rsa_key.d().to_bytes_be()),
+            "p": b64(&primes[0].to_bytes_be()), "q": b64(&primes[1].to_bytes_be())});
+        let set = serde_json::json!({"keys": [public["keys"][0], rsa_jwk, ec]}).to_string();
+        // No kid: the first key with private members (the public-only one is skipped).
+        let first = Smart::from_jwks("c", set.as_bytes(), None, "system/*.rs").unwrap();
+        assert_eq!(
+            (first.alg, first.kid.as_deref()),
+            (jsonwebtoken::Algorithm::RS384, Some("rsa-1"))
+        );
+        let n = b64(&rsa_key.n().to_bytes_be());
+        let e = b64(&rsa_key.e().to_bytes_be());
+        verify(&first, &jsonwebtoken::DecodingKey::from_rsa_components(&n, &e).unwrap());
+        let by_kid = Smart::from_jwks("c", set.as_bytes(), Some("ec-2".into()), "system/*.rs").unwrap();
+        assert_eq!(by_kid.alg, jsonwebtoken::Algorithm::ES384);
+        let (ex, ey) = (b64(point.x().unwrap()), b64(point.y().unwrap()));
+        verify(
+            &by_kid,
+            &jsonwebtoken::DecodingKey::from_ec_components(&ex, &ey).unwrap(),
+        );
+        verify(
+            &generated,
+            &jsonwebtoken::DecodingKey::from_ec_components(x, y).unwrap(),
+        );
+        let public_only = Smart::from_jwks("c", set.as_bytes(), Some("ec-1".into()), "s");
+        assert!(public_only.err().unwrap().to_string().contains("private members"));
+        assert!(Smart::from_jwks("c", b"[]", None, "s").is_err());
+    }
 }

@@ -201,6 +201,9 @@ mod tests {
         assert_eq!(parse_ndjson(body, None).unwrap().len(), 2);
         assert!(parse_ndjson(body, Some(3)).unwrap_err().contains("announces 3"));
         let cut = &body[..50];
-        assert!(parse_ndjson(cut, None).unwrap_err().contains("line 2"));
+        assert!(
+            parse_ndjson(cut, None).unwrap_err().contains("line 3"),
+            "the cut line is named"
+        );
     }
 }

@@ -63,6 +63,8 @@ mod tests {
         // Children 1-3 and 10 plus D1 (a), 4-6 plus D3 (b), 7-9 plus D2 and D4 (c).
         assert_eq!((patients('a'), patients('b'), patients('c')), (5, 4, 5));
         assert!(sites[&'a'].iter().any(|r| r["resourceType"] == "Medication"));
-        assert!(!sites[&'b'].iter().any(|r| r["resourceType"] == "MedicationRequest" && r["medicationReference"].is_object()));
+        assert!(!sites[&'b']
+            .iter()
+            .any(|r| r["resourceType"] == "MedicationRequest" && r["medicationReference"].is_object()));
     }
 }

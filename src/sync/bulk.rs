@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{bulk_level, lock, Capabilities, Ctx, SyncError, SyncOptions, SYNCED_TYPES};
+use super::{bulk_level, lock, Capabilities, Ctx, Progress, SyncError, SyncOptions, SYNCED_TYPES};
 use crate::client::{BulkPoll, FhirClient};
 use crate::store::Store;
 
@@ -83,6 +83,10 @@ async fn kick_off_and_poll(
 
 /// Polls until the manifest comes.
 async fn poll(ctx: &Ctx, status_url: &str, options: &SyncOptions) -> Result<Value, SyncError> {
+    ctx.progress(Progress::Phase {
+        name: "export",
+        total: None,
+    });
     let mut backoff = Duration::from_secs(1).min(options.max_poll_wait);
     loop {
         match ctx.client.bulk_poll(status_url).await? {
@@ -96,6 +100,9 @@ async fn poll(ctx: &Ctx, status_url: &str, options: &SyncOptions) -> Result<Valu
                         w
                     }
                 };
+                if let Some(p) = &progress {
+                    ctx.progress(Progress::Message(p.clone()));
+                }
                 tracing::info!(
                     progress = progress.as_deref().unwrap_or(""),
                     wait_ms = wait.as_millis() as u64,
@@ -141,11 +148,17 @@ async fn download_all(ctx: &Arc<Ctx>, manifest: &Value, concurrency: usize) -> R
     let with_token = true;
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
-    for file in files(manifest) {
+    let files = files(manifest);
+    ctx.progress(Progress::Phase {
+        name: "files",
+        total: Some(files.len() as u64),
+    });
+    for file in files {
         let (ctx, permits) = (ctx.clone(), permits.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let got = ctx.client.bulk_download(&file.url, with_token, file.count).await?;
+            ctx.progress(Progress::Step);
             if file.error {
                 return Ok::<_, SyncError>(got.resources);
             }

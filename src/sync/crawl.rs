@@ -10,7 +10,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::MEDICATION_TYPES;
-use super::{cohort_codes, lock, patient_ref_id, subject_id, Capabilities, Ctx, SinceMode, SyncError, SyncOptions};
+use super::{
+    cohort_codes, lock, patient_ref_id, subject_id, Capabilities, Ctx, Progress, SinceMode, SyncError, SyncOptions,
+};
 use crate::mapping::MappingSet;
 
 /// Observation categories sent when the server declares `category` for
@@ -95,6 +97,10 @@ pub(super) async fn run(
     tracing::info!(patients = patients.len(), "cohort found");
     let caps = Arc::new(caps.clone());
     let filter = Arc::new((since.map(str::to_string), options.since_mode));
+    ctx.progress(Progress::Phase {
+        name: "patients",
+        total: Some(patients.len() as u64),
+    });
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for pid in &patients {
@@ -106,7 +112,9 @@ pub(super) async fn run(
                 since: filter.0.as_deref(),
                 mode: filter.1,
             };
-            crawl_patient(&ctx, &caps, &pid, &f).await
+            let done = crawl_patient(&ctx, &caps, &pid, &f).await;
+            ctx.progress(Progress::Step);
+            done
         });
     }
     let mut first_error = None;

@@ -115,6 +115,32 @@ pub enum SinceMode {
     Created,
 }
 
+/// What a run is doing, for a progress display (counts only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// A phase starts (`patients`, `export`, `files`, `medications`), with its size when known.
+    Phase {
+        /// The phase.
+        name: &'static str,
+        /// Units of work, when known.
+        total: Option<u64>,
+    },
+    /// One more unit of the current phase is done.
+    Step,
+    /// The server's `X-Progress` text while an export runs.
+    Message(String),
+}
+
+/// Receives [`Progress`] events.
+#[derive(Clone)]
+pub struct ProgressSink(pub Arc<dyn Fn(Progress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
 /// Sync settings.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -136,6 +162,8 @@ pub struct SyncOptions {
     pub since_mode: SinceMode,
     /// Longest wait between two bulk status polls when the server sends no `Retry-After`. Default 10 s.
     pub max_poll_wait: Duration,
+    /// Where progress goes. Default nowhere.
+    pub progress: Option<ProgressSink>,
 }
 
 impl Default for SyncOptions {
@@ -150,6 +178,7 @@ impl Default for SyncOptions {
             since: Since::All,
             since_mode: SinceMode::LastUpdated,
             max_poll_wait: Duration::from_secs(10),
+            progress: None,
         }
     }
 }
@@ -244,9 +273,16 @@ struct Ctx {
     page_size: usize,
     /// The earliest server clock seen (search Bundle `meta.lastUpdated`).
     server_time: Mutex<Option<String>>,
+    progress: Option<ProgressSink>,
 }
 
 impl Ctx {
+    fn progress(&self, p: Progress) {
+        if let Some(sink) = &self.progress {
+            (sink.0)(p);
+        }
+    }
+
     /// Runs a search to the end, writing each page in one transaction. Returns its resources.
     async fn crawl(&self, rtype: &str, mut params: Vec<(&str, String)>) -> Result<Vec<Value>, SyncError> {
         params.push(("_count", self.page_size.to_string()));
@@ -310,6 +346,7 @@ pub async fn run(
         report: Mutex::new(SyncReport::default()),
         page_size: options.page_size.max(1),
         server_time: Mutex::new(None),
+        progress: options.progress.clone(),
     });
     let result = async {
         let caps = Capabilities::from_statement(&client.capabilities().await?);
@@ -426,8 +463,15 @@ async fn hydrate_medications(ctx: &Ctx, caps: &Capabilities) -> Result<u64, Sync
         missing
     };
     let mut fetched = 0;
+    ctx.progress(Progress::Phase {
+        name: "medications",
+        total: Some(missing.len() as u64),
+    });
     for chunk in missing.chunks(50) {
         fetched += ctx.crawl("Medication", vec![("_id", chunk.join(","))]).await?.len() as u64;
+        for _ in chunk {
+            ctx.progress(Progress::Step);
+        }
     }
     Ok(fetched)
 }

@@ -1,89 +1,141 @@
-//! `imnm sync`: crawls a FHIR server's IMNM cohort into the SQLite store.
+//! `imnm sync`: syncs a FHIR server's IMNM cohort into the SQLite store, with
+//! settings from flags and `--config`, progress bars on a terminal, and the
+//! run's `log.ndjson`.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use imnm_fhir::client::{Auth, FhirClient, Smart};
+use imnm_fhir::client::{Auth, EventSink, FhirClient, Smart};
 use imnm_fhir::store::Store;
-use imnm_fhir::sync::{self, Mode, Since, SinceMode, SyncError, SyncOptions, SyncReport};
+use imnm_fhir::sync::{self, Mode, Progress, ProgressSink, Since, SinceMode, SyncError, SyncOptions, SyncReport};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{SinceModeArg, SyncArgs, SyncMode};
+use crate::cli::{SinceModeArg, SyncArgs, SyncMode, SyncSettings};
 use crate::Exit;
 
 /// The environment variable holding the token for `--auth bearer`.
 pub const TOKEN_VAR: &str = "IMNM_TOKEN";
 
-/// Parses the arguments, runs the crawl, prints counts.
-pub fn run(args: SyncArgs) -> Result<u8, Exit> {
+/// The settings of the command line, completed from `--config`.
+fn settings(args: SyncArgs) -> Result<SyncSettings, Exit> {
+    let Some(path) = &args.config else {
+        return Ok(args.settings);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))
+        .map_err(|e| Exit(3, e))?;
+    let file: SyncSettings = toml::from_str(&text)
+        .with_context(|| format!("config {}", path.display()))
+        .map_err(|e| Exit(2, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ok(args.settings.or(file.relative_to(dir)))
+}
+
+fn auth(s: &SyncSettings) -> Result<Auth, Exit> {
     let usage = |e: anyhow::Error| Exit(2, e);
-    let mappings = crate::load_mappings(args.mappings.as_deref())?;
-    let auth = match args.auth.as_str() {
-        "none" => Auth::None,
-        "bearer" => Auth::bearer_from_env(TOKEN_VAR).map_err(|e| usage(e.into()))?,
+    match s.auth.as_deref().unwrap_or("none") {
+        "none" => Ok(Auth::None),
+        "bearer" => Auth::bearer_from_env(TOKEN_VAR).map_err(|e| usage(e.into())),
         "smart" => {
-            let (Some(client_id), Some(key)) = (&args.client_id, &args.key) else {
+            let (Some(client_id), Some(key)) = (&s.client_id, &s.key) else {
                 return Err(usage(anyhow::anyhow!("--auth smart needs --client-id and --key")));
             };
-            let pem = std::fs::read(key)
+            let bytes = std::fs::read(key)
                 .with_context(|| format!("reading key {}", key.display()))
                 .map_err(|e| Exit(3, e))?;
-            Auth::Smart(Smart::from_pem(client_id, &pem, args.kid.clone(), &args.scope).map_err(|e| usage(e.into()))?)
+            let scope = s.scope.as_deref().unwrap_or("system/*.rs");
+            let smart = if bytes.trim_ascii_start().starts_with(b"{") {
+                Smart::from_jwks(client_id, &bytes, s.kid.clone(), scope)
+            } else {
+                Smart::from_pem(client_id, &bytes, s.kid.clone(), scope)
+            };
+            Ok(Auth::Smart(smart.map_err(|e| usage(e.into()))?))
         }
-        other => return Err(usage(anyhow::anyhow!("--auth {other}: expected none, bearer or smart"))),
-    };
-    let patients = match &args.patients {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))
-                .map_err(|e| Exit(3, e))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect(),
-        ),
-        None => None,
-    };
-    let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
-    let client = FhirClient::builder(args.base_url.clone())
-        .concurrency(concurrency)
-        .auth(auth)
-        .build()
-        .map_err(|e| usage(e.into()))?;
-    let store = Store::open(&args.store)
-        .with_context(|| format!("opening store {}", args.store.display()))
-        .map_err(|e| Exit(4, e))?;
-    let store = Arc::new(Mutex::new(store));
-    let options = SyncOptions {
-        concurrency,
-        patients,
-        group: args.group.clone(),
-        mode: match args.mode {
+        other => Err(usage(anyhow::anyhow!("--auth {other}: expected none, bearer or smart"))),
+    }
+}
+
+fn patient_list(path: &Path) -> Result<Vec<String>, Exit> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))
+        .map_err(|e| Exit(3, e))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+fn options(s: &SyncSettings, progress: ProgressSink) -> Result<SyncOptions, Exit> {
+    Ok(SyncOptions {
+        concurrency: usize::try_from(s.concurrency.unwrap_or(4)).unwrap_or(4),
+        patients: s.patients.as_deref().map(patient_list).transpose()?,
+        group: s.group.clone(),
+        mode: match s.mode.unwrap_or(SyncMode::Crawl) {
             SyncMode::Crawl => Mode::Crawl,
             SyncMode::Bulk => Mode::Bulk,
         },
-        system_export: args.system,
-        since: match args.since.as_deref() {
+        system_export: s.system.unwrap_or(false),
+        since: match s.since.as_deref() {
             None => Since::All,
             Some("auto") => Since::Auto,
             Some(t) => Since::At(t.to_string()),
         },
-        since_mode: match args.since_mode {
+        since_mode: match s.since_mode.unwrap_or(SinceModeArg::LastUpdated) {
             SinceModeArg::LastUpdated => SinceMode::LastUpdated,
             SinceModeArg::Created => SinceMode::Created,
         },
+        progress: Some(progress),
         ..SyncOptions::default()
+    })
+}
+
+/// Parses the settings, runs the sync, prints counts, writes the log.
+pub fn run(args: SyncArgs) -> Result<u8, Exit> {
+    let usage = |e: anyhow::Error| Exit(2, e);
+    let s = settings(args)?;
+    let Some(base_url) = s.base_url.clone() else {
+        return Err(usage(anyhow::anyhow!(
+            "--base-url is required (on the command line or in --config)"
+        )));
     };
+    let mappings = crate::load_mappings(s.mappings.as_deref())?;
+    let store_path = s.store.clone().unwrap_or_else(|| PathBuf::from("imnm.db"));
+    let log_path = s
+        .log
+        .clone()
+        .unwrap_or_else(|| store_path.parent().unwrap_or(Path::new("")).join("log.ndjson"));
+    let log = RunLog::create(&log_path)?;
+    let bars = Bars::new();
+    let options = options(&s, bars.sink())?;
+    let client = FhirClient::builder(base_url)
+        .concurrency(options.concurrency)
+        .auth(auth(&s)?)
+        .on_event(log.sink())
+        .build()
+        .map_err(|e| usage(e.into()))?;
+    let store = Store::open(&store_path)
+        .with_context(|| format!("opening store {}", store_path.display()))
+        .map_err(|e| Exit(4, e))?;
+    let store = Arc::new(Mutex::new(store));
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
         .map_err(usage)?;
-    let report = runtime
-        .block_on(run_until_ctrl_c(&client, store.clone(), &mappings, &options))
-        .map_err(|e| match e {
-            Stopped::Sync(SyncError::Options(m)) => usage(anyhow::anyhow!(m)),
-            Stopped::Sync(e) => Exit(6, anyhow::Error::new(e).context("sync")),
-            Stopped::Interrupted(msg) => Exit(130, anyhow::anyhow!(msg)),
-        })?;
+    let result = runtime.block_on(run_until_ctrl_c(&client, store.clone(), &mappings, &options));
+    bars.finish();
+    log.finish(&result);
+    let report = result.map_err(|e| match e {
+        Stopped::Sync(SyncError::Options(m)) => usage(anyhow::anyhow!(m)),
+        Stopped::Sync(e) => Exit(6, anyhow::Error::new(e).context("sync")),
+        Stopped::Interrupted(msg) => Exit(130, anyhow::anyhow!(msg)),
+    })?;
+    print_report(&report, &store, &store_path, &log_path)?;
+    Ok(0)
+}
+
+fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, log_path: &Path) -> Result<(), Exit> {
     let counts = store
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -107,8 +159,9 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         );
     }
     let per_type: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    eprintln!("store {}: {}", args.store.display(), per_type.join(", "));
-    Ok(0)
+    eprintln!("store {}: {}", store_path.display(), per_type.join(", "));
+    eprintln!("log: {}", log_path.display());
+    Ok(())
 }
 
 enum Stopped {
@@ -137,124 +190,101 @@ async fn run_until_ctrl_c(
     }
 }
 
-/// One demo site: which mock vendor serves it, and how it is synced.
-struct DemoSite {
-    site: char,
-    vendor: imnm_fhir::mock::Vendor,
-    mode: Mode,
-    smart: bool,
-    faults: &'static str,
+/// The run's `log.ndjson`: one line per request attempt (method, path without
+/// query or ids, status, retry wait), then one line with the outcome and counts.
+struct RunLog {
+    file: Arc<Mutex<std::io::BufWriter<std::fs::File>>>,
 }
 
-/// Site A writes Epic style (Epic mock, SMART Backend Services with a key made
-/// now, token expiry, crawl), site B Cerner style (Cerner mock, Bulk Data export
-/// whose files redirect to another origin), site C HAPI style (HAPI mock, crawl).
-const DEMO_SITES: [DemoSite; 3] = [
-    DemoSite {
-        site: 'a',
-        vendor: imnm_fhir::mock::Vendor::Epic,
-        mode: Mode::Crawl,
-        smart: true,
-        faults: "429:0.05,503:0.05,truncate:0.03,token-expiry:10,seed=7",
-    },
-    DemoSite {
-        site: 'b',
-        vendor: imnm_fhir::mock::Vendor::Cerner,
-        mode: Mode::Bulk,
-        smart: false,
-        faults: "503:0.1,drop:0.05,seed=8",
-    },
-    DemoSite {
-        site: 'c',
-        vendor: imnm_fhir::mock::Vendor::Hapi,
-        mode: Mode::Crawl,
-        smart: false,
-        faults: "429:0.05,repeat-last:0.1,seed=9",
-    },
-];
-
-/// `imnm demo`'s sync: one mock EHR per demo site, in-process, serving only that
-/// site's patients as the vendor whose style the site writes (see [`DEMO_SITES`]),
-/// each synced into the store at `path` (made anew). Returns the store.
-pub fn demo_sync(path: &std::path::Path, mappings: &imnm_fhir::mapping::MappingSet) -> Result<Store, Exit> {
-    let fail = |e: anyhow::Error| Exit(6, e);
-    let bundle: serde_json::Value = serde_json::from_str(imnm_fhir::demo::BUNDLE_JSON)
-        .context("the built-in demo data")
-        .map_err(fail)?;
-    let resources: Vec<serde_json::Value> = bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource").cloned())
-        .collect();
-    let mut sites = imnm_fhir::demo::sites(&resources);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+impl RunLog {
+    fn create(path: &Path) -> Result<Self, Exit> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("creating the log {}", path.display()))
+            .map_err(|e| Exit(4, e))?;
+        Ok(RunLog {
+            file: Arc::new(Mutex::new(std::io::BufWriter::new(file))),
+        })
     }
-    let store = Store::open(path)
-        .with_context(|| format!("opening store {}", path.display()))
-        .map_err(|e| Exit(4, e))?;
-    let store = Arc::new(Mutex::new(store));
-    let runtime = tokio::runtime::Runtime::new()
-        .context("starting the async runtime")
-        .map_err(fail)?;
-    runtime.block_on(async {
-        for site in &DEMO_SITES {
-            let data = sites.remove(&site.site).unwrap_or_default();
-            demo_site(site, data, &store, mappings).await.map_err(fail)?;
+
+    fn write(file: &Mutex<std::io::BufWriter<std::fs::File>>, line: &serde_json::Value) {
+        let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(f, "{line}");
+    }
+
+    fn sink(&self) -> EventSink {
+        let file = self.file.clone();
+        Arc::new(move |e| {
+            let mut v = serde_json::to_value(&e).unwrap_or_default();
+            v["event"] = "request".into();
+            RunLog::write(&file, &v);
+        })
+    }
+
+    fn finish(&self, result: &Result<SyncReport, Stopped>) {
+        let line = match result {
+            Ok(r) => serde_json::json!({"event": "done", "patients": r.patients, "pages": r.pages,
+                "received": r.received, "inserted": r.inserted, "updated": r.updated,
+                "medications_fetched": r.medications_fetched, "server_issues": r.server_issues,
+                "resumed": r.resumed, "since": r.since, "watermark": r.watermark}),
+            Err(Stopped::Interrupted(_)) => serde_json::json!({"event": "interrupted"}),
+            Err(Stopped::Sync(e)) => serde_json::json!({"event": "failed", "error": e.to_string()}),
+        };
+        RunLog::write(&self.file, &line);
+        let _ = self.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
+    }
+}
+
+/// One progress bar per phase on a terminal (hidden otherwise).
+struct Bars {
+    current: Arc<Mutex<Option<ProgressBar>>>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        Bars {
+            current: Arc::new(Mutex::new(None)),
         }
-        Ok::<_, Exit>(())
-    })?;
-    Arc::try_unwrap(store)
-        .map_err(|_| fail(anyhow::anyhow!("the store is still in use")))
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-}
-
-async fn demo_site(
-    site: &DemoSite,
-    data: Vec<serde_json::Value>,
-    store: &Arc<Mutex<Store>>,
-    mappings: &imnm_fhir::mapping::MappingSet,
-) -> anyhow::Result<()> {
-    use imnm_fhir::mock::{Dataset, FaultPlan, MockEhr};
-    let faults: FaultPlan = site.faults.parse().context("demo faults")?;
-    let mut ehr = MockEhr::builder()
-        .dataset(Dataset::Resources(data))
-        .vendor(site.vendor)
-        .faults(faults)
-        .retry_after(std::time::Duration::ZERO);
-    let mut auth = Auth::None;
-    if site.smart {
-        let (smart, jwks) = Smart::generate_es384("imnm-demo", "demo-es384", "system/*.rs")?;
-        ehr = ehr.auth(imnm_fhir::mock::Auth::Smart {
-            jwks,
-            client_id: "imnm-demo".into(),
-        });
-        auth = Auth::Smart(smart);
     }
-    let ehr = ehr.start().await.context("starting the mock EHR")?;
-    let client = FhirClient::builder(ehr.base_url())
-        .concurrency(4)
-        .auth(auth)
-        .build()?;
-    let options = SyncOptions {
-        mode: site.mode,
-        max_poll_wait: std::time::Duration::from_millis(50),
-        ..SyncOptions::default()
-    };
-    let report = sync::run(&client, store.clone(), mappings, &options)
-        .await
-        .with_context(|| format!("syncing the site {} mock EHR", site.site.to_ascii_uppercase()))?;
-    let journal = ehr.journal();
-    let faults = journal.iter().filter(|e| e.fault.is_some()).count();
-    eprintln!(
-        "site {}: {} mock EHR, {}{}: {} request(s), {faults} fault(s) injected and retried, {} resource(s) stored",
-        site.site.to_ascii_uppercase(),
-        site.vendor,
-        if site.mode == Mode::Bulk { "Bulk Data $export" } else { "search crawl" },
-        if site.smart { ", SMART Backend Services (ES384 key made for this run)" } else { "" },
-        journal.len(),
-        report.inserted,
-    );
-    Ok(())
+
+    fn sink(&self) -> ProgressSink {
+        let current = self.current.clone();
+        ProgressSink(Arc::new(move |p| {
+            let mut held = current.lock().unwrap_or_else(|e| e.into_inner());
+            match p {
+                Progress::Phase { name, total } => {
+                    if let Some(old) = held.take() {
+                        old.finish();
+                    }
+                    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+                    let template = if total.is_some() {
+                        "{prefix:>12} [{wide_bar}] {pos}/{len} {elapsed}"
+                    } else {
+                        "{spinner} {prefix:>10} {msg} {elapsed}"
+                    };
+                    bar.set_style(
+                        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_prefix(name);
+                    *held = Some(bar);
+                }
+                Progress::Step => {
+                    if let Some(bar) = held.as_ref() {
+                        bar.inc(1);
+                    }
+                }
+                Progress::Message(m) => {
+                    if let Some(bar) = held.as_ref() {
+                        bar.set_message(m);
+                        bar.tick();
+                    }
+                }
+            }
+        }))
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.current.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish();
+        }
+    }
 }
