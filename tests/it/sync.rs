@@ -262,3 +262,51 @@ async fn smart_backend_services_with_expiring_tokens_gives_the_same_store() {
         assert!(api.clone().any(|e| e.status == 401), "{key}: expiry was injected");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_flags_win_and_the_run_log_holds_no_identifiers() {
+    let ehr = mock(Vendor::Generic, "429:0.1,seed=3".parse().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sync.toml"),
+        format!(
+            "base-url = \"{}\"\nstore = \"from-config.db\"\nconcurrency = 2\nmode = \"crawl\"\n",
+            ehr.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "base-url = \"http://x\"\nstorre = \"typo.db\"\n").unwrap();
+    let cwd = dir.path().to_path_buf();
+    let (ok, bad) = tokio::task::spawn_blocking(move || {
+        let ok = imnm(&["sync", "--config", "sync.toml", "--store", "flag.db"], &cwd);
+        let bad = imnm(&["sync", "--config", "bad.toml"], &cwd);
+        (ok, bad)
+    })
+    .await
+    .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(dir.path().join("flag.db").is_file(), "the flag wins over the config");
+    assert!(!dir.path().join("from-config.db").exists());
+    assert_eq!(bad.status.code(), Some(2), "unknown config key: usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("storre"));
+    let log = std::fs::read_to_string(dir.path().join("log.ndjson")).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let requests: Vec<_> = lines.iter().filter(|l| l["event"] == "request").collect();
+    assert_eq!(
+        requests.len(),
+        ehr.journal().len(),
+        "one line per request the server answered"
+    );
+    assert!(requests.iter().any(|l| l["status"] == 429 && l["retry_wait_ms"].is_u64()));
+    assert!(requests.iter().any(|l| l["path"] == "Patient"));
+    let done = lines.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert!(done["inserted"].as_u64().unwrap() > 0);
+    for r in demo_resources() {
+        if r["resourceType"] == "Patient" {
+            let id = r["id"].as_str().unwrap();
+            assert!(!log.contains(id), "the log names no patient");
+        }
+    }
+    assert!(!log.contains('?'), "no query strings");
+}
