@@ -25,13 +25,22 @@
 //! # }
 //! ```
 
-use std::sync::Arc;
-use std::time::Duration;
+mod auth;
+mod bulk;
+mod retry;
 
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::Semaphore;
+
+pub use auth::{Auth, Smart};
+pub use bulk::{BulkLevel, BulkPoll, Download};
+pub use retry::RetryPolicy;
+use retry::{retry_after, retryable};
 
 /// Why a request failed for good.
 #[derive(Debug, thiserror::Error)]
@@ -86,122 +95,45 @@ impl ClientError {
     }
 }
 
-/// How requests authenticate.
-#[derive(Clone, Default)]
-pub enum Auth {
-    /// No `Authorization` header.
-    #[default]
-    None,
-    /// A fixed bearer token.
-    Bearer(String),
-    /// SMART Backend Services: tokens from a signed JWT assertion (see [`Smart`]).
-    Smart(Smart),
+/// One request as the log of a run sees it: no query, no ids (path segments
+/// that are not type names or operations become `{id}`), no token, no body.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    /// What was asked, e.g. "Observation search".
+    pub what: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The URL path relative to the base, ids replaced by `{id}`; `(other origin)` when not on the base's origin.
+    pub path: String,
+    /// The status answered, if any.
+    pub status: Option<u16>,
+    /// 1-based attempt of this request.
+    pub attempt: u32,
+    /// When this attempt is retried: the wait before the next one.
+    pub retry_wait_ms: Option<u64>,
+    /// Why the attempt failed (transport or body problems; never the URL or the server's text).
+    pub error: Option<String>,
+    /// Time to the answer.
+    pub elapsed_ms: u64,
 }
 
-/// SMART Backend Services settings: the token endpoint is discovered from
-/// `{base}/.well-known/smart-configuration`; each assertion is signed with
-/// RS384 or ES384, lives 4 minutes and has a fresh `jti`. A new token is asked
-/// for before expiry and once on a 401 (concurrent 401s share one refresh).
-#[derive(Clone)]
-pub struct Smart {
-    /// The registered client id (`iss` and `sub` of the assertion).
-    pub client_id: String,
-    /// The signing key (PEM: RSA for RS384, EC P-384 for ES384).
-    pub key: jsonwebtoken::EncodingKey,
-    /// `RS384` or `ES384`.
-    pub alg: jsonwebtoken::Algorithm,
-    /// The key id sent in the JWT header, when the server needs it.
-    pub kid: Option<String>,
-    /// Scopes asked for, e.g. `system/*.rs` (v2) or `system/*.read` (v1).
-    pub scope: String,
-}
-
-impl Smart {
-    /// Settings from a PEM private key file; the algorithm follows the key (RSA → RS384, EC → ES384).
-    pub fn from_pem(client_id: &str, pem: &[u8], kid: Option<String>, scope: &str) -> Result<Self, ClientError> {
-        let bad = |e: jsonwebtoken::errors::Error| ClientError::Config(format!("the SMART key is not usable: {e}"));
-        let (key, alg) = match jsonwebtoken::EncodingKey::from_ec_pem(pem) {
-            Ok(k) => (k, jsonwebtoken::Algorithm::ES384),
-            Err(_) => (
-                jsonwebtoken::EncodingKey::from_rsa_pem(pem).map_err(bad)?,
-                jsonwebtoken::Algorithm::RS384,
-            ),
-        };
-        Ok(Smart {
-            client_id: client_id.to_string(),
-            key,
-            alg,
-            kid,
-            scope: scope.to_string(),
-        })
-    }
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Auth::None => f.write_str("None"),
-            Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-            Auth::Smart(s) => write!(f, "Smart({:?}, {:?})", s.alg, s.scope),
+impl Event {
+    fn retry(what: &str, method: &str, failure: &ClientError, wait: Duration) -> Self {
+        Event {
+            what: what.to_string(),
+            method: method.to_string(),
+            path: String::new(),
+            status: failure.status(),
+            attempt: 0,
+            retry_wait_ms: Some(wait.as_millis() as u64),
+            error: Some("token endpoint".into()),
+            elapsed_ms: 0,
         }
     }
 }
 
-impl Auth {
-    /// A bearer token read from the environment variable `var`.
-    pub fn bearer_from_env(var: &str) -> Result<Self, ClientError> {
-        match std::env::var(var) {
-            Ok(t) if !t.trim().is_empty() => Ok(Auth::Bearer(t.trim().to_string())),
-            _ => Err(ClientError::Config(format!(
-                "environment variable {var} is unset or empty (it should hold the bearer token)"
-            ))),
-        }
-    }
-}
-
-/// When and how long to retry.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt. Default 5.
-    pub max_retries: u32,
-    /// First backoff; doubles each retry (with jitter). Default 200 ms.
-    pub base_delay: Duration,
-    /// Largest backoff. Default 10 s.
-    pub max_delay: Duration,
-    /// Largest `Retry-After` honoured; longer waits are cut to this. Default 30 s.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 5,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `retry` (0-based): `Retry-After` when given
-    /// (capped), else exponential backoff with jitter (between half and all of it).
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(ra) = retry_after {
-            return ra.min(self.max_retry_after);
-        }
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << retry.min(16))
-            .min(self.max_delay);
-        let mut b = [0u8; 4];
-        let r = match getrandom::getrandom(&mut b) {
-            Ok(()) => f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX),
-            Err(_) => 0.5,
-        };
-        exp.mul_f64(0.5 + 0.5 * r)
-    }
-}
+/// A callback receiving every request [`Event`] (e.g. to write `log.ndjson`).
+pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
 
 /// Builds a [`FhirClient`]; see the module example.
 #[must_use]
@@ -212,6 +144,7 @@ pub struct FhirClientBuilder {
     retry: RetryPolicy,
     user_agent: String,
     auth: Auth,
+    events: Option<EventSink>,
 }
 
 impl FhirClientBuilder {
@@ -245,6 +178,12 @@ impl FhirClientBuilder {
         self
     }
 
+    /// Receives an [`Event`] per attempt. Default none.
+    pub fn on_event(mut self, sink: EventSink) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<FhirClient, ClientError> {
         let mut base =
@@ -261,6 +200,7 @@ impl FhirClientBuilder {
             .timeout(self.timeout)
             .user_agent(self.user_agent)
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(self.concurrency.max(8))
             .build()
             .map_err(|e| ClientError::Config(format!("HTTP client: {}", e.without_url())))?;
         Ok(FhirClient {
@@ -270,7 +210,9 @@ impl FhirClientBuilder {
                 retry: self.retry,
                 auth: self.auth,
                 permits: Semaphore::new(self.concurrency),
+                concurrency: self.concurrency,
                 token: tokio::sync::Mutex::new(None),
+                events: self.events,
             }),
         })
     }
@@ -282,8 +224,10 @@ struct Inner {
     retry: RetryPolicy,
     auth: Auth,
     permits: Semaphore,
+    concurrency: usize,
     /// The current SMART access token and when to stop using it.
-    token: tokio::sync::Mutex<Option<(String, std::time::Instant)>>,
+    token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    events: Option<EventSink>,
 }
 
 /// A FHIR client for one base URL. Cloning is cheap (an `Arc`); clones share
@@ -291,6 +235,49 @@ struct Inner {
 #[derive(Clone)]
 pub struct FhirClient {
     inner: Arc<Inner>,
+}
+
+/// One request, sent with retries by [`FhirClient::send`].
+struct Req<'a> {
+    method: Method,
+    url: Url,
+    /// Names the request in errors and logs.
+    what: &'a str,
+    accept: &'static str,
+    prefer_async: bool,
+    /// A FHIR JSON body to send (POST).
+    body: Option<Vec<u8>>,
+    /// Whether to send the token (never sent to another origin than the base's).
+    auth: bool,
+}
+
+impl<'a> Req<'a> {
+    fn get(url: Url, what: &'a str) -> Self {
+        Req {
+            method: Method::GET,
+            url,
+            what,
+            accept: "application/fhir+json",
+            prefer_async: false,
+            body: None,
+            auth: true,
+        }
+    }
+}
+
+/// A response with a 2xx or 3xx status.
+struct Raw {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// Why an accepted status was still no good.
+enum Reject {
+    /// Retry it (a truncated or unparsable body).
+    Retry(String),
+    /// Give up (a protocol violation).
+    Fatal(String),
 }
 
 impl FhirClient {
@@ -303,12 +290,18 @@ impl FhirClient {
             retry: RetryPolicy::default(),
             user_agent: format!("imnm-fhir/{}", env!("CARGO_PKG_VERSION")),
             auth: Auth::None,
+            events: None,
         }
     }
 
     /// The base URL (with a trailing `/`).
     pub fn base_url(&self) -> &str {
         self.inner.base.as_str()
+    }
+
+    /// Requests in flight at most.
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
     }
 
     /// The server's CapabilityStatement (`GET [base]/metadata`).
@@ -323,6 +316,17 @@ impl FhirClient {
             client: self.clone(),
             what: format!("{rtype} search"),
             next: Some(self.url(rtype, params)),
+            server_time: None,
+        }
+    }
+
+    /// Reads `rtype/id`; `Ok(None)` when the server answers 404 or 410.
+    pub async fn read(&self, rtype: &str, id: &str) -> Result<Option<Value>, ClientError> {
+        let what = format!("{rtype} read");
+        match self.get_json(self.url(&format!("{rtype}/{id}"), &[]), &what).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if matches!(e.status(), Some(404 | 410)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -339,20 +343,31 @@ impl FhirClient {
         url
     }
 
+    fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.inner.base.origin()
+    }
+
     /// POSTs a transaction or batch Bundle to the base and returns the response
     /// Bundle. Retried like a read: conditional creates make a replay harmless.
     pub async fn transaction(&self, bundle: &Value) -> Result<Value, ClientError> {
-        let url = self.url("", &[]);
-        self.request_json(url, Some(bundle), "transaction").await
+        let req = Req {
+            method: Method::POST,
+            body: Some(bundle.to_string().into_bytes()),
+            ..Req::get(self.url("", &[]), "transaction")
+        };
+        self.send(&req, json_body).await
     }
 
-    /// GETs `url` as JSON with retries. `what` names the request in errors and logs.
+    /// GETs `url` as JSON with retries (an unparsable body is retried).
     async fn get_json(&self, url: Url, what: &str) -> Result<Value, ClientError> {
-        self.request_json(url, None, what).await
+        self.send(&Req::get(url, what), json_body).await
     }
 
-    /// GETs `url`, or POSTs `body` to it, as JSON with retries.
-    async fn request_json(&self, url: Url, body: Option<&Value>, what: &str) -> Result<Value, ClientError> {
+    /// Sends `req` until `accept` takes a 2xx/3xx answer, retrying transient
+    /// statuses, connection errors and rejected bodies; a 401 under SMART gets
+    /// one new token (not counted as a retry).
+    async fn send<T>(&self, req: &Req<'_>, mut accept: impl FnMut(Raw) -> Result<T, Reject>) -> Result<T, ClientError> {
+        let what = req.what;
         let _permit = self.inner.permits.acquire().await.map_err(|_| ClientError::GaveUp {
             what: what.to_string(),
             attempts: 0,
@@ -364,200 +379,161 @@ impl FhirClient {
         loop {
             attempt += 1;
             let last_try = attempt > policy.max_retries;
-            let token = self.token(what).await?;
-            let failure = match self.once(&url, body, token.as_deref()).await {
-                Ok(Answer::Json(v)) => return Ok(v),
-                Ok(Answer::Status { status, .. })
-                    if status == StatusCode::UNAUTHORIZED
-                        && !refreshed
-                        && matches!(self.inner.auth, Auth::Smart(_)) =>
-                {
-                    // A new token, once per request, not counted as a retry.
-                    refreshed = true;
-                    attempt -= 1;
-                    self.drop_token(token.as_deref()).await;
-                    continue;
+            let token = match req.auth && self.same_origin(&req.url) {
+                true => self.token(what).await?,
+                false => None,
+            };
+            let started = Instant::now();
+            let outcome = self.once(req, token.as_deref()).await;
+            let mut event = self.event_for(req, attempt, started);
+            let (reason, wait) = match outcome {
+                Ok(raw) if raw.status.is_success() || raw.status.is_redirection() => {
+                    event.status = Some(raw.status.as_u16());
+                    match accept(raw) {
+                        Ok(t) => {
+                            self.event(event);
+                            return Ok(t);
+                        }
+                        Err(Reject::Fatal(reason)) => {
+                            self.event(event);
+                            return Err(ClientError::GaveUp {
+                                what: what.to_string(),
+                                attempts: attempt,
+                                reason,
+                            });
+                        }
+                        Err(Reject::Retry(reason)) if last_try => {
+                            self.event(event);
+                            return Err(ClientError::GaveUp {
+                                what: what.to_string(),
+                                attempts: attempt,
+                                reason,
+                            });
+                        }
+                        Err(Reject::Retry(reason)) => (reason, None),
+                    }
                 }
-                Ok(Answer::Status {
-                    status,
-                    outcome,
-                    retry_after,
-                }) => {
-                    if last_try || !retryable(status) {
+                Ok(raw) => {
+                    let status = raw.status;
+                    event.status = Some(status.as_u16());
+                    let expired = status == StatusCode::UNAUTHORIZED
+                        && token.is_some()
+                        && matches!(self.inner.auth, Auth::Smart(_));
+                    if expired {
+                        self.drop_token(token.as_deref()).await;
+                        if !refreshed {
+                            // A new token, once per request, not counted as a retry; a second 401
+                            // (the new token expired under concurrent use) counts as one.
+                            self.event(event);
+                            refreshed = true;
+                            attempt -= 1;
+                            continue;
+                        }
+                    }
+                    if last_try || !(retryable(status) || expired) {
+                        self.event(event);
                         return Err(ClientError::Status {
                             what: what.to_string(),
                             status: status.as_u16(),
-                            outcome,
+                            outcome: outcome_text(&raw.body),
                         });
                     }
-                    (format!("HTTP {}", status.as_u16()), retry_after)
+                    (format!("HTTP {}", status.as_u16()), retry_after(&raw.headers))
                 }
-                Err(reason) => {
-                    if last_try {
-                        return Err(ClientError::GaveUp {
-                            what: what.to_string(),
-                            attempts: attempt,
-                            reason,
-                        });
-                    }
-                    (reason, None)
+                Err(reason) if last_try => {
+                    event.error = Some(reason.clone());
+                    self.event(event);
+                    return Err(ClientError::GaveUp {
+                        what: what.to_string(),
+                        attempts: attempt,
+                        reason,
+                    });
                 }
+                Err(reason) => (reason, None),
             };
-            let wait = policy.delay(attempt - 1, failure.1);
-            tracing::info!(what, attempt, reason = %failure.0, wait_ms = wait.as_millis() as u64, "retrying");
+            let wait = policy.delay(attempt - 1, wait);
+            if event.status.is_none() || event.status.is_some_and(|s| s < 300) {
+                event.error = Some(reason.clone());
+            }
+            event.retry_wait_ms = Some(wait.as_millis() as u64);
+            self.event(event);
+            tracing::info!(what, attempt, reason = %reason, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
         }
     }
 
-    /// One attempt: a JSON body, a non-success status, or a retryable failure text.
-    async fn once(&self, url: &Url, body: Option<&Value>, token: Option<&str>) -> Result<Answer, String> {
-        let mut req = match body {
-            Some(b) => self
-                .inner
-                .http
-                .post(url.clone())
-                .header(CONTENT_TYPE, "application/fhir+json")
-                .body(b.to_string()),
-            None => self.inner.http.get(url.clone()),
+    /// One attempt: the answer with its whole body, or a transport failure text (without the URL).
+    async fn once(&self, req: &Req<'_>, token: Option<&str>) -> Result<Raw, String> {
+        let mut r = self
+            .inner
+            .http
+            .request(req.method.clone(), req.url.clone())
+            .header(ACCEPT, req.accept);
+        if req.prefer_async {
+            r = r.header("prefer", "respond-async");
         }
-        .header(ACCEPT, "application/fhir+json");
+        if let Some(body) = &req.body {
+            r = r.header(CONTENT_TYPE, "application/fhir+json").body(body.clone());
+        }
         if let Some(token) = token {
-            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+            r = r.header(AUTHORIZATION, format!("Bearer {token}"));
         }
-        let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
+        let resp = r.send().await.map_err(|e| e.without_url().to_string())?;
         let status = resp.status();
-        let retry_after = retry_after(resp.headers());
-        let body = resp.bytes().await.map_err(|e| e.without_url().to_string())?;
-        if !status.is_success() {
-            return Ok(Answer::Status {
-                status,
-                outcome: outcome_text(&body),
-                retry_after,
-            });
-        }
-        serde_json::from_slice(&body)
-            .map(Answer::Json)
-            .map_err(|e| format!("unparsable body: {e}"))
-    }
-}
-
-impl FhirClient {
-    /// The bearer token to send, fetching a SMART token when none is fresh.
-    async fn token(&self, what: &str) -> Result<Option<String>, ClientError> {
-        let smart = match &self.inner.auth {
-            Auth::None => return Ok(None),
-            Auth::Bearer(t) => return Ok(Some(t.clone())),
-            Auth::Smart(s) => s,
-        };
-        let mut held = self.inner.token.lock().await;
-        if let Some((t, until)) = held.as_ref() {
-            if std::time::Instant::now() < *until {
-                return Ok(Some(t.clone()));
-            }
-        }
-        let (token, lifetime) = self.fetch_token(smart, what).await?;
-        let margin = Duration::from_secs(30).min(lifetime / 2);
-        *held = Some((token.clone(), std::time::Instant::now() + lifetime - margin));
-        Ok(Some(token))
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| e.without_url().to_string())?.to_vec();
+        Ok(Raw { status, headers, body })
     }
 
-    /// Forgets `used` if it is still the current token (so concurrent 401s refresh once).
-    async fn drop_token(&self, used: Option<&str>) {
-        let mut held = self.inner.token.lock().await;
-        if held.as_ref().map(|(t, _)| t.as_str()) == used {
-            *held = None;
+    fn event_for(&self, req: &Req<'_>, attempt: u32, started: Instant) -> Event {
+        Event {
+            what: req.what.to_string(),
+            method: req.method.to_string(),
+            path: self.path_template(&req.url),
+            status: None,
+            attempt,
+            retry_wait_ms: None,
+            error: None,
+            elapsed_ms: started.elapsed().as_millis() as u64,
         }
     }
 
-    /// Discovers the token endpoint and exchanges a fresh assertion for a token.
-    async fn fetch_token(&self, smart: &Smart, what: &str) -> Result<(String, Duration), ClientError> {
-        let fail = |reason: String| ClientError::GaveUp {
-            what: format!("{what} (SMART token)"),
-            attempts: 1,
-            reason,
+    fn event(&self, event: Event) {
+        if let Some(sink) = &self.inner.events {
+            sink(event);
+        }
+    }
+
+    /// The path of `url` relative to the base with every id-like segment replaced by `{id}`.
+    fn path_template(&self, url: &Url) -> String {
+        if !self.same_origin(url) {
+            return "(other origin)".into();
+        }
+        let rel = url.path().strip_prefix(self.inner.base.path()).unwrap_or(url.path());
+        // The first segment is a type (or an operation); later ones are ids unless they are operations or words.
+        let keep = |i: usize, s: &str| {
+            (i == 0 && s.starts_with(|c: char| c.is_ascii_uppercase()))
+                || s.starts_with(['$', '_', '.'])
+                || matches!(
+                    s,
+                    "metadata" | "auth" | "token" | "smart-configuration" | "status" | "files"
+                )
         };
-        let config_url = self.url(".well-known/smart-configuration", &[]);
-        let config: Value = self
-            .inner
-            .http
-            .get(config_url)
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| fail(e.without_url().to_string()))?
-            .json()
-            .await
-            .map_err(|e| fail(format!("smart-configuration: {}", e.without_url())))?;
-        let token_url = config["token_endpoint"]
-            .as_str()
-            .ok_or_else(|| fail("smart-configuration has no token_endpoint".into()))?
-            .to_string();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut jti = [0u8; 16];
-        getrandom::getrandom(&mut jti).map_err(|e| fail(format!("no randomness for jti: {e}")))?;
-        let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
-        let claims = serde_json::json!({
-            "iss": smart.client_id, "sub": smart.client_id, "aud": token_url,
-            "exp": now + 240, "jti": jti,
-        });
-        let mut header = jsonwebtoken::Header::new(smart.alg);
-        header.kid = smart.kid.clone();
-        let assertion = jsonwebtoken::encode(&header, &claims, &smart.key)
-            .map_err(|e| fail(format!("cannot sign the assertion: {e}")))?;
-        let resp = self
-            .inner
-            .http
-            .post(token_url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion.as_str()),
-                ("scope", smart.scope.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        let Some(token) = body["access_token"].as_str().filter(|_| status.is_success()) else {
-            let why = body["error_description"]
-                .as_str()
-                .or(body["error"].as_str())
-                .unwrap_or("");
-            return Err(ClientError::Status {
-                what: format!("{what} (SMART token)"),
-                status: status.as_u16(),
-                outcome: why.to_string(),
-            });
-        };
-        let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(300).max(1));
-        Ok((token.to_string(), lifetime))
+        rel.split('/')
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .map(|(i, s)| if keep(i, s) { s } else { "{id}" })
+            .collect::<Vec<_>>()
+            .join("/")
     }
 }
 
-enum Answer {
-    Json(Value),
-    Status {
-        status: StatusCode,
-        outcome: String,
-        retry_after: Option<Duration>,
-    },
-}
-
-fn retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-/// `Retry-After` in seconds (an HTTP date is not read yet).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// A 2xx answer's JSON body (an unparsable body is retried; a 3xx is not expected).
+fn json_body(raw: Raw) -> Result<Value, Reject> {
+    if !raw.status.is_success() {
+        return Err(Reject::Fatal(format!("unexpected HTTP {}", raw.status.as_u16())));
+    }
+    serde_json::from_slice(&raw.body).map_err(|e| Reject::Retry(format!("unparsable body: {e}")))
 }
 
 /// The text of an OperationOutcome body's issues (diagnostics, else details.text), joined.
@@ -585,9 +561,15 @@ pub struct Pages {
     client: FhirClient,
     what: String,
     next: Option<Url>,
+    server_time: Option<String>,
 }
 
 impl Pages {
+    /// The first page's `Bundle.meta.lastUpdated` (the server's clock when the search ran), if it sent one.
+    pub fn server_time(&self) -> Option<&str> {
+        self.server_time.as_deref()
+    }
+
     /// The next page's resources (entries with `search.mode` `match` or absent,
     /// plus `include`d ones), or `None` after the last page.
     pub async fn next(&mut self) -> Result<Option<Vec<Value>>, ClientError> {
@@ -601,6 +583,9 @@ impl Pages {
                 attempts: 1,
                 reason: "the answer is not a Bundle".into(),
             });
+        }
+        if self.server_time.is_none() {
+            self.server_time = bundle["meta"]["lastUpdated"].as_str().map(str::to_string);
         }
         let resources = bundle["entry"]
             .as_array()
@@ -636,22 +621,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_wins_up_to_the_cap_and_backoff_grows_with_jitter() {
-        let p = RetryPolicy {
-            max_retries: 3,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(350),
-            max_retry_after: Duration::from_secs(2),
-        };
-        assert_eq!(p.delay(0, Some(Duration::from_secs(1))), Duration::from_secs(1));
-        assert_eq!(p.delay(0, Some(Duration::from_secs(90))), Duration::from_secs(2));
-        let d0 = p.delay(0, None);
-        assert!(d0 >= Duration::from_millis(50) && d0 <= Duration::from_millis(100));
-        let d5 = p.delay(5, None);
-        assert!(d5 >= Duration::from_millis(175) && d5 <= Duration::from_millis(350));
-    }
-
-    #[test]
     fn outcome_text_reads_diagnostics_and_details() {
         let body = br#"{"resourceType":"OperationOutcome","issue":[{"diagnostics":"a"},{"details":{"text":"b"}}]}"#;
         assert_eq!(outcome_text(body), "a; b");
@@ -664,6 +633,20 @@ mod tests {
         let c = FhirClient::builder("http://h/fhir?x=1").build().unwrap();
         assert_eq!(c.base_url(), "http://h/fhir/");
         assert!(FhirClient::builder("ftp://h").build().is_err());
+    }
+
+    #[test]
+    fn logged_paths_hide_ids() {
+        let c = FhirClient::builder("http://h/fhir/R4").build().unwrap();
+        let t = |u: &str| c.path_template(&Url::parse(u).unwrap());
+        assert_eq!(t("http://h/fhir/R4/Observation?patient=p1"), "Observation");
+        assert_eq!(t("http://h/fhir/R4/Patient/T1234"), "Patient/{id}");
+        assert_eq!(t("http://h/fhir/R4/Group/G7/$export"), "Group/{id}/$export");
+        assert_eq!(
+            t("http://h/fhir/R4/_bulk/files/j1/Observation.ndjson"),
+            "_bulk/files/{id}/{id}"
+        );
+        assert_eq!(t("http://storage.example/files/x"), "(other origin)");
     }
 
     #[test]

@@ -321,6 +321,7 @@ impl Page<'_> {
         json!({
             "resourceType": "Bundle",
             "type": "searchset",
+            "meta": {"lastUpdated": super::clock::format(store.now)},
             "total": matches.len(),
             "link": links,
             "entry": entries,

@@ -95,6 +95,17 @@ CREATE TABLE IF NOT EXISTS sync_state (
     status_url TEXT,
     status TEXT NOT NULL DEFAULT 'running'
 );
+CREATE TABLE IF NOT EXISTS cohort (
+    base_url TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    PRIMARY KEY (base_url, patient_id)
+);
+CREATE TABLE IF NOT EXISTS server_outcome (
+    base_url TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (base_url, seq)
+);
 ";
 
 /// The store. Open one with [`Store::open`] (a file) or [`Store::in_memory`].
@@ -232,6 +243,63 @@ impl Store {
             params![base_url, watermark, status],
         )?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Saves (or, with `None`, clears) the Bulk Data status URL being polled for `base_url`.
+    pub fn set_status_url(&mut self, base_url: &str, status_url: Option<&str>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sync_state (base_url, status_url) VALUES (?1, ?2)
+             ON CONFLICT(base_url) DO UPDATE SET status_url = ?2",
+            params![base_url, status_url],
+        )?;
+        Ok(())
+    }
+
+    /// Remembers Patient ids as the cohort of `base_url` (incremental syncs re-check them).
+    pub fn add_cohort<'a>(&mut self, base_url: &str, ids: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO cohort (base_url, patient_id) VALUES (?1, ?2)",
+                params![base_url, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The Patient ids remembered as the cohort of `base_url`.
+    pub fn cohort(&self, base_url: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT patient_id FROM cohort WHERE base_url = ?1 ORDER BY patient_id")?;
+        let ids = stmt.query_map(params![base_url], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// Replaces the OperationOutcomes a server reported (bulk `error` files) for `base_url`.
+    pub fn replace_outcomes(&mut self, base_url: &str, outcomes: &[Value]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM server_outcome WHERE base_url = ?1", params![base_url])?;
+        for (seq, o) in outcomes.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO server_outcome (base_url, seq, json) VALUES (?1, ?2, ?3)",
+                params![base_url, seq as i64, o.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The OperationOutcomes a server reported for `base_url`, as JSON text.
+    pub fn outcomes(&self, base_url: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT json FROM server_outcome WHERE base_url = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map(params![base_url], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -386,5 +454,27 @@ mod tests {
         assert_eq!(st.watermark.as_deref(), Some("2024-01-01T00:00:00Z"));
         assert_eq!(st.status, "failed");
         assert_eq!(s.counts().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn status_url_cohort_and_outcomes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut s = Store::open(&path).unwrap();
+        s.set_status_url("b", Some("http://b/_bulk/status/1")).unwrap();
+        s.add_cohort("b", ["p2", "p1", "p1"]).unwrap();
+        s.replace_outcomes("b", &[json!({"resourceType": "OperationOutcome"})])
+            .unwrap();
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        let st = s.sync_state("b").unwrap().unwrap();
+        assert_eq!(st.status_url.as_deref(), Some("http://b/_bulk/status/1"));
+        assert_eq!(s.cohort("b").unwrap(), ["p1", "p2"]);
+        assert!(s.cohort("other").unwrap().is_empty());
+        assert_eq!(s.outcomes("b").unwrap().len(), 1);
+        s.set_status_url("b", None).unwrap();
+        s.replace_outcomes("b", &[]).unwrap();
+        assert_eq!(s.sync_state("b").unwrap().unwrap().status_url, None);
+        assert!(s.outcomes("b").unwrap().is_empty());
     }
 }

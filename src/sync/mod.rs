@@ -1,24 +1,38 @@
 //! Sync: what to fetch from a FHIR server and in which order, writing every
-//! page into the [`crate::store`] as it arrives.
+//! page (or bulk file chunk) into the [`crate::store`] as it arrives.
 //!
-//! This module owns the crawl plan: read the CapabilityStatement, find the
-//! cohort (a Condition search by the IMNM diagnosis codes of the mappings, or
-//! a given list of Patient ids), then per patient (bounded concurrency) search
-//! Patient, Condition, Observation and every medication type the server
-//! declares, and finally fetch each referenced Medication not already held.
+//! Two modes. **Crawl** ([`crawl`](mod@crawl)): read the CapabilityStatement, find the
+//! cohort (a Condition search by the IMNM diagnosis codes of the mappings, a
+//! list of Patient ids, or a Group's members), then per patient (bounded
+//! concurrency) search Patient, Condition, Observation and every medication
+//! type the server declares. **Bulk** ([`bulk`](mod@bulk)): a Group, Patient or
+//! system `$export`, polled to its manifest, files downloaded in parallel and
+//! checked against the manifest's counts. After either, every referenced
+//! Medication not already held is fetched.
+//!
+//! Incremental runs (`Since`) start from the watermark of the last successful
+//! run ([`crate::store::SyncState::watermark`]): the server's clock when the run
+//! began (the first search Bundle's `meta.lastUpdated` in crawl mode, the
+//! manifest's `transactionTime` in bulk mode), or, when the server sends no
+//! time, the local start time minus [`CLOCK_SKEW`].
+//!
 //! HTTP is [`crate::client`]'s job and the database is the store's; this
 //! module must not touch the cohort rules. Logs hold counts, never ids.
 
+pub mod bulk;
+pub mod crawl;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
-use crate::client::{ClientError, FhirClient};
+use crate::client::{BulkLevel, ClientError, FhirClient};
 use crate::mapping::MappingSet;
 use crate::store::{Store, StoreError};
+
+pub use crawl::{OBSERVATION_CATEGORIES, SINCE_CREATED_PARAMS};
 
 /// Why a sync stopped.
 #[derive(Debug, thiserror::Error)]
@@ -29,34 +43,18 @@ pub enum SyncError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The server's CapabilityStatement does not allow the crawl.
-    #[error("the server cannot be crawled: {0}")]
+    /// The server's CapabilityStatement does not allow the sync.
+    #[error("the server cannot be synced this way: {0}")]
     Unsupported(String),
     /// The mappings lack a value set the cohort search needs.
     #[error("the mappings have no value set '{0}'")]
     Mappings(String),
+    /// A setting cannot be used (e.g. `--since` that is not a FHIR instant).
+    #[error("{0}")]
+    Options(String),
 }
 
-/// Observation categories sent when the server declares `category` for
-/// Observation (the nine of the FHIR observation-category code system plus
-/// `exam`, `procedure` and `imaging`, as SMART Fetch does): Epic refuses an
-/// Observation search without one.
-pub const OBSERVATION_CATEGORIES: &[&str] = &[
-    "social-history",
-    "vital-signs",
-    "imaging",
-    "laboratory",
-    "procedure",
-    "survey",
-    "exam",
-    "therapy",
-    "activity",
-    "smartdata",
-    "functional-status",
-    "core-characteristics",
-];
-
-/// The medication resource types crawled, when the server declares them.
+/// The medication resource types synced, when the server declares them.
 pub const MEDICATION_TYPES: &[&str] = &[
     "MedicationStatement",
     "MedicationRequest",
@@ -64,19 +62,108 @@ pub const MEDICATION_TYPES: &[&str] = &[
     "MedicationDispense",
 ];
 
+/// Every resource type a sync asks for (when the server declares it).
+pub const SYNCED_TYPES: &[&str] = &[
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "MedicationDispense",
+    "Medication",
+];
+
 /// Value sets whose codes find the cohort: IMNM codes, and the parent codes
 /// that make a case with IMNM wording (or a candidate).
 pub const COHORT_VALUESETS: &[&str] = &["imnm-diagnosis", "imnm-parent"];
 
-/// Crawl settings.
+/// Subtracted from the local start time when the server gives no clock of its own.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// Crawl (searches per patient) or Bulk Data `$export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Searches per patient. The default.
+    #[default]
+    Crawl,
+    /// Bulk Data `$export`.
+    Bulk,
+}
+
+/// Which changes an incremental run asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Since {
+    /// Everything. The default.
+    #[default]
+    All,
+    /// From the last successful run's watermark (everything when there is none).
+    Auto,
+    /// From this FHIR instant.
+    At(String),
+}
+
+/// How "changed since" is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SinceMode {
+    /// `_lastUpdated=gt…` (crawl) / `_since` (bulk). The default.
+    #[default]
+    LastUpdated,
+    /// For servers without `_lastUpdated` (Epic): each type's clinical date
+    /// parameter from [`SINCE_CREATED_PARAMS`] with `ge`, when declared; types
+    /// without one are fetched in full. Crawl only.
+    Created,
+}
+
+/// What a run is doing, for a progress display (counts only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// A phase starts (`patients`, `export`, `files`, `medications`), with its size when known.
+    Phase {
+        /// The phase.
+        name: &'static str,
+        /// Units of work, when known.
+        total: Option<u64>,
+    },
+    /// One more unit of the current phase is done.
+    Step,
+    /// The server's `X-Progress` text while an export runs.
+    Message(String),
+}
+
+/// Receives [`Progress`] events.
+#[derive(Clone)]
+pub struct ProgressSink(pub Arc<dyn Fn(Progress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
+/// Sync settings.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// Patients crawled at once. Default 4.
+    /// Patients crawled at once (crawl) or files downloaded at once (bulk). Default 4.
     pub concurrency: usize,
     /// Crawl these Patient ids instead of searching the cohort.
     pub patients: Option<Vec<String>>,
+    /// The cohort is this Group's members (crawl: Group read; bulk: Group `$export`).
+    pub group: Option<String>,
     /// `_count` asked for each search page. Default 100.
     pub page_size: usize,
+    /// Crawl or bulk. Default crawl.
+    pub mode: Mode,
+    /// Bulk without a group: Patient-level (default) or system-level.
+    pub system_export: bool,
+    /// Incremental or full. Default full.
+    pub since: Since,
+    /// How changes are asked for. Default `_lastUpdated`.
+    pub since_mode: SinceMode,
+    /// Longest wait between two bulk status polls when the server sends no `Retry-After`. Default 10 s.
+    pub max_poll_wait: Duration,
+    /// Where progress goes. Default nowhere.
+    pub progress: Option<ProgressSink>,
 }
 
 impl Default for SyncOptions {
@@ -84,7 +171,14 @@ impl Default for SyncOptions {
         SyncOptions {
             concurrency: 4,
             patients: None,
+            group: None,
             page_size: 100,
+            mode: Mode::Crawl,
+            system_export: false,
+            since: Since::All,
+            since_mode: SinceMode::LastUpdated,
+            max_poll_wait: Duration::from_secs(10),
+            progress: None,
         }
     }
 }
@@ -92,9 +186,9 @@ impl Default for SyncOptions {
 /// What a sync did (counts only).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
-    /// Patients crawled.
+    /// Patients crawled (crawl) or Patient resources exported (bulk).
     pub patients: u64,
-    /// Pages written.
+    /// Pages (crawl) or file chunks (bulk) written.
     pub pages: u64,
     /// Resources received, per type (repeats included).
     pub received: BTreeMap<String, u64>,
@@ -104,6 +198,14 @@ pub struct SyncReport {
     pub updated: u64,
     /// Medications fetched by reference.
     pub medications_fetched: u64,
+    /// OperationOutcomes the server reported in bulk `error` files (kept in the store).
+    pub server_issues: u64,
+    /// Bulk: whether polling resumed a status URL saved by an interrupted run.
+    pub resumed: bool,
+    /// The watermark recorded for the next `--since auto`.
+    pub watermark: Option<String>,
+    /// The `_since` / `_lastUpdated` lower bound this run used, if incremental.
+    pub since: Option<String>,
 }
 
 /// The types and search parameters a server declares.
@@ -162,21 +264,37 @@ pub fn cohort_codes(mappings: &MappingSet) -> Result<String, SyncError> {
     Ok(codes.into_iter().collect::<Vec<_>>().join(","))
 }
 
+/// Shared state of one run.
 struct Ctx {
     client: FhirClient,
     store: Arc<Mutex<Store>>,
     base: String,
     report: Mutex<SyncReport>,
     page_size: usize,
+    /// The earliest server clock seen (search Bundle `meta.lastUpdated`).
+    server_time: Mutex<Option<String>>,
+    progress: Option<ProgressSink>,
 }
 
 impl Ctx {
+    fn progress(&self, p: Progress) {
+        if let Some(sink) = &self.progress {
+            (sink.0)(p);
+        }
+    }
+
     /// Runs a search to the end, writing each page in one transaction. Returns its resources.
     async fn crawl(&self, rtype: &str, mut params: Vec<(&str, String)>) -> Result<Vec<Value>, SyncError> {
         params.push(("_count", self.page_size.to_string()));
         let mut pages = self.client.search(rtype, &params);
         let mut all = Vec::new();
         while let Some(page) = pages.next().await? {
+            if let Some(t) = pages.server_time() {
+                let mut held = self.server_time.lock().unwrap_or_else(|e| e.into_inner());
+                if held.as_deref().is_none_or(|h| t < h) {
+                    *held = Some(t.to_string());
+                }
+            }
             self.write(&page)?;
             all.extend(page);
         }
@@ -184,10 +302,7 @@ impl Ctx {
     }
 
     fn write(&self, page: &[Value]) -> Result<(), SyncError> {
-        let stats = {
-            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-            store.write_page(&self.base, page)?
-        };
+        let stats = lock(&self.store).write_page(&self.base, page)?;
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         report.pages += 1;
         report.inserted += stats.inserted;
@@ -198,98 +313,107 @@ impl Ctx {
         }
         Ok(())
     }
+
+    fn report(&self) -> SyncReport {
+        self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
-/// Crawls the server behind `client` into `store`; see the module docs.
-pub async fn crawl(
+fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Syncs the server behind `client` into `store` as `options` say; see the module docs.
+/// The run is recorded in the store's sync state (`done` with its watermark, or `failed`).
+pub async fn run(
     client: &FhirClient,
     store: Arc<Mutex<Store>>,
     mappings: &MappingSet,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
     let base = client.base_url().to_string();
+    let since = match &options.since {
+        Since::All => None,
+        Since::Auto => lock(&store).sync_state(&base)?.and_then(|s| s.watermark),
+        Since::At(t) => Some(check_instant(t)?),
+    };
     lock(&store).begin_run(&base)?;
-    let result = crawl_inner(client, store.clone(), mappings, options).await;
-    lock(&store).finish_run(&base, None, result.is_ok())?;
+    let started = std::time::SystemTime::now();
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        base: base.clone(),
+        store: store.clone(),
+        report: Mutex::new(SyncReport::default()),
+        page_size: options.page_size.max(1),
+        server_time: Mutex::new(None),
+        progress: options.progress.clone(),
+    });
+    let result = async {
+        let caps = Capabilities::from_statement(&client.capabilities().await?);
+        let watermark = match options.mode {
+            Mode::Crawl => crawl::run(&ctx, &caps, mappings, options, since.as_deref()).await?,
+            Mode::Bulk => bulk::run(&ctx, &caps, options, since.as_deref()).await?,
+        };
+        let fetched = hydrate_medications(&ctx, &caps).await?;
+        let mut report = ctx.report();
+        report.medications_fetched = fetched;
+        report.since = since.clone();
+        report.watermark = Some(watermark.unwrap_or_else(|| local_watermark(started)));
+        Ok::<_, SyncError>(report)
+    }
+    .await;
+    let watermark = result.as_ref().ok().and_then(|r| r.watermark.clone());
+    lock(&store).finish_run(&base, watermark.as_deref(), result.is_ok())?;
+    if let Ok(report) = &result {
+        tracing::info!(
+            patients = report.patients,
+            pages = report.pages,
+            inserted = report.inserted,
+            updated = report.updated,
+            "sync done"
+        );
+    }
     result
 }
 
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-async fn crawl_inner(
+/// A crawl (whatever `options.mode` says); kept for callers of the first API.
+pub async fn crawl(
     client: &FhirClient,
     store: Arc<Mutex<Store>>,
     mappings: &MappingSet,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
-    let caps = Capabilities::from_statement(&client.capabilities().await?);
-    for needed in ["Patient", "Condition"] {
-        if !caps.supports(needed) {
-            return Err(SyncError::Unsupported(format!("no {needed} resource declared")));
-        }
-    }
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        base: client.base_url().to_string(),
-        store,
-        report: Mutex::new(SyncReport::default()),
-        page_size: options.page_size.max(1),
-    });
-    let patients: BTreeSet<String> = match &options.patients {
-        Some(ids) => ids
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
-        None => {
-            if !caps.has_param("Condition", "code") {
-                return Err(SyncError::Unsupported("Condition has no code search parameter".into()));
-            }
-            let conditions = ctx.crawl("Condition", vec![("code", cohort_codes(mappings)?)]).await?;
-            conditions.iter().filter_map(subject_id).collect()
-        }
+    let options = SyncOptions {
+        mode: Mode::Crawl,
+        ..options.clone()
     };
-    tracing::info!(patients = patients.len(), "cohort found");
-    let caps = Arc::new(caps);
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let mut tasks = JoinSet::new();
-    for pid in &patients {
-        let (ctx, caps, permits, pid) = (ctx.clone(), caps.clone(), permits.clone(), pid.clone());
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            crawl_patient(&ctx, &caps, &pid).await
-        });
+    run(client, store, mappings, &options).await
+}
+
+/// `t` when it is a FHIR instant or date (e.g. `2024-01-01T00:00:00Z`, `2024-01-01`).
+fn check_instant(t: &str) -> Result<String, SyncError> {
+    let t = t.trim();
+    let date = t.split('T').next().unwrap_or(t);
+    match crate::domain::date::FhirDate::parse(date) {
+        Ok(d) if d.is_full() => Ok(t.to_string()),
+        _ => Err(SyncError::Options(format!(
+            "--since '{t}' is not a FHIR instant like 2024-01-01T00:00:00Z (or 'auto')"
+        ))),
     }
-    let mut first_error = None;
-    while let Some(done) = tasks.join_next().await {
-        let outcome = match done {
-            Ok(r) => r,
-            Err(e) => Err(SyncError::Unsupported(format!("a crawl task failed: {e}"))),
-        };
-        if let Err(e) = outcome {
-            if first_error.is_none() {
-                tasks.abort_all();
-                first_error = Some(e);
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    let fetched = hydrate_medications(&ctx, &caps).await?;
-    let mut report = ctx.report.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    report.patients = patients.len() as u64;
-    report.medications_fetched = fetched;
-    tracing::info!(
-        patients = report.patients,
-        pages = report.pages,
-        inserted = report.inserted,
-        updated = report.updated,
-        "crawl done"
-    );
-    Ok(report)
+}
+
+/// The local start time minus [`CLOCK_SKEW`], as a FHIR instant in UTC.
+fn local_watermark(started: std::time::SystemTime) -> String {
+    let secs = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(CLOCK_SKEW.as_secs()))
+        .unwrap_or(0) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let date = crate::domain::date::FhirDate::ymd(1970, 1, 1)
+        .and_then(|d| d.add_days(days))
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month.unwrap_or(1), d.day.unwrap_or(1)))
+        .unwrap_or_else(|| "1970-01-01".into());
+    format!("{date}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 /// The Patient id of a resource's `subject` or `patient` reference (`Patient/ID`).
@@ -297,29 +421,17 @@ fn subject_id(r: &Value) -> Option<String> {
     let reference = r["subject"]["reference"]
         .as_str()
         .or_else(|| r["patient"]["reference"].as_str())?;
+    patient_ref_id(reference)
+}
+
+/// `ID` of `Patient/ID` (relative or absolute, `_history` dropped).
+fn patient_ref_id(reference: &str) -> Option<String> {
     let id = reference.strip_prefix("Patient/").or_else(|| {
         let (_, tail) = reference.rsplit_once("/Patient/")?;
         Some(tail)
     })?;
     let id = id.split('/').next().unwrap_or(id);
     (!id.is_empty()).then(|| id.to_string())
-}
-
-async fn crawl_patient(ctx: &Ctx, caps: &Capabilities, pid: &str) -> Result<(), SyncError> {
-    ctx.crawl("Patient", vec![("_id", pid.to_string())]).await?;
-    let mut types = vec!["Condition", "Observation"];
-    types.extend(MEDICATION_TYPES.iter().copied().filter(|t| caps.supports(t)));
-    for rtype in types {
-        let Some(param) = caps.patient_param(rtype) else {
-            continue;
-        };
-        let mut params = vec![(param, pid.to_string())];
-        if rtype == "Observation" && caps.has_param("Observation", "category") {
-            params.push(("category", OBSERVATION_CATEGORIES.join(",")));
-        }
-        ctx.crawl(rtype, params).await?;
-    }
-    Ok(())
 }
 
 /// Fetches every `Medication/ID` referenced by a stored resource and not held, by `_id` searches.
@@ -351,10 +463,26 @@ async fn hydrate_medications(ctx: &Ctx, caps: &Capabilities) -> Result<u64, Sync
         missing
     };
     let mut fetched = 0;
+    ctx.progress(Progress::Phase {
+        name: "medications",
+        total: Some(missing.len() as u64),
+    });
     for chunk in missing.chunks(50) {
         fetched += ctx.crawl("Medication", vec![("_id", chunk.join(","))]).await?.len() as u64;
+        for _ in chunk {
+            ctx.progress(Progress::Step);
+        }
     }
     Ok(fetched)
+}
+
+/// The bulk level `options` ask for.
+fn bulk_level(options: &SyncOptions) -> BulkLevel {
+    match (&options.group, options.system_export) {
+        (Some(g), _) => BulkLevel::Group(g.clone()),
+        (None, true) => BulkLevel::System,
+        (None, false) => BulkLevel::Patient,
+    }
 }
 
 #[cfg(test)]

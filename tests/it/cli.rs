@@ -155,6 +155,16 @@ fn demo_command_prints_table1() {
         "{stdout}"
     );
     assert_seed_figures(&table1(out.path()));
+    // One mock EHR per demo site, each as the vendor whose style the site writes.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for site in [
+        "site A: epic mock EHR, search crawl, SMART Backend Services",
+        "site B: cerner mock EHR, Bulk Data $export",
+        "site C: hapi mock EHR, search crawl",
+    ] {
+        assert!(stderr.contains(site), "{stderr}");
+    }
+    assert!(out.path().join("imnm-demo.db").is_file());
 }
 
 #[test]

@@ -13,7 +13,16 @@ use crate::cli::{assert_seed_figures, table1};
 use crate::mock::{demo_path, demo_resources};
 use crate::support::{bundle, imnm, mappings};
 
-async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
+// Bulk mode against the mock's $export (every vendor), faults, the Cerner redirect, resume, Ctrl-C.
+mod bulk;
+
+// `--since auto`: only changes are asked for and stored.
+mod incremental;
+
+// Interrupted syncs (aborts at random moments, kill -9) then a rerun: the clean store.
+mod kill;
+
+pub(crate) async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
     MockEhr::builder()
         .dataset(demo_path())
         .vendor(vendor)
@@ -24,7 +33,7 @@ async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
         .unwrap()
 }
 
-fn client(ehr: &MockEhr) -> FhirClient {
+pub(crate) fn client(ehr: &MockEhr) -> FhirClient {
     FhirClient::builder(ehr.base_url())
         .concurrency(4)
         .retry(RetryPolicy {
@@ -38,30 +47,30 @@ fn client(ehr: &MockEhr) -> FhirClient {
 }
 
 /// Small pages, so paging (and faults on `next` links) is exercised.
-fn options() -> SyncOptions {
+pub(crate) fn options() -> SyncOptions {
     SyncOptions {
         concurrency: 4,
-        patients: None,
         page_size: 7,
+        ..SyncOptions::default()
     }
 }
 
-async fn sync_into(ehr: &MockEhr, store: &Arc<Mutex<Store>>) -> SyncReport {
+pub(crate) async fn sync_into(ehr: &MockEhr, store: &Arc<Mutex<Store>>) -> SyncReport {
     sync::crawl(&client(ehr), store.clone(), &mappings(), &options())
         .await
         .unwrap()
 }
 
-fn rows(store: &Arc<Mutex<Store>>) -> Vec<Row> {
+pub(crate) fn rows(store: &Arc<Mutex<Store>>) -> Vec<Row> {
     store.lock().unwrap().rows().unwrap()
 }
 
-fn new_store() -> Arc<Mutex<Store>> {
+pub(crate) fn new_store() -> Arc<Mutex<Store>> {
     Arc::new(Mutex::new(Store::in_memory().unwrap()))
 }
 
 /// Table 1 (as JSON rows) of the cohort built from the store.
-fn store_table1(store: &Arc<Mutex<Store>>) -> Vec<serde_json::Value> {
+pub(crate) fn store_table1(store: &Arc<Mutex<Store>>) -> Vec<serde_json::Value> {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_store(&store.lock().unwrap(), "store", &m).unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -70,7 +79,7 @@ fn store_table1(store: &Arc<Mutex<Store>>) -> Vec<serde_json::Value> {
 }
 
 /// Table 1 of the demo dataset restricted to the resource types `vendor` serves.
-fn served_table1(vendor: Vendor) -> Vec<serde_json::Value> {
+pub(crate) fn served_table1(vendor: Vendor) -> Vec<serde_json::Value> {
     let served: Vec<_> = demo_resources()
         .into_iter()
         .filter(|r| vendor.serves(r["resourceType"].as_str().unwrap()))
@@ -252,4 +261,58 @@ async fn smart_backend_services_with_expiring_tokens_gives_the_same_store() {
         );
         assert!(api.clone().any(|e| e.status == 401), "{key}: expiry was injected");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_flags_win_and_the_run_log_holds_no_identifiers() {
+    let ehr = mock(Vendor::Generic, "429:0.1,seed=3".parse().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sync.toml"),
+        format!(
+            "base-url = \"{}\"\nstore = \"from-config.db\"\nconcurrency = 2\nmode = \"crawl\"\n",
+            ehr.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "base-url = \"http://x\"\nstorre = \"typo.db\"\n",
+    )
+    .unwrap();
+    let cwd = dir.path().to_path_buf();
+    let (ok, bad) = tokio::task::spawn_blocking(move || {
+        let ok = imnm(&["sync", "--config", "sync.toml", "--store", "flag.db"], &cwd);
+        let bad = imnm(&["sync", "--config", "bad.toml"], &cwd);
+        (ok, bad)
+    })
+    .await
+    .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(dir.path().join("flag.db").is_file(), "the flag wins over the config");
+    assert!(!dir.path().join("from-config.db").exists());
+    assert_eq!(bad.status.code(), Some(2), "unknown config key: usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("storre"));
+    let log = std::fs::read_to_string(dir.path().join("log.ndjson")).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let requests: Vec<_> = lines.iter().filter(|l| l["event"] == "request").collect();
+    assert_eq!(
+        requests.len(),
+        ehr.journal().len(),
+        "one line per request the server answered"
+    );
+    assert!(requests
+        .iter()
+        .any(|l| l["status"] == 429 && l["retry_wait_ms"].is_u64()));
+    assert!(requests.iter().any(|l| l["path"] == "Patient"));
+    let done = lines.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert!(done["inserted"].as_u64().unwrap() > 0);
+    for r in demo_resources() {
+        if r["resourceType"] == "Patient" {
+            let id = r["id"].as_str().unwrap();
+            assert!(!log.contains(id), "the log names no patient");
+        }
+    }
+    assert!(!log.contains('?'), "no query strings");
 }

@@ -244,25 +244,27 @@ pub struct MockEhrArgs {
     pub retry_after: u64,
 }
 
-/// Authorization options shared by `sync` and `push`.
-#[derive(Debug, Args)]
+/// Authorization options of `push` (`sync` has the same ones in [`SyncSettings`]).
+#[derive(Debug, Default, Clone, Args)]
 pub struct AuthArgs {
-    /// Authorization: none, bearer (token from the IMNM_TOKEN environment variable), or smart
-    /// (SMART Backend Services; needs --client-id and --key).
-    #[arg(long, default_value = "none")]
-    pub auth: String,
+    /// Authorization: none (default), bearer (token from the IMNM_TOKEN environment variable), or
+    /// smart (SMART Backend Services; needs --client-id and --key).
+    #[arg(long)]
+    pub auth: Option<String>,
     /// The registered client id, for --auth smart.
     #[arg(long)]
     pub client_id: Option<String>,
-    /// The private key (PEM, RSA for RS384 or EC P-384 for ES384), for --auth smart.
+    /// The private key for --auth smart: PEM (RSA for RS384, EC P-384 for ES384) or a JWKS JSON
+    /// file with private members (the key is picked by --kid, else the first RS384/ES384 one).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// The key id sent in the assertion header, for --auth smart.
+    /// The key id sent in the assertion header (and picked from a JWKS), for --auth smart.
     #[arg(long)]
     pub kid: Option<String>,
-    /// Scopes asked for, for --auth smart (v2 `system/*.rs` or v1 `system/*.read`; push needs write scopes, e.g. `system/*.cruds`).
-    #[arg(long, default_value = "system/*.rs")]
-    pub scope: String,
+    /// Scopes asked for, for --auth smart (default v2 `system/*.rs`; push needs write scopes,
+    /// e.g. `system/*.cruds`, or v1 `system/*.write`).
+    #[arg(long)]
+    pub scope: Option<String>,
 }
 
 /// `imnm push`.
@@ -284,22 +286,143 @@ pub struct PushArgs {
 /// `imnm sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// The FHIR R4 base URL.
+    /// A TOML file with any of the settings below (keys as the flags, e.g. `base-url = "…"`);
+    /// flags given on the command line win; relative paths in it are relative to the file.
     #[arg(long)]
-    pub base_url: String,
-    /// How requests authenticate.
+    pub config: Option<PathBuf>,
+    /// The settings (each may come from --config instead).
     #[command(flatten)]
-    pub auth: AuthArgs,
-    /// The SQLite store to write (created if missing).
-    #[arg(long, default_value = "imnm.db")]
-    pub store: PathBuf,
-    /// Patients crawled at once (also the most requests in flight).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
-    pub concurrency: u64,
-    /// A file of Patient ids (one a line) to crawl instead of searching the cohort.
+    pub settings: SyncSettings,
+}
+
+/// `imnm sync` settings, from flags or a `--config` TOML file.
+#[derive(Debug, Default, Clone, Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SyncSettings {
+    /// The FHIR R4 base URL (required).
     #[arg(long)]
+    pub base_url: Option<String>,
+    /// Authorization: none (default), bearer (token from the IMNM_TOKEN environment variable), or
+    /// smart (SMART Backend Services; needs --client-id and --key).
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// The registered client id, for --auth smart.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The private key for --auth smart: PEM (RSA for RS384, EC P-384 for ES384) or a JWKS JSON
+    /// file with private members (the key is picked by --kid, else the first RS384/ES384 one).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The key id sent in the assertion header (and picked from a JWKS), for --auth smart.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Scopes asked for, for --auth smart (v2 `system/*.rs`, the default, or v1 `system/*.read`).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The SQLite store to write (created if missing). Default imnm.db.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Patients crawled / files downloaded at once (also the most requests in flight). Default 4.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub concurrency: Option<u64>,
+    /// A file of Patient ids (one a line) to crawl instead of searching the cohort.
+    #[arg(long, conflicts_with = "group")]
     pub patients: Option<PathBuf>,
+    /// The cohort is this Group's members (crawl: the Group is read; bulk: Group/ID/$export).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// crawl (searches per patient, the default) or bulk (Bulk Data $export).
+    #[arg(long, value_enum)]
+    pub mode: Option<SyncMode>,
+    /// With --mode bulk and no --group: a system-level /$export instead of /Patient/$export.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub system: Option<bool>,
+    /// Only what changed: `auto` (since the last successful run of this server) or a FHIR instant.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// How changes are asked for: last-updated (`_lastUpdated` / `_since`, the default) or created
+    /// (each type's clinical date parameter, as for types without `_lastUpdated` such as Epic's).
+    #[arg(long, value_enum)]
+    pub since_mode: Option<SinceModeArg>,
     /// Mapping folder for the cohort codes (default: the built-in mappings).
     #[arg(long)]
     pub mappings: Option<PathBuf>,
+    /// The run's log (NDJSON: requests, retries, counts; no identifiers, no tokens).
+    /// Default `log.ndjson` next to the store.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+}
+
+impl SyncSettings {
+    /// The authorization settings, as `push` takes them.
+    pub fn auth_args(&self) -> AuthArgs {
+        AuthArgs {
+            auth: self.auth.clone(),
+            client_id: self.client_id.clone(),
+            key: self.key.clone(),
+            kid: self.kid.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+
+    /// `self`, with each setting it lacks taken from `other`.
+    pub fn or(self, other: SyncSettings) -> SyncSettings {
+        SyncSettings {
+            base_url: self.base_url.or(other.base_url),
+            auth: self.auth.or(other.auth),
+            client_id: self.client_id.or(other.client_id),
+            key: self.key.or(other.key),
+            kid: self.kid.or(other.kid),
+            scope: self.scope.or(other.scope),
+            store: self.store.or(other.store),
+            concurrency: self.concurrency.or(other.concurrency),
+            patients: self.patients.or(other.patients),
+            group: self.group.or(other.group),
+            mode: self.mode.or(other.mode),
+            system: self.system.or(other.system),
+            since: self.since.or(other.since),
+            since_mode: self.since_mode.or(other.since_mode),
+            mappings: self.mappings.or(other.mappings),
+            log: self.log.or(other.log),
+        }
+    }
+
+    /// Paths made relative to `dir` (for settings read from a file in `dir`).
+    pub fn relative_to(mut self, dir: &std::path::Path) -> SyncSettings {
+        for p in [
+            &mut self.key,
+            &mut self.store,
+            &mut self.patients,
+            &mut self.mappings,
+            &mut self.log,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+        self
+    }
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    /// Searches per patient.
+    Crawl,
+    /// Bulk Data $export.
+    Bulk,
+}
+
+/// `--since-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinceModeArg {
+    /// `_lastUpdated` (crawl) / `_since` (bulk).
+    LastUpdated,
+    /// Clinical date parameters (Epic).
+    Created,
 }

@@ -2,6 +2,7 @@
 
 mod casefhir;
 mod cli;
+mod demo;
 mod mock_ehr;
 mod share;
 mod sync;
@@ -170,7 +171,7 @@ fn demo(out: &Path) -> Result<u8, Exit> {
         .with_context(|| format!("creating {}", out.display()))
         .map_err(|e| Exit(4, e))?;
     let store_path = out.join("imnm-demo.db");
-    let store = sync::demo_sync(&store_path, &mappings)?;
+    let store = demo::demo_sync(&store_path, &mappings)?;
     let collected = pipeline::collect_store(&store, &store_path.display().to_string(), &mappings)
         .context("reading the demo store")
         .map_err(|e| Exit(3, e))?;

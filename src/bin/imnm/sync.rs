@@ -1,77 +1,142 @@
-//! `imnm sync`: crawls a FHIR server's IMNM cohort into the SQLite store.
+//! `imnm sync`: syncs a FHIR server's IMNM cohort into the SQLite store, with
+//! settings from flags and `--config`, progress bars on a terminal, and the
+//! run's `log.ndjson`.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use imnm_fhir::client::{Auth, FhirClient, Smart};
+use imnm_fhir::client::{Auth, EventSink, FhirClient, Smart};
 use imnm_fhir::store::Store;
-use imnm_fhir::sync::{self, SyncOptions};
+use imnm_fhir::sync::{self, Mode, Progress, ProgressSink, Since, SinceMode, SyncError, SyncOptions, SyncReport};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{AuthArgs, SyncArgs};
+use crate::cli::{AuthArgs, SinceModeArg, SyncArgs, SyncMode, SyncSettings};
 use crate::Exit;
 
 /// The environment variable holding the token for `--auth bearer`.
 pub const TOKEN_VAR: &str = "IMNM_TOKEN";
 
+/// The settings of the command line, completed from `--config`.
+fn settings(args: SyncArgs) -> Result<SyncSettings, Exit> {
+    let Some(path) = &args.config else {
+        return Ok(args.settings);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))
+        .map_err(|e| Exit(3, e))?;
+    let file: SyncSettings = toml::from_str(&text)
+        .with_context(|| format!("config {}", path.display()))
+        .map_err(|e| Exit(2, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ok(args.settings.or(file.relative_to(dir)))
+}
+
 /// The client authorization the options ask for (shared by `sync` and `push`).
-pub fn auth_from(args: &AuthArgs) -> Result<Auth, Exit> {
+pub fn auth_from(s: &AuthArgs) -> Result<Auth, Exit> {
     let usage = |e: anyhow::Error| Exit(2, e);
-    Ok(match args.auth.as_str() {
-        "none" => Auth::None,
-        "bearer" => Auth::bearer_from_env(TOKEN_VAR).map_err(|e| usage(e.into()))?,
+    match s.auth.as_deref().unwrap_or("none") {
+        "none" => Ok(Auth::None),
+        "bearer" => Auth::bearer_from_env(TOKEN_VAR).map_err(|e| usage(e.into())),
         "smart" => {
-            let (Some(client_id), Some(key)) = (&args.client_id, &args.key) else {
+            let (Some(client_id), Some(key)) = (&s.client_id, &s.key) else {
                 return Err(usage(anyhow::anyhow!("--auth smart needs --client-id and --key")));
             };
-            let pem = std::fs::read(key)
+            let bytes = std::fs::read(key)
                 .with_context(|| format!("reading key {}", key.display()))
                 .map_err(|e| Exit(3, e))?;
-            Auth::Smart(Smart::from_pem(client_id, &pem, args.kid.clone(), &args.scope).map_err(|e| usage(e.into()))?)
+            let scope = s.scope.as_deref().unwrap_or("system/*.rs");
+            let smart = if bytes.trim_ascii_start().starts_with(b"{") {
+                Smart::from_jwks(client_id, &bytes, s.kid.clone(), scope)
+            } else {
+                Smart::from_pem(client_id, &bytes, s.kid.clone(), scope)
+            };
+            Ok(Auth::Smart(smart.map_err(|e| usage(e.into()))?))
         }
-        other => return Err(usage(anyhow::anyhow!("--auth {other}: expected none, bearer or smart"))),
+        other => Err(usage(anyhow::anyhow!("--auth {other}: expected none, bearer or smart"))),
+    }
+}
+
+fn patient_list(path: &Path) -> Result<Vec<String>, Exit> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))
+        .map_err(|e| Exit(3, e))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+fn options(s: &SyncSettings, progress: ProgressSink) -> Result<SyncOptions, Exit> {
+    Ok(SyncOptions {
+        concurrency: usize::try_from(s.concurrency.unwrap_or(4)).unwrap_or(4),
+        patients: s.patients.as_deref().map(patient_list).transpose()?,
+        group: s.group.clone(),
+        mode: match s.mode.unwrap_or(SyncMode::Crawl) {
+            SyncMode::Crawl => Mode::Crawl,
+            SyncMode::Bulk => Mode::Bulk,
+        },
+        system_export: s.system.unwrap_or(false),
+        since: match s.since.as_deref() {
+            None => Since::All,
+            Some("auto") => Since::Auto,
+            Some(t) => Since::At(t.to_string()),
+        },
+        since_mode: match s.since_mode.unwrap_or(SinceModeArg::LastUpdated) {
+            SinceModeArg::LastUpdated => SinceMode::LastUpdated,
+            SinceModeArg::Created => SinceMode::Created,
+        },
+        progress: Some(progress),
+        ..SyncOptions::default()
     })
 }
 
-/// Parses the arguments, runs the crawl, prints counts.
+/// Parses the settings, runs the sync, prints counts, writes the log.
 pub fn run(args: SyncArgs) -> Result<u8, Exit> {
     let usage = |e: anyhow::Error| Exit(2, e);
-    let mappings = crate::load_mappings(args.mappings.as_deref())?;
-    let auth = auth_from(&args.auth)?;
-    let patients = match &args.patients {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))
-                .map_err(|e| Exit(3, e))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect(),
-        ),
-        None => None,
+    let s = settings(args)?;
+    let Some(base_url) = s.base_url.clone() else {
+        return Err(usage(anyhow::anyhow!(
+            "--base-url is required (on the command line or in --config)"
+        )));
     };
-    let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
-    let client = FhirClient::builder(args.base_url.clone())
-        .concurrency(concurrency)
-        .auth(auth)
+    let mappings = crate::load_mappings(s.mappings.as_deref())?;
+    let store_path = s.store.clone().unwrap_or_else(|| PathBuf::from("imnm.db"));
+    let log_path = s
+        .log
+        .clone()
+        .unwrap_or_else(|| store_path.parent().unwrap_or(Path::new("")).join("log.ndjson"));
+    let log = RunLog::create(&log_path)?;
+    let bars = Bars::new();
+    let options = options(&s, bars.sink())?;
+    let client = FhirClient::builder(base_url)
+        .concurrency(options.concurrency)
+        .auth(auth_from(&s.auth_args())?)
+        .on_event(log.sink())
         .build()
         .map_err(|e| usage(e.into()))?;
-    let store = Store::open(&args.store)
-        .with_context(|| format!("opening store {}", args.store.display()))
+    let store = Store::open(&store_path)
+        .with_context(|| format!("opening store {}", store_path.display()))
         .map_err(|e| Exit(4, e))?;
     let store = Arc::new(Mutex::new(store));
-    let options = SyncOptions {
-        concurrency,
-        patients,
-        ..SyncOptions::default()
-    };
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
         .map_err(usage)?;
-    let report = runtime
-        .block_on(sync::crawl(&client, store.clone(), &mappings, &options))
-        .context("sync")
-        .map_err(|e| Exit(6, e))?;
+    let result = runtime.block_on(run_until_ctrl_c(&client, store.clone(), &mappings, &options));
+    bars.finish();
+    log.finish(&result);
+    let report = result.map_err(|e| match e {
+        Stopped::Sync(SyncError::Options(m)) => usage(anyhow::anyhow!(m)),
+        Stopped::Sync(e) => Exit(6, anyhow::Error::new(e).context("sync")),
+        Stopped::Interrupted(msg) => Exit(130, anyhow::anyhow!(msg)),
+    })?;
+    print_report(&report, &store, &store_path, &log_path)?;
+    Ok(0)
+}
+
+fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, log_path: &Path) -> Result<(), Exit> {
     let counts = store
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -82,64 +147,145 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         "synced {} patient(s): {} page(s), {} new, {} updated, {} medication(s) fetched by reference",
         report.patients, report.pages, report.inserted, report.updated, report.medications_fetched
     );
+    if report.resumed {
+        eprintln!("resumed the bulk export an interrupted run had started");
+    }
+    if let Some(since) = &report.since {
+        eprintln!("changes since {since}");
+    }
+    if report.server_issues > 0 {
+        eprintln!(
+            "the server reported {} problem(s) in the export's error files (kept in the store's server_outcome table)",
+            report.server_issues
+        );
+    }
     let per_type: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    eprintln!("store {}: {}", args.store.display(), per_type.join(", "));
-    Ok(0)
+    eprintln!("store {}: {}", store_path.display(), per_type.join(", "));
+    eprintln!("log: {}", log_path.display());
+    Ok(())
 }
 
-/// `imnm demo`'s sync: starts the mock EHR in-process on the built-in demo data
-/// (generic vendor, a few 429, 503 and truncated answers), crawls it into the
-/// store at `path` and returns the store.
-pub fn demo_sync(path: &std::path::Path, mappings: &imnm_fhir::mapping::MappingSet) -> Result<Store, Exit> {
-    use imnm_fhir::mock::{Dataset, FaultPlan, MockEhr, Vendor};
-    let fail = |e: anyhow::Error| Exit(6, e);
-    let bundle: serde_json::Value = serde_json::from_str(imnm_fhir::demo::BUNDLE_JSON)
-        .context("the built-in demo data")
-        .map_err(fail)?;
-    let resources: Vec<serde_json::Value> = bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource").cloned())
-        .collect();
-    let faults: FaultPlan = "429:0.05,503:0.05,truncate:0.03,seed=7"
-        .parse()
-        .context("demo faults")
-        .map_err(fail)?;
-    let store = Store::open(path)
-        .with_context(|| format!("opening store {}", path.display()))
-        .map_err(|e| Exit(4, e))?;
-    let store = Arc::new(Mutex::new(store));
-    let runtime = tokio::runtime::Runtime::new()
-        .context("starting the async runtime")
-        .map_err(fail)?;
-    let report = runtime.block_on(async {
-        let ehr = MockEhr::builder()
-            .dataset(Dataset::Resources(resources))
-            .vendor(Vendor::Generic)
-            .faults(faults)
-            .retry_after(std::time::Duration::ZERO)
-            .start()
-            .await
-            .context("starting the mock EHR")
-            .map_err(fail)?;
-        let client = FhirClient::builder(ehr.base_url())
-            .concurrency(4)
-            .build()
-            .map_err(|e| fail(e.into()))?;
-        let report = sync::crawl(&client, store.clone(), mappings, &SyncOptions::default())
-            .await
-            .context("syncing the mock EHR")
-            .map_err(fail)?;
-        let faults = ehr.journal().iter().filter(|e| e.fault.is_some()).count();
-        Ok::<_, Exit>((report, ehr.journal().len(), faults))
-    })?;
-    let (report, requests, faults) = report;
-    eprintln!(
-        "synced {} patient(s) from the mock EHR: {requests} request(s), {faults} fault(s) injected and retried, {} new resource(s) stored",
-        report.patients, report.inserted
-    );
-    Arc::try_unwrap(store)
-        .map_err(|_| fail(anyhow::anyhow!("the store is still in use")))
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+enum Stopped {
+    Sync(SyncError),
+    Interrupted(String),
+}
+
+/// Runs the sync; on Ctrl-C stops it, cancels (DELETE) a pending bulk export and says so.
+async fn run_until_ctrl_c(
+    client: &FhirClient,
+    store: Arc<Mutex<Store>>,
+    mappings: &imnm_fhir::mapping::MappingSet,
+    options: &SyncOptions,
+) -> Result<SyncReport, Stopped> {
+    tokio::select! {
+        r = sync::run(client, store.clone(), mappings, options) => r.map_err(Stopped::Sync),
+        _ = tokio::signal::ctrl_c() => {
+            let cancelled = sync::bulk::cancel(client, &store).await;
+            let msg = match cancelled {
+                Ok(true) => "interrupted: the pending bulk export was cancelled on the server (pages already written stay in the store)",
+                Ok(false) => "interrupted (pages already written stay in the store)",
+                Err(_) => "interrupted; cancelling the pending bulk export failed (a rerun resumes it)",
+            };
+            Err(Stopped::Interrupted(msg.to_string()))
+        }
+    }
+}
+
+/// The run's `log.ndjson`: one line per request attempt (method, path without
+/// query or ids, status, retry wait), then one line with the outcome and counts.
+struct RunLog {
+    file: Arc<Mutex<std::io::BufWriter<std::fs::File>>>,
+}
+
+impl RunLog {
+    fn create(path: &Path) -> Result<Self, Exit> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("creating the log {}", path.display()))
+            .map_err(|e| Exit(4, e))?;
+        Ok(RunLog {
+            file: Arc::new(Mutex::new(std::io::BufWriter::new(file))),
+        })
+    }
+
+    fn write(file: &Mutex<std::io::BufWriter<std::fs::File>>, line: &serde_json::Value) {
+        let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(f, "{line}");
+    }
+
+    fn sink(&self) -> EventSink {
+        let file = self.file.clone();
+        Arc::new(move |e| {
+            let mut v = serde_json::to_value(&e).unwrap_or_default();
+            v["event"] = "request".into();
+            RunLog::write(&file, &v);
+        })
+    }
+
+    fn finish(&self, result: &Result<SyncReport, Stopped>) {
+        let line = match result {
+            Ok(r) => serde_json::json!({"event": "done", "patients": r.patients, "pages": r.pages,
+                "received": r.received, "inserted": r.inserted, "updated": r.updated,
+                "medications_fetched": r.medications_fetched, "server_issues": r.server_issues,
+                "resumed": r.resumed, "since": r.since, "watermark": r.watermark}),
+            Err(Stopped::Interrupted(_)) => serde_json::json!({"event": "interrupted"}),
+            Err(Stopped::Sync(e)) => serde_json::json!({"event": "failed", "error": e.to_string()}),
+        };
+        RunLog::write(&self.file, &line);
+        let _ = self.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
+    }
+}
+
+/// One progress bar per phase on a terminal (hidden otherwise).
+struct Bars {
+    current: Arc<Mutex<Option<ProgressBar>>>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        Bars {
+            current: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn sink(&self) -> ProgressSink {
+        let current = self.current.clone();
+        ProgressSink(Arc::new(move |p| {
+            let mut held = current.lock().unwrap_or_else(|e| e.into_inner());
+            match p {
+                Progress::Phase { name, total } => {
+                    if let Some(old) = held.take() {
+                        old.finish();
+                    }
+                    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+                    let template = if total.is_some() {
+                        "{prefix:>12} [{wide_bar}] {pos}/{len} {elapsed}"
+                    } else {
+                        "{spinner} {prefix:>10} {msg} {elapsed}"
+                    };
+                    bar.set_style(
+                        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_prefix(name);
+                    *held = Some(bar);
+                }
+                Progress::Step => {
+                    if let Some(bar) = held.as_ref() {
+                        bar.inc(1);
+                    }
+                }
+                Progress::Message(m) => {
+                    if let Some(bar) = held.as_ref() {
+                        bar.set_message(m);
+                        bar.tick();
+                    }
+                }
+            }
+        }))
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.current.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish();
+        }
+    }
 }

@@ -71,8 +71,8 @@ async fn small_pages_follow_medplums_offset_links_to_the_same_store() {
         let store = Arc::new(Mutex::new(Store::in_memory().unwrap()));
         let options = SyncOptions {
             concurrency: 2,
-            patients: None,
             page_size,
+            ..SyncOptions::default()
         };
         let client = client.clone();
         async move {
