@@ -17,6 +17,14 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A sync store cannot be opened or read.
+    #[error("cannot read store {path}: {source}")]
+    Store {
+        /// The store file.
+        path: PathBuf,
+        /// Why.
+        source: crate::store::StoreError,
+    },
     /// An output cannot be written.
     #[error("cannot write {path}: {source}")]
     Output {

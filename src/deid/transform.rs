@@ -9,8 +9,14 @@ use serde_json::{Map, Value};
 use super::dates::{shift, shifted_year, Shifted};
 use super::rules::{Allowed, DeidRules, Profile};
 use super::SiteKey;
+use crate::domain::SourceRef;
 use crate::fhir::reference::{self, Ref};
 use crate::mapping::MappingSet;
+
+/// Bundle fullUrls (`urn:uuid:…`) of the resources a bundle holds, to what they name.
+pub type Links = BTreeMap<String, SourceRef>;
+
+static NO_LINKS: Links = BTreeMap::new();
 
 /// Extension on the qualifying Condition carrying the onset age in completed
 /// years (pooled at 90), so the age survives birthDate reduction.
@@ -117,6 +123,7 @@ pub struct Deidentifier<'a> {
     key: &'a SiteKey,
     profile: Profile,
     mappings: &'a MappingSet,
+    links: &'a Links,
 }
 
 impl<'a> Deidentifier<'a> {
@@ -127,18 +134,36 @@ impl<'a> Deidentifier<'a> {
             key,
             profile,
             mappings,
+            links: &NO_LINKS,
+        }
+    }
+
+    /// Resolves `urn:uuid:` (and other fullUrl) references through `links`:
+    /// only the resources going into the bundle should be listed, so a
+    /// reference to anything else is removed (`removed:unresolvable-reference`).
+    pub fn with_links(mut self, links: &'a Links) -> Self {
+        self.links = links;
+        self
+    }
+
+    /// The `Type/id` a reference names: typed, or a fullUrl listed in the links.
+    fn target(&self, r: &str) -> Option<(String, String)> {
+        match reference::parse(r) {
+            Ref::Typed { resource_type, id } => Some((resource_type, id)),
+            Ref::Opaque(url) => self.links.get(&url).map(|t| (t.resource_type.clone(), t.id.clone())),
+            Ref::Contained(_) => None,
         }
     }
 
     /// The patient a resource belongs to (its own id for a Patient).
-    pub fn patient_of(resource: &Value) -> Option<String> {
+    pub fn patient_of(&self, resource: &Value) -> Option<String> {
         if resource["resourceType"] == "Patient" {
             return resource["id"].as_str().map(str::to_string);
         }
         ["subject", "patient"]
             .iter()
-            .find_map(|k| match reference::parse(resource[*k]["reference"].as_str()?) {
-                Ref::Typed { resource_type, id } if resource_type == "Patient" => Some(id),
+            .find_map(|k| match self.target(resource[*k]["reference"].as_str()?) {
+                Some((resource_type, id)) if resource_type == "Patient" => Some(id),
                 _ => None,
             })
     }
@@ -165,7 +190,9 @@ impl<'a> Deidentifier<'a> {
         let Some(obj) = resource.as_object() else {
             return Err(dropped("dropped:not-an-object", fired));
         };
-        let offset = Self::patient_of(resource).map(|p| self.key.offset_days(&p, self.rules.max_offset_days));
+        let offset = self
+            .patient_of(resource)
+            .map(|p| self.key.offset_days(&p, self.rules.max_offset_days));
         let mut ctx = Ctx {
             resource_type: resource_type.clone(),
             offset,
@@ -254,11 +281,14 @@ impl<'a> Deidentifier<'a> {
         match v {
             Value::Object(o) => Some(Value::Object(self.walk(ctx, o, path, whole))),
             Value::Array(items) => {
+                // An item whose every element was removed leaves no `{}` behind.
                 let kept: Vec<Value> = items
                     .iter()
-                    .map(|item| match item {
-                        Value::Object(o) => Value::Object(self.walk(ctx, o, path, whole)),
-                        other => other.clone(),
+                    .filter_map(|item| match item {
+                        Value::Object(o) => Some(self.walk(ctx, o, path, whole))
+                            .filter(|w| !w.is_empty())
+                            .map(Value::Object),
+                        other => Some(other.clone()),
                     })
                     .collect();
                 Some(Value::Array(kept))
@@ -307,18 +337,23 @@ impl<'a> Deidentifier<'a> {
     }
 
     fn reference(&self, ctx: &mut Ctx<'_>, v: &Value) -> Option<Value> {
-        match reference::parse(v.as_str()?) {
-            Ref::Typed { resource_type, id } => {
-                ctx.fired.fire("reference-pseudonymized");
-                let p = self.key.pseudonym(&resource_type, &id);
-                Some(Value::String(format!("{resource_type}/{p}")))
-            }
-            Ref::Contained(_) => Some(v.clone()),
-            Ref::Opaque(_) => {
-                ctx.fired.fire("removed:unresolvable-reference");
-                None
-            }
+        let text = v.as_str()?;
+        let parsed = reference::parse(text);
+        if matches!(parsed, Ref::Contained(_)) {
+            return Some(v.clone());
         }
+        let Some((resource_type, id)) = self.target(text) else {
+            ctx.fired.fire("removed:unresolvable-reference");
+            return None;
+        };
+        let rule = if matches!(parsed, Ref::Opaque(_)) {
+            "reference-resolved"
+        } else {
+            "reference-pseudonymized"
+        };
+        ctx.fired.fire(rule);
+        let p = self.key.pseudonym(&resource_type, &id);
+        Some(Value::String(format!("{resource_type}/{p}")))
     }
 
     fn contained(&self, ctx: &mut Ctx<'_>, v: &Value) -> Option<Value> {

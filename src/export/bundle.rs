@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::manifest::{Manifest, FORMAT};
 use super::{cohort_csv, write_file, write_table1, ExportError};
-use crate::deid::transform::{onset_age_extension, Dropped};
+use crate::deid::transform::{onset_age_extension, Dropped, Links};
 use crate::deid::{DeidRules, Deidentified, Deidentifier, Profile, RulesFired, SiteKey};
 use crate::domain::{CaseRow, SourceRef};
 use crate::fhir::reference::{self, Ref};
@@ -16,8 +16,8 @@ use crate::mapping::MappingSet;
 /// What to export.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    /// Input files or folders (as `imnm cohort --input`).
-    pub inputs: Vec<PathBuf>,
+    /// Input files or folders, or a sync store (as `imnm cohort --input` / `--store`).
+    pub input: crate::pipeline::Input,
     /// The bundle folder (must be absent or empty).
     pub out: PathBuf,
     /// Safe-harbor (default) or limited.
@@ -39,12 +39,13 @@ pub struct ExportSummary {
 pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Result<ExportSummary, ExportError> {
     let rules = DeidRules::builtin()?;
     check_empty(&opts.out)?;
-    let collected = crate::pipeline::collect(&opts.inputs, mappings, |_| {})?;
+    let collected = crate::pipeline::collect_input(&opts.input, mappings)?;
     let mut issues = collected.issues;
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues);
-    let selected = select(&cohort, &collected.sources);
+    let selected = select(&cohort, &collected.sources, &collected.aliases);
+    let links = links_into(&collected.aliases, &selected);
     let ages = onset_ages(&cohort);
-    let deid = Deidentifier::new(&rules, key, opts.profile, mappings);
+    let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);
     let mut fired = RulesFired::default();
     let (mut kept, mut dropped): (Vec<Deidentified>, Vec<Dropped>) = (Vec::new(), Vec::new());
     for (src, raw) in selected {
@@ -105,6 +106,7 @@ fn check_empty(out: &Path) -> Result<(), ExportError> {
 fn select<'s>(
     cohort: &crate::cohort::Cohort,
     sources: &'s BTreeMap<SourceRef, String>,
+    aliases: &Links,
 ) -> BTreeMap<&'s SourceRef, &'s String> {
     let mut wanted: BTreeSet<String> = cohort
         .rows
@@ -116,7 +118,7 @@ fn select<'s>(
         .iter()
         .filter(|(s, _)| wanted.contains(&s.to_string()))
         .collect();
-    let meds: Vec<SourceRef> = out.values().filter_map(|raw| medication_of(raw)).collect();
+    let meds: Vec<SourceRef> = out.values().filter_map(|raw| medication_of(raw, aliases)).collect();
     for m in meds {
         if let Some((s, raw)) = sources.get_key_value(&m) {
             out.insert(s, raw);
@@ -125,12 +127,24 @@ fn select<'s>(
     out
 }
 
-fn medication_of(raw: &str) -> Option<SourceRef> {
+fn medication_of(raw: &str, aliases: &Links) -> Option<SourceRef> {
     let v: Value = serde_json::from_str(raw).ok()?;
-    match reference::parse(v["medicationReference"]["reference"].as_str()?) {
-        Ref::Typed { resource_type, id } if resource_type == "Medication" => Some(SourceRef::new(resource_type, id)),
-        _ => None,
-    }
+    let target = match reference::parse(v["medicationReference"]["reference"].as_str()?) {
+        Ref::Typed { resource_type, id } => SourceRef::new(resource_type, id),
+        Ref::Opaque(url) => aliases.get(&url)?.clone(),
+        Ref::Contained(_) => return None,
+    };
+    (target.resource_type == "Medication").then_some(target)
+}
+
+/// The fullUrls of the resources going into the bundle: references to them
+/// are resolved, references to anything else are removed.
+fn links_into(aliases: &Links, selected: &BTreeMap<&SourceRef, &String>) -> Links {
+    aliases
+        .iter()
+        .filter(|(_, target)| selected.contains_key(target))
+        .map(|(url, target)| (url.clone(), target.clone()))
+        .collect()
 }
 
 /// Onset age per qualifying Condition (the source of the case's diagnosis_code).

@@ -1,7 +1,8 @@
 //! `imnm merge`: pools several sites' study bundles into one cohort and Table 1.
 //!
 //! Each bundle must verify (hashes, counts, no identifier-shaped content),
-//! all must share the de-identification rule and mapping versions, and no
+//! all must share the de-identification rule and mapping versions (and the
+//! mappings loaded, `--mappings`, must be those versions), and no
 //! site key may appear twice (the same site's data would be counted twice).
 //! Rows are recomputed from each bundle's `bundle.json`, never read from its
 //! `cohort.csv`, so a merged table only ever reflects verified resources.
@@ -67,6 +68,13 @@ pub fn merge(
             ));
         }
         let manifest = Manifest::read(dir)?;
+        if manifest.mapping_versions != mappings.versions {
+            return Err(refused(
+                dir,
+                "it was made with other mapping versions than the ones loaded (give its mapping folder with --mappings)"
+                    .into(),
+            ));
+        }
         if let Some((first, _, _)) = sites.first() {
             if first.deid_rules_version != manifest.deid_rules_version {
                 return Err(refused(

@@ -11,6 +11,7 @@
 //! from the de-identified resources, never copied from the source.
 
 pub mod bundle;
+pub mod datecheck;
 pub mod manifest;
 pub mod merge;
 pub mod scan;

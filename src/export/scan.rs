@@ -12,6 +12,8 @@ use crate::fhir::source::{self, Format, Item};
 #[derive(Debug, Default, Clone)]
 pub struct SourceTerms {
     terms: Vec<(String, &'static str)>,
+    /// The source's full dates (verify's shifted-range check).
+    pub dates: super::datecheck::SourceDates,
 }
 
 impl SourceTerms {
@@ -50,6 +52,7 @@ impl SourceTerms {
 
     /// Adds the identifying strings of one resource.
     pub fn add_resource(&mut self, v: &Value) {
+        self.dates.add_resource(v);
         for id in v["identifier"].as_array().into_iter().flatten() {
             self.add(&id["value"], "identifier value from the source", 4);
         }

@@ -1,5 +1,6 @@
-//! `imnm export --verify DIR`: re-checks a study bundle's hashes and counts
-//! and scans every file for identifier-shaped content.
+//! `imnm export --verify DIR`: re-checks a study bundle's hashes and counts,
+//! scans every file for identifier-shaped content and checks its dates
+//! against the date-shift rules ([`super::datecheck`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,7 +48,7 @@ impl VerifyReport {
         self.findings.is_empty()
     }
 
-    fn add(&mut self, file: &str, line: Option<usize>, kind: impl Into<String>) {
+    pub(super) fn add(&mut self, file: &str, line: Option<usize>, kind: impl Into<String>) {
         self.findings.push(Finding {
             file: file.into(),
             line,
@@ -75,6 +76,12 @@ pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, E
         }
     }
     check_counts(dir, &manifest, &mut report);
+    let rules = crate::deid::DeidRules::builtin()?;
+    let dates = super::datecheck::DateRules {
+        elements: &rules.date_elements,
+        source: terms.map(|t| &t.dates),
+    };
+    super::datecheck::check(dir, &manifest, &dates, &mut report);
     for name in &present {
         report.files += 1;
         let Ok(bytes) = std::fs::read(dir.join(name)) else {

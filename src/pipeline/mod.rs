@@ -54,6 +54,8 @@ pub struct Collected {
     pub issues: Issues,
     /// Counts.
     pub stats: ReadStats,
+    /// Bundle entry fullUrls (e.g. `urn:uuid:…`) of parsed resources, to what they name.
+    pub aliases: BTreeMap<String, SourceRef>,
 }
 
 struct Pending {
@@ -67,7 +69,7 @@ pub struct Collector<'m> {
     mappings: &'m MappingSet,
     by_subject: HashMap<String, PatientData>,
     medications: HashMap<String, Vec<MedicationMatch>>,
-    aliases: HashMap<String, String>,
+    aliases: BTreeMap<String, SourceRef>,
     pending: Vec<Pending>,
     sources: BTreeMap<SourceRef, String>,
     issues: Issues,
@@ -84,7 +86,7 @@ impl<'m> Collector<'m> {
             mappings,
             by_subject: HashMap::new(),
             medications: HashMap::new(),
-            aliases: HashMap::new(),
+            aliases: BTreeMap::new(),
             pending: Vec::new(),
             sources: BTreeMap::new(),
             issues: Issues::default(),
@@ -190,7 +192,7 @@ impl<'m> Collector<'m> {
                 }
                 Event::Parsed { full_url, out, text } => {
                     if let Some(url) = full_url {
-                        self.aliases.insert(url, out.source.to_string());
+                        self.aliases.insert(url, out.source.clone());
                     }
                     self.absorb(*out, text);
                 }
@@ -272,6 +274,7 @@ impl<'m> Collector<'m> {
             sources: self.sources,
             issues: self.issues,
             stats: self.stats,
+            aliases: self.aliases,
         }
     }
 
@@ -280,13 +283,14 @@ impl<'m> Collector<'m> {
             return Some(id.to_string());
         }
         let target = self.aliases.get(subject)?;
-        target.strip_prefix("Patient/").map(str::to_string)
+        (target.resource_type == "Patient").then(|| target.id.clone())
     }
 
     fn resolve_pending(&mut self) {
         for p in std::mem::take(&mut self.pending) {
             let id = match self.aliases.get(&p.exposure.medication_id) {
-                Some(t) => t.strip_prefix("Medication/").unwrap_or(t).to_string(),
+                Some(t) if t.resource_type == "Medication" => t.id.clone(),
+                Some(t) => t.to_string(),
                 None => p.exposure.medication_id.clone(),
             };
             let Some(matches) = self.medications.get(&id).cloned() else {
@@ -370,6 +374,40 @@ fn subject_key(reference: &str) -> String {
         Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
         _ => reference.trim().to_string(),
     }
+}
+
+/// Where the cohort pipeline reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Bundles, NDJSON files or folders of them.
+    Files(Vec<PathBuf>),
+    /// A sync store (from `imnm sync`).
+    Store(PathBuf),
+}
+
+/// Reads `input` into a [`Collected`] (files on all available cores).
+pub fn collect_input(input: &Input, mappings: &MappingSet) -> crate::Result<Collected> {
+    match input {
+        Input::Files(paths) => collect(paths, mappings, |_| {}),
+        Input::Store(path) => collect_store_at(path, mappings),
+    }
+}
+
+/// Opens the sync store at `path` and reads it as [`collect_store`] does. A
+/// missing file is an input error (opening would create an empty store).
+pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate::Result<Collected> {
+    if !path.is_file() {
+        return Err(crate::Error::Input {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no store file there"),
+        });
+    }
+    let err = |source| crate::Error::Store {
+        path: path.to_path_buf(),
+        source,
+    };
+    let store = crate::store::Store::open(path).map_err(err)?;
+    collect_store(&store, &path.display().to_string(), mappings).map_err(err)
 }
 
 /// Reads every input into a [`Collected`] on all available cores, calling
@@ -571,6 +609,7 @@ pub fn build_and_write_as(
         sources,
         mut issues,
         stats,
+        ..
     } = collected;
     let cohort = crate::cohort::build::build(&patients, mappings, &mut issues);
     crate::cohort::write::write_outputs(out, &cohort, &issues, &sources, formats.csv)?;

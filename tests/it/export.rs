@@ -12,18 +12,18 @@ use serde_json::Value;
 
 use crate::support::{imnm, mappings, root};
 
-fn demo() -> PathBuf {
+pub(crate) fn demo() -> PathBuf {
     root().join("examples/demo-cohort/bundle.json")
 }
 
-fn key(byte: u8) -> SiteKey {
+pub(crate) fn key(byte: u8) -> SiteKey {
     SiteKey::from_bytes(&[byte; 32])
 }
 
-fn export_demo(dir: &Path, key_byte: u8, site: &str) -> PathBuf {
+pub(crate) fn export_demo(dir: &Path, key_byte: u8, site: &str) -> PathBuf {
     let out = dir.join(format!("bundle-{site}-{key_byte}"));
     let opts = ExportOptions {
-        inputs: vec![demo()],
+        input: imnm_fhir::pipeline::Input::Files(vec![demo()]),
         out: out.clone(),
         profile: Default::default(),
         min_cell: 5,
@@ -44,7 +44,7 @@ fn all_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn source_rows() -> Vec<CaseRow> {
+pub(crate) fn source_rows() -> Vec<CaseRow> {
     let text = std::fs::read_to_string(demo()).unwrap();
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_json_text("demo", &text, &m);
@@ -52,7 +52,7 @@ fn source_rows() -> Vec<CaseRow> {
     imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).rows
 }
 
-fn exported_rows(dir: &Path) -> Vec<CaseRow> {
+pub(crate) fn exported_rows(dir: &Path) -> Vec<CaseRow> {
     export::rerun(&std::fs::read_to_string(dir.join("bundle.json")).unwrap(), &mappings())
 }
 
@@ -261,7 +261,7 @@ fn verify_passes_clean_bundles_and_fails_on_one_altered_byte_or_an_injected_name
     assert!(!stdout.contains("Demo-B5"), "the report never prints what it found");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     for f in export::manifest::list_files(from).unwrap() {
         let target = to.join(&f);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();

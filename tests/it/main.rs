@@ -17,6 +17,8 @@ mod cli;
 
 // Study bundles: de-identification of the demo export, suppression, verify, merge, keygen.
 mod export;
+// Study bundles, second round: --store input, urn:uuid references resolved, verify dates, merge --mappings, onset age.
+mod export_gaps;
 // The mock EHR driven with plain reqwest: reads, search, paging, vendor quirks, faults, SMART auth, $export, writes, CLI.
 mod mock;
 

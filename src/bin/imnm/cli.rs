@@ -119,9 +119,12 @@ pub struct ValidateArgs {
 /// `imnm export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Input Bundle, NDJSON or folder (as for `cohort`). Repeatable. (`--store` comes with the sync issue.)
-    #[arg(long, short, num_args = 1.., required_unless_present = "verify")]
+    /// Input Bundle, NDJSON or folder (as for `cohort`). Repeatable.
+    #[arg(long, short, num_args = 1.., required_unless_present_any = ["verify", "store"], conflicts_with = "store")]
     pub input: Vec<PathBuf>,
+    /// Read a sync store (from `imnm sync`) instead of files.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
     /// The bundle folder to write (must be absent or empty).
     #[arg(long, short, required_unless_present = "verify")]
     pub out: Option<PathBuf>,
@@ -141,7 +144,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub mappings: Option<PathBuf>,
     /// Verify the study bundle in this folder instead of exporting.
-    #[arg(long, conflicts_with_all = ["input", "out", "site_key"])]
+    #[arg(long, conflicts_with_all = ["input", "store", "out", "site_key"])]
     pub verify: Option<PathBuf>,
     /// With --verify: the original input, to scan for its identifiers, names and birth dates.
     #[arg(long, requires = "verify", num_args = 1..)]
@@ -160,6 +163,9 @@ pub struct MergeArgs {
     /// Pooled Table 1 counts from 1 to this minus 1 are suppressed.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_cell: u64,
+    /// Mapping folder the bundles were made with (default: the mappings built into this binary).
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
 }
 
 /// `imnm demo`.

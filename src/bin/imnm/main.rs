@@ -102,15 +102,7 @@ fn progress_bar(total: u64) -> ProgressBar {
 fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let mappings = load_mappings(args.mappings.as_deref())?;
     if let Some(path) = &args.store {
-        if !path.exists() {
-            return Err(Exit(3, anyhow::anyhow!("store {} does not exist", path.display())));
-        }
-        let store = imnm_fhir::store::Store::open(path)
-            .with_context(|| format!("opening store {}", path.display()))
-            .map_err(|e| Exit(3, e))?;
-        let collected = pipeline::collect_store(&store, &path.display().to_string(), &mappings)
-            .with_context(|| format!("reading store {}", path.display()))
-            .map_err(|e| Exit(3, e))?;
+        let collected = pipeline::collect_store_at(path, &mappings).map_err(|e| Exit(3, e.into()))?;
         return finish_cohort(collected, &mappings, &args);
     }
     for input in &args.input {

@@ -12,7 +12,8 @@ use crate::{load_mappings, Exit};
 fn code_of(e: &ExportError) -> u8 {
     match e {
         ExportError::Deid(_) => 2,
-        ExportError::Pipeline(imnm_fhir::Error::Input { .. }) | ExportError::Read { .. } => 3,
+        ExportError::Pipeline(imnm_fhir::Error::Input { .. } | imnm_fhir::Error::Store { .. })
+        | ExportError::Read { .. } => 3,
         ExportError::Pipeline(imnm_fhir::Error::Mappings(_)) | ExportError::Manifest { .. } => 2,
         ExportError::Output { .. } | ExportError::Pipeline(_) => 4,
         ExportError::Refused { .. } => 5,
@@ -45,10 +46,14 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
             return Err(Exit(3, anyhow::anyhow!("input {} does not exist", input.display())));
         }
     }
+    let input = match args.store {
+        Some(store) => imnm_fhir::pipeline::Input::Store(store),
+        None => imnm_fhir::pipeline::Input::Files(args.input),
+    };
     let mappings = load_mappings(args.mappings.as_deref())?;
     let key = SiteKey::load(&key_path).map_err(|e| Exit(2, e.into()))?;
     let opts = ExportOptions {
-        inputs: args.input,
+        input,
         out: out.clone(),
         profile: args.profile,
         min_cell: args.min_cell,
@@ -65,6 +70,9 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
         m.dropped.len(),
         m.key_id
     );
+    if let Some(n) = m.rules_fired.get("removed:unresolvable-reference") {
+        eprintln!("{n} reference(s) to resources outside the bundle removed (rules_fired in manifest.json)");
+    }
     print!("{}", std::fs::read_to_string(out.join("table1.md")).unwrap_or_default());
     Ok(0)
 }
@@ -96,7 +104,7 @@ fn verify(dir: &Path, sources: &[std::path::PathBuf]) -> Result<u8, Exit> {
 }
 
 pub(crate) fn merge(args: MergeArgs) -> Result<u8, Exit> {
-    let mappings = load_mappings(None)?;
+    let mappings = load_mappings(args.mappings.as_deref())?;
     let m = export::merge(&args.dirs, &args.out, args.min_cell, &mappings).map_err(fail)?;
     eprintln!(
         "merged {} site(s), {} case(s) into {}",
