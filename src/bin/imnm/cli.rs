@@ -49,7 +49,7 @@ pub enum Command {
     },
     /// Write a de-identified study bundle of the cohort, or check one with --verify.
     #[command(
-        after_help = "Examples:\n  imnm export --input export/ --out bundle-a --site-key site.key --site A\n  imnm export --verify bundle-a --source export/"
+        after_help = "Examples:\n  imnm export --input export/ --out bundle-a --site-key site.key --site A\n  imnm export --store imnm.db --out bundle-a --site-key site.key --site A\n  imnm export --verify bundle-a --source export/"
     )]
     Export(ExportArgs),
     /// Pool several sites' study bundles into one cohort.csv (with a site column) and Table 1.
