@@ -290,21 +290,31 @@ async fn polls_honour_retry_after() {
 async fn an_interrupted_export_resumes_from_the_saved_status_url() {
     let ehr = MockEhr::builder()
         .dataset(demo_path())
-        .retry_after(Duration::from_secs(1))
+        .retry_after(Duration::from_secs(3))
         .bulk_polls(1)
         .start()
         .await
         .unwrap();
     let store = new_store();
     let opts = bulk_options();
-    let run = bulk_into(&ehr, &store, &opts);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(400), run).await.is_err(),
-        "still polling"
-    );
     let base = format!("{}/", ehr.base_url());
-    let saved = store.lock().unwrap().sync_state(&base).unwrap().unwrap();
-    assert!(saved.status_url.is_some(), "the status URL is saved before polling");
+    // Stop the run as soon as the status URL is saved (it then waits 3 s before polling again);
+    // watching the store instead of a fixed delay keeps this right on a loaded machine.
+    let saved = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let state = store.lock().unwrap().sync_state(&base).unwrap();
+            if state.is_some_and(|s| s.status_url.is_some()) {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = bulk_into(&ehr, &store, &opts) => panic!("the run finished before its status URL was seen saved"),
+        waited = tokio::time::timeout(Duration::from_secs(60), saved) => assert!(waited.is_ok(), "no status URL saved in 60 s"),
+    }
+    let state = store.lock().unwrap().sync_state(&base).unwrap().unwrap();
+    assert!(state.status_url.is_some(), "the status URL is saved before polling");
     let report = bulk_into(&ehr, &store, &bulk_options()).await;
     assert!(report.resumed);
     let journal = ehr.journal();
