@@ -5,5 +5,6 @@
 
 mod medplum;
 mod real_server;
+mod round_trip;
 mod smart_fetch;
 mod tools;
