@@ -12,9 +12,10 @@
 //!
 //! Incremental runs (`Since`) start from the watermark of the last successful
 //! run ([`crate::store::SyncState::watermark`]): the server's clock when the run
-//! began (the first search Bundle's `meta.lastUpdated` in crawl mode, the
-//! manifest's `transactionTime` in bulk mode), or, when the server sends no
-//! time, the local start time minus [`CLOCK_SKEW`].
+//! began (the first search Bundle's `meta.lastUpdated`, else its HTTP `Date`
+//! less one second, in crawl mode; the manifest's `transactionTime` in bulk
+//! mode), or, when the server sends no time, the local start time minus
+//! [`CLOCK_SKEW`].
 //!
 //! HTTP is [`crate::client`]'s job and the database is the store's; this
 //! module must not touch the cohort rules. Logs hold counts, never ids.
