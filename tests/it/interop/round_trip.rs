@@ -71,7 +71,26 @@ async fn demo_cases_pushed_twice_synced_back_and_one_new_observation_fetched_alo
     let n: usize = want.values().sum();
     let types: Vec<&str> = want.keys().map(String::as_str).collect();
 
-    // Medplum caps a transaction with conditional entries at 8.
+    // Medplum caps a transaction with conditional entries at 8: in one piece it is refused whole.
+    let whole = ["push", "cases.json", "--base-url", server.base_url()];
+    let refused = tokio::task::spawn_blocking({
+        let mut cmd = imnm_cmd(&whole, d);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("slice 1 of 1 (entries 0..=149) failed after 0 entries were committed"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("too many entries").count(),
+        1,
+        "Medplum's reason, once: {err}"
+    );
+    assert!(server.ids("Patient").await.is_empty());
     let push = [
         "push",
         "cases.json",
