@@ -35,9 +35,7 @@ pub enum PushError {
     #[error("not a transaction Bundle: {0}")]
     NotTransaction(String),
     /// The server refused a slice (earlier slices are committed).
-    #[error(
-        "slice {slice} of {slices} (entries {first}..={last}) failed after {done} entries were committed: {source}"
-    )]
+    #[error("slice {slice} of {slices} (entries {first}..={last}) failed after {done} entries were committed")]
     Slice {
         /// 1-based slice number.
         slice: usize,
@@ -49,7 +47,7 @@ pub enum PushError {
         last: usize,
         /// Entries committed before it.
         done: usize,
-        /// The client error.
+        /// The client error (the `source()` of this one, so not repeated in its message).
         source: ClientError,
     },
 }

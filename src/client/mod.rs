@@ -536,6 +536,18 @@ fn json_body(raw: Raw) -> Result<Value, Reject> {
     serde_json::from_slice(&raw.body).map_err(|e| Reject::Retry(format!("unparsable body: {e}")))
 }
 
+/// A JSON body with the response's `Date` header less one second, as a FHIR instant.
+fn dated_json_body(raw: Raw) -> Result<(Value, Option<String>), Reject> {
+    let date = raw
+        .headers
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| crate::domain::date::instant_from_unix(d.as_secs() as i64 - 1));
+    Ok((json_body(raw)?, date))
+}
+
 /// The text of an OperationOutcome body's issues (diagnostics, else details.text), joined.
 fn outcome_text(body: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
@@ -565,7 +577,9 @@ pub struct Pages {
 }
 
 impl Pages {
-    /// The first page's `Bundle.meta.lastUpdated` (the server's clock when the search ran), if it sent one.
+    /// The server's clock when the search ran: the first page's `Bundle.meta.lastUpdated`, else its
+    /// HTTP `Date` header less one second (the header is truncated to the second; servers such as
+    /// Medplum send no `meta` on a searchset), if it sent either.
     pub fn server_time(&self) -> Option<&str> {
         self.server_time.as_deref()
     }
@@ -576,7 +590,7 @@ impl Pages {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
-        let bundle = self.client.get_json(url, &self.what).await?;
+        let (bundle, date) = self.client.send(&Req::get(url, &self.what), dated_json_body).await?;
         if bundle["resourceType"] != "Bundle" {
             return Err(ClientError::GaveUp {
                 what: self.what.clone(),
@@ -585,7 +599,7 @@ impl Pages {
             });
         }
         if self.server_time.is_none() {
-            self.server_time = bundle["meta"]["lastUpdated"].as_str().map(str::to_string);
+            self.server_time = bundle["meta"]["lastUpdated"].as_str().map(str::to_string).or(date);
         }
         let resources = bundle["entry"]
             .as_array()
@@ -619,6 +633,21 @@ impl Pages {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_without_meta_dates_itself_by_the_date_header_less_a_second() {
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::DATE, "Wed, 25 Nov 2026 12:54:15 GMT".parse().unwrap());
+        let raw = |headers| Raw {
+            status: StatusCode::OK,
+            headers,
+            body: br#"{"resourceType":"Bundle"}"#.to_vec(),
+        };
+        let (_, date) = dated_json_body(raw(headers)).ok().unwrap();
+        assert_eq!(date.as_deref(), Some("2026-11-25T12:54:14Z"));
+        let (_, date) = dated_json_body(raw(HeaderMap::new())).ok().unwrap();
+        assert_eq!(date, None);
+    }
 
     #[test]
     fn outcome_text_reads_diagnostics_and_details() {

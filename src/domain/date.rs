@@ -159,6 +159,16 @@ fn check_time(t: &str) -> Result<(), DateError> {
     }
 }
 
+/// Seconds since 1970-01-01T00:00:00Z as a FHIR instant in UTC (`2024-01-01T00:00:00Z`).
+pub fn instant_from_unix(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let date = FhirDate::ymd(1970, 1, 1)
+        .and_then(|d| d.add_days(days))
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month.unwrap_or(1), d.day.unwrap_or(1)))
+        .unwrap_or_else(|| "1970-01-01".into());
+    format!("{date}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
 /// Days in a month of the Gregorian calendar.
 pub fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
@@ -185,6 +195,13 @@ impl fmt::Display for FhirDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_seconds_become_utc_instants() {
+        assert_eq!(instant_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(instant_from_unix(1_792_000_000), "2026-10-14T17:46:40Z");
+        assert_eq!(instant_from_unix(951_825_600), "2000-02-29T12:00:00Z");
+    }
 
     #[test]
     fn parses_every_precision_and_rejects_impossible_dates() {

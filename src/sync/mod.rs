@@ -12,9 +12,10 @@
 //!
 //! Incremental runs (`Since`) start from the watermark of the last successful
 //! run ([`crate::store::SyncState::watermark`]): the server's clock when the run
-//! began (the first search Bundle's `meta.lastUpdated` in crawl mode, the
-//! manifest's `transactionTime` in bulk mode), or, when the server sends no
-//! time, the local start time minus [`CLOCK_SKEW`].
+//! began (the first search Bundle's `meta.lastUpdated`, else its HTTP `Date`
+//! less one second, in crawl mode; the manifest's `transactionTime` in bulk
+//! mode), or, when the server sends no time, the local start time minus
+//! [`CLOCK_SKEW`].
 //!
 //! HTTP is [`crate::client`]'s job and the database is the store's; this
 //! module must not touch the cohort rules. Logs hold counts, never ids.
@@ -408,12 +409,7 @@ fn local_watermark(started: std::time::SystemTime) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs().saturating_sub(CLOCK_SKEW.as_secs()))
         .unwrap_or(0) as i64;
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let date = crate::domain::date::FhirDate::ymd(1970, 1, 1)
-        .and_then(|d| d.add_days(days))
-        .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month.unwrap_or(1), d.day.unwrap_or(1)))
-        .unwrap_or_else(|| "1970-01-01".into());
-    format!("{date}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    crate::domain::date::instant_from_unix(secs)
 }
 
 /// The Patient id of a resource's `subject` or `patient` reference (`Patient/ID`).

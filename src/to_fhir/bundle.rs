@@ -2,7 +2,8 @@
 //! the value set its forward rule reads (mappings/rules.toml), so the Bundle
 //! reads back into the same row. Ids, fullUrls and business identifiers are
 //! derived from the patient id and the column, so the same rows always give
-//! the same Bundle and a second push creates nothing (ifNoneExist).
+//! the same Bundle and a second push creates nothing (ifNoneExist). Every
+//! Observation carries a category, so category searches find it.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -17,6 +18,19 @@ pub const DEFAULT_SITE_SYSTEM: &str = "https://imnm-fhir.org/fhir/NamingSystem/c
 const UCUM: &str = "http://unitsofmeasure.org";
 const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
 const VERIFICATION: &str = "http://terminology.hl7.org/CodeSystem/condition-ver-status";
+const OBS_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+
+/// The observation-category code of an Observation written for `key` (a column, or
+/// `mri_thigh/…`). Servers that search Observations by category (Epic, and `imnm sync`
+/// wherever the server declares `category`) miss an Observation without one.
+fn observation_category(key: &str) -> &'static str {
+    match key {
+        "ck_peak_u_per_l" | "anti_hmgcr" | "anti_srp" => "laboratory",
+        "emg_myopathic" | "biopsy_necrosis" => "procedure",
+        k if k.starts_with("mri_thigh") => "imaging",
+        _ => "exam",
+    }
+}
 
 /// A row that cannot become FHIR (reported by row, column).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +105,9 @@ impl Row<'_> {
         r["id"] = json!(id);
         r["meta"] = json!({"profile": [format!("{CANONICAL_BASE}/StructureDefinition/{profile}")]});
         r["identifier"] = json!([{"system": self.system, "value": value}]);
+        if rtype == "Observation" {
+            r["category"] = json!([concept(OBS_CATEGORY, observation_category(key), None)]);
+        }
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let query = format!("identifier={}|{}", enc(self.system), enc(&value));
         self.entries.push(json!({"fullUrl": url, "resource": r,
@@ -302,4 +319,47 @@ fn outcome(r: &mut Row<'_>, o: Outcome, condition_url: &str) -> Result<(), Bundl
     obs["status"] = json!("final");
     r.push("outcome", "imnm-outcome-observation", obs);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_observation_has_the_category_of_its_column() {
+        let m = MappingSet::builtin().unwrap();
+        let mut row = CaseRow::empty("p1");
+        row.diagnosis_code = "http://snomed.info/sct|715863001".into();
+        row.ck_peak_u_per_l = Some(5000.0);
+        row.anti_hmgcr = AntibodyStatus::Positive;
+        row.rash = YesNoUnknown::No;
+        row.biopsy_necrosis = YesNoUnknown::Yes;
+        row.mri_thigh = MriThigh::Edema;
+        row.outcome = Outcome::PartialRemission;
+        let bundle = build_bundle(&[row], &m, DEFAULT_SITE_SYSTEM).unwrap();
+        let mut got: Vec<(String, String)> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Observation")
+            .map(|e| {
+                let c = &e["resource"]["category"][0]["coding"][0];
+                assert_eq!(c["system"], OBS_CATEGORY);
+                let key = e["resource"]["identifier"][0]["value"].as_str().unwrap();
+                (key.to_string(), c["code"].as_str().unwrap().to_string())
+            })
+            .collect();
+        got.sort();
+        let want = [
+            ("p1/anti_hmgcr", "laboratory"),
+            ("p1/biopsy_necrosis", "procedure"),
+            ("p1/ck_peak_u_per_l", "laboratory"),
+            ("p1/mri_thigh/edema", "imaging"),
+            ("p1/mri_thigh/fatty", "imaging"),
+            ("p1/outcome", "exam"),
+            ("p1/rash", "exam"),
+        ];
+        let want: Vec<(String, String)> = want.iter().map(|(k, c)| (k.to_string(), c.to_string())).collect();
+        assert_eq!(got, want);
+    }
 }

@@ -3,11 +3,8 @@
 //! 127.0.0.1 on a free port. Hooks for end-to-end tests: start it, load resources as the server
 //! accepts them, list what it holds per type, read, conditional create, add one Observation.
 //!
-//! The end-to-end test of issue 8 (once `to-fhir`, `push` and `sync --since auto` exist) can be:
-//! `Medplum::start()`; `imnm to-fhir` the demo cases; `imnm push --base-url base_url()` twice, with
-//! `ids_by_type` equal after both (the second creates nothing); `imnm sync` + `imnm cohort --store`
-//! → `assert_seed_figures`; `add_observation(&ck_observation(..))`; `imnm sync --since auto` reports
-//! one new resource (see `real_server.rs` for the same steps with a full re-sync).
+//! The end-to-end test of issue 8 item 2 (to-fhir → push twice → sync → cohort → one new
+//! Observation → `sync --since auto`) is `round_trip.rs`; `real_server.rs` loads the demo data directly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
