@@ -4,6 +4,7 @@
 //! [`SinceMode::Created`] each type's clinical date parameter.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -184,12 +185,32 @@ async fn crawl_patient(ctx: &Ctx, caps: &Capabilities, pid: &str, filter: &Filte
             continue;
         };
         let mut params = vec![(param, pid.to_string())];
-        if rtype == "Observation" && caps.has_param("Observation", "category") {
-            params.push(("category", OBSERVATION_CATEGORIES.join(",")));
-        }
         params.extend(filter.param(caps, rtype));
-        ctx.crawl(rtype, params).await?;
+        if rtype == "Observation" {
+            observations(ctx, caps, params).await?;
+        } else {
+            ctx.crawl(rtype, params).await?;
+        }
     }
+    Ok(())
+}
+
+/// One Observation search without `category` (it finds uncategorised results too);
+/// where the server needs `category` (Epic, or a 400 here), the twelve categories instead.
+async fn observations(ctx: &Ctx, caps: &Capabilities, mut params: Vec<(&str, String)>) -> Result<(), SyncError> {
+    let needs = || ctx.observation_category.load(Ordering::Relaxed);
+    if !needs() {
+        match ctx.crawl("Observation", params.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(SyncError::Client(e)) if e.status() == Some(400) && caps.has_param("Observation", "category") => {
+                tracing::info!("the server refuses Observation searches without category; sending categories");
+                ctx.observation_category.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    params.push(("category", OBSERVATION_CATEGORIES.join(",")));
+    ctx.crawl("Observation", params).await?;
     Ok(())
 }
 

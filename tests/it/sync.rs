@@ -275,7 +275,11 @@ async fn config_file_flags_win_and_the_run_log_holds_no_identifiers() {
         ),
     )
     .unwrap();
-    std::fs::write(dir.path().join("bad.toml"), "base-url = \"http://x\"\nstorre = \"typo.db\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "base-url = \"http://x\"\nstorre = \"typo.db\"\n",
+    )
+    .unwrap();
     let cwd = dir.path().to_path_buf();
     let (ok, bad) = tokio::task::spawn_blocking(move || {
         let ok = imnm(&["sync", "--config", "sync.toml", "--store", "flag.db"], &cwd);
@@ -297,7 +301,9 @@ async fn config_file_flags_win_and_the_run_log_holds_no_identifiers() {
         ehr.journal().len(),
         "one line per request the server answered"
     );
-    assert!(requests.iter().any(|l| l["status"] == 429 && l["retry_wait_ms"].is_u64()));
+    assert!(requests
+        .iter()
+        .any(|l| l["status"] == 429 && l["retry_wait_ms"].is_u64()));
     assert!(requests.iter().any(|l| l["path"] == "Patient"));
     let done = lines.last().unwrap();
     assert_eq!(done["event"], "done");
@@ -309,4 +315,36 @@ async fn config_file_flags_win_and_the_run_log_holds_no_identifiers() {
         }
     }
     assert!(!log.contains('?'), "no query strings");
+}
+
+#[tokio::test]
+async fn uncategorised_observations_are_found_where_category_is_optional() {
+    let mut resources = demo_resources();
+    let pid = resources
+        .iter()
+        .find(|r| r["resourceType"] == "Condition" && r.to_string().contains("715863001"))
+        .and_then(|c| c["subject"]["reference"].as_str())
+        .unwrap()
+        .trim_start_matches("Patient/")
+        .to_string();
+    resources.push(
+        serde_json::json!({"resourceType": "Observation", "id": "no-category", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2157-6"}]},
+        "subject": {"reference": format!("Patient/{pid}")}, "effectiveDateTime": "2016-01-01",
+        "valueQuantity": {"value": 3000, "unit": "U/L", "system": "http://unitsofmeasure.org", "code": "U/L"}}),
+    );
+    let ehr = MockEhr::builder()
+        .dataset(resources)
+        .retry_after(Duration::ZERO)
+        .start()
+        .await
+        .unwrap();
+    let store = new_store();
+    sync_into(&ehr, &store).await;
+    assert!(store.lock().unwrap().contains("Observation", "no-category").unwrap());
+    let journal = ehr.journal();
+    assert!(journal
+        .iter()
+        .filter(|e| e.path == "/Observation")
+        .all(|e| !e.params.iter().any(|p| p == "category")));
 }
