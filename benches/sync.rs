@@ -3,7 +3,8 @@
 //! concurrency 1, 4 and 8. Prints requests/s and the ratio of the ideal time
 //! (requests × latency / concurrency) to the measured time (1.0 = every request
 //! slot always busy; the target is ≥ 0.9 at concurrency 8), then the store's
-//! write rate (resources/s, pages of 100 into a SQLite file).
+//! write rate (resources/s, pages of 100 into a SQLite file). A first run
+//! without latency shows the processing cost per request (mock + client).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,10 +40,15 @@ fn dataset() -> Vec<Value> {
     out
 }
 
-async fn crawl(resources: &[Value], mappings: &MappingSet, concurrency: usize) -> (usize, usize, Duration) {
+async fn crawl(
+    resources: &[Value],
+    mappings: &MappingSet,
+    concurrency: usize,
+    latency: Duration,
+) -> (usize, usize, Duration) {
     let ehr = MockEhr::builder()
         .dataset(resources.to_vec())
-        .faults(FaultPlan::none().latency(LATENCY))
+        .faults(FaultPlan::none().latency(latency))
         .start()
         .await
         .expect("mock starts");
@@ -86,9 +92,17 @@ fn main() {
         resources.len(),
         LATENCY.as_millis()
     );
+    // Processing alone (mock + client, no injected latency), serial: what each request costs
+    // besides the waiting. The mock answers on one thread, so this bounds any concurrency.
+    let (requests, _, took) = runtime.block_on(crawl(&resources, &mappings, 1, Duration::ZERO));
+    println!(
+        "baseline without latency, concurrency 1: {requests} requests in {:.3} s = {:.2} ms processing per request",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1000.0 / requests as f64
+    );
     println!("concurrency  requests  stored  seconds  requests/s  ideal s  ratio (ideal/measured)");
     for concurrency in [1, 4, 8] {
-        let (requests, stored, took) = runtime.block_on(crawl(&resources, &mappings, concurrency));
+        let (requests, stored, took) = runtime.block_on(crawl(&resources, &mappings, concurrency, LATENCY));
         let ideal = LATENCY.as_secs_f64() * requests as f64 / concurrency as f64;
         println!(
             "{concurrency:>11}  {requests:>8}  {stored:>6}  {:>7.2}  {:>10.1}  {ideal:>7.2}  {:>5.2}",
