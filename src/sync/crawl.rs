@@ -96,27 +96,40 @@ pub(super) async fn run(
     let patients = cohort(ctx, caps, mappings, options, &filter).await?;
     lock(&ctx.store).add_cohort(&ctx.base, patients.iter().map(String::as_str))?;
     tracing::info!(patients = patients.len(), "cohort found");
+    let types = Arc::new(patient_types(caps));
     let caps = Arc::new(caps.clone());
     let filter = Arc::new((since.map(str::to_string), options.since_mode));
     ctx.progress(Progress::Phase {
-        name: "patients",
-        total: Some(patients.len() as u64),
+        name: "searches",
+        total: Some((patients.len() * types.len()) as u64),
     });
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    // Every (patient, type) search is a task; twice `concurrency` may run at once, so a
+    // request slot freed by one search is taken at once by another (the client's own
+    // limit keeps `concurrency` requests in flight) instead of idling while a page is
+    // parsed and stored.
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1) * 2));
     let mut tasks = JoinSet::new();
     for pid in &patients {
-        let (ctx, caps, permits, pid, filter) =
-            (ctx.clone(), caps.clone(), permits.clone(), pid.clone(), filter.clone());
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let f = Filter {
-                since: filter.0.as_deref(),
-                mode: filter.1,
-            };
-            let done = crawl_patient(&ctx, &caps, &pid, &f).await;
-            ctx.progress(Progress::Step);
-            done
-        });
+        for i in 0..types.len() {
+            let (ctx, caps, permits, pid, filter, types) = (
+                ctx.clone(),
+                caps.clone(),
+                permits.clone(),
+                pid.clone(),
+                filter.clone(),
+                types.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let f = Filter {
+                    since: filter.0.as_deref(),
+                    mode: filter.1,
+                };
+                let done = search(&ctx, &caps, &pid, types[i], &f).await;
+                ctx.progress(Progress::Step);
+                done
+            });
+        }
     }
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
@@ -174,25 +187,29 @@ async fn cohort(
     Ok(ids)
 }
 
-async fn crawl_patient(ctx: &Ctx, caps: &Capabilities, pid: &str, filter: &Filter<'_>) -> Result<(), SyncError> {
-    let mut params = vec![("_id", pid.to_string())];
-    params.extend(filter.param(caps, "Patient"));
-    ctx.crawl("Patient", params).await?;
-    let mut types = vec!["Condition", "Observation"];
+/// The types searched per patient: Patient, Condition, Observation and the declared medication types.
+fn patient_types(caps: &Capabilities) -> Vec<&'static str> {
+    let mut types = vec!["Patient", "Condition", "Observation"];
     types.extend(MEDICATION_TYPES.iter().copied().filter(|t| caps.supports(t)));
-    for rtype in types {
-        let Some(param) = caps.patient_param(rtype) else {
-            continue;
-        };
-        let mut params = vec![(param, pid.to_string())];
-        params.extend(filter.param(caps, rtype));
-        if rtype == "Observation" {
-            observations(ctx, caps, params).await?;
-        } else {
-            ctx.crawl(rtype, params).await?;
-        }
+    types
+}
+
+/// One patient's search of one type (Patient by `_id`, others by `patient`/`subject`).
+async fn search(ctx: &Ctx, caps: &Capabilities, pid: &str, rtype: &str, filter: &Filter<'_>) -> Result<(), SyncError> {
+    let param = match rtype {
+        "Patient" => "_id",
+        _ => match caps.patient_param(rtype) {
+            Some(p) => p,
+            None => return Ok(()),
+        },
+    };
+    let mut params = vec![(param, pid.to_string())];
+    params.extend(filter.param(caps, rtype));
+    if rtype == "Observation" {
+        observations(ctx, caps, params).await
+    } else {
+        ctx.crawl(rtype, params).await.map(drop)
     }
-    Ok(())
 }
 
 /// One Observation search without `category` (it finds uncategorised results too);

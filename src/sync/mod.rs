@@ -404,7 +404,7 @@ pub async fn crawl(
 }
 
 /// `t` when it is a FHIR instant or date (e.g. `2024-01-01T00:00:00Z`, `2024-01-01`).
-fn check_instant(t: &str) -> Result<String, SyncError> {
+pub fn check_instant(t: &str) -> Result<String, SyncError> {
     let t = t.trim();
     let date = t.split('T').next().unwrap_or(t);
     match crate::domain::date::FhirDate::parse(date) {

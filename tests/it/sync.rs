@@ -291,7 +291,11 @@ async fn config_file_flags_win_and_the_run_log_holds_no_identifiers() {
         let ok = imnm(&["sync", "--config", "sync.toml", "--store", "flag.db"], &cwd);
         let bad = imnm(&["sync", "--config", "bad.toml"], &cwd);
         let since = imnm(&["sync", "--config", "sync.toml", "--since", "yesterday"], &cwd);
-        assert_eq!(since.status.code(), Some(2), "--since that is not an instant: usage error");
+        assert_eq!(
+            since.status.code(),
+            Some(2),
+            "--since that is not an instant: usage error"
+        );
         (ok, bad)
     })
     .await
