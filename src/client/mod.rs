@@ -122,11 +122,11 @@ impl Event {
         Event {
             what: what.to_string(),
             method: method.to_string(),
-            path: String::new(),
+            path: "(token endpoint)".into(),
             status: failure.status(),
             attempt: 0,
             retry_wait_ms: Some(wait.as_millis() as u64),
-            error: Some("token endpoint".into()),
+            error: failure.status().is_none().then(|| "no answer".into()),
             elapsed_ms: 0,
         }
     }

@@ -175,11 +175,14 @@ impl Criteria {
             return false;
         }
         if let Some(patients) = &self.patients {
-            let refs = ["subject", "patient"].map(|f| r.pointer(&format!("/{f}/reference")).and_then(Value::as_str));
+            // No allocation per resource: searches scan every resource of the type.
+            let refs =
+                ["subject", "patient"].map(|f| r.get(f).and_then(|v| v.get("reference")).and_then(Value::as_str));
             let hit = refs.into_iter().flatten().any(|rf| {
-                patients
-                    .iter()
-                    .any(|p| rf == format!("Patient/{p}") || rf.ends_with(&format!("/Patient/{p}")))
+                let id = rf
+                    .strip_prefix("Patient/")
+                    .or_else(|| rf.rsplit_once("/Patient/").map(|(_, id)| id));
+                id.is_some_and(|id| patients.iter().any(|p| p == id))
             });
             if !hit {
                 return false;

@@ -4,6 +4,7 @@
 //! [`SinceMode::Created`] each type's clinical date parameter.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -95,27 +96,40 @@ pub(super) async fn run(
     let patients = cohort(ctx, caps, mappings, options, &filter).await?;
     lock(&ctx.store).add_cohort(&ctx.base, patients.iter().map(String::as_str))?;
     tracing::info!(patients = patients.len(), "cohort found");
+    let types = Arc::new(patient_types(caps));
     let caps = Arc::new(caps.clone());
     let filter = Arc::new((since.map(str::to_string), options.since_mode));
     ctx.progress(Progress::Phase {
-        name: "patients",
-        total: Some(patients.len() as u64),
+        name: "searches",
+        total: Some((patients.len() * types.len()) as u64),
     });
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    // Every (patient, type) search is a task; twice `concurrency` may run at once, so a
+    // request slot freed by one search is taken at once by another (the client's own
+    // limit keeps `concurrency` requests in flight) instead of idling while a page is
+    // parsed and stored.
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1) * 2));
     let mut tasks = JoinSet::new();
     for pid in &patients {
-        let (ctx, caps, permits, pid, filter) =
-            (ctx.clone(), caps.clone(), permits.clone(), pid.clone(), filter.clone());
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let f = Filter {
-                since: filter.0.as_deref(),
-                mode: filter.1,
-            };
-            let done = crawl_patient(&ctx, &caps, &pid, &f).await;
-            ctx.progress(Progress::Step);
-            done
-        });
+        for i in 0..types.len() {
+            let (ctx, caps, permits, pid, filter, types) = (
+                ctx.clone(),
+                caps.clone(),
+                permits.clone(),
+                pid.clone(),
+                filter.clone(),
+                types.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let f = Filter {
+                    since: filter.0.as_deref(),
+                    mode: filter.1,
+                };
+                let done = search(&ctx, &caps, &pid, types[i], &f).await;
+                ctx.progress(Progress::Step);
+                done
+            });
+        }
     }
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
@@ -173,23 +187,47 @@ async fn cohort(
     Ok(ids)
 }
 
-async fn crawl_patient(ctx: &Ctx, caps: &Capabilities, pid: &str, filter: &Filter<'_>) -> Result<(), SyncError> {
-    let mut params = vec![("_id", pid.to_string())];
-    params.extend(filter.param(caps, "Patient"));
-    ctx.crawl("Patient", params).await?;
-    let mut types = vec!["Condition", "Observation"];
+/// The types searched per patient: Patient, Condition, Observation and the declared medication types.
+fn patient_types(caps: &Capabilities) -> Vec<&'static str> {
+    let mut types = vec!["Patient", "Condition", "Observation"];
     types.extend(MEDICATION_TYPES.iter().copied().filter(|t| caps.supports(t)));
-    for rtype in types {
-        let Some(param) = caps.patient_param(rtype) else {
-            continue;
-        };
-        let mut params = vec![(param, pid.to_string())];
-        if rtype == "Observation" && caps.has_param("Observation", "category") {
-            params.push(("category", OBSERVATION_CATEGORIES.join(",")));
-        }
-        params.extend(filter.param(caps, rtype));
-        ctx.crawl(rtype, params).await?;
+    types
+}
+
+/// One patient's search of one type (Patient by `_id`, others by `patient`/`subject`).
+async fn search(ctx: &Ctx, caps: &Capabilities, pid: &str, rtype: &str, filter: &Filter<'_>) -> Result<(), SyncError> {
+    let param = match rtype {
+        "Patient" => "_id",
+        _ => match caps.patient_param(rtype) {
+            Some(p) => p,
+            None => return Ok(()),
+        },
+    };
+    let mut params = vec![(param, pid.to_string())];
+    params.extend(filter.param(caps, rtype));
+    if rtype == "Observation" {
+        observations(ctx, caps, params).await
+    } else {
+        ctx.crawl(rtype, params).await.map(drop)
     }
+}
+
+/// One Observation search without `category` (it finds uncategorised results too);
+/// where the server needs `category` (Epic, or a 400 here), the twelve categories instead.
+async fn observations(ctx: &Ctx, caps: &Capabilities, mut params: Vec<(&str, String)>) -> Result<(), SyncError> {
+    let needs = || ctx.observation_category.load(Ordering::Relaxed);
+    if !needs() {
+        match ctx.crawl("Observation", params.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(SyncError::Client(e)) if e.status() == Some(400) && caps.has_param("Observation", "category") => {
+                tracing::info!("the server refuses Observation searches without category; sending categories");
+                ctx.observation_category.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    params.push(("category", OBSERVATION_CATEGORIES.join(",")));
+    ctx.crawl("Observation", params).await?;
     Ok(())
 }
 

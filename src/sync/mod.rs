@@ -213,6 +213,7 @@ pub struct SyncReport {
 #[derive(Debug, Default, Clone)]
 pub struct Capabilities {
     params: HashMap<String, HashSet<String>>,
+    software: String,
 }
 
 impl Capabilities {
@@ -232,7 +233,14 @@ impl Capabilities {
                 params.insert(t.to_string(), names);
             }
         }
-        Capabilities { params }
+        let software = cs["software"]["name"].as_str().unwrap_or_default().to_string();
+        Capabilities { params, software }
+    }
+
+    /// Whether Observation searches need `category`: declared, and the server is known
+    /// to refuse a search without it (its CapabilityStatement's software names Epic).
+    pub fn observation_needs_category(&self) -> bool {
+        self.has_param("Observation", "category") && self.software.to_ascii_lowercase().contains("epic")
     }
 
     /// Whether the server declares `rtype`.
@@ -275,6 +283,8 @@ struct Ctx {
     /// The earliest server clock seen (search Bundle `meta.lastUpdated`).
     server_time: Mutex<Option<String>>,
     progress: Option<ProgressSink>,
+    /// Observation searches carry `category` (Epic, or a server that refused a search without it).
+    observation_category: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -348,9 +358,12 @@ pub async fn run(
         page_size: options.page_size.max(1),
         server_time: Mutex::new(None),
         progress: options.progress.clone(),
+        observation_category: std::sync::atomic::AtomicBool::new(false),
     });
     let result = async {
         let caps = Capabilities::from_statement(&client.capabilities().await?);
+        ctx.observation_category
+            .store(caps.observation_needs_category(), std::sync::atomic::Ordering::Relaxed);
         let watermark = match options.mode {
             Mode::Crawl => crawl::run(&ctx, &caps, mappings, options, since.as_deref()).await?,
             Mode::Bulk => bulk::run(&ctx, &caps, options, since.as_deref()).await?,
@@ -392,7 +405,7 @@ pub async fn crawl(
 }
 
 /// `t` when it is a FHIR instant or date (e.g. `2024-01-01T00:00:00Z`, `2024-01-01`).
-fn check_instant(t: &str) -> Result<String, SyncError> {
+pub fn check_instant(t: &str) -> Result<String, SyncError> {
     let t = t.trim();
     let date = t.split('T').next().unwrap_or(t);
     match crate::domain::date::FhirDate::parse(date) {

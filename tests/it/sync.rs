@@ -46,6 +46,18 @@ pub(crate) fn client(ehr: &MockEhr) -> FhirClient {
         .unwrap()
 }
 
+/// A client of `ehr` with SMART auth as `imnm-test`, signing with fixture key `key` (id `kid`).
+pub(crate) fn smart_client(ehr: &MockEhr, key: &str, kid: &str, retry: RetryPolicy) -> FhirClient {
+    let pem = std::fs::read(crate::support::root().join("tests/fixtures/smart").join(key)).unwrap();
+    let smart = Smart::from_pem("imnm-test", &pem, Some(kid.into()), "system/*.rs").unwrap();
+    FhirClient::builder(ehr.base_url())
+        .auth(Auth::Smart(smart))
+        .concurrency(4)
+        .retry(retry)
+        .build()
+        .unwrap()
+}
+
 /// Small pages, so paging (and faults on `next` links) is exercised.
 pub(crate) fn options() -> SyncOptions {
     SyncOptions {
@@ -237,13 +249,7 @@ async fn smart_backend_services_with_expiring_tokens_gives_the_same_store() {
             .start()
             .await
             .unwrap();
-        let pem = std::fs::read(fixtures.join(key)).unwrap();
-        let smart = Smart::from_pem("imnm-test", &pem, Some(kid.into()), "system/*.rs").unwrap();
-        let client = FhirClient::builder(ehr.base_url())
-            .auth(Auth::Smart(smart))
-            .concurrency(4)
-            .build()
-            .unwrap();
+        let client = smart_client(&ehr, key, kid, RetryPolicy::default());
         let store = new_store();
         sync::crawl(&client, store.clone(), &mappings(), &options())
             .await
@@ -284,6 +290,12 @@ async fn config_file_flags_win_and_the_run_log_holds_no_identifiers() {
     let (ok, bad) = tokio::task::spawn_blocking(move || {
         let ok = imnm(&["sync", "--config", "sync.toml", "--store", "flag.db"], &cwd);
         let bad = imnm(&["sync", "--config", "bad.toml"], &cwd);
+        let since = imnm(&["sync", "--config", "sync.toml", "--since", "yesterday"], &cwd);
+        assert_eq!(
+            since.status.code(),
+            Some(2),
+            "--since that is not an instant: usage error"
+        );
         (ok, bad)
     })
     .await
@@ -315,4 +327,91 @@ async fn config_file_flags_win_and_the_run_log_holds_no_identifiers() {
         }
     }
     assert!(!log.contains('?'), "no query strings");
+}
+
+#[tokio::test]
+async fn uncategorised_observations_are_found_where_category_is_optional() {
+    let mut resources = demo_resources();
+    let pid = resources
+        .iter()
+        .find(|r| r["resourceType"] == "Condition" && r.to_string().contains("715863001"))
+        .and_then(|c| c["subject"]["reference"].as_str())
+        .unwrap()
+        .trim_start_matches("Patient/")
+        .to_string();
+    resources.push(
+        serde_json::json!({"resourceType": "Observation", "id": "no-category", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2157-6"}]},
+        "subject": {"reference": format!("Patient/{pid}")}, "effectiveDateTime": "2016-01-01",
+        "valueQuantity": {"value": 3000, "unit": "U/L", "system": "http://unitsofmeasure.org", "code": "U/L"}}),
+    );
+    let ehr = MockEhr::builder()
+        .dataset(resources)
+        .retry_after(Duration::ZERO)
+        .start()
+        .await
+        .unwrap();
+    let store = new_store();
+    sync_into(&ehr, &store).await;
+    assert!(store.lock().unwrap().contains("Observation", "no-category").unwrap());
+    let journal = ehr.journal();
+    assert!(journal
+        .iter()
+        .filter(|e| e.path == "/Observation")
+        .all(|e| !e.params.iter().any(|p| p == "category")));
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_retried_honouring_retry_after_as_an_http_date() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let base = server.uri();
+    // Retry-After as an HTTP date 3 s ahead (1 s resolution): the retry waits at least 1 s.
+    let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3));
+    let mounts = [
+        Mock::given(method("GET"))
+            .and(path("/.well-known/smart-configuration"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"token_endpoint": format!("{base}/token")})),
+            )
+            .named("discovery")
+            .expect(1),
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(ResponseTemplate::new(503).insert_header("retry-after", later.as_str()))
+            .up_to_n_times(1)
+            .named("token endpoint busy")
+            .expect(1),
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": "tok", "expires_in": 300})),
+            )
+            .named("token")
+            .expect(1),
+        Mock::given(method("GET"))
+            .and(path("/metadata"))
+            .and(header("authorization", "Bearer tok"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"resourceType": "CapabilityStatement"})),
+            )
+            .named("metadata with the token")
+            .expect(1),
+    ];
+    for m in mounts {
+        m.mount(&server).await;
+    }
+    let pem = std::fs::read(crate::support::root().join("tests/fixtures/smart/es384-private.pem")).unwrap();
+    let smart = Smart::from_pem("imnm-test", &pem, None, "system/*.rs").unwrap();
+    let client = FhirClient::builder(base).auth(Auth::Smart(smart)).build().unwrap();
+    let started = std::time::Instant::now();
+    client.capabilities().await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    server.verify().await;
 }

@@ -82,7 +82,7 @@ fn options(s: &SyncSettings, progress: ProgressSink) -> Result<SyncOptions, Exit
         since: match s.since.as_deref() {
             None => Since::All,
             Some("auto") => Since::Auto,
-            Some(t) => Since::At(t.to_string()),
+            Some(t) => Since::At(sync::check_instant(t).map_err(|e| Exit(2, e.into()))?),
         },
         since_mode: match s.since_mode.unwrap_or(SinceModeArg::LastUpdated) {
             SinceModeArg::LastUpdated => SinceMode::LastUpdated,
@@ -108,9 +108,9 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         .log
         .clone()
         .unwrap_or_else(|| store_path.parent().unwrap_or(Path::new("")).join("log.ndjson"));
-    let log = RunLog::create(&log_path)?;
     let bars = Bars::new();
     let options = options(&s, bars.sink())?;
+    let log = RunLog::create(&log_path)?;
     let client = FhirClient::builder(base_url)
         .concurrency(options.concurrency)
         .auth(auth_from(&s.auth_args())?)

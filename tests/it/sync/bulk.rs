@@ -216,7 +216,6 @@ async fn bulk_with_faults_smart_and_redirects_gives_the_clean_store() {
     bulk_into(&mock(Vendor::Generic, FaultPlan::none()).await, &clean, &bulk_options()).await;
     let fixtures = crate::support::root().join("tests/fixtures/smart");
     let jwks: Value = serde_json::from_slice(&std::fs::read(fixtures.join("jwks.json")).unwrap()).unwrap();
-    let pem = std::fs::read(fixtures.join("rs384-private.pem")).unwrap();
     for vendor in [Vendor::Cerner, Vendor::Generic, Vendor::Hapi] {
         let plan: FaultPlan = "429:0.2,503:0.1,truncate:0.2,drop:0.1,seed=5".parse().unwrap();
         let ehr = MockEhr::builder()
@@ -231,18 +230,13 @@ async fn bulk_with_faults_smart_and_redirects_gives_the_clean_store() {
             .start()
             .await
             .unwrap();
-        let smart =
-            imnm_fhir::client::Smart::from_pem("imnm-test", &pem, Some("test-rs384".into()), "system/*.rs").unwrap();
-        let client = imnm_fhir::client::FhirClient::builder(ehr.base_url())
-            .auth(imnm_fhir::client::Auth::Smart(smart))
-            .retry(imnm_fhir::client::RetryPolicy {
-                max_retries: 8,
-                base_delay: Duration::from_millis(2),
-                max_delay: Duration::from_millis(20),
-                max_retry_after: Duration::from_secs(1),
-            })
-            .build()
-            .unwrap();
+        let retry = imnm_fhir::client::RetryPolicy {
+            max_retries: 8,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(20),
+            max_retry_after: Duration::from_secs(1),
+        };
+        let client = super::smart_client(&ehr, "rs384-private.pem", "test-rs384", retry);
         let store = new_store();
         sync::run(&client, store.clone(), &mappings(), &bulk_options())
             .await
@@ -270,15 +264,20 @@ async fn bulk_with_faults_smart_and_redirects_gives_the_clean_store() {
     }
 }
 
-#[tokio::test]
-async fn polls_honour_retry_after() {
-    let ehr = MockEhr::builder()
+/// The demo data behind a mock whose export answers `polls` status polls with 202 and Retry-After: 1.
+async fn polling_mock(polls: u32) -> MockEhr {
+    MockEhr::builder()
         .dataset(demo_path())
         .retry_after(Duration::from_secs(1))
-        .bulk_polls(2)
+        .bulk_polls(polls)
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn polls_honour_retry_after() {
+    let ehr = polling_mock(2).await;
     let store = new_store();
     let started = Instant::now();
     // max_poll_wait is 10 ms: only the server's Retry-After: 1 can make the run wait.
@@ -380,13 +379,7 @@ async fn group_cohorts_by_crawl_and_by_group_export() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_cancels_the_pending_export() {
-    let ehr = MockEhr::builder()
-        .dataset(demo_path())
-        .retry_after(Duration::from_secs(1))
-        .bulk_polls(100)
-        .start()
-        .await
-        .unwrap();
+    let ehr = polling_mock(100).await;
     let dir = tempfile::tempdir().unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_imnm"))
         .args([

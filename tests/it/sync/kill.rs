@@ -83,6 +83,13 @@ async fn syncs_aborted_at_random_moments_then_rerun_give_the_clean_store() {
     }
 }
 
+/// Waits for a child process without blocking the runtime the mock runs on.
+async fn wait(mut child: std::process::Child) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap()
+}
+
 fn file_rows(path: &std::path::Path) -> Vec<Row> {
     Store::open(path).unwrap().rows().unwrap()
 }
@@ -101,28 +108,16 @@ async fn kill_9_of_imnm_sync_then_rerun_gives_the_clean_store() {
             .unwrap()
     };
     let started = Instant::now();
-    let clean = tokio::task::spawn_blocking({
-        let mut child = sync_into("clean.db");
-        move || child.wait().unwrap()
-    })
-    .await
-    .unwrap();
+    let clean = wait(sync_into("clean.db")).await;
     assert!(clean.success());
     let took = started.elapsed();
     let mut child = sync_into("killed.db");
     tokio::time::sleep(took.mul_f64(Rng(0x9_2024).next_f64().clamp(0.2, 0.6))).await;
     child.kill().unwrap(); // SIGKILL
-    let killed = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let killed = wait(child).await;
     assert!(!killed.success(), "killed before the end");
     let partial = file_rows(&dir.path().join("killed.db")).len();
-    let rerun = tokio::task::spawn_blocking({
-        let mut child = sync_into("killed.db");
-        move || child.wait().unwrap()
-    })
-    .await
-    .unwrap();
+    let rerun = wait(sync_into("killed.db")).await;
     assert!(rerun.success());
     let clean_rows = file_rows(&dir.path().join("clean.db"));
     assert!(partial < clean_rows.len(), "the kill landed mid-run ({partial} rows)");

@@ -1,0 +1,120 @@
+//! Sync benchmark (`cargo bench --bench sync`): a crawl of ≥ 2,000 resources
+//! from the in-process mock EHR with 20 ms injected latency per response, at
+//! concurrency 1, 4 and 8. Prints requests/s and the ratio of the ideal time
+//! (requests × latency / concurrency) to the measured time (1.0 = every request
+//! slot always busy; the target is ≥ 0.9 at concurrency 8), then the store's
+//! write rate (resources/s, pages of 100 into a SQLite file). A first run
+//! without latency shows the processing cost per request (mock + client).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use imnm_fhir::client::FhirClient;
+use imnm_fhir::mapping::MappingSet;
+use imnm_fhir::mock::{FaultPlan, MockEhr};
+use imnm_fhir::store::Store;
+use imnm_fhir::sync::{self, SyncOptions};
+use serde_json::{json, Value};
+
+const PATIENTS: usize = 96;
+const OBSERVATIONS_PER_PATIENT: usize = 20;
+const LATENCY: Duration = Duration::from_millis(20);
+
+/// `PATIENTS` IMNM patients, each with a Condition and `OBSERVATIONS_PER_PATIENT` CK results.
+fn dataset() -> Vec<Value> {
+    let mut out = Vec::new();
+    for p in 0..PATIENTS {
+        let pid = format!("bench-p{p:04}");
+        out.push(json!({"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "2010-01-15"}));
+        out.push(json!({"resourceType": "Condition", "id": format!("bench-c{p:04}"),
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "715863001"}]},
+            "subject": {"reference": format!("Patient/{pid}")}, "onsetDateTime": "2015-03-01"}));
+        for o in 0..OBSERVATIONS_PER_PATIENT {
+            out.push(json!({"resourceType": "Observation", "id": format!("bench-o{p:04}-{o:02}"), "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2157-6"}]},
+                "subject": {"reference": format!("Patient/{pid}")}, "effectiveDateTime": "2015-03-02",
+                "valueQuantity": {"value": 1000 + o, "unit": "U/L", "system": "http://unitsofmeasure.org", "code": "U/L"}}));
+        }
+    }
+    out
+}
+
+async fn crawl(
+    resources: &[Value],
+    mappings: &MappingSet,
+    concurrency: usize,
+    latency: Duration,
+) -> (usize, usize, Duration) {
+    let ehr = MockEhr::builder()
+        .dataset(resources.to_vec())
+        .faults(FaultPlan::none().latency(latency))
+        .start()
+        .await
+        .expect("mock starts");
+    let client = FhirClient::builder(ehr.base_url())
+        .concurrency(concurrency)
+        .build()
+        .expect("client");
+    let store = Arc::new(Mutex::new(Store::in_memory().expect("store")));
+    let options = SyncOptions {
+        concurrency,
+        ..SyncOptions::default()
+    };
+    let started = Instant::now();
+    sync::run(&client, store.clone(), mappings, &options)
+        .await
+        .expect("sync");
+    let took = started.elapsed();
+    let stored: u64 = store.lock().expect("store").counts().expect("counts").values().sum();
+    (ehr.journal().len(), stored as usize, took)
+}
+
+fn store_write_rate(resources: &[Value]) -> (usize, Duration) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
+    let started = Instant::now();
+    for page in resources.chunks(100) {
+        store.write_page("http://bench/", page).expect("write");
+    }
+    (resources.len(), started.elapsed())
+}
+
+fn main() {
+    let resources = dataset();
+    let mappings = MappingSet::builtin().expect("mappings");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "sync benchmark: crawl of {} resources ({PATIENTS} patients), {} ms latency per response",
+        resources.len(),
+        LATENCY.as_millis()
+    );
+    // Processing alone (mock + client, no injected latency), serial: what each request costs
+    // besides the waiting. The mock answers on one thread, so this bounds any concurrency.
+    let (requests, _, took) = runtime.block_on(crawl(&resources, &mappings, 1, Duration::ZERO));
+    println!(
+        "baseline without latency, concurrency 1: {requests} requests in {:.3} s = {:.2} ms processing per request",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1000.0 / requests as f64
+    );
+    println!("concurrency  requests  stored  seconds  requests/s  ideal s  ratio (ideal/measured)");
+    for concurrency in [1, 4, 8] {
+        let (requests, stored, took) = runtime.block_on(crawl(&resources, &mappings, concurrency, LATENCY));
+        let ideal = LATENCY.as_secs_f64() * requests as f64 / concurrency as f64;
+        println!(
+            "{concurrency:>11}  {requests:>8}  {stored:>6}  {:>7.2}  {:>10.1}  {ideal:>7.2}  {:>5.2}",
+            took.as_secs_f64(),
+            requests as f64 / took.as_secs_f64(),
+            ideal / took.as_secs_f64()
+        );
+    }
+    let (n, took) = store_write_rate(&resources);
+    println!(
+        "store writes: {n} resources in pages of 100 into a SQLite file: {:.3} s, {:.0} resources/s",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+}
