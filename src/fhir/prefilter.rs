@@ -8,46 +8,56 @@
 //! - it starts with `{"resourceType":"` and ends with `}`;
 //! - it is ASCII and holds no backslash (no escape can hide a code or a word);
 //! - its type is not read by any rule (e.g. Encounter), or it is an
-//!   Observation whose line contains none of the *needles* (ASCII case
-//!   ignored): every code of an Observation value set, every name of a code
-//!   system compared loosely (ICD: dots and case), and every word of an
-//!   Observation value set's text matching.
+//!   Observation in which every `"code"` key is followed by `:"` (or `:{`, a
+//!   CodeableConcept whose codings' codes come next) and none of
+//!   those values is a code of an Observation value set, compared after
+//!   trimming, upper-casing and dropping dots (so ICD spellings match too),
+//!   and no Observation value set matches by text.
 //!
 //! What it gives up: a skipped line is checked for UTF-8 and its framing
 //! (`{…}`), not for full JSON syntax, so a damaged line in the middle of an
 //! irrelevant resource is not reported. This module decides nothing else.
 
-use aho_corasick::AhoCorasick;
+use std::collections::HashSet;
+
+use memchr::memmem::Finder;
 
 use crate::mapping::{role, MappingSet};
 
 const HEAD: &str = "{\"resourceType\":\"";
 
-/// Needles of the relevant Observation codes, systems and words.
+/// The codes of the Observation value sets, normalized.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    needles: Option<AhoCorasick>,
+    /// `None`: never skip.
+    codes: Option<HashSet<String>>,
+    key: Finder<'static>,
 }
 
 impl Prefilter {
-    /// The prefilter for `mappings`. If the needles cannot be built it never skips.
+    /// The prefilter for `mappings`. When an Observation value set matches by
+    /// text, it never skips Observations.
     #[must_use]
     pub fn new(mappings: &MappingSet) -> Self {
-        let needles = observation_needles(mappings);
-        let needles = AhoCorasick::builder().ascii_case_insensitive(true).build(&needles).ok();
-        Self { needles }
+        Self {
+            codes: observation_codes(mappings),
+            key: Finder::new(b"\"code\"").into_owned(),
+        }
     }
 
     /// A prefilter that never skips (every line gets the full peek).
     #[must_use]
     pub fn off() -> Self {
-        Self { needles: None }
+        Self {
+            codes: None,
+            key: Finder::new(b"\"code\"").into_owned(),
+        }
     }
 
     /// The resource type when `text` is surely a resource no rule uses; `None` when unsure.
     #[must_use]
     pub fn skip<'a>(&self, text: &'a str) -> Option<&'a str> {
-        let needles = self.needles.as_ref()?;
+        let codes = self.codes.as_ref()?;
         let rest = text.strip_prefix(HEAD)?;
         if !text.ends_with('}') || !text.is_ascii() || memchr::memchr(b'\\', text.as_bytes()).is_some() {
             return None;
@@ -58,35 +68,65 @@ impl Prefilter {
             return None;
         }
         let skip = match resource_type {
-            "Observation" => !needles.is_match(text),
+            "Observation" => self.no_relevant_code(text, codes),
             t => !crate::fhir::MAPPED_TYPES.contains(&t),
         };
         skip.then_some(resource_type)
     }
+
+    /// True when every `"code"` key holds an object or a string, and no string is a needle.
+    fn no_relevant_code(&self, text: &str, codes: &HashSet<String>) -> bool {
+        let bytes = text.as_bytes();
+        let mut buf = [0u8; 64];
+        for at in self.key.find_iter(bytes) {
+            let after = &text[at + 6..];
+            if after.starts_with(":{") {
+                continue; // a CodeableConcept: its codings' `"code"` keys come next
+            }
+            let Some(value) = after.strip_prefix(":\"") else {
+                return false;
+            };
+            let Some(len) = memchr::memchr(b'"', value.as_bytes()) else {
+                return false;
+            };
+            let Some(key) = normalize(&value[..len], &mut buf) else {
+                return false;
+            };
+            if codes.contains(key) {
+                return false;
+            }
+        }
+        true
+    }
 }
 
-/// Codes (as written, trimmed) of Observation value sets in exactly compared
-/// systems; every name of loosely compared systems; Observation text words.
-fn observation_needles(m: &MappingSet) -> Vec<String> {
-    let mut needles = Vec::new();
+/// Trimmed, upper-cased, without dots (ICD spellings); `None` when longer than `buf`.
+fn normalize<'b>(code: &str, buf: &'b mut [u8; 64]) -> Option<&'b str> {
+    let mut n = 0;
+    for b in code.trim().bytes().filter(|b| *b != b'.') {
+        *buf.get_mut(n)? = b.to_ascii_uppercase();
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).ok()
+}
+
+/// Every code of an Observation value set, normalized; `None` when one of those
+/// value sets matches by text (a skip would then need the text too).
+fn observation_codes(m: &MappingSet) -> Option<HashSet<String>> {
+    let mut codes = HashSet::new();
+    let mut buf = [0u8; 64];
     for (vs, r) in m.valuesets.iter().zip(&m.roles) {
         if r & role::OBSERVATION == 0 {
             continue;
         }
-        for (system, code) in &vs.codes {
-            match m.systems.lookup(system) {
-                Some(i) if m.systems.is_exact(i) => needles.push(code.trim().to_string()),
-                Some(i) => needles.extend(m.systems.names_of(i).map(str::to_string)),
-                // Unknown system: compared exactly (interned as such).
-                None => needles.push(code.trim().to_string()),
-            }
+        if !vs.text.is_empty() {
+            return None;
         }
-        needles.extend(vs.text.iter().map(|w| w.trim().to_string()));
+        for (_, code) in &vs.codes {
+            codes.insert(normalize(code, &mut buf)?.to_string());
+        }
     }
-    needles.retain(|n| !n.is_empty());
-    needles.sort();
-    needles.dedup();
-    needles
+    Some(codes)
 }
 
 #[cfg(test)]
