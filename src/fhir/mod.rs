@@ -8,6 +8,7 @@
 pub mod outcome;
 pub mod parse;
 pub mod peek;
+pub mod prefilter;
 pub mod reference;
 pub mod source;
 

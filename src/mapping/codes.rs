@@ -48,6 +48,19 @@ impl SystemTable {
         self.by_name.get(name.trim()).copied()
     }
 
+    /// Whether codes of system `idx` are compared exactly (after trimming).
+    pub fn is_exact(&self, idx: usize) -> bool {
+        self.normalization[idx] == CodeNormalization::Exact
+    }
+
+    /// Every name (URI or alias) of system `idx`.
+    pub fn names_of(&self, idx: usize) -> impl Iterator<Item = &str> {
+        self.by_name
+            .iter()
+            .filter(move |(_, i)| **i == idx)
+            .map(|(n, _)| n.as_str())
+    }
+
     /// The canonical URI of system `idx`.
     pub fn uri(&self, idx: usize) -> &str {
         &self.uris[idx]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::domain::{DiagnosisFact, Fact, SourceRef};
+use crate::fhir::prefilter::Prefilter;
 use crate::fhir::reference::{self, Ref};
 use crate::fhir::source::{self, Format, Item, Location};
 use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PatientRecord, PendingExposure};
@@ -77,6 +78,7 @@ pub struct Collector<'m> {
     seen_ids: HashSet<(String, String)>,
     deleted: HashSet<String>,
     batch: Batch,
+    prefilter: Prefilter,
 }
 
 impl<'m> Collector<'m> {
@@ -94,6 +96,7 @@ impl<'m> Collector<'m> {
             seen_ids: HashSet::new(),
             deleted: HashSet::new(),
             batch: Batch::default(),
+            prefilter: Prefilter::new(mappings),
         }
     }
 
@@ -167,14 +170,35 @@ impl<'m> Collector<'m> {
     /// Accepts one item of input.
     pub fn accept(&mut self, item: Item<'_>) {
         let mut batch = std::mem::take(&mut self.batch);
-        scan::scan_item(self.mappings, &self.deleted, item, &mut batch);
+        scan::scan_item(self.scanner(), item, &mut batch);
         self.apply_events(&mut batch);
         self.batch = batch;
+    }
+
+    /// The read-only parts of a scan.
+    fn scanner(&self) -> scan::Scanner<'_> {
+        scan::Scanner {
+            mappings: self.mappings,
+            deleted: &self.deleted,
+            prefilter: &self.prefilter,
+        }
     }
 
     /// The resources deleted at the source (read from `deleted/` files so far).
     pub fn deleted(&self) -> &HashSet<String> {
         &self.deleted
+    }
+
+    /// The byte-level prefilter in use.
+    pub fn prefilter(&self) -> &Prefilter {
+        &self.prefilter
+    }
+
+    /// Turns the byte-level prefilter off: every resource gets the full peek
+    /// (and a JSON syntax check).
+    pub fn without_prefilter(mut self) -> Self {
+        self.prefilter = Prefilter::off();
+        self
     }
 
     /// Applies a batch scanned elsewhere (see [`scan`]), as if its items had been accepted here.
@@ -433,6 +457,9 @@ pub fn collect_with(
         source: e,
     })?;
     let mut collector = Collector::new(mappings);
+    if !opts.prefilter {
+        collector = collector.without_prefilter();
+    }
     for ignored in &plan.ignored {
         let msg = if ignored.file_name().is_some_and(|n| n == "log.ndjson") {
             "a Bulk Data export log, not resources; skipped"

@@ -12,16 +12,15 @@
 //! This module owns the thread plumbing only; what a resource contributes is
 //! decided in `scan`, what is kept in `Collector`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use super::scan::{self, Batch, Event};
+use super::scan::{self, Batch, Event, Scanner};
 use super::Collector;
 use crate::fhir::source::{self, Format, Item};
-use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Severity};
 
 /// How inputs are read.
@@ -31,6 +30,9 @@ pub struct ReadOptions {
     pub threads: usize,
     /// Size of the blocks a plain NDJSON file is cut into. Default: 2 MiB.
     pub chunk_bytes: usize,
+    /// Skip lines that are surely irrelevant from their bytes alone (see
+    /// [`crate::fhir::prefilter`]). Default: on; off checks every line's JSON syntax.
+    pub prefilter: bool,
 }
 
 impl Default for ReadOptions {
@@ -38,6 +40,7 @@ impl Default for ReadOptions {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 2 << 20,
+            prefilter: true,
         }
     }
 }
@@ -63,6 +66,7 @@ where
 {
     let mappings = collector.mappings;
     let deleted = collector.deleted().clone();
+    let prefilter = collector.prefilter().clone();
     let threads = opts.threads.max(1);
     let (task_tx, task_rx) = mpsc::sync_channel::<(usize, Task)>(threads * 2);
     let task_rx = Mutex::new(task_rx);
@@ -71,8 +75,13 @@ where
         let producer_progress = progress.clone();
         s.spawn(move || produce(files, opts.chunk_bytes.max(1), &task_tx, producer_progress));
         for _ in 0..threads {
-            let (rx, tx, deleted, progress) = (&task_rx, done_tx.clone(), &deleted, progress.clone());
-            s.spawn(move || work(rx, &tx, mappings, deleted, progress));
+            let scanner = Scanner {
+                mappings,
+                deleted: &deleted,
+                prefilter: &prefilter,
+            };
+            let (rx, tx, progress) = (&task_rx, done_tx.clone(), progress.clone());
+            s.spawn(move || work(rx, &tx, scanner, progress));
         }
         drop(done_tx);
         apply_in_order(&done_rx, collector);
@@ -94,8 +103,7 @@ fn apply_in_order(done: &Receiver<(usize, Batch)>, collector: &mut Collector<'_>
 fn work<P: Fn(u64) + Clone + 'static>(
     tasks: &Mutex<Receiver<(usize, Task)>>,
     done: &mpsc::Sender<(usize, Batch)>,
-    mappings: &MappingSet,
-    deleted: &HashSet<String>,
+    scanner: Scanner<'_>,
     progress: P,
 ) {
     loop {
@@ -106,7 +114,7 @@ fn work<P: Fn(u64) + Clone + 'static>(
         };
         let Ok((seq, task)) = next else { return };
         let mut batch = Batch::default();
-        let mut sink = |item: Item<'_>| scan::scan_item(mappings, deleted, item, &mut batch);
+        let mut sink = |item: Item<'_>| scan::scan_item(scanner, item, &mut batch);
         let issue = match task {
             Task::Lines {
                 file,

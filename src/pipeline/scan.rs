@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::fhir::peek::{classify, PeekError, Relevance};
+use crate::fhir::prefilter::Prefilter;
 use crate::fhir::source::{Item, Location};
 use crate::mapping::extract::{self, Extracted};
 use crate::mapping::MappingSet;
@@ -67,8 +68,19 @@ impl Batch {
     }
 }
 
+/// What the scan reads with: shared, read-only.
+#[derive(Clone, Copy)]
+pub struct Scanner<'a> {
+    /// The mappings.
+    pub mappings: &'a MappingSet,
+    /// Resources deleted at the source (`Type/id`).
+    pub deleted: &'a HashSet<String>,
+    /// The byte-level look before the peek.
+    pub prefilter: &'a Prefilter,
+}
+
 /// Reads one item into `batch`.
-pub fn scan_item(mappings: &MappingSet, deleted: &HashSet<String>, item: Item<'_>, batch: &mut Batch) {
+pub fn scan_item(scanner: Scanner<'_>, item: Item<'_>, batch: &mut Batch) {
     match item {
         Item::Unreadable {
             location,
@@ -86,18 +98,21 @@ pub fn scan_item(mappings: &MappingSet, deleted: &HashSet<String>, item: Item<'_
             location,
             text,
             full_url,
-        } => scan_resource(mappings, deleted, &location, text, full_url, batch),
+        } => scan_resource(scanner, &location, text, full_url, batch),
     }
 }
 
-fn scan_resource(
-    mappings: &MappingSet,
-    deleted: &HashSet<String>,
-    location: &Location,
-    text: &str,
-    full_url: Option<&str>,
-    batch: &mut Batch,
-) {
+fn scan_resource(scanner: Scanner<'_>, location: &Location, text: &str, full_url: Option<&str>, batch: &mut Batch) {
+    let Scanner {
+        mappings,
+        deleted,
+        prefilter,
+    } = scanner;
+    if deleted.is_empty() {
+        if let Some(resource_type) = prefilter.skip(text) {
+            return batch.count(resource_type);
+        }
+    }
     let (resource_type, relevance) = match classify(text, mappings) {
         Ok(x) => x,
         Err(PeekError::Malformed(msg)) => {

@@ -98,3 +98,33 @@ fn shard_runs_then_one_run_over_their_relevant_files_give_the_whole_cohort() {
     }
     assert!(String::from_utf8_lossy(&file(&whole, "cohort.csv")).lines().count() > 2);
 }
+
+#[test]
+fn the_prefilter_skips_irrelevant_lines_and_check_all_json_still_checks_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("obs.ndjson");
+    let hr = r#"{"resourceType":"Observation","id":"hr","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p"},"valueQuantity":{"value":80}}"#;
+    // A vital sign damaged inside (a comma lost) and a CK escaped so no byte shows its code.
+    let damaged = hr.replace(r#""status":"final","#, r#""status":"final""#);
+    let ck = r#"{"resourceType":"Observation","id":"ck","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"\u0032157-6"}]},"subject":{"reference":"Patient/p"},"effectiveDateTime":"2020-01-01","valueQuantity":{"value":9000,"unit":"U/L","system":"http://unitsofmeasure.org","code":"U/L"}}"#;
+    std::fs::write(&file, format!("{hr}\n{damaged}\n{ck}\n")).unwrap();
+    let run = |extra: &[&str]| {
+        let out = tmp.path().join(format!("out{}", extra.len()));
+        let (input, out_s) = (file.to_str().unwrap(), out.to_str().unwrap());
+        let mut args = vec!["cohort", "--input", input, "--out", out_s, "--relevant"];
+        args.extend(extra);
+        assert_eq!(imnm(&args, tmp.path()).status.code(), Some(0));
+        let issues = std::fs::read_to_string(out.join("issues.ndjson")).unwrap();
+        let used = std::fs::read_to_string(out.join("relevant.ndjson")).unwrap();
+        (issues, used)
+    };
+    let (default_issues, used) = run(&[]);
+    assert!(!default_issues.contains("obs.ndjson:2"), "{default_issues}");
+    assert!(used.contains(r#""id":"ck""#), "the escaped CK was read: {used}");
+    let (checked, used) = run(&["--check-all-json"]);
+    assert!(
+        checked.contains("obs.ndjson:2") && checked.contains("malformed-json"),
+        "{checked}"
+    );
+    assert!(used.contains(r#""id":"ck""#));
+}
