@@ -121,7 +121,7 @@ fn run_size(label: &str, dir: &Path, resources: u64, repeat: usize) -> Vec<Figur
     v.push(m("narrow serde struct", &|| {
         in_process(&label, &all, resources, narrow)
     }));
-    for threads in ["1", "2"] {
+    for threads in ["1", "2", "1 --prefilter", "2 --prefilter"] {
         v.push(m(&format!("imnm cohort -t{threads}"), &|| {
             cohort(&label, &[&all], threads, resources, &out)
         }));
@@ -223,10 +223,15 @@ fn python(input: &str, path: &Path, resources: u64) -> Figure {
     }
 }
 
+/// `imnm cohort --threads N` (`threads` may carry more flags: "1 --prefilter").
 fn cohort(input: &str, paths: &[&Path], threads: &str, resources: u64, out: &Path) -> Figure {
     let _ = std::fs::remove_dir_all(out);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imnm"));
-    cmd.args(["cohort", "--threads", threads, "--out"]).arg(out);
+    cmd.arg("cohort")
+        .arg("--threads")
+        .args(threads.split(' '))
+        .arg("--out")
+        .arg(out);
     for p in paths {
         cmd.arg("--input").arg(p);
     }
@@ -293,19 +298,29 @@ fn targets(figures: &[Figure]) {
     let mut inputs: Vec<&str> = figures.iter().map(|f| f.input.as_str()).collect();
     inputs.dedup();
     for input in inputs {
-        let (Some(c1), Some(c2)) = (find(input, "imnm cohort -t1"), find(input, "imnm cohort -t2")) else {
-            continue;
-        };
-        let mut parts = vec![format!("2 threads ÷ 1: {:.2} (target ≥ 1.8)", c2.rate() / c1.rate())];
-        if let Some(p) = find(input, "python json.loads") {
-            parts.push(format!("1 thread × python: {:.1} (target ≥ 5)", c1.rate() / p.rate()));
+        for mode in ["", " --prefilter"] {
+            let (Some(c1), Some(c2)) = (
+                find(input, &format!("imnm cohort -t1{mode}")),
+                find(input, &format!("imnm cohort -t2{mode}")),
+            ) else {
+                continue;
+            };
+            let mut parts = vec![format!("2 threads ÷ 1: {:.2} (target ≥ 1.8)", c2.rate() / c1.rate())];
+            if let Some(p) = find(input, "python json.loads") {
+                parts.push(format!("1 thread × python: {:.1} (target ≥ 5)", c1.rate() / p.rate()));
+            }
+            if let Some(n) = find(input, "narrow serde struct") {
+                parts.push(format!(
+                    "1 thread ÷ narrow: {:.2} (target ≥ 0.70)",
+                    c1.rate() / n.rate()
+                ));
+            }
+            let how = if mode.is_empty() {
+                "every line checked"
+            } else {
+                "--prefilter"
+            };
+            println!("- {input} ({how}): {}", parts.join("; "));
         }
-        if let Some(n) = find(input, "narrow serde struct") {
-            parts.push(format!(
-                "1 thread ÷ narrow: {:.2} (target ≥ 0.70)",
-                c1.rate() / n.rate()
-            ));
-        }
-        println!("- {input}: {}", parts.join("; "));
     }
 }

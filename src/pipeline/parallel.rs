@@ -31,7 +31,8 @@ pub struct ReadOptions {
     /// Size of the blocks a plain NDJSON file is cut into. Default: 2 MiB.
     pub chunk_bytes: usize,
     /// Skip lines that are surely irrelevant from their bytes alone (see
-    /// [`crate::fhir::prefilter`]). Default: on; off checks every line's JSON syntax.
+    /// [`crate::fhir::prefilter`]), without checking their JSON syntax. Default: off, so every
+    /// damaged line is reported.
     pub prefilter: bool,
 }
 
@@ -40,7 +41,7 @@ impl Default for ReadOptions {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 2 << 20,
-            prefilter: true,
+            prefilter: false,
         }
     }
 }

@@ -100,7 +100,7 @@ fn shard_runs_then_one_run_over_their_relevant_files_give_the_whole_cohort() {
 }
 
 #[test]
-fn the_prefilter_skips_irrelevant_lines_and_check_all_json_still_checks_them() {
+fn every_line_is_checked_by_default_and_the_opt_in_prefilter_skips_irrelevant_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("obs.ndjson");
     let hr = r#"{"resourceType":"Observation","id":"hr","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p"},"valueQuantity":{"value":80}}"#;
@@ -118,13 +118,16 @@ fn the_prefilter_skips_irrelevant_lines_and_check_all_json_still_checks_them() {
         let used = std::fs::read_to_string(out.join("relevant.ndjson")).unwrap();
         (issues, used)
     };
-    let (default_issues, used) = run(&[]);
-    assert!(!default_issues.contains("obs.ndjson:2"), "{default_issues}");
-    assert!(used.contains(r#""id":"ck""#), "the escaped CK was read: {used}");
-    let (checked, used) = run(&["--check-all-json"]);
+    let (checked, used) = run(&[]);
     assert!(
         checked.contains("obs.ndjson:2") && checked.contains("malformed-json"),
-        "{checked}"
+        "the damaged line is reported by default: {checked}"
+    );
+    assert!(used.contains(r#""id":"ck""#), "the escaped CK was read: {used}");
+    let (skipped, used) = run(&["--prefilter"]);
+    assert!(
+        !skipped.contains("obs.ndjson:2"),
+        "--prefilter skips it by its bytes: {skipped}"
     );
     assert!(used.contains(r#""id":"ck""#));
 }

@@ -203,9 +203,10 @@ pub struct CohortArgs {
     /// Threads reading the input (default: the available cores). Any number gives the same outputs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Check the JSON syntax of every line, also of those whose bytes show they are irrelevant (slower).
+    /// Skip lines whose bytes show they are irrelevant without checking their JSON syntax (faster on
+    /// large exports; a damaged line that is otherwise irrelevant then goes unreported).
     #[arg(long)]
-    pub check_all_json: bool,
+    pub prefilter: bool,
     /// Size in bytes of the blocks a plain NDJSON file is cut into for the threads (tests and tuning).
     #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_bytes: Option<u32>,

@@ -125,7 +125,7 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     if let Some(n) = args.threads {
         opts.threads = usize::from(n);
     }
-    opts.prefilter = !args.check_all_json;
+    opts.prefilter = args.prefilter;
     if let Some(n) = args.chunk_bytes {
         opts.chunk_bytes = n as usize;
     }
