@@ -478,7 +478,7 @@ fn profile_problems_are_reported_all_at_once() {
 }
 
 #[test]
-fn to_fhir_cli_refuses_a_case_without_diagnosis_by_row_and_writes_nothing() {
+fn to_fhir_cli_leaves_out_a_case_with_a_non_imnm_diagnosis_by_row() {
     let dir = tempfile::tempdir().unwrap();
     let mut ok = CaseRow::empty("ok1");
     ok.diagnosis_code = DIAGNOSES[0].into();
@@ -492,5 +492,32 @@ fn to_fhir_cli_refuses_a_case_without_diagnosis_by_row_and_writes_nothing() {
         stderr.contains("cases.csv: row 3, column diagnosis_code: not an IMNM code or parent code"),
         "{stderr}"
     );
-    assert!(!dir.path().join("b.json").exists());
+    assert_eq!(patients_in(&dir.path().join("b.json")), 1, "the other case is written");
+}
+
+fn patients_in(bundle: &std::path::Path) -> usize {
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(bundle).unwrap()).unwrap();
+    let entries = bundle["entry"].as_array().unwrap().iter();
+    entries.filter(|e| e["resource"]["resourceType"] == "Patient").count()
+}
+
+#[test]
+fn a_case_that_cannot_become_fhir_is_left_out_by_row_and_the_rest_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |id: &str, dx: &str| {
+        let mut r = CaseRow::empty(id);
+        r.diagnosis_code = dx.into();
+        r.cells().join(",") + "\n"
+    };
+    let text = COLUMNS.join(",") + "\n" + &row("good", DIAGNOSES[0]) + &row("no-dx", "") + &row("good2", DIAGNOSES[0]);
+    std::fs::write(dir.path().join("cases.csv"), text).unwrap();
+    let out = imnm(&["to-fhir", "--cases", "cases.csv", "--out", "b.json"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("row 3, column diagnosis_code") && err.contains("case left out"),
+        "{err}"
+    );
+    assert!(!err.contains("no-dx"), "no patient id in messages: {err}");
+    assert_eq!(patients_in(&dir.path().join("b.json")), 2);
 }

@@ -59,17 +59,34 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
         eprintln!("{name}: {issue}");
     }
     let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
-    let cases: Vec<_> = rows.into_iter().map(|(_, r)| r).collect();
-    let bundle = match imnm_fhir::to_fhir::build_bundle(&cases, &mappings, &args.site_system) {
-        Ok(b) => b,
-        Err(errors) => {
-            for (index, e) in &errors {
-                eprintln!("{name}: row {}, {e}", lines.get(*index).copied().unwrap_or_default());
+    let mut cases: Vec<_> = rows.into_iter().map(|(_, r)| r).collect();
+    // A case that cannot become FHIR is reported by row and left out; the others convert.
+    let mut refused = 0;
+    let bundle = loop {
+        match imnm_fhir::to_fhir::build_bundle(&cases, &mappings, &args.site_system) {
+            Ok(b) => break b,
+            Err(errors) if refused == 0 => {
+                for (index, e) in &errors {
+                    eprintln!(
+                        "{name}: row {}, {e}; case left out",
+                        lines.get(*index).copied().unwrap_or_default()
+                    );
+                }
+                refused = errors.len();
+                let bad: std::collections::BTreeSet<usize> = errors.iter().map(|(i, _)| *i).collect();
+                cases = cases
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| !bad.contains(i))
+                    .map(|(_, c)| c)
+                    .collect();
             }
-            return Err(Exit(
-                1,
-                anyhow::anyhow!("{} case(s) cannot become FHIR; nothing written", errors.len()),
-            ));
+            Err(errors) => {
+                return Err(Exit(
+                    1,
+                    anyhow::anyhow!("{} case(s) cannot become FHIR; nothing written", errors.len()),
+                ))
+            }
         }
     };
     let report = files::validate_bundle(&set, &bundle, &args.out.display().to_string());
@@ -86,12 +103,12 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
         .map_err(|e| Exit(4, e))?;
     let n = bundle["entry"].as_array().map_or(0, Vec::len);
     eprintln!(
-        "{} case(s), {n} resource(s) written to {} (validated: 0 errors); {} CSV issue(s)",
+        "{} case(s), {n} resource(s) written to {} (validated: 0 errors); {} CSV issue(s), {refused} case(s) left out",
         cases.len(),
         args.out.display(),
         issues.len()
     );
-    Ok(u8::from(!issues.is_empty()))
+    Ok(u8::from(!issues.is_empty() || refused > 0))
 }
 
 /// `imnm push`: one line per entry on stdout (index, type, status, location, outcome text).
