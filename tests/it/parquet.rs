@@ -47,24 +47,28 @@ fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-#[test]
-fn parquet_tables_hold_the_csv_rows() {
+/// `imnm cohort --format FORMAT` on the demo bundle (it must succeed); the temp dir and the out dir.
+fn demo_cohort(format: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let input = root().join("examples/demo-cohort/bundle.json");
-    let run = imnm(
-        &[
-            "cohort",
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--format",
-            "both",
-        ],
-        tmp.path(),
-    );
+    let args = [
+        "cohort",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        format,
+    ];
+    let run = imnm(&args, tmp.path());
     assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    (tmp, out)
+}
+
+#[test]
+fn parquet_tables_hold_the_csv_rows() {
+    let (_tmp, out) = demo_cohort("both");
     for table in ["cohort", "candidates"] {
         let csv = csv_rows(&out.join(format!("{table}.csv")));
         let parquet = parquet_rows(&out.join(format!("{table}.parquet")));
@@ -86,19 +90,7 @@ fn parquet_tables_hold_the_csv_rows() {
 
 #[test]
 fn format_parquet_writes_no_csv_tables() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let input = root().join("examples/demo-cohort/bundle.json");
-    let args = [
-        "cohort",
-        "--input",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "parquet",
-    ];
-    assert_eq!(imnm(&args, tmp.path()).status.code(), Some(0));
+    let (_tmp, out) = demo_cohort("parquet");
     assert!(out.join("cohort.parquet").exists() && out.join("facts.parquet").exists());
     assert!(!out.join("cohort.csv").exists());
 }

@@ -77,6 +77,12 @@ pub(crate) fn rows(store: &Arc<Mutex<Store>>) -> Vec<Row> {
     store.lock().unwrap().rows().unwrap()
 }
 
+/// The sync state the store holds for `ehr` (it must hold one).
+pub(crate) fn state_of(store: &Arc<Mutex<Store>>, ehr: &MockEhr) -> imnm_fhir::store::SyncState {
+    let base = format!("{}/", ehr.base_url());
+    store.lock().unwrap().sync_state(&base).unwrap().unwrap()
+}
+
 pub(crate) fn new_store() -> Arc<Mutex<Store>> {
     Arc::new(Mutex::new(Store::in_memory().unwrap()))
 }
@@ -121,12 +127,7 @@ async fn crawl_of_the_demo_data_gives_the_served_table1_and_the_seed_on_generic(
         if vendor == Vendor::Generic {
             assert_seed_figures(&t);
         }
-        let state = store
-            .lock()
-            .unwrap()
-            .sync_state(&format!("{}/", ehr.base_url()))
-            .unwrap()
-            .unwrap();
+        let state = state_of(&store, &ehr);
         assert_eq!(
             (state.status.as_str(), state.pages_done),
             ("done", report.pages),

@@ -11,7 +11,7 @@ use imnm_fhir::store::Store;
 use imnm_fhir::sync::{self, Mode, SyncOptions, SyncReport, SYNCED_TYPES};
 use serde_json::Value;
 
-use super::{client, mock, new_store, rows, served_table1, store_table1};
+use super::{client, mock, new_store, rows, served_table1, state_of, store_table1};
 use crate::cli::assert_seed_figures;
 use crate::mock::{demo_path, demo_resources};
 use crate::support::mappings;
@@ -100,12 +100,7 @@ async fn bulk_sync_reproduces_the_seed_and_the_dataset_counts_on_every_vendor() 
                 .any(|e| e.method == "DELETE" && e.path.starts_with("/_bulk/status/")),
             "{vendor}: the finished export is released"
         );
-        let state = store
-            .lock()
-            .unwrap()
-            .sync_state(&format!("{}/", ehr.base_url()))
-            .unwrap()
-            .unwrap();
+        let state = state_of(&store, &ehr);
         assert_eq!((state.status.as_str(), state.status_url), ("done", None), "{vendor}");
         assert!(
             state.watermark.is_some_and(|w| w.starts_with("2024-01-01T")),
