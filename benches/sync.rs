@@ -1,12 +1,24 @@
-//! Sync benchmark (`cargo bench --bench sync`): a crawl of ≥ 2,000 resources
-//! from the in-process mock EHR with 20 ms injected latency per response, at
-//! concurrency 1, 4 and 8. Prints requests/s and the ratio of the ideal time
-//! (requests × latency / concurrency) to the measured time (1.0 = every request
-//! slot always busy; the target is ≥ 0.9 at concurrency 8), then the store's
-//! write rate (resources/s, pages of 100 into a SQLite file). A first run
-//! without latency shows the processing cost per request (mock + client).
+//! Sync benchmark (`cargo bench --bench sync`): crawls of ≥ 2,000 resources
+//! from the in-process mock EHR with 20 ms injected latency per response. Prints
+//! requests/s and the ratio of the ideal time (requests × latency / concurrency)
+//! to the measured time (1.0 = every request slot always busy; the target is
+//! ≥ 0.9 at concurrency 8), then the store's write rate (resources/s, pages of
+//! 100 into a SQLite file). A first run without latency shows the processing
+//! cost per request (mock + client).
+//!
+//! Two cohorts of the same kind of data: *deep* (96 patients with 20 CK results
+//! each: 290 requests, concurrency 1, 4 and 8) and *wide* (400 patients with 4
+//! each: 1,202 requests, concurrency 4 and 8). Every crawl starts with two
+//! requests that cannot overlap anything (the CapabilityStatement, then the
+//! cohort's Condition search): with 290 requests at concurrency 8 they alone
+//! cap the ratio near 0.92; the wide cohort shows the steady state.
 
 use std::sync::{Arc, Mutex};
+
+// The allocator the `imnm` binary uses, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use imnm_fhir::client::FhirClient;
@@ -16,20 +28,18 @@ use imnm_fhir::store::Store;
 use imnm_fhir::sync::{self, SyncOptions};
 use serde_json::{json, Value};
 
-const PATIENTS: usize = 96;
-const OBSERVATIONS_PER_PATIENT: usize = 20;
 const LATENCY: Duration = Duration::from_millis(20);
 
-/// `PATIENTS` IMNM patients, each with a Condition and `OBSERVATIONS_PER_PATIENT` CK results.
-fn dataset() -> Vec<Value> {
+/// `patients` IMNM patients, each with a Condition and `observations` CK results.
+fn dataset(patients: usize, observations: usize) -> Vec<Value> {
     let mut out = Vec::new();
-    for p in 0..PATIENTS {
+    for p in 0..patients {
         let pid = format!("bench-p{p:04}");
         out.push(json!({"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "2010-01-15"}));
         out.push(json!({"resourceType": "Condition", "id": format!("bench-c{p:04}"),
             "code": {"coding": [{"system": "http://snomed.info/sct", "code": "715863001"}]},
             "subject": {"reference": format!("Patient/{pid}")}, "onsetDateTime": "2015-03-01"}));
-        for o in 0..OBSERVATIONS_PER_PATIENT {
+        for o in 0..observations {
             out.push(json!({"resourceType": "Observation", "id": format!("bench-o{p:04}-{o:02}"), "status": "final",
                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
                 "code": {"coding": [{"system": "http://loinc.org", "code": "2157-6"}]},
@@ -70,6 +80,29 @@ async fn crawl(
     (ehr.journal().len(), stored as usize, took)
 }
 
+/// What one request costs a client when the mock adds `latency`: the mean of 20 serial
+/// `GET /metadata`, loopback and the mock's own work included (the floor any request has).
+async fn seen_latency(latency: Duration) -> Duration {
+    let ehr = MockEhr::builder()
+        .faults(FaultPlan::none().latency(latency))
+        .start()
+        .await
+        .expect("mock starts");
+    let http = reqwest::Client::new();
+    let url = format!("{}/metadata", ehr.base_url());
+    let started = Instant::now();
+    for _ in 0..20 {
+        http.get(&url)
+            .send()
+            .await
+            .expect("metadata")
+            .bytes()
+            .await
+            .expect("body");
+    }
+    started.elapsed() / 20
+}
+
 fn store_write_rate(resources: &[Value]) -> (usize, Duration) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
@@ -81,37 +114,46 @@ fn store_write_rate(resources: &[Value]) -> (usize, Duration) {
 }
 
 fn main() {
-    let resources = dataset();
     let mappings = MappingSet::builtin().expect("mappings");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    let deep = dataset(96, 20);
     println!(
-        "sync benchmark: crawl of {} resources ({PATIENTS} patients), {} ms latency per response",
-        resources.len(),
+        "sync benchmark: crawls from the in-process mock EHR, {} ms latency per response",
         LATENCY.as_millis()
     );
     // Processing alone (mock + client, no injected latency), serial: what each request costs
-    // besides the waiting. The mock answers on one thread, so this bounds any concurrency.
-    let (requests, _, took) = runtime.block_on(crawl(&resources, &mappings, 1, Duration::ZERO));
+    // besides the waiting.
+    let (requests, _, took) = runtime.block_on(crawl(&deep, &mappings, 1, Duration::ZERO));
     println!(
         "baseline without latency, concurrency 1: {requests} requests in {:.3} s = {:.2} ms processing per request",
         took.as_secs_f64(),
         took.as_secs_f64() * 1000.0 / requests as f64
     );
-    println!("concurrency  requests  stored  seconds  requests/s  ideal s  ratio (ideal/measured)");
-    for concurrency in [1, 4, 8] {
-        let (requests, stored, took) = runtime.block_on(crawl(&resources, &mappings, concurrency, LATENCY));
-        let ideal = LATENCY.as_secs_f64() * requests as f64 / concurrency as f64;
-        println!(
-            "{concurrency:>11}  {requests:>8}  {stored:>6}  {:>7.2}  {:>10.1}  {ideal:>7.2}  {:>5.2}",
-            took.as_secs_f64(),
-            requests as f64 / took.as_secs_f64(),
-            ideal / took.as_secs_f64()
-        );
+    let floor = runtime.block_on(seen_latency(LATENCY));
+    println!(
+        "latency as a client sees it: {:.2} ms per serial GET /metadata (asked: {} ms)",
+        floor.as_secs_f64() * 1000.0,
+        LATENCY.as_millis()
+    );
+    println!("cohort  resources  concurrency  requests  stored  seconds  requests/s  ideal s  ratio (ideal/measured)");
+    let wide = dataset(400, 4);
+    for (name, resources, levels) in [("deep", &deep, &[1, 4, 8][..]), ("wide", &wide, &[4, 8][..])] {
+        for &concurrency in levels {
+            let (requests, stored, took) = runtime.block_on(crawl(resources, &mappings, concurrency, LATENCY));
+            let ideal = LATENCY.as_secs_f64() * requests as f64 / concurrency as f64;
+            println!(
+                "{name:>6}  {:>9}  {concurrency:>11}  {requests:>8}  {stored:>6}  {:>7.2}  {:>10.1}  {ideal:>7.2}  {:>5.2}",
+                resources.len(),
+                took.as_secs_f64(),
+                requests as f64 / took.as_secs_f64(),
+                ideal / took.as_secs_f64()
+            );
+        }
     }
-    let (n, took) = store_write_rate(&resources);
+    let (n, took) = store_write_rate(&deep);
     println!(
         "store writes: {n} resources in pages of 100 into a SQLite file: {:.3} s, {:.0} resources/s",
         took.as_secs_f64(),

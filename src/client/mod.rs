@@ -590,7 +590,7 @@ impl Pages {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
-        let (bundle, date) = self.client.send(&Req::get(url, &self.what), dated_json_body).await?;
+        let (mut bundle, date) = self.client.send(&Req::get(url, &self.what), dated_json_body).await?;
         if bundle["resourceType"] != "Bundle" {
             return Err(ClientError::GaveUp {
                 what: self.what.clone(),
@@ -601,13 +601,14 @@ impl Pages {
         if self.server_time.is_none() {
             self.server_time = bundle["meta"]["lastUpdated"].as_str().map(str::to_string).or(date);
         }
-        let resources = bundle["entry"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["search"]["mode"].as_str() != Some("outcome"))
-            .filter_map(|e| e.get("resource").cloned())
-            .collect();
+        let resources = match bundle["entry"].take() {
+            Value::Array(entries) => entries
+                .into_iter()
+                .filter(|e| e["search"]["mode"].as_str() != Some("outcome"))
+                .filter_map(|mut e| e.get_mut("resource").map(Value::take))
+                .collect(),
+            _ => Vec::new(),
+        };
         let next = bundle["link"]
             .as_array()
             .into_iter()

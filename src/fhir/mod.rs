@@ -10,6 +10,7 @@ pub mod parse;
 pub mod peek;
 pub mod prefilter;
 pub mod reference;
+pub mod skim;
 pub mod source;
 
 /// The fhirbolt R4 model used throughout.

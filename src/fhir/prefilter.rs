@@ -4,24 +4,22 @@
 //! deserialized.
 //!
 //! A line is skipped only when all of these hold; otherwise the full peek
-//! ([`super::peek::classify`]) decides, so a relevant resource is never dropped:
-//! - it starts with `{"resourceType":"` and ends with `}`;
-//! - it is ASCII and holds no backslash (no escape can hide a code or a word);
+//! ([`super::peek::classify`]) decides, so a relevant resource is never dropped
+//! and a damaged line is always reported:
+//! - it starts with `{"resourceType":"`;
+//! - it is ASCII without control bytes or backslashes (no escape can hide a
+//!   code or a word);
+//! - it is one well-formed JSON object ([`super::skim`] checks its syntax in
+//!   the same pass);
 //! - its type is not read by any rule (e.g. Encounter), or it is an
-//!   Observation in which every `"code"` key is followed by `:"` (or `:{`, a
-//!   CodeableConcept whose codings' codes come next) and none of
-//!   those values is a code of an Observation value set, compared after
+//!   Observation whose `code` has the shape the peek reads and none of whose
+//!   codings' codes is a code of an Observation value set, compared after
 //!   trimming, upper-casing and dropping dots (so ICD spellings match too),
 //!   and no Observation value set matches by text.
 //!
-//! What it gives up: a skipped line is checked for UTF-8 and its framing
-//! (`{…}`), not for full JSON syntax, so a damaged line in the middle of an
-//! irrelevant resource is not reported. This module decides nothing else.
+//! This module decides nothing else.
 
-use std::collections::HashSet;
-
-use memchr::memmem::Finder;
-
+use super::skim::{self, Codes, Shape};
 use crate::mapping::{role, MappingSet};
 
 const HEAD: &str = "{\"resourceType\":\"";
@@ -30,8 +28,7 @@ const HEAD: &str = "{\"resourceType\":\"";
 #[derive(Debug, Clone)]
 pub struct Prefilter {
     /// `None`: never skip.
-    codes: Option<HashSet<String>>,
-    key: Finder<'static>,
+    codes: Option<Codes>,
 }
 
 impl Prefilter {
@@ -41,17 +38,13 @@ impl Prefilter {
     pub fn new(mappings: &MappingSet) -> Self {
         Self {
             codes: observation_codes(mappings),
-            key: Finder::new(b"\"code\"").into_owned(),
         }
     }
 
     /// A prefilter that never skips (every line gets the full peek).
     #[must_use]
     pub fn off() -> Self {
-        Self {
-            codes: None,
-            key: Finder::new(b"\"code\"").into_owned(),
-        }
+        Self { codes: None }
     }
 
     /// The resource type when `text` is surely a resource no rule uses; `None` when unsure.
@@ -59,7 +52,7 @@ impl Prefilter {
     pub fn skip<'a>(&self, text: &'a str) -> Option<&'a str> {
         let codes = self.codes.as_ref()?;
         let rest = text.strip_prefix(HEAD)?;
-        if !text.ends_with('}') || !text.is_ascii() || memchr::memchr(b'\\', text.as_bytes()).is_some() {
+        if !skim::precondition(text.as_bytes()) {
             return None;
         }
         let end = memchr::memchr(b'"', rest.as_bytes())?;
@@ -67,53 +60,19 @@ impl Prefilter {
         if resource_type.is_empty() || !resource_type.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return None;
         }
-        let skip = match resource_type {
-            "Observation" => self.no_relevant_code(text, codes),
-            t => !crate::fhir::MAPPED_TYPES.contains(&t),
+        let shape = match resource_type {
+            "Observation" => Shape::Observation,
+            t if crate::fhir::MAPPED_TYPES.contains(&t) => return None,
+            _ => Shape::Any,
         };
-        skip.then_some(resource_type)
+        skim::skim(text.as_bytes(), shape, codes).then_some(resource_type)
     }
-
-    /// True when every `"code"` key holds an object or a string, and no string is a needle.
-    fn no_relevant_code(&self, text: &str, codes: &HashSet<String>) -> bool {
-        let bytes = text.as_bytes();
-        let mut buf = [0u8; 64];
-        for at in self.key.find_iter(bytes) {
-            let after = &text[at + 6..];
-            if after.starts_with(":{") {
-                continue; // a CodeableConcept: its codings' `"code"` keys come next
-            }
-            let Some(value) = after.strip_prefix(":\"") else {
-                return false;
-            };
-            let Some(len) = memchr::memchr(b'"', value.as_bytes()) else {
-                return false;
-            };
-            let Some(key) = normalize(&value[..len], &mut buf) else {
-                return false;
-            };
-            if codes.contains(key) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// Trimmed, upper-cased, without dots (ICD spellings); `None` when longer than `buf`.
-fn normalize<'b>(code: &str, buf: &'b mut [u8; 64]) -> Option<&'b str> {
-    let mut n = 0;
-    for b in code.trim().bytes().filter(|b| *b != b'.') {
-        *buf.get_mut(n)? = b.to_ascii_uppercase();
-        n += 1;
-    }
-    std::str::from_utf8(&buf[..n]).ok()
 }
 
 /// Every code of an Observation value set, normalized; `None` when one of those
 /// value sets matches by text (a skip would then need the text too).
-fn observation_codes(m: &MappingSet) -> Option<HashSet<String>> {
-    let mut codes = HashSet::new();
+fn observation_codes(m: &MappingSet) -> Option<Codes> {
+    let mut codes = Vec::new();
     let mut buf = [0u8; 64];
     for (vs, r) in m.valuesets.iter().zip(&m.roles) {
         if r & role::OBSERVATION == 0 {
@@ -123,10 +82,10 @@ fn observation_codes(m: &MappingSet) -> Option<HashSet<String>> {
             return None;
         }
         for (_, code) in &vs.codes {
-            codes.insert(normalize(code, &mut buf)?.to_string());
+            codes.push(skim::normalize(code.as_bytes(), &mut buf)?.to_string());
         }
     }
-    Some(codes)
+    Some(Codes::new(codes))
 }
 
 #[cfg(test)]

@@ -162,6 +162,8 @@ pub(crate) struct Config {
     retry_after: Duration,
     token_lifetime: Duration,
     bulk_polls: u32,
+    /// The delay asked of wiremock for `faults.latency` (see [`timer_lateness`]).
+    delay: Duration,
 }
 
 impl Config {
@@ -259,7 +261,12 @@ impl MockEhrBuilder {
         } else {
             None
         };
+        let delay = match self.faults.latency {
+            l if l.is_zero() => l,
+            l => l.saturating_sub(timer_lateness().await.min(l / 2)),
+        };
         let cfg = Config {
+            delay,
             base: server.uri(),
             storage: storage.as_ref().map(MockServer::uri),
             vendor: self.vendor,
@@ -294,6 +301,22 @@ impl MockEhrBuilder {
             shared,
         })
     }
+}
+
+/// How late tokio wakes a short sleep (median of five): wiremock delays a
+/// response by sleeping, and the timer wakes about a millisecond late (a 20 ms
+/// sleep took 21.2 ms on the 2-core CI machine), so the mock asks for that much
+/// less and `latency:20ms` means 20 ms as seen by the client.
+async fn timer_lateness() -> Duration {
+    const ASK: Duration = Duration::from_millis(3);
+    let mut late = Vec::with_capacity(5);
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        tokio::time::sleep(ASK).await;
+        late.push(started.elapsed().saturating_sub(ASK));
+    }
+    late.sort();
+    late[2]
 }
 
 /// A running mock EHR. It stops when dropped.

@@ -63,10 +63,15 @@ pub struct Reply {
 impl Reply {
     /// A FHIR JSON body.
     pub fn json(status: u16, body: &Value) -> Self {
+        Reply::json_bytes(status, body.to_string().into_bytes())
+    }
+
+    /// A FHIR JSON body already serialized.
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Self {
         Reply {
             status,
             headers: Vec::new(),
-            body: body.to_string().into_bytes(),
+            body,
             mime: FHIR_JSON,
         }
     }
@@ -261,7 +266,7 @@ pub fn served_types(cfg: &Config, store: &Store) -> Vec<String> {
 
 fn read(store: &Store, rtype: &str, id: &str) -> Reply {
     match store.get(rtype, id) {
-        Some(s) => Reply::json(200, &s.value)
+        Some(s) => Reply::json_bytes(200, s.raw.get().as_bytes().to_vec())
             .header("etag", format!("W/\"{}\"", s.version))
             .header("last-modified", super::clock::format(s.updated)),
         None => Reply::outcome(404, "not-found", "resource not found"),
@@ -292,7 +297,7 @@ fn searchset(cfg: &Config, store: &Store, token: PageToken, repeat: bool) -> Rep
                 token,
                 repeat_previous: repeat,
             };
-            Reply::json(200, &page.bundle(store, &criteria))
+            Reply::json_bytes(200, page.bundle(store, &criteria))
         }
         Err(refusal) => {
             let status = match refusal {
@@ -339,8 +344,8 @@ fn finish(
     if !reply.mime.is_empty() {
         t = t.set_body_raw(body, reply.mime);
     }
-    if !cfg.faults.latency.is_zero() {
-        t = t.set_delay(cfg.faults.latency);
+    if !cfg.delay.is_zero() {
+        t = t.set_delay(cfg.delay);
     }
     t
 }

@@ -4,6 +4,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::clock::{self, Instant};
@@ -175,16 +176,7 @@ impl Criteria {
             return false;
         }
         if let Some(patients) = &self.patients {
-            // No allocation per resource: searches scan every resource of the type.
-            let refs =
-                ["subject", "patient"].map(|f| r.get(f).and_then(|v| v.get("reference")).and_then(Value::as_str));
-            let hit = refs.into_iter().flatten().any(|rf| {
-                let id = rf
-                    .strip_prefix("Patient/")
-                    .or_else(|| rf.rsplit_once("/Patient/").map(|(_, id)| id));
-                id.is_some_and(|id| patients.iter().any(|p| p == id))
-            });
-            if !hit {
+            if !super::store::patient_ids(r).any(|id| patients.iter().any(|p| p == id)) {
                 return false;
             }
         }
@@ -280,10 +272,36 @@ pub struct Page<'a> {
     pub repeat_previous: bool,
 }
 
+/// A searchset Bundle as it is written: resources go out as the text the store
+/// keeps (no JSON tree is built per answer).
+#[derive(serde::Serialize)]
+struct Searchset<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    meta: Value,
+    total: usize,
+    link: Vec<Value>,
+    entry: Vec<Entry<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    #[serde(rename = "fullUrl")]
+    full_url: String,
+    resource: &'a RawValue,
+    search: Value,
+}
+
 impl Page<'_> {
-    /// The searchset Bundle for this page.
-    pub fn bundle(&self, store: &Store, criteria: &Criteria) -> Value {
-        let matches: Vec<&Stored> = store.all(&self.token.t).filter(|s| criteria.matches(s)).collect();
+    /// The searchset Bundle for this page, serialized.
+    pub fn bundle(&self, store: &Store, criteria: &Criteria) -> Vec<u8> {
+        let candidates: Vec<&Stored> = match &criteria.patients {
+            Some(patients) => store.of_patients(&self.token.t, patients),
+            None => store.all(&self.token.t).collect(),
+        };
+        let matches: Vec<&Stored> = candidates.into_iter().filter(|s| criteria.matches(s)).collect();
         let start = self.token.o.min(matches.len());
         let end = (start + criteria.count).min(matches.len());
         let from = if self.repeat_previous && start > 0 {
@@ -292,7 +310,7 @@ impl Page<'_> {
             start
         };
         let page = &matches[from..end];
-        let mut entries: Vec<Value> = page.iter().map(|s| self.entry(&s.value, "match")).collect();
+        let mut entries: Vec<Entry<'_>> = page.iter().map(|s| self.entry(s, "match")).collect();
         if criteria.include_medication {
             let mut seen = std::collections::BTreeSet::new();
             for s in page {
@@ -304,7 +322,7 @@ impl Page<'_> {
                     continue;
                 };
                 if let (true, Some(m)) = (seen.insert(id), store.get("Medication", id)) {
-                    entries.push(self.entry(&m.value, "include"));
+                    entries.push(self.entry(m, "include"));
                 }
             }
         }
@@ -313,28 +331,34 @@ impl Page<'_> {
         } else {
             self.page_url(&self.token)
         };
-        let mut links = vec![json!({"relation": "self", "url": self_url})];
+        let mut link = vec![json!({"relation": "self", "url": self_url})];
         if end < matches.len() {
             let next = PageToken {
                 o: end,
                 ..self.token.clone()
             };
-            links.push(json!({"relation": "next", "url": self.page_url(&next)}));
+            link.push(json!({"relation": "next", "url": self.page_url(&next)}));
         }
-        json!({
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "meta": {"lastUpdated": super::clock::format(store.now)},
-            "total": matches.len(),
-            "link": links,
-            "entry": entries,
-        })
+        let bundle = Searchset {
+            resource_type: "Bundle",
+            kind: "searchset",
+            meta: json!({"lastUpdated": super::clock::format(store.now)}),
+            total: matches.len(),
+            link,
+            entry: entries,
+        };
+        serde_json::to_vec(&bundle).unwrap_or_default()
     }
 
-    fn entry(&self, r: &Value, mode: &str) -> Value {
+    fn entry<'s>(&self, s: &'s Stored, mode: &str) -> Entry<'s> {
+        let r = &s.value;
         let rtype = r.get("resourceType").and_then(Value::as_str).unwrap_or_default();
         let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
-        json!({"fullUrl": format!("{}/{rtype}/{id}", self.base), "resource": r, "search": {"mode": mode}})
+        Entry {
+            full_url: format!("{}/{rtype}/{id}", self.base),
+            resource: &s.raw,
+            search: json!({"mode": mode}),
+        }
     }
 
     fn page_url(&self, token: &PageToken) -> String {

@@ -3,10 +3,11 @@
 //! same readers as `imnm cohort`) and applies writes. It knows nothing of HTTP,
 //! vendors or faults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::clock::{self, Instant, DATASET_START};
@@ -22,12 +23,18 @@ pub struct Stored {
     pub version: u64,
     /// When it was last written (`meta.lastUpdated`).
     pub updated: Instant,
+    /// `value` serialized once, so a searchset copies text instead of building JSON.
+    pub raw: Box<RawValue>,
 }
 
 /// All resources, by type then id (ids sort as strings: that is the paging order).
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     types: BTreeMap<String, BTreeMap<String, Stored>>,
+    /// Per type, the ids of each patient's resources (by `subject`/`patient`
+    /// reference, as [`patient_ids`] reads them): a patient search looks at
+    /// those only, not at every resource of the type.
+    by_patient: HashMap<String, HashMap<String, BTreeSet<String>>>,
     /// The logical clock: the latest lastUpdated given out.
     pub now: Instant,
     next_id: u64,
@@ -51,9 +58,35 @@ impl Store {
             };
             store.now += 1;
             let stored = stamp(r, &id, 1, store.now);
-            store.types.entry(rtype).or_default().insert(id, stored);
+            store.insert(&rtype, &id, stored);
         }
         Ok(store)
+    }
+
+    /// Holds `stored` as `rtype/id`, keeping the patient index in step.
+    fn insert(&mut self, rtype: &str, id: &str, stored: Stored) {
+        let index = self.by_patient.entry(rtype.to_string()).or_default();
+        let by_type = self.types.entry(rtype.to_string()).or_default();
+        if let Some(old) = by_type.get(id) {
+            for p in patient_ids(&old.value) {
+                if let Some(ids) = index.get_mut(p) {
+                    ids.remove(id);
+                }
+            }
+        }
+        for p in patient_ids(&stored.value) {
+            index.entry(p.to_string()).or_default().insert(id.to_string());
+        }
+        by_type.insert(id.to_string(), stored);
+    }
+
+    /// The resources of a type that name one of `patients`, in id order.
+    pub fn of_patients<'s>(&'s self, rtype: &str, patients: &[String]) -> Vec<&'s Stored> {
+        let (Some(index), Some(by_type)) = (self.by_patient.get(rtype), self.types.get(rtype)) else {
+            return Vec::new();
+        };
+        let ids: BTreeSet<&String> = patients.iter().filter_map(|p| index.get(p)).flatten().collect();
+        ids.into_iter().filter_map(|id| by_type.get(id)).collect()
     }
 
     /// The resource types held.
@@ -83,12 +116,31 @@ impl Store {
         self.now += 1;
         let previous = self.get(rtype, id).map(|s| s.version);
         let stored = stamp(resource, id, previous.map_or(1, |v| v + 1), self.now);
-        self.types
-            .entry(rtype.to_string())
-            .or_default()
-            .insert(id.to_string(), stored.clone());
+        self.insert(rtype, id, stored.clone());
         (stored, previous.is_none())
     }
+}
+
+#[cfg(test)]
+impl Store {
+    fn raw_matches_value(&self) -> bool {
+        self.types
+            .values()
+            .flat_map(|m| m.values())
+            .all(|s| serde_json::from_str::<Value>(s.raw.get()).is_ok_and(|v| v == s.value))
+    }
+}
+
+/// The Patient ids a resource's `subject` and `patient` references name
+/// (`Patient/x`, or an absolute URL ending `/Patient/x`).
+pub fn patient_ids(r: &Value) -> impl Iterator<Item = &str> {
+    ["subject", "patient"]
+        .into_iter()
+        .filter_map(|f| r.get(f)?.get("reference")?.as_str())
+        .filter_map(|rf| {
+            rf.strip_prefix("Patient/")
+                .or_else(|| rf.rsplit_once("/Patient/").map(|(_, id)| id))
+        })
 }
 
 fn stamp(mut r: Value, id: &str, version: u64, updated: Instant) -> Stored {
@@ -101,10 +153,12 @@ fn stamp(mut r: Value, id: &str, version: u64, updated: Instant) -> Stored {
         meta["versionId"] = json!(version.to_string());
         meta["lastUpdated"] = json!(clock::format(updated));
     }
+    let raw = serde_json::value::to_raw_value(&r).unwrap_or_else(|_| RawValue::NULL.to_owned());
     Stored {
         value: r,
         version,
         updated,
+        raw,
     }
 }
 
@@ -183,5 +237,34 @@ mod tests {
         assert!(!created);
         assert_eq!(s.value["meta"]["versionId"], "2");
         assert_eq!(s.value["meta"]["lastUpdated"], "2024-01-01T00:00:02Z");
+    }
+
+    #[test]
+    fn the_patient_index_follows_writes() {
+        let obs = |subject: &str| json!({"resourceType": "Observation", "subject": {"reference": subject}});
+        let mut store = Store::from_resources(vec![
+            json!({"resourceType": "Observation", "id": "o2", "subject": {"reference": "Patient/p"}}),
+            json!({"resourceType": "Observation", "id": "o1", "subject": {"reference": "http://x/fhir/Patient/p"}}),
+            json!({"resourceType": "Observation", "id": "o3", "subject": {"reference": "Patient/q"}}),
+        ])
+        .unwrap();
+        let ids = |store: &Store, p: &[&str]| -> Vec<String> {
+            let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+            store
+                .of_patients("Observation", &p)
+                .iter()
+                .map(|s| s.value["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            ids(&store, &["p"]),
+            ["o1", "o2"],
+            "in id order, absolute references too"
+        );
+        store.put("Observation", "o2", obs("Patient/q"));
+        assert_eq!(ids(&store, &["p"]), ["o1"]);
+        assert_eq!(ids(&store, &["q", "p"]), ["o1", "o2", "o3"]);
+        assert!(ids(&store, &["nobody"]).is_empty());
+        assert!(store.raw_matches_value(), "the text kept for answers is the resource");
     }
 }

@@ -31,8 +31,8 @@ pub struct ReadOptions {
     /// Size of the blocks a plain NDJSON file is cut into. Default: 2 MiB.
     pub chunk_bytes: usize,
     /// Skip lines that are surely irrelevant from their bytes alone (see
-    /// [`crate::fhir::prefilter`]), without checking their JSON syntax. Default: off, so every
-    /// damaged line is reported.
+    /// [`crate::fhir::prefilter`]; their syntax is checked in the same pass, so outputs are
+    /// the same either way). Default: on.
     pub prefilter: bool,
 }
 
@@ -41,7 +41,7 @@ impl Default for ReadOptions {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 2 << 20,
-            prefilter: false,
+            prefilter: true,
         }
     }
 }

@@ -139,11 +139,11 @@ impl Store {
         for (index, r) in resources.iter().enumerate() {
             stats.add(upsert(&tx, index, r)?);
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO sync_state (base_url, pages_done) VALUES (?1, 1)
              ON CONFLICT(base_url) DO UPDATE SET pages_done = pages_done + 1",
-            params![base_url],
-        )?;
+        )?
+        .execute(params![base_url])?;
         tx.commit()?;
         Ok(stats)
     }
@@ -312,12 +312,10 @@ fn upsert(tx: &rusqlite::Transaction<'_>, index: usize, r: &Value) -> Result<Wri
     let version_id = text("/meta/versionId");
     let last_updated = text("/meta/lastUpdated");
     let json = r.to_string();
+    // Cached statements: preparing them for every resource was a quarter of a sync's CPU time.
     let held: Option<(Option<String>, Option<String>, String)> = tx
-        .query_row(
-            "SELECT version_id, last_updated, json FROM resource WHERE rtype = ?1 AND id = ?2",
-            params![rtype, id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
+        .prepare_cached("SELECT version_id, last_updated, json FROM resource WHERE rtype = ?1 AND id = ?2")?
+        .query_row(params![rtype, id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
     let stats = match held {
         None => WriteStats {
@@ -345,11 +343,11 @@ fn upsert(tx: &rusqlite::Transaction<'_>, index: usize, r: &Value) -> Result<Wri
         },
     };
     if stats.unchanged == 0 {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO resource (rtype, id, version_id, last_updated, json) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(rtype, id) DO UPDATE SET version_id = ?3, last_updated = ?4, json = ?5",
-            params![rtype, id, version_id, last_updated, json],
-        )?;
+        )?
+        .execute(params![rtype, id, version_id, last_updated, json])?;
     }
     Ok(stats)
 }

@@ -93,33 +93,62 @@ pub(super) async fn run(
         since,
         mode: options.since_mode,
     };
-    let patients = cohort(ctx, caps, mappings, options, &filter).await?;
-    lock(&ctx.store).add_cohort(&ctx.base, patients.iter().map(String::as_str))?;
-    tracing::info!(patients = patients.len(), "cohort found");
-    let types = Arc::new(patient_types(caps));
-    let caps = Arc::new(caps.clone());
-    let filter = Arc::new((since.map(str::to_string), options.since_mode));
     ctx.progress(Progress::Phase {
         name: "searches",
-        total: Some((patients.len() * types.len()) as u64),
+        total: Some(0),
     });
-    // Every (patient, type) search is a task; twice `concurrency` may run at once, so a
-    // request slot freed by one search is taken at once by another (the client's own
-    // limit keeps `concurrency` requests in flight) instead of idling while a page is
-    // parsed and stored.
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1) * 2));
-    let mut tasks = JoinSet::new();
-    for pid in &patients {
-        for i in 0..types.len() {
-            let (ctx, caps, permits, pid, filter, types) = (
-                ctx.clone(),
-                caps.clone(),
-                permits.clone(),
-                pid.clone(),
-                filter.clone(),
-                types.clone(),
+    let mut searches = Searches {
+        ctx: ctx.clone(),
+        caps: Arc::new(caps.clone()),
+        types: Arc::new(patient_types(caps)),
+        filter: Arc::new((since.map(str::to_string), options.since_mode)),
+        // Twice `concurrency` searches may run at once, so a request slot freed by one is
+        // taken at once by another (the client's own limit keeps `concurrency` requests in
+        // flight) instead of idling while a page is parsed and stored.
+        permits: Arc::new(Semaphore::new(options.concurrency.max(1) * 2)),
+        tasks: JoinSet::new(),
+        patients: BTreeSet::new(),
+    };
+    // Patients' searches start as the cohort's pages arrive (dropping `searches` on an
+    // error aborts those already started).
+    cohort(ctx, caps, mappings, options, &filter, &mut |pid| searches.start(pid)).await?;
+    let patients = std::mem::take(&mut searches.patients);
+    lock(&ctx.store).add_cohort(&ctx.base, patients.iter().map(String::as_str))?;
+    tracing::info!(patients = patients.len(), "cohort found");
+    searches.finish().await?;
+    ctx.report.lock().unwrap_or_else(|e| e.into_inner()).patients = patients.len() as u64;
+    Ok(ctx.server_time.lock().unwrap_or_else(|e| e.into_inner()).clone())
+}
+
+/// The per-patient searches of a crawl: every (patient, type) search is a task.
+struct Searches {
+    ctx: Arc<Ctx>,
+    caps: Arc<Capabilities>,
+    types: Arc<Vec<&'static str>>,
+    filter: Arc<(Option<String>, SinceMode)>,
+    permits: Arc<Semaphore>,
+    tasks: JoinSet<Result<(), SyncError>>,
+    /// The patients started so far.
+    patients: BTreeSet<String>,
+}
+
+impl Searches {
+    /// Starts `pid`'s searches, once per patient.
+    fn start(&mut self, pid: &str) {
+        if !self.patients.insert(pid.to_string()) {
+            return;
+        }
+        self.ctx.progress(Progress::More(self.types.len() as u64));
+        for i in 0..self.types.len() {
+            let (ctx, caps, permits, filter, types) = (
+                self.ctx.clone(),
+                self.caps.clone(),
+                self.permits.clone(),
+                self.filter.clone(),
+                self.types.clone(),
             );
-            tasks.spawn(async move {
+            let pid = pid.to_string();
+            self.tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let f = Filter {
                     since: filter.0.as_deref(),
@@ -131,36 +160,35 @@ pub(super) async fn run(
             });
         }
     }
-    let mut first_error = None;
-    while let Some(done) = tasks.join_next().await {
-        let outcome = done.unwrap_or_else(|e| Err(SyncError::Unsupported(format!("a crawl task failed: {e}"))));
-        if let (Err(e), None) = (outcome, &first_error) {
-            tasks.abort_all();
-            first_error = Some(e);
+
+    /// Waits for every search; the first failure stops the others.
+    async fn finish(mut self) -> Result<(), SyncError> {
+        let mut first_error = None;
+        while let Some(done) = self.tasks.join_next().await {
+            let outcome = done.unwrap_or_else(|e| Err(SyncError::Unsupported(format!("a crawl task failed: {e}"))));
+            if let (Err(e), None) = (outcome, &first_error) {
+                self.tasks.abort_all();
+                first_error = Some(e);
+            }
         }
+        first_error.map_or(Ok(()), Err)
     }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    ctx.report.lock().unwrap_or_else(|e| e.into_inner()).patients = patients.len() as u64;
-    Ok(ctx.server_time.lock().unwrap_or_else(|e| e.into_inner()).clone())
 }
 
-/// The Patient ids to crawl: the given list, a Group's members, or a Condition
-/// search by code (plus, when incremental, the cohort remembered from earlier runs).
+/// Calls `found` with each Patient id to crawl: the given list, a Group's members, or
+/// the subjects of a Condition search by code, page by page (plus, when incremental,
+/// the cohort remembered from earlier runs).
 async fn cohort(
     ctx: &Ctx,
     caps: &Capabilities,
     mappings: &MappingSet,
     options: &SyncOptions,
     filter: &Filter<'_>,
-) -> Result<BTreeSet<String>, SyncError> {
+    found: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), SyncError> {
     if let Some(ids) = &options.patients {
-        return Ok(ids
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect());
+        ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).for_each(found);
+        return Ok(());
     }
     if let Some(group) = &options.group {
         let Some(g) = ctx.client.read("Group", group).await? else {
@@ -169,22 +197,25 @@ async fn cohort(
             ));
         };
         let members = g["member"].as_array().into_iter().flatten();
-        return Ok(members
+        members
             .filter_map(|m| m["entity"]["reference"].as_str())
             .filter_map(patient_ref_id)
-            .collect());
+            .for_each(|id| found(&id));
+        return Ok(());
     }
     if !caps.has_param("Condition", "code") {
         return Err(SyncError::Unsupported("Condition has no code search parameter".into()));
     }
     let mut params = vec![("code", cohort_codes(mappings)?)];
     params.extend(filter.param(caps, "Condition"));
-    let conditions = ctx.crawl("Condition", params).await?;
-    let mut ids: BTreeSet<String> = conditions.iter().filter_map(subject_id).collect();
+    ctx.crawl_pages("Condition", params, |page| {
+        page.iter().filter_map(subject_id).for_each(|id| found(&id));
+    })
+    .await?;
     if filter.since.is_some() {
-        ids.extend(lock(&ctx.store).cohort(&ctx.base)?);
+        lock(&ctx.store).cohort(&ctx.base)?.iter().for_each(|id| found(id));
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// The types searched per patient: Patient, Condition, Observation and the declared medication types.

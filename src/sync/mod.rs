@@ -128,6 +128,9 @@ pub enum Progress {
     },
     /// One more unit of the current phase is done.
     Step,
+    /// The current phase has this many more units than announced (the crawl's
+    /// searches grow as the cohort's pages arrive).
+    More(u64),
     /// The server's `X-Progress` text while an export runs.
     Message(String),
 }
@@ -295,10 +298,22 @@ impl Ctx {
     }
 
     /// Runs a search to the end, writing each page in one transaction. Returns its resources.
-    async fn crawl(&self, rtype: &str, mut params: Vec<(&str, String)>) -> Result<Vec<Value>, SyncError> {
+    async fn crawl(&self, rtype: &str, params: Vec<(&str, String)>) -> Result<Vec<Value>, SyncError> {
+        let mut all = Vec::new();
+        self.crawl_pages(rtype, params, |page| all.extend_from_slice(page))
+            .await?;
+        Ok(all)
+    }
+
+    /// Searches `rtype`, storing each page, then handing it to `on_page` before the next is asked for.
+    async fn crawl_pages(
+        &self,
+        rtype: &str,
+        mut params: Vec<(&str, String)>,
+        mut on_page: impl FnMut(&[Value]),
+    ) -> Result<(), SyncError> {
         params.push(("_count", self.page_size.to_string()));
         let mut pages = self.client.search(rtype, &params);
-        let mut all = Vec::new();
         while let Some(page) = pages.next().await? {
             if let Some(t) = pages.server_time() {
                 let mut held = self.server_time.lock().unwrap_or_else(|e| e.into_inner());
@@ -307,9 +322,9 @@ impl Ctx {
                 }
             }
             self.write(&page)?;
-            all.extend(page);
+            on_page(&page);
         }
-        Ok(all)
+        Ok(())
     }
 
     fn write(&self, page: &[Value]) -> Result<(), SyncError> {

@@ -100,34 +100,45 @@ fn shard_runs_then_one_run_over_their_relevant_files_give_the_whole_cohort() {
 }
 
 #[test]
-fn every_line_is_checked_by_default_and_the_opt_in_prefilter_skips_irrelevant_ones() {
+fn the_prefilter_reports_damaged_lines_and_changes_no_output() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("obs.ndjson");
     let hr = r#"{"resourceType":"Observation","id":"hr","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p"},"valueQuantity":{"value":80}}"#;
-    // A vital sign damaged inside (a comma lost) and a CK escaped so no byte shows its code.
-    let damaged = hr.replace(r#""status":"final","#, r#""status":"final""#);
+    // Damaged inside, each in a part the peek does not read: a comma lost, a number cut, a
+    // value missing; then an Encounter cut short, and a CK escaped so no byte shows its code.
+    let lost_comma = hr.replace(r#""status":"final","#, r#""status":"final""#);
+    let cut_number = hr.replace(r#""value":80"#, r#""value":80."#);
+    let no_value = hr.replace(r#""value":80"#, r#""value":"#);
+    let encounter = r#"{"resourceType":"Encounter","id":"e","period":{"start":"2020"}"#;
     let ck = r#"{"resourceType":"Observation","id":"ck","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"\u0032157-6"}]},"subject":{"reference":"Patient/p"},"effectiveDateTime":"2020-01-01","valueQuantity":{"value":9000,"unit":"U/L","system":"http://unitsofmeasure.org","code":"U/L"}}"#;
-    std::fs::write(&file, format!("{hr}\n{damaged}\n{ck}\n")).unwrap();
+    let lines = [hr, &lost_comma, &cut_number, &no_value, encounter, ck].join("\n");
+    std::fs::write(&file, format!("{lines}\n")).unwrap();
     let run = |extra: &[&str]| {
         let out = tmp.path().join(format!("out{}", extra.len()));
         let (input, out_s) = (file.to_str().unwrap(), out.to_str().unwrap());
         let mut args = vec!["cohort", "--input", input, "--out", out_s, "--relevant"];
         args.extend(extra);
         assert_eq!(imnm(&args, tmp.path()).status.code(), Some(0));
-        let issues = std::fs::read_to_string(out.join("issues.ndjson")).unwrap();
-        let used = std::fs::read_to_string(out.join("relevant.ndjson")).unwrap();
-        (issues, used)
+        let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+        (read("issues.ndjson"), read("relevant.ndjson"), read("cohort.csv"))
     };
-    let (checked, used) = run(&[]);
+    let (issues, used, cohort) = run(&[]);
+    for line in 2..=5 {
+        let at = format!("obs.ndjson:{line}");
+        assert!(
+            issues.lines().any(|l| l.contains(&at) && l.contains("malformed-json")),
+            "line {line} is reported: {issues}"
+        );
+    }
     assert!(
-        checked.contains("obs.ndjson:2") && checked.contains("malformed-json"),
-        "the damaged line is reported by default: {checked}"
+        !issues.contains("obs.ndjson:1\""),
+        "the intact vital sign is no issue: {issues}"
     );
     assert!(used.contains(r#""id":"ck""#), "the escaped CK was read: {used}");
-    let (skipped, used) = run(&["--prefilter"]);
-    assert!(
-        !skipped.contains("obs.ndjson:2"),
-        "--prefilter skips it by its bytes: {skipped}"
+    let every_line_peeked = run(&["--no-prefilter"]);
+    assert_eq!(
+        (issues, used, cohort),
+        every_line_peeked,
+        "--no-prefilter gives the same outputs"
     );
-    assert!(used.contains(r#""id":"ck""#));
 }

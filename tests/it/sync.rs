@@ -416,3 +416,28 @@ async fn the_token_endpoint_is_retried_honouring_retry_after_as_an_http_date() {
     );
     server.verify().await;
 }
+
+#[tokio::test]
+async fn patients_are_searched_while_the_cohort_search_still_pages() {
+    let ehr = mock(Vendor::Generic, FaultPlan::none()).await;
+    let store = new_store();
+    let opts = SyncOptions {
+        page_size: 2,
+        ..options()
+    };
+    let report = sync::crawl(&client(&ehr), store.clone(), &mappings(), &opts)
+        .await
+        .unwrap();
+    let journal = ehr.journal();
+    let cohort_pages = (report.patients as usize).div_ceil(2);
+    assert!(cohort_pages >= 3, "the cohort search spans pages ({cohort_pages})");
+    let first_patient = journal.iter().position(|e| e.path == "/Patient").unwrap();
+    let pages_before = journal[..first_patient].iter().filter(|e| e.path == "/_page").count();
+    assert!(
+        pages_before + 1 < cohort_pages,
+        "the first Patient search waited for {pages_before} of the cohort's {cohort_pages} pages"
+    );
+    let resync = new_store();
+    sync_into(&ehr, &resync).await;
+    assert_eq!(rows(&store), rows(&resync), "the same store as with larger pages");
+}

@@ -203,9 +203,13 @@ pub struct CohortArgs {
     /// Threads reading the input (default: the available cores). Any number gives the same outputs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Skip lines whose bytes show they are irrelevant without checking their JSON syntax (faster on
-    /// large exports; a damaged line that is otherwise irrelevant then goes unreported).
+    /// Give every line the full narrow peek (serde) instead of skipping, after a one-pass syntax
+    /// and shape check, lines whose bytes show no rule uses them. Same outputs, slower; for
+    /// comparison and troubleshooting.
     #[arg(long)]
+    pub no_prefilter: bool,
+    /// Accepted for compatibility: the prefilter is on by default and checks syntax.
+    #[arg(long, hide = true, conflicts_with = "no_prefilter")]
     pub prefilter: bool,
     /// Size in bytes of the blocks a plain NDJSON file is cut into for the threads (tests and tuning).
     #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]

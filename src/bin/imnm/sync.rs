@@ -273,6 +273,11 @@ impl Bars {
                         bar.inc(1);
                     }
                 }
+                Progress::More(n) => {
+                    if let Some(bar) = held.as_ref() {
+                        bar.inc_length(n);
+                    }
+                }
                 Progress::Message(m) => {
                     if let Some(bar) = held.as_ref() {
                         bar.set_message(m);

@@ -94,9 +94,22 @@ fn file_rows(path: &std::path::Path) -> Vec<Row> {
     Store::open(path).unwrap().rows().unwrap()
 }
 
+/// Resource rows in a store another process is writing (0 before its table exists).
+fn rows_so_far(path: &std::path::Path) -> usize {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    rusqlite::Connection::open_with_flags(path, flags)
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM resource", [], |r| r.get::<_, i64>(0)))
+        .map_or(0, |n| n as usize)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_imnm_sync_then_rerun_gives_the_clean_store() {
-    let ehr = slow_mock().await;
+    let ehr = MockEhr::builder()
+        .dataset(demo_path())
+        .faults(FaultPlan::none().latency(Duration::from_millis(15)))
+        .start()
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let base = ehr.base_url();
     let sync_into = |db: &str| {
@@ -107,19 +120,29 @@ async fn kill_9_of_imnm_sync_then_rerun_gives_the_clean_store() {
             .spawn()
             .unwrap()
     };
-    let started = Instant::now();
     let clean = wait(sync_into("clean.db")).await;
     assert!(clean.success());
-    let took = started.elapsed();
+    let clean_rows = file_rows(&dir.path().join("clean.db"));
+    // Killed once its first pages are stored, a seeded while later: mid-run, whatever the
+    // machine's speed (a kill timed by the clean run's duration can land after the end).
     let mut child = sync_into("killed.db");
-    tokio::time::sleep(took.mul_f64(Rng(0x9_2024).next_f64().clamp(0.2, 0.6))).await;
+    let killed_db = dir.path().join("killed.db");
+    let started = Instant::now();
+    while rows_so_far(&killed_db) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the sync stored nothing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before a row was seen"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis((Rng(0x9_2024).next_f64() * 60.0) as u64)).await;
     child.kill().unwrap(); // SIGKILL
     let killed = wait(child).await;
     assert!(!killed.success(), "killed before the end");
-    let partial = file_rows(&dir.path().join("killed.db")).len();
+    let partial = file_rows(&killed_db).len();
     let rerun = wait(sync_into("killed.db")).await;
     assert!(rerun.success());
-    let clean_rows = file_rows(&dir.path().join("clean.db"));
     assert!(partial < clean_rows.len(), "the kill landed mid-run ({partial} rows)");
-    assert_eq!(file_rows(&dir.path().join("killed.db")), clean_rows);
+    assert_eq!(file_rows(&killed_db), clean_rows);
 }
