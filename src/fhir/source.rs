@@ -265,31 +265,59 @@ pub fn read_ndjson_from(
     first_line: u64,
     f: &mut dyn FnMut(Item<'_>),
 ) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
+    // Lines are handed out of the reader's buffer where they lie whole in it; only a line
+    // cut by the buffer's end is copied (`carry`).
+    let mut carry = Vec::new();
     let mut line = first_line.saturating_sub(1);
     loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            if !carry.is_empty() {
+                deliver_line(&file, line + 1, &carry, f);
+            }
             return Ok(());
         }
-        line += 1;
-        let location = Location {
-            file: file.clone(),
-            pos: Pos::Line(line),
-        };
-        match std::str::from_utf8(&buf) {
-            Ok(text) if text.trim().is_empty() => {}
-            Ok(text) => f(Item::Resource {
-                location,
-                text: text.trim_end(),
-                full_url: None,
-            }),
-            Err(e) => f(Item::Unreadable {
-                location,
-                invalid_utf8: true,
-                message: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            }),
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', chunk) {
+            line += 1;
+            let piece = &chunk[start..=newline];
+            if carry.is_empty() {
+                deliver_line(&file, line, piece, f);
+            } else {
+                carry.extend_from_slice(piece);
+                deliver_line(&file, line, &carry, f);
+                carry.clear();
+            }
+            start = newline + 1;
         }
+        carry.extend_from_slice(&chunk[start..]);
+        let used = chunk.len();
+        reader.consume(used);
+    }
+}
+
+/// One NDJSON line (with its newline, if any) as an item; blank lines give none.
+fn deliver_line(file: &Arc<str>, line: u64, bytes: &[u8], f: &mut dyn FnMut(Item<'_>)) {
+    let location = Location {
+        file: file.clone(),
+        pos: Pos::Line(line),
+    };
+    // simdutf8's check is several times faster than std's on ASCII; std's gives the position.
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) if text.trim().is_empty() => {}
+        Ok(text) => f(Item::Resource {
+            location,
+            text: text.trim_end(),
+            full_url: None,
+        }),
+        Err(_) => f(Item::Unreadable {
+            location,
+            invalid_utf8: true,
+            message: format!(
+                "invalid UTF-8 at byte {}",
+                std::str::from_utf8(bytes).err().map_or(0, |e| e.valid_up_to())
+            ),
+        }),
     }
 }
 
@@ -539,5 +567,33 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out, vec!["p.ndjson:1 ok", "p.ndjson:3 bad", "p.ndjson:4 ok"]);
+    }
+
+    #[test]
+    fn ndjson_lines_cut_by_the_read_buffer_come_out_whole() {
+        let data = "{\"a\":1}\r\n\n  \n{\"b\":\"\u{e9}t\u{e9}\"}\n{\"c\":[1,2,3,4,5,6,7,8,9]}\n{\"d\":4}";
+        let read = |capacity: usize| {
+            let mut out = Vec::new();
+            let reader = std::io::BufReader::with_capacity(capacity, data.as_bytes());
+            read_ndjson_from("p".into(), reader, 1, &mut |item| match item {
+                Item::Resource { location, text, .. } => out.push(format!("{location} {text}")),
+                Item::Unreadable { location, .. } => out.push(format!("{location} bad")),
+            })
+            .unwrap();
+            out
+        };
+        let whole = read(1 << 16);
+        assert_eq!(
+            whole,
+            [
+                "p:1 {\"a\":1}",
+                "p:4 {\"b\":\"\u{e9}t\u{e9}\"}",
+                "p:5 {\"c\":[1,2,3,4,5,6,7,8,9]}",
+                "p:6 {\"d\":4}"
+            ]
+        );
+        for capacity in 1..12 {
+            assert_eq!(read(capacity), whole, "buffer of {capacity} bytes");
+        }
     }
 }
