@@ -10,10 +10,12 @@
 //! nesting than [`MAX_DEPTH`], a repeated key the peek reads, an odd shape of
 //! `code`) makes it answer "unsure", and the full peek decides.
 //!
-//! Written by hand because no crate validates JSON at this speed on the
-//! restricted input (serde_json's `IgnoredAny` costs as much as the peek
-//! itself; see BENCHMARKS.md). Property-tested against serde_json below.
-//! This module decides nothing about relevance beyond the codes it is given.
+//! Written by hand: the syntax check has to come out of the same pass as the
+//! shape and code checks, on input already restricted to ASCII without
+//! escapes; a second full parse by serde_json would cost about what the peek
+//! it replaces costs (BENCHMARKS.md has the figures with and without it).
+//! Property-tested against serde_json below. This module decides nothing about
+//! relevance beyond the codes it is given.
 
 /// Nesting deeper than this is left to serde_json (whose limit is 128).
 pub const MAX_DEPTH: u32 = 100;
@@ -124,24 +126,15 @@ fn walk(b: &[u8], shape: Shape, codes: &Codes) -> Option<()> {
                             seen[depth] = 0; // shaped places are at depth 4 at most
                         }
                         i += 1;
-                        if c == b'[' {
-                            close[depth] = b']';
-                            if b.get(i) == Some(&b']') {
-                                i += 1;
-                                depth -= 1;
-                                step = Step::After;
-                            } else {
-                                want = Child::Value(item_of(place));
-                            }
+                        close[depth] = if c == b'[' { b']' } else { b'}' };
+                        if b.get(i) == Some(&close[depth]) {
+                            i += 1; // empty
+                            depth -= 1;
+                            step = Step::After;
+                        } else if c == b'[' {
+                            want = Child::Value(item_of(place));
                         } else {
-                            close[depth] = b'}';
-                            if b.get(i) == Some(&b'}') {
-                                i += 1;
-                                depth -= 1;
-                                step = Step::After;
-                            } else {
-                                step = Step::Key;
-                            }
+                            step = Step::Key;
                         }
                     }
                     (b'"', Child::Str | Child::Code | Child::Value(At::Other)) => {
