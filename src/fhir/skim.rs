@@ -36,7 +36,7 @@ pub fn precondition(bytes: &[u8]) -> bool {
 pub struct Codes(Vec<String>);
 
 impl Codes {
-    /// The set of `codes`, each normalized.
+    /// The set of `codes`, which must already be normalized (see [`normalize`]).
     pub fn new(codes: impl IntoIterator<Item = String>) -> Self {
         let mut v: Vec<String> = codes.into_iter().collect();
         v.sort();
@@ -74,9 +74,10 @@ enum At {
     Other,
 }
 
-/// True when `line` (meeting [`precondition`]) is one compact JSON object,
-/// `resourceType` first and once, and of the `shape` asked for, none of its
-/// codings' codes in `codes` (compared trimmed, upper-cased, without dots).
+/// True when `line` (meeting [`precondition`]) is one compact JSON object with
+/// a single top-level `resourceType` (the caller checks it comes first), of the
+/// `shape` asked for, none of its codings' codes in `codes` (compared trimmed,
+/// upper-cased, without dots).
 #[must_use]
 pub fn skim(line: &[u8], shape: Shape, codes: &Codes) -> bool {
     walk(line, shape, codes).is_some()

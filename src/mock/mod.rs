@@ -306,7 +306,8 @@ impl MockEhrBuilder {
 /// How late tokio wakes a short sleep (median of five): wiremock delays a
 /// response by sleeping, and the timer wakes about a millisecond late (a 20 ms
 /// sleep took 21.2 ms on the 2-core CI machine), so the mock asks for that much
-/// less and `latency:20ms` means 20 ms as seen by the client.
+/// less and `latency:20ms` comes close to 20 ms as a client sees it (20.5–21.2 ms
+/// per serial request measured, loopback and the mock's own work included).
 async fn timer_lateness() -> Duration {
     const ASK: Duration = Duration::from_millis(3);
     let mut late = Vec::with_capacity(5);
