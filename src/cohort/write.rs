@@ -9,7 +9,8 @@ use serde::Serialize;
 use super::completeness::completeness;
 use super::table1::{table1, to_markdown};
 use super::Cohort;
-use crate::domain::{SourceRef, COLUMNS};
+use crate::domain::COLUMNS;
+use crate::pipeline::Texts;
 use crate::report::Issues;
 use crate::{Error, Result};
 
@@ -48,24 +49,13 @@ fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> Error + '_ {
 /// Writes every output file into `dir` (created if needed). `sources` holds
 /// the raw JSON of resources that gave a fact; only those behind a cohort or
 /// candidate row are written.
-pub fn write_all(
-    dir: &Path,
-    cohort: &Cohort,
-    issues: &Issues,
-    sources: &std::collections::BTreeMap<SourceRef, String>,
-) -> Result<()> {
+pub fn write_all(dir: &Path, cohort: &Cohort, issues: &Issues, sources: &mut Texts) -> Result<()> {
     write_outputs(dir, cohort, issues, sources, true)
 }
 
 /// As [`write_all`]; `cohort.csv` and `candidates.csv` only when `csv` (the
 /// Parquet copies are written by [`super::parquet`]).
-pub fn write_outputs(
-    dir: &Path,
-    cohort: &Cohort,
-    issues: &Issues,
-    sources: &std::collections::BTreeMap<SourceRef, String>,
-    csv: bool,
-) -> Result<()> {
+pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &Issues, sources: &mut Texts, csv: bool) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
     if csv {
         write_cohort(dir, cohort)?;
@@ -129,7 +119,7 @@ fn write_ndjson<'a, T: Serialize + 'a>(dir: &Path, name: &str, items: impl Itera
     w.flush().map_err(out_err(&path))
 }
 
-fn write_sources(dir: &Path, cohort: &Cohort, sources: &std::collections::BTreeMap<SourceRef, String>) -> Result<()> {
+fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()> {
     let mut wanted: std::collections::BTreeSet<String> = cohort
         .provenance
         .iter()
@@ -139,22 +129,20 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &std::collections::BTreeM
         wanted.insert(format!("Patient/{}", c.patient_id));
     }
     let (path, mut w) = create(dir, "sources.ndjson")?;
-    for (src, raw) in sources {
-        if wanted.contains(&src.to_string()) {
-            // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
-            let compact = crate::fhir::compact_json(raw);
-            writeln!(w, "{compact}").map_err(out_err(&path))?;
-        }
+    let selected = sources
+        .select(|src| wanted.contains(&src.to_string()))
+        .map_err(out_err(&path))?;
+    for raw in selected.values() {
+        // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
+        writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out_err(&path))?;
     }
     w.flush().map_err(out_err(&path))
 }
 
 /// Writes `relevant.ndjson`: every resource a rule used, one compact line each,
-/// ordered by `Type/id`. Read again by `imnm cohort`, it gives the same cohort.
-pub fn write_relevant(dir: &Path, sources: &std::collections::BTreeMap<SourceRef, String>) -> Result<()> {
+/// in the order the input gave them (the same for any number of threads). Read again by `imnm cohort`, it gives the same cohort.
+pub fn write_relevant(dir: &Path, sources: &mut Texts) -> Result<()> {
     let (path, mut w) = create(dir, "relevant.ndjson")?;
-    for raw in sources.values() {
-        writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out_err(&path))?;
-    }
-    w.flush().map_err(out_err(&path))
+    let written = sources.try_for_each(|_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)));
+    written.and_then(|()| w.flush()).map_err(out_err(&path))
 }

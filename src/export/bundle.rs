@@ -39,16 +39,19 @@ pub struct ExportSummary {
 pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Result<ExportSummary, ExportError> {
     let rules = DeidRules::builtin()?;
     check_empty(&opts.out)?;
-    let collected = crate::pipeline::collect_input(&opts.input, mappings)?;
+    let mut collected = crate::pipeline::collect_input(&opts.input, mappings)?;
     let mut issues = collected.issues;
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues);
-    let selected = select(&cohort, &collected.sources, &collected.aliases);
+    let selected = select(&cohort, &mut collected.sources, &collected.aliases).map_err(|source| ExportError::Read {
+        path: std::env::temp_dir(),
+        source,
+    })?;
     let links = links_into(&collected.aliases, &selected);
     let ages = onset_ages(&cohort);
     let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);
     let mut fired = RulesFired::default();
     let (mut kept, mut dropped): (Vec<Deidentified>, Vec<Dropped>) = (Vec::new(), Vec::new());
-    for (src, raw) in selected {
+    for (src, raw) in &selected {
         let Ok(value) = serde_json::from_str::<Value>(raw) else {
             fired.fire("dropped:unparseable");
             continue;
@@ -103,28 +106,24 @@ fn check_empty(out: &Path) -> Result<(), ExportError> {
 
 /// The cases' Patients, the resources behind their cohort cells, and the
 /// Medications those reference.
-fn select<'s>(
+/// Reading a text back from the temporary file can fail.
+fn select(
     cohort: &crate::cohort::Cohort,
-    sources: &'s BTreeMap<SourceRef, String>,
+    sources: &mut crate::pipeline::Texts,
     aliases: &Links,
-) -> BTreeMap<&'s SourceRef, &'s String> {
+) -> std::io::Result<BTreeMap<SourceRef, String>> {
     let mut wanted: BTreeSet<String> = cohort
         .rows
         .iter()
         .map(|r| format!("Patient/{}", r.patient_id))
         .collect();
     wanted.extend(cohort.provenance.iter().flat_map(|p| p.sources.iter().cloned()));
-    let mut out: BTreeMap<&SourceRef, &String> = sources
-        .iter()
-        .filter(|(s, _)| wanted.contains(&s.to_string()))
-        .collect();
-    let meds: Vec<SourceRef> = out.values().filter_map(|raw| medication_of(raw, aliases)).collect();
-    for m in meds {
-        if let Some((s, raw)) = sources.get_key_value(&m) {
-            out.insert(s, raw);
-        }
+    let mut out = sources.select(|s| wanted.contains(&s.to_string()))?;
+    let meds: BTreeSet<SourceRef> = out.values().filter_map(|raw| medication_of(raw, aliases)).collect();
+    if !meds.is_empty() {
+        out.extend(sources.select(|s| meds.contains(s))?);
     }
-    out
+    Ok(out)
 }
 
 fn medication_of(raw: &str, aliases: &Links) -> Option<SourceRef> {
@@ -139,7 +138,7 @@ fn medication_of(raw: &str, aliases: &Links) -> Option<SourceRef> {
 
 /// The fullUrls of the resources going into the bundle: references to them
 /// are resolved, references to anything else are removed.
-fn links_into(aliases: &Links, selected: &BTreeMap<&SourceRef, &String>) -> Links {
+fn links_into(aliases: &Links, selected: &BTreeMap<SourceRef, String>) -> Links {
     aliases
         .iter()
         .filter(|(_, target)| selected.contains_key(target))

@@ -16,11 +16,13 @@ use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PatientReco
 
 pub mod parallel;
 pub mod scan;
+pub mod texts;
 
 use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Issues, Severity};
 pub use parallel::ReadOptions;
 use scan::{Batch, Event};
+pub use texts::Texts;
 
 /// What the cohort layer needs of one patient.
 #[derive(Debug, Default, Clone)]
@@ -50,7 +52,7 @@ pub struct Collected {
     /// Per patient id.
     pub patients: BTreeMap<String, PatientData>,
     /// Raw JSON of every resource that gave a fact, by `Type/id`.
-    pub sources: BTreeMap<SourceRef, String>,
+    pub sources: Texts,
     /// Data issues.
     pub issues: Issues,
     /// Counts.
@@ -72,10 +74,11 @@ pub struct Collector<'m> {
     medications: HashMap<String, Vec<MedicationMatch>>,
     aliases: BTreeMap<String, SourceRef>,
     pending: Vec<Pending>,
-    sources: BTreeMap<SourceRef, String>,
+    sources: Texts,
     issues: Issues,
     stats: ReadStats,
-    seen_ids: HashSet<(String, String)>,
+    /// [`resource_key`] of every resource absorbed (16 bytes each, not its id's).
+    seen_ids: HashSet<u128>,
     deleted: HashSet<String>,
     batch: Batch,
     prefilter: Prefilter,
@@ -90,7 +93,7 @@ impl<'m> Collector<'m> {
             medications: HashMap::new(),
             aliases: BTreeMap::new(),
             pending: Vec::new(),
-            sources: BTreeMap::new(),
+            sources: Texts::default(),
             issues: Issues::default(),
             stats: ReadStats::default(),
             seen_ids: HashSet::new(),
@@ -194,6 +197,13 @@ impl<'m> Collector<'m> {
         &self.prefilter
     }
 
+    /// Keeps at most `bytes` of resource text in memory; the rest goes to a
+    /// temporary file (see [`texts`]).
+    pub fn spill_after(mut self, bytes: usize) -> Self {
+        self.sources = Texts::new(bytes);
+        self
+    }
+
     /// Turns the byte-level prefilter off: every resource gets the full peek
     /// (and a JSON syntax check).
     pub fn without_prefilter(mut self) -> Self {
@@ -225,10 +235,7 @@ impl<'m> Collector<'m> {
     }
 
     fn absorb(&mut self, out: Extracted, text: Option<String>) {
-        if !self
-            .seen_ids
-            .insert((out.source.resource_type.clone(), out.source.id.clone()))
-        {
+        if !self.seen_ids.insert(resource_key(&out.source)) {
             let msg = "the same resource appears more than once; the first copy is used";
             return self.issues.push(Issue::new(
                 Severity::Information,
@@ -241,7 +248,15 @@ impl<'m> Collector<'m> {
             self.issues.push(issue);
         }
         if let Some(text) = text {
-            self.sources.insert(out.source.clone(), text);
+            if let Some(e) = self.sources.insert(out.source.clone(), text) {
+                let msg = format!("cannot write the temporary file for resource texts ({e}); keeping them in memory");
+                self.issues.push(Issue::new(
+                    Severity::Information,
+                    IssueCode::UnreadableFile,
+                    "(temporary file)",
+                    msg,
+                ));
+            }
         }
         if let Some(matches) = out.medication {
             self.medications.insert(out.source.id.clone(), matches);
@@ -393,6 +408,18 @@ struct SideIssue {
     code: String,
 }
 
+/// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
+/// between two resources of one run has a chance of about n² / 2¹²⁹.
+fn resource_key(source: &SourceRef) -> u128 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        (salt, &source.resource_type, &source.id).hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
 fn subject_key(reference: &str) -> String {
     match reference::parse(reference) {
         Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
@@ -456,7 +483,7 @@ pub fn collect_with(
         path: inputs_label(inputs),
         source: e,
     })?;
-    let mut collector = Collector::new(mappings);
+    let mut collector = Collector::new(mappings).spill_after(opts.spill_after);
     if !opts.prefilter {
         collector = collector.without_prefilter();
     }
@@ -633,18 +660,18 @@ pub fn build_and_write_as(
 ) -> crate::Result<RunOutcome> {
     let Collected {
         patients,
-        sources,
+        mut sources,
         mut issues,
         stats,
         ..
     } = collected;
     let cohort = crate::cohort::build::build(&patients, mappings, &mut issues);
-    crate::cohort::write::write_outputs(out, &cohort, &issues, &sources, formats.csv)?;
+    crate::cohort::write::write_outputs(out, &cohort, &issues, &mut sources, formats.csv)?;
     if formats.parquet {
         crate::cohort::parquet::write_all(out, &cohort, &patients, mappings)?;
     }
     if formats.relevant {
-        crate::cohort::write::write_relevant(out, &sources)?;
+        crate::cohort::write::write_relevant(out, &mut sources)?;
     }
     Ok(RunOutcome { cohort, issues, stats })
 }

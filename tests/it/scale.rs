@@ -47,7 +47,7 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
     bench_data::write_bulk_dir(&Spec { seed: 2, ..spec }, &gz, true).unwrap();
     bench_data::write_bundle(&Spec { seed: 3, ..spec }, &bundle).unwrap();
     let inputs = [plain.as_path(), gz.as_path(), bundle.as_path()];
-    let one = cohort(&inputs, &tmp.path().join("t1"), &["--threads", "1"]);
+    let one = cohort(&inputs, &tmp.path().join("t1"), &["--threads", "1", "--relevant"]);
     // The outputs say something: cases, candidates and each kind of bad line.
     let text = |name: &str| String::from_utf8_lossy(&one.iter().find(|(n, _)| n == name).unwrap().1).to_string();
     assert!(text("cohort.csv").lines().count() > 2, "{}", text("cohort.csv"));
@@ -61,12 +61,24 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
     ] {
         assert!(issues.contains(code), "no {code} issue in {issues}");
     }
-    for (threads, chunk) in [("2", "4096"), ("3", "1")] {
-        let out = tmp.path().join(format!("t{threads}-{chunk}"));
-        let many = cohort(&inputs, &out, &["--threads", threads, "--chunk-bytes", chunk]);
+    assert!(text("sources.ndjson").lines().count() > 10);
+    assert!(text("relevant.ndjson").lines().count() > text("sources.ndjson").lines().count());
+    // Resource texts past 0 or 5,000 bytes go to a temporary file: still the same bytes.
+    for (threads, chunk, spill) in [("2", "4096", "0"), ("3", "1", "5000"), ("1", "65536", "0")] {
+        let out = tmp.path().join(format!("t{threads}-{chunk}-{spill}"));
+        let args = [
+            "--threads",
+            threads,
+            "--chunk-bytes",
+            chunk,
+            "--spill-after-bytes",
+            spill,
+            "--relevant",
+        ];
+        let many = cohort(&inputs, &out, &args);
         assert_eq!(one.len(), many.len());
         for ((name, a), (_, b)) in one.iter().zip(&many) {
-            assert!(a == b, "{name} differs with --threads {threads} --chunk-bytes {chunk}");
+            assert!(a == b, "{name} differs with {args:?}");
         }
     }
 }

@@ -214,6 +214,10 @@ pub struct CohortArgs {
     /// Size in bytes of the blocks a plain NDJSON file is cut into for the threads (tests and tuning).
     #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_bytes: Option<u32>,
+    /// Bytes of relevant resources' raw JSON kept in memory before the rest goes to a temporary
+    /// file in TMPDIR (tests and tuning; default 32 MiB).
+    #[arg(long, hide = true)]
+    pub spill_after_bytes: Option<u64>,
 }
 
 /// `imnm mappings …`.

@@ -134,6 +134,9 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     if let Some(n) = args.chunk_bytes {
         opts.chunk_bytes = n as usize;
     }
+    if let Some(n) = args.spill_after_bytes {
+        opts.spill_after = usize::try_from(n).unwrap_or(usize::MAX);
+    }
     let collected =
         pipeline::collect_with(&args.input, &mappings, opts, move |n| counter.inc(n)).map_err(|e| Exit(3, e.into()))?;
     pb.finish_and_clear();

@@ -1,0 +1,217 @@
+//! The raw JSON of resources that gave a fact, kept off the heap.
+//!
+//! [`Texts`] maps `Type/id` to a resource's text. The first
+//! [`ReadOptions::spill_after`](super::ReadOptions::spill_after) bytes stay in
+//! memory; later texts are appended, with their key, to an anonymous
+//! temporary file (created in the system temp folder, `TMPDIR`, and gone when
+//! the run ends) with nothing kept in memory for them: a 10 GB export costs
+//! no memory per relevant resource here. Reading back is a sequential pass
+//! over the file ([`Texts::select`]), which is how outputs want them anyway: a
+//! few thousand resources behind cohort rows, in key order, or all of them in
+//! the order they came ([`Texts::try_for_each`]). If the temporary
+//! file cannot be written, texts stay in memory and the caller is told once
+//! (see [`Texts::insert`]).
+//!
+//! This module owns the storage only; which resources go in is decided by the
+//! `Collector`, what is written out by `cohort::write` and `export`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+
+use crate::domain::SourceRef;
+
+/// Resource texts by `Type/id`.
+#[derive(Debug)]
+pub struct Texts {
+    /// In the order inserted (they come before every spilled one).
+    memory: Vec<(SourceRef, Box<str>)>,
+    file: Option<BufWriter<File>>,
+    spilled: u64,
+    in_memory: usize,
+    spill_after: usize,
+    spill_failed: bool,
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Self::new(usize::MAX)
+    }
+}
+
+impl Texts {
+    /// Keeps up to `spill_after` bytes of text in memory, the rest on disk.
+    pub fn new(spill_after: usize) -> Self {
+        Self {
+            memory: Vec::new(),
+            file: None,
+            spilled: 0,
+            in_memory: 0,
+            spill_after,
+            spill_failed: false,
+        }
+    }
+
+    /// Stores `text` under `key`. The caller stores each key once (the
+    /// `Collector` keeps the first copy of a resource). Returns the error met
+    /// the first time the temporary file could not be created or written; the
+    /// text is then kept in memory, as are all later ones.
+    pub fn insert(&mut self, key: SourceRef, text: String) -> Option<std::io::Error> {
+        // Once one text is on disk, all later ones go there too: memory holds a prefix.
+        let fits = self.file.is_none() && self.in_memory.saturating_add(text.len()) <= self.spill_after;
+        if fits || self.spill_failed {
+            self.in_memory += text.len();
+            self.memory.push((key, text.into_boxed_str()));
+            return None;
+        }
+        match self.append(&key, &text) {
+            Ok(()) => {
+                self.spilled += 1;
+                None
+            }
+            Err(e) => {
+                self.spill_failed = true;
+                self.in_memory += text.len();
+                self.memory.push((key, text.into_boxed_str()));
+                Some(e)
+            }
+        }
+    }
+
+    fn append(&mut self, key: &SourceRef, text: &str) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(BufWriter::with_capacity(1 << 16, tempfile::tempfile()?));
+        }
+        let w = self.file.as_mut().expect("created above");
+        for part in [key.resource_type.as_str(), key.id.as_str(), text] {
+            w.write_all(&(part.len() as u64).to_le_bytes())?;
+            w.write_all(part.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// How many texts are held.
+    pub fn len(&self) -> usize {
+        self.memory.len() + self.spilled as usize
+    }
+
+    /// True when no text is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many texts went to the temporary file.
+    pub fn spilled(&self) -> u64 {
+        self.spilled
+    }
+
+    /// The texts whose key `wanted` accepts, in key order: one pass over the
+    /// temporary file. Errors are reading the file back.
+    pub fn select(&mut self, wanted: impl Fn(&SourceRef) -> bool) -> std::io::Result<BTreeMap<SourceRef, String>> {
+        let mut out: BTreeMap<SourceRef, String> = self
+            .memory
+            .iter()
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, t)| (k.clone(), t.to_string()))
+            .collect();
+        self.for_each_spilled(|key, text| {
+            if wanted(&key) {
+                out.insert(key, text);
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with every key and text in the order they were inserted;
+    /// stops at the first error (reading the temporary file back, or one `f` returns).
+    pub fn try_for_each<E: From<std::io::Error>>(
+        &mut self,
+        mut f: impl FnMut(&SourceRef, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for (key, text) in &self.memory {
+            f(key, text)?;
+        }
+        self.for_each_spilled(|key, text| f(&key, &text))
+    }
+
+    fn for_each_spilled<E: From<std::io::Error>>(
+        &mut self,
+        mut f: impl FnMut(SourceRef, String) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(w) = self.file.as_mut() else { return Ok(()) };
+        w.flush()?;
+        let file = w.get_mut();
+        file.seek(SeekFrom::Start(0))?;
+        let mut r = BufReader::with_capacity(1 << 16, &*file);
+        for _ in 0..self.spilled {
+            let resource_type = read_part(&mut r)?;
+            let id = read_part(&mut r)?;
+            f(SourceRef { resource_type, id }, read_part(&mut r)?)?;
+        }
+        drop(r);
+        file.seek(SeekFrom::End(0))?;
+        Ok(())
+    }
+}
+
+fn read_part(r: &mut impl Read) -> std::io::Result<String> {
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len)?;
+    let len = usize::try_from(u64::from_le_bytes(len)).map_err(std::io::Error::other)?;
+    let mut bytes = vec![0u8; len];
+    r.read_exact(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> SourceRef {
+        SourceRef::new("Observation", id)
+    }
+
+    #[test]
+    fn texts_past_the_limit_go_to_disk_and_come_back_in_key_order() {
+        let mut texts = Texts::new(10);
+        assert!(texts.insert(key("c"), "{\"id\":\"c\"}".into()).is_none()); // 10 bytes: fits
+        assert!(texts.insert(key("a"), "{\"id\":\"a\",\"é\":1}".into()).is_none());
+        assert!(texts.insert(key("b"), "{\"id\":\"b\"}".into()).is_none());
+        assert!(texts.insert(key("d"), "{}".into()).is_none()); // would fit; after a spilled one
+        assert_eq!((texts.len(), texts.spilled()), (4, 3));
+        let all = texts.select(|_| true).unwrap();
+        let seen: Vec<String> = all.iter().map(|(k, t)| format!("{}={t}", k.id)).collect();
+        assert_eq!(
+            seen,
+            [
+                "a={\"id\":\"a\",\"é\":1}",
+                "b={\"id\":\"b\"}",
+                "c={\"id\":\"c\"}",
+                "d={}"
+            ]
+        );
+        let some = texts.select(|k| k.id == "b" || k.id == "c").unwrap();
+        assert_eq!(some.keys().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        // Reading back leaves the file ready for more.
+        assert!(texts.insert(key("0"), "{\"e\":1}".into()).is_none());
+        assert_eq!(texts.select(|k| k.id == "0").unwrap()[&key("0")], "{\"e\":1}");
+        let mut order = Vec::new();
+        texts
+            .try_for_each(|k, _| {
+                order.push(k.id.clone());
+                Ok::<_, std::io::Error>(())
+            })
+            .unwrap();
+        assert_eq!(order, ["c", "a", "b", "d", "0"]);
+    }
+
+    #[test]
+    fn without_a_limit_nothing_touches_disk() {
+        let mut texts = Texts::default();
+        for i in 0..100 {
+            texts.insert(key(&i.to_string()), "x".repeat(1000));
+        }
+        assert_eq!((texts.len(), texts.spilled()), (100, 0));
+    }
+}
