@@ -25,6 +25,13 @@ pub enum Error {
         /// Why.
         source: crate::store::StoreError,
     },
+    /// A temporary file of a large run (texts or patients moved off the
+    /// heap) cannot be read back.
+    #[error("cannot read back a temporary file in {}: {source}", std::env::temp_dir().display())]
+    Spill {
+        /// Why.
+        source: std::io::Error,
+    },
     /// An output cannot be written.
     #[error("cannot write {path}: {source}")]
     Output {

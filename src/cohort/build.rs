@@ -1,7 +1,5 @@
 //! Case selection and per-column aggregation.
 
-use std::collections::BTreeMap;
-
 use super::{Candidate, Cohort, Provenance};
 use crate::domain::case::format_number;
 use crate::domain::facts::MriPart;
@@ -10,36 +8,45 @@ use crate::domain::{
     YesNoUnknown,
 };
 use crate::mapping::{MappingSet, RuleKind};
-use crate::pipeline::PatientData;
+use crate::pipeline::{PatientData, Patients};
 use crate::report::{Issue, IssueCode, Issues, Severity};
 
-/// Builds the cohort from every patient's data. Issues found here (a case
-/// without birthDate, a differential-only patient) are added to `issues`.
-pub fn build(patients: &BTreeMap<String, PatientData>, m: &MappingSet, issues: &mut Issues) -> Cohort {
+/// Builds the cohort from every patient's data, one patient at a time (in id
+/// order). Issues found here (a case without birthDate, a differential-only
+/// patient) are added to `issues`. Fails only when spilled patients cannot be
+/// read back from their temporary file.
+pub fn build(patients: &Patients, m: &MappingSet, issues: &mut Issues) -> crate::Result<Cohort> {
     let mut cohort = Cohort::default();
-    for (id, data) in patients {
-        let qualifying: Vec<&DiagnosisFact> = data.diagnoses.iter().filter(|d| d.kind.qualifies()).collect();
-        if qualifying.is_empty() {
-            if let Some(c) = candidate(id, data, m) {
-                cohort.candidates.push(c);
-            }
-            continue;
+    patients
+        .try_for_each(|id, data| {
+            add_patient(&mut cohort, id, data, m, issues);
+            Ok::<_, std::io::Error>(())
+        })
+        .map_err(|source| crate::Error::Spill { source })?;
+    Ok(cohort)
+}
+
+fn add_patient(cohort: &mut Cohort, id: &str, data: &PatientData, m: &MappingSet, issues: &mut Issues) {
+    let qualifying: Vec<&DiagnosisFact> = data.diagnoses.iter().filter(|d| d.kind.qualifies()).collect();
+    if qualifying.is_empty() {
+        if let Some(c) = candidate(id, data, m) {
+            cohort.candidates.push(c);
         }
-        let mut b = RowBuilder {
-            row: CaseRow::empty(id.clone()),
-            prov: Vec::new(),
-            m,
-        };
-        b.demographics(data, issues);
-        b.diagnosis(&qualifying, data, issues);
-        for (i, rule) in m.rules.iter().enumerate() {
-            let facts: Vec<&Fact> = data.facts.iter().filter(|f| f.rule == i).collect();
-            b.apply(i, &rule.kind, &facts, &qualifying);
-        }
-        cohort.rows.push(b.row);
-        cohort.provenance.extend(b.prov);
+        return;
     }
-    cohort
+    let mut b = RowBuilder {
+        row: CaseRow::empty(id),
+        prov: Vec::new(),
+        m,
+    };
+    b.demographics(data, issues);
+    b.diagnosis(&qualifying, data, issues);
+    for (i, rule) in m.rules.iter().enumerate() {
+        let facts: Vec<&Fact> = data.facts.iter().filter(|f| f.rule == i).collect();
+        b.apply(i, &rule.kind, &facts, &qualifying);
+    }
+    cohort.rows.push(b.row);
+    cohort.provenance.extend(b.prov);
 }
 
 struct RowBuilder<'m> {
@@ -122,11 +129,11 @@ impl RowBuilder<'_> {
                     date.to_string(),
                     &rule,
                     src.clone(),
-                    format!("Condition.{element}"),
+                    format!("Condition.{}", element.as_str()),
                 );
                 (
                     age_at(birth, date),
-                    format!("Condition.{element} minus Patient.birthDate"),
+                    format!("Condition.{} minus Patient.birthDate", element.as_str()),
                 )
             }
             None => match dx.recorded {

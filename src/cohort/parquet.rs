@@ -11,7 +11,6 @@
 //! This module owns the Parquet layout only; rows come from the cohort and the
 //! collected facts, never from FHIR JSON.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use parquet::schema::types::Type;
 use super::Cohort;
 use crate::domain::{FactValue, COLUMNS};
 use crate::mapping::{MappingSet, RuleKind};
-use crate::pipeline::PatientData;
+use crate::pipeline::Patients;
 use crate::{Error, Result};
 
 /// The type of a column.
@@ -94,9 +93,9 @@ pub fn candidates_table(cohort: &Cohort) -> Table {
     Table { columns, rows }
 }
 
-/// One row per fact of every patient, in patient then reading order.
-#[must_use]
-pub fn facts_table(patients: &BTreeMap<String, PatientData>, mappings: &MappingSet) -> Table {
+/// One row per fact of every patient, in patient then reading order (the
+/// table is built in memory: its size follows the facts, not the input).
+pub fn facts_table(patients: &Patients, mappings: &MappingSet) -> crate::Result<Table> {
     let columns = vec![
         ("patient_id", Kind::Text),
         ("column", Kind::Text),
@@ -109,7 +108,7 @@ pub fn facts_table(patients: &BTreeMap<String, PatientData>, mappings: &MappingS
         ("detail", Kind::Text),
     ];
     let mut rows = Vec::new();
-    for (patient, data) in patients {
+    let read = patients.try_for_each(|patient, data| {
         for f in &data.facts {
             let rule = &mappings.rules[f.rule];
             let unit = match rule.kind {
@@ -118,7 +117,7 @@ pub fn facts_table(patients: &BTreeMap<String, PatientData>, mappings: &MappingS
             };
             let (value, number) = fact_value(&f.value);
             rows.push(vec![
-                patient.clone(),
+                patient.to_string(),
                 rule.column.to_string(),
                 f.source.to_string(),
                 f.code.clone(),
@@ -129,8 +128,10 @@ pub fn facts_table(patients: &BTreeMap<String, PatientData>, mappings: &MappingS
                 f.detail.clone(),
             ]);
         }
-    }
-    Table { columns, rows }
+        Ok::<_, std::io::Error>(())
+    });
+    read.map_err(|source| crate::Error::Spill { source })?;
+    Ok(Table { columns, rows })
 }
 
 fn fact_value(v: &FactValue) -> (String, String) {
@@ -226,13 +227,8 @@ fn field(name: &str, kind: Kind) -> parquet::errors::Result<Type> {
 /// # Errors
 ///
 /// A file cannot be written.
-pub fn write_all(
-    dir: &Path,
-    cohort: &Cohort,
-    patients: &BTreeMap<String, PatientData>,
-    mappings: &MappingSet,
-) -> Result<()> {
+pub fn write_all(dir: &Path, cohort: &Cohort, patients: &Patients, mappings: &MappingSet) -> Result<()> {
     write_table(&dir.join("cohort.parquet"), &cohort_table(cohort))?;
     write_table(&dir.join("candidates.parquet"), &candidates_table(cohort))?;
-    write_table(&dir.join("facts.parquet"), &facts_table(patients, mappings))
+    write_table(&dir.join("facts.parquet"), &facts_table(patients, mappings)?)
 }

@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// A calendar date with the precision it was given in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct FhirDate {
     /// Year, 1..=9999.
     pub year: u16,

@@ -6,11 +6,13 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use super::date::FhirDate;
 use super::values::{AntibodyStatus, Outcome};
 
 /// The resource a fact came from (`Type/id`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SourceRef {
     /// FHIR resource type, e.g. `Observation`.
     pub resource_type: String,
@@ -35,7 +37,7 @@ impl fmt::Display for SourceRef {
 }
 
 /// How a Condition relates to IMNM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DiagnosisKind {
     /// An IMNM code (value set `imnm-diagnosis`): makes a case.
     Qualifying,
@@ -57,16 +59,35 @@ impl DiagnosisKind {
 }
 
 /// Where a diagnosis's onset comes from.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Onset {
     /// `Condition.onsetAge`, in years.
     Age(f64),
     /// A date, with the FHIR element it was read from.
-    Date(FhirDate, &'static str),
+    Date(FhirDate, OnsetElement),
+}
+
+/// The Condition element an onset date was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnsetElement {
+    /// `onsetDateTime`.
+    DateTime,
+    /// `onsetPeriod.start`.
+    PeriodStart,
+}
+
+impl OnsetElement {
+    /// The element's FHIR path below `Condition`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DateTime => "onsetDateTime",
+            Self::PeriodStart => "onsetPeriod.start",
+        }
+    }
 }
 
 /// One myositis Condition of a patient.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiagnosisFact {
     /// How it relates to IMNM.
     pub kind: DiagnosisKind,
@@ -86,7 +107,7 @@ pub struct DiagnosisFact {
 }
 
 /// Which MRI finding a fact is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MriPart {
     /// Muscle oedema.
     Edema,
@@ -95,7 +116,7 @@ pub enum MriPart {
 }
 
 /// The value a rule read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FactValue {
     /// A quantity in the rule's canonical unit.
     Quantity(f64),
@@ -120,7 +141,7 @@ pub enum FactValue {
 }
 
 /// One value read by one rule from one resource.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fact {
     /// Index of the rule in the mapping set.
     pub rule: usize,

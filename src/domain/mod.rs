@@ -6,7 +6,8 @@
 //!
 //! It must not touch JSON, HTTP, files or FHIR models: everything here is plain
 //! Rust data so that the mapping, cohort and export layers can share it and test
-//! it without I/O.
+//! it without I/O. Facts derive serde's traits (no format chosen here) so the
+//! pipeline can move a large run's patients to disk (`pipeline::patients`).
 
 pub mod case;
 pub mod date;
@@ -15,5 +16,5 @@ pub mod values;
 
 pub use case::{CaseRow, COLUMNS};
 pub use date::FhirDate;
-pub use facts::{DiagnosisFact, DiagnosisKind, Fact, FactValue, Onset, SourceRef};
+pub use facts::{DiagnosisFact, DiagnosisKind, Fact, FactValue, Onset, OnsetElement, SourceRef};
 pub use values::{AntibodyStatus, MriThigh, Outcome, Sex, YesNoUnknown};

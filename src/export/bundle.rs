@@ -41,7 +41,7 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     check_empty(&opts.out)?;
     let mut collected = crate::pipeline::collect_input(&opts.input, mappings)?;
     let mut issues = collected.issues;
-    let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues);
+    let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues)?;
     let selected = select(&cohort, &mut collected.sources, &collected.aliases).map_err(|source| ExportError::Read {
         path: std::env::temp_dir(),
         source,
@@ -69,7 +69,7 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     kept.sort_by(|a, b| (&a.resource_type, &a.pseudonym).cmp(&(&b.resource_type, &b.pseudonym)));
     let counts = write_resources(&opts.out, &kept)?;
     let bundle_text = std::fs::read_to_string(opts.out.join("bundle.json")).map_err(super::read_err(&opts.out))?;
-    let rows = rerun(&bundle_text, mappings);
+    let rows = rerun(&bundle_text, mappings)?;
     let with_site: Vec<(Option<&str>, &CaseRow)> = rows.iter().map(|r| (None, r)).collect();
     write_file(&opts.out, "cohort.csv", &cohort_csv(&with_site))?;
     write_table1(&opts.out, &rows, opts.min_cell)?;
@@ -189,8 +189,8 @@ fn write_resources(dir: &Path, kept: &[Deidentified]) -> Result<BTreeMap<String,
 /// Re-runs the cohort pipeline on a de-identified `bundle.json`: the rows (onset
 /// ages come from the onset-age extension, which the mapping reads, since
 /// birthDate may be a year).
-pub fn rerun(bundle_text: &str, mappings: &MappingSet) -> Vec<CaseRow> {
+pub fn rerun(bundle_text: &str, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
     let collected = crate::pipeline::collect_json_text("bundle.json", bundle_text, mappings);
     let mut issues = collected.issues;
-    crate::cohort::build::build(&collected.patients, mappings, &mut issues).rows
+    Ok(crate::cohort::build::build(&collected.patients, mappings, &mut issues)?.rows)
 }

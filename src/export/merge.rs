@@ -99,7 +99,7 @@ pub fn merge(
         let bytes = std::fs::read(dir.join("manifest.json")).map_err(super::read_err(dir))?;
         sites.push((
             manifest,
-            super::rerun(&text, mappings),
+            super::rerun(&text, mappings)?,
             crate::deid::key::sha256_hex(&bytes),
         ));
     }

@@ -15,17 +15,19 @@ use crate::fhir::source::{self, Format, Item, Location};
 use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PatientRecord, PendingExposure};
 
 pub mod parallel;
+pub mod patients;
 pub mod scan;
 pub mod texts;
 
 use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Issues, Severity};
 pub use parallel::ReadOptions;
+pub use patients::Patients;
 use scan::{Batch, Event};
 pub use texts::Texts;
 
 /// What the cohort layer needs of one patient.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PatientData {
     /// Demographics, when the Patient resource was in the input.
     pub record: Option<PatientRecord>,
@@ -49,8 +51,8 @@ pub struct ReadStats {
 /// Everything collected from the inputs.
 #[derive(Debug)]
 pub struct Collected {
-    /// Per patient id.
-    pub patients: BTreeMap<String, PatientData>,
+    /// Per patient id (partly on disk after a large input).
+    pub patients: Patients,
     /// Raw JSON of every resource that gave a fact, by `Type/id`.
     pub sources: Texts,
     /// Data issues.
@@ -61,6 +63,7 @@ pub struct Collected {
     pub aliases: BTreeMap<String, SourceRef>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Pending {
     subject: String,
     source: SourceRef,
@@ -82,6 +85,23 @@ pub struct Collector<'m> {
     deleted: HashSet<String>,
     batch: Batch,
     prefilter: Prefilter,
+    /// Spill state of `by_subject` and `pending`.
+    spill: Spill,
+}
+
+/// How much of the per-patient state is held, and what went to disk.
+#[derive(Default)]
+struct Spill {
+    /// About how many bytes `by_subject` holds.
+    held: usize,
+    /// About how many bytes `pending` holds.
+    pending_held: usize,
+    /// Past this, patients go to a run and pending exposures to the log.
+    after: usize,
+    runs: Vec<patients::RunFile>,
+    pending_log: patients::Log,
+    /// A temporary file could not be written: everything stays in memory.
+    failed: bool,
 }
 
 impl<'m> Collector<'m> {
@@ -100,6 +120,10 @@ impl<'m> Collector<'m> {
             deleted: HashSet::new(),
             batch: Batch::default(),
             prefilter: Prefilter::new(mappings),
+            spill: Spill {
+                after: usize::MAX,
+                ..Spill::default()
+            },
         }
     }
 
@@ -197,10 +221,11 @@ impl<'m> Collector<'m> {
         &self.prefilter
     }
 
-    /// Keeps at most `bytes` of resource text in memory; the rest goes to a
-    /// temporary file (see [`texts`]).
+    /// Keeps about `bytes` of resource text, and as much patient data, in
+    /// memory; the rest goes to temporary files (see [`texts`], [`patients`]).
     pub fn spill_after(mut self, bytes: usize) -> Self {
         self.sources = Texts::new(bytes);
+        self.spill.after = bytes;
         self
     }
 
@@ -249,13 +274,7 @@ impl<'m> Collector<'m> {
         }
         if let Some(text) = text {
             if let Some(e) = self.sources.insert(out.source.clone(), text) {
-                let msg = format!("cannot write the temporary file for resource texts ({e}); keeping them in memory");
-                self.issues.push(Issue::new(
-                    Severity::Information,
-                    IssueCode::UnreadableFile,
-                    "(temporary file)",
-                    msg,
-                ));
+                self.spill_issue("resource texts", &e);
             }
         }
         if let Some(matches) = out.medication {
@@ -266,18 +285,101 @@ impl<'m> Collector<'m> {
             return;
         };
         for exposure in out.pending {
-            self.pending.push(Pending {
+            self.push_pending(Pending {
                 subject: subject.clone(),
                 source: out.source.clone(),
                 exposure,
             });
         }
-        let data = self.by_subject.entry(subject).or_default();
-        if out.patient.is_some() {
-            data.record = out.patient;
+        let add = PatientData {
+            record: out.patient,
+            facts: out.facts,
+            diagnoses: out.diagnoses,
+        };
+        self.add_to(subject, add);
+    }
+
+    fn spill_issue(&mut self, what: &str, e: &std::io::Error) {
+        let msg = format!("cannot write a temporary file for {what} ({e}); keeping them in memory");
+        let issue = Issue::new(
+            Severity::Information,
+            IssueCode::UnreadableFile,
+            "(temporary file)",
+            msg,
+        );
+        self.issues.push(issue);
+    }
+
+    fn add_to(&mut self, subject: String, add: PatientData) {
+        self.spill.held += add.approx_bytes() + subject.len();
+        self.by_subject.entry(subject).or_default().absorb(add);
+        if self.spill.held > self.spill.after && !self.spill.failed {
+            self.spill_patients();
         }
-        data.facts.extend(out.facts);
-        data.diagnoses.extend(out.diagnoses);
+    }
+
+    /// Moves every `Patient/…` subject to a new sorted run (other subjects,
+    /// resolved only at the end, stay).
+    fn spill_patients(&mut self) {
+        let mut run: BTreeMap<String, PatientData> = BTreeMap::new();
+        let mut keep = HashMap::new();
+        for (subject, data) in self.by_subject.drain() {
+            match subject.strip_prefix("Patient/") {
+                Some(id) => run.insert(id.to_string(), data),
+                None => keep.insert(subject, data),
+            };
+        }
+        self.by_subject = keep;
+        self.spill.held = self.by_subject.iter().map(|(k, d)| k.len() + d.approx_bytes()).sum();
+        if self.spill.held > self.spill.after / 2 {
+            self.spill.after = self.spill.after.saturating_mul(2); // opaque subjects: spill less often
+        }
+        match patients::write_run(run.iter()) {
+            Ok(file) => {
+                self.spill.runs.push(file);
+                self.compact_runs();
+            }
+            Err(e) => {
+                self.spill.failed = true;
+                self.spill_issue("patients' facts", &e);
+                for (id, data) in run {
+                    self.spill.held += id.len() + data.approx_bytes();
+                    self.by_subject.insert(format!("Patient/{id}"), data);
+                }
+            }
+        }
+    }
+
+    /// Folds the runs into one once there are [`patients::MAX_RUNS`] (few open files).
+    fn compact_runs(&mut self) {
+        if self.spill.runs.len() < patients::MAX_RUNS {
+            return;
+        }
+        match patients::compact(&self.spill.runs) {
+            Ok(one) => self.spill.runs = vec![one],
+            Err(e) => {
+                self.spill.failed = true; // the runs stay as they are
+                self.spill_issue("patients' facts", &e);
+            }
+        }
+    }
+
+    fn push_pending(&mut self, p: Pending) {
+        self.spill.pending_held += 160 + p.subject.len() + p.source.id.len() + p.exposure.medication_id.len();
+        self.pending.push(p);
+        if self.spill.pending_held <= self.spill.after / 4 || self.spill.failed {
+            return;
+        }
+        for p in std::mem::take(&mut self.pending) {
+            if self.spill.failed {
+                self.pending.push(p);
+            } else if let Err(e) = self.spill.pending_log.push(&p) {
+                self.spill.failed = true;
+                self.spill_issue("medication references", &e);
+                self.pending.push(p);
+            }
+        }
+        self.spill.pending_held = 0;
     }
 
     /// Resolves what waited for the whole input (Medication references,
@@ -288,7 +390,9 @@ impl<'m> Collector<'m> {
         self.stats.seen = counts.seen;
         self.stats.parsed = counts.parsed;
         let mut patients: BTreeMap<String, PatientData> = BTreeMap::new();
-        for (subject, data) in std::mem::take(&mut self.by_subject) {
+        let mut by_subject: Vec<_> = std::mem::take(&mut self.by_subject).into_iter().collect();
+        by_subject.sort_by(|a, b| a.0.cmp(&b.0));
+        for (subject, data) in by_subject {
             let id = self.patient_id(&subject);
             let Some(id) = id else {
                 let n = data.facts.len() + data.diagnoses.len();
@@ -301,15 +405,10 @@ impl<'m> Collector<'m> {
                 ));
                 continue;
             };
-            let entry = patients.entry(id).or_default();
-            if data.record.is_some() {
-                entry.record = data.record;
-            }
-            entry.facts.extend(data.facts);
-            entry.diagnoses.extend(data.diagnoses);
+            patients.entry(id).or_default().absorb(data);
         }
         Collected {
-            patients,
+            patients: Patients::new(std::mem::take(&mut self.spill.runs), patients),
             sources: self.sources,
             issues: self.issues,
             stats: self.stats,
@@ -326,7 +425,21 @@ impl<'m> Collector<'m> {
     }
 
     fn resolve_pending(&mut self) {
+        let mut log = std::mem::take(&mut self.spill.pending_log);
+        if let Err(e) = log.drain(|p: Pending| self.resolve_one(p)) {
+            let msg = format!(
+                "cannot read back the temporary file of medication references ({e}); some treatments may be missing"
+            );
+            let issue = Issue::new(Severity::Error, IssueCode::UnreadableFile, "(temporary file)", msg);
+            self.issues.push(issue);
+        }
         for p in std::mem::take(&mut self.pending) {
+            self.resolve_one(p);
+        }
+    }
+
+    fn resolve_one(&mut self, p: Pending) {
+        {
             let id = match self.aliases.get(&p.exposure.medication_id) {
                 Some(t) if t.resource_type == "Medication" => t.id.clone(),
                 Some(t) => t.to_string(),
@@ -342,7 +455,7 @@ impl<'m> Collector<'m> {
                 )
                 .at(p.exposure.path.clone());
                 self.issues.push(issue);
-                continue;
+                return;
             };
             let mut ctx = Ctx::new(self.mappings, p.source.clone());
             extract::push_matches(
@@ -351,11 +464,11 @@ impl<'m> Collector<'m> {
                 Some(&SourceRef::new("Medication", id)),
                 &mut ctx,
             );
-            self.by_subject
-                .entry(p.subject)
-                .or_default()
-                .facts
-                .extend(ctx.out.facts);
+            let add = PatientData {
+                facts: ctx.out.facts,
+                ..PatientData::default()
+            };
+            self.add_to(p.subject, add);
         }
     }
 }
@@ -525,7 +638,7 @@ pub fn collect_with(
     tracing::info!(
         files = collected.stats.files,
         parsed = collected.stats.parsed,
-        patients = collected.patients.len(),
+        spilled_runs = collected.patients.runs(),
         issues = collected.issues.total(),
         "inputs read"
     );
@@ -665,7 +778,7 @@ pub fn build_and_write_as(
         stats,
         ..
     } = collected;
-    let cohort = crate::cohort::build::build(&patients, mappings, &mut issues);
+    let cohort = crate::cohort::build::build(&patients, mappings, &mut issues)?;
     crate::cohort::write::write_outputs(out, &cohort, &issues, &mut sources, formats.csv)?;
     if formats.parquet {
         crate::cohort::parquet::write_all(out, &cohort, &patients, mappings)?;

@@ -34,8 +34,9 @@ pub struct ReadOptions {
     /// [`crate::fhir::prefilter`]; their syntax is checked in the same pass, so outputs are
     /// the same either way). Default: on.
     pub prefilter: bool,
-    /// Bytes of relevant resources' raw JSON kept in memory; past this they
-    /// go to a temporary file (see [`super::texts`]). Default: 32 MiB.
+    /// About how many bytes of relevant resources' raw JSON, and as many of
+    /// patients' facts, are kept in memory; past this they go to temporary
+    /// files (see [`super::texts`], [`super::patients`]). Default: 8 MiB.
     pub spill_after: usize,
 }
 
@@ -45,7 +46,7 @@ impl Default for ReadOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 2 << 20,
             prefilter: true,
-            spill_after: 32 << 20,
+            spill_after: 8 << 20,
         }
     }
 }

@@ -170,7 +170,7 @@ proptest! {
         imnm_fhir::fhir::source::read_json("x.json".into(), &bytes[..], &mut |i| c.accept(i));
         let collected = c.finish();
         let mut issues = collected.issues;
-        let _ = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues);
+        imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).expect("in memory");
     }
 
     #[test]

@@ -49,11 +49,13 @@ pub(crate) fn source_rows() -> Vec<CaseRow> {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_json_text("demo", &text, &m);
     let mut issues = collected.issues;
-    imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).rows
+    imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues)
+        .unwrap()
+        .rows
 }
 
 pub(crate) fn exported_rows(dir: &Path) -> Vec<CaseRow> {
-    export::rerun(&std::fs::read_to_string(dir.join("bundle.json")).unwrap(), &mappings())
+    export::rerun(&std::fs::read_to_string(dir.join("bundle.json")).unwrap(), &mappings()).unwrap()
 }
 
 #[test]

@@ -45,7 +45,7 @@ pub fn run_text(text: &str) -> (Cohort, Issues) {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_json_text("test.json", text, &m);
     let mut issues = collected.issues;
-    let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues);
+    let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).expect("patients readable");
     (cohort, issues)
 }
 
@@ -54,7 +54,7 @@ pub fn run_paths(paths: &[PathBuf]) -> (Cohort, Issues) {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect(paths, &m, |_| {}).expect("inputs readable");
     let mut issues = collected.issues;
-    let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues);
+    let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).expect("patients readable");
     (cohort, issues)
 }
 

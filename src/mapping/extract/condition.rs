@@ -2,7 +2,7 @@
 //! findings coded as problems (e.g. Gottron's papules as L94.4).
 
 use super::{coding_in, concept_matches, first_code, texts, Ctx, Prim};
-use crate::domain::{DiagnosisFact, DiagnosisKind, Fact, FactValue, Onset};
+use crate::domain::{DiagnosisFact, DiagnosisKind, Fact, FactValue, Onset, OnsetElement};
 use crate::fhir::model::resources::{Condition, ConditionOnset};
 use crate::fhir::model::types::CodeableConcept;
 use crate::mapping::RuleKind;
@@ -77,10 +77,10 @@ fn onset(c: &Condition, ctx: &mut Ctx<'_>) -> Option<Onset> {
     match c.onset.as_ref()? {
         ConditionOnset::DateTime(dt) => ctx
             .date(dt.v(), "Condition.onsetDateTime")
-            .map(|d| Onset::Date(d, "onsetDateTime")),
+            .map(|d| Onset::Date(d, OnsetElement::DateTime)),
         ConditionOnset::Period(p) => ctx
             .date(p.start.v(), "Condition.onsetPeriod.start")
-            .map(|d| Onset::Date(d, "onsetPeriod.start")),
+            .map(|d| Onset::Date(d, OnsetElement::PeriodStart)),
         ConditionOnset::Age(age) => {
             let value = super::decimal(&age.value);
             let factor = match age.code.v().or(age.unit.v()).map(str::trim) {

@@ -19,7 +19,7 @@ pub use medication::{exposures_of_concept, push_matches, MedicationMatch};
 pub use observation::RESULT_COUNT_URL;
 
 /// Demographics from a Patient resource.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PatientRecord {
     /// `Patient.gender`.
     pub sex: Sex,
@@ -29,7 +29,7 @@ pub struct PatientRecord {
 
 /// A medication resource that names its drug by reference to a Medication
 /// resource elsewhere in the input: resolved once every Medication is known.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PendingExposure {
     /// The Medication's id.
     pub medication_id: String,
