@@ -1,8 +1,10 @@
 //! The cohort pipeline: inputs → peek → parse → extract → collect → cohort.
 //!
 //! [`Collector`] accepts resources one at a time and keeps only what rules
-//! use (facts, demographics, the raw JSON of resources that gave a fact), so
-//! memory follows the relevant data, not the input size.
+//! use (facts, demographics, the raw JSON of resources that gave a fact).
+//! Past [`ReadOptions::spill_after`] it moves the raw JSON ([`texts`]) and the
+//! patients' facts ([`patients`]) to temporary files, so memory stays flat
+//! however large the input.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
