@@ -1,7 +1,8 @@
 //! Every patient's collected data, in memory or partly in sorted runs on disk.
 //!
-//! The `Collector` moves patients to a run (a temporary file in `TMPDIR`,
-//! records sorted by patient id, postcard-encoded) whenever what it holds
+//! The `Collector` moves patients to a run (an anonymous temporary file in
+//! `TMPDIR`, unlinked at creation and readable by this process only; records
+//! sorted by patient id, postcard-encoded) whenever what it holds
 //! passes [`ReadOptions::patients_after`](super::ReadOptions::patients_after),
 //! so memory stays flat however many patients an export has. [`Patients`]
 //! gives them back merged, in id order, one patient at a time: a patient seen
@@ -23,7 +24,8 @@ use super::PatientData;
 /// One sorted run on disk.
 #[derive(Debug)]
 struct Run {
-    file: tempfile::NamedTempFile,
+    /// Anonymous (unlinked at creation): nothing is left behind, even after a crash.
+    file: File,
     records: u64,
 }
 
@@ -159,8 +161,8 @@ pub(super) const MAX_RUNS: usize = 32;
 /// Folds `runs` into one run, in order.
 pub(super) fn compact(runs: &[RunFile]) -> std::io::Result<RunFile> {
     let runs: Vec<&Run> = runs.iter().map(|r| &r.0).collect();
-    let mut file = tempfile::NamedTempFile::new()?;
-    let mut w = BufWriter::with_capacity(1 << 16, file.as_file_mut());
+    let file = tempfile::tempfile()?;
+    let mut w = BufWriter::with_capacity(1 << 16, &file);
     let (mut records, mut buf) = (0u64, Vec::new());
     merge(&runs, &BTreeMap::new(), |id, data| {
         records += 1;
@@ -177,8 +179,8 @@ pub(super) struct RunFile(Run);
 
 /// Writes `patients` (already in id order) as one run.
 pub(super) fn write_run<'a>(patients: impl Iterator<Item = (&'a String, &'a PatientData)>) -> std::io::Result<RunFile> {
-    let mut file = tempfile::NamedTempFile::new()?;
-    let mut w = BufWriter::with_capacity(1 << 16, file.as_file_mut());
+    let file = tempfile::tempfile()?;
+    let mut w = BufWriter::with_capacity(1 << 16, &file);
     let mut records = 0u64;
     let mut buf = Vec::new();
     for record in patients {
@@ -190,16 +192,20 @@ pub(super) fn write_run<'a>(patients: impl Iterator<Item = (&'a String, &'a Pati
     Ok(RunFile(Run { file, records }))
 }
 
-struct RunReader {
-    r: BufReader<File>,
+struct RunReader<'r> {
+    r: BufReader<ReadAt<'r>>,
     left: u64,
     buf: Vec<u8>,
 }
 
-impl RunReader {
-    fn open(run: &Run) -> std::io::Result<Self> {
+impl<'r> RunReader<'r> {
+    fn open(run: &'r Run) -> std::io::Result<Self> {
+        let at = ReadAt {
+            file: &run.file,
+            pos: 0,
+        };
         Ok(Self {
-            r: BufReader::with_capacity(1 << 16, run.file.reopen()?),
+            r: BufReader::with_capacity(1 << 16, at),
             left: run.records,
             buf: Vec::new(),
         })
@@ -211,6 +217,24 @@ impl RunReader {
         }
         self.left -= 1;
         read_record(&mut self.r, &mut self.buf).map(Some)
+    }
+}
+
+/// Reads a file from `pos` on with positional reads, so several readers can
+/// share one open (anonymous) file.
+struct ReadAt<'f> {
+    file: &'f File,
+    pos: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

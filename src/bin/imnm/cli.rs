@@ -215,7 +215,7 @@ pub struct CohortArgs {
     #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_bytes: Option<u32>,
     /// Bytes of relevant resources' raw JSON kept in memory before the rest goes to a temporary
-    /// file in TMPDIR (tests and tuning; default 32 MiB).
+    /// file in TMPDIR (tests and tuning; default 8 MiB).
     #[arg(long, hide = true)]
     pub spill_after_bytes: Option<u64>,
 }
