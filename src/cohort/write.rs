@@ -131,7 +131,7 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()>
     let (path, mut w) = create(dir, "sources.ndjson")?;
     let selected = sources
         .select(|src| wanted.contains(&src.to_string()))
-        .map_err(out_err(&path))?;
+        .map_err(|source| Error::Spill { source })?;
     for raw in selected.values() {
         // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
         writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out_err(&path))?;
@@ -140,7 +140,8 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()>
 }
 
 /// Writes `relevant.ndjson`: every resource a rule used, one compact line each,
-/// in the order the input gave them (the same for any number of threads). Read again by `imnm cohort`, it gives the same cohort.
+/// in the order the input gave them (the same for any number of threads).
+/// Read again by `imnm cohort`, it gives the same cohort.
 pub fn write_relevant(dir: &Path, sources: &mut Texts) -> Result<()> {
     let (path, mut w) = create(dir, "relevant.ndjson")?;
     let written = sources.try_for_each(|_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)));

@@ -42,10 +42,8 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let mut collected = crate::pipeline::collect_input(&opts.input, mappings)?;
     let mut issues = collected.issues;
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues)?;
-    let selected = select(&cohort, &mut collected.sources, &collected.aliases).map_err(|source| ExportError::Read {
-        path: std::env::temp_dir(),
-        source,
-    })?;
+    let selected =
+        select(&cohort, &mut collected.sources, &collected.aliases).map_err(|source| crate::Error::Spill { source })?;
     let links = links_into(&collected.aliases, &selected);
     let ages = onset_ages(&cohort);
     let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);

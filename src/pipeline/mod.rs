@@ -19,6 +19,7 @@ use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PatientReco
 pub mod parallel;
 pub mod patients;
 pub mod scan;
+mod spill;
 pub mod texts;
 
 use crate::mapping::MappingSet;
@@ -100,8 +101,8 @@ struct Spill {
     pending_held: usize,
     /// Past this, patients go to a run and pending exposures to the log.
     after: usize,
-    runs: Vec<patients::RunFile>,
-    pending_log: patients::Log,
+    runs: Vec<spill::Log>,
+    pending_log: spill::Log,
     /// A temporary file could not be written: everything stays in memory.
     failed: bool,
 }
@@ -428,7 +429,7 @@ impl<'m> Collector<'m> {
 
     fn resolve_pending(&mut self) {
         let mut log = std::mem::take(&mut self.spill.pending_log);
-        if let Err(e) = log.drain(|p: Pending| self.resolve_one(p)) {
+        if let Err(e) = self.resolve_logged(&mut log) {
             let msg = format!(
                 "cannot read back the temporary file of medication references ({e}); some treatments may be missing"
             );
@@ -440,38 +441,46 @@ impl<'m> Collector<'m> {
         }
     }
 
-    fn resolve_one(&mut self, p: Pending) {
-        {
-            let id = match self.aliases.get(&p.exposure.medication_id) {
-                Some(t) if t.resource_type == "Medication" => t.id.clone(),
-                Some(t) => t.to_string(),
-                None => p.exposure.medication_id.clone(),
-            };
-            let Some(matches) = self.medications.get(&id).cloned() else {
-                let msg = "medicationReference names a Medication that is not in the input; not mapped";
-                let issue = Issue::new(
-                    Severity::Warning,
-                    IssueCode::DanglingReference,
-                    p.source.to_string(),
-                    msg,
-                )
-                .at(p.exposure.path.clone());
-                self.issues.push(issue);
-                return;
-            };
-            let mut ctx = Ctx::new(self.mappings, p.source.clone());
-            extract::push_matches(
-                &matches,
-                p.exposure.date,
-                Some(&SourceRef::new("Medication", id)),
-                &mut ctx,
-            );
-            let add = PatientData {
-                facts: ctx.out.facts,
-                ..PatientData::default()
-            };
-            self.add_to(p.subject, add);
+    /// Resolves the pending references that went to `log`, in the order pushed.
+    fn resolve_logged(&mut self, log: &mut spill::Log) -> std::io::Result<()> {
+        log.flush()?;
+        let mut pending = log.reader::<Pending>()?;
+        while let Some(p) = pending.next()? {
+            self.resolve_one(p);
         }
+        Ok(())
+    }
+
+    fn resolve_one(&mut self, p: Pending) {
+        let id = match self.aliases.get(&p.exposure.medication_id) {
+            Some(t) if t.resource_type == "Medication" => t.id.clone(),
+            Some(t) => t.to_string(),
+            None => p.exposure.medication_id.clone(),
+        };
+        let Some(matches) = self.medications.get(&id).cloned() else {
+            let msg = "medicationReference names a Medication that is not in the input; not mapped";
+            let issue = Issue::new(
+                Severity::Warning,
+                IssueCode::DanglingReference,
+                p.source.to_string(),
+                msg,
+            )
+            .at(p.exposure.path.clone());
+            self.issues.push(issue);
+            return;
+        };
+        let mut ctx = Ctx::new(self.mappings, p.source.clone());
+        extract::push_matches(
+            &matches,
+            p.exposure.date,
+            Some(&SourceRef::new("Medication", id)),
+            &mut ctx,
+        );
+        let add = PatientData {
+            facts: ctx.out.facts,
+            ..PatientData::default()
+        };
+        self.add_to(p.subject, add);
     }
 }
 

@@ -2,23 +2,22 @@
 //!
 //! [`Texts`] maps `Type/id` to a resource's text. The first
 //! [`ReadOptions::spill_after`](super::ReadOptions::spill_after) bytes stay in
-//! memory; later texts are appended, with their key, to an anonymous
-//! temporary file (created in the system temp folder, `TMPDIR`, and gone when
-//! the run ends) with nothing kept in memory for them: a 10 GB export costs
-//! no memory per relevant resource here. Reading back is a sequential pass
-//! over the file ([`Texts::select`]), which is how outputs want them anyway: a
-//! few thousand resources behind cohort rows, in key order, or all of them in
-//! the order they came ([`Texts::try_for_each`]). If the temporary
-//! file cannot be written, texts stay in memory and the caller is told once
-//! (see [`Texts::insert`]).
+//! memory; later texts are appended, with their key, to a [`Log`] (an
+//! anonymous temporary file in `TMPDIR`), with nothing kept in memory for
+//! them: a 10 GB export costs no memory per relevant resource here. Reading
+//! back is a sequential pass over the file ([`Texts::select`]), which is how
+//! outputs want them anyway: a few thousand resources behind cohort rows, in
+//! key order, or all of them in the order they came ([`Texts::try_for_each`]).
+//! If the temporary file cannot be written, texts stay in memory and the
+//! caller is told once (see [`Texts::insert`]).
 //!
-//! This module owns the storage only; which resources go in is decided by the
-//! `Collector`, what is written out by `cohort::write` and `export`.
+//! This module owns which texts stay in memory only; the file format is
+//! `spill`'s, which resources go in is decided by the `Collector`, what is
+//! written out by `cohort::write` and `export`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
+use super::spill::Log;
 use crate::domain::SourceRef;
 
 /// Resource texts by `Type/id`.
@@ -26,8 +25,8 @@ use crate::domain::SourceRef;
 pub struct Texts {
     /// In the order inserted (they come before every spilled one).
     memory: Vec<(SourceRef, Box<str>)>,
-    file: Option<BufWriter<File>>,
-    spilled: u64,
+    /// `(key, text)` records, after `memory`.
+    spilled: Log,
     in_memory: usize,
     spill_after: usize,
     spill_failed: bool,
@@ -44,8 +43,7 @@ impl Texts {
     pub fn new(spill_after: usize) -> Self {
         Self {
             memory: Vec::new(),
-            file: None,
-            spilled: 0,
+            spilled: Log::default(),
             in_memory: 0,
             spill_after,
             spill_failed: false,
@@ -58,41 +56,30 @@ impl Texts {
     /// text is then kept in memory, as are all later ones.
     pub fn insert(&mut self, key: SourceRef, text: String) -> Option<std::io::Error> {
         // Once one text is on disk, all later ones go there too: memory holds a prefix.
-        let fits = self.file.is_none() && self.in_memory.saturating_add(text.len()) <= self.spill_after;
-        if fits || self.spill_failed {
-            self.in_memory += text.len();
-            self.memory.push((key, text.into_boxed_str()));
-            return None;
-        }
-        match self.append(&key, &text) {
-            Ok(()) => {
-                self.spilled += 1;
-                None
-            }
-            Err(e) => {
-                self.spill_failed = true;
-                self.in_memory += text.len();
-                self.memory.push((key, text.into_boxed_str()));
-                Some(e)
+        let fits = self.spilled.len() == 0 && self.in_memory.saturating_add(text.len()) <= self.spill_after;
+        if !fits && !self.spill_failed {
+            let record = (key, text);
+            match self.spilled.push(&record) {
+                Ok(()) => return None,
+                Err(e) => {
+                    self.spill_failed = true;
+                    self.keep(record.0, record.1);
+                    return Some(e);
+                }
             }
         }
+        self.keep(key, text);
+        None
     }
 
-    fn append(&mut self, key: &SourceRef, text: &str) -> std::io::Result<()> {
-        if self.file.is_none() {
-            self.file = Some(BufWriter::with_capacity(1 << 16, tempfile::tempfile()?));
-        }
-        let w = self.file.as_mut().expect("created above");
-        for part in [key.resource_type.as_str(), key.id.as_str(), text] {
-            w.write_all(&(part.len() as u64).to_le_bytes())?;
-            w.write_all(part.as_bytes())?;
-        }
-        Ok(())
+    fn keep(&mut self, key: SourceRef, text: String) {
+        self.in_memory += text.len();
+        self.memory.push((key, text.into_boxed_str()));
     }
 
     /// How many texts are held.
     pub fn len(&self) -> usize {
-        self.memory.len() + self.spilled as usize
+        self.memory.len() + self.spilled.len() as usize
     }
 
     /// True when no text is held.
@@ -102,21 +89,16 @@ impl Texts {
 
     /// How many texts went to the temporary file.
     pub fn spilled(&self) -> u64 {
-        self.spilled
+        self.spilled.len()
     }
 
     /// The texts whose key `wanted` accepts, in key order: one pass over the
     /// temporary file. Errors are reading the file back.
     pub fn select(&mut self, wanted: impl Fn(&SourceRef) -> bool) -> std::io::Result<BTreeMap<SourceRef, String>> {
-        let mut out: BTreeMap<SourceRef, String> = self
-            .memory
-            .iter()
-            .filter(|(k, _)| wanted(k))
-            .map(|(k, t)| (k.clone(), t.to_string()))
-            .collect();
-        self.for_each_spilled(|key, text| {
-            if wanted(&key) {
-                out.insert(key, text);
+        let mut out = BTreeMap::new();
+        self.try_for_each(|key, text| {
+            if wanted(key) {
+                out.insert(key.clone(), text.to_string());
             }
             Ok::<_, std::io::Error>(())
         })?;
@@ -132,36 +114,13 @@ impl Texts {
         for (key, text) in &self.memory {
             f(key, text)?;
         }
-        self.for_each_spilled(|key, text| f(&key, &text))
-    }
-
-    fn for_each_spilled<E: From<std::io::Error>>(
-        &mut self,
-        mut f: impl FnMut(SourceRef, String) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let Some(w) = self.file.as_mut() else { return Ok(()) };
-        w.flush()?;
-        let file = w.get_mut();
-        file.seek(SeekFrom::Start(0))?;
-        let mut r = BufReader::with_capacity(1 << 16, &*file);
-        for _ in 0..self.spilled {
-            let resource_type = read_part(&mut r)?;
-            let id = read_part(&mut r)?;
-            f(SourceRef { resource_type, id }, read_part(&mut r)?)?;
+        self.spilled.flush()?;
+        let mut records = self.spilled.reader::<(SourceRef, String)>()?;
+        while let Some((key, text)) = records.next()? {
+            f(&key, &text)?;
         }
-        drop(r);
-        file.seek(SeekFrom::End(0))?;
         Ok(())
     }
-}
-
-fn read_part(r: &mut impl Read) -> std::io::Result<String> {
-    let mut len = [0u8; 8];
-    r.read_exact(&mut len)?;
-    let len = usize::try_from(u64::from_le_bytes(len)).map_err(std::io::Error::other)?;
-    let mut bytes = vec![0u8; len];
-    r.read_exact(&mut bytes)?;
-    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]

@@ -1,0 +1,151 @@
+//! Record files: what a large run moves off the heap.
+//!
+//! A [`Log`] appends serde records (postcard, each behind its u64 length) to
+//! an anonymous temporary file in `TMPDIR`: unlinked at creation and readable
+//! by this process only, so nothing holding patient data is left behind, even
+//! after a crash. Records are read back in the order written, by any number of
+//! [`Reader`]s at once (positional reads), while the log stays open for more.
+//!
+//! This module owns the file format only; `texts` and `patients` decide what
+//! goes in and when.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Records appended to an anonymous temporary file.
+#[derive(Debug, Default)]
+pub(super) struct Log {
+    file: Option<BufWriter<File>>,
+    records: u64,
+    buf: Vec<u8>,
+}
+
+impl Log {
+    /// Appends `record` (the file is created on the first).
+    pub(super) fn push(&mut self, record: &impl Serialize) -> std::io::Result<()> {
+        let w = match self.file.as_mut() {
+            Some(w) => w,
+            None => self
+                .file
+                .insert(BufWriter::with_capacity(1 << 16, tempfile::tempfile()?)),
+        };
+        self.buf.clear();
+        self.buf = postcard::to_extend(record, std::mem::take(&mut self.buf)).map_err(std::io::Error::other)?;
+        w.write_all(&(self.buf.len() as u64).to_le_bytes())?;
+        w.write_all(&self.buf)?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// How many records were pushed.
+    pub(super) fn len(&self) -> u64 {
+        self.records
+    }
+
+    /// Writes out what is buffered; a [`Reader`] sees only flushed records.
+    pub(super) fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
+
+    /// Reads the records back from the first. Errors if some are not flushed.
+    pub(super) fn reader<T: DeserializeOwned>(&self) -> std::io::Result<Reader<'_, T>> {
+        let r = match &self.file {
+            Some(w) if !w.buffer().is_empty() => return Err(std::io::Error::other("record file read before flush")),
+            Some(w) => Some(BufReader::with_capacity(
+                1 << 16,
+                ReadAt {
+                    file: w.get_ref(),
+                    pos: 0,
+                },
+            )),
+            None => None,
+        };
+        Ok(Reader {
+            r,
+            left: self.records,
+            buf: Vec::new(),
+            record: PhantomData,
+        })
+    }
+}
+
+/// The records of a [`Log`], in order.
+pub(super) struct Reader<'f, T> {
+    r: Option<BufReader<ReadAt<'f>>>,
+    left: u64,
+    buf: Vec<u8>,
+    record: PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> Reader<'_, T> {
+    /// The next record; `None` after the last.
+    pub(super) fn next(&mut self) -> std::io::Result<Option<T>> {
+        let Some(r) = self.r.as_mut().filter(|_| self.left > 0) else {
+            return Ok(None);
+        };
+        self.left -= 1;
+        let mut len = [0u8; 8];
+        r.read_exact(&mut len)?;
+        let len = usize::try_from(u64::from_le_bytes(len)).map_err(std::io::Error::other)?;
+        self.buf.resize(len, 0);
+        r.read_exact(&mut self.buf)?;
+        let record =
+            postcard::from_bytes(&self.buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        Ok(Some(record))
+    }
+}
+
+/// Reads a file from `pos` on with positional reads, so several readers and
+/// the writer can share one open (anonymous) file.
+struct ReadAt<'f> {
+    file: &'f File,
+    pos: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_come_back_in_order_to_each_reader_and_the_log_grows_on() {
+        let mut log = Log::default();
+        assert_eq!(log.reader::<u32>().unwrap().next().unwrap(), None);
+        for i in 0..1000u32 {
+            log.push(&(i, format!("r{i}"))).unwrap();
+        }
+        assert!(log.reader::<(u32, String)>().is_err(), "unflushed records are refused");
+        log.flush().unwrap();
+        let (mut a, mut b) = (
+            log.reader::<(u32, String)>().unwrap(),
+            log.reader::<(u32, String)>().unwrap(),
+        );
+        assert_eq!(a.next().unwrap(), Some((0, "r0".to_string())));
+        let mut all = Vec::new();
+        while let Some(r) = b.next().unwrap() {
+            all.push(r);
+        }
+        assert_eq!((all.len(), &all[999]), (1000, &(999, "r999".to_string())));
+        assert_eq!(a.next().unwrap(), Some((1, "r1".to_string())));
+        log.push(&(1000u32, "more".to_string())).unwrap();
+        log.flush().unwrap();
+        assert_eq!(log.len(), 1001);
+        let mut c = log.reader::<(u32, String)>().unwrap();
+        let last = std::iter::from_fn(|| c.next().unwrap()).last();
+        assert_eq!(last, Some((1000, "more".to_string())));
+    }
+}
