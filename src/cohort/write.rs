@@ -129,14 +129,14 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()>
         wanted.insert(format!("Patient/{}", c.patient_id));
     }
     let (path, mut w) = create(dir, "sources.ndjson")?;
-    let selected = sources
-        .select(|src| wanted.contains(&src.to_string()))
-        .map_err(|source| Error::Spill { source })?;
-    for raw in selected.values() {
-        // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
-        writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out_err(&path))?;
-    }
-    w.flush().map_err(out_err(&path))
+    // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
+    let written = sources.try_for_each_selected(
+        |src| wanted.contains(&src.to_string()),
+        |_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(Written::Out),
+    );
+    written
+        .and_then(|()| w.flush().map_err(Written::Out))
+        .map_err(|e| e.into_error(&path))
 }
 
 /// Writes `relevant.ndjson`: every resource a rule used, one compact line each,
@@ -144,6 +144,31 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()>
 /// Read again by `imnm cohort`, it gives the same cohort.
 pub fn write_relevant(dir: &Path, sources: &mut Texts) -> Result<()> {
     let (path, mut w) = create(dir, "relevant.ndjson")?;
-    let written = sources.try_for_each(|_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)));
-    written.and_then(|()| w.flush()).map_err(out_err(&path))
+    let written =
+        sources.try_for_each(|_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(Written::Out));
+    written
+        .and_then(|()| w.flush().map_err(Written::Out))
+        .map_err(|e| e.into_error(&path))
+}
+
+/// A failure while copying texts out: writing the output, or reading them back.
+enum Written {
+    Out(std::io::Error),
+    Spill(std::io::Error),
+}
+
+/// Reading the temporary file back (what `Texts` converts its errors with).
+impl From<std::io::Error> for Written {
+    fn from(source: std::io::Error) -> Self {
+        Written::Spill(source)
+    }
+}
+
+impl Written {
+    fn into_error(self, path: &Path) -> Error {
+        match self {
+            Written::Out(e) => out_err(path)(e),
+            Written::Spill(source) => Error::Spill { source },
+        }
+    }
 }

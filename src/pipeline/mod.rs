@@ -16,6 +16,7 @@ use crate::fhir::reference::{self, Ref};
 use crate::fhir::source::{self, Format, Item, Location};
 use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PatientRecord, PendingExposure};
 
+mod keys;
 pub mod parallel;
 pub mod patients;
 pub mod scan;
@@ -24,6 +25,7 @@ pub mod texts;
 
 use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Issues, Severity};
+use keys::KeySet;
 pub use parallel::ReadOptions;
 pub use patients::Patients;
 use scan::{Batch, Event};
@@ -83,8 +85,8 @@ pub struct Collector<'m> {
     sources: Texts,
     issues: Issues,
     stats: ReadStats,
-    /// [`resource_key`] of every resource absorbed (16 bytes each, not its id's).
-    seen_ids: HashSet<u128>,
+    /// [`resource_key`] of every resource absorbed (about 18 bytes each, not its id's).
+    seen_ids: KeySet,
     deleted: HashSet<String>,
     batch: Batch,
     prefilter: Prefilter,
@@ -119,7 +121,7 @@ impl<'m> Collector<'m> {
             sources: Texts::default(),
             issues: Issues::default(),
             stats: ReadStats::default(),
-            seen_ids: HashSet::new(),
+            seen_ids: KeySet::default(),
             deleted: HashSet::new(),
             batch: Batch::default(),
             prefilter: Prefilter::new(mappings),

@@ -53,30 +53,53 @@ impl Log {
 
     /// Reads the records back from the first. Errors if some are not flushed.
     pub(super) fn reader<T: DeserializeOwned>(&self) -> std::io::Result<Reader<'_, T>> {
-        let r = match &self.file {
-            Some(w) if !w.buffer().is_empty() => return Err(std::io::Error::other("record file read before flush")),
-            Some(w) => Some(BufReader::with_capacity(
-                1 << 16,
-                ReadAt {
-                    file: w.get_ref(),
-                    pos: 0,
-                },
-            )),
-            None => None,
-        };
+        let r = self
+            .flushed()?
+            .map(|file| BufReader::with_capacity(1 << 16, ReadAt { file, pos: 0 }));
         Ok(Reader {
             r,
             left: self.records,
+            pos: 0,
             buf: Vec::new(),
             record: PhantomData,
         })
     }
+
+    /// The record at byte offset `pos` (a [`Reader::position`]).
+    pub(super) fn read_at<T: DeserializeOwned>(&self, pos: u64) -> std::io::Result<T> {
+        let file = self
+            .flushed()?
+            .ok_or_else(|| std::io::Error::other("record file read before any record"))?;
+        read_record(&mut ReadAt { file, pos }, &mut Vec::new()).map(|(_, record)| record)
+    }
+
+    /// The file, when it exists and nothing is left in the write buffer.
+    fn flushed(&self) -> std::io::Result<Option<&File>> {
+        match &self.file {
+            Some(w) if !w.buffer().is_empty() => Err(std::io::Error::other("record file read before flush")),
+            Some(w) => Ok(Some(w.get_ref())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads one record; returns its size in the file with it.
+fn read_record<T: DeserializeOwned>(r: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<(u64, T)> {
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len)?;
+    let size = u64::from_le_bytes(len);
+    buf.resize(usize::try_from(size).map_err(std::io::Error::other)?, 0);
+    r.read_exact(buf)?;
+    let record = postcard::from_bytes(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok((8 + size, record))
 }
 
 /// The records of a [`Log`], in order.
 pub(super) struct Reader<'f, T> {
     r: Option<BufReader<ReadAt<'f>>>,
     left: u64,
+    /// Byte offset of the next record.
+    pos: u64,
     buf: Vec<u8>,
     record: PhantomData<T>,
 }
@@ -88,14 +111,14 @@ impl<T: DeserializeOwned> Reader<'_, T> {
             return Ok(None);
         };
         self.left -= 1;
-        let mut len = [0u8; 8];
-        r.read_exact(&mut len)?;
-        let len = usize::try_from(u64::from_le_bytes(len)).map_err(std::io::Error::other)?;
-        self.buf.resize(len, 0);
-        r.read_exact(&mut self.buf)?;
-        let record =
-            postcard::from_bytes(&self.buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let (size, record) = read_record(r, &mut self.buf)?;
+        self.pos += size;
         Ok(Some(record))
+    }
+
+    /// Where the next record starts, for [`Log::read_at`].
+    pub(super) fn position(&self) -> u64 {
+        self.pos
     }
 }
 
@@ -140,7 +163,12 @@ mod tests {
             all.push(r);
         }
         assert_eq!((all.len(), &all[999]), (1000, &(999, "r999".to_string())));
+        assert_eq!(a.position(), 8 + 4, "length, then 0 and \"r0\" in 1 + 1 + 2 bytes");
         assert_eq!(a.next().unwrap(), Some((1, "r1".to_string())));
+        assert_eq!(
+            log.read_at::<(u32, String)>(a.position()).unwrap(),
+            (2, "r2".to_string())
+        );
         log.push(&(1000u32, "more".to_string())).unwrap();
         log.flush().unwrap();
         assert_eq!(log.len(), 1001);

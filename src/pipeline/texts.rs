@@ -5,9 +5,10 @@
 //! memory; later texts are appended, with their key, to a [`Log`] (an
 //! anonymous temporary file in `TMPDIR`), with nothing kept in memory for
 //! them: a 10 GB export costs no memory per relevant resource here. Reading
-//! back is a sequential pass over the file ([`Texts::select`]), which is how
-//! outputs want them anyway: a few thousand resources behind cohort rows, in
-//! key order, or all of them in the order they came ([`Texts::try_for_each`]).
+//! back is a sequential pass over the file, which is how outputs want them: all
+//! of them in the order they came ([`Texts::try_for_each`]), or the resources
+//! behind cohort rows in key order ([`Texts::try_for_each_selected`]: one pass
+//! to find them, then a positional read each, with only their keys held).
 //! If the temporary file cannot be written, texts stay in memory and the
 //! caller is told once (see [`Texts::insert`]).
 //!
@@ -19,6 +20,14 @@ use std::collections::BTreeMap;
 
 use super::spill::Log;
 use crate::domain::SourceRef;
+
+/// Where a selected text lies.
+enum Place {
+    /// Index in `Texts::memory`.
+    Memory(usize),
+    /// Offset of its record in `Texts::spilled`.
+    Disk(u64),
+}
 
 /// Resource texts by `Type/id`.
 #[derive(Debug)]
@@ -92,17 +101,47 @@ impl Texts {
         self.spilled.len()
     }
 
-    /// The texts whose key `wanted` accepts, in key order: one pass over the
-    /// temporary file. Errors are reading the file back.
+    /// The texts whose key `wanted` accepts, in key order, in memory (see
+    /// [`Texts::try_for_each_selected`] for a large selection).
     pub fn select(&mut self, wanted: impl Fn(&SourceRef) -> bool) -> std::io::Result<BTreeMap<SourceRef, String>> {
         let mut out = BTreeMap::new();
-        self.try_for_each(|key, text| {
-            if wanted(key) {
-                out.insert(key.clone(), text.to_string());
-            }
+        self.try_for_each_selected(wanted, |key, text| {
+            out.insert(key.clone(), text.to_string());
             Ok::<_, std::io::Error>(())
         })?;
         Ok(out)
+    }
+
+    /// Calls `f` with the texts whose key `wanted` accepts, in key order,
+    /// holding only their keys: one pass over the temporary file finds them,
+    /// then each is read back at its place. Stops at the first error (reading
+    /// the file back, or one `f` returns).
+    pub fn try_for_each_selected<E: From<std::io::Error>>(
+        &mut self,
+        wanted: impl Fn(&SourceRef) -> bool,
+        mut f: impl FnMut(&SourceRef, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut places: Vec<(SourceRef, Place)> = (self.memory.iter().enumerate())
+            .filter(|(_, (key, _))| wanted(key))
+            .map(|(i, (key, _))| (key.clone(), Place::Memory(i)))
+            .collect();
+        self.spilled.flush()?;
+        let mut records = self.spilled.reader::<(SourceRef, String)>()?;
+        loop {
+            let pos = records.position();
+            let Some((key, _)) = records.next()? else { break };
+            if wanted(&key) {
+                places.push((key, Place::Disk(pos)));
+            }
+        }
+        places.sort_by(|a, b| a.0.cmp(&b.0)); // stable: a key stored twice keeps its order
+        for (key, place) in places {
+            match place {
+                Place::Memory(i) => f(&key, &self.memory[i].1)?,
+                Place::Disk(pos) => f(&key, &self.spilled.read_at::<(SourceRef, String)>(pos)?.1)?,
+            }
+        }
+        Ok(())
     }
 
     /// Calls `f` with every key and text in the order they were inserted;
