@@ -6,7 +6,8 @@
 //! (not only cases): patient, cohort column, resource, code, value (text and,
 //! for quantities, the number in the canonical unit with that unit), date,
 //! detail. Written with the parquet crate's low-level column writer (no
-//! Arrow), Snappy-compressed, one row group per file.
+//! Arrow), Snappy-compressed: the cohort tables in one row group, the facts
+//! streamed in groups of [`FACT_ROWS_PER_GROUP`] rows.
 //!
 //! This module owns the Parquet layout only; rows come from the cohort and the
 //! collected facts, never from FHIR JSON.
@@ -93,45 +94,80 @@ pub fn candidates_table(cohort: &Cohort) -> Table {
     Table { columns, rows }
 }
 
-/// One row per fact of every patient, in patient then reading order (the
-/// table is built in memory: its size follows the facts, not the input).
-pub fn facts_table(patients: &Patients, mappings: &MappingSet) -> crate::Result<Table> {
-    let columns = vec![
-        ("patient_id", Kind::Text),
-        ("column", Kind::Text),
-        ("resource", Kind::Text),
-        ("code", Kind::Text),
-        ("value", Kind::Text),
-        ("value_number", Kind::Double),
-        ("unit", Kind::Text),
-        ("date", Kind::Text),
-        ("detail", Kind::Text),
-    ];
-    let mut rows = Vec::new();
+/// Rows per row group of `facts.parquet`: what is held in memory while it is written.
+pub const FACT_ROWS_PER_GROUP: usize = 32_768;
+
+/// The columns of `facts.parquet`.
+const FACT_COLUMNS: [(&str, Kind); 9] = [
+    ("patient_id", Kind::Text),
+    ("column", Kind::Text),
+    ("resource", Kind::Text),
+    ("code", Kind::Text),
+    ("value", Kind::Text),
+    ("value_number", Kind::Double),
+    ("unit", Kind::Text),
+    ("date", Kind::Text),
+    ("detail", Kind::Text),
+];
+
+/// Writes `facts.parquet`: one row per fact of every patient, in patient then
+/// reading order, streamed in row groups of `group` rows (memory follows the
+/// group, not the facts).
+fn write_facts(path: &Path, patients: &Patients, mappings: &MappingSet, group: usize) -> Result<()> {
+    let mut writer = Writer::create(path, &FACT_COLUMNS)?;
+    let group = group.max(1);
+    let mut rows = Vec::with_capacity(group.min(FACT_ROWS_PER_GROUP));
     let read = patients.try_for_each(|patient, data| {
         for f in &data.facts {
-            let rule = &mappings.rules[f.rule];
-            let unit = match rule.kind {
-                RuleKind::LabPeak { quantity, .. } => mappings.quantities[quantity].canonical.clone(),
-                _ => String::new(),
-            };
-            let (value, number) = fact_value(&f.value);
-            rows.push(vec![
-                patient.to_string(),
-                rule.column.to_string(),
-                f.source.to_string(),
-                f.code.clone(),
-                value,
-                number,
-                unit,
-                f.date.map(|d| d.to_string()).unwrap_or_default(),
-                f.detail.clone(),
-            ]);
+            rows.push(fact_row(patient, f, mappings));
+            if rows.len() == group {
+                writer.write_group(&rows).map_err(Failed::Write)?;
+                rows.clear();
+            }
         }
-        Ok::<_, std::io::Error>(())
+        Ok::<_, Failed>(())
     });
-    read.map_err(|source| crate::Error::Spill { source })?;
-    Ok(Table { columns, rows })
+    match read {
+        Ok(()) => {}
+        Err(Failed::Write(e)) => return Err(e),
+        Err(Failed::Read(source)) => return Err(Error::Spill { source }),
+    }
+    if !rows.is_empty() || writer.groups == 0 {
+        writer.write_group(&rows)?;
+    }
+    writer.close()
+}
+
+/// A failure while facts stream out: writing the file, or reading patients back.
+enum Failed {
+    Write(Error),
+    Read(std::io::Error),
+}
+
+impl From<std::io::Error> for Failed {
+    fn from(e: std::io::Error) -> Self {
+        Failed::Read(e)
+    }
+}
+
+fn fact_row(patient: &str, f: &crate::domain::Fact, mappings: &MappingSet) -> Vec<String> {
+    let rule = &mappings.rules[f.rule];
+    let unit = match rule.kind {
+        RuleKind::LabPeak { quantity, .. } => mappings.quantities[quantity].canonical.clone(),
+        _ => String::new(),
+    };
+    let (value, number) = fact_value(&f.value);
+    vec![
+        patient.to_string(),
+        rule.column.to_string(),
+        f.source.to_string(),
+        f.code.clone(),
+        value,
+        number,
+        unit,
+        f.date.map(|d| d.to_string()).unwrap_or_default(),
+        f.detail.clone(),
+    ]
 }
 
 fn fact_value(v: &FactValue) -> (String, String) {
@@ -148,66 +184,102 @@ fn fact_value(v: &FactValue) -> (String, String) {
     }
 }
 
-/// Writes `table` to `path` as Parquet.
+/// Writes `table` to `path` as Parquet, in one row group.
 ///
 /// # Errors
 ///
 /// The file cannot be written, or a number column holds a cell that is not a number.
 pub fn write_table(path: &Path, table: &Table) -> Result<()> {
-    let err = |e: String| Error::Output {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    };
-    let fields = table
-        .columns
-        .iter()
-        .map(|(name, kind)| field(name, *kind).map(Arc::new))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    let schema = Type::group_type_builder("schema")
-        .with_fields(fields)
-        .build()
-        .map_err(|e| err(e.to_string()))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let file = File::create(path).map_err(|e| Error::Output {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let mut writer =
-        SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props)).map_err(|e| err(e.to_string()))?;
-    let mut group = writer.next_row_group().map_err(|e| err(e.to_string()))?;
-    let mut index = 0;
-    while let Some(mut col) = group.next_column().map_err(|e| err(e.to_string()))? {
-        let (name, kind) = table.columns[index];
-        let cells: Vec<&str> = table.rows.iter().map(|r| r[index].as_str()).collect();
-        let levels: Vec<i16> = cells.iter().map(|c| i16::from(!c.is_empty())).collect();
-        let present = cells.iter().filter(|c| !c.is_empty());
-        let bad = |c: &str| err(format!("column {name}: {c:?} is not a number"));
-        let written = match kind {
-            Kind::Text => {
-                let values: Vec<ByteArray> = present.map(|c| ByteArray::from(*c)).collect();
-                col.typed::<ByteArrayType>().write_batch(&values, Some(&levels), None)
-            }
-            Kind::Double => {
-                let values = present
-                    .map(|c| c.parse::<f64>().map_err(|_| bad(c)))
-                    .collect::<Result<Vec<_>>>()?;
-                col.typed::<DoubleType>().write_batch(&values, Some(&levels), None)
-            }
-            Kind::Int => {
-                let values = present
-                    .map(|c| c.parse::<i64>().map_err(|_| bad(c)))
-                    .collect::<Result<Vec<_>>>()?;
-                col.typed::<Int64Type>().write_batch(&values, Some(&levels), None)
-            }
-        };
-        written.map_err(|e| err(e.to_string()))?;
-        col.close().map_err(|e| err(e.to_string()))?;
-        index += 1;
+    let mut writer = Writer::create(path, &table.columns)?;
+    writer.write_group(&table.rows)?;
+    writer.close()
+}
+
+/// A Parquet file being written, a row group at a time.
+struct Writer<'a> {
+    path: &'a Path,
+    columns: &'a [(&'static str, Kind)],
+    inner: SerializedFileWriter<File>,
+    groups: usize,
+}
+
+impl<'a> Writer<'a> {
+    fn create(path: &'a Path, columns: &'a [(&'static str, Kind)]) -> Result<Self> {
+        let err = |e: parquet::errors::ParquetError| output_error(path, e.to_string());
+        let fields = columns
+            .iter()
+            .map(|(name, kind)| field(name, *kind).map(Arc::new))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let schema = Type::group_type_builder("schema")
+            .with_fields(fields)
+            .build()
+            .map_err(err)?;
+        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let file = File::create(path).map_err(|e| Error::Output {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let inner = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props)).map_err(err)?;
+        Ok(Self {
+            path,
+            columns,
+            inner,
+            groups: 0,
+        })
     }
-    group.close().map_err(|e| err(e.to_string()))?;
-    writer.close().map_err(|e| err(e.to_string()))?;
-    Ok(())
+
+    /// Writes `rows` (one cell per column, "" = NULL) as one row group.
+    fn write_group(&mut self, rows: &[Vec<String>]) -> Result<()> {
+        let path = self.path;
+        let err = |e: String| output_error(path, e);
+        let mut group = self.inner.next_row_group().map_err(|e| err(e.to_string()))?;
+        let mut index = 0;
+        while let Some(mut col) = group.next_column().map_err(|e| err(e.to_string()))? {
+            let (name, kind) = self.columns[index];
+            let cells: Vec<&str> = rows.iter().map(|r| r[index].as_str()).collect();
+            let levels: Vec<i16> = cells.iter().map(|c| i16::from(!c.is_empty())).collect();
+            let present = cells.iter().filter(|c| !c.is_empty());
+            let bad = |c: &str| err(format!("column {name}: {c:?} is not a number"));
+            let written = match kind {
+                Kind::Text => {
+                    let values: Vec<ByteArray> = present.map(|c| ByteArray::from(*c)).collect();
+                    col.typed::<ByteArrayType>().write_batch(&values, Some(&levels), None)
+                }
+                Kind::Double => {
+                    let values = present
+                        .map(|c| c.parse::<f64>().map_err(|_| bad(c)))
+                        .collect::<Result<Vec<_>>>()?;
+                    col.typed::<DoubleType>().write_batch(&values, Some(&levels), None)
+                }
+                Kind::Int => {
+                    let values = present
+                        .map(|c| c.parse::<i64>().map_err(|_| bad(c)))
+                        .collect::<Result<Vec<_>>>()?;
+                    col.typed::<Int64Type>().write_batch(&values, Some(&levels), None)
+                }
+            };
+            written.map_err(|e| err(e.to_string()))?;
+            col.close().map_err(|e| err(e.to_string()))?;
+            index += 1;
+        }
+        group.close().map_err(|e| err(e.to_string()))?;
+        self.groups += 1;
+        Ok(())
+    }
+
+    fn close(self) -> Result<()> {
+        let path = self.path;
+        self.inner.close().map_err(|e| output_error(path, e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn output_error(path: &Path, message: String) -> Error {
+    Error::Output {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(message),
+    }
 }
 
 fn field(name: &str, kind: Kind) -> parquet::errors::Result<Type> {
@@ -230,5 +302,42 @@ fn field(name: &str, kind: Kind) -> parquet::errors::Result<Type> {
 pub fn write_all(dir: &Path, cohort: &Cohort, patients: &Patients, mappings: &MappingSet) -> Result<()> {
     write_table(&dir.join("cohort.parquet"), &cohort_table(cohort))?;
     write_table(&dir.join("candidates.parquet"), &candidates_table(cohort))?;
-    write_table(&dir.join("facts.parquet"), &facts_table(patients, mappings)?)
+    write_facts(&dir.join("facts.parquet"), patients, mappings, FACT_ROWS_PER_GROUP)
+}
+
+#[cfg(test)]
+mod tests {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+
+    /// `(row groups, rows as text)` of a facts file.
+    fn read_back(path: &Path) -> (usize, Vec<String>) {
+        let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+        let groups = reader.metadata().num_row_groups();
+        let rows = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().to_string())
+            .collect();
+        (groups, rows)
+    }
+
+    #[test]
+    fn facts_stream_in_row_groups_with_the_same_rows() {
+        let m = MappingSet::builtin().unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo-cohort/bundle.json")).unwrap();
+        let collected = crate::pipeline::collect_json_text("bundle.json", &text, &m);
+        let dir = tempfile::tempdir().unwrap();
+        let (one, small) = (dir.path().join("one.parquet"), dir.path().join("small.parquet"));
+        write_facts(&one, &collected.patients, &m, usize::MAX).unwrap();
+        write_facts(&small, &collected.patients, &m, 7).unwrap();
+        let (one_groups, rows) = read_back(&one);
+        let (groups, small_rows) = read_back(&small);
+        assert!(rows.len() > 14, "the demo gives facts: {}", rows.len());
+        assert_eq!(one_groups, 1);
+        assert_eq!(groups, rows.len().div_ceil(7));
+        assert_eq!(small_rows, rows);
+    }
 }
