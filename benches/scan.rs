@@ -11,7 +11,9 @@
 //! `python3` is on PATH), `serde_json::Value`, and the narrow borrowed struct
 //! `imnm` peeks with (`fhir::peek::Peek`: the parse limit). `imnm cohort` runs
 //! as a subprocess (release build of this checkout); its peak RSS comes from
-//! `wait4`. Every figure of one report is measured in the same run.
+//! `wait4`. Every figure of one report is measured in the same run; the methods
+//! compared on one input run round-robin (one run of each per round), so a slow
+//! spell of the machine hits them alike.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -61,16 +63,21 @@ fn main() {
     if let Ok(big) = std::env::var("IMNM_BENCH_BIG") {
         let path = PathBuf::from(big);
         let resources = count_lines(&path);
-        let one = |m: &str, f: &dyn Fn() -> Figure| median(repeat.min(2), m, f);
         let label = format!("big {}", path.display());
+        let out = data.join("out-big");
+        let mut methods: Vec<Method<'_>> = Vec::new();
         for threads in ["1", "2"] {
-            figures.push(one(&format!("imnm cohort -t{threads}"), &|| {
-                cohort(&label, &[&path], threads, resources, &data.join("out-big"))
-            }));
+            let (label, path, out) = (&label, &path, &out);
+            methods.push((
+                format!("imnm cohort -t{threads}"),
+                Box::new(move || cohort(label, &[path], threads, resources, out)),
+            ));
         }
-        figures.push(one("narrow serde struct", &|| {
-            in_process(&label, &path, resources, narrow)
-        }));
+        methods.push((
+            "narrow serde struct".into(),
+            Box::new(|| in_process(&label, &path, resources, narrow)),
+        ));
+        figures.extend(interleaved(repeat.min(2), &methods));
     }
     report(&figures);
 }
@@ -112,24 +119,33 @@ fn count_lines(path: &Path) -> u64 {
     BufReader::with_capacity(1 << 20, f).split(b'\n').count() as u64
 }
 
+/// A named measurement.
+type Method<'a> = (String, Box<dyn Fn() -> Figure + 'a>);
+
 fn run_size(label: &str, dir: &Path, resources: u64, repeat: usize) -> Vec<Figure> {
     let all = dir.join("all.ndjson");
     let out = dir.join("out");
     let label = format!("{label} all.ndjson");
-    let m = |name: &str, f: &dyn Fn() -> Figure| median(repeat, name, f);
-    let mut v = Vec::new();
+    let (all, out, label) = (&all, &out, &label);
+    let mut one_file: Vec<Method<'_>> = Vec::new();
     if python_present() {
-        v.push(m("python json.loads", &|| python(&label, &all, resources)));
+        one_file.push(("python json.loads".into(), Box::new(|| python(label, all, resources))));
     }
-    v.push(m("serde_json::Value", &|| in_process(&label, &all, resources, value)));
-    v.push(m("narrow serde struct", &|| {
-        in_process(&label, &all, resources, narrow)
-    }));
+    one_file.push((
+        "serde_json::Value".into(),
+        Box::new(|| in_process(label, all, resources, value)),
+    ));
+    one_file.push((
+        "narrow serde struct".into(),
+        Box::new(|| in_process(label, all, resources, narrow)),
+    ));
     for threads in ["1", "2", "1 --no-prefilter", "2 --no-prefilter"] {
-        v.push(m(&format!("imnm cohort -t{threads}"), &|| {
-            cohort(&label, &[&all], threads, resources, &out)
-        }));
+        one_file.push((
+            format!("imnm cohort -t{threads}"),
+            Box::new(move || cohort(label, &[all], threads, resources, out)),
+        ));
     }
+    let mut v = interleaved(repeat, &one_file);
     let folders = [
         ("bulk/", "bulk"),
         ("bulk-gz/", "bulk-gz"),
@@ -137,17 +153,40 @@ fn run_size(label: &str, dir: &Path, resources: u64, repeat: usize) -> Vec<Figur
     ];
     for (name, path) in folders {
         let label = format!("{} {name}", label.split(' ').next().unwrap_or(""));
-        for threads in ["1", "2"] {
-            v.push(m(&format!("imnm cohort -t{threads}"), &|| {
-                cohort(&label, &[&dir.join(path)], threads, resources, &out)
-            }));
-        }
+        let input = dir.join(path);
+        let (label, input) = (&label, &input);
+        let methods: Vec<Method<'_>> = ["1", "2"]
+            .into_iter()
+            .map(|threads| -> Method<'_> {
+                (
+                    format!("imnm cohort -t{threads}"),
+                    Box::new(move || cohort(label, &[input], threads, resources, out)),
+                )
+            })
+            .collect();
+        v.extend(interleaved(repeat, &methods));
     }
     v
 }
 
-fn median(repeat: usize, method: &str, f: &dyn Fn() -> Figure) -> Figure {
-    let mut runs: Vec<Figure> = (0..repeat.max(1)).map(|_| f()).collect();
+/// Runs `methods` round-robin, `repeat` rounds (so a slow spell of the
+/// machine hits every method of a comparison alike), and keeps each one's
+/// median time and highest peak RSS.
+fn interleaved(repeat: usize, methods: &[Method<'_>]) -> Vec<Figure> {
+    let mut runs: Vec<Vec<Figure>> = methods.iter().map(|_| Vec::new()).collect();
+    for _ in 0..repeat.max(1) {
+        for ((_, f), runs) in methods.iter().zip(&mut runs) {
+            runs.push(f());
+        }
+    }
+    methods
+        .iter()
+        .zip(runs)
+        .map(|((method, _), runs)| median(method, runs))
+        .collect()
+}
+
+fn median(method: &str, mut runs: Vec<Figure>) -> Figure {
     runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
     let rss = runs
         .iter()
