@@ -4,7 +4,7 @@
 //! [`ReadOptions::chunk_bytes`], cut after a newline (so one big file is
 //! shared out by chunk); gzip NDJSON and JSON files go out whole (parallel by
 //! file). Worker threads turn each task into a [`Batch`] with
-//! [`scan`](super::scan); the calling thread applies batches to the
+//! [`scan`]; the calling thread applies batches to the
 //! [`Collector`] in task order, so issues, provenance and every output are
 //! byte-identical to a one-thread run. Memory: at most `2 × threads` blocks
 //! wait to be scanned, plus the (small) batches waiting for an earlier one.

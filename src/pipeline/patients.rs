@@ -1,6 +1,6 @@
 //! Every patient's collected data, in memory or partly in sorted runs on disk.
 //!
-//! The `Collector` moves patients to a run (a [`Log`] of `(id, data)` records
+//! The `Collector` moves patients to a run (a `spill::Log` of `(id, data)` records
 //! sorted by patient id) whenever what it holds passes
 //! [`ReadOptions::spill_after`](super::ReadOptions::spill_after), so memory
 //! stays flat however many patients an export has. [`Patients`] gives them

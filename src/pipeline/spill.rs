@@ -4,7 +4,8 @@
 //! an anonymous temporary file in `TMPDIR`: unlinked at creation and readable
 //! by this process only, so nothing holding patient data is left behind, even
 //! after a crash. Records are read back in the order written, by any number of
-//! [`Reader`]s at once (positional reads), while the log stays open for more.
+//! [`Reader`]s at once (positional reads), or one at a time at the offset a
+//! reader gave ([`Log::read_at`]), while the log stays open for more.
 //!
 //! This module owns the file format only; `texts` and `patients` decide what
 //! goes in and when.

@@ -2,7 +2,7 @@
 //!
 //! [`Texts`] maps `Type/id` to a resource's text. The first
 //! [`ReadOptions::spill_after`](super::ReadOptions::spill_after) bytes stay in
-//! memory; later texts are appended, with their key, to a [`Log`] (an
+//! memory; later texts are appended, with their key, to a `spill::Log` (an
 //! anonymous temporary file in `TMPDIR`), with nothing kept in memory for
 //! them: a 10 GB export costs no memory per relevant resource here. Reading
 //! back is a sequential pass over the file, which is how outputs want them: all

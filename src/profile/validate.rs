@@ -401,7 +401,7 @@ impl Walk<'_> {
     }
 }
 
-/// True when `value` contains `pattern` (FHIR pattern[x] semantics).
+/// True when `value` contains `pattern` (FHIR `pattern[x]` semantics).
 pub fn contains(value: &Value, pattern: &Value) -> bool {
     match (value, pattern) {
         (Value::Object(v), Value::Object(p)) => p.iter().all(|(k, pv)| v.get(k).is_some_and(|vv| contains(vv, pv))),

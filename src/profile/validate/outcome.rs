@@ -13,9 +13,9 @@ pub enum Rule {
     Cardinality,
     /// A type the element does not allow.
     Type,
-    /// A fixed[x] value.
+    /// A `fixed[x]` value.
     Fixed,
-    /// A pattern[x] value.
+    /// A `pattern[x]` value.
     Pattern,
     /// A required binding.
     Binding,
