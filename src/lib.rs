@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod profile;
 pub mod push;
 pub mod report;
+mod spill;
 pub mod store;
 pub mod sync;
 pub mod to_fhir;

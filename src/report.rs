@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::spill::Log;
 
 /// How bad an issue is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Data was lost: a resource or value could not be read.
@@ -22,7 +24,7 @@ pub enum Severity {
 }
 
 /// What kind of issue it is (stable names, used in `issues.ndjson`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IssueCode {
     /// A line or file that is not JSON.
@@ -98,13 +100,35 @@ impl Issue {
     }
 }
 
-/// How many issues are kept in memory; the rest are only counted.
+/// How many issues are held in memory; later ones go to a temporary file.
+pub const IN_MEMORY: usize = 10_000;
+
+/// When the temporary file cannot be written: how many issues are held in
+/// memory at most; the rest are only counted.
 pub const MAX_KEPT: usize = 100_000;
 
-/// All issues of a run, with counts per code.
-#[derive(Debug, Default, Clone)]
+/// An issue as stored in the temporary file (every field written: the file
+/// format is not self-describing).
+#[derive(Serialize, Deserialize)]
+struct Record {
+    severity: Severity,
+    code: IssueCode,
+    location: String,
+    fhir_path: Option<String>,
+    message: String,
+}
+
+/// All issues of a run, with counts per code, in the order found: the first
+/// [`IN_MEMORY`] in memory, the rest in an anonymous temporary file (so none
+/// is lost, however many). If that file cannot be written, up to
+/// [`MAX_KEPT`] stay in memory and the rest are only counted ([`Issues::dropped`]).
+#[derive(Debug, Default)]
 pub struct Issues {
-    kept: Vec<Issue>,
+    head: Vec<Issue>,
+    spilled: Log,
+    /// After the file failed (in order after `spilled`).
+    tail: Vec<Issue>,
+    failed: bool,
     counts: BTreeMap<(Severity, IssueCode), u64>,
     dropped: u64,
 }
@@ -113,27 +137,95 @@ impl Issues {
     /// Records an issue.
     pub fn push(&mut self, issue: Issue) {
         *self.counts.entry((issue.severity, issue.code)).or_default() += 1;
-        if self.kept.len() < MAX_KEPT {
-            self.kept.push(issue);
+        self.store(issue);
+    }
+
+    /// Keeps `issue` (already counted).
+    fn store(&mut self, issue: Issue) {
+        if self.head.len() < IN_MEMORY {
+            return self.head.push(issue);
+        }
+        if !self.failed {
+            let Issue {
+                severity,
+                code,
+                location,
+                fhir_path,
+                message,
+            } = issue;
+            let record = Record {
+                severity,
+                code,
+                location,
+                fhir_path,
+                message,
+            };
+            match self.spilled.push(&record) {
+                Ok(()) => return,
+                Err(e) => {
+                    self.failed = true;
+                    let msg = format!(
+                        "cannot write a temporary file for issues ({e}); later issues past {MAX_KEPT} are only counted"
+                    );
+                    let note = Issue::new(
+                        Severity::Information,
+                        IssueCode::UnreadableFile,
+                        "(temporary file)",
+                        msg,
+                    );
+                    *self.counts.entry((note.severity, note.code)).or_default() += 1;
+                    self.tail.push(note);
+                    self.tail.push(record.into());
+                    return;
+                }
+            }
+        }
+        if self.head.len() + self.tail.len() < MAX_KEPT {
+            self.tail.push(issue);
         } else {
             self.dropped += 1;
         }
     }
 
-    /// Moves every issue of `other` into `self`.
-    pub fn extend(&mut self, other: Issues) {
-        for (key, n) in other.counts {
+    /// Moves every issue of `other` into `self`. Errors are reading `other`'s temporary file back.
+    pub fn extend(&mut self, mut other: Issues) -> std::io::Result<()> {
+        for (key, n) in std::mem::take(&mut other.counts) {
             *self.counts.entry(key).or_default() += n;
         }
-        let room = MAX_KEPT.saturating_sub(self.kept.len());
-        let extra = other.kept.len().saturating_sub(room) as u64;
-        self.kept.extend(other.kept.into_iter().take(room));
-        self.dropped += other.dropped + extra;
+        self.dropped += other.dropped;
+        other.try_for_each(|issue| {
+            self.store(issue.clone());
+            Ok::<_, std::io::Error>(())
+        })
     }
 
-    /// The issues kept, in the order they were found.
-    pub fn iter(&self) -> impl Iterator<Item = &Issue> {
-        self.kept.iter()
+    /// Calls `f` with every issue kept, in the order found; stops at the first
+    /// error (reading the temporary file back, or one `f` returns).
+    pub fn try_for_each<E: From<std::io::Error>>(
+        &mut self,
+        mut f: impl FnMut(&Issue) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.head.iter().try_for_each(&mut f)?;
+        self.spilled.flush()?;
+        let mut records = self.spilled.reader::<Record>()?;
+        while let Some(record) = records.next()? {
+            f(&record.into())?;
+        }
+        self.tail.iter().try_for_each(f)
+    }
+
+    /// Every issue kept, in the order found (in memory: for tests and small runs).
+    ///
+    /// # Errors
+    ///
+    /// Reading the temporary file back.
+    pub fn all(&mut self) -> std::io::Result<Vec<Issue>> {
+        let mut v = Vec::new();
+        self.try_for_each(|i| {
+            v.push(i.clone());
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(v)
     }
 
     /// Counts per severity and code (including issues not kept).
@@ -146,7 +238,7 @@ impl Issues {
         self.counts.values().sum()
     }
 
-    /// Number of issues past [`MAX_KEPT`] that were counted but not kept.
+    /// Number of issues that were counted but not kept (only after the temporary file failed).
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -154,5 +246,57 @@ impl Issues {
     /// True when there are no issues.
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
+    }
+}
+
+impl From<Record> for Issue {
+    fn from(r: Record) -> Self {
+        Issue {
+            severity: r.severity,
+            code: r.code,
+            location: r.location,
+            fhir_path: r.fhir_path,
+            message: r.message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(i: usize) -> Issue {
+        let code = if i % 2 == 0 {
+            IssueCode::MalformedJson
+        } else {
+            IssueCode::BadDate
+        };
+        let issue = Issue::new(Severity::Error, code, format!("f.ndjson:{i}"), "m");
+        if i % 3 == 0 {
+            issue.at("Observation.code")
+        } else {
+            issue
+        }
+    }
+
+    #[test]
+    fn issues_past_memory_come_back_in_order_and_extend_keeps_them() {
+        let n = IN_MEMORY + 300;
+        let mut a = Issues::default();
+        (0..n).for_each(|i| a.push(issue(i)));
+        assert_eq!((a.total(), a.dropped()), (n as u64, 0));
+        assert_eq!(a.all().unwrap(), (0..n).map(issue).collect::<Vec<_>>());
+        let mut b = Issues::default();
+        (n..n + 5).for_each(|i| b.push(issue(i)));
+        b.extend(a).unwrap();
+        let all = b.all().unwrap();
+        assert_eq!(all.len(), n + 5);
+        assert_eq!(all[..5], (n..n + 5).map(issue).collect::<Vec<_>>()[..]);
+        assert_eq!(all[5..], (0..n).map(issue).collect::<Vec<_>>()[..]);
+        let bad_dates = b.counts()[&(Severity::Error, IssueCode::BadDate)];
+        assert_eq!(
+            bad_dates,
+            all.iter().filter(|i| i.code == IssueCode::BadDate).count() as u64
+        );
     }
 }

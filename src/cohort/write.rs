@@ -49,13 +49,13 @@ fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> Error + '_ {
 /// Writes every output file into `dir` (created if needed). `sources` holds
 /// the raw JSON of resources that gave a fact; only those behind a cohort or
 /// candidate row are written.
-pub fn write_all(dir: &Path, cohort: &Cohort, issues: &Issues, sources: &mut Texts) -> Result<()> {
+pub fn write_all(dir: &Path, cohort: &Cohort, issues: &mut Issues, sources: &mut Texts) -> Result<()> {
     write_outputs(dir, cohort, issues, sources, true)
 }
 
 /// As [`write_all`]; `cohort.csv` and `candidates.csv` only when `csv` (the
 /// Parquet copies are written by [`super::parquet`]).
-pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &Issues, sources: &mut Texts, csv: bool) -> Result<()> {
+pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &mut Issues, sources: &mut Texts, csv: bool) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
     if csv {
         write_cohort(dir, cohort)?;
@@ -70,7 +70,7 @@ pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &Issues, sources: &mut
     )?;
     write_ndjson(dir, "provenance.ndjson", cohort.provenance.iter())?;
     write_csv(dir, "completeness.csv", &completeness(cohort))?;
-    write_ndjson(dir, "issues.ndjson", issues.iter())?;
+    write_issues(dir, issues)?;
     write_sources(dir, cohort, sources)
 }
 
@@ -117,6 +117,18 @@ fn write_ndjson<'a, T: Serialize + 'a>(dir: &Path, name: &str, items: impl Itera
         w.write_all(b"\n").map_err(out_err(&path))?;
     }
     w.flush().map_err(out_err(&path))
+}
+
+/// `issues.ndjson`: every issue kept, in the order found (part may come back from a temporary file).
+fn write_issues(dir: &Path, issues: &mut Issues) -> Result<()> {
+    let (path, mut w) = create(dir, "issues.ndjson")?;
+    let written = issues.try_for_each(|issue| {
+        serde_json::to_writer(&mut w, issue).map_err(|e| Written::Out(e.into()))?;
+        w.write_all(b"\n").map_err(Written::Out)
+    });
+    written
+        .and_then(|()| w.flush().map_err(Written::Out))
+        .map_err(|e| e.into_error(&path))
 }
 
 fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()> {

@@ -20,11 +20,11 @@ mod keys;
 pub mod parallel;
 pub mod patients;
 pub mod scan;
-mod spill;
 pub mod texts;
 
 use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Issues, Severity};
+use crate::spill;
 use keys::KeySet;
 pub use parallel::ReadOptions;
 pub use patients::Patients;
@@ -792,7 +792,7 @@ pub fn build_and_write_as(
         ..
     } = collected;
     let cohort = crate::cohort::build::build(&patients, mappings, &mut issues)?;
-    crate::cohort::write::write_outputs(out, &cohort, &issues, &mut sources, formats.csv)?;
+    crate::cohort::write::write_outputs(out, &cohort, &mut issues, &mut sources, formats.csv)?;
     if formats.parquet {
         crate::cohort::parquet::write_all(out, &cohort, &patients, mappings)?;
     }

@@ -13,8 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use super::spill::{Log, Reader};
 use super::PatientData;
+use crate::spill::{Log, Reader};
 
 /// Every patient's data, by patient id.
 #[derive(Debug, Default)]

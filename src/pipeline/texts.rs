@@ -18,8 +18,8 @@
 
 use std::collections::BTreeMap;
 
-use super::spill::Log;
 use crate::domain::SourceRef;
+use crate::spill::Log;
 
 /// Where a selected text lies.
 enum Place {

@@ -1,16 +1,16 @@
 //! Bad input never panics and never vanishes silently.
 
-use imnm_fhir::report::{IssueCode, Issues};
+use imnm_fhir::report::{Issue, IssueCode};
 use proptest::prelude::*;
 use serde_json::json;
 
 use crate::support::{imnm_condition, mappings, observation, patient, run};
 
-fn find(issues: &Issues, code: IssueCode) -> Vec<&imnm_fhir::report::Issue> {
+fn find(issues: &[Issue], code: IssueCode) -> Vec<&Issue> {
     issues.iter().filter(|i| i.code == code).collect()
 }
 
-fn run_ndjson(lines: &[String]) -> (imnm_fhir::cohort::Cohort, Issues) {
+fn run_ndjson(lines: &[String]) -> (imnm_fhir::cohort::Cohort, Vec<Issue>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Mixed.ndjson");
     std::fs::write(&path, lines.join("\n")).unwrap();
@@ -186,4 +186,39 @@ proptest! {
         mutate(&mut resources[which], seed, replacement);
         let _ = run(&resources);
     }
+}
+
+/// Past the issues held in memory, the rest go to a temporary file and come
+/// back: `issues.ndjson` holds every one, in input order, and the exit code
+/// and summary count them all.
+#[test]
+fn every_issue_is_written_past_the_in_memory_limit() {
+    let n = imnm_fhir::report::IN_MEMORY + 25;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("Observation.ndjson");
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!("{{\"resourceType\":\"Observation\",\"id\":\"o{i}\",\n"));
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("out");
+    let args = [
+        "cohort",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--fail-on-issues",
+    ];
+    let run = crate::support::imnm(&args, dir.path());
+    assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stderr));
+    let issues = crate::support::read_ndjson(&out.join("issues.ndjson"));
+    assert_eq!(issues.len(), n);
+    for (i, issue) in issues.iter().enumerate() {
+        assert_eq!(issue["code"], "malformed-json");
+        let location = issue["location"].as_str().unwrap();
+        assert!(location.ends_with(&format!(":{}", i + 1)), "issue {i} at {location}");
+    }
+    let summary = String::from_utf8_lossy(&run.stderr);
+    assert!(summary.contains(&format!("issues: {n} ")), "{summary}");
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use imnm_fhir::cohort::Cohort;
 use imnm_fhir::mapping::MappingSet;
-use imnm_fhir::report::Issues;
+use imnm_fhir::report::Issue;
 use serde_json::{json, Value};
 
 /// The built-in mappings.
@@ -36,26 +36,26 @@ pub fn bundle(resources: &[Value]) -> String {
 }
 
 /// Runs the pipeline (without writing files) over `resources`.
-pub fn run(resources: &[Value]) -> (Cohort, Issues) {
+pub fn run(resources: &[Value]) -> (Cohort, Vec<Issue>) {
     run_text(&bundle(resources))
 }
 
 /// Runs the pipeline over one JSON document.
-pub fn run_text(text: &str) -> (Cohort, Issues) {
+pub fn run_text(text: &str) -> (Cohort, Vec<Issue>) {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_json_text("test.json", text, &m);
     let mut issues = collected.issues;
     let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).expect("patients readable");
-    (cohort, issues)
+    (cohort, issues.all().expect("issues readable"))
 }
 
 /// Runs the pipeline (without writing files) over input paths.
-pub fn run_paths(paths: &[PathBuf]) -> (Cohort, Issues) {
+pub fn run_paths(paths: &[PathBuf]) -> (Cohort, Vec<Issue>) {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect(paths, &m, |_| {}).expect("inputs readable");
     let mut issues = collected.issues;
     let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).expect("patients readable");
-    (cohort, issues)
+    (cohort, issues.all().expect("issues readable"))
 }
 
 /// Patient p1 with an IMNM diagnosis plus `extra`; returns p1's cohort row cells by column name.

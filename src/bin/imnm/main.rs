@@ -222,7 +222,7 @@ fn summary(outcome: &RunOutcome, out: &Path) {
         }
         if outcome.issues.dropped() > 0 {
             eprintln!(
-                "  ({} issues past the first {} were counted but not written)",
+                "  ({} issues past the first {} were counted but not written: no temporary file could be written for them)",
                 outcome.issues.dropped(),
                 imnm_fhir::report::MAX_KEPT
             );

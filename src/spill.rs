@@ -7,8 +7,9 @@
 //! [`Reader`]s at once (positional reads), or one at a time at the offset a
 //! reader gave ([`Log::read_at`]), while the log stays open for more.
 //!
-//! This module owns the file format only; `texts` and `patients` decide what
-//! goes in and when.
+//! This module owns the file format only; `pipeline::texts`,
+//! `pipeline::patients`, the `Collector` and `report::Issues` decide what goes
+//! in and when.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -19,7 +20,7 @@ use serde::Serialize;
 
 /// Records appended to an anonymous temporary file.
 #[derive(Debug, Default)]
-pub(super) struct Log {
+pub(crate) struct Log {
     file: Option<BufWriter<File>>,
     records: u64,
     buf: Vec<u8>,
@@ -27,7 +28,7 @@ pub(super) struct Log {
 
 impl Log {
     /// Appends `record` (the file is created on the first).
-    pub(super) fn push(&mut self, record: &impl Serialize) -> std::io::Result<()> {
+    pub(crate) fn push(&mut self, record: &impl Serialize) -> std::io::Result<()> {
         let w = match self.file.as_mut() {
             Some(w) => w,
             None => self
@@ -43,17 +44,17 @@ impl Log {
     }
 
     /// How many records were pushed.
-    pub(super) fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.records
     }
 
     /// Writes out what is buffered; a [`Reader`] sees only flushed records.
-    pub(super) fn flush(&mut self) -> std::io::Result<()> {
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         self.file.as_mut().map_or(Ok(()), Write::flush)
     }
 
     /// Reads the records back from the first. Errors if some are not flushed.
-    pub(super) fn reader<T: DeserializeOwned>(&self) -> std::io::Result<Reader<'_, T>> {
+    pub(crate) fn reader<T: DeserializeOwned>(&self) -> std::io::Result<Reader<'_, T>> {
         let r = self
             .flushed()?
             .map(|file| BufReader::with_capacity(1 << 16, ReadAt { file, pos: 0 }));
@@ -67,7 +68,7 @@ impl Log {
     }
 
     /// The record at byte offset `pos` (a [`Reader::position`]).
-    pub(super) fn read_at<T: DeserializeOwned>(&self, pos: u64) -> std::io::Result<T> {
+    pub(crate) fn read_at<T: DeserializeOwned>(&self, pos: u64) -> std::io::Result<T> {
         let file = self
             .flushed()?
             .ok_or_else(|| std::io::Error::other("record file read before any record"))?;
@@ -96,7 +97,7 @@ fn read_record<T: DeserializeOwned>(r: &mut impl Read, buf: &mut Vec<u8>) -> std
 }
 
 /// The records of a [`Log`], in order.
-pub(super) struct Reader<'f, T> {
+pub(crate) struct Reader<'f, T> {
     r: Option<BufReader<ReadAt<'f>>>,
     left: u64,
     /// Byte offset of the next record.
@@ -107,7 +108,7 @@ pub(super) struct Reader<'f, T> {
 
 impl<T: DeserializeOwned> Reader<'_, T> {
     /// The next record; `None` after the last.
-    pub(super) fn next(&mut self) -> std::io::Result<Option<T>> {
+    pub(crate) fn next(&mut self) -> std::io::Result<Option<T>> {
         let Some(r) = self.r.as_mut().filter(|_| self.left > 0) else {
             return Ok(None);
         };
@@ -118,7 +119,7 @@ impl<T: DeserializeOwned> Reader<'_, T> {
     }
 
     /// Where the next record starts, for [`Log::read_at`].
-    pub(super) fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.pos
     }
 }
