@@ -93,6 +93,17 @@ impl Issue {
         }
     }
 
+    /// A temporary file for `what` could not be written (`then`: what the run does instead).
+    pub fn temporary_file(what: &str, e: &std::io::Error, then: &str) -> Self {
+        let msg = format!("cannot write a temporary file for {what} ({e}); {then}");
+        Self::new(
+            Severity::Information,
+            IssueCode::UnreadableFile,
+            "(temporary file)",
+            msg,
+        )
+    }
+
     /// The same issue, about one FHIR element.
     pub fn at(mut self, fhir_path: impl Into<String>) -> Self {
         self.fhir_path = Some(fhir_path.into());
@@ -164,15 +175,8 @@ impl Issues {
                 Ok(()) => return,
                 Err(e) => {
                     self.failed = true;
-                    let msg = format!(
-                        "cannot write a temporary file for issues ({e}); later issues past {MAX_KEPT} are only counted"
-                    );
-                    let note = Issue::new(
-                        Severity::Information,
-                        IssueCode::UnreadableFile,
-                        "(temporary file)",
-                        msg,
-                    );
+                    let note =
+                        Issue::temporary_file("issues", &e, &format!("later issues past {MAX_KEPT} are only counted"));
                     *self.counts.entry((note.severity, note.code)).or_default() += 1;
                     self.tail.push(note);
                     self.tail.push(record.into());

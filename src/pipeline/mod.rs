@@ -305,14 +305,8 @@ impl<'m> Collector<'m> {
     }
 
     fn spill_issue(&mut self, what: &str, e: &std::io::Error) {
-        let msg = format!("cannot write a temporary file for {what} ({e}); keeping them in memory");
-        let issue = Issue::new(
-            Severity::Information,
-            IssueCode::UnreadableFile,
-            "(temporary file)",
-            msg,
-        );
-        self.issues.push(issue);
+        self.issues
+            .push(Issue::temporary_file(what, e, "keeping them in memory"));
     }
 
     fn add_to(&mut self, subject: String, add: PatientData) {
