@@ -42,5 +42,32 @@ pub enum Error {
     },
 }
 
+/// A failure while data streams from temporary files into an output: the
+/// output cannot be written ([`Error::Output`] and the like), or a temporary
+/// file cannot be read back (an `io::Error` from `Texts`, `Patients` or
+/// `Issues`, which converts to [`Error::Spill`]).
+#[derive(Debug)]
+pub(crate) enum Streaming {
+    /// Writing the output failed.
+    Out(Error),
+    /// Reading a temporary file back failed.
+    Spill(std::io::Error),
+}
+
+impl From<std::io::Error> for Streaming {
+    fn from(source: std::io::Error) -> Self {
+        Streaming::Spill(source)
+    }
+}
+
+impl From<Streaming> for Error {
+    fn from(e: Streaming) -> Self {
+        match e {
+            Streaming::Out(e) => e,
+            Streaming::Spill(source) => Error::Spill { source },
+        }
+    }
+}
+
 /// `Result` with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -157,20 +157,7 @@ impl Issues {
             return self.head.push(issue);
         }
         if !self.failed {
-            let Issue {
-                severity,
-                code,
-                location,
-                fhir_path,
-                message,
-            } = issue;
-            let record = Record {
-                severity,
-                code,
-                location,
-                fhir_path,
-                message,
-            };
+            let record = Record::from(issue);
             match self.spilled.push(&record) {
                 Ok(()) => return,
                 Err(e) => {
@@ -250,6 +237,18 @@ impl Issues {
     /// True when there are no issues.
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
+    }
+}
+
+impl From<Issue> for Record {
+    fn from(i: Issue) -> Self {
+        Record {
+            severity: i.severity,
+            code: i.code,
+            location: i.location,
+            fhir_path: i.fhir_path,
+            message: i.message,
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use parquet::schema::types::Type;
 
 use super::Cohort;
 use crate::domain::{FactValue, COLUMNS};
+use crate::error::Streaming;
 use crate::mapping::{MappingSet, RuleKind};
 use crate::pipeline::Patients;
 use crate::{Error, Result};
@@ -121,33 +122,17 @@ fn write_facts(path: &Path, patients: &Patients, mappings: &MappingSet, group: u
         for f in &data.facts {
             rows.push(fact_row(patient, f, mappings));
             if rows.len() == group {
-                writer.write_group(&rows).map_err(Failed::Write)?;
+                writer.write_group(&rows).map_err(Streaming::Out)?;
                 rows.clear();
             }
         }
-        Ok::<_, Failed>(())
+        Ok::<_, Streaming>(())
     });
-    match read {
-        Ok(()) => {}
-        Err(Failed::Write(e)) => return Err(e),
-        Err(Failed::Read(source)) => return Err(Error::Spill { source }),
-    }
+    read?;
     if !rows.is_empty() || writer.groups == 0 {
         writer.write_group(&rows)?;
     }
     writer.close()
-}
-
-/// A failure while facts stream out: writing the file, or reading patients back.
-enum Failed {
-    Write(Error),
-    Read(std::io::Error),
-}
-
-impl From<std::io::Error> for Failed {
-    fn from(e: std::io::Error) -> Self {
-        Failed::Read(e)
-    }
 }
 
 fn fact_row(patient: &str, f: &crate::domain::Fact, mappings: &MappingSet) -> Vec<String> {

@@ -10,6 +10,7 @@ use super::completeness::completeness;
 use super::table1::{table1, to_markdown};
 use super::Cohort;
 use crate::domain::COLUMNS;
+use crate::error::Streaming;
 use crate::pipeline::Texts;
 use crate::report::Issues;
 use crate::{Error, Result};
@@ -122,13 +123,12 @@ fn write_ndjson<'a, T: Serialize + 'a>(dir: &Path, name: &str, items: impl Itera
 /// `issues.ndjson`: every issue kept, in the order found (part may come back from a temporary file).
 fn write_issues(dir: &Path, issues: &mut Issues) -> Result<()> {
     let (path, mut w) = create(dir, "issues.ndjson")?;
+    let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
     let written = issues.try_for_each(|issue| {
-        serde_json::to_writer(&mut w, issue).map_err(|e| Written::Out(e.into()))?;
-        w.write_all(b"\n").map_err(Written::Out)
+        serde_json::to_writer(&mut w, issue).map_err(|e| out(e.into()))?;
+        w.write_all(b"\n").map_err(out)
     });
-    written
-        .and_then(|()| w.flush().map_err(Written::Out))
-        .map_err(|e| e.into_error(&path))
+    Ok(written.and_then(|()| w.flush().map_err(out))?)
 }
 
 fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()> {
@@ -141,14 +141,13 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()>
         wanted.insert(format!("Patient/{}", c.patient_id));
     }
     let (path, mut w) = create(dir, "sources.ndjson")?;
+    let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
     // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
     let written = sources.try_for_each_selected(
         |src| wanted.contains(&src.to_string()),
-        |_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(Written::Out),
+        |_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out),
     );
-    written
-        .and_then(|()| w.flush().map_err(Written::Out))
-        .map_err(|e| e.into_error(&path))
+    Ok(written.and_then(|()| w.flush().map_err(out))?)
 }
 
 /// Writes `relevant.ndjson`: every resource a rule used, one compact line each,
@@ -156,31 +155,7 @@ fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()>
 /// Read again by `imnm cohort`, it gives the same cohort.
 pub fn write_relevant(dir: &Path, sources: &mut Texts) -> Result<()> {
     let (path, mut w) = create(dir, "relevant.ndjson")?;
-    let written =
-        sources.try_for_each(|_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(Written::Out));
-    written
-        .and_then(|()| w.flush().map_err(Written::Out))
-        .map_err(|e| e.into_error(&path))
-}
-
-/// A failure while copying texts out: writing the output, or reading them back.
-enum Written {
-    Out(std::io::Error),
-    Spill(std::io::Error),
-}
-
-/// Reading the temporary file back (what `Texts` converts its errors with).
-impl From<std::io::Error> for Written {
-    fn from(source: std::io::Error) -> Self {
-        Written::Spill(source)
-    }
-}
-
-impl Written {
-    fn into_error(self, path: &Path) -> Error {
-        match self {
-            Written::Out(e) => out_err(path)(e),
-            Written::Spill(source) => Error::Spill { source },
-        }
-    }
+    let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
+    let written = sources.try_for_each(|_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out));
+    Ok(written.and_then(|()| w.flush().map_err(out))?)
 }
