@@ -24,11 +24,18 @@ pub(crate) struct Log {
     file: Option<BufWriter<File>>,
     records: u64,
     buf: Vec<u8>,
+    /// Tests: pushes past this many fail, as on a full disk.
+    #[cfg(test)]
+    fail_after: Option<u64>,
 }
 
 impl Log {
     /// Appends `record` (the file is created on the first).
     pub(crate) fn push(&mut self, record: &impl Serialize) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.fail_after.is_some_and(|n| self.records >= n) {
+            return Err(std::io::Error::other("no space left (test)"));
+        }
         let w = match self.file.as_mut() {
             Some(w) => w,
             None => self
@@ -41,6 +48,15 @@ impl Log {
         w.write_all(&self.buf)?;
         self.records += 1;
         Ok(())
+    }
+
+    /// A log whose pushes past the first `records` fail.
+    #[cfg(test)]
+    pub(crate) fn failing_after(records: u64) -> Self {
+        Self {
+            fail_after: Some(records),
+            ..Self::default()
+        }
     }
 
     /// How many records were pushed.

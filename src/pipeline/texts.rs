@@ -32,10 +32,13 @@ enum Place {
 /// Resource texts by `Type/id`.
 #[derive(Debug)]
 pub struct Texts {
-    /// In the order inserted (they come before every spilled one).
+    /// In the order inserted: `memory[..split]` came before every spilled
+    /// text, `memory[split..]` (kept once the temporary file failed) after.
     memory: Vec<(SourceRef, Box<str>)>,
-    /// `(key, text)` records, after `memory`.
+    /// `(key, text)` records, between the two parts of `memory`.
     spilled: Log,
+    /// The length of `memory` when the first text went to disk.
+    split: Option<usize>,
     in_memory: usize,
     spill_after: usize,
     spill_failed: bool,
@@ -53,6 +56,7 @@ impl Texts {
         Self {
             memory: Vec::new(),
             spilled: Log::default(),
+            split: None,
             in_memory: 0,
             spill_after,
             spill_failed: false,
@@ -69,7 +73,10 @@ impl Texts {
         if !fits && !self.spill_failed {
             let record = (key, text);
             match self.spilled.push(&record) {
-                Ok(()) => return None,
+                Ok(()) => {
+                    self.split.get_or_insert(self.memory.len());
+                    return None;
+                }
                 Err(e) => {
                     self.spill_failed = true;
                     self.keep(record.0, record.1);
@@ -150,7 +157,8 @@ impl Texts {
         &mut self,
         mut f: impl FnMut(&SourceRef, &str) -> Result<(), E>,
     ) -> Result<(), E> {
-        for (key, text) in &self.memory {
+        let (before, after) = self.memory.split_at(self.split.unwrap_or(self.memory.len()));
+        for (key, text) in before {
             f(key, text)?;
         }
         self.spilled.flush()?;
@@ -158,7 +166,7 @@ impl Texts {
         while let Some((key, text)) = records.next()? {
             f(&key, &text)?;
         }
-        Ok(())
+        after.iter().try_for_each(|(key, text)| f(key, text))
     }
 }
 
@@ -202,6 +210,32 @@ mod tests {
             })
             .unwrap();
         assert_eq!(order, ["c", "a", "b", "d", "0"]);
+    }
+
+    #[test]
+    fn texts_kept_after_the_temporary_file_failed_come_back_after_the_spilled_ones() {
+        let mut texts = Texts {
+            spilled: Log::failing_after(2),
+            ..Texts::new(2)
+        };
+        let mut failures = 0;
+        for id in ["a", "b", "c", "d", "e"] {
+            failures += usize::from(texts.insert(key(id), format!("{{\"id\":\"{id}\"}}")).is_some());
+        }
+        assert_eq!(
+            (failures, texts.len(), texts.spilled()),
+            (1, 5, 2),
+            "told once, nothing lost"
+        );
+        let mut order = Vec::new();
+        texts
+            .try_for_each(|k, t| {
+                order.push(format!("{}={t}", k.id));
+                Ok::<_, std::io::Error>(())
+            })
+            .unwrap();
+        let want = ["a", "b", "c", "d", "e"].map(|id| format!("{id}={{\"id\":\"{id}\"}}"));
+        assert_eq!(order, want);
     }
 
     #[test]
