@@ -2,9 +2,9 @@
 //!
 //! [`Collector`] accepts resources one at a time and keeps only what rules
 //! use (facts, demographics, the raw JSON of resources that gave a fact).
-//! Past [`ReadOptions::spill_after`] it moves the raw JSON ([`texts`]) and the
-//! patients' facts ([`patients`]) to temporary files, so memory stays flat
-//! however large the input.
+//! Past [`ReadOptions::spill_after`] it moves the raw JSON ([`texts`]), the
+//! patients' facts ([`patients`]) and the duplicate check's keys (`keys`) to
+//! temporary files, so memory stays flat however large the input.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -85,7 +85,7 @@ pub struct Collector<'m> {
     sources: Texts,
     issues: Issues,
     stats: ReadStats,
-    /// [`resource_key`] of every resource absorbed (about 18 bytes each, not its id's).
+    /// [`resource_key`] of every resource absorbed (past a limit on disk, see [`keys`]).
     seen_ids: KeySet,
     deleted: HashSet<String>,
     batch: Batch,
@@ -231,6 +231,7 @@ impl<'m> Collector<'m> {
     pub fn spill_after(mut self, bytes: usize) -> Self {
         self.sources = Texts::new(bytes);
         self.spill.after = bytes;
+        self.seen_ids = KeySet::with_limit(bytes / KEY_BYTES_SHARE);
         self
     }
 
@@ -265,7 +266,11 @@ impl<'m> Collector<'m> {
     }
 
     fn absorb(&mut self, out: Extracted, text: Option<String>) {
-        if !self.seen_ids.insert(resource_key(&out.source)) {
+        let new = self.seen_ids.insert(resource_key(&out.source));
+        for trouble in self.seen_ids.take_troubles() {
+            self.issues.push(keys_issue(trouble));
+        }
+        if !new {
             let msg = "the same resource appears more than once; the first copy is used";
             return self.issues.push(Issue::new(
                 Severity::Information,
@@ -530,6 +535,23 @@ struct SideIssue {
 
 /// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
 /// between two resources of one run has a chance of about n² / 2¹²⁹.
+/// The duplicate check holds at most 1/64 of the spill limit in keys (16 bytes
+/// each, plus the newest in a hash set): 2 MiB of keys for the default 8 MiB.
+const KEY_BYTES_SHARE: usize = 64;
+
+/// The issue of a failure of the duplicate check's temporary files.
+fn keys_issue(trouble: keys::Trouble) -> Issue {
+    match trouble {
+        keys::Trouble::Write(e) => Issue::temporary_file("the duplicate check", &e, "keeping its keys in memory"),
+        keys::Trouble::Read(e) => {
+            let msg = format!(
+                "cannot read back the duplicate check's temporary file ({e}); a later copy of a resource read before this point is used too, not reported as a duplicate"
+            );
+            Issue::new(Severity::Error, IssueCode::UnreadableFile, "(temporary file)", msg)
+        }
+    }
+}
+
 fn resource_key(source: &SourceRef) -> u128 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let half = |salt: u8| {

@@ -38,8 +38,9 @@ pub struct ReadOptions {
     /// the same either way). Default: on.
     pub prefilter: bool,
     /// About how many bytes of relevant resources' raw JSON, and as many of
-    /// patients' facts, are kept in memory; past this they go to temporary
-    /// files (see [`super::texts`], [`super::patients`]). Default: 8 MiB.
+    /// patients' facts, are kept in memory (and 1/64 of it of the duplicate
+    /// check's keys); past this they go to temporary files (see
+    /// [`super::texts`], [`super::patients`]). Default: 8 MiB.
     pub spill_after: usize,
 }
 
