@@ -5,11 +5,12 @@
 //! by this process only, so nothing holding patient data is left behind, even
 //! after a crash. Records are read back in the order written, by any number of
 //! [`Reader`]s at once (positional reads), or one at a time at the offset a
-//! reader gave ([`Log::read_at`]), while the log stays open for more.
+//! reader gave ([`Log::read_at`]), while the log stays open for more. A
+//! [`List`] keeps its first records in memory and appends the rest to a log.
 //!
 //! This module owns the file format only; `pipeline::texts`,
-//! `pipeline::patients`, the `Collector` and `report::Issues` decide what goes
-//! in and when.
+//! `pipeline::patients`, the `Collector`, `report::Issues` and the cohort's
+//! provenance decide what goes in and when.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -140,6 +141,71 @@ impl<T: DeserializeOwned> Reader<'_, T> {
     }
 }
 
+/// A list that keeps its first records in memory and the rest in a [`Log`];
+/// if the file cannot be written, the rest stay in memory after it.
+#[derive(Debug)]
+pub(crate) struct List<T> {
+    head: Vec<T>,
+    in_memory: usize,
+    spilled: Log,
+    /// After the file failed (in order after `spilled`).
+    tail: Vec<T>,
+    failed: bool,
+}
+
+impl<T: Serialize + DeserializeOwned> List<T> {
+    /// Keeps the first `in_memory` records in memory.
+    pub(crate) fn new(in_memory: usize) -> Self {
+        Self {
+            head: Vec::new(),
+            in_memory,
+            spilled: Log::default(),
+            tail: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Appends `record`; the error is the file's first failure (then kept in memory).
+    pub(crate) fn push(&mut self, record: T) -> Option<std::io::Error> {
+        if self.head.len() < self.in_memory {
+            self.head.push(record);
+            return None;
+        }
+        if self.failed {
+            self.tail.push(record);
+            return None;
+        }
+        let e = self.spilled.push(&record).err()?;
+        self.failed = true;
+        self.tail.push(record);
+        Some(e)
+    }
+
+    /// Number of records.
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.spilled.len() as usize + self.tail.len()
+    }
+
+    /// Writes out what is buffered; [`List::try_for_each`] needs it after a push.
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
+        self.spilled.flush()
+    }
+
+    /// Calls `f` with every record in order; stops at the first error
+    /// (reading the file back, unflushed records, or one `f` returns).
+    pub(crate) fn try_for_each<E: From<std::io::Error>>(
+        &self,
+        mut f: impl FnMut(&T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.head.iter().try_for_each(&mut f)?;
+        let mut records = self.spilled.reader::<T>()?;
+        while let Some(record) = records.next()? {
+            f(&record)?;
+        }
+        self.tail.iter().try_for_each(f)
+    }
+}
+
 /// Reads a file from `pos` on with positional reads, so several readers and
 /// the writer can share one open (anonymous) file.
 struct ReadAt<'f> {
@@ -161,6 +227,24 @@ impl Read for ReadAt<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_gives_back_memory_file_and_after_failure_records_in_order() {
+        let mut list = List::new(3);
+        list.spilled = Log::failing_after(4);
+        let errors: Vec<_> = (0..10u32).filter_map(|i| list.push(format!("r{i}"))).collect();
+        assert_eq!((errors.len(), list.len()), (1, 10), "told once, nothing lost");
+        assert!(list.try_for_each(|_| Ok::<_, std::io::Error>(())).is_err(), "unflushed");
+        list.flush().unwrap();
+        let mut all = Vec::new();
+        list.try_for_each(|r| {
+            all.push(r.clone());
+            Ok::<_, std::io::Error>(())
+        })
+        .unwrap();
+        assert_eq!(all, (0..10).map(|i| format!("r{i}")).collect::<Vec<_>>());
+        assert_eq!((list.head.len(), list.spilled.len(), list.tail.len()), (3, 4, 3));
+    }
 
     #[test]
     fn records_come_back_in_order_to_each_reader_and_the_log_grows_on() {

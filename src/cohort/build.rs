@@ -23,6 +23,10 @@ pub fn build(patients: &Patients, m: &MappingSet, issues: &mut Issues) -> crate:
             Ok::<_, std::io::Error>(())
         })
         .map_err(|source| crate::Error::Spill { source })?;
+    cohort
+        .provenance
+        .flush()
+        .map_err(|source| crate::Error::Spill { source })?;
     Ok(cohort)
 }
 
@@ -46,7 +50,28 @@ fn add_patient(cohort: &mut Cohort, id: &str, data: &PatientData, m: &MappingSet
         b.apply(i, &rule.kind, &facts, &qualifying);
     }
     cohort.rows.push(b.row);
-    cohort.provenance.extend(b.prov);
+    add_provenance(cohort, b.prov, issues);
+}
+
+/// Keeps a case's provenance, and counts it per column and source type (for completeness).
+fn add_provenance(cohort: &mut Cohort, prov: Vec<Provenance>, issues: &mut Issues) {
+    let mut types = std::collections::BTreeSet::new();
+    for p in &prov {
+        types.extend(p.sources.iter().map(|s| (p.column, s.split('/').next().unwrap_or(""))));
+    }
+    for (column, t) in types {
+        *cohort
+            .cases_by_source
+            .entry(column)
+            .or_default()
+            .entry(t.to_string())
+            .or_default() += 1;
+    }
+    for p in prov {
+        if let Some(e) = cohort.provenance.push(p) {
+            issues.push(Issue::temporary_file("provenance", &e, "keeping it in memory"));
+        }
+    }
 }
 
 struct RowBuilder<'m> {

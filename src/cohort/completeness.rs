@@ -1,8 +1,6 @@
 //! Completeness: per dictionary variable, the share of cases with a value,
 //! overall and per source resource type when values come from several.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::Serialize;
 
 use super::Cohort;
@@ -39,18 +37,6 @@ fn has_value(column: &str, cell: &str) -> bool {
 /// absence of evidence); `ck_count` when > 0.
 pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
     let cases = cohort.rows.len() as u64;
-    let mut per_source: BTreeMap<&str, BTreeMap<String, BTreeSet<&str>>> = BTreeMap::new();
-    for p in &cohort.provenance {
-        for s in &p.sources {
-            let t = s.split('/').next().unwrap_or("").to_string();
-            per_source
-                .entry(p.column)
-                .or_default()
-                .entry(t)
-                .or_default()
-                .insert(p.patient_id.as_str());
-        }
-    }
     let pct = |n: u64| {
         if cases == 0 {
             0.0
@@ -68,13 +54,12 @@ pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
             cases,
             percent: pct(n),
         });
-        let sources = per_source.get(column).cloned().unwrap_or_default();
-        if sources.len() > 1 {
-            for (t, patients) in sources {
-                let n = patients.len() as u64;
+        let sources = cohort.cases_by_source.get(column);
+        if let Some(sources) = sources.filter(|s| s.len() > 1) {
+            for (t, &n) in sources {
                 out.push(CompletenessRow {
                     variable: column.to_string(),
-                    source: t,
+                    source: t.clone(),
                     cases_with_value: n,
                     cases,
                     percent: pct(n),

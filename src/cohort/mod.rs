@@ -12,9 +12,12 @@ pub mod suppress;
 pub mod table1;
 pub mod write;
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
-use crate::domain::CaseRow;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::domain::{CaseRow, COLUMNS};
+use crate::spill;
 
 /// Where one cohort cell came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,13 +53,123 @@ pub struct Candidate {
     pub anti_srp: String,
 }
 
+/// Read back from a temporary file: the column becomes one of [`COLUMNS`]
+/// again (fields in the order they are serialized).
+impl<'de> Deserialize<'de> for Provenance {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Owned {
+            patient_id: String,
+            column: String,
+            value: String,
+            rule: String,
+            sources: Vec<String>,
+            detail: String,
+        }
+        let o = Owned::deserialize(d)?;
+        let column = COLUMNS.iter().copied().find(|c| *c == o.column);
+        let column = column.ok_or_else(|| serde::de::Error::custom(format!("not a cohort column: {}", o.column)))?;
+        Ok(Provenance {
+            patient_id: o.patient_id,
+            column,
+            value: o.value,
+            rule: o.rule,
+            sources: o.sources,
+            detail: o.detail,
+        })
+    }
+}
+
 /// The cohort built from one input.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Cohort {
     /// One row per case, by patient id.
     pub rows: Vec<CaseRow>,
     /// Provenance of every filled cell.
-    pub provenance: Vec<Provenance>,
+    pub provenance: Provenances,
+    /// Per column, per resource type: how many cases have a value from it.
+    pub cases_by_source: BTreeMap<&'static str, BTreeMap<String, u64>>,
     /// Candidates.
     pub candidates: Vec<Candidate>,
+}
+
+/// Provenance records kept in memory up to [`Provenances::IN_MEMORY`], the rest in
+/// a temporary file (their size grows with the cases, not the input).
+#[derive(Debug)]
+pub struct Provenances(spill::List<Provenance>);
+
+impl Default for Provenances {
+    fn default() -> Self {
+        Self(spill::List::new(Self::IN_MEMORY))
+    }
+}
+
+impl Provenances {
+    /// Records kept in memory (about 0.4 KB each).
+    pub const IN_MEMORY: usize = 4096;
+
+    /// Appends one; the error is the temporary file's first failure (then kept in memory).
+    pub(crate) fn push(&mut self, p: Provenance) -> Option<std::io::Error> {
+        self.0.push(p)
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+
+    /// Calls `f` with every record in order; stops at the first error (reading
+    /// the temporary file back, or one `f` returns).
+    pub fn try_for_each<E: From<std::io::Error>>(&self, f: impl FnMut(&Provenance) -> Result<(), E>) -> Result<(), E> {
+        self.0.try_for_each(f)
+    }
+
+    /// Every record, in memory (tests and small cohorts).
+    ///
+    /// # Errors
+    ///
+    /// Reading the temporary file back.
+    pub fn all(&self) -> std::io::Result<Vec<Provenance>> {
+        let mut v = Vec::with_capacity(self.len());
+        self.try_for_each(|p| {
+            v.push(p.clone());
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(v)
+    }
+
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provenance_past_the_memory_share_comes_back_whole_and_in_order() {
+        let mut prov = Provenances::default();
+        let n = Provenances::IN_MEMORY + 50;
+        let record = |i: usize| Provenance {
+            patient_id: format!("p{i}"),
+            column: COLUMNS[1 + i % (COLUMNS.len() - 1)],
+            value: format!("v{i}"),
+            rule: "rule".into(),
+            sources: vec![format!("Observation/o{i}"), "Patient/x".into()],
+            detail: "Observation.valueQuantity".into(),
+        };
+        for i in 0..n {
+            assert!(prov.push(record(i)).is_none());
+        }
+        prov.flush().unwrap();
+        let all = prov.all().unwrap();
+        assert_eq!(all.len(), n);
+        assert!(all.iter().enumerate().all(|(i, p)| *p == record(i)));
+    }
 }

@@ -69,7 +69,7 @@ pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &mut Issues, sources: 
         "table1.json",
         &serde_json::to_string_pretty(&t1).unwrap_or_default(),
     )?;
-    write_ndjson(dir, "provenance.ndjson", cohort.provenance.iter())?;
+    write_provenance(dir, cohort)?;
     write_csv(dir, "completeness.csv", &completeness(cohort))?;
     write_issues(dir, issues)?;
     write_sources(dir, cohort, sources)
@@ -108,35 +108,42 @@ fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
     std::fs::write(&path, text).map_err(out_err(&path))
 }
 
-fn write_ndjson<'a, T: Serialize + 'a>(dir: &Path, name: &str, items: impl Iterator<Item = &'a T>) -> Result<()> {
-    let (path, mut w) = create(dir, name)?;
-    for item in items {
-        serde_json::to_writer(&mut w, item).map_err(|e| Error::Output {
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        w.write_all(b"\n").map_err(out_err(&path))?;
-    }
-    w.flush().map_err(out_err(&path))
+/// `provenance.ndjson`: one line per filled cell, in cohort order.
+fn write_provenance(dir: &Path, cohort: &Cohort) -> Result<()> {
+    write_lines(dir, "provenance.ndjson", |line| cohort.provenance.try_for_each(line))
 }
 
-/// `issues.ndjson`: every issue kept, in the order found (part may come back from a temporary file).
+/// `issues.ndjson`: every issue kept, in the order found.
 fn write_issues(dir: &Path, issues: &mut Issues) -> Result<()> {
-    let (path, mut w) = create(dir, "issues.ndjson")?;
+    write_lines(dir, "issues.ndjson", |line| issues.try_for_each(line))
+}
+
+/// One more line for [`write_lines`].
+type Line<'a, T> = dyn FnMut(&T) -> std::result::Result<(), Streaming> + 'a;
+
+/// Writes `name`, one JSON line per record `each` hands out (records that may
+/// come back from a temporary file: a failure there is told apart).
+fn write_lines<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    each: impl FnOnce(&mut Line<'_, T>) -> std::result::Result<(), Streaming>,
+) -> Result<()> {
+    let (path, mut w) = create(dir, name)?;
     let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
-    let written = issues.try_for_each(|issue| {
-        serde_json::to_writer(&mut w, issue).map_err(|e| out(e.into()))?;
+    let written = each(&mut |item: &T| {
+        serde_json::to_writer(&mut w, item).map_err(|e| out(e.into()))?;
         w.write_all(b"\n").map_err(out)
     });
     Ok(written.and_then(|()| w.flush().map_err(out))?)
 }
 
 fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()> {
-    let mut wanted: std::collections::BTreeSet<String> = cohort
-        .provenance
-        .iter()
-        .flat_map(|p| p.sources.iter().cloned())
-        .collect();
+    let mut wanted = std::collections::BTreeSet::new();
+    let read = cohort.provenance.try_for_each(|p| {
+        wanted.extend(p.sources.iter().cloned());
+        Ok::<_, std::io::Error>(())
+    });
+    read.map_err(|source| Error::Spill { source })?;
     for c in &cohort.candidates {
         wanted.insert(format!("Patient/{}", c.patient_id));
     }

@@ -45,7 +45,7 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let selected =
         select(&cohort, &mut collected.sources, &collected.aliases).map_err(|source| crate::Error::Spill { source })?;
     let links = links_into(&collected.aliases, &selected);
-    let ages = onset_ages(&cohort);
+    let ages = onset_ages(&cohort).map_err(|source| crate::Error::Spill { source })?;
     let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);
     let mut fired = RulesFired::default();
     let (mut kept, mut dropped): (Vec<Deidentified>, Vec<Dropped>) = (Vec::new(), Vec::new());
@@ -115,7 +115,10 @@ fn select(
         .iter()
         .map(|r| format!("Patient/{}", r.patient_id))
         .collect();
-    wanted.extend(cohort.provenance.iter().flat_map(|p| p.sources.iter().cloned()));
+    cohort.provenance.try_for_each(|p| {
+        wanted.extend(p.sources.iter().cloned());
+        Ok::<_, std::io::Error>(())
+    })?;
     let mut out = sources.select(|s| wanted.contains(&s.to_string()))?;
     let meds: BTreeSet<SourceRef> = out.values().filter_map(|raw| medication_of(raw, aliases)).collect();
     if !meds.is_empty() {
@@ -145,21 +148,28 @@ fn links_into(aliases: &Links, selected: &BTreeMap<SourceRef, String>) -> Links 
 }
 
 /// Onset age per qualifying Condition (the source of the case's diagnosis_code).
-fn onset_ages(cohort: &crate::cohort::Cohort) -> BTreeMap<SourceRef, u32> {
+/// Reading provenance back from the temporary file can fail.
+fn onset_ages(cohort: &crate::cohort::Cohort) -> std::io::Result<BTreeMap<SourceRef, u32>> {
+    let ages: BTreeMap<&str, u32> = cohort
+        .rows
+        .iter()
+        .filter_map(|r| Some((r.patient_id.as_str(), r.onset_age_years?)))
+        .collect();
     let mut out = BTreeMap::new();
-    for row in &cohort.rows {
-        let Some(age) = row.onset_age_years else { continue };
-        let dx = cohort
-            .provenance
-            .iter()
-            .find(|p| p.patient_id == row.patient_id && p.column == "diagnosis_code");
-        for s in dx.iter().flat_map(|p| &p.sources) {
-            if let Some(id) = s.strip_prefix("Condition/") {
+    let mut seen = BTreeSet::new();
+    cohort.provenance.try_for_each(|p| {
+        let Some(&age) = ages.get(p.patient_id.as_str()).filter(|_| p.column == "diagnosis_code") else {
+            return Ok::<_, std::io::Error>(());
+        };
+        // The first diagnosis_code record of a case, as before.
+        if seen.insert(p.patient_id.clone()) {
+            for id in p.sources.iter().filter_map(|s| s.strip_prefix("Condition/")) {
                 out.insert(SourceRef::new("Condition", id), age);
             }
         }
-    }
-    out
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 fn write_resources(dir: &Path, kept: &[Deidentified]) -> Result<BTreeMap<String, u64>, ExportError> {

@@ -153,11 +153,8 @@ fn onset_age_from_onset_age_element() {
     let (cohort, _) = run(&[patient("p1"), c]);
     assert_eq!(cohort.rows[0].onset_age_years, Some(5));
     assert_eq!(cohort.rows[0].onset_date, None);
-    let prov = cohort
-        .provenance
-        .iter()
-        .find(|p| p.column == "onset_age_years")
-        .unwrap();
+    let prov = cohort.provenance.all().unwrap();
+    let prov = prov.iter().find(|p| p.column == "onset_age_years").unwrap();
     assert_eq!(prov.detail, "Condition.onsetAge");
 }
 
@@ -179,11 +176,8 @@ fn onset_age_from_onset_period_and_recorded_date() {
     c["recordedDate"] = json!("2022-06-30");
     let (cohort, _) = run(&[patient("p1"), c]);
     assert_eq!(cohort.rows[0].onset_age_years, Some(12));
-    let prov = cohort
-        .provenance
-        .iter()
-        .find(|p| p.column == "onset_age_years")
-        .unwrap();
+    let prov = cohort.provenance.all().unwrap();
+    let prov = prov.iter().find(|p| p.column == "onset_age_years").unwrap();
     assert!(prov.detail.contains("recordedDate"), "{}", prov.detail);
 }
 
