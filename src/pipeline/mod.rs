@@ -315,8 +315,20 @@ impl<'m> Collector<'m> {
     }
 
     fn add_to(&mut self, subject: String, add: PatientData) {
-        self.spill.held += add.approx_bytes() + subject.len();
-        self.by_subject.entry(subject).or_default().absorb(add);
+        use std::collections::hash_map::Entry;
+        let strings = add.string_bytes();
+        let data = match self.by_subject.entry(subject) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                // The key, and the table's slot at its 7/8 load.
+                let slot = std::mem::size_of::<(String, PatientData)>() * 8 / 7;
+                self.spill.held += e.key().len().next_multiple_of(16) + slot;
+                e.insert(PatientData::default())
+            }
+        };
+        let before = data.vec_bytes();
+        data.absorb(add);
+        self.spill.held += strings + data.vec_bytes() - before;
         if self.spill.held > self.spill.after && !self.spill.failed {
             self.spill_patients();
         }
@@ -371,6 +383,11 @@ impl<'m> Collector<'m> {
     fn push_pending(&mut self, p: Pending) {
         self.spill.pending_held += 160 + p.subject.len() + p.source.id.len() + p.exposure.medication_id.len();
         self.pending.push(p);
+        self.spill_pending();
+    }
+
+    /// Moves `pending` to the log once it holds more than its share of the spill limit.
+    fn spill_pending(&mut self) {
         if self.spill.pending_held <= self.spill.after / 4 || self.spill.failed {
             return;
         }
@@ -389,7 +406,14 @@ impl<'m> Collector<'m> {
     /// Resolves what waited for the whole input (Medication references,
     /// `urn:uuid:` subjects) and returns the collected data.
     pub fn finish(mut self) -> Collected {
+        tracing::debug!("input read; resolving medication references");
         self.resolve_pending();
+        tracing::debug!(
+            subjects = self.by_subject.len(),
+            held = self.spill.held,
+            runs = self.spill.runs.len(),
+            "medication references resolved"
+        );
         let counts = std::mem::take(&mut self.batch);
         self.stats.seen = counts.seen;
         self.stats.parsed = counts.parsed;
@@ -429,6 +453,11 @@ impl<'m> Collector<'m> {
     }
 
     fn resolve_pending(&mut self) {
+        if self.spill.pending_log.len() > 0 {
+            // The rest joins the log, so its memory is free before facts are added.
+            self.spill.pending_held = usize::MAX;
+            self.spill_pending();
+        }
         let mut log = std::mem::take(&mut self.spill.pending_log);
         if let Err(e) = self.resolve_logged(&mut log) {
             let msg = format!(
@@ -808,7 +837,13 @@ pub fn build_and_write_as(
         ..
     } = collected;
     let cohort = crate::cohort::build::build(&patients, mappings, &mut issues)?;
+    tracing::debug!(
+        cases = cohort.rows.len(),
+        provenance = cohort.provenance.len(),
+        "cohort built"
+    );
     crate::cohort::write::write_outputs(out, &cohort, &mut issues, &mut sources, formats.csv)?;
+    tracing::debug!("outputs written");
     if formats.parquet {
         crate::cohort::parquet::write_all(out, &cohort, &patients, mappings)?;
     }

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use super::PatientData;
+use crate::domain::{DiagnosisFact, Fact, SourceRef};
 use crate::spill::{Log, Reader};
 
 /// Every patient's data, by patient id.
@@ -66,22 +67,29 @@ impl PatientData {
         self.diagnoses.extend(later.diagnoses);
     }
 
-    /// About how many heap bytes this holds (for the spill limit).
+    /// About how many bytes this holds (for the spill limit).
     pub(super) fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.vec_bytes() + self.string_bytes()
+    }
+
+    /// Bytes of the fact and diagnosis vectors, spare capacity included.
+    pub(super) fn vec_bytes(&self) -> usize {
+        self.facts.capacity() * std::mem::size_of::<Fact>()
+            + self.diagnoses.capacity() * std::mem::size_of::<DiagnosisFact>()
+    }
+
+    /// Bytes of the strings the facts and diagnoses hold, rounded up to
+    /// 16 as an allocator does.
+    pub(super) fn string_bytes(&self) -> usize {
+        let s = |t: &str| t.len().next_multiple_of(16);
+        let r = |r: &SourceRef| s(&r.resource_type) + s(&r.id);
         let facts: usize = self
             .facts
             .iter()
-            .map(|f| {
-                let via = f.via.as_ref().map_or(0, |v| v.id.len() + v.resource_type.len() + 48);
-                std::mem::size_of_val(f) + f.code.len() + f.detail.len() + f.source.id.len() + 16 + via
-            })
+            .map(|f| s(&f.code) + s(&f.detail) + r(&f.source) + f.via.as_ref().map_or(0, r))
             .sum();
-        let diagnoses: usize = self
-            .diagnoses
-            .iter()
-            .map(|d| std::mem::size_of_val(d) + d.code.len() + d.source.id.len() + 16)
-            .sum();
-        std::mem::size_of::<Self>() + facts + diagnoses
+        let diagnoses: usize = self.diagnoses.iter().map(|d| s(&d.code) + r(&d.source)).sum();
+        facts + diagnoses
     }
 }
 
@@ -147,7 +155,22 @@ pub(super) fn write_run<'a>(patients: impl Iterator<Item = (&'a String, &'a Pati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Fact, FactValue, FhirDate, SourceRef};
+    use crate::domain::{FactValue, FhirDate};
+
+    #[test]
+    fn the_spill_estimate_counts_spare_capacity_and_rounded_strings() {
+        let one = data(0, 1.0);
+        let fact = std::mem::size_of::<Fact>();
+        let strings = one.string_bytes();
+        // "http://loinc.org|2157-6" (23 bytes), "1 U/L", "Observation", "o0": 32 + 16 * 3.
+        assert_eq!(strings, 80);
+        let mut roomy = PatientData {
+            facts: Vec::with_capacity(100),
+            ..PatientData::default()
+        };
+        roomy.absorb(one);
+        assert!(roomy.approx_bytes() >= 100 * fact + strings, "{}", roomy.approx_bytes());
+    }
 
     fn data(rule: usize, value: f64) -> PatientData {
         let fact = Fact {
