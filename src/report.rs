@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spill::Log;
+use crate::spill::List;
 
 /// How bad an issue is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -120,7 +120,7 @@ pub const MAX_KEPT: usize = 100_000;
 
 /// An issue as stored in the temporary file (every field written: the file
 /// format is not self-describing).
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Record {
     severity: Severity,
     code: IssueCode,
@@ -133,15 +133,21 @@ struct Record {
 /// [`IN_MEMORY`] in memory, the rest in an anonymous temporary file (so none
 /// is lost, however many). If that file cannot be written, up to
 /// [`MAX_KEPT`] stay in memory and the rest are only counted ([`Issues::dropped`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Issues {
-    head: Vec<Issue>,
-    spilled: Log,
-    /// After the file failed (in order after `spilled`).
-    tail: Vec<Issue>,
-    failed: bool,
+    kept: List<Issue, Record>,
     counts: BTreeMap<(Severity, IssueCode), u64>,
     dropped: u64,
+}
+
+impl Default for Issues {
+    fn default() -> Self {
+        Self {
+            kept: List::new(IN_MEMORY),
+            counts: BTreeMap::new(),
+            dropped: 0,
+        }
+    }
 }
 
 impl Issues {
@@ -153,29 +159,18 @@ impl Issues {
 
     /// Keeps `issue` (already counted).
     fn store(&mut self, issue: Issue) {
-        if self.head.len() < IN_MEMORY {
-            return self.head.push(issue);
-        }
-        if !self.failed {
-            let record = Record::from(issue);
-            match self.spilled.push(&record) {
-                Ok(()) => return,
-                Err(e) => {
-                    self.failed = true;
-                    let note =
-                        Issue::temporary_file("issues", &e, &format!("later issues past {MAX_KEPT} are only counted"));
-                    *self.counts.entry((note.severity, note.code)).or_default() += 1;
-                    self.tail.push(note);
-                    self.tail.push(record.into());
-                    return;
-                }
-            }
-        }
-        if self.head.len() + self.tail.len() < MAX_KEPT {
-            self.tail.push(issue);
-        } else {
+        if self.kept.failed() && self.kept.held() >= MAX_KEPT {
             self.dropped += 1;
+            return;
         }
+        let Err((issue, e)) = self.kept.push(issue) else {
+            return;
+        };
+        let note = Issue::temporary_file("issues", &e, &format!("later issues past {MAX_KEPT} are only counted"));
+        *self.counts.entry((note.severity, note.code)).or_default() += 1;
+        // In memory from now on (the list failed): these pushes succeed.
+        let _note = self.kept.push(note);
+        let _issue = self.kept.push(issue);
     }
 
     /// Moves every issue of `other` into `self`. Errors are reading `other`'s temporary file back.
@@ -192,17 +187,9 @@ impl Issues {
 
     /// Calls `f` with every issue kept, in the order found; stops at the first
     /// error (reading the temporary file back, or one `f` returns).
-    pub fn try_for_each<E: From<std::io::Error>>(
-        &mut self,
-        mut f: impl FnMut(&Issue) -> Result<(), E>,
-    ) -> Result<(), E> {
-        self.head.iter().try_for_each(&mut f)?;
-        self.spilled.flush()?;
-        let mut records = self.spilled.reader::<Record>()?;
-        while let Some(record) = records.next()? {
-            f(&record.into())?;
-        }
-        self.tail.iter().try_for_each(f)
+    pub fn try_for_each<E: From<std::io::Error>>(&mut self, f: impl FnMut(&Issue) -> Result<(), E>) -> Result<(), E> {
+        self.kept.flush()?;
+        self.kept.try_for_each(f)
     }
 
     /// Every issue kept, in the order found (in memory: for tests and small runs).
@@ -280,6 +267,24 @@ mod tests {
         } else {
             issue
         }
+    }
+
+    #[test]
+    fn a_failing_temporary_file_is_noted_in_place_and_nothing_kept_is_lost() {
+        let mut a = Issues {
+            kept: List::failing_after(3, 2),
+            ..Issues::default()
+        };
+        (0..8).for_each(|i| a.push(issue(i)));
+        let all = a.all().unwrap();
+        assert_eq!((a.total(), all.len(), a.dropped()), (9, 9, 0));
+        assert_eq!(all[..5], (0..5).map(issue).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            all[5].code,
+            IssueCode::UnreadableFile,
+            "the note comes where the file failed"
+        );
+        assert_eq!(all[6..], (5..8).map(issue).collect::<Vec<_>>()[..]);
     }
 
     #[test]

@@ -141,19 +141,22 @@ impl<T: DeserializeOwned> Reader<'_, T> {
     }
 }
 
-/// A list that keeps its first records in memory and the rest in a [`Log`];
-/// if the file cannot be written, the rest stay in memory after it.
+/// A list that keeps its first records in memory and the rest in a [`Log`]
+/// (as `R`, the form the file stores: every field written, since postcard is
+/// not self-describing); if the file cannot be written, the rest stay in
+/// memory after it.
 #[derive(Debug)]
-pub(crate) struct List<T> {
+pub(crate) struct List<T, R = T> {
     head: Vec<T>,
     in_memory: usize,
     spilled: Log,
     /// After the file failed (in order after `spilled`).
     tail: Vec<T>,
     failed: bool,
+    stored: PhantomData<R>,
 }
 
-impl<T: Serialize + DeserializeOwned> List<T> {
+impl<T: From<R>, R: From<T> + Serialize + DeserializeOwned> List<T, R> {
     /// Keeps the first `in_memory` records in memory.
     pub(crate) fn new(in_memory: usize) -> Self {
         Self {
@@ -162,28 +165,49 @@ impl<T: Serialize + DeserializeOwned> List<T> {
             spilled: Log::default(),
             tail: Vec::new(),
             failed: false,
+            stored: PhantomData,
         }
     }
 
-    /// Appends `record`; the error is the file's first failure (then kept in memory).
-    pub(crate) fn push(&mut self, record: T) -> Option<std::io::Error> {
+    /// A list whose file fails after `records` records, as on a full disk.
+    #[cfg(test)]
+    pub(crate) fn failing_after(in_memory: usize, records: u64) -> Self {
+        Self {
+            spilled: Log::failing_after(records),
+            ..Self::new(in_memory)
+        }
+    }
+
+    /// Appends `record`. On the file's first failure the record comes back
+    /// with the error, not kept: later pushes stay in memory.
+    pub(crate) fn push(&mut self, record: T) -> Result<(), (T, std::io::Error)> {
         if self.head.len() < self.in_memory {
             self.head.push(record);
-            return None;
-        }
-        if self.failed {
+        } else if self.failed {
             self.tail.push(record);
-            return None;
+        } else {
+            let stored = R::from(record);
+            if let Err(e) = self.spilled.push(&stored) {
+                self.failed = true;
+                return Err((T::from(stored), e));
+            }
         }
-        let e = self.spilled.push(&record).err()?;
-        self.failed = true;
-        self.tail.push(record);
-        Some(e)
+        Ok(())
     }
 
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
-        self.head.len() + self.spilled.len() as usize + self.tail.len()
+        self.held() + self.spilled.len() as usize
+    }
+
+    /// Number of records in memory.
+    pub(crate) fn held(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// True once the file failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
     }
 
     /// Writes out what is buffered; [`List::try_for_each`] needs it after a push.
@@ -198,9 +222,9 @@ impl<T: Serialize + DeserializeOwned> List<T> {
         mut f: impl FnMut(&T) -> Result<(), E>,
     ) -> Result<(), E> {
         self.head.iter().try_for_each(&mut f)?;
-        let mut records = self.spilled.reader::<T>()?;
+        let mut records = self.spilled.reader::<R>()?;
         while let Some(record) = records.next()? {
-            f(&record)?;
+            f(&T::from(record))?;
         }
         self.tail.iter().try_for_each(f)
     }
@@ -230,10 +254,17 @@ mod tests {
 
     #[test]
     fn a_list_gives_back_memory_file_and_after_failure_records_in_order() {
-        let mut list = List::new(3);
+        let mut list: List<String> = List::new(3);
         list.spilled = Log::failing_after(4);
-        let errors: Vec<_> = (0..10u32).filter_map(|i| list.push(format!("r{i}"))).collect();
-        assert_eq!((errors.len(), list.len()), (1, 10), "told once, nothing lost");
+        let mut errors = 0;
+        for i in 0..10u32 {
+            if let Err((back, _)) = list.push(format!("r{i}")) {
+                errors += 1;
+                assert_eq!(back, "r7", "the record the file refused comes back");
+                list.push(back).unwrap();
+            }
+        }
+        assert_eq!((errors, list.len(), list.held()), (1, 10, 6), "told once, nothing lost");
         assert!(list.try_for_each(|_| Ok::<_, std::io::Error>(())).is_err(), "unflushed");
         list.flush().unwrap();
         let mut all = Vec::new();

@@ -108,9 +108,14 @@ impl Provenances {
     /// Records kept in memory (about 0.4 KB each).
     pub const IN_MEMORY: usize = 4096;
 
-    /// Appends one; the error is the temporary file's first failure (then kept in memory).
+    /// Appends one; the error is the temporary file's first failure (the
+    /// record, and later ones, are then kept in memory).
     pub(crate) fn push(&mut self, p: Provenance) -> Option<std::io::Error> {
-        self.0.push(p)
+        let Err((p, e)) = self.0.push(p) else {
+            return None;
+        };
+        let _in_memory = self.0.push(p); // after a failure records stay in memory: Ok
+        Some(e)
     }
 
     /// Number of records.
