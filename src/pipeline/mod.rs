@@ -565,7 +565,7 @@ struct SideIssue {
 /// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
 /// between two resources of one run has a chance of about n² / 2¹²⁹.
 /// The duplicate check holds at most 1/64 of the spill limit in keys (16 bytes
-/// each, plus the newest in a hash set): 2 MiB of keys for the default 8 MiB.
+/// each, plus the newest in a hash set): 512 KiB of keys (32,768) for the default 2 MiB.
 const KEY_BYTES_SHARE: usize = 64;
 
 /// The issue of a failure of the duplicate check's temporary files.

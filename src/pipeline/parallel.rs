@@ -40,7 +40,8 @@ pub struct ReadOptions {
     /// About how many bytes of relevant resources' raw JSON, and as many of
     /// patients' facts, are kept in memory (and 1/64 of it of the duplicate
     /// check's keys); past this they go to temporary files (see
-    /// [`super::texts`], [`super::patients`]). Default: 8 MiB.
+    /// [`super::texts`], [`super::patients`]). Default: 2 MiB (measured: the
+    /// same time as 8 MiB, 48 against 65 MB at 10 GB; see BENCHMARKS.md).
     pub spill_after: usize,
 }
 
@@ -50,7 +51,7 @@ impl Default for ReadOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 2 << 20,
             prefilter: true,
-            spill_after: 8 << 20,
+            spill_after: 2 << 20,
         }
     }
 }

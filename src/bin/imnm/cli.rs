@@ -215,7 +215,7 @@ pub struct CohortArgs {
     #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_bytes: Option<u32>,
     /// About how many bytes of relevant resources' raw JSON, and as many of patients' facts, stay
-    /// in memory before the rest goes to temporary files in TMPDIR (tests and tuning; default 8 MiB).
+    /// in memory before the rest goes to temporary files in TMPDIR (tests and tuning; default 2 MiB).
     #[arg(long, hide = true)]
     pub spill_after_bytes: Option<u64>,
 }
