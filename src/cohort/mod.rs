@@ -12,7 +12,7 @@ pub mod suppress;
 pub mod table1;
 pub mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -132,6 +132,20 @@ impl Provenances {
     /// the temporary file back, or one `f` returns).
     pub fn try_for_each<E: From<std::io::Error>>(&self, f: impl FnMut(&Provenance) -> Result<(), E>) -> Result<(), E> {
         self.0.try_for_each(f)
+    }
+
+    /// Every resource (`Type/id`) a cell came from.
+    ///
+    /// # Errors
+    ///
+    /// Reading the temporary file back.
+    pub fn sources(&self) -> std::io::Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        self.try_for_each(|p| {
+            out.extend(p.sources.iter().cloned());
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(out)
     }
 
     /// Every record, in memory (tests and small cohorts).

@@ -138,12 +138,7 @@ fn write_lines<T: Serialize>(
 }
 
 fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()> {
-    let mut wanted = std::collections::BTreeSet::new();
-    let read = cohort.provenance.try_for_each(|p| {
-        wanted.extend(p.sources.iter().cloned());
-        Ok::<_, std::io::Error>(())
-    });
-    read.map_err(|source| Error::Spill { source })?;
+    let mut wanted = cohort.provenance.sources().map_err(|source| Error::Spill { source })?;
     for c in &cohort.candidates {
         wanted.insert(format!("Patient/{}", c.patient_id));
     }

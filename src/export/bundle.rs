@@ -115,10 +115,7 @@ fn select(
         .iter()
         .map(|r| format!("Patient/{}", r.patient_id))
         .collect();
-    cohort.provenance.try_for_each(|p| {
-        wanted.extend(p.sources.iter().cloned());
-        Ok::<_, std::io::Error>(())
-    })?;
+    wanted.extend(cohort.provenance.sources()?);
     let mut out = sources.select(|s| wanted.contains(&s.to_string()))?;
     let meds: BTreeSet<SourceRef> = out.values().filter_map(|raw| medication_of(raw, aliases)).collect();
     if !meds.is_empty() {

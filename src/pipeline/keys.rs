@@ -81,10 +81,10 @@ impl KeySet {
 
     /// Adds `key`; false when it was already there.
     pub(super) fn insert(&mut self, key: u128) -> bool {
-        if self.in_blocks(key) || self.recent.contains(&key) || self.on_disk(key) {
+        // Disk and memory are disjoint: a key found on disk is not in `recent`.
+        if self.in_blocks(key) || self.on_disk(key) || !self.recent.insert(key) {
             return false;
         }
-        self.recent.insert(key);
         let mut cap = MIN_RECENT.max(self.sorted / 16);
         if !self.spill_failed {
             cap = cap.min(self.limit);

@@ -388,7 +388,14 @@ impl<'m> Collector<'m> {
 
     /// Moves `pending` to the log once it holds more than its share of the spill limit.
     fn spill_pending(&mut self) {
-        if self.spill.pending_held <= self.spill.after / 4 || self.spill.failed {
+        if self.spill.pending_held > self.spill.after / 4 {
+            self.pending_to_log();
+        }
+    }
+
+    /// Moves `pending` to the log (unless a temporary file failed before).
+    fn pending_to_log(&mut self) {
+        if self.spill.failed {
             return;
         }
         for p in std::mem::take(&mut self.pending) {
@@ -455,8 +462,7 @@ impl<'m> Collector<'m> {
     fn resolve_pending(&mut self) {
         if self.spill.pending_log.len() > 0 {
             // The rest joins the log, so its memory is free before facts are added.
-            self.spill.pending_held = usize::MAX;
-            self.spill_pending();
+            self.pending_to_log();
         }
         let mut log = std::mem::take(&mut self.spill.pending_log);
         if let Err(e) = self.resolve_logged(&mut log) {
@@ -562,8 +568,6 @@ struct SideIssue {
     code: String,
 }
 
-/// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
-/// between two resources of one run has a chance of about n² / 2¹²⁹.
 /// The duplicate check holds at most 1/64 of the spill limit in keys (16 bytes
 /// each, plus the newest in a hash set): 512 KiB of keys (32,768) for the default 2 MiB.
 const KEY_BYTES_SHARE: usize = 64;
@@ -581,6 +585,8 @@ fn keys_issue(trouble: keys::Trouble) -> Issue {
     }
 }
 
+/// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
+/// between two resources of one run has a chance of about n² / 2¹²⁹.
 fn resource_key(source: &SourceRef) -> u128 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let half = |salt: u8| {
