@@ -1,25 +1,27 @@
 //! Reading on several threads with the same result as on one.
 //!
-//! One thread reads plain NDJSON files in blocks of about
-//! [`ReadOptions::chunk_bytes`], cut after a newline (so one big file is
-//! shared out by chunk); gzip NDJSON and JSON files go out whole (parallel by
-//! file). Worker threads turn each task into a [`Batch`] with
-//! [`scan`]; the calling thread applies batches to the
-//! [`Collector`] in task order, so issues, provenance and every output are
-//! byte-identical to a one-thread run. Memory: at most `2 × threads` blocks
-//! wait to be scanned, plus the (small) batches waiting for an earlier one.
-//! Blocks go back to the reading thread once scanned and are filled again:
-//! a fresh 2 MiB allocation per block cost page clearing and cache misses
-//! (half of a two-thread run's system time, and reads 2.5 times slower per byte).
+//! Every worker takes its next task itself: under one lock it either cuts
+//! the next block of about [`ReadOptions::chunk_bytes`] out of the plain
+//! NDJSON file being read (after a newline, so one big file is shared out by
+//! chunk), into its own reused buffer, or takes a whole gzip NDJSON or JSON
+//! file (parallel by file). It scans the task into a [`Batch`] with [`scan`]
+//! and hands the batch in by its number; whichever worker hands in the batch
+//! the [`Collector`] waits for applies it and every later one that is there,
+//! in task order, so issues, provenance and every output are byte-identical
+//! to a one-thread run. No thread only cuts or only applies: on two cores a
+//! cutting thread and an applying thread beside two workers cost wake-ups
+//! and blocks moved between cores (see BENCHMARKS.md, 2026-12-03 afternoon).
+//! Memory: one block per worker, and at most [`AHEAD_PER_THREAD`] × threads
+//! scanned batches waiting for an earlier one (a worker waits before taking
+//! a task further ahead).
 //!
 //! This module owns the thread plumbing only; what a resource contributes is
 //! decided in `scan`, what is kept in `Collector`.
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::scan::{self, Batch, Event, Scanner};
 use super::Collector;
@@ -56,13 +58,17 @@ impl Default for ReadOptions {
     }
 }
 
-/// A unit of work, numbered in input order.
+/// How many scanned batches per worker may wait for an earlier one before
+/// workers stop taking tasks further ahead.
+pub const AHEAD_PER_THREAD: usize = 8;
+
+/// A unit of work.
 enum Task {
-    /// Lines of a plain NDJSON file, `bytes[..len]`; `first_line` is the 1-based number of the first.
+    /// Lines of a plain NDJSON file in the worker's block, `block[..len]`;
+    /// `first_line` is the 1-based number of the first.
     Lines {
         file: Arc<str>,
         first_line: u64,
-        bytes: Vec<u8>,
         len: usize,
     },
     /// A whole file (gzip, or a JSON document).
@@ -71,79 +77,103 @@ enum Task {
     Issue(Issue),
 }
 
-/// Reads `files` into `collector` on `opts.threads` worker threads.
+/// What the workers share.
+struct Shared<'a, 'm> {
+    cutter: Mutex<Cutter<'a>>,
+    order: Mutex<Order>,
+    /// Signalled when `order.next` moves on or the run stops.
+    advanced: Condvar,
+    collector: Mutex<&'a mut Collector<'m>>,
+    /// At most this many tasks handed out past the next batch to apply.
+    ahead: usize,
+}
+
+/// Batches waiting to be applied in task order.
+#[derive(Default)]
+struct Order {
+    waiting: BTreeMap<usize, Batch>,
+    /// The number of the next batch to apply.
+    next: usize,
+    /// A worker is applying batches.
+    applying: bool,
+    /// A worker panicked: the others stop taking tasks.
+    stop: bool,
+    /// The most batches that were waiting at once.
+    most_waiting: usize,
+}
+
+/// Reads `files` into `collector` on `opts.threads` threads (the calling one included).
 pub fn read_files<P>(files: &[PathBuf], collector: &mut Collector<'_>, opts: ReadOptions, progress: P)
+where
+    P: Fn(u64) + Clone + Send + Sync + 'static,
+{
+    read_files_counted(files, collector, opts, progress);
+}
+
+/// As [`read_files`]; the most scanned batches that waited at once for an earlier one.
+fn read_files_counted<P>(files: &[PathBuf], collector: &mut Collector<'_>, opts: ReadOptions, progress: P) -> usize
 where
     P: Fn(u64) + Clone + Send + Sync + 'static,
 {
     let mappings = collector.mappings;
     let deleted = collector.deleted().clone();
     let prefilter = collector.prefilter().clone();
+    let scanner = Scanner {
+        mappings,
+        deleted: &deleted,
+        prefilter: &prefilter,
+    };
     let threads = opts.threads.max(1);
-    let (task_tx, task_rx) = mpsc::sync_channel::<(usize, Task)>(threads * 2);
-    let task_rx = Mutex::new(task_rx);
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Batch)>();
-    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    let shared = Shared {
+        cutter: Mutex::new(Cutter::new(files, opts.chunk_bytes.max(1))),
+        order: Mutex::new(Order::default()),
+        advanced: Condvar::new(),
+        collector: Mutex::new(collector),
+        ahead: AHEAD_PER_THREAD * threads,
+    };
     std::thread::scope(|s| {
-        let producer_progress = progress.clone();
-        let chunk = opts.chunk_bytes.max(1);
-        s.spawn(move || produce(files, chunk, &task_tx, &free_rx, producer_progress));
-        for _ in 0..threads {
-            let scanner = Scanner {
-                mappings,
-                deleted: &deleted,
-                prefilter: &prefilter,
-            };
-            let (rx, tx, free, progress) = (&task_rx, done_tx.clone(), free_tx.clone(), progress.clone());
-            s.spawn(move || work(rx, &tx, &free, scanner, progress));
+        for _ in 1..threads {
+            let (shared, progress) = (&shared, progress.clone());
+            s.spawn(move || work(shared, scanner, &progress));
         }
-        drop((done_tx, free_tx));
-        apply_in_order(&done_rx, collector);
+        work(&shared, scanner, &progress);
     });
+    let order = shared.order.into_inner().unwrap_or_else(PoisonError::into_inner);
+    order.most_waiting
 }
 
-fn apply_in_order(done: &Receiver<(usize, Batch)>, collector: &mut Collector<'_>) {
-    let mut waiting: BTreeMap<usize, Batch> = BTreeMap::new();
-    let mut next = 0usize;
-    for (seq, batch) in done {
-        waiting.insert(seq, batch);
-        while let Some(batch) = waiting.remove(&next) {
-            collector.apply(batch);
-            next += 1;
+/// A lock whose holder may have panicked: the panic reaches the caller when
+/// the thread scope ends, so the others only need to get out.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Stops the other workers when this one panics.
+struct Leaving<'s, 'a, 'm>(&'s Shared<'a, 'm>);
+
+impl Drop for Leaving<'_, '_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(&self.0.order).stop = true;
+            self.0.advanced.notify_all();
         }
     }
 }
 
-fn work<P: Fn(u64) + Clone + 'static>(
-    tasks: &Mutex<Receiver<(usize, Task)>>,
-    done: &mpsc::Sender<(usize, Batch)>,
-    free: &mpsc::Sender<Vec<u8>>,
-    scanner: Scanner<'_>,
-    progress: P,
-) {
-    loop {
-        // A poisoned lock means another worker panicked: stop taking work.
-        let next = match tasks.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok((seq, task)) = next else { return };
+fn work<P: Fn(u64) + Clone + 'static>(shared: &Shared<'_, '_>, scanner: Scanner<'_>, progress: &P) {
+    let _leaving = Leaving(shared);
+    let mut block = Vec::new();
+    while let Some((seq, task)) = shared.take(&mut block, progress) {
         let mut batch = Batch::default();
         let mut sink = |item: Item<'_>| scan::scan_item(scanner, item, &mut batch);
         let issue = match task {
-            Task::Lines {
-                file,
-                first_line,
-                bytes,
-                len,
-            } => {
+            Task::Lines { file, first_line, len } => {
                 // A copy of the name per block: every line clones it, and one count
                 // shared by all workers would bounce between their cores.
                 let own: Arc<str> = Arc::from(&*file);
-                let failed = source::read_ndjson_from(own, &bytes[..len], first_line, &mut sink).err();
-                // The reader may be gone (it stops on a closed channel): then the block is freed.
-                let _ = free.send(bytes);
-                failed.map(|e| unreadable(&file, &format!("read failed part-way: {e}")))
+                source::read_ndjson_from(own, &block[..len], first_line, &mut sink)
+                    .err()
+                    .map(|e| unreadable(&file, &format!("read failed part-way: {e}")))
             }
             Task::File(path) => super::read_file_items(&path, progress.clone(), &mut sink),
             Task::Issue(issue) => Some(issue),
@@ -151,9 +181,47 @@ fn work<P: Fn(u64) + Clone + 'static>(
         if let Some(issue) = issue {
             batch.events.push(Event::Issue(issue));
         }
-        if done.send((seq, batch)).is_err() {
+        shared.hand_in(seq, batch);
+    }
+}
+
+impl Shared<'_, '_> {
+    /// The next task and its number, once it is at most `ahead` past the next
+    /// batch to apply; `None` when the inputs are done or the run stops.
+    fn take(&self, block: &mut Vec<u8>, progress: &dyn Fn(u64)) -> Option<(usize, Task)> {
+        let mut cutter = lock(&self.cutter);
+        let mut order = lock(&self.order);
+        while cutter.seq >= order.next + self.ahead && !order.stop {
+            order = self.advanced.wait(order).unwrap_or_else(PoisonError::into_inner);
+        }
+        if order.stop {
+            return None;
+        }
+        drop(order);
+        cutter.next(block, progress)
+    }
+
+    /// Files batch `seq`, and applies every batch now due unless another worker is at it.
+    fn hand_in(&self, seq: usize, batch: Batch) {
+        let mut order = lock(&self.order);
+        order.waiting.insert(seq, batch);
+        order.most_waiting = order.most_waiting.max(order.waiting.len());
+        if order.applying {
             return;
         }
+        order.applying = true;
+        loop {
+            let next = order.next;
+            let Some(batch) = order.waiting.remove(&next) else {
+                break;
+            };
+            order.next += 1;
+            drop(order);
+            self.advanced.notify_all();
+            lock(&self.collector).apply(batch);
+            order = lock(&self.order);
+        }
+        order.applying = false;
     }
 }
 
@@ -161,94 +229,113 @@ fn unreadable(location: &str, message: &str) -> Issue {
     Issue::new(Severity::Error, IssueCode::UnreadableFile, location, message)
 }
 
-fn produce<P: Fn(u64) + Clone + 'static>(
-    files: &[PathBuf],
+/// Hands out the inputs as tasks, numbered in input order.
+struct Cutter<'a> {
+    files: std::slice::Iter<'a, PathBuf>,
+    /// The plain NDJSON file being cut.
+    open: Option<Open>,
     chunk: usize,
-    tasks: &SyncSender<(usize, Task)>,
-    free: &Receiver<Vec<u8>>,
-    progress: P,
-) {
-    let mut seq = 0usize;
-    let mut send = |task: Task| {
-        let ok = tasks.send((seq, task)).is_ok();
-        seq += 1;
-        ok
-    };
-    for path in files {
-        let plain_ndjson = source::format_of(path) == Some(Format::Ndjson { gzip: false });
-        let ok = if plain_ndjson {
-            cut(path, chunk, free, progress.clone(), &mut send)
-        } else {
-            send(Task::File(path.clone()))
-        };
-        if !ok {
-            return;
+    /// The number of the next task.
+    seq: usize,
+}
+
+/// A plain NDJSON file being cut into blocks.
+struct Open {
+    name: Arc<str>,
+    file: std::fs::File,
+    /// The bytes after the last newline of the block before (never a newline).
+    carry: Vec<u8>,
+    first_line: u64,
+    /// The end of the file was reached.
+    done: bool,
+}
+
+impl<'a> Cutter<'a> {
+    fn new(files: &'a [PathBuf], chunk: usize) -> Self {
+        Self {
+            files: files.iter(),
+            open: None,
+            chunk,
+            seq: 0,
         }
+    }
+
+    fn next(&mut self, block: &mut Vec<u8>, progress: &dyn Fn(u64)) -> Option<(usize, Task)> {
+        let task = loop {
+            if let Some(open) = &mut self.open {
+                match open.cut(block, self.chunk, progress) {
+                    Some(task) => break task,
+                    None => self.open = None,
+                }
+            }
+            let path = self.files.next()?;
+            if source::format_of(path) != Some(Format::Ndjson { gzip: false }) {
+                break Task::File(path.clone());
+            }
+            let name: Arc<str> = path.display().to_string().into();
+            match std::fs::File::open(path) {
+                Ok(file) => {
+                    self.open = Some(Open {
+                        name,
+                        file,
+                        carry: Vec::new(),
+                        first_line: 1,
+                        done: false,
+                    });
+                }
+                Err(e) => break Task::Issue(unreadable(&name, &format!("cannot open: {e}"))),
+            }
+        };
+        self.seq += 1;
+        Some((self.seq - 1, task))
     }
 }
 
-/// Cuts a plain NDJSON file into blocks ending after a newline, filling
-/// blocks the workers gave back where there are any. False when the workers are gone.
-fn cut<P: Fn(u64) + 'static>(
-    path: &Path,
-    chunk: usize,
-    free: &Receiver<Vec<u8>>,
-    progress: P,
-    send: &mut dyn FnMut(Task) -> bool,
-) -> bool {
-    let name: Arc<str> = path.display().to_string().into();
-    let mut reader = match std::fs::File::open(path) {
-        Ok(r) => r,
-        Err(e) => return send(Task::Issue(unreadable(&name, &format!("cannot open: {e}")))),
-    };
-    let mut first_line = 1u64;
-    // The bytes after the last newline of the block before (never a newline).
-    let mut carry = Vec::new();
-    loop {
-        let mut block = free.try_recv().unwrap_or_default();
-        let start = carry.len();
-        let want = start + chunk;
-        if block.len() < want {
-            // Zeroed once per buffer, not per use: the buffers go round.
-            block.resize(want, 0);
-        }
-        block[..start].copy_from_slice(&carry);
-        let (filled, eof) = match fill(&mut reader, &mut block[..want], start) {
-            Ok(done) => done,
-            Err(e) => return send(Task::Issue(unreadable(&name, &format!("read failed part-way: {e}")))),
-        };
-        progress((filled - start) as u64);
-        let len = if eof {
-            filled
-        } else {
-            match memchr::memrchr(b'\n', &block[start..filled]) {
-                Some(pos) => start + pos + 1,
-                None => {
-                    // A line longer than a block: read on.
-                    carry.clear();
-                    carry.extend_from_slice(&block[..filled]);
-                    continue;
+impl Open {
+    /// Fills `block` with the next lines (ending after a newline, or at the end
+    /// of the file); `None` when the file is done. A read error ends the file.
+    fn cut(&mut self, block: &mut Vec<u8>, chunk: usize, progress: &dyn Fn(u64)) -> Option<Task> {
+        while !self.done {
+            let start = self.carry.len();
+            let want = start + chunk;
+            if block.len() < want {
+                // Zeroed once per buffer, not per use: each worker keeps its own.
+                block.resize(want, 0);
+            }
+            block[..start].copy_from_slice(&self.carry);
+            let (filled, eof) = match fill(&mut self.file, &mut block[..want], start) {
+                Ok(done) => done,
+                Err(e) => {
+                    self.done = true;
+                    let msg = format!("read failed part-way: {e}");
+                    return Some(Task::Issue(unreadable(&self.name, &msg)));
                 }
-            }
-        };
-        carry.clear();
-        carry.extend_from_slice(&block[len..filled]);
-        if len > 0 {
-            let lines = memchr::memchr_iter(b'\n', &block[..len]).count() as u64;
-            let task = Task::Lines {
-                file: name.clone(),
-                first_line,
-                bytes: block,
-                len,
             };
-            if !send(task) {
-                return false;
+            progress((filled - start) as u64);
+            self.done = eof;
+            let len = if eof {
+                filled
+            } else {
+                match memchr::memrchr(b'\n', &block[start..filled]) {
+                    Some(pos) => start + pos + 1,
+                    None => {
+                        // A line longer than a block: read on.
+                        self.carry.clear();
+                        self.carry.extend_from_slice(&block[..filled]);
+                        continue;
+                    }
+                }
+            };
+            self.carry.clear();
+            self.carry.extend_from_slice(&block[len..filled]);
+            if len > 0 {
+                let first_line = self.first_line;
+                self.first_line += memchr::memchr_iter(b'\n', &block[..len]).count() as u64;
+                let file = self.name.clone();
+                return Some(Task::Lines { file, first_line, len });
             }
-            first_line += lines;
         }
-        if eof {
-            return true;
-        }
+        None
     }
 }
 
@@ -268,6 +355,38 @@ fn fill(reader: &mut impl Read, buf: &mut [u8], mut filled: usize) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::MappingSet;
+
+    #[test]
+    fn workers_do_not_run_further_ahead_than_the_bound_and_apply_every_batch() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let line = |i: usize| format!("{{\"resourceType\":\"Encounter\",\"id\":\"e{i}\"}}\n");
+        // A big gzip file first: one worker reads it whole (task 0) while the
+        // others cut the plain file behind it into one-line blocks.
+        let gz = dir.path().join("a.ndjson.gz");
+        let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), Default::default());
+        for i in 0..100_000 {
+            enc.write_all(line(i).as_bytes()).unwrap();
+        }
+        enc.finish().unwrap();
+        let plain = dir.path().join("b.ndjson");
+        std::fs::write(&plain, (0..2000).map(line).collect::<String>()).unwrap();
+        let mappings = MappingSet::builtin().unwrap();
+        for threads in [2, 3] {
+            let mut collector = Collector::new(&mappings);
+            let opts = ReadOptions {
+                threads,
+                chunk_bytes: 40,
+                ..ReadOptions::default()
+            };
+            let most = read_files_counted(&[gz.clone(), plain.clone()], &mut collector, opts, |_| {});
+            assert!(most <= AHEAD_PER_THREAD * threads, "{most} batches waited");
+            let read = collector.finish();
+            assert_eq!(read.stats.seen.get("Encounter"), Some(&102_000), "{threads} threads");
+            eprintln!("{threads} threads: at most {most} batches waited");
+        }
+    }
 
     /// Hands out at most 3 bytes per read, and is interrupted every other call.
     struct Trickle<'a>(&'a [u8], bool);
