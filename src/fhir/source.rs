@@ -224,6 +224,9 @@ pub fn format_of(path: &Path) -> Option<Format> {
     }
 }
 
+/// The size of the buffers files are read through (and gzip decompressed into).
+pub const READ_BUFFER: usize = 1 << 16;
+
 /// Opens `path` (decompressing gzip), counting raw bytes read into `progress`.
 pub fn open(path: &Path, gzip: bool, progress: impl Fn(u64) + 'static) -> std::io::Result<Box<dyn BufRead>> {
     let file = Counting {
@@ -232,11 +235,11 @@ pub fn open(path: &Path, gzip: bool, progress: impl Fn(u64) + 'static) -> std::i
     };
     Ok(if gzip {
         Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
+            READ_BUFFER,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, file)),
         ))
     } else {
-        Box::new(BufReader::with_capacity(1 << 16, file))
+        Box::new(BufReader::with_capacity(READ_BUFFER, file))
     })
 }
 

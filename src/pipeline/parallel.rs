@@ -1,10 +1,10 @@
 //! Reading on several threads with the same result as on one.
 //!
 //! Every worker takes its next task itself: under one lock it either cuts
-//! the next block of about [`ReadOptions::chunk_bytes`] out of the plain
-//! NDJSON file being read (after a newline, so one big file is shared out by
-//! chunk), into its own reused buffer, or takes a whole gzip NDJSON or JSON
-//! file (parallel by file). It scans the task into a [`Batch`] with [`scan`]
+//! the next block of about [`ReadOptions::chunk_bytes`] out of the NDJSON
+//! file being read (after a newline, so one big file is shared out by chunk;
+//! a gzip file is decompressed under the lock, by whichever worker cuts),
+//! into its own reused buffer, or takes a whole JSON file (parallel by file). It scans the task into a [`Batch`] with [`scan`]
 //! and hands the batch in by its number; whichever worker hands in the batch
 //! the [`Collector`] waits for applies it and every later one that is there,
 //! in task order, so issues, provenance and every output are byte-identical
@@ -19,8 +19,9 @@
 //! decided in `scan`, what is kept in `Collector`.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::scan::{self, Batch, Event, Scanner};
@@ -71,7 +72,7 @@ enum Task {
         first_line: u64,
         len: usize,
     },
-    /// A whole file (gzip, or a JSON document).
+    /// A whole JSON document (a Bundle is read by one thread).
     File(PathBuf),
     /// An issue met while cutting a file.
     Issue(Issue),
@@ -232,22 +233,11 @@ fn unreadable(location: &str, message: &str) -> Issue {
 /// Hands out the inputs as tasks, numbered in input order.
 struct Cutter<'a> {
     files: std::slice::Iter<'a, PathBuf>,
-    /// The plain NDJSON file being cut.
+    /// The NDJSON file being cut.
     open: Option<Open>,
     chunk: usize,
     /// The number of the next task.
     seq: usize,
-}
-
-/// A plain NDJSON file being cut into blocks.
-struct Open {
-    name: Arc<str>,
-    file: std::fs::File,
-    /// The bytes after the last newline of the block before (never a newline).
-    carry: Vec<u8>,
-    first_line: u64,
-    /// The end of the file was reached.
-    done: bool,
 }
 
 impl<'a> Cutter<'a> {
@@ -269,20 +259,12 @@ impl<'a> Cutter<'a> {
                 }
             }
             let path = self.files.next()?;
-            if source::format_of(path) != Some(Format::Ndjson { gzip: false }) {
+            let Some(Format::Ndjson { gzip }) = source::format_of(path) else {
                 break Task::File(path.clone());
-            }
+            };
             let name: Arc<str> = path.display().to_string().into();
-            match std::fs::File::open(path) {
-                Ok(file) => {
-                    self.open = Some(Open {
-                        name,
-                        file,
-                        carry: Vec::new(),
-                        first_line: 1,
-                        done: false,
-                    });
-                }
+            match Open::new(name.clone(), path, gzip) {
+                Ok(open) => self.open = Some(open),
                 Err(e) => break Task::Issue(unreadable(&name, &format!("cannot open: {e}"))),
             }
         };
@@ -291,9 +273,69 @@ impl<'a> Cutter<'a> {
     }
 }
 
+/// An NDJSON file being cut into blocks.
+struct Open {
+    name: Arc<str>,
+    reader: Reader,
+    /// The bytes after the last newline of the block before (never a newline).
+    carry: Vec<u8>,
+    first_line: u64,
+    /// The end of the file was reached, or a read failed.
+    done: bool,
+    /// The read failure to hand out after the lines read before it.
+    failed: Option<Issue>,
+}
+
+/// Where a file's bytes come from.
+enum Reader {
+    /// A plain file, read straight into the block.
+    Plain(std::fs::File),
+    /// A gzip file, decompressed through the same buffers as a one-thread
+    /// read (see [`source::open`]), so a damaged file fails after the same
+    /// bytes; `read` counts the compressed bytes read, for the progress bar.
+    Gzip {
+        inner: Box<std::io::BufReader<flate2::read::MultiGzDecoder<std::io::BufReader<Tally>>>>,
+        read: Arc<AtomicU64>,
+        told: u64,
+    },
+}
+
+/// A file that counts the bytes read from it.
+struct Tally(std::fs::File, Arc<AtomicU64>);
+
+impl Read for Tally {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 impl Open {
+    fn new(name: Arc<str>, path: &std::path::Path, gzip: bool) -> std::io::Result<Self> {
+        let file = std::fs::File::open(path)?;
+        let reader = if gzip {
+            let read = Arc::new(AtomicU64::new(0));
+            let raw = std::io::BufReader::with_capacity(source::READ_BUFFER, Tally(file, read.clone()));
+            let decoded = flate2::read::MultiGzDecoder::new(raw);
+            let inner = Box::new(std::io::BufReader::with_capacity(source::READ_BUFFER, decoded));
+            Reader::Gzip { inner, read, told: 0 }
+        } else {
+            Reader::Plain(file)
+        };
+        Ok(Self {
+            name,
+            reader,
+            carry: Vec::new(),
+            first_line: 1,
+            done: false,
+            failed: None,
+        })
+    }
+
     /// Fills `block` with the next lines (ending after a newline, or at the end
-    /// of the file); `None` when the file is done. A read error ends the file.
+    /// of the file); `None` when the file is done. A read error ends the file,
+    /// after the whole lines read before it (as a one-thread read does).
     fn cut(&mut self, block: &mut Vec<u8>, chunk: usize, progress: &dyn Fn(u64)) -> Option<Task> {
         while !self.done {
             let start = self.carry.len();
@@ -303,15 +345,17 @@ impl Open {
                 block.resize(want, 0);
             }
             block[..start].copy_from_slice(&self.carry);
-            let (filled, eof) = match fill(&mut self.file, &mut block[..want], start) {
-                Ok(done) => done,
+            let (filled, result) = self.reader.fill(&mut block[..want], start, progress);
+            let eof = match result {
+                Ok(eof) => eof,
                 Err(e) => {
-                    self.done = true;
                     let msg = format!("read failed part-way: {e}");
-                    return Some(Task::Issue(unreadable(&self.name, &msg)));
+                    self.failed = Some(unreadable(&self.name, &msg));
+                    self.done = true;
+                    let whole = memchr::memrchr(b'\n', &block[start..filled]).map_or(0, |p| start + p + 1);
+                    return self.lines(block, whole).or_else(|| self.failed.take().map(Task::Issue));
                 }
             };
-            progress((filled - start) as u64);
             self.done = eof;
             let len = if eof {
                 filled
@@ -328,28 +372,78 @@ impl Open {
             };
             self.carry.clear();
             self.carry.extend_from_slice(&block[len..filled]);
-            if len > 0 {
-                let first_line = self.first_line;
-                self.first_line += memchr::memchr_iter(b'\n', &block[..len]).count() as u64;
-                let file = self.name.clone();
-                return Some(Task::Lines { file, first_line, len });
+            if let Some(task) = self.lines(block, len) {
+                return Some(task);
             }
         }
-        None
+        self.failed.take().map(Task::Issue)
+    }
+
+    /// The task of `block[..len]`, counting its lines; `None` when empty.
+    fn lines(&mut self, block: &[u8], len: usize) -> Option<Task> {
+        if len == 0 {
+            return None;
+        }
+        let first_line = self.first_line;
+        self.first_line += memchr::memchr_iter(b'\n', &block[..len]).count() as u64;
+        let file = self.name.clone();
+        Some(Task::Lines { file, first_line, len })
     }
 }
 
-/// Reads into `buf[filled..]` until it is full or the file ends: (bytes now in `buf`, at end of file).
-fn fill(reader: &mut impl Read, buf: &mut [u8], mut filled: usize) -> std::io::Result<(usize, bool)> {
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => return Ok((filled, true)),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+impl Reader {
+    /// Reads into `buf[filled..]` until it is full or the file ends: the bytes
+    /// now in `buf`, and whether the file ended (or the error that stopped it).
+    fn fill(&mut self, buf: &mut [u8], start: usize, progress: &dyn Fn(u64)) -> (usize, std::io::Result<bool>) {
+        match self {
+            Reader::Plain(file) => {
+                let (filled, result) = fill(file, buf, start);
+                progress((filled - start) as u64);
+                (filled, result)
+            }
+            Reader::Gzip { inner, read, told } => {
+                let done = fill_from(inner, buf, start);
+                let now = read.load(Ordering::Relaxed);
+                progress(now - *told);
+                *told = now;
+                done
+            }
         }
     }
-    Ok((filled, false))
+}
+
+/// Reads into `buf[filled..]` until it is full or the file ends: (bytes now
+/// in `buf`, at end of file or the error that stopped it).
+fn fill(reader: &mut impl Read, buf: &mut [u8], mut filled: usize) -> (usize, std::io::Result<bool>) {
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => return (filled, Ok(true)),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (filled, Err(e)),
+        }
+    }
+    (filled, Ok(false))
+}
+
+/// As [`fill`], copying out of `reader`'s buffer: the reader then asks its
+/// source for the same amounts whatever the size of `buf`.
+fn fill_from(reader: &mut impl BufRead, buf: &mut [u8], mut filled: usize) -> (usize, std::io::Result<bool>) {
+    while filled < buf.len() {
+        let available = match reader.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return (filled, Err(e)),
+        };
+        if available.is_empty() {
+            return (filled, Ok(true));
+        }
+        let n = available.len().min(buf.len() - filled);
+        buf[filled..filled + n].copy_from_slice(&available[..n]);
+        reader.consume(n);
+        filled += n;
+    }
+    (filled, Ok(false))
 }
 
 #[cfg(test)]
@@ -359,17 +453,19 @@ mod tests {
 
     #[test]
     fn workers_do_not_run_further_ahead_than_the_bound_and_apply_every_batch() {
-        use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let line = |i: usize| format!("{{\"resourceType\":\"Encounter\",\"id\":\"e{i}\"}}\n");
-        // A big gzip file first: one worker reads it whole (task 0) while the
+        // A big Bundle first: one worker reads it whole (task 0) while the
         // others cut the plain file behind it into one-line blocks.
-        let gz = dir.path().join("a.ndjson.gz");
-        let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), Default::default());
-        for i in 0..100_000 {
-            enc.write_all(line(i).as_bytes()).unwrap();
-        }
-        enc.finish().unwrap();
+        let big = dir.path().join("a.json");
+        let entries: Vec<String> = (0..100_000)
+            .map(|i| format!("{{\"resource\":{}}}", line(i).trim_end()))
+            .collect();
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"collection","entry":[{}]}}"#,
+            entries.join(",")
+        );
+        std::fs::write(&big, bundle).unwrap();
         let plain = dir.path().join("b.ndjson");
         std::fs::write(&plain, (0..2000).map(line).collect::<String>()).unwrap();
         let mappings = MappingSet::builtin().unwrap();
@@ -380,7 +476,7 @@ mod tests {
                 chunk_bytes: 40,
                 ..ReadOptions::default()
             };
-            let most = read_files_counted(&[gz.clone(), plain.clone()], &mut collector, opts, |_| {});
+            let most = read_files_counted(&[big.clone(), plain.clone()], &mut collector, opts, |_| {});
             assert!(most <= AHEAD_PER_THREAD * threads, "{most} batches waited");
             let read = collector.finish();
             assert_eq!(read.stats.seen.get("Encounter"), Some(&102_000), "{threads} threads");
@@ -408,10 +504,12 @@ mod tests {
     fn fill_reads_on_through_short_and_interrupted_reads_and_sees_the_end() {
         let mut r = Trickle(b"0123456789", false);
         let mut buf = *b"ab______";
-        assert_eq!(fill(&mut r, &mut buf, 2).unwrap(), (8, false));
+        let (filled, eof) = fill(&mut r, &mut buf, 2);
+        assert_eq!((filled, eof.unwrap()), (8, false));
         assert_eq!(&buf, b"ab012345");
         let mut rest = [0u8; 8];
-        assert_eq!(fill(&mut r, &mut rest, 0).unwrap(), (4, true));
+        let (filled, eof) = fill(&mut r, &mut rest, 0);
+        assert_eq!((filled, eof.unwrap()), (4, true));
         assert_eq!(&rest[..4], b"6789");
     }
 }

@@ -46,6 +46,23 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
     bench_data::write_bulk_dir(&spec, &plain, false).unwrap();
     bench_data::write_bulk_dir(&Spec { seed: 2, ..spec }, &gz, true).unwrap();
     bench_data::write_bundle(&Spec { seed: 3, ..spec }, &bundle).unwrap();
+    // Damaged gzip files of Patients read before (each line a reported duplicate):
+    // cut short, and bytes overwritten mid-stream. Every thread count must stop
+    // after the same lines (gzip NDJSON is cut into blocks too).
+    let whole = {
+        use std::io::Write;
+        let patients = std::fs::read(plain.join("Patient.ndjson")).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for _ in 0..20 {
+            enc.write_all(&patients).unwrap();
+        }
+        enc.finish().unwrap()
+    };
+    std::fs::write(gz.join("Short.ndjson.gz"), &whole[..whole.len() * 3 / 5]).unwrap();
+    let mut broken = whole.clone();
+    let mid = broken.len() / 2;
+    broken[mid..mid + 64].fill(0x55);
+    std::fs::write(gz.join("Broken.ndjson.gz"), &broken).unwrap();
     let inputs = [plain.as_path(), gz.as_path(), bundle.as_path()];
     let one = cohort(&inputs, &tmp.path().join("t1"), &["--threads", "1", "--relevant"]);
     // The outputs say something: cases, candidates and each kind of bad line.
@@ -60,6 +77,12 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
         "unit-not-convertible",
     ] {
         assert!(issues.contains(code), "no {code} issue in {issues}");
+    }
+    for damaged in ["Short.ndjson.gz", "Broken.ndjson.gz"] {
+        let failed = issues
+            .lines()
+            .any(|l| l.contains(damaged) && l.contains("read failed part-way"));
+        assert!(failed, "no read failure reported for {damaged}: {issues}");
     }
     assert!(text("sources.ndjson").lines().count() > 10);
     assert!(text("relevant.ndjson").lines().count() > text("sources.ndjson").lines().count());
