@@ -96,7 +96,8 @@ enum Step {
 
 /// One loop over the tokens; `None` is "unsure". Containers open at each
 /// depth are tracked by the byte that closes them and, for the shape checks,
-/// by where they sit (`at`) and which read keys they have shown (`seen`).
+/// by where they sit (`at`) and which read keys they have shown (`seen`);
+/// a container where no shape is read is checked whole by [`other`].
 fn walk(b: &[u8], shape: Shape, codes: &Codes) -> Option<()> {
     const MAX: usize = MAX_DEPTH as usize;
     let mut at = [At::Other; MAX + 1];
@@ -127,9 +128,7 @@ fn walk(b: &[u8], shape: Shape, codes: &Codes) -> Option<()> {
                         }
                         depth += 1;
                         at[depth] = place;
-                        if place != At::Other {
-                            seen[depth] = 0; // shaped places are at depth 4 at most
-                        }
+                        seen[depth] = 0; // shaped places are at depth 4 at most
                         i += 1;
                         close[depth] = if c == b'[' { b']' } else { b'}' };
                         if b.get(i) == Some(&close[depth]) {
@@ -168,17 +167,12 @@ fn walk(b: &[u8], shape: Shape, codes: &Codes) -> Option<()> {
                 }
                 i = end + 2;
                 let place = at[depth];
-                want = match place {
-                    At::Other => Child::Value(At::Other),
-                    _ => {
-                        let (bit, child) = role(shape, place, key)?;
-                        if seen[depth] & bit != 0 {
-                            return None; // a repeated key the peek reads: serde refuses it
-                        }
-                        seen[depth] |= bit;
-                        child
-                    }
-                };
+                let (bit, child) = role(shape, place, key)?;
+                if seen[depth] & bit != 0 {
+                    return None; // a repeated key the peek reads: serde refuses it
+                }
+                seen[depth] |= bit;
+                want = child;
                 step = Step::Value;
             }
             Step::After => {
@@ -207,8 +201,9 @@ fn walk(b: &[u8], shape: Shape, codes: &Codes) -> Option<()> {
 /// The index after the container at `b[i]` (`{` or `[`) where no shape is
 /// read, nested at most `room` deep: syntax only, in a tighter loop than
 /// [`walk`]'s (most of a line sits in such places; this took the skim's
-/// instructions at 100k resources from 616 M to 568 M, 3.5 % of the run). Which containers are
-/// open is a bit stack (1: object), as `room` is at most [`MAX_DEPTH`] < 128.
+/// instructions at 100k resources from 616 M to 568 M, 3.5 % of the run).
+/// Which containers are open is a bit stack (1: object), as `room` is at
+/// most [`MAX_DEPTH`] < 128.
 fn other(b: &[u8], mut i: usize, room: usize) -> Option<usize> {
     let mut objects = 0u128;
     let mut depth = 0usize;

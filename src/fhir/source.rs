@@ -227,6 +227,16 @@ pub fn format_of(path: &Path) -> Option<Format> {
 /// The size of the buffers files are read through (and gzip decompressed into).
 pub const READ_BUFFER: usize = 1 << 16;
 
+/// The buffers every gzip NDJSON read goes through, one thread or several:
+/// flate2 drops the output of the call that meets damage, so only the same
+/// buffers make a damaged file end after the same bytes wherever it is read.
+pub fn gunzip<R: Read>(raw: R) -> BufReader<flate2::read::MultiGzDecoder<BufReader<R>>> {
+    BufReader::with_capacity(
+        READ_BUFFER,
+        flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, raw)),
+    )
+}
+
 /// Opens `path` (decompressing gzip), counting raw bytes read into `progress`.
 pub fn open(path: &Path, gzip: bool, progress: impl Fn(u64) + 'static) -> std::io::Result<Box<dyn BufRead>> {
     let file = Counting {
@@ -234,10 +244,7 @@ pub fn open(path: &Path, gzip: bool, progress: impl Fn(u64) + 'static) -> std::i
         progress: Box::new(progress),
     };
     Ok(if gzip {
-        Box::new(BufReader::with_capacity(
-            READ_BUFFER,
-            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, file)),
-        ))
+        Box::new(gunzip(file))
     } else {
         Box::new(BufReader::with_capacity(READ_BUFFER, file))
     })

@@ -4,8 +4,9 @@
 //! the next block of about [`ReadOptions::chunk_bytes`] out of the NDJSON
 //! file being read (after a newline, so one big file is shared out by chunk;
 //! a gzip file is decompressed under the lock, by whichever worker cuts),
-//! into its own reused buffer, or takes a whole JSON file (parallel by file). It scans the task into a [`Batch`] with [`scan`]
-//! and hands the batch in by its number; whichever worker hands in the batch
+//! into its own reused buffer, or takes a whole JSON file (parallel by
+//! file). It scans the task into a [`Batch`] with [`scan`] and hands the
+//! batch in by its number; whichever worker hands in the batch
 //! the [`Collector`] waits for applies it and every later one that is there,
 //! in task order, so issues, provenance and every output are byte-identical
 //! to a one-thread run. No thread only cuts or only applies: on two cores a
@@ -65,7 +66,7 @@ pub const AHEAD_PER_THREAD: usize = 8;
 
 /// A unit of work.
 enum Task {
-    /// Lines of a plain NDJSON file in the worker's block, `block[..len]`;
+    /// Lines of an NDJSON file (plain or gzip) in the worker's block, `block[..len]`;
     /// `first_line` is the 1-based number of the first.
     Lines {
         file: Arc<str>,
@@ -190,6 +191,8 @@ impl Shared<'_, '_> {
     /// The next task and its number, once it is at most `ahead` past the next
     /// batch to apply; `None` when the inputs are done or the run stops.
     fn take(&self, block: &mut Vec<u8>, progress: &dyn Fn(u64)) -> Option<(usize, Task)> {
+        // The cutter stays locked while this worker waits: any other would wait too, and
+        // the worker the wait is for only needs `order` to hand its batch in.
         let mut cutter = lock(&self.cutter);
         let mut order = lock(&self.order);
         while cutter.seq >= order.next + self.ahead && !order.stop {
@@ -291,8 +294,9 @@ enum Reader {
     /// A plain file, read straight into the block.
     Plain(std::fs::File),
     /// A gzip file, decompressed through the same buffers as a one-thread
-    /// read (see [`source::open`]), so a damaged file fails after the same
-    /// bytes; `read` counts the compressed bytes read, for the progress bar.
+    /// read ([`source::gunzip`]) and copied out of them, so a damaged file
+    /// fails after the same bytes; `read` counts the compressed bytes read,
+    /// for the progress bar.
     Gzip {
         inner: Box<std::io::BufReader<flate2::read::MultiGzDecoder<std::io::BufReader<Tally>>>>,
         read: Arc<AtomicU64>,
@@ -316,9 +320,7 @@ impl Open {
         let file = std::fs::File::open(path)?;
         let reader = if gzip {
             let read = Arc::new(AtomicU64::new(0));
-            let raw = std::io::BufReader::with_capacity(source::READ_BUFFER, Tally(file, read.clone()));
-            let decoded = flate2::read::MultiGzDecoder::new(raw);
-            let inner = Box::new(std::io::BufReader::with_capacity(source::READ_BUFFER, decoded));
+            let inner = Box::new(source::gunzip(Tally(file, read.clone())));
             Reader::Gzip { inner, read, told: 0 }
         } else {
             Reader::Plain(file)
