@@ -14,8 +14,9 @@ pub struct Parsed {
     pub lenient_note: Option<String>,
 }
 
-/// Parses one resource's JSON text through fhirbolt's `Resource` enum (parsing
-/// straight into a concrete type fails on JSON numbers, see fhirbolt-notes).
+/// Parses one resource's JSON text: straight into its concrete type where
+/// [`super::direct`] can, else through fhirbolt's `Resource` enum (which
+/// gives the same resource, and the only errors and notes reported).
 ///
 /// FHIR JSON forbids empty arrays, empty objects and nulls, and fhirbolt 0.4
 /// panics on some of them; they are removed first (with a note). A panic inside
@@ -48,6 +49,12 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
 }
 
 fn parse_modes(text: &str) -> Result<Parsed, String> {
+    if let Some(resource) = super::direct::parse(text) {
+        return Ok(Parsed {
+            resource,
+            lenient_note: None,
+        });
+    }
     let strict = |t: &str| {
         fhirbolt::json::from_str::<Resource>(
             t,

@@ -285,7 +285,7 @@ fn scalar(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` at `i`; the index after it.
-fn number(b: &[u8], mut i: usize) -> Option<usize> {
+pub(crate) fn number(b: &[u8], mut i: usize) -> Option<usize> {
     let digits = |mut i: usize| {
         while b.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
