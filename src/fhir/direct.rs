@@ -71,6 +71,7 @@ pub fn parse(text: &str) -> Option<Resource> {
 /// text itself when there is none); `None` when the walk cannot tell.
 pub fn quote_decimals(text: &str) -> Option<Cow<'_, str>> {
     let mut walk = Walk {
+        s: text,
         b: text.as_bytes(),
         i: 0,
         frames: Vec::new(),
@@ -107,6 +108,7 @@ enum Frame<'a> {
 }
 
 struct Walk<'a> {
+    s: &'a str,
     b: &'a [u8],
     i: usize,
     frames: Vec<Frame<'a>>,
@@ -163,8 +165,7 @@ impl<'a> Walk<'a> {
                 first.then_some(())?;
                 let start = self.i;
                 let end = self.string()?;
-                self.frames
-                    .push(Frame::Type(std::str::from_utf8(&self.b[start + 1..end]).ok()?));
+                self.frames.push(Frame::Type(self.s.get(start + 1..end)?));
                 typed = true;
             } else {
                 self.frames.push(Frame::Key(key.strip_prefix('_').unwrap_or(key)));
@@ -216,7 +217,8 @@ impl<'a> Walk<'a> {
         let end = start + 1 + memchr::memchr2(b'"', b'\\', &self.b[start + 1..])?;
         (self.b[end] == b'"').then_some(())?;
         self.i = end + 1;
-        std::str::from_utf8(&self.b[start + 1..end]).ok()
+        // Quotes are ASCII: the slice falls on character boundaries.
+        self.s.get(start + 1..end)
     }
 
     /// Skips a string at `i`; the index of its closing quote.
