@@ -210,7 +210,8 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// A key without escapes; `None` otherwise (an escaped key could spell anything).
+    /// A key without escapes or dots; `None` otherwise (an escaped key could spell
+    /// anything; a dot would make two paths one in the remembered answers).
     fn key(&mut self) -> Option<&'a str> {
         let start = self.i;
         (self.b.get(start) == Some(&b'"')).then_some(())?;
@@ -218,7 +219,8 @@ impl<'a> Walk<'a> {
         (self.b[end] == b'"').then_some(())?;
         self.i = end + 1;
         // Quotes are ASCII: the slice falls on character boundaries.
-        self.s.get(start + 1..end)
+        let key = self.s.get(start + 1..end)?;
+        (!key.contains('.')).then_some(key)
     }
 
     /// Skips a string at `i`; the index of its closing quote.
@@ -338,6 +340,8 @@ mod tests {
 
     #[test]
     fn unusual_text_is_left_to_the_resource_path() {
+        let dotted = r#"{"resourceType":"Observation","status":"final","code":{"text":"t"},"valueQuantity.value":1}"#;
+        assert!(quote_decimals(dotted).is_none());
         for text in [
             r#"{"id":"p","resourceType":"Patient"}"#,
             r#"{"resourceType":"Patient","i\u0064":"p"}"#,
