@@ -1,6 +1,7 @@
 //! The fast way into fhirbolt for the types the mapping reads: straight into
 //! the concrete resource type, skipping the generic element tree that the
-//! `Resource` enum builds first (about a quarter of the time per resource).
+//! `Resource` enum builds first (fhirbolt's part takes about a quarter of the
+//! time; with the quoting walk below, under half; BENCHMARKS.md).
 //!
 //! fhirbolt's direct JSON path wants a decimal element as a JSON string (it
 //! refuses every JSON number there, see fhirbolt-notes; a choice such as
@@ -13,8 +14,9 @@
 //! refused as before).
 //!
 //! This is only a shortcut: `None` (anything unusual: no leading
-//! `resourceType`, an escaped key, a type not listed, or fhirbolt refusing
-//! the text) sends the caller to the `Resource` path, whose answers, errors
+//! `resourceType`, an escaped or dotted key, an exponent at a decimal,
+//! contained resources, a type not listed, or fhirbolt refusing the text)
+//! sends the caller to the `Resource` path, whose answers, errors
 //! and notes stay the only ones reported. Tests compare the two on every
 //! resource the project generates and on random variations.
 
