@@ -336,6 +336,14 @@ fn deliver_line(file: &Arc<str>, line: u64, bytes: &[u8], f: &mut dyn FnMut(Item
 /// it is a single resource. A syntax error ends the file with an `Unreadable`
 /// item; the entries before it have been delivered.
 pub fn read_json(file: Arc<str>, reader: impl Read, f: &mut dyn FnMut(Item<'_>)) {
+    // A Bundle that says so first is read from a buffer (much faster); the rest streams through serde.
+    if let Err((read, reader)) = super::bundle::read_bundle(&file, reader, f) {
+        read_json_streaming(file, std::io::Cursor::new(read).chain(reader), f);
+    }
+}
+
+/// [`read_json`] through serde_json's streaming reader.
+pub(super) fn read_json_streaming(file: Arc<str>, reader: impl Read, f: &mut dyn FnMut(Item<'_>)) {
     let mut de = serde_json::Deserializer::from_reader(reader);
     let result = Top {
         file: file.clone(),
@@ -358,7 +366,7 @@ pub fn read_json(file: Arc<str>, reader: impl Read, f: &mut dyn FnMut(Item<'_>))
     }
 }
 
-fn short(e: &serde_json::Error) -> &'static str {
+pub(super) fn short(e: &serde_json::Error) -> &'static str {
     match e.classify() {
         serde_json::error::Category::Eof => "unexpected end of input",
         serde_json::error::Category::Syntax => "syntax error",
