@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::source::{short, Item, Location, Pos};
+use super::source::{deliver_entry, short, Item, Location, Pos};
 
 /// Bytes asked of the reader at a time.
 const BLOCK: usize = 1 << 18;
@@ -365,18 +365,7 @@ fn deliver(entry: Entry<'_>, file: &Arc<str>, index: usize, f: &mut dyn FnMut(It
         file: file.clone(),
         pos: Pos::Entry(index),
     };
-    match entry.resource {
-        Some(r) => f(Item::Resource {
-            location,
-            text: r.get(),
-            full_url: entry.full_url.as_deref(),
-        }),
-        None => f(Item::Unreadable {
-            location,
-            invalid_utf8: false,
-            message: "Bundle entry without a resource".into(),
-        }),
-    }
+    deliver_entry(entry.resource, entry.full_url.as_deref(), location, f);
 }
 
 #[cfg(test)]

@@ -455,11 +455,21 @@ impl<'de> Visitor<'de> for Top<'_> {
 }
 
 fn deliver(e: &Entry, location: Location, f: &mut dyn FnMut(Item<'_>)) {
-    match &e.resource {
+    deliver_entry(e.resource.as_deref(), e.full_url.as_deref(), location, f);
+}
+
+/// A Bundle entry's resource as an item (an entry without one is unreadable).
+pub(super) fn deliver_entry(
+    resource: Option<&RawValue>,
+    full_url: Option<&str>,
+    location: Location,
+    f: &mut dyn FnMut(Item<'_>),
+) {
+    match resource {
         Some(r) => f(Item::Resource {
             location,
             text: r.get(),
-            full_url: e.full_url.as_deref(),
+            full_url,
         }),
         None => f(Item::Unreadable {
             location,
