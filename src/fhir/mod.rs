@@ -5,7 +5,7 @@
 //! resources to `mapping::extract` and must not decide what a resource means
 //! for the registry (that is `mapping/`), nor write outputs (that is `cohort/`).
 
-mod bundle;
+pub(crate) mod bundle;
 pub mod direct;
 pub mod outcome;
 pub mod parse;

@@ -63,7 +63,25 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
     let mid = broken.len() / 2;
     broken[mid..mid + 64].fill(0x55);
     std::fs::write(gz.join("Broken.ndjson.gz"), &broken).unwrap();
-    let inputs = [plain.as_path(), gz.as_path(), bundle.as_path()];
+    // Damaged Bundles: cut short, and a key's quote overwritten past the middle. Two
+    // or more threads cut a Bundle into runs of entries: every count must keep the
+    // same entries and report the same place.
+    let damaged = tmp.path().join("damaged");
+    std::fs::create_dir(&damaged).unwrap();
+    bench_data::write_bundle(&Spec { seed: 4, ..spec }, &damaged.join("source.json")).unwrap();
+    let text = std::fs::read(damaged.join("source.json")).unwrap();
+    std::fs::remove_file(damaged.join("source.json")).unwrap();
+    std::fs::write(damaged.join("short-bundle.json"), &text[..text.len() * 2 / 5]).unwrap();
+    // A quote gone: the cutting walk loses its way (strings seen as the rest), so the
+    // rest of the file is read as one piece. A colon gone: the walk keeps its way,
+    // the piece with it breaks, and the pieces after it must be dropped.
+    let key = text.len() * 3 / 5 + memchr::memmem::find(&text[text.len() * 3 / 5..], b"\"id\":").unwrap();
+    for (name, at, byte) in [("quote-bundle.json", key, b'x'), ("colon-bundle.json", key + 4, b';')] {
+        let mut broken = text.clone();
+        broken[at] = byte;
+        std::fs::write(damaged.join(name), &broken).unwrap();
+    }
+    let inputs = [plain.as_path(), gz.as_path(), bundle.as_path(), damaged.as_path()];
     let one = cohort(&inputs, &tmp.path().join("t1"), &["--threads", "1", "--relevant"]);
     // The outputs say something: cases, candidates and each kind of bad line.
     let text = |name: &str| String::from_utf8_lossy(&one.iter().find(|(n, _)| n == name).unwrap().1).to_string();
@@ -83,6 +101,14 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
             .lines()
             .any(|l| l.contains(damaged) && l.contains("read failed part-way"));
         assert!(failed, "no read failure reported for {damaged}: {issues}");
+    }
+    for (damaged, what) in [
+        ("short-bundle.json", "unexpected end of input"),
+        ("quote-bundle.json", "syntax error"),
+        ("colon-bundle.json", "syntax error"),
+    ] {
+        let failed = issues.lines().any(|l| l.contains(damaged) && l.contains(what));
+        assert!(failed, "no {what} reported for {damaged}: {issues}");
     }
     assert!(text("sources.ndjson").lines().count() > 10);
     assert!(text("relevant.ndjson").lines().count() > text("sources.ndjson").lines().count());

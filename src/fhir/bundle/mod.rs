@@ -24,6 +24,8 @@ use serde_json::value::RawValue;
 
 use super::source::{deliver_entry, short, Item, Location, Pos};
 
+pub(crate) mod cut;
+
 /// Bytes asked of the reader at a time.
 const BLOCK: usize = 1 << 18;
 
@@ -44,50 +46,13 @@ fn read_in_blocks<R: Read>(
     block: usize,
     f: &mut dyn FnMut(Item<'_>),
 ) -> Result<(), (Vec<u8>, R)> {
-    let mut b = Buffer {
-        reader,
-        // Room for two blocks from the start: growing by doubling left mimalloc holding each
-        // size it passed through (12 MiB more committed, even for a small Bundle).
-        buf: Vec::with_capacity(2 * block),
-        pos: 0,
-        eof: false,
-        keep: true,
-        block,
-        lines_before: 0,
-        col_before: 0,
-    };
+    let mut b = Buffer::new(reader, block);
     if !matches!(b.opens_a_bundle(), Ok(true)) {
         return Err((b.buf, b.reader));
     }
     b.keep = false;
-    if let Err(problem) = b.members(file, f) {
-        let (invalid_utf8, message) = match problem {
-            Problem::Io => (true, "not UTF-8 or unreadable".to_string()),
-            Problem::At { at, what } => {
-                let (line, mut column) = b.line_col(at);
-                if at >= b.buf.len() {
-                    column -= 1; // serde names the end by the last byte read
-                }
-                (false, format!("line {line} column {column}: {what}"))
-            }
-            Problem::Serde { start, error } => {
-                let (line, column) = b.line_col(start);
-                let (line, column) = if error.line() <= 1 {
-                    (line, column - 1 + error.column() as u64)
-                } else {
-                    (line + error.line() as u64 - 1, error.column() as u64)
-                };
-                (false, format!("line {line} column {column}: {}", short(&error)))
-            }
-        };
-        f(Item::Unreadable {
-            location: Location {
-                file: file.clone(),
-                pos: Pos::Whole,
-            },
-            invalid_utf8,
-            message,
-        });
+    if let Err(problem) = b.members(file, &mut 0, f) {
+        b.report(file, problem, f);
     }
     Ok(())
 }
@@ -125,6 +90,8 @@ struct Buffer<R> {
     lines_before: u64,
     /// Bytes after the last of those newlines (the column base of `buf[0]`).
     col_before: u64,
+    /// Bytes dropped from the front of `buf` (the offset in the input of `buf[0]`).
+    dropped: u64,
 }
 
 /// What one try at a value gave.
@@ -172,6 +139,54 @@ fn error_offset(bytes: &[u8], e: &serde_json::Error) -> usize {
 }
 
 impl<R: Read> Buffer<R> {
+    fn new(reader: R, block: usize) -> Self {
+        Self {
+            reader,
+            // Room for two blocks from the start: growing by doubling left mimalloc holding each
+            // size it passed through (12 MiB more committed, even for a small Bundle).
+            buf: Vec::with_capacity(2 * block),
+            pos: 0,
+            eof: false,
+            keep: true,
+            block,
+            lines_before: 0,
+            col_before: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Hands `f` the item that reports `problem`: a place in the file, as
+    /// serde's streaming reader gives it.
+    fn report(&self, file: &Arc<str>, problem: Problem, f: &mut dyn FnMut(Item<'_>)) {
+        let (invalid_utf8, message) = match problem {
+            Problem::Io => (true, "not UTF-8 or unreadable".to_string()),
+            Problem::At { at, what } => {
+                let (line, mut column) = self.line_col(at);
+                if at >= self.buf.len() {
+                    column -= 1; // serde names the end by the last byte read
+                }
+                (false, format!("line {line} column {column}: {what}"))
+            }
+            Problem::Serde { start, error } => {
+                let (line, column) = self.line_col(start);
+                let (line, column) = if error.line() <= 1 {
+                    (line, column - 1 + error.column() as u64)
+                } else {
+                    (line + error.line() as u64 - 1, error.column() as u64)
+                };
+                (false, format!("line {line} column {column}: {}", short(&error)))
+            }
+        };
+        f(Item::Unreadable {
+            location: Location {
+                file: file.clone(),
+                pos: Pos::Whole,
+            },
+            invalid_utf8,
+            message,
+        });
+    }
+
     /// Reads another block; `Ok(false)` at the end of the input.
     fn fill(&mut self) -> Result<bool, Problem> {
         if self.eof {
@@ -186,6 +201,7 @@ impl<R: Read> Buffer<R> {
                 }
                 None => self.col_before += dropped.len() as u64,
             }
+            self.dropped += self.pos as u64;
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
@@ -284,31 +300,47 @@ impl<R: Read> Buffer<R> {
     }
 
     /// The members after `resourceType`, each `entry` array entry by entry, then the end.
-    fn members(&mut self, file: &Arc<str>, f: &mut dyn FnMut(Item<'_>)) -> Result<(), Problem> {
-        let mut index = 0usize;
-        loop {
-            match self.peek()? {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return match self.peek()? {
-                        None => Ok(()),
-                        found => Err(self.unexpected(found, "syntax error")),
-                    };
-                }
-                found => return Err(self.unexpected(found, "syntax error")),
-            }
-            let key: String = self.value()?;
-            self.expect(b':', "syntax error")?;
+    fn members(&mut self, file: &Arc<str>, index: &mut usize, f: &mut dyn FnMut(Item<'_>)) -> Result<(), Problem> {
+        while let Some(key) = self.next_member()? {
             if key == "entry" {
-                self.entries(file, &mut index, f)?;
+                self.entries(file, index, f)?;
             } else {
                 self.value::<serde::de::IgnoredAny>()?;
             }
         }
+        Ok(())
     }
 
+    /// The next member's key, stepped over with its `:`; `None` after the
+    /// Bundle's `}` when nothing but white space follows it.
+    fn next_member(&mut self) -> Result<Option<String>, Problem> {
+        match self.peek()? {
+            Some(b',') => self.pos += 1,
+            Some(b'}') => {
+                self.pos += 1;
+                return match self.peek()? {
+                    None => Ok(None),
+                    found => Err(self.unexpected(found, "syntax error")),
+                };
+            }
+            found => return Err(self.unexpected(found, "syntax error")),
+        }
+        let key: String = self.value()?;
+        self.expect(b':', "syntax error")?;
+        Ok(Some(key))
+    }
+
+    /// An `entry` array.
     fn entries(&mut self, file: &Arc<str>, index: &mut usize, f: &mut dyn FnMut(Item<'_>)) -> Result<(), Problem> {
+        if self.opens_entries()? {
+            self.entry_list(file, index, f)?;
+        }
+        Ok(())
+    }
+
+    /// Steps over the `[` of an `entry` array, and its `]` when it is empty:
+    /// whether an entry follows.
+    fn opens_entries(&mut self) -> Result<bool, Problem> {
         match self.peek()? {
             Some(b'[') => self.pos += 1,
             // serde: another kind of value is of the wrong type; anything else is not JSON.
@@ -319,8 +351,13 @@ impl<R: Read> Buffer<R> {
         }
         if self.peek()? == Some(b']') {
             self.pos += 1;
-            return Ok(());
+            return Ok(false);
         }
+        Ok(true)
+    }
+
+    /// Entries and their commas up to and over the array's `]`.
+    fn entry_list(&mut self, file: &Arc<str>, index: &mut usize, f: &mut dyn FnMut(Item<'_>)) -> Result<(), Problem> {
         loop {
             self.entry(file, *index, f)?;
             *index += 1;
@@ -376,20 +413,9 @@ mod tests {
 
     /// The items of `text`: through the block reader, `block` bytes at a time
     /// (so values run past the buffer's end), or through serde's streaming reader.
-    fn items(text: &str, block: Option<usize>) -> Vec<String> {
+    pub(in crate::fhir::bundle) fn items(text: &str, block: Option<usize>) -> Vec<String> {
         let mut out = Vec::new();
-        let mut take = |item: Item<'_>| match item {
-            Item::Resource {
-                location,
-                text,
-                full_url,
-            } => out.push(format!("{location} {full_url:?} {text}")),
-            Item::Unreadable {
-                location,
-                invalid_utf8,
-                message,
-            } => out.push(format!("{location} ERR {invalid_utf8} {message}")),
-        };
+        let mut take = |item: Item<'_>| out.push(show(item));
         let file: Arc<str> = "f.json".into();
         match block {
             Some(n) => {
@@ -402,6 +428,22 @@ mod tests {
         out
     }
 
+    /// An item as the tests compare it.
+    pub(in crate::fhir::bundle) fn show(item: Item<'_>) -> String {
+        match item {
+            Item::Resource {
+                location,
+                text,
+                full_url,
+            } => format!("{location} {full_url:?} {text}"),
+            Item::Unreadable {
+                location,
+                invalid_utf8,
+                message,
+            } => format!("{location} ERR {invalid_utf8} {message}"),
+        }
+    }
+
     /// An item with the error's place left out (serde's streaming reader
     /// places some errors a token later than its slice reader).
     fn unplaced(item: &str) -> String {
@@ -411,7 +453,7 @@ mod tests {
         }
     }
 
-    fn bundles() -> Vec<String> {
+    pub(in crate::fhir::bundle) fn bundles() -> Vec<String> {
         let compact = r#"{"resourceType":"Bundle","type":"searchset","total":2,"link":[{"relation":"self","url":"u?a=[1]"}],"entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","id":"a","name":[{"text":"x \"}]\" y"}]},"search":{"mode":"match"}},{"resource":{"resourceType":"Observation","id":"b","valueQuantity":{"value":2080.50}}},{"fullUrl":"x"}],"meta":{"lastUpdated":"2024"}}"#;
         let pretty =
             serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(compact).unwrap()).unwrap();

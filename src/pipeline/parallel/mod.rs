@@ -4,10 +4,13 @@
 //! the next block of about [`ReadOptions::chunk_bytes`] out of the NDJSON
 //! file being read (after a newline, so one big file is shared out by chunk;
 //! a gzip file is decompressed under the lock, by whichever worker cuts),
-//! into its own reused buffer, or takes a whole JSON file (parallel by
-//! file). It scans the task into a [`Batch`] with [`scan`] and hands the
-//! batch in by its number; whichever worker hands in the batch
-//! the [`Collector`] waits for applies it and every later one that is there,
+//! or the next run of whole entries of a Bundle (`fhir::bundle::cut`: one big
+//! Bundle is shared out by chunk too), into its own reused buffer, or takes
+//! a whole JSON file (parallel by file). A piece of a Bundle that meets a
+//! problem ends that Bundle: the later pieces' batches are dropped unapplied,
+//! as one thread stops reading there. It scans the task into a [`Batch`]
+//! with [`scan`] and hands the batch in by its number; whichever worker hands
+//! in the batch the [`Collector`] waits for applies it and every later one that is there,
 //! in task order, so issues, provenance and every output are byte-identical
 //! to a one-thread run. No thread only cuts or only applies: on two cores a
 //! cutting thread and an applying thread beside two workers cost wake-ups
@@ -24,6 +27,8 @@ use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+mod bundles;
 
 use super::scan::{self, Batch, Event, Scanner};
 use super::Collector;
@@ -73,7 +78,10 @@ enum Task {
         first_line: u64,
         len: usize,
     },
-    /// A whole JSON document (a Bundle is read by one thread).
+    /// A piece of a Bundle, in the worker's block unless it is the rest of the file.
+    Piece(bundles::PieceTask),
+    /// A whole JSON document (one that is not cut: not a plain file, no entries,
+    /// or a one-thread run).
     File(PathBuf),
     /// An issue met while cutting a file.
     Issue(Issue),
@@ -88,6 +96,8 @@ struct Shared<'a, 'm> {
     collector: Mutex<&'a mut Collector<'m>>,
     /// At most this many tasks handed out past the next batch to apply.
     ahead: usize,
+    /// The numbering of Bundle entries across pieces.
+    chains: bundles::Chains,
 }
 
 /// Batches waiting to be applied in task order.
@@ -127,11 +137,12 @@ where
     };
     let threads = opts.threads.max(1);
     let shared = Shared {
-        cutter: Mutex::new(Cutter::new(files, opts.chunk_bytes.max(1))),
+        cutter: Mutex::new(Cutter::new(files, opts.chunk_bytes.max(1), threads > 1)),
         order: Mutex::new(Order::default()),
         advanced: Condvar::new(),
         collector: Mutex::new(collector),
         ahead: AHEAD_PER_THREAD * threads,
+        chains: bundles::Chains::default(),
     };
     std::thread::scope(|s| {
         for _ in 1..threads {
@@ -158,6 +169,7 @@ impl Drop for Leaving<'_, '_, '_> {
         if std::thread::panicking() {
             lock(&self.0.order).stop = true;
             self.0.advanced.notify_all();
+            self.0.chains.stop();
         }
     }
 }
@@ -177,6 +189,7 @@ fn work<P: Fn(u64) + Clone + 'static>(shared: &Shared<'_, '_>, scanner: Scanner<
                     .err()
                     .map(|e| unreadable(&file, &format!("read failed part-way: {e}")))
             }
+            Task::Piece(piece) => bundles::read(&shared.chains, piece, &mut block, progress, &mut sink),
             Task::File(path) => super::read_file_items(&path, progress.clone(), &mut sink),
             Task::Issue(issue) => Some(issue),
         };
@@ -202,7 +215,7 @@ impl Shared<'_, '_> {
             return None;
         }
         drop(order);
-        cutter.next(block, progress)
+        cutter.next(block, progress, self.chains.broken.load(Ordering::Relaxed))
     }
 
     /// Files batch `seq`, and applies every batch now due unless another worker is at it.
@@ -236,39 +249,66 @@ fn unreadable(location: &str, message: &str) -> Issue {
 /// Hands out the inputs as tasks, numbered in input order.
 struct Cutter<'a> {
     files: std::slice::Iter<'a, PathBuf>,
-    /// The NDJSON file being cut.
-    open: Option<Open>,
+    /// The file being cut.
+    open: Option<Cutting>,
     chunk: usize,
+    /// Cut Bundles into pieces (more than one thread).
+    bundles: bool,
+    /// The number of the next Bundle cut.
+    bundle: u64,
     /// The number of the next task.
     seq: usize,
 }
 
+/// A file being cut.
+enum Cutting {
+    Lines(Open),
+    Bundle(bundles::OpenBundle),
+}
+
 impl<'a> Cutter<'a> {
-    fn new(files: &'a [PathBuf], chunk: usize) -> Self {
+    fn new(files: &'a [PathBuf], chunk: usize, bundles: bool) -> Self {
         Self {
             files: files.iter(),
             open: None,
             chunk,
+            bundles,
+            bundle: 0,
             seq: 0,
         }
     }
 
-    fn next(&mut self, block: &mut Vec<u8>, progress: &dyn Fn(u64)) -> Option<(usize, Task)> {
+    /// The next task; `broken` is one more than the number of the last Bundle
+    /// that a piece ended (0: none), which is not cut further.
+    fn next(&mut self, block: &mut Vec<u8>, progress: &dyn Fn(u64), broken: u64) -> Option<(usize, Task)> {
         let task = loop {
-            if let Some(open) = &mut self.open {
-                match open.cut(block, self.chunk, progress) {
-                    Some(task) => break task,
-                    None => self.open = None,
-                }
-            }
-            let path = self.files.next()?;
-            let Some(Format::Ndjson { gzip }) = source::format_of(path) else {
-                break Task::File(path.clone());
+            let cut = match &mut self.open {
+                Some(Cutting::Lines(open)) => open.cut(block, self.chunk, progress),
+                Some(Cutting::Bundle(open)) if open.bundle + 1 == broken => None,
+                Some(Cutting::Bundle(open)) => open.cut(block, self.chunk, progress).map(Task::Piece),
+                None => None,
             };
+            if let Some(task) = cut {
+                break task;
+            }
+            self.open = None;
+            let path = self.files.next()?;
             let name: Arc<str> = path.display().to_string().into();
-            match Open::new(name.clone(), path, gzip) {
-                Ok(open) => self.open = Some(open),
-                Err(e) => break Task::Issue(unreadable(&name, &format!("cannot open: {e}"))),
+            match source::format_of(path) {
+                Some(Format::Ndjson { gzip }) => match Open::new(name.clone(), path, gzip) {
+                    Ok(open) => self.open = Some(Cutting::Lines(open)),
+                    Err(e) => break Task::Issue(unreadable(&name, &format!("cannot open: {e}"))),
+                },
+                Some(Format::Json { gzip: false }) if self.bundles => {
+                    match bundles::OpenBundle::new(name, path, self.bundle) {
+                        Some(open) => {
+                            self.bundle += 1;
+                            self.open = Some(Cutting::Bundle(open));
+                        }
+                        None => break Task::File(path.clone()),
+                    }
+                }
+                _ => break Task::File(path.clone()),
             }
         };
         self.seq += 1;
@@ -457,17 +497,24 @@ mod tests {
     fn workers_do_not_run_further_ahead_than_the_bound_and_apply_every_batch() {
         let dir = tempfile::tempdir().unwrap();
         let line = |i: usize| format!("{{\"resourceType\":\"Encounter\",\"id\":\"e{i}\"}}\n");
-        // A big Bundle first: one worker reads it whole (task 0) while the
-        // others cut the plain file behind it into one-line blocks.
+        // A big Bundle first that says `resourceType` last: one worker reads it whole
+        // (task 0) while the others cut the files behind it into one-line blocks and
+        // one-entry pieces.
         let big = dir.path().join("a.json");
         let entries: Vec<String> = (0..100_000)
             .map(|i| format!("{{\"resource\":{}}}", line(i).trim_end()))
             .collect();
         let bundle = format!(
-            r#"{{"resourceType":"Bundle","type":"collection","entry":[{}]}}"#,
+            r#"{{"type":"collection","entry":[{}],"resourceType":"Bundle"}}"#,
             entries.join(",")
         );
         std::fs::write(&big, bundle).unwrap();
+        let cut = dir.path().join("c.json");
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"collection","entry":[{}]}}"#,
+            entries[..3000].join(",")
+        );
+        std::fs::write(&cut, bundle).unwrap();
         let plain = dir.path().join("b.ndjson");
         std::fs::write(&plain, (0..2000).map(line).collect::<String>()).unwrap();
         let mappings = MappingSet::builtin().unwrap();
@@ -478,10 +525,11 @@ mod tests {
                 chunk_bytes: 40,
                 ..ReadOptions::default()
             };
-            let most = read_files_counted(&[big.clone(), plain.clone()], &mut collector, opts, |_| {});
+            let files = [big.clone(), plain.clone(), cut.clone()];
+            let most = read_files_counted(&files, &mut collector, opts, |_| {});
             assert!(most <= AHEAD_PER_THREAD * threads, "{most} batches waited");
             let read = collector.finish();
-            assert_eq!(read.stats.seen.get("Encounter"), Some(&102_000), "{threads} threads");
+            assert_eq!(read.stats.seen.get("Encounter"), Some(&105_000), "{threads} threads");
             eprintln!("{threads} threads: at most {most} batches waited");
         }
     }
