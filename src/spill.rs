@@ -231,10 +231,17 @@ impl<T: From<R>, R: From<T> + Serialize + DeserializeOwned> List<T, R> {
 }
 
 /// Reads a file from `pos` on with positional reads, so several readers and
-/// the writer can share one open (anonymous) file.
-struct ReadAt<'f> {
+/// the writer can share one open file (its own offset is never moved).
+pub(crate) struct ReadAt<'f> {
     file: &'f File,
     pos: u64,
+}
+
+impl<'f> ReadAt<'f> {
+    /// Reads `file` from byte `pos` on.
+    pub(crate) fn new(file: &'f File, pos: u64) -> Self {
+        Self { file, pos }
+    }
 }
 
 impl Read for ReadAt<'_> {

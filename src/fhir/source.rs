@@ -250,15 +250,12 @@ pub fn open(path: &Path, gzip: bool, progress: impl Fn(u64) + 'static) -> std::i
     })
 }
 
-/// Opens plain `path` at byte `offset`, counting bytes read from there into `progress`.
-pub fn open_at(path: &Path, offset: u64, progress: impl Fn(u64) + 'static) -> std::io::Result<impl Read> {
-    use std::io::{Seek, SeekFrom};
-    let mut inner = File::open(path)?;
-    inner.seek(SeekFrom::Start(offset))?;
-    Ok(Counting {
+/// `inner`, counting bytes read from it into `progress`.
+pub fn counting<R: Read>(inner: R, progress: impl Fn(u64) + 'static) -> impl Read {
+    Counting {
         inner,
         progress: Box::new(progress),
-    })
+    }
 }
 
 struct Counting<R> {

@@ -203,3 +203,58 @@ fn the_prefilter_reports_damaged_lines_and_changes_no_output() {
         "--no-prefilter gives the same outputs"
     );
 }
+
+/// A Bundle that comes through a pipe cannot be read again from an offset, as a
+/// piece that does not end cleanly needs (here: entries holding Bundles, cut
+/// inside them): it is read whole, with the outputs of a file.
+#[cfg(unix)]
+#[test]
+fn a_bundle_from_a_pipe_is_read_whole_with_the_outputs_of_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let entry = |i: usize| {
+        let inner = format!(
+            r#"{{"resourceType":"Bundle","entry":[{{"fullUrl":"urn:uuid:{i}a","resource":{{"resourceType":"Patient","id":"in{i}","gender":"female"}}}},{{"fullUrl":"urn:uuid:{i}b","resource":{{"resourceType":"Condition","id":"c{i}","subject":{{"reference":"Patient/p{i}"}},"code":{{"coding":[{{"system":"http://snomed.info/sct","code":"715863001"}}]}}}}}}]}}"#
+        );
+        format!(
+            r#"{{"fullUrl":"urn:uuid:{i}","resource":{{"resourceType":"Patient","id":"p{i}","gender":"male","birthDate":"2010-01-01"}}}},{{"fullUrl":"urn:uuid:{i}n","resource":{inner}}}"#
+        )
+    };
+    // About 1 MB: more than the first read of the header (256 KiB), so pieces follow.
+    let entries: Vec<String> = (0..2000).map(entry).collect();
+    let text = format!(
+        r#"{{"resourceType":"Bundle","type":"collection","entry":[{}]}}"#,
+        entries.join(",")
+    );
+    let file = tmp.path().join("file").join("nested.json");
+    std::fs::create_dir(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, &text).unwrap();
+    let want = cohort(&[&file], &tmp.path().join("from-file"), &["--threads", "1"]);
+    let pipe = tmp.path().join("pipe").join("nested.json");
+    std::fs::create_dir(pipe.parent().unwrap()).unwrap();
+    let c_path = std::ffi::CString::new(pipe.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let writer = {
+        let (pipe, text) = (pipe.clone(), text.clone());
+        std::thread::spawn(move || std::fs::write(pipe, text))
+    };
+    let args = ["--threads", "2", "--chunk-bytes", "64"];
+    let got = cohort(&[&pipe], &tmp.path().join("from-pipe"), &args);
+    writer.join().unwrap().unwrap();
+    assert_eq!(got.len(), want.len());
+    for ((name, a), (_, b)) in want.iter().zip(&got) {
+        assert!(
+            a == b,
+            "{name} differs:\n{}\n{}",
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b)
+        );
+    }
+    let issues = String::from_utf8_lossy(&want.iter().find(|(n, _)| n == "issues.ndjson").unwrap().1).to_string();
+    assert!(
+        !issues.contains("nested.json"),
+        "the Bundle reads without a problem: {issues}"
+    );
+    // The same file, cut into pieces: inner Bundles are cut into, and the outputs agree.
+    let cut = cohort(&[&file], &tmp.path().join("cut"), &args);
+    assert!(cut == want, "a regular file cut into pieces differs");
+}

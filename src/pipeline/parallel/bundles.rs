@@ -10,19 +10,20 @@
 //! module only hands pieces out and puts their entries in order.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use super::{lock, unreadable};
+use super::lock;
 use crate::fhir::bundle::cut::{self, Cut, End, Piece, Start};
 use crate::fhir::source::{self, Item};
-use crate::report::Issue;
+use crate::spill::ReadAt;
 
 /// A piece of a Bundle to read.
 pub(super) struct PieceTask {
     file: Arc<str>,
-    path: Arc<PathBuf>,
+    /// The Bundle's file, read at an offset (positional reads) for the rest.
+    handle: Arc<File>,
     piece: Piece,
     /// The Bundle's number in the run.
     bundle: u64,
@@ -33,8 +34,8 @@ pub(super) struct PieceTask {
 /// A Bundle being cut into pieces.
 pub(super) struct OpenBundle {
     name: Arc<str>,
-    path: Arc<PathBuf>,
-    cut: Cut<std::fs::File>,
+    handle: Arc<File>,
+    cut: Cut<File>,
     /// The Bundle's number in the run.
     pub(super) bundle: u64,
     /// Pieces handed out.
@@ -44,13 +45,21 @@ pub(super) struct OpenBundle {
 }
 
 impl OpenBundle {
-    /// `None` when `path` is not a Bundle with entries, or cannot be opened:
-    /// it is then read whole, which reports why.
+    /// `None` when `path` is not a regular file holding a Bundle with entries,
+    /// or cannot be opened: it is then read whole, which reports why. (A pipe
+    /// cannot be read again from an offset, which a piece may need.)
     pub(super) fn new(name: Arc<str>, path: &std::path::Path, bundle: u64) -> Option<Self> {
-        let cut = Cut::open(std::fs::File::open(path).ok()?)?;
+        // Asked before opening: a pipe opened here and then read whole by another
+        // open would lose what its writer sent to the first.
+        if !std::fs::metadata(path).ok()?.is_file() {
+            return None;
+        }
+        let file = File::open(path).ok()?;
+        let handle = Arc::new(file.try_clone().ok()?);
+        let cut = Cut::open(file)?;
         Some(Self {
             name,
-            path: Arc::new(path.to_path_buf()),
+            handle,
             cut,
             bundle,
             pieces: 0,
@@ -67,7 +76,7 @@ impl OpenBundle {
         self.pieces += 1;
         Some(PieceTask {
             file: self.name.clone(),
-            path: self.path.clone(),
+            handle: self.handle.clone(),
             piece,
             bundle: self.bundle,
             number: self.pieces - 1,
@@ -132,15 +141,16 @@ impl Chains {
     }
 }
 
-/// Reads a piece (`block` as the cutter filled it) into `f`; the issue that
-/// stopped it, if any, comes after every item.
+/// Reads a piece (`block` as the cutter filled it) into `f`. Problems,
+/// a read failure included, are items (`Item::Unreadable`), as when one thread
+/// reads the file.
 pub(super) fn read<P: Fn(u64) + Clone + 'static>(
     chains: &Chains,
     task: PieceTask,
     block: &mut Vec<u8>,
     progress: &P,
     f: &mut dyn FnMut(Item<'_>),
-) -> Option<Issue> {
+) {
     // A copy of the name per piece: every entry clones it (see the NDJSON blocks).
     let file: Arc<str> = Arc::from(&*task.file);
     let turn = |count, clean| chains.turn(task.bundle, task.number, count, clean);
@@ -149,43 +159,48 @@ pub(super) fn read<P: Fn(u64) + Clone + 'static>(
             let checked = cut::check(block);
             let (count, end) = (checked.count(), checked.end);
             // No number: a piece before did not read cleanly, and its worker reads on.
-            let first = turn(count, end == End::Clean)?;
-            checked.deliver(&file, first, f);
-            let End::Unsure { at } = end else {
-                return None;
+            let Some(first) = turn(count, end == End::Clean) else {
+                return;
             };
-            let start = cut::start_at(start, block, at);
-            rest(&file, &task.path, offset + at as u64, start, first + count, progress, f)
+            checked.deliver(&file, first, f);
+            if let End::Unsure { at } = end {
+                let start = cut::start_at(start, block, at);
+                rest(
+                    &file,
+                    &task.handle,
+                    offset + at as u64,
+                    start,
+                    first + count,
+                    progress,
+                    f,
+                );
+            }
         }
         Piece::Last { start, .. } => {
-            let first = turn(0, false)?;
-            *block = cut::read_last(&file, std::mem::take(block), start, first, f);
-            None
+            if let Some(first) = turn(0, false) {
+                *block = cut::read_last(&file, std::mem::take(block), start, first, f);
+            }
         }
         Piece::Rest { start, offset } => {
-            let first = turn(0, false)?;
-            rest(&file, &task.path, offset, start, first, progress, f)
+            if let Some(first) = turn(0, false) {
+                rest(&file, &task.handle, offset, start, first, progress, f);
+            }
         }
     }
 }
 
-/// Reads the rest of a Bundle from byte `offset` of `path` on, as one thread does.
+/// Reads the rest of a Bundle from byte `offset` of `handle` on, as one thread does.
 fn rest<P: Fn(u64) + Clone + 'static>(
     file: &Arc<str>,
-    path: &std::path::Path,
+    handle: &File,
     offset: u64,
     start: Start,
     first: usize,
     progress: &P,
     f: &mut dyn FnMut(Item<'_>),
-) -> Option<Issue> {
-    match source::open_at(path, offset, progress.clone()) {
-        Ok(reader) => {
-            cut::read_rest(file, reader, start, first, f);
-            None
-        }
-        Err(e) => Some(unreadable(file, &format!("read failed part-way: {e}"))),
-    }
+) {
+    let reader = source::counting(ReadAt::new(handle, offset), progress.clone());
+    cut::read_rest(file, reader, start, first, f);
 }
 
 #[cfg(test)]

@@ -189,7 +189,10 @@ fn work<P: Fn(u64) + Clone + 'static>(shared: &Shared<'_, '_>, scanner: Scanner<
                     .err()
                     .map(|e| unreadable(&file, &format!("read failed part-way: {e}")))
             }
-            Task::Piece(piece) => bundles::read(&shared.chains, piece, &mut block, progress, &mut sink),
+            Task::Piece(piece) => {
+                bundles::read(&shared.chains, piece, &mut block, progress, &mut sink);
+                None
+            }
             Task::File(path) => super::read_file_items(&path, progress.clone(), &mut sink),
             Task::Issue(issue) => Some(issue),
         };
