@@ -4,8 +4,9 @@
 //!
 //! The cutter ([`Cut`]) reads up to the first entry with the one-thread
 //! reader's own steps, then only reads blocks and cuts each after the last
-//! comma that looks like one between entries: `,` then `{` then the key
-//! `"fullUrl"` or `"resource"` and its `:`, white space allowed between. In
+//! comma that looks like one between entries: `,` then `{` then a member
+//! of an entry (`"fullUrl"`, `"resource"`, `"link"` as Epic puts first,
+//! `"search"`, `"request"`, `"response"`) and its `:`, white space allowed between. In
 //! JSON such a comma cannot lie inside a string (the key's quote is not
 //! escaped, and a quote that closed a string could not be followed by a
 //! letter), so it is one between array elements; most likely those of the
@@ -164,31 +165,46 @@ impl<R: Read> Cut<R> {
     }
 }
 
-/// How far before the bytes just read a cut's comma may lie (the pattern
-/// may straddle the end of the bytes read before).
+/// How far before the bytes just read a cut's `{` may lie (the pattern may
+/// straddle the end of the bytes read before).
 const CUT_LOOKS_BACK: usize = 64;
 
 /// Just after the last comma in `bytes` that looks like one between entries
-/// and lies at or after `from`.
+/// and whose `{` lies at or after `from`: found by walking back over the `{`
+/// bytes from the end (most are a few hundred bytes back), not by searching
+/// the whole block for each key, which cost an eighth of a two-thread run.
 fn last_cut(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut best = None;
-    for key in [&b"\"fullUrl\""[..], b"\"resource\""] {
-        let mut end = bytes.len();
-        while let Some(at) = memchr::memmem::rfind(&bytes[from..end], key).map(|i| from + i) {
-            if let Some(cut) = comma_before(bytes, at).filter(|_| colon_after(bytes, at + key.len())) {
-                best = best.max(Some(cut));
-                break;
-            }
-            end = at;
+    let mut end = bytes.len();
+    while let Some(brace) = memchr::memrchr(b'{', &bytes[from..end]).map(|i| from + i) {
+        end = brace;
+        if let Some(cut) = comma_before(bytes, brace).filter(|_| entry_key_after(bytes, brace + 1)) {
+            return Some(cut);
         }
     }
-    best.filter(|&cut| cut < bytes.len())
+    None
 }
 
-/// Just after the `,` of `, {` (white space allowed) before `bytes[at]`.
-fn comma_before(bytes: &[u8], at: usize) -> Option<usize> {
-    let brace = skip_back_space(bytes, at)?.checked_sub(1)?;
-    (bytes[brace] == b'{').then_some(())?;
+/// The members of a Bundle entry (R4 `Bundle.entry`, but for `id` and
+/// `extension`, which begin objects inside resources too).
+const ENTRY_KEYS: [&[u8]; 6] = [b"fullUrl", b"resource", b"link", b"search", b"request", b"response"];
+
+/// Whether white space, a quoted member of an entry, white space and a `:`
+/// follow from `at` (no more bytes: no).
+fn entry_key_after(bytes: &[u8], at: usize) -> bool {
+    let Some(quote) = bytes[at..].iter().position(|c| !is_space(*c)).map(|i| at + i) else {
+        return false;
+    };
+    if bytes[quote] != b'"' {
+        return false;
+    }
+    let key = &bytes[quote + 1..];
+    ENTRY_KEYS.iter().any(|k| {
+        key.len() > k.len() && key.starts_with(k) && key[k.len()] == b'"' && colon_after(bytes, quote + k.len() + 2)
+    })
+}
+
+/// Just after the `,` before `bytes[brace]` (white space allowed between).
+fn comma_before(bytes: &[u8], brace: usize) -> Option<usize> {
     let comma = skip_back_space(bytes, brace)?.checked_sub(1)?;
     (bytes[comma] == b',').then_some(comma + 1)
 }

@@ -60,6 +60,17 @@ fn texts() -> Vec<String> {
     texts.push(format!(
         r#"{{"resourceType":"Bundle","entry":[{{"fullUrl":"o1","resource":{inner}}}, {{"fullUrl":"o2","resource":{{"resourceType":"Patient","id":"o2"}}}},{{"fullUrl":"o3","resource":{inner}}}]}}"#
     ));
+    // Epic's order: the entry's links first, its search mode last.
+    let epic = |i: usize| {
+        format!(
+            r#"{{"link":[{{"relation":"self","url":"https://x/Patient/e{i}"}}],"fullUrl":"https://x/Patient/e{i}","resource":{{"resourceType":"Patient","id":"e{i}"}},"search":{{"mode":"match"}}}}"#
+        )
+    };
+    let entries: Vec<String> = (0..3).map(epic).collect();
+    texts.push(format!(
+        r#"{{"resourceType":"Bundle","type":"searchset","entry":[{}]}}"#,
+        entries.join(",\n")
+    ));
     texts
 }
 
@@ -82,7 +93,7 @@ fn pieces_give_what_one_thread_gives() {
     assert!(cut_at_all > 10, "the Bundles were cut into pieces {cut_at_all} times");
     // The inner Bundle's entries are cut at too: the outer entry holding them is
     // read on by one reader from its start.
-    let nested = texts().pop().unwrap();
+    let nested = texts().into_iter().find(|t| t.contains(r#""o3""#)).unwrap();
     assert!(pieces_unsure(&nested, 1, 1).2);
     assert_eq!(pieces_unsure(&nested, 1, 1).0, whole(&nested));
 }
@@ -92,7 +103,8 @@ fn pieces_give_what_one_thread_gives() {
 #[test]
 fn damage_anywhere_is_reported_as_one_thread_reports_it() {
     let texts = texts();
-    for text in [&texts[0], &texts[1], texts.last().unwrap()] {
+    let n = texts.len();
+    for text in [&texts[0], &texts[1], &texts[n - 2], &texts[n - 1]] {
         for cut in 0..text.len() {
             let t = &text[..cut];
             assert_eq!(pieces(t, 1, 4).0, whole(t), "cut at {cut}: {t}");
@@ -144,4 +156,22 @@ fn cuts_are_after_commas_before_an_entry_key_only() {
         Some(r#"{"fullUrl":1},{"fullUrls":2},{"a":1,"fullUrl":3}"#)
     );
     assert_eq!(at(r#"{"fullUrl":1}"#), None);
+    // Epic puts the entry's own links first; other entry members count too.
+    assert_eq!(
+        at(r#"x,{"link":[{"relation":"self","url":"u"}],"fullUrl":1}"#),
+        Some(r#"{"link":[{"relation":"self","url":"u"}],"fullUrl":1}"#)
+    );
+    assert_eq!(
+        at(r#"x, {"response":{"status":"201"}}"#),
+        Some(r#" {"response":{"status":"201"}}"#)
+    );
+    assert_eq!(
+        at(r#"x,{"link":1},{"linkId":2},{"id":3},{"url":4}"#),
+        Some(r#"{"link":1},{"linkId":2},{"id":3},{"url":4}"#)
+    );
+    // A `{` inside a string, or after something other than a comma, does not count.
+    assert_eq!(
+        at(r#"x,{"search":1},"a,{\"search\":1",[{"search":2}]"#),
+        Some(r#"{"search":1},"a,{\"search\":1",[{"search":2}]"#)
+    );
 }
