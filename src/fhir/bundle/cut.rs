@@ -30,7 +30,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use super::super::source::Item;
-use super::{deliver, one, settle, Buffer, Entry, Problem, Try, BLOCK};
+use super::{deliver, is_space, one, settle, Buffer, Entry, Problem, Try, BLOCK};
 
 /// Where a piece of a Bundle starts in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -191,7 +191,7 @@ const ENTRY_KEYS: [&[u8]; 6] = [b"fullUrl", b"resource", b"link", b"search", b"r
 /// Whether white space, a quoted member of an entry, white space and a `:`
 /// follow from `at` (no more bytes: no).
 fn entry_key_after(bytes: &[u8], at: usize) -> bool {
-    let Some(quote) = bytes[at..].iter().position(|c| !is_space(*c)).map(|i| at + i) else {
+    let Some(quote) = non_space_from(bytes, at) else {
         return false;
     };
     if bytes[quote] != b'"' {
@@ -217,11 +217,12 @@ fn skip_back_space(bytes: &[u8], end: usize) -> Option<usize> {
 
 /// Whether white space and a `:` follow from `at` (no more bytes: no).
 fn colon_after(bytes: &[u8], at: usize) -> bool {
-    bytes[at..].iter().find(|c| !is_space(**c)) == Some(&b':')
+    non_space_from(bytes, at).map(|i| bytes[i]) == Some(b':')
 }
 
-fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+/// The index of the first byte at or after `at` that is not white space.
+fn non_space_from(bytes: &[u8], at: usize) -> Option<usize> {
+    bytes[at..].iter().position(|c| !is_space(*c)).map(|i| at + i)
 }
 
 impl<R: Read> Buffer<R> {
@@ -279,17 +280,16 @@ pub fn check(piece: &[u8]) -> Checked<'_> {
     let mut pos = 0;
     let end = loop {
         let at = pos;
-        let Some(skip) = piece[pos..].iter().position(|c| !is_space(*c)) else {
+        let Some(value) = non_space_from(piece, pos) else {
             break End::Unsure { at };
         };
-        let bytes = &piece[pos + skip..];
+        let bytes = &piece[value..];
         let (result, used) = one::<Entry<'_>>(bytes);
         let Try::Done(entry, used) = settle(result, used, bytes, false) else {
             break End::Unsure { at };
         };
-        pos += skip + used;
-        match piece[pos..].iter().position(|c| !is_space(*c)) {
-            Some(skip) if piece[pos + skip] == b',' => pos += skip + 1,
+        match non_space_from(piece, value + used) {
+            Some(comma) if piece[comma] == b',' => pos = comma + 1,
             _ => break End::Unsure { at },
         }
         entries.push(entry);

@@ -94,6 +94,11 @@ struct Buffer<R> {
     dropped: u64,
 }
 
+/// JSON's white space.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// What one try at a value gave.
 enum Try<T> {
     /// The value and the bytes it took.
@@ -233,7 +238,7 @@ impl<R: Read> Buffer<R> {
     fn peek(&mut self) -> Result<Option<u8>, Problem> {
         loop {
             while let Some(&c) = self.buf.get(self.pos) {
-                if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                if !is_space(c) {
                     return Ok(Some(c));
                 }
                 self.pos += 1;
