@@ -12,6 +12,9 @@ mod bad_input;
 // Input layouts: folders, gzip, symlinked work folders, error/ and deleted/ files.
 mod inputs;
 
+// Golden files: the demo's and a generated export's outputs byte for byte (IMNM_UPDATE_EXPECTED=1 rewrites).
+mod golden;
+
 // The `imnm` binary end to end on the demo data: the seed's Table 1 from a Bundle and from NDJSON.
 mod cli;
 
