@@ -4,10 +4,10 @@ use super::{Candidate, Cohort, Provenance};
 use crate::domain::case::format_number;
 use crate::domain::facts::MriPart;
 use crate::domain::{
-    AntibodyStatus, CaseRow, DiagnosisFact, DiagnosisKind, Fact, FactValue, FhirDate, MriThigh, Onset, Outcome,
-    YesNoUnknown,
+    AntibodyStatus, CaseRow, Cell, ColumnKind, DiagnosisFact, DiagnosisKind, Fact, FactValue, FhirDate, MriThigh,
+    Onset, Outcome, YesNoUnknown,
 };
-use crate::mapping::{MappingSet, RuleKind};
+use crate::mapping::{MappingSet, Rule, RuleKind};
 use crate::pipeline::{PatientData, Patients};
 use crate::report::{Issue, IssueCode, Issues, Severity};
 
@@ -16,7 +16,10 @@ use crate::report::{Issue, IssueCode, Issues, Severity};
 /// patient) are added to `issues`. Fails only when spilled patients cannot be
 /// read back from their temporary file.
 pub fn build(patients: &Patients, m: &MappingSet, issues: &mut Issues) -> crate::Result<Cohort> {
-    let mut cohort = Cohort::default();
+    let mut cohort = Cohort {
+        dictionary: m.dictionary.clone(),
+        ..Cohort::default()
+    };
     patients
         .try_for_each(|id, data| {
             add_patient(&mut cohort, id, data, m, issues);
@@ -39,7 +42,7 @@ fn add_patient(cohort: &mut Cohort, id: &str, data: &PatientData, m: &MappingSet
         return;
     }
     let mut b = RowBuilder {
-        row: CaseRow::empty(id),
+        row: CaseRow::empty(id, &m.dictionary),
         prov: Vec::new(),
         m,
     };
@@ -47,7 +50,7 @@ fn add_patient(cohort: &mut Cohort, id: &str, data: &PatientData, m: &MappingSet
     b.diagnosis(&qualifying, data, issues);
     for (i, rule) in m.rules.iter().enumerate() {
         let facts: Vec<&Fact> = data.facts.iter().filter(|f| f.rule == i).collect();
-        b.apply(i, &rule.kind, &facts, &qualifying);
+        b.apply(rule, &facts, &qualifying);
     }
     cohort.rows.push(b.row);
     add_provenance(cohort, b.prov, issues);
@@ -57,12 +60,16 @@ fn add_patient(cohort: &mut Cohort, id: &str, data: &PatientData, m: &MappingSet
 fn add_provenance(cohort: &mut Cohort, prov: Vec<Provenance>, issues: &mut Issues) {
     let mut types = std::collections::BTreeSet::new();
     for p in &prov {
-        types.extend(p.sources.iter().map(|s| (p.column, s.split('/').next().unwrap_or(""))));
+        types.extend(
+            p.sources
+                .iter()
+                .map(|s| (p.column.as_str(), s.split('/').next().unwrap_or(""))),
+        );
     }
     for (column, t) in types {
         *cohort
             .cases_by_source
-            .entry(column)
+            .entry(column.to_string())
             .or_default()
             .entry(t.to_string())
             .or_default() += 1;
@@ -81,15 +88,17 @@ struct RowBuilder<'m> {
 }
 
 impl RowBuilder<'_> {
-    fn note(
-        &mut self,
-        column: &'static str,
-        value: String,
-        rule: &str,
-        sources: Vec<String>,
-        detail: impl Into<String>,
-    ) {
+    /// Sets column `column` (when the dictionary has it) and notes its provenance.
+    fn put(&mut self, column: Option<usize>, cell: Cell, rule: &str, sources: Vec<String>, detail: impl Into<String>) {
+        let Some(i) = column else { return };
+        let value = cell.text(&self.row.patient_id);
+        self.row.set(i, cell);
+        self.note(i, value, rule, sources, detail);
+    }
+
+    fn note(&mut self, column: usize, value: String, rule: &str, sources: Vec<String>, detail: impl Into<String>) {
         let patient_id = self.row.patient_id.clone();
+        let column = self.m.dictionary.columns[column].name.clone();
         self.prov.push(Provenance {
             patient_id,
             column,
@@ -98,6 +107,10 @@ impl RowBuilder<'_> {
             sources,
             detail: detail.into(),
         });
+    }
+
+    fn col(&self, kind: ColumnKind) -> Option<usize> {
+        self.m.dictionary.first(kind)
     }
 
     fn demographics(&mut self, data: &PatientData, issues: &mut Issues) {
@@ -112,11 +125,13 @@ impl RowBuilder<'_> {
             ));
             return;
         };
-        self.row.sex = rec.sex;
-        self.note("sex", rec.sex.to_string(), "patient", src.clone(), "Patient.gender");
-        self.row.birth_date = rec.birth_date;
+        let sex = self.col(ColumnKind::Sex);
+        self.put(sex, Cell::Sex(rec.sex), "patient", src.clone(), "Patient.gender");
         match rec.birth_date {
-            Some(d) => self.note("birth_date", d.to_string(), "patient", src, "Patient.birthDate"),
+            Some(d) => {
+                let birth = self.col(ColumnKind::BirthDate);
+                self.put(birth, Cell::Date(Some(d)), "patient", src, "Patient.birthDate");
+            }
             None => {
                 let msg = "case without birthDate: onset age can only come from Condition.onsetAge";
                 issues.push(
@@ -137,25 +152,20 @@ impl RowBuilder<'_> {
         };
         let rule = self.m.diagnosis.id.clone();
         let src = vec![dx.source.to_string()];
-        self.row.diagnosis_code = dx.code.clone();
         let how = if dx.kind == DiagnosisKind::ParentWithText {
             "parent code with IMNM wording in text"
         } else {
             "IMNM code"
         };
-        self.note("diagnosis_code", dx.code.clone(), &rule, src.clone(), how);
+        let code = self.col(ColumnKind::DiagnosisCode);
+        self.put(code, Cell::Code(dx.code.clone()), &rule, src.clone(), how);
         let birth = data.record.as_ref().and_then(|r| r.birth_date);
         let (age, detail) = match dx.onset {
             Some(Onset::Age(years)) => (Some(years.floor() as u32), "Condition.onsetAge".to_string()),
             Some(Onset::Date(date, element)) => {
-                self.row.onset_date = Some(date);
-                self.note(
-                    "onset_date",
-                    date.to_string(),
-                    &rule,
-                    src.clone(),
-                    format!("Condition.{}", element.as_str()),
-                );
+                let onset = self.col(ColumnKind::OnsetDate);
+                let detail = format!("Condition.{}", element.as_str());
+                self.put(onset, Cell::Date(Some(date)), &rule, src.clone(), detail);
                 (
                     age_at(birth, date),
                     format!("Condition.{} minus Patient.birthDate", element.as_str()),
@@ -181,20 +191,20 @@ impl RowBuilder<'_> {
             );
         }
         if let Some(a) = age {
-            self.row.onset_age_years = Some(a);
             let mut sources = src;
             if !detail.starts_with("Condition.onsetAge") && !detail.starts_with("Condition.extension") {
                 sources.push(format!("Patient/{}", self.row.patient_id));
             }
-            self.note("onset_age_years", a.to_string(), &rule, sources, detail);
+            let column = self.col(ColumnKind::OnsetAge);
+            self.put(column, Cell::Age(Some(a)), &rule, sources, detail);
         }
     }
 
-    fn apply(&mut self, rule_index: usize, kind: &RuleKind, facts: &[&Fact], dx: &[&DiagnosisFact]) {
-        let rule = self.m.rules[rule_index].clone();
+    /// Fills the rule's column from its facts, by the rule's kind.
+    fn apply(&mut self, rule: &Rule, facts: &[&Fact], dx: &[&DiagnosisFact]) {
         let column = rule.column;
-        match kind {
-            RuleKind::LabPeak { .. } => self.lab_peak(&rule.id, facts),
+        match &rule.kind {
+            RuleKind::LabPeak { .. } => self.lab_peak(column, &rule.id, facts),
             RuleKind::Antibody { .. } => {
                 let best = facts
                     .iter()
@@ -204,11 +214,7 @@ impl RowBuilder<'_> {
                     })
                     .max_by_key(|s| s.rank());
                 let status = best.unwrap_or(AntibodyStatus::NotTested);
-                if column == "anti_hmgcr" {
-                    self.row.anti_hmgcr = status
-                } else {
-                    self.row.anti_srp = status
-                }
+                self.row.set(column, Cell::Antibody(status));
                 let winners: Vec<&&Fact> = facts
                     .iter()
                     .filter(|f| f.value == FactValue::Antibody(status))
@@ -220,7 +226,7 @@ impl RowBuilder<'_> {
                     FactValue::Present(b) => Some(b),
                     _ => None,
                 }));
-                self.set_finding(column, v);
+                self.row.set(column, Cell::Finding(v));
                 let winners: Vec<&&Fact> = facts
                     .iter()
                     .filter(|f| matches!(f.value, FactValue::Present(b) if Some(b) == to_bool(v)))
@@ -234,26 +240,22 @@ impl RowBuilder<'_> {
                         _ => None,
                     })))
                 };
-                self.row.mri_thigh = MriThigh::from_parts(part(MriPart::Edema), part(MriPart::Fatty));
+                let v = MriThigh::from_parts(part(MriPart::Edema), part(MriPart::Fatty));
+                self.row.set(column, Cell::Mri(v));
                 let all: Vec<&&Fact> = facts.iter().collect();
-                self.note_facts(column, self.row.mri_thigh.to_string(), &rule.id, &all);
+                self.note_facts(column, v.to_string(), &rule.id, &all);
             }
             RuleKind::Exposure { .. } => {
                 let yes = !facts.is_empty();
-                match column {
-                    "glucocorticoid" => self.row.glucocorticoid = yes,
-                    "methotrexate" => self.row.methotrexate = yes,
-                    "rituximab" => self.row.rituximab = yes,
-                    _ => self.row.ivig = yes,
-                }
+                self.row.set(column, Cell::Exposure(yes));
                 let all: Vec<&&Fact> = facts.iter().collect();
                 self.note_facts(column, if yes { "yes" } else { "no" }.into(), &rule.id, &all);
             }
-            RuleKind::Outcome { .. } => self.outcome(&rule.id, facts, dx),
+            RuleKind::Outcome { .. } => self.outcome(column, &rule.id, facts, dx),
         }
     }
 
-    fn note_facts(&mut self, column: &'static str, value: String, rule: &str, facts: &[&&Fact]) {
+    fn note_facts(&mut self, column: usize, value: String, rule: &str, facts: &[&&Fact]) {
         if facts.is_empty() {
             return;
         }
@@ -270,16 +272,7 @@ impl RowBuilder<'_> {
         self.note(column, value, rule, sources, detail);
     }
 
-    fn set_finding(&mut self, column: &str, v: YesNoUnknown) {
-        match column {
-            "proximal_weakness" => self.row.proximal_weakness = v,
-            "rash" => self.row.rash = v,
-            "emg_myopathic" => self.row.emg_myopathic = v,
-            _ => self.row.biopsy_necrosis = v,
-        }
-    }
-
-    fn lab_peak(&mut self, rule: &str, facts: &[&Fact]) {
+    fn lab_peak(&mut self, column: usize, rule: &str, facts: &[&Fact]) {
         let values: Vec<(&Fact, f64, u32)> = facts
             .iter()
             .filter_map(|f| match f.value {
@@ -289,41 +282,38 @@ impl RowBuilder<'_> {
             })
             .collect();
         let count: u32 = values.iter().map(|v| v.2).sum();
-        self.row.ck_count = count;
+        let count_column = self.m.dictionary.companion(column, ColumnKind::LabCount);
+        if let Some(c) = count_column {
+            self.row.set(c, Cell::Count(count));
+        }
         let peak = values
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.date.cmp(&a.0.date)));
         let Some((fact, value, _)) = peak else { return };
-        self.row.ck_peak_u_per_l = Some(*value);
-        self.row.ck_peak_date = fact.date;
         let src = vec![fact.source.to_string()];
-        self.note(
-            "ck_peak_u_per_l",
-            format_number(*value),
+        self.put(
+            Some(column),
+            Cell::Number(Some(*value)),
             rule,
             src.clone(),
             fact.detail.clone(),
         );
         if let Some(d) = fact.date {
-            self.note(
-                "ck_peak_date",
-                d.to_string(),
+            let date_column = self.m.dictionary.companion(column, ColumnKind::LabPeakDate);
+            self.put(
+                date_column,
+                Cell::Date(Some(d)),
                 rule,
                 src,
                 "effective date of the peak result",
             );
         }
         let all = values.iter().map(|(f, _, _)| f.source.to_string()).collect();
-        self.note(
-            "ck_count",
-            count.to_string(),
-            rule,
-            all,
-            "results counted (excluded statuses and unconvertible units left out)",
-        );
+        let detail = "results counted (excluded statuses and unconvertible units left out)";
+        self.put(count_column, Cell::Count(count), rule, all, detail);
     }
 
-    fn outcome(&mut self, rule: &str, facts: &[&Fact], dx: &[&DiagnosisFact]) {
+    fn outcome(&mut self, column: usize, rule: &str, facts: &[&Fact], dx: &[&DiagnosisFact]) {
         let latest = facts
             .iter()
             .filter_map(|f| match f.value {
@@ -332,23 +322,12 @@ impl RowBuilder<'_> {
             })
             .max_by_key(|(f, _)| f.date);
         if let Some((fact, o)) = latest {
-            self.row.outcome = o;
-            self.note(
-                "outcome",
-                o.to_string(),
-                rule,
-                vec![fact.source.to_string()],
-                fact.detail.clone(),
-            );
+            let src = vec![fact.source.to_string()];
+            self.put(Some(column), Cell::Outcome(o), rule, src, fact.detail.clone());
         } else if let Some(d) = dx.iter().find(|d| d.remission) {
-            self.row.outcome = Outcome::CompleteRemission;
-            self.note(
-                "outcome",
-                self.row.outcome.to_string(),
-                rule,
-                vec![d.source.to_string()],
-                "Condition.clinicalStatus remission",
-            );
+            let src = vec![d.source.to_string()];
+            let cell = Cell::Outcome(Outcome::CompleteRemission);
+            self.put(Some(column), cell, rule, src, "Condition.clinicalStatus remission");
         }
     }
 }
@@ -378,30 +357,32 @@ fn to_bool(v: YesNoUnknown) -> Option<bool> {
 
 fn candidate(id: &str, data: &PatientData, m: &MappingSet) -> Option<Candidate> {
     let mut scratch = RowBuilder {
-        row: CaseRow::empty(id),
+        row: CaseRow::empty(id, &m.dictionary),
         prov: Vec::new(),
         m,
     };
     for (i, rule) in m.rules.iter().enumerate() {
         if matches!(rule.kind, RuleKind::LabPeak { .. } | RuleKind::Antibody { .. }) {
             let facts: Vec<&Fact> = data.facts.iter().filter(|f| f.rule == i).collect();
-            scratch.apply(i, &rule.kind, &facts, &[]);
+            scratch.apply(rule, &facts, &[]);
         }
     }
     let row = scratch.row;
+    let d = &m.dictionary;
     let mut reasons = Vec::new();
-    let ab = [("anti_hmgcr", row.anti_hmgcr), ("anti_srp", row.anti_srp)];
-    let positive: Vec<&str> = ab
-        .iter()
-        .filter(|(_, s)| *s == AntibodyStatus::Positive)
-        .map(|(n, _)| *n)
+    let positive: Vec<&str> = d
+        .of_kind(ColumnKind::Antibody)
+        .filter(|&i| *row.get(i) == Cell::Antibody(AntibodyStatus::Positive))
+        .map(|i| d.columns[i].name.as_str())
         .collect();
-    if let (Some(ck), false) = (row.ck_peak_u_per_l, positive.is_empty()) {
-        if ck > m.candidate_ck_above {
+    let lab = m.candidates.lab_peak;
+    if let (Some(peak), false) = (row.get(lab).number(), positive.is_empty()) {
+        if peak > m.candidates.above {
             reasons.push(format!(
-                "ck_peak_u_per_l {} > {} and {} positive",
-                format_number(ck),
-                format_number(m.candidate_ck_above),
+                "{} {} > {} and {} positive",
+                d.columns[lab].name,
+                format_number(peak),
+                format_number(m.candidates.above),
                 positive.join(", ")
             ));
         }
@@ -427,13 +408,11 @@ fn candidate(id: &str, data: &PatientData, m: &MappingSet) -> Option<Candidate> 
         return None;
     }
     let codes: Vec<&str> = data.diagnoses.iter().map(|d| d.code.as_str()).collect();
-    let ck = row.ck_peak_u_per_l.map(format_number).unwrap_or_default();
+    let values = d.candidate_columns().into_iter().map(|i| row.get(i).text(id)).collect();
     Some(Candidate {
         patient_id: id.to_string(),
         reason: reasons.join("; "),
         diagnosis_codes: codes.join(";"),
-        ck_peak_u_per_l: ck,
-        anti_hmgcr: row.anti_hmgcr.to_string(),
-        anti_srp: row.anti_srp.to_string(),
+        values,
     })
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::Cohort;
-use crate::domain::COLUMNS;
+use crate::domain::ColumnKind;
 
 /// One row of `completeness.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,17 +21,6 @@ pub struct CompletenessRow {
     pub percent: f64,
 }
 
-const TREATMENTS: &[&str] = &["glucocorticoid", "methotrexate", "rituximab", "ivig"];
-
-fn has_value(column: &str, cell: &str) -> bool {
-    if TREATMENTS.contains(&column) {
-        return cell == "yes";
-    }
-    let empty = matches!(cell, "" | "unknown" | "not_tested");
-    let no_results = column == "ck_count" && cell == "0";
-    !(empty || no_results)
-}
-
 /// Completeness rows. A finding recorded absent ("no") has a value; a
 /// treatment counts only when a resource says it was given ("no" is the
 /// absence of evidence); `ck_count` when > 0.
@@ -45,8 +34,10 @@ pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
         }
     };
     let mut out = Vec::new();
-    for (i, column) in COLUMNS.iter().enumerate().skip(1) {
-        let n = cohort.rows.iter().filter(|r| has_value(column, &r.cells()[i])).count() as u64;
+    let columns = cohort.dictionary.columns.iter().enumerate();
+    for (i, column) in columns.filter(|(_, c)| c.kind != ColumnKind::PatientId) {
+        let column = column.name.as_str();
+        let n = cohort.rows.iter().filter(|r| r.get(i).has_value()).count() as u64;
         out.push(CompletenessRow {
             variable: column.to_string(),
             source: "all".into(),
@@ -73,17 +64,20 @@ pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CaseRow, YesNoUnknown};
+    use crate::domain::{CaseRow, Cell, YesNoUnknown};
 
     #[test]
     fn absent_findings_count_and_absent_treatments_do_not() {
-        let mut a = CaseRow::empty("a");
-        a.rash = YesNoUnknown::No;
-        a.ivig = false;
-        let mut b = CaseRow::empty("b");
-        b.ivig = true;
+        let d = crate::mapping::MappingSet::builtin().unwrap().dictionary;
+        let col = |n: &str| d.index(n).unwrap();
+        let mut a = CaseRow::empty("a", &d);
+        a.set(col("rash"), Cell::Finding(YesNoUnknown::No));
+        a.set(col("ivig"), Cell::Exposure(false));
+        let mut b = CaseRow::empty("b", &d);
+        b.set(col("ivig"), Cell::Exposure(true));
         let cohort = Cohort {
             rows: vec![a, b],
+            dictionary: d.clone(),
             ..Cohort::default()
         };
         let rows = completeness(&cohort);

@@ -14,18 +14,18 @@ pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-use crate::domain::{CaseRow, COLUMNS};
+use crate::domain::CaseRow;
 use crate::spill;
 
 /// Where one cohort cell came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     /// The case.
     pub patient_id: String,
     /// The cohort column.
-    pub column: &'static str,
+    pub column: String,
     /// The value written.
     pub value: String,
     /// The rule that produced it.
@@ -37,7 +37,7 @@ pub struct Provenance {
 }
 
 /// A patient with IMNM-suggestive data but no qualifying diagnosis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     /// The patient.
     pub patient_id: String,
@@ -45,52 +45,56 @@ pub struct Candidate {
     pub reason: String,
     /// Non-qualifying myositis diagnoses (`system|code`), `;`-separated.
     pub diagnosis_codes: String,
-    /// CK peak in U/L, if any.
-    pub ck_peak_u_per_l: String,
-    /// Anti-HMGCR.
-    pub anti_hmgcr: String,
-    /// Anti-SRP.
-    pub anti_srp: String,
+    /// The cells of the dictionary's candidate columns
+    /// ([`crate::domain::Dictionary::candidate_columns`]: lab peaks and antibodies).
+    pub values: Vec<String>,
 }
 
-/// Read back from a temporary file: the column becomes one of [`COLUMNS`]
-/// again (fields in the order they are serialized).
-impl<'de> Deserialize<'de> for Provenance {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Owned {
-            patient_id: String,
-            column: String,
-            value: String,
-            rule: String,
-            sources: Vec<String>,
-            detail: String,
-        }
-        let o = Owned::deserialize(d)?;
-        let column = COLUMNS.iter().copied().find(|c| *c == o.column);
-        let column = column.ok_or_else(|| serde::de::Error::custom(format!("not a cohort column: {}", o.column)))?;
-        Ok(Provenance {
-            patient_id: o.patient_id,
-            column,
-            value: o.value,
-            rule: o.rule,
-            sources: o.sources,
-            detail: o.detail,
-        })
+impl Candidate {
+    /// The `candidates.csv` header for a dictionary.
+    pub fn header(dictionary: &crate::domain::Dictionary) -> Vec<String> {
+        let mut h: Vec<String> = ["patient_id", "reason", "diagnosis_codes"].map(String::from).to_vec();
+        h.extend(
+            dictionary
+                .candidate_columns()
+                .into_iter()
+                .map(|i| dictionary.columns[i].name.clone()),
+        );
+        h
+    }
+
+    /// The row's cells, in [`Candidate::header`] order.
+    pub fn cells(&self) -> Vec<String> {
+        let mut c = vec![
+            self.patient_id.clone(),
+            self.reason.clone(),
+            self.diagnosis_codes.clone(),
+        ];
+        c.extend(self.values.iter().cloned());
+        c
     }
 }
 
 /// The cohort built from one input.
 #[derive(Debug, Default)]
 pub struct Cohort {
+    /// The data dictionary the rows follow.
+    pub dictionary: crate::domain::Dictionary,
     /// One row per case, by patient id.
     pub rows: Vec<CaseRow>,
     /// Provenance of every filled cell.
     pub provenance: Provenances,
     /// Per column, per resource type: how many cases have a value from it.
-    pub cases_by_source: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    pub cases_by_source: BTreeMap<String, BTreeMap<String, u64>>,
     /// Candidates.
     pub candidates: Vec<Candidate>,
+}
+
+impl Cohort {
+    /// Table 1 of the cases.
+    pub fn table1(&self) -> Vec<table1::Table1Row> {
+        table1::table1(&self.rows, &self.dictionary)
+    }
 }
 
 /// Provenance records kept in memory up to [`Provenances::IN_MEMORY`], the rest in
@@ -177,7 +181,7 @@ mod tests {
         let n = Provenances::IN_MEMORY + 50;
         let record = |i: usize| Provenance {
             patient_id: format!("p{i}"),
-            column: COLUMNS[1 + i % (COLUMNS.len() - 1)],
+            column: format!("column{}", i % 7),
             value: format!("v{i}"),
             rule: "rule".into(),
             sources: vec![format!("Observation/o{i}"), "Patient/x".into()],

@@ -23,7 +23,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 
 use super::Cohort;
-use crate::domain::{FactValue, COLUMNS};
+use crate::domain::{ColumnKind, FactValue};
 use crate::error::Streaming;
 use crate::mapping::{MappingSet, RuleKind};
 use crate::pipeline::Patients;
@@ -44,25 +44,41 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Table {
     /// Column names and types.
-    pub columns: Vec<(&'static str, Kind)>,
+    pub columns: Vec<(String, Kind)>,
     /// Rows, one cell per column.
     pub rows: Vec<Vec<String>>,
 }
 
-/// The cohort's column types: numbers typed, the rest text (dates may be partial: `YYYY`, `YYYY-MM`).
-fn cohort_kind(column: &str) -> Kind {
-    match column {
-        "onset_age_years" | "ck_count" => Kind::Int,
-        "ck_peak_u_per_l" => Kind::Double,
-        _ => Kind::Text,
+/// The Parquet type of a column of `kind`: numbers typed, the rest text
+/// (dates may be partial: `YYYY`, `YYYY-MM`).
+fn column_type(kind: ColumnKind) -> Kind {
+    match kind {
+        ColumnKind::OnsetAge | ColumnKind::LabCount => Kind::Int,
+        ColumnKind::LabPeak => Kind::Double,
+        ColumnKind::PatientId
+        | ColumnKind::Sex
+        | ColumnKind::BirthDate
+        | ColumnKind::OnsetDate
+        | ColumnKind::DiagnosisCode
+        | ColumnKind::LabPeakDate
+        | ColumnKind::Antibody
+        | ColumnKind::Finding
+        | ColumnKind::Mri
+        | ColumnKind::Exposure
+        | ColumnKind::Outcome => Kind::Text,
     }
 }
 
 /// `cohort.csv` as a table.
 #[must_use]
 pub fn cohort_table(cohort: &Cohort) -> Table {
+    let d = &cohort.dictionary;
     Table {
-        columns: COLUMNS.iter().map(|c| (*c, cohort_kind(c))).collect(),
+        columns: d
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), column_type(c.kind)))
+            .collect(),
         rows: cohort.rows.iter().map(crate::domain::CaseRow::cells).collect(),
     }
 }
@@ -70,28 +86,14 @@ pub fn cohort_table(cohort: &Cohort) -> Table {
 /// `candidates.csv` as a table.
 #[must_use]
 pub fn candidates_table(cohort: &Cohort) -> Table {
-    let columns = vec![
-        ("patient_id", Kind::Text),
-        ("reason", Kind::Text),
-        ("diagnosis_codes", Kind::Text),
-        ("ck_peak_u_per_l", Kind::Double),
-        ("anti_hmgcr", Kind::Text),
-        ("anti_srp", Kind::Text),
-    ];
-    let rows = cohort
-        .candidates
+    let d = &cohort.dictionary;
+    let mut columns: Vec<(String, Kind)> = ["patient_id", "reason", "diagnosis_codes"]
         .iter()
-        .map(|c| {
-            vec![
-                c.patient_id.clone(),
-                c.reason.clone(),
-                c.diagnosis_codes.clone(),
-                c.ck_peak_u_per_l.clone(),
-                c.anti_hmgcr.clone(),
-                c.anti_srp.clone(),
-            ]
-        })
+        .map(|c| (c.to_string(), Kind::Text))
         .collect();
+    let candidate = d.candidate_columns().into_iter().map(|i| &d.columns[i]);
+    columns.extend(candidate.map(|c| (c.name.clone(), column_type(c.kind))));
+    let rows = cohort.candidates.iter().map(super::Candidate::cells).collect();
     Table { columns, rows }
 }
 
@@ -136,7 +138,9 @@ fn write_facts(path: &Path, patients: &Patients, mappings: &MappingSet, group: u
 }
 
 fn fact_row(patient: &str, f: &crate::domain::Fact, mappings: &MappingSet) -> Vec<String> {
-    let rule = &mappings.rules[f.rule];
+    let Some(rule) = mappings.rules.get(f.rule) else {
+        return vec![String::new(); FACT_COLUMNS.len()];
+    };
     let unit = match rule.kind {
         RuleKind::LabPeak { quantity, .. } => mappings.quantities[quantity].canonical.clone(),
         _ => String::new(),
@@ -144,7 +148,7 @@ fn fact_row(patient: &str, f: &crate::domain::Fact, mappings: &MappingSet) -> Ve
     let (value, number) = fact_value(&f.value);
     vec![
         patient.to_string(),
-        rule.column.to_string(),
+        mappings.column_name(rule).to_string(),
         f.source.to_string(),
         f.code.clone(),
         value,
@@ -183,17 +187,17 @@ pub fn write_table(path: &Path, table: &Table) -> Result<()> {
 /// A Parquet file being written, a row group at a time.
 struct Writer<'a> {
     path: &'a Path,
-    columns: &'a [(&'static str, Kind)],
+    columns: Vec<(String, Kind)>,
     inner: SerializedFileWriter<File>,
     groups: usize,
 }
 
 impl<'a> Writer<'a> {
-    fn create(path: &'a Path, columns: &'a [(&'static str, Kind)]) -> Result<Self> {
+    fn create<S: AsRef<str>>(path: &'a Path, columns: &[(S, Kind)]) -> Result<Self> {
         let err = |e: parquet::errors::ParquetError| output_error(path, e.to_string());
         let fields = columns
             .iter()
-            .map(|(name, kind)| field(name, *kind).map(Arc::new))
+            .map(|(name, kind)| field(name.as_ref(), *kind).map(Arc::new))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(err)?;
         let schema = Type::group_type_builder("schema")
@@ -208,7 +212,7 @@ impl<'a> Writer<'a> {
         let inner = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props)).map_err(err)?;
         Ok(Self {
             path,
-            columns,
+            columns: columns.iter().map(|(n, k)| (n.as_ref().to_string(), *k)).collect(),
             inner,
             groups: 0,
         })
@@ -221,12 +225,17 @@ impl<'a> Writer<'a> {
         let mut group = self.inner.next_row_group().map_err(|e| err(e.to_string()))?;
         let mut index = 0;
         while let Some(mut col) = group.next_column().map_err(|e| err(e.to_string()))? {
-            let (name, kind) = self.columns[index];
+            let Some((name, kind)) = self.columns.get(index) else {
+                return Err(err(format!(
+                    "more columns than the {} of the schema",
+                    self.columns.len()
+                )));
+            };
             let cells: Vec<&str> = rows.iter().map(|r| r[index].as_str()).collect();
             let levels: Vec<i16> = cells.iter().map(|c| i16::from(!c.is_empty())).collect();
             let present = cells.iter().filter(|c| !c.is_empty());
             let bad = |c: &str| err(format!("column {name}: {c:?} is not a number"));
-            let written = match kind {
+            let written = match *kind {
                 Kind::Text => {
                     let values: Vec<ByteArray> = present.map(|c| ByteArray::from(*c)).collect();
                     col.typed::<ByteArrayType>().write_batch(&values, Some(&levels), None)

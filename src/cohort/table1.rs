@@ -9,7 +9,8 @@
 use serde::Serialize;
 
 use crate::domain::case::format_number;
-use crate::domain::{AntibodyStatus, CaseRow, MriThigh, Outcome, Sex, YesNoUnknown};
+use crate::domain::dictionary::Summary;
+use crate::domain::{CaseRow, Dictionary};
 
 /// One row of `table1.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,30 +84,19 @@ fn continuous(variable: &str, values: Vec<f64>, total: u64) -> Table1Row {
     }
 }
 
-fn levels<T: Copy + PartialEq + ToString>(
-    variable: &str,
-    all: &[T],
-    values: &[T],
-    missing_level: Option<T>,
-    total: u64,
-) -> Vec<Table1Row> {
-    let missing = missing_level.map(|m| values.iter().filter(|v| **v == m).count() as u64);
-    all.iter()
-        .filter(|l| Some(**l) != missing_level)
+fn levels(variable: &str, shown: &[&str], values: &[Option<&str>], missing: Option<u64>, total: u64) -> Vec<Table1Row> {
+    shown
+        .iter()
         .map(|l| {
-            Table1Row::count(
-                variable,
-                &l.to_string(),
-                values.iter().filter(|v| *v == l).count() as u64,
-                total,
-                missing,
-            )
+            let n = values.iter().filter(|v| **v == Some(*l)).count() as u64;
+            Table1Row::count(variable, l, n, total, missing)
         })
         .collect()
 }
 
-/// Table 1 rows for the cases.
-pub fn table1(rows: &[CaseRow]) -> Vec<Table1Row> {
+/// Table 1 rows for the cases: `n`, then each column of the dictionary's
+/// Table 1 order, counted as its kind says ([`ColumnKind::summary`]).
+pub fn table1(rows: &[CaseRow], dictionary: &Dictionary) -> Vec<Table1Row> {
     let total = rows.len() as u64;
     let mut out = vec![Table1Row {
         variable: "n".into(),
@@ -120,84 +110,46 @@ pub fn table1(rows: &[CaseRow]) -> Vec<Table1Row> {
         max: None,
         missing: None,
     }];
-    let col = |f: fn(&CaseRow) -> Sex| rows.iter().map(f).collect::<Vec<_>>();
-    out.extend(levels("sex", Sex::ALL, &col(|r| r.sex), None, total));
-    out.push(continuous(
-        "onset_age_years",
-        rows.iter().filter_map(|r| r.onset_age_years.map(f64::from)).collect(),
-        total,
-    ));
-    type Finding = fn(&CaseRow) -> YesNoUnknown;
-    let findings: [(&str, Finding); 4] = [
-        ("proximal_weakness", |r| r.proximal_weakness),
-        ("rash", |r| r.rash),
-        ("emg_myopathic", |r| r.emg_myopathic),
-        ("biopsy_necrosis", |r| r.biopsy_necrosis),
-    ];
-    for (name, f) in findings {
-        let v: Vec<YesNoUnknown> = rows.iter().map(f).collect();
-        out.extend(levels(
-            name,
-            &[YesNoUnknown::Yes, YesNoUnknown::No],
-            &v,
-            Some(YesNoUnknown::Unknown),
-            total,
-        ));
+    for &i in &dictionary.table1 {
+        let column = &dictionary.columns[i];
+        let name = column.name.as_str();
+        match column.kind.summary() {
+            Summary::None => {}
+            Summary::Continuous => {
+                out.push(continuous(
+                    name,
+                    rows.iter().filter_map(|r| r.get(i).number()).collect(),
+                    total,
+                ));
+            }
+            Summary::Levels { missing } => {
+                let values: Vec<Option<&str>> = rows.iter().map(|r| r.get(i).level()).collect();
+                let shown: Vec<&str> = column
+                    .levels
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|l| Some(*l) != missing)
+                    .collect();
+                let missing = missing.map(|m| values.iter().filter(|v| **v == Some(m)).count() as u64);
+                out.extend(levels(name, &shown, &values, missing, total));
+            }
+            Summary::YesCount => {
+                let n = rows.iter().filter(|r| r.get(i).level() == Some("yes")).count() as u64;
+                out.push(Table1Row::count(name, "yes", n, total, None));
+            }
+        }
     }
-    let mri: Vec<MriThigh> = rows.iter().map(|r| r.mri_thigh).collect();
-    out.extend(levels("mri_thigh", MriThigh::ALL, &mri, Some(MriThigh::Unknown), total));
-    out.push(continuous(
-        "ck_peak_u_per_l",
-        rows.iter().filter_map(|r| r.ck_peak_u_per_l).collect(),
-        total,
-    ));
-    for (name, f) in [
-        ("anti_hmgcr", (|r| r.anti_hmgcr) as fn(&CaseRow) -> AntibodyStatus),
-        ("anti_srp", |r| r.anti_srp),
-    ] {
-        let v: Vec<AntibodyStatus> = rows.iter().map(f).collect();
-        out.extend(levels(name, AntibodyStatus::ALL, &v, None, total));
-    }
-    type Treatment = fn(&CaseRow) -> bool;
-    let treatments: [(&str, Treatment); 4] = [
-        ("glucocorticoid", |r| r.glucocorticoid),
-        ("methotrexate", |r| r.methotrexate),
-        ("rituximab", |r| r.rituximab),
-        ("ivig", |r| r.ivig),
-    ];
-    for (name, f) in treatments {
-        let n = rows.iter().filter(|r| f(r)).count() as u64;
-        out.push(Table1Row::count(name, "yes", n, total, None));
-    }
-    let outcomes: Vec<Outcome> = rows.iter().map(|r| r.outcome).collect();
-    out.extend(levels("outcome", Outcome::ALL, &outcomes, None, total));
     out
 }
 
-const LABELS: &[(&str, &str)] = &[
-    ("sex", "Sex"),
-    ("onset_age_years", "Age at onset, years"),
-    ("proximal_weakness", "Proximal muscle weakness"),
-    ("rash", "Rash (Gottron's, heliotrope)"),
-    ("emg_myopathic", "Myopathic EMG"),
-    ("biopsy_necrosis", "Myofiber necrosis on biopsy"),
-    ("mri_thigh", "Thigh MRI"),
-    ("ck_peak_u_per_l", "Peak CK, U/L"),
-    ("anti_hmgcr", "Anti-HMGCR"),
-    ("anti_srp", "Anti-SRP"),
-    ("glucocorticoid", "Glucocorticoid"),
-    ("methotrexate", "Methotrexate"),
-    ("rituximab", "Rituximab"),
-    ("ivig", "IVIG"),
-    ("outcome", "Outcome"),
-];
+fn label<'d>(variable: &'d str, dictionary: &'d Dictionary) -> &'d str {
+    dictionary.column(variable).map_or(variable, |c| c.label.as_str())
+}
 
-fn label(variable: &str) -> &str {
-    LABELS
-        .iter()
-        .find(|(v, _)| *v == variable)
-        .map(|(_, l)| *l)
-        .unwrap_or(variable)
+fn continuous_row(variable: &str, dictionary: &Dictionary) -> bool {
+    dictionary
+        .column(variable)
+        .is_some_and(|c| c.kind.summary() == Summary::Continuous)
 }
 
 fn pct(p: Option<f64>) -> String {
@@ -205,15 +157,12 @@ fn pct(p: Option<f64>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-/// Table 1 as a readable Markdown table.
-pub fn to_markdown(rows: &[Table1Row]) -> String {
+/// Table 1 as a readable Markdown table (labels from the dictionary).
+pub fn to_markdown(rows: &[Table1Row], dictionary: &Dictionary) -> String {
     let mut md = String::from("| Characteristic | Value |\n|---|---|\n");
     let num = |x: Option<f64>| x.map(format_number).unwrap_or_else(|| "–".into());
     for r in rows {
-        let line = match (
-            &r.level,
-            r.median.is_some() || r.variable.ends_with("_years") || r.variable.starts_with("ck_"),
-        ) {
+        let line = match (&r.level, r.median.is_some() || continuous_row(&r.variable, dictionary)) {
             _ if r.variable == "n" => format!("| n | {} |\n", r.n.unwrap_or(0)),
             (None, true) => {
                 let missing = r
@@ -223,7 +172,7 @@ pub fn to_markdown(rows: &[Table1Row]) -> String {
                     .unwrap_or_default();
                 format!(
                     "| {}, median (range) | {} ({}–{}); IQR {}–{}{} |\n",
-                    label(&r.variable),
+                    label(&r.variable, dictionary),
                     num(r.median),
                     num(r.min),
                     num(r.max),
@@ -240,7 +189,7 @@ pub fn to_markdown(rows: &[Table1Row]) -> String {
                     .unwrap_or_default();
                 format!(
                     "| {}: {} | {} ({}){} |\n",
-                    label(&r.variable),
+                    label(&r.variable, dictionary),
                     level,
                     r.n.unwrap_or(0),
                     pct(r.percent),
@@ -271,11 +220,14 @@ mod tests {
 
     #[test]
     fn percents_are_of_all_cases() {
-        let mut rows: Vec<CaseRow> = (0..10).map(|i| CaseRow::empty(format!("p{i}"))).collect();
+        use crate::domain::{AntibodyStatus, Cell};
+        let d = crate::mapping::MappingSet::builtin().unwrap().dictionary;
+        let mut rows: Vec<CaseRow> = (0..10).map(|i| CaseRow::empty(format!("p{i}"), &d)).collect();
+        let hmgcr = d.index("anti_hmgcr").unwrap();
         for r in rows.iter_mut().take(4) {
-            r.anti_hmgcr = AntibodyStatus::Positive;
+            r.set(hmgcr, Cell::Antibody(AntibodyStatus::Positive));
         }
-        let t = table1(&rows);
+        let t = table1(&rows, &d);
         let pos = t
             .iter()
             .find(|r| r.variable == "anti_hmgcr" && r.level.as_deref() == Some("positive"))

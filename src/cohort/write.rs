@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::completeness::completeness;
-use super::table1::{table1, to_markdown};
-use super::Cohort;
-use crate::domain::COLUMNS;
+use super::table1::to_markdown;
+use super::{Candidate, Cohort};
 use crate::error::Streaming;
 use crate::pipeline::Texts;
 use crate::report::Issues;
@@ -60,10 +59,10 @@ pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &mut Issues, sources: 
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
     if csv {
         write_cohort(dir, cohort)?;
-        write_csv(dir, "candidates.csv", &cohort.candidates)?;
+        write_candidates(dir, cohort)?;
     }
-    let t1 = table1(&cohort.rows);
-    write_text(dir, "table1.md", &to_markdown(&t1))?;
+    let t1 = cohort.table1();
+    write_text(dir, "table1.md", &to_markdown(&t1, &cohort.dictionary))?;
     write_text(
         dir,
         "table1.json",
@@ -78,9 +77,20 @@ pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &mut Issues, sources: 
 fn write_cohort(dir: &Path, cohort: &Cohort) -> Result<()> {
     let path = dir.join("cohort.csv");
     let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
-    w.write_record(COLUMNS).map_err(csv_err(&path))?;
+    w.write_record(cohort.dictionary.names()).map_err(csv_err(&path))?;
     for row in &cohort.rows {
         w.write_record(row.cells()).map_err(csv_err(&path))?;
+    }
+    w.flush().map_err(out_err(&path))
+}
+
+fn write_candidates(dir: &Path, cohort: &Cohort) -> Result<()> {
+    let path = dir.join("candidates.csv");
+    let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
+    w.write_record(Candidate::header(&cohort.dictionary))
+        .map_err(csv_err(&path))?;
+    for c in &cohort.candidates {
+        w.write_record(c.cells()).map_err(csv_err(&path))?;
     }
     w.flush().map_err(out_err(&path))
 }
@@ -93,11 +103,8 @@ fn write_csv<T: Serialize>(dir: &Path, name: &str, rows: &[T]) -> Result<()> {
     }
     if rows.is_empty() {
         // Header only, so the file still says what it would hold.
-        let header = match name {
-            "candidates.csv" => "patient_id,reason,diagnosis_codes,ck_peak_u_per_l,anti_hmgcr,anti_srp\n",
-            _ => "variable,source,cases_with_value,cases,percent\n",
-        };
         drop(w);
+        let header = "variable,source,cases_with_value,cases,percent\n";
         return std::fs::write(&path, header).map_err(out_err(&path));
     }
     w.flush().map_err(out_err(&path))

@@ -23,6 +23,9 @@ macro_rules! dictionary_enum {
             /// Every level, in dictionary order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
+            /// Every level as written in `cohort.csv`, in dictionary order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
             /// The level as written in `cohort.csv`.
             pub fn as_str(self) -> &'static str {
                 match self {

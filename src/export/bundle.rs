@@ -69,8 +69,8 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let bundle_text = std::fs::read_to_string(opts.out.join("bundle.json")).map_err(super::read_err(&opts.out))?;
     let rows = rerun(&bundle_text, mappings)?;
     let with_site: Vec<(Option<&str>, &CaseRow)> = rows.iter().map(|r| (None, r)).collect();
-    write_file(&opts.out, "cohort.csv", &cohort_csv(&with_site))?;
-    write_table1(&opts.out, &rows, opts.min_cell)?;
+    write_file(&opts.out, "cohort.csv", &cohort_csv(&with_site, &mappings.dictionary))?;
+    write_table1(&opts.out, &rows, &mappings.dictionary, opts.min_cell)?;
     let manifest = Manifest {
         format: FORMAT.into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -147,15 +147,22 @@ fn links_into(aliases: &Links, selected: &BTreeMap<SourceRef, String>) -> Links 
 /// Onset age per qualifying Condition (the source of the case's diagnosis_code).
 /// Reading provenance back from the temporary file can fail.
 fn onset_ages(cohort: &crate::cohort::Cohort) -> std::io::Result<BTreeMap<SourceRef, u32>> {
+    use crate::domain::{Cell, ColumnKind};
+    let d = &cohort.dictionary;
     let ages: BTreeMap<&str, u32> = cohort
         .rows
         .iter()
-        .filter_map(|r| Some((r.patient_id.as_str(), r.onset_age_years?)))
+        .filter_map(|r| match r.first(d, ColumnKind::OnsetAge) {
+            Some(Cell::Age(Some(a))) => Some((r.patient_id.as_str(), *a)),
+            _ => None,
+        })
         .collect();
+    let diagnosis = d.first(ColumnKind::DiagnosisCode).map(|i| d.columns[i].name.as_str());
     let mut out = BTreeMap::new();
     let mut seen = BTreeSet::new();
     cohort.provenance.try_for_each(|p| {
-        let Some(&age) = ages.get(p.patient_id.as_str()).filter(|_| p.column == "diagnosis_code") else {
+        let is_diagnosis = Some(p.column.as_str()) == diagnosis;
+        let Some(&age) = ages.get(p.patient_id.as_str()).filter(|_| is_diagnosis) else {
             return Ok::<_, std::io::Error>(());
         };
         // The first diagnosis_code record of a case, as before.

@@ -108,9 +108,9 @@ pub fn merge(
         .iter()
         .flat_map(|(m, rows, _)| rows.iter().map(move |r| (Some(m.site.as_str()), r)))
         .collect();
-    write_file(out, "cohort.csv", &cohort_csv(&pooled))?;
+    write_file(out, "cohort.csv", &cohort_csv(&pooled, &mappings.dictionary))?;
     let all: Vec<CaseRow> = pooled.iter().map(|(_, r)| (*r).clone()).collect();
-    write_table1(out, &all, min_cell)?;
+    write_table1(out, &all, &mappings.dictionary, min_cell)?;
     let first = sites.first().map(|(m, _, _)| m.clone());
     let mut manifest = MergedManifest {
         format: "imnm-merged-cohort".into(),

@@ -91,14 +91,14 @@ fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), ExportError> {
 }
 
 /// `cohort.csv` text for rows, with an optional first column (merge: `site`).
-fn cohort_csv(rows: &[(Option<&str>, &crate::domain::CaseRow)]) -> String {
+fn cohort_csv(rows: &[(Option<&str>, &crate::domain::CaseRow)], dictionary: &crate::domain::Dictionary) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let site = rows.first().is_some_and(|(s, _)| s.is_some());
     let mut header: Vec<&str> = Vec::new();
     if site {
         header.push("site");
     }
-    header.extend(crate::domain::COLUMNS);
+    header.extend(dictionary.names());
     // Writing to a Vec cannot fail; errors would only drop a line.
     let _ = w.write_record(&header);
     for (s, row) in rows {
@@ -113,9 +113,14 @@ fn cohort_csv(rows: &[(Option<&str>, &crate::domain::CaseRow)]) -> String {
 }
 
 /// Writes `table1.md` and `table1.json` with suppression.
-fn write_table1(dir: &Path, rows: &[crate::domain::CaseRow], min_cell: u64) -> Result<(), ExportError> {
+fn write_table1(
+    dir: &Path,
+    rows: &[crate::domain::CaseRow],
+    dictionary: &crate::domain::Dictionary,
+    min_cell: u64,
+) -> Result<(), ExportError> {
     use crate::cohort::suppress::{suppress, to_markdown};
-    let t = suppress(&crate::cohort::table1::table1(rows), min_cell);
+    let t = suppress(&crate::cohort::table1::table1(rows, dictionary), min_cell);
     write_file(dir, "table1.md", &to_markdown(&t, min_cell))?;
     let json = serde_json::to_string_pretty(&t).map_err(|e| ExportError::Output {
         path: dir.join("table1.json"),

@@ -7,8 +7,13 @@ use std::path::Path;
 
 use super::codes::{normalize_unit_text, CodeIndex, CodeNormalization, SystemTable, ValueSet};
 use super::spec::{RawFile, RawRule};
-use super::{role, Answers, Assay, DiagnosisRule, ExcludedStatuses, MappingSet, QuantityDef, Rule, RuleKind, UnitDef};
-use crate::domain::COLUMNS;
+use super::{
+    role, Answers, Assay, CandidateRule, DiagnosisRule, ExcludedStatuses, MappingSet, QuantityDef, Rule, RuleKind,
+    UnitDef,
+};
+use crate::domain::{ColumnKind, Dictionary};
+
+mod dictionary;
 
 /// One problem in the mapping files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,23 +48,6 @@ impl fmt::Display for LoadErrors {
         Ok(())
     }
 }
-
-/// Rule columns: the dictionary columns that rules fill (the others come from Patient and Condition).
-pub const RULE_COLUMNS: &[&str] = &[
-    "ck_peak_u_per_l",
-    "anti_hmgcr",
-    "anti_srp",
-    "proximal_weakness",
-    "rash",
-    "emg_myopathic",
-    "biopsy_necrosis",
-    "mri_thigh",
-    "glucocorticoid",
-    "methotrexate",
-    "rituximab",
-    "ivig",
-    "outcome",
-];
 
 /// Reads every `*.toml` below `dir` (sorted) and loads them.
 pub fn load_dir(dir: &Path) -> Result<MappingSet, LoadErrors> {
@@ -154,12 +142,16 @@ struct Builder {
     assays: Vec<Assay>,
     statuses: ExcludedStatuses,
     diagnosis: Option<DiagnosisRule>,
-    candidate_ck_above: Option<f64>,
+    /// `[candidates]`: the file, the lab peak column's name, the threshold.
+    candidates: Option<(String, String, f64)>,
     answers: Option<Answers>,
-    rules: Vec<Rule>,
+    /// The dictionary and its file.
+    dictionary: Option<(String, Dictionary)>,
+    /// Rules with the file each came from.
+    rules: Vec<(String, Rule)>,
 }
 
-const KINDS: &[&str] = &["systems", "valuesets", "units", "cutoffs", "rules"];
+const KINDS: &[&str] = &["systems", "valuesets", "units", "cutoffs", "dictionary", "rules"];
 
 impl Builder {
     fn err(&mut self, file: &str, item: Option<&str>, message: impl Into<String>) {
@@ -192,6 +184,7 @@ impl Builder {
         for (name, raw) in files {
             self.add_quantities(name, raw);
         }
+        self.dictionary = dictionary::resolve(files, &mut self.errors);
         for (name, raw) in files {
             self.add_assays(name, raw);
             self.add_rules(name, raw);
@@ -204,6 +197,7 @@ impl Builder {
             ("valuesets", !raw.valueset.is_empty()),
             ("units", !raw.quantity.is_empty()),
             ("cutoffs", !raw.assay.is_empty()),
+            ("dictionary", !raw.column.is_empty() || raw.table1.is_some()),
             (
                 "rules",
                 !raw.rule.is_empty()
@@ -372,7 +366,7 @@ impl Builder {
             self.statuses = ExcludedStatuses::from_map(status.clone());
         }
         if let Some(c) = &raw.candidates {
-            self.candidate_ck_above = Some(c.ck_above_u_per_l);
+            self.candidates = Some((name.to_string(), c.lab_peak.clone(), c.above));
         }
         if let Some(a) = &raw.answers {
             let get = |b: &mut Self, field: &str, v: &str| b.valueset_ref(name, "answers", field, Some(v));
@@ -416,25 +410,6 @@ impl Builder {
 
     fn add_rule(&mut self, file: &str, r: &RawRule) {
         let id = r.id.as_str();
-        let Some(column) = COLUMNS.iter().copied().find(|c| *c == r.column) else {
-            self.err(
-                file,
-                Some(id),
-                format!("column {:?} is not in the data dictionary", r.column),
-            );
-            return;
-        };
-        if !RULE_COLUMNS.contains(&column) {
-            self.err(
-                file,
-                Some(id),
-                format!("column {column:?} is filled from Patient/Condition, not by a rule"),
-            );
-            return;
-        }
-        if self.rules.iter().any(|x| x.column == column) {
-            self.err(file, Some(id), format!("column {column:?} has a rule already"));
-        }
         let vs = |b: &mut Self, field: &str, v: &Option<String>| b.valueset_ref(file, id, field, v.as_deref());
         let kind = match r.kind.as_str() {
             "lab-peak" => {
@@ -476,12 +451,18 @@ impl Builder {
                 None
             }
         };
-        if let Some(kind) = kind {
-            self.rules.push(Rule {
+        let Some(kind) = kind else { return };
+        if self.rules.iter().any(|(_, x)| x.id == id) {
+            self.err(file, Some(id), "rule id defined twice");
+        }
+        let Some((_, d)) = &self.dictionary else { return };
+        if let Some(column) = dictionary::rule_column(file, id, &r.column, &kind, d, &mut self.errors) {
+            let rule = Rule {
                 id: id.to_string(),
                 column,
                 kind,
-            });
+            };
+            self.rules.push((file.to_string(), rule));
         }
     }
 
@@ -504,7 +485,7 @@ impl Builder {
                 roles[vs] |= role::CONDITION;
             }
         }
-        for r in &self.rules {
+        for (_, r) in &self.rules {
             let (sets, role): (Vec<usize>, u8) = match r.kind {
                 RuleKind::LabPeak { valueset, .. } | RuleKind::Antibody { valueset } => {
                     (vec![valueset], role::OBSERVATION)
@@ -522,19 +503,15 @@ impl Builder {
     }
 
     fn finish(mut self) -> Result<MappingSet, Vec<LoadError>> {
-        for column in RULE_COLUMNS {
-            if !self.rules.iter().any(|r| r.column == *column) {
-                self.err("rules", None, format!("no rule fills column {column:?}"));
-            }
+        if let Some((file, d)) = &self.dictionary {
+            dictionary::check_rules(file, d, &self.rules, &self.quantities, &mut self.errors);
         }
+        let candidates = self.candidate_rule();
         if self.diagnosis.is_none() {
             self.err("rules", None, "no [diagnosis] section");
         }
         if self.answers.is_none() {
             self.err("rules", None, "no [answers] section");
-        }
-        if self.candidate_ck_above.is_none() {
-            self.err("rules", None, "no [candidates] section");
         }
         let known: HashMap<&str, ()> = crate::fhir::MAPPED_TYPES.iter().map(|t| (*t, ())).collect();
         for t in self.statuses.types() {
@@ -550,8 +527,8 @@ impl Builder {
             return Err(self.errors);
         }
         let roles = self.roles();
-        let (Some(diagnosis), Some(candidate_ck_above), Some(answers)) =
-            (self.diagnosis, self.candidate_ck_above, self.answers)
+        let (Some(diagnosis), Some(candidates), Some(answers), Some((_, dictionary))) =
+            (self.diagnosis, candidates, self.answers, self.dictionary)
         else {
             return Err(self.errors);
         };
@@ -566,9 +543,29 @@ impl Builder {
             statuses: self.statuses,
             diagnosis,
             answers,
-            candidate_ck_above,
-            rules: self.rules,
+            candidates,
+            dictionary,
+            rules: self.rules.into_iter().map(|(_, r)| r).collect(),
         })
+    }
+
+    /// `[candidates]`, its lab peak resolved in the dictionary.
+    fn candidate_rule(&mut self) -> Option<CandidateRule> {
+        let Some((file, column, above)) = self.candidates.clone() else {
+            self.err("rules", None, "no [candidates] section");
+            return None;
+        };
+        let d = &self.dictionary.as_ref()?.1;
+        match d.index(&column) {
+            Some(lab_peak) if d.columns[lab_peak].kind == ColumnKind::LabPeak => {
+                Some(CandidateRule { lab_peak, above })
+            }
+            _ => {
+                let msg = format!("lab_peak {column:?} is not a lab-peak column of the dictionary");
+                self.err(&file, Some("candidates"), msg);
+                None
+            }
+        }
     }
 }
 
@@ -589,7 +586,8 @@ mod tests {
     #[test]
     fn builtin_mappings_load() {
         let set = MappingSet::builtin().unwrap();
-        assert_eq!(set.rules.len(), RULE_COLUMNS.len());
+        let filled = set.dictionary.columns.iter().filter(|c| c.kind.filled_by_rule());
+        assert_eq!(set.rules.len(), filled.count());
         let ck = set.valueset("ck").unwrap();
         assert!(set.in_valueset(ck, Some("urn:oid:2.16.840.1.113883.6.1"), Some("2157-6")));
     }

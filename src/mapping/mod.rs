@@ -13,6 +13,7 @@ pub mod spec;
 
 use std::collections::BTreeMap;
 
+use crate::domain::{ColumnKind, Dictionary};
 use codes::{normalize_unit_text, CodeIndex, SystemTable, ValueSet};
 pub use load::{LoadError, LoadErrors};
 
@@ -21,6 +22,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("systems.toml", include_str!("../../mappings/systems.toml")),
     ("units.toml", include_str!("../../mappings/units.toml")),
     ("cutoffs.toml", include_str!("../../mappings/cutoffs.toml")),
+    ("dictionary.toml", include_str!("../../mappings/dictionary.toml")),
     ("rules.toml", include_str!("../../mappings/rules.toml")),
     ("codes/answers.toml", include_str!("../../mappings/codes/answers.toml")),
     (
@@ -130,15 +132,38 @@ pub enum RuleKind {
     },
 }
 
+impl RuleKind {
+    /// The dictionary kind of the column a rule of this kind fills.
+    pub fn column_kind(&self) -> ColumnKind {
+        match self {
+            RuleKind::LabPeak { .. } => ColumnKind::LabPeak,
+            RuleKind::Antibody { .. } => ColumnKind::Antibody,
+            RuleKind::Finding { .. } => ColumnKind::Finding,
+            RuleKind::Mri { .. } => ColumnKind::Mri,
+            RuleKind::Exposure { .. } => ColumnKind::Exposure,
+            RuleKind::Outcome { .. } => ColumnKind::Outcome,
+        }
+    }
+}
+
 /// One rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// Rule id (in provenance).
     pub id: String,
-    /// The cohort column it fills.
-    pub column: &'static str,
+    /// The cohort column it fills (an index into [`MappingSet::dictionary`]).
+    pub column: usize,
     /// What it does.
     pub kind: RuleKind,
+}
+
+/// When a patient without a qualifying diagnosis is a candidate.
+#[derive(Debug, Clone, Copy)]
+pub struct CandidateRule {
+    /// The lab peak column compared (dictionary index).
+    pub lab_peak: usize,
+    /// A peak above this, with a positive antibody, makes a candidate.
+    pub above: f64,
 }
 
 /// Case selection value sets.
@@ -209,8 +234,10 @@ pub struct MappingSet {
     pub diagnosis: DiagnosisRule,
     /// Answer value sets.
     pub answers: Answers,
-    /// CK threshold for candidates.
-    pub candidate_ck_above: f64,
+    /// Candidate selection.
+    pub candidates: CandidateRule,
+    /// The data dictionary: the cohort columns.
+    pub dictionary: Dictionary,
     /// One rule per dictionary column that rules fill.
     pub rules: Vec<Rule>,
 }
@@ -266,9 +293,14 @@ impl MappingSet {
         sets.any(|(vs, _)| vs.text_match_len_lowered(&lowered).is_some())
     }
 
-    /// The rule filling `column`.
-    pub fn rule_for(&self, column: &str) -> Option<(usize, &Rule)> {
+    /// The rule filling dictionary column `column`.
+    pub fn rule_for(&self, column: usize) -> Option<(usize, &Rule)> {
         self.rules.iter().enumerate().find(|(_, r)| r.column == column)
+    }
+
+    /// The name of the column rule `rule` fills.
+    pub fn column_name(&self, rule: &Rule) -> &str {
+        self.dictionary.columns.get(rule.column).map_or("", |c| c.name.as_str())
     }
 
     /// A canonical `system|code` string for a coding (system alias resolved).

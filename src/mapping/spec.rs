@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub struct RawFile {
     /// The file's version; bump it with a "Version history" line.
     pub version: u32,
-    /// `systems`, `valuesets`, `units`, `cutoffs` or `rules`.
+    /// `systems`, `valuesets`, `units`, `cutoffs`, `dictionary` or `rules`.
     pub kind: String,
     #[serde(default)]
     pub system: Vec<RawSystem>,
@@ -30,6 +30,39 @@ pub struct RawFile {
     pub answers: Option<RawAnswers>,
     #[serde(default)]
     pub rule: Vec<RawRule>,
+    #[serde(default)]
+    pub column: Vec<RawColumn>,
+    pub table1: Option<RawTable1>,
+}
+
+/// One column of the data dictionary.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawColumn {
+    pub name: String,
+    pub kind: String,
+    pub label: Option<String>,
+    #[serde(default)]
+    pub levels: Vec<String>,
+    pub unit: Option<String>,
+    pub of: Option<String>,
+    pub fhir: Option<RawFhir>,
+}
+
+/// How `to-fhir` writes a column.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFhir {
+    pub resource: String,
+    pub profile: String,
+    pub category: Option<String>,
+}
+
+/// Table 1 layout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTable1 {
+    pub order: Vec<String>,
 }
 
 /// A code system and the other names EHRs send for it.
@@ -137,7 +170,8 @@ pub struct RawAnswers {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCandidates {
-    pub ck_above_u_per_l: f64,
+    pub lab_peak: String,
+    pub above: f64,
 }
 
 /// One rule: how one cohort column is filled.

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{AntibodyStatus, CaseRow, MriThigh, Outcome, Sex, YesNoUnknown};
+use crate::domain::{AntibodyStatus, CaseRow, Cell, ColumnKind, MriThigh, Outcome, Sex, YesNoUnknown};
 use crate::mapping::extract::{ONSET_AGE_URL, RESULT_COUNT_URL};
 use crate::mapping::{MappingSet, RuleKind};
 use crate::profile::CANONICAL_BASE;
@@ -20,26 +20,24 @@ const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical
 const VERIFICATION: &str = "http://terminology.hl7.org/CodeSystem/condition-ver-status";
 const OBS_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 
-/// The observation-category code of an Observation written for `key` (a column, or
-/// `mri_thigh/…`). Servers that search Observations by category (Epic, and `imnm sync`
-/// wherever the server declares `category`) miss an Observation without one.
-fn observation_category(key: &str) -> &'static str {
-    match key {
-        "ck_peak_u_per_l" | "anti_hmgcr" | "anti_srp" => "laboratory",
-        "emg_myopathic" | "biopsy_necrosis" => "procedure",
-        k if k.starts_with("mri_thigh") => "imaging",
-        _ => "exam",
-    }
-}
-
 /// A row that cannot become FHIR (reported by row, column).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("column {column}: {message}")]
 pub struct BundleError {
     /// The column.
-    pub column: &'static str,
+    pub column: String,
     /// What is wrong.
     pub message: String,
+}
+
+/// Where and how a column's resource is written.
+struct Target<'a> {
+    /// The key its id and identifier derive from (the column name, or `column/part`).
+    key: String,
+    /// Profile id.
+    profile: &'a str,
+    /// Observation category code.
+    category: Option<&'a str>,
 }
 
 struct Row<'a> {
@@ -75,25 +73,43 @@ fn concept(system: &str, code: &str, text: Option<&str>) -> Value {
     c
 }
 
-impl Row<'_> {
+impl<'a> Row<'a> {
     fn first_code(&self, vs: usize) -> Result<(String, String), BundleError> {
         self.m.valuesets[vs].codes.first().cloned().ok_or_else(|| BundleError {
-            column: "(mappings)",
+            column: "(mappings)".into(),
             message: format!("value set {} has no code to write", self.m.valuesets[vs].id),
         })
     }
 
-    fn vs_of(&self, column: &'static str) -> Result<&RuleKind, BundleError> {
-        self.m.rule_for(column).map(|(_, r)| &r.kind).ok_or(BundleError {
-            column,
+    /// The rule kind filling column `i`.
+    fn kind_of(&self, i: usize) -> Result<&'a RuleKind, BundleError> {
+        let m: &'a MappingSet = self.m;
+        m.rule_for(i).map(|(_, r)| &r.kind).ok_or_else(|| BundleError {
+            column: m.dictionary.columns[i].name.clone(),
             message: "no mapping rule fills this column".into(),
         })
     }
 
+    /// How column `i` is written (from the dictionary's `fhir`).
+    fn target(&self, i: usize) -> Result<Target<'a>, BundleError> {
+        let m: &'a MappingSet = self.m;
+        let column = &m.dictionary.columns[i];
+        let fhir = column.fhir.as_ref().ok_or_else(|| BundleError {
+            column: column.name.clone(),
+            message: "the dictionary gives no fhir target for this column".into(),
+        })?;
+        Ok(Target {
+            key: column.name.clone(),
+            profile: &fhir.profile,
+            category: fhir.category.as_deref(),
+        })
+    }
+
     /// Adds a resource with its id, profile, identifier and conditional-create request.
-    fn push(&mut self, key: &str, profile: &str, mut r: Value) -> String {
+    fn push(&mut self, t: &Target<'_>, mut r: Value) -> String {
+        let key = t.key.as_str();
         let rtype = r["resourceType"].as_str().unwrap_or_default().to_string();
-        let (id, value, url) = if key == "patient" {
+        let (id, value, url) = if key == PATIENT_KEY {
             (self.pid.to_string(), self.pid.to_string(), self.patient_url.clone())
         } else {
             (
@@ -103,10 +119,10 @@ impl Row<'_> {
             )
         };
         r["id"] = json!(id);
-        r["meta"] = json!({"profile": [format!("{CANONICAL_BASE}/StructureDefinition/{profile}")]});
+        r["meta"] = json!({"profile": [format!("{CANONICAL_BASE}/StructureDefinition/{}", t.profile)]});
         r["identifier"] = json!([{"system": self.system, "value": value}]);
-        if rtype == "Observation" {
-            r["category"] = json!([concept(OBS_CATEGORY, observation_category(key), None)]);
+        if let Some(category) = t.category {
+            r["category"] = json!([concept(OBS_CATEGORY, category, None)]);
         }
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let query = format!("identifier={}|{}", enc(self.system), enc(&value));
@@ -115,20 +131,18 @@ impl Row<'_> {
         url
     }
 
-    fn observation(
-        &mut self,
-        key: &str,
-        profile: &str,
-        code: (String, String),
-        value: (&str, Value),
-    ) -> Result<(), BundleError> {
+    fn observation(&mut self, t: &Target<'_>, code: (String, String), value: (&str, Value)) {
         let mut o = json!({"resourceType": "Observation", "status": "final",
             "code": concept(&code.0, &code.1, None), "subject": {"reference": self.patient_url}});
         o[value.0] = value.1;
-        self.push(key, profile, o);
-        Ok(())
+        self.push(t, o);
     }
 }
+
+/// The key of the Patient resource (its id is the patient id).
+const PATIENT_KEY: &str = "patient";
+/// The key of the Condition resource.
+const CONDITION_KEY: &str = "condition";
 
 /// The transaction Bundle for `rows`; errors come with the index of their row in `rows`.
 pub fn build_bundle(rows: &[CaseRow], m: &MappingSet, site_system: &str) -> Result<Value, Vec<(usize, BundleError)>> {
@@ -155,43 +169,47 @@ pub fn build_bundle(rows: &[CaseRow], m: &MappingSet, site_system: &str) -> Resu
 }
 
 fn case(r: &mut Row<'_>, c: &CaseRow) -> Result<(), BundleError> {
-    let mut p =
-        json!({"resourceType": "Patient", "gender": match c.sex { Sex::Unknown => "unknown", s => s.as_str() }});
-    if let Some(d) = c.birth_date {
-        p["birthDate"] = json!(d.to_string());
+    let d = &r.m.dictionary;
+    let gender = match c.first(d, ColumnKind::Sex) {
+        Some(Cell::Sex(s)) if *s != Sex::Unknown => s.as_str(),
+        _ => "unknown",
+    };
+    let mut p = json!({"resourceType": "Patient", "gender": gender});
+    if let Some(Cell::Date(Some(date))) = c.first(d, ColumnKind::BirthDate) {
+        p["birthDate"] = json!(date.to_string());
     }
-    r.push("patient", "imnm-patient", p);
+    let mut patient = resource_target(r, ColumnKind::PatientId)?;
+    patient.key = PATIENT_KEY.into();
+    r.push(&patient, p);
     let condition_url = condition(r, c)?;
-    ck(r, c)?;
-    for (column, status) in [("anti_hmgcr", c.anti_hmgcr), ("anti_srp", c.anti_srp)] {
-        antibody(r, column, status)?;
-    }
-    for (column, v) in [
-        ("proximal_weakness", c.proximal_weakness),
-        ("rash", c.rash),
-        ("emg_myopathic", c.emg_myopathic),
-        ("biopsy_necrosis", c.biopsy_necrosis),
-    ] {
-        if let (RuleKind::Finding { valueset }, Some(b)) = (r.vs_of(column)?.clone(), to_bool(v)) {
-            let code = r.first_code(valueset)?;
-            r.observation(column, "imnm-finding-observation", code, ("valueBoolean", json!(b)))?;
+    for (i, column) in d.columns.iter().enumerate() {
+        match column.kind {
+            ColumnKind::LabPeak => lab_peak(r, c, i)?,
+            ColumnKind::Antibody => antibody(r, c, i)?,
+            ColumnKind::Finding => finding(r, c, i)?,
+            ColumnKind::Mri => mri(r, c, i)?,
+            ColumnKind::Exposure => exposure(r, c, i)?,
+            ColumnKind::Outcome => outcome(r, c, i, &condition_url)?,
+            ColumnKind::PatientId
+            | ColumnKind::Sex
+            | ColumnKind::BirthDate
+            | ColumnKind::OnsetDate
+            | ColumnKind::OnsetAge
+            | ColumnKind::DiagnosisCode
+            | ColumnKind::LabPeakDate
+            | ColumnKind::LabCount => {}
         }
     }
-    mri(r, c.mri_thigh)?;
-    for (column, given) in [
-        ("glucocorticoid", c.glucocorticoid),
-        ("methotrexate", c.methotrexate),
-        ("rituximab", c.rituximab),
-        ("ivig", c.ivig),
-    ] {
-        if let (RuleKind::Exposure { valueset }, true) = (r.vs_of(column)?.clone(), given) {
-            let (system, code) = r.first_code(valueset)?;
-            let ms = json!({"resourceType": "MedicationStatement", "status": "unknown",
-                "medicationCodeableConcept": concept(&system, &code, Some(column)), "subject": {"reference": r.patient_url}});
-            r.push(column, "imnm-medicationstatement", ms);
-        }
-    }
-    outcome(r, c.outcome, &condition_url)
+    Ok(())
+}
+
+/// The target of the dictionary's column of a single `kind` (Patient, Condition).
+fn resource_target<'a>(r: &Row<'a>, kind: ColumnKind) -> Result<Target<'a>, BundleError> {
+    let i = r.m.dictionary.first(kind).ok_or_else(|| BundleError {
+        column: format!("({kind})"),
+        message: format!("the dictionary has no {kind} column"),
+    })?;
+    r.target(i)
 }
 
 fn to_bool(v: YesNoUnknown) -> Option<bool> {
@@ -203,30 +221,43 @@ fn to_bool(v: YesNoUnknown) -> Option<bool> {
 }
 
 fn condition(r: &mut Row<'_>, c: &CaseRow) -> Result<String, BundleError> {
+    let d = &r.m.dictionary;
+    let mut target = resource_target(r, ColumnKind::DiagnosisCode)?;
     let err = |message: &str| BundleError {
-        column: "diagnosis_code",
+        column: target.key.clone(),
         message: message.into(),
     };
-    let (system, code) = c
-        .diagnosis_code
+    let code = match c.first(d, ColumnKind::DiagnosisCode) {
+        Some(Cell::Code(code)) => code.as_str(),
+        _ => "",
+    };
+    let (system, code) = code
         .split_once('|')
         .ok_or_else(|| err("a case needs its diagnosis code (system|code)"))?;
-    let d = &r.m.diagnosis;
+    let dx = &r.m.diagnosis;
     let sets = r.m.valuesets_of(system, code);
-    if !sets.contains(&d.valueset) && !sets.contains(&d.parent) {
+    if !sets.contains(&dx.valueset) && !sets.contains(&dx.parent) {
         return Err(err("not an IMNM code or parent code of mappings/codes/diagnosis.toml"));
     }
-    let status = if c.outcome == Outcome::CompleteRemission {
-        "remission"
-    } else {
-        "active"
-    };
+    let remission = matches!(
+        c.first(d, ColumnKind::Outcome),
+        Some(Cell::Outcome(Outcome::CompleteRemission))
+    );
+    let status = if remission { "remission" } else { "active" };
     let mut cond = json!({"resourceType": "Condition",
         "clinicalStatus": concept(CLINICAL, status, None), "verificationStatus": concept(VERIFICATION, "confirmed", None),
         "code": concept(system, code, Some("Immune-mediated necrotizing myopathy")), "subject": {"reference": r.patient_url}});
-    match (c.onset_date, c.onset_age_years) {
-        (Some(d), age) => {
-            cond["onsetDateTime"] = json!(d.to_string());
+    let onset = match c.first(d, ColumnKind::OnsetDate) {
+        Some(Cell::Date(date)) => *date,
+        _ => None,
+    };
+    let age = match c.first(d, ColumnKind::OnsetAge) {
+        Some(Cell::Age(a)) => *a,
+        _ => None,
+    };
+    match (onset, age) {
+        (Some(date), age) => {
+            cond["onsetDateTime"] = json!(date.to_string());
             if let Some(a) = age {
                 cond["extension"] = json!([{"url": ONSET_AGE_URL, "valueInteger": a}]);
             }
@@ -234,30 +265,38 @@ fn condition(r: &mut Row<'_>, c: &CaseRow) -> Result<String, BundleError> {
         (None, Some(a)) => cond["onsetAge"] = json!({"value": a, "unit": "a", "system": UCUM, "code": "a"}),
         (None, None) => {}
     }
-    Ok(r.push("condition", "imnm-condition", cond))
+    target.key = CONDITION_KEY.into();
+    Ok(r.push(&target, cond))
 }
 
-fn ck(r: &mut Row<'_>, c: &CaseRow) -> Result<(), BundleError> {
-    let Some(peak) = c.ck_peak_u_per_l else { return Ok(()) };
-    let RuleKind::LabPeak { valueset, quantity } = r.vs_of("ck_peak_u_per_l")?.clone() else {
+fn lab_peak(r: &mut Row<'_>, c: &CaseRow, i: usize) -> Result<(), BundleError> {
+    let Some(peak) = c.get(i).number() else { return Ok(()) };
+    let RuleKind::LabPeak { valueset, quantity } = *r.kind_of(i)? else {
         return Ok(());
     };
+    let d = &r.m.dictionary;
     let code = r.first_code(valueset)?;
     let unit = r.m.quantities[quantity].canonical.clone();
     let mut o = json!({"resourceType": "Observation", "status": "final", "code": concept(&code.0, &code.1, None),
         "subject": {"reference": r.patient_url}, "valueQuantity": {"value": peak, "unit": unit, "system": UCUM, "code": unit}});
-    if let Some(d) = c.ck_peak_date {
-        o["effectiveDateTime"] = json!(d.to_string());
+    if let Some(Cell::Date(Some(date))) = d.companion(i, ColumnKind::LabPeakDate).map(|j| c.get(j)) {
+        o["effectiveDateTime"] = json!(date.to_string());
     }
-    if c.ck_count > 1 {
-        o["extension"] = json!([{"url": RESULT_COUNT_URL, "valuePositiveInt": c.ck_count}]);
+    if let Some(Cell::Count(n)) = d.companion(i, ColumnKind::LabCount).map(|j| c.get(j)) {
+        if *n > 1 {
+            o["extension"] = json!([{"url": RESULT_COUNT_URL, "valuePositiveInt": n}]);
+        }
     }
-    r.push("ck_peak_u_per_l", "imnm-ck-observation", o);
+    let target = r.target(i)?;
+    r.push(&target, o);
     Ok(())
 }
 
-fn antibody(r: &mut Row<'_>, column: &'static str, status: AntibodyStatus) -> Result<(), BundleError> {
-    let RuleKind::Antibody { valueset } = r.vs_of(column)?.clone() else {
+fn antibody(r: &mut Row<'_>, c: &CaseRow, i: usize) -> Result<(), BundleError> {
+    let RuleKind::Antibody { valueset } = *r.kind_of(i)? else {
+        return Ok(());
+    };
+    let Cell::Antibody(status) = *c.get(i) else {
         return Ok(());
     };
     let a = r.m.answers;
@@ -269,18 +308,30 @@ fn antibody(r: &mut Row<'_>, column: &'static str, status: AntibodyStatus) -> Re
     };
     let code = r.first_code(valueset)?;
     let (s, v) = r.first_code(answer)?;
-    r.observation(
-        column,
-        "imnm-antibody-observation",
-        code,
-        ("valueCodeableConcept", concept(&s, &v, Some(status.as_str()))),
-    )
+    let target = r.target(i)?;
+    let value = concept(&s, &v, Some(status.as_str()));
+    r.observation(&target, code, ("valueCodeableConcept", value));
+    Ok(())
 }
 
-fn mri(r: &mut Row<'_>, v: MriThigh) -> Result<(), BundleError> {
-    let RuleKind::Mri { edema, fatty } = r.vs_of("mri_thigh")?.clone() else {
+fn finding(r: &mut Row<'_>, c: &CaseRow, i: usize) -> Result<(), BundleError> {
+    let RuleKind::Finding { valueset } = *r.kind_of(i)? else {
         return Ok(());
     };
+    let Cell::Finding(v) = *c.get(i) else { return Ok(()) };
+    if let Some(b) = to_bool(v) {
+        let code = r.first_code(valueset)?;
+        let target = r.target(i)?;
+        r.observation(&target, code, ("valueBoolean", json!(b)));
+    }
+    Ok(())
+}
+
+fn mri(r: &mut Row<'_>, c: &CaseRow, i: usize) -> Result<(), BundleError> {
+    let RuleKind::Mri { edema, fatty } = *r.kind_of(i)? else {
+        return Ok(());
+    };
+    let Cell::Mri(v) = *c.get(i) else { return Ok(()) };
     let parts = match v {
         MriThigh::Edema => (true, false),
         MriThigh::Fatty => (false, true),
@@ -288,23 +339,44 @@ fn mri(r: &mut Row<'_>, v: MriThigh) -> Result<(), BundleError> {
         MriThigh::Normal => (false, false),
         MriThigh::Unknown => return Ok(()),
     };
-    for (key, vs, present) in [("mri_thigh/edema", edema, parts.0), ("mri_thigh/fatty", fatty, parts.1)] {
+    let target = r.target(i)?;
+    for (part, vs, present) in [("edema", edema, parts.0), ("fatty", fatty, parts.1)] {
         let code = r.first_code(vs)?;
-        r.observation(key, "imnm-finding-observation", code, ("valueBoolean", json!(present)))?;
+        let t = Target {
+            key: format!("{}/{part}", target.key),
+            ..target
+        };
+        r.observation(&t, code, ("valueBoolean", json!(present)));
     }
     Ok(())
 }
 
-fn outcome(r: &mut Row<'_>, o: Outcome, condition_url: &str) -> Result<(), BundleError> {
+fn exposure(r: &mut Row<'_>, c: &CaseRow, i: usize) -> Result<(), BundleError> {
+    let RuleKind::Exposure { valueset } = *r.kind_of(i)? else {
+        return Ok(());
+    };
+    if *c.get(i) != Cell::Exposure(true) {
+        return Ok(());
+    }
+    let (system, code) = r.first_code(valueset)?;
+    let target = r.target(i)?;
+    let ms = json!({"resourceType": "MedicationStatement", "status": "unknown",
+        "medicationCodeableConcept": concept(&system, &code, Some(&target.key)), "subject": {"reference": r.patient_url}});
+    r.push(&target, ms);
+    Ok(())
+}
+
+fn outcome(r: &mut Row<'_>, c: &CaseRow, i: usize, condition_url: &str) -> Result<(), BundleError> {
     let RuleKind::Outcome {
         valueset,
         complete,
         partial,
         none,
-    } = r.vs_of("outcome")?.clone()
+    } = *r.kind_of(i)?
     else {
         return Ok(());
     };
+    let Cell::Outcome(o) = *c.get(i) else { return Ok(()) };
     let vs = match o {
         Outcome::CompleteRemission => complete,
         Outcome::PartialRemission => partial,
@@ -313,11 +385,11 @@ fn outcome(r: &mut Row<'_>, o: Outcome, condition_url: &str) -> Result<(), Bundl
     };
     let code = r.first_code(valueset)?;
     let (s, v) = r.first_code(vs)?;
-    let mut obs = json!({"resourceType": "Observation", "status": "final", "code": concept(&code.0, &code.1, None),
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": concept(&code.0, &code.1, None),
         "subject": {"reference": r.patient_url}, "focus": [{"reference": condition_url}],
         "valueCodeableConcept": concept(&s, &v, Some(o.as_str()))});
-    obs["status"] = json!("final");
-    r.push("outcome", "imnm-outcome-observation", obs);
+    let target = r.target(i)?;
+    r.push(&target, obs);
     Ok(())
 }
 
@@ -328,14 +400,19 @@ mod tests {
     #[test]
     fn every_observation_has_the_category_of_its_column() {
         let m = MappingSet::builtin().unwrap();
-        let mut row = CaseRow::empty("p1");
-        row.diagnosis_code = "http://snomed.info/sct|715863001".into();
-        row.ck_peak_u_per_l = Some(5000.0);
-        row.anti_hmgcr = AntibodyStatus::Positive;
-        row.rash = YesNoUnknown::No;
-        row.biopsy_necrosis = YesNoUnknown::Yes;
-        row.mri_thigh = MriThigh::Edema;
-        row.outcome = Outcome::PartialRemission;
+        let d = &m.dictionary;
+        let col = |n: &str| d.index(n).unwrap();
+        let mut row = CaseRow::empty("p1", d);
+        row.set(
+            col("diagnosis_code"),
+            Cell::Code("http://snomed.info/sct|715863001".into()),
+        );
+        row.set(col("ck_peak_u_per_l"), Cell::Number(Some(5000.0)));
+        row.set(col("anti_hmgcr"), Cell::Antibody(AntibodyStatus::Positive));
+        row.set(col("rash"), Cell::Finding(YesNoUnknown::No));
+        row.set(col("biopsy_necrosis"), Cell::Finding(YesNoUnknown::Yes));
+        row.set(col("mri_thigh"), Cell::Mri(MriThigh::Edema));
+        row.set(col("outcome"), Cell::Outcome(Outcome::PartialRemission));
         let bundle = build_bundle(&[row], &m, DEFAULT_SITE_SYSTEM).unwrap();
         let mut got: Vec<(String, String)> = bundle["entry"]
             .as_array()

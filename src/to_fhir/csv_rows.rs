@@ -4,9 +4,8 @@
 
 use std::fmt;
 use std::io::Read;
-use std::str::FromStr;
 
-use crate::domain::{CaseRow, FhirDate, COLUMNS};
+use crate::domain::{CaseRow, Cell, ColumnKind, Dictionary};
 
 /// One problem in the case CSV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +27,9 @@ impl fmt::Display for CsvIssue {
     }
 }
 
-/// Reads every row; rows with a patient_id come back even when some cells were refused.
-pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
+/// Reads every row, each cell by its column's kind in `dictionary`; rows with
+/// a patient_id come back even when some cells were refused.
+pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
     let mut issues = Vec::new();
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let header: Vec<String> = match rdr.byte_headers() {
@@ -49,7 +49,8 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
             );
         }
     };
-    for h in header.iter().filter(|h| !COLUMNS.contains(&h.as_str())) {
+    let columns: Vec<Option<usize>> = header.iter().map(|h| dictionary.index(h)).collect();
+    for h in header.iter().filter(|h| dictionary.index(h).is_none()) {
         let message = "unknown column (not in the cohort.csv data dictionary); ignored".to_string();
         issues.push(CsvIssue {
             row: 1,
@@ -57,7 +58,8 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
             message,
         });
     }
-    if !header.iter().any(|h| h == "patient_id") {
+    let id_column = dictionary.first(ColumnKind::PatientId);
+    if !columns.iter().any(|c| c.is_some() && *c == id_column) {
         let message = "no patient_id column; nothing converted".to_string();
         issues.push(CsvIssue {
             row: 1,
@@ -94,11 +96,9 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
             });
             continue;
         }
-        let mut case = CaseRow::empty("");
-        for (column, cell) in header.iter().zip(record.iter()) {
-            if !COLUMNS.contains(&column.as_str()) {
-                continue;
-            }
+        let mut case = CaseRow::empty("", dictionary);
+        for ((column, index), cell) in header.iter().zip(&columns).zip(record.iter()) {
+            let Some(index) = *index else { continue };
             let refused = |message: String| CsvIssue {
                 row,
                 column: Some(column.clone()),
@@ -106,18 +106,19 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
             };
             match std::str::from_utf8(cell) {
                 Ok(text) => {
-                    if let Err(message) = set_cell(&mut case, column, text.trim()) {
+                    if let Err(message) = set_cell(&mut case, dictionary, index, text.trim()) {
                         issues.push(refused(message));
                     }
                 }
                 Err(_) => issues.push(refused("not UTF-8 text; cell left out".into())),
             }
         }
+        let id_name = id_column.map_or("patient_id", |i| dictionary.columns[i].name.as_str());
         if case.patient_id.is_empty() {
             let message = "no usable patient_id; row skipped".to_string();
             issues.push(CsvIssue {
                 row,
-                column: Some("patient_id".into()),
+                column: Some(id_name.into()),
                 message,
             });
             continue;
@@ -126,16 +127,16 @@ pub fn read_cases(input: impl Read) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
             let message = format!("the same patient_id as row {first}; row skipped");
             issues.push(CsvIssue {
                 row,
-                column: Some("patient_id".into()),
+                column: Some(id_name.into()),
                 message,
             });
             continue;
         }
-        for (column, message) in consistency(&case) {
+        for (column, message) in consistency(&case, dictionary) {
             issues.push(CsvIssue {
                 row,
                 column: Some(column.into()),
-                message: message.into(),
+                message,
             });
         }
         rows.push((row, case));
@@ -151,109 +152,48 @@ fn scrub(e: &csv::Error) -> String {
     }
 }
 
-fn level<T: FromStr<Err = crate::domain::values::UnknownLevel>>(text: &str, empty: T) -> Result<T, String> {
-    if text.is_empty() {
-        return Ok(empty);
-    }
-    text.parse()
-        .map_err(|e: crate::domain::values::UnknownLevel| format!("{e}; cell left out"))
-}
-
-fn date(text: &str) -> Result<Option<FhirDate>, String> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    if text.contains('T') {
-        return Err("a date (YYYY, YYYY-MM or YYYY-MM-DD) without a time; cell left out".into());
-    }
-    FhirDate::parse(text)
-        .map(Some)
-        .map_err(|e| format!("{e}; cell left out"))
-}
-
-fn number<T: FromStr>(text: &str, what: &str) -> Result<Option<T>, String> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| format!("not {what}; cell left out"))
-}
-
-fn yes_no(text: &str) -> Result<bool, String> {
-    match text {
-        "yes" => Ok(true),
-        "no" | "" => Ok(false),
-        _ => Err("expected one of yes|no; cell left out".into()),
-    }
-}
-
-fn set_cell(c: &mut CaseRow, column: &str, text: &str) -> Result<(), String> {
-    use crate::domain::{AntibodyStatus as A, MriThigh as M, Outcome as O, Sex as S, YesNoUnknown as Y};
-    match column {
-        "patient_id" => {
-            let ok = !text.is_empty()
-                && text.len() <= 64
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-            if !ok {
-                return Err("not a FHIR id ([A-Za-z0-9-.], 1 to 64 characters)".into());
-            }
-            c.patient_id = text.to_string();
+/// Sets cell `index` of `c` from its text; the patient id must be a FHIR id.
+fn set_cell(c: &mut CaseRow, dictionary: &Dictionary, index: usize, text: &str) -> Result<(), String> {
+    let kind = dictionary.columns[index].kind;
+    if kind == ColumnKind::PatientId {
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            return Err("not a FHIR id ([A-Za-z0-9-.], 1 to 64 characters)".into());
         }
-        "sex" => c.sex = level(text, S::Unknown)?,
-        "birth_date" => c.birth_date = date(text)?,
-        "onset_date" => c.onset_date = date(text)?,
-        "onset_age_years" => c.onset_age_years = number(text, "a whole number of years")?,
-        "diagnosis_code" => {
-            if !text.is_empty()
-                && !text
-                    .split_once('|')
-                    .is_some_and(|(s, k)| !s.is_empty() && !k.is_empty())
-            {
-                return Err("expected system|code; cell left out".into());
-            }
-            c.diagnosis_code = text.to_string();
-        }
-        "ck_peak_u_per_l" => {
-            let v: Option<f64> = number(text, "a number")?;
-            if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
-                return Err("not a non-negative number; cell left out".into());
-            }
-            c.ck_peak_u_per_l = v;
-        }
-        "ck_peak_date" => c.ck_peak_date = date(text)?,
-        "ck_count" => c.ck_count = number(text, "a whole number")?.unwrap_or(0),
-        "anti_hmgcr" => c.anti_hmgcr = level(text, A::NotTested)?,
-        "anti_srp" => c.anti_srp = level(text, A::NotTested)?,
-        "proximal_weakness" => c.proximal_weakness = level(text, Y::Unknown)?,
-        "rash" => c.rash = level(text, Y::Unknown)?,
-        "emg_myopathic" => c.emg_myopathic = level(text, Y::Unknown)?,
-        "biopsy_necrosis" => c.biopsy_necrosis = level(text, Y::Unknown)?,
-        "mri_thigh" => c.mri_thigh = level(text, M::Unknown)?,
-        "glucocorticoid" => c.glucocorticoid = yes_no(text)?,
-        "methotrexate" => c.methotrexate = yes_no(text)?,
-        "rituximab" => c.rituximab = yes_no(text)?,
-        "ivig" => c.ivig = yes_no(text)?,
-        "outcome" => c.outcome = level(text, O::Unknown)?,
-        _ => {}
+        c.patient_id = text.to_string();
+        return Ok(());
     }
+    c.set(index, Cell::parse(kind, text)?);
     Ok(())
 }
 
-/// Cells that contradict each other (the CK peak and its count).
-fn consistency(c: &CaseRow) -> Vec<(&'static str, &'static str)> {
+/// Cells that contradict each other (a lab peak and its count or date).
+fn consistency<'d>(c: &CaseRow, dictionary: &'d Dictionary) -> Vec<(&'d str, String)> {
     let mut out = Vec::new();
-    if c.ck_peak_u_per_l.is_some() && c.ck_count == 0 {
-        out.push((
-            "ck_count",
-            "a CK peak needs ck_count of at least 1; the peak is written as 1 result",
-        ));
-    }
-    if c.ck_peak_u_per_l.is_none() && c.ck_count > 0 {
-        out.push(("ck_peak_u_per_l", "ck_count without a CK peak; no CK result written"));
-    }
-    if c.ck_peak_u_per_l.is_none() && c.ck_peak_date.is_some() {
-        out.push(("ck_peak_date", "a CK peak date without a CK peak; no CK result written"));
+    for peak in dictionary.of_kind(ColumnKind::LabPeak) {
+        let name = dictionary.columns[peak].name.as_str();
+        let has_peak = c.get(peak).number().is_some();
+        let count = dictionary.companion(peak, ColumnKind::LabCount);
+        let count_cell = count.map(|i| (i, c.get(i)));
+        if let Some((i, Cell::Count(n))) = count_cell {
+            let count_name = dictionary.columns[i].name.as_str();
+            if has_peak && *n == 0 {
+                let m = format!("a {name} needs {count_name} of at least 1; the peak is written as 1 result");
+                out.push((count_name, m));
+            }
+            if !has_peak && *n > 0 {
+                out.push((name, format!("{count_name} without a {name}; no result written")));
+            }
+        }
+        let date = dictionary.companion(peak, ColumnKind::LabPeakDate);
+        if let Some(i) = date.filter(|i| !has_peak && c.get(*i).has_value()) {
+            let date_name = dictionary.columns[i].name.as_str();
+            out.push((date_name, format!("a {date_name} without a {name}; no result written")));
+        }
     }
     out
 }

@@ -2,20 +2,20 @@
 //! generated rows cell for cell, every emitted Bundle validates, deliberately broken resources
 //! each give exactly the expected finding, and bad CSV is reported by row and column.
 
-use imnm_fhir::domain::{AntibodyStatus, CaseRow, FhirDate, MriThigh, Outcome, Sex, YesNoUnknown, COLUMNS};
+use imnm_fhir::domain::{AntibodyStatus, CaseRow, Cell, FhirDate, MriThigh, Outcome, Sex, YesNoUnknown};
 use imnm_fhir::profile::{self, files, generate, BaseTable, ProfileSet, Rule};
 use imnm_fhir::to_fhir::{build_bundle, read_cases, DEFAULT_SITE_SYSTEM};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::support::{imnm, mappings, root, run_text};
+use crate::support::{dictionary, empty_row, imnm, mappings, root, run_text};
 
 fn profiles() -> ProfileSet {
     ProfileSet::builtin().expect("built-in profiles load")
 }
 
 fn csv_text(rows: &[CaseRow]) -> String {
-    let mut out = COLUMNS.join(",") + "\n";
+    let mut out = dictionary().names().join(",") + "\n";
     for r in rows {
         out.push_str(&r.cells().join(","));
         out.push('\n');
@@ -25,7 +25,7 @@ fn csv_text(rows: &[CaseRow]) -> String {
 
 /// CSV → Bundle (asserting it validates) → cohort rows.
 fn round_trip(rows: &[CaseRow]) -> Vec<CaseRow> {
-    let (read, issues) = read_cases(csv_text(rows).as_bytes());
+    let (read, issues) = read_cases(csv_text(rows).as_bytes(), &dictionary());
     assert!(issues.is_empty(), "CSV issues: {issues:?}");
     let cases: Vec<CaseRow> = read.into_iter().map(|(_, r)| r).collect();
     let bundle = build_bundle(&cases, &mappings(), DEFAULT_SITE_SYSTEM).expect("rows become FHIR");
@@ -130,27 +130,44 @@ fn case_row() -> impl Strategy<Value = CaseRow> {
     );
     let treat = (any::<[bool; 4]>(), prop::sample::select(Outcome::ALL.to_vec()));
     (demo, ck, clinical, treat).prop_map(|((id, sex, birth, onset, age, dx), ck, c, (t, outcome))| {
-        let mut r = CaseRow::empty(id);
-        r.sex = sex;
-        r.birth_date = birth;
-        r.onset_date = onset;
+        let mut r = empty_row(&id);
         // The forward mapping derives the age from the dates when the row has none.
-        r.onset_age_years = age.or_else(|| birth.zip(onset).and_then(|(b, o)| b.completed_years_until(&o)));
-        r.diagnosis_code = dx.to_string();
-        (r.ck_peak_u_per_l, r.ck_peak_date, r.ck_count) = ck;
-        (
-            r.anti_hmgcr,
-            r.anti_srp,
-            r.proximal_weakness,
-            r.rash,
-            r.emg_myopathic,
-            r.biopsy_necrosis,
-            r.mri_thigh,
-        ) = c;
-        [r.glucocorticoid, r.methotrexate, r.rituximab, r.ivig] = t;
-        r.outcome = outcome;
+        let age = age.or_else(|| birth.zip(onset).and_then(|(b, o)| b.completed_years_until(&o)));
+        let (peak, peak_date, count) = ck;
+        let (hmgcr, srp, weakness, rash, emg, biopsy, mri) = c;
+        let cells = [
+            ("sex", Cell::Sex(sex)),
+            ("birth_date", Cell::Date(birth)),
+            ("onset_date", Cell::Date(onset)),
+            ("onset_age_years", Cell::Age(age)),
+            ("diagnosis_code", Cell::Code(dx.to_string())),
+            ("ck_peak_u_per_l", Cell::Number(peak)),
+            ("ck_peak_date", Cell::Date(peak_date)),
+            ("ck_count", Cell::Count(count)),
+            ("anti_hmgcr", Cell::Antibody(hmgcr)),
+            ("anti_srp", Cell::Antibody(srp)),
+            ("proximal_weakness", Cell::Finding(weakness)),
+            ("rash", Cell::Finding(rash)),
+            ("emg_myopathic", Cell::Finding(emg)),
+            ("biopsy_necrosis", Cell::Finding(biopsy)),
+            ("mri_thigh", Cell::Mri(mri)),
+            ("glucocorticoid", Cell::Exposure(t[0])),
+            ("methotrexate", Cell::Exposure(t[1])),
+            ("rituximab", Cell::Exposure(t[2])),
+            ("ivig", Cell::Exposure(t[3])),
+            ("outcome", Cell::Outcome(outcome)),
+        ];
+        put_all(&mut r, cells);
         r
     })
+}
+
+/// Sets cells by column name (the built-in dictionary).
+fn put_all<const N: usize>(r: &mut CaseRow, cells: [(&str, Cell); N]) {
+    let d = dictionary();
+    for (name, cell) in cells {
+        r.set(d.index(name).unwrap(), cell);
+    }
 }
 
 proptest! {
@@ -169,16 +186,20 @@ proptest! {
 
 /// A valid one-case Bundle and a function to find an entry's resource by type and key.
 fn sample_bundle() -> Value {
-    let mut r = CaseRow::empty("p1");
-    r.sex = Sex::Female;
-    r.birth_date = FhirDate::ymd(2010, 1, 15);
-    r.onset_date = FhirDate::ymd(2016, 2, 1);
-    r.onset_age_years = Some(6);
-    r.diagnosis_code = DIAGNOSES[0].into();
-    (r.ck_peak_u_per_l, r.ck_count) = (Some(3870.0), 3);
-    r.anti_hmgcr = AntibodyStatus::Positive;
-    r.proximal_weakness = YesNoUnknown::Yes;
-    r.outcome = Outcome::PartialRemission;
+    let mut r = empty_row("p1");
+    let cells = [
+        ("sex", Cell::Sex(Sex::Female)),
+        ("birth_date", Cell::Date(FhirDate::ymd(2010, 1, 15))),
+        ("onset_date", Cell::Date(FhirDate::ymd(2016, 2, 1))),
+        ("onset_age_years", Cell::Age(Some(6))),
+        ("diagnosis_code", Cell::Code(DIAGNOSES[0].into())),
+        ("ck_peak_u_per_l", Cell::Number(Some(3870.0))),
+        ("ck_count", Cell::Count(3)),
+        ("anti_hmgcr", Cell::Antibody(AntibodyStatus::Positive)),
+        ("proximal_weakness", Cell::Finding(YesNoUnknown::Yes)),
+        ("outcome", Cell::Outcome(Outcome::PartialRemission)),
+    ];
+    put_all(&mut r, cells);
     build_bundle(&[r], &mappings(), DEFAULT_SITE_SYSTEM).unwrap()
 }
 
@@ -286,10 +307,10 @@ fn validate_cli_writes_an_operation_outcome_and_exits_1_on_errors() {
 
 #[test]
 fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
-    let mut text = COLUMNS.join(",") + ",favourite_colour\n";
+    let mut text = dictionary().names().join(",") + ",favourite_colour\n";
     let good = |id: &str| {
-        let mut r = CaseRow::empty(id);
-        r.diagnosis_code = DIAGNOSES[0].into();
+        let mut r = empty_row(id);
+        put_all(&mut r, [("diagnosis_code", Cell::Code(DIAGNOSES[0].into()))]);
         r.cells().join(",") + ",blue\n"
     };
     text.push_str(&good("ok1"));
@@ -305,7 +326,7 @@ fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
             .map(|b| if b == 0xc3 { 0xe9 } else { b })
             .filter(|b| *b != 0xa9),
     );
-    let (rows, issues) = read_cases(bytes.as_slice());
+    let (rows, issues) = read_cases(bytes.as_slice(), &dictionary());
     let got: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
     assert_eq!(
         got,
@@ -355,9 +376,9 @@ async fn pushing_the_same_bundle_twice_creates_each_resource_once() {
         .start()
         .await
         .unwrap();
-    let mut two = CaseRow::empty("p2");
-    two.diagnosis_code = DIAGNOSES[1].into();
-    two.anti_srp = AntibodyStatus::Negative;
+    let mut two = empty_row("p2");
+    put_all(&mut two, [("diagnosis_code", Cell::Code(DIAGNOSES[1].into()))]);
+    put_all(&mut two, [("anti_srp", Cell::Antibody(AntibodyStatus::Negative))]);
     let mut bundle = sample_bundle();
     let more = build_bundle(&[two], &mappings(), DEFAULT_SITE_SYSTEM).unwrap();
     let entries = bundle["entry"].as_array_mut().unwrap();
@@ -480,10 +501,13 @@ fn profile_problems_are_reported_all_at_once() {
 #[test]
 fn to_fhir_cli_leaves_out_a_case_with_a_non_imnm_diagnosis_by_row() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ok = CaseRow::empty("ok1");
-    ok.diagnosis_code = DIAGNOSES[0].into();
-    let mut other = CaseRow::empty("dm1");
-    other.diagnosis_code = "http://snomed.info/sct|396230008".into();
+    let mut ok = empty_row("ok1");
+    put_all(&mut ok, [("diagnosis_code", Cell::Code(DIAGNOSES[0].into()))]);
+    let mut other = empty_row("dm1");
+    put_all(
+        &mut other,
+        [("diagnosis_code", Cell::Code("http://snomed.info/sct|396230008".into()))],
+    );
     std::fs::write(dir.path().join("cases.csv"), csv_text(&[ok, other])).unwrap();
     let out = imnm(&["to-fhir", "--cases", "cases.csv", "--out", "b.json"], dir.path());
     assert_eq!(out.status.code(), Some(1));
@@ -505,11 +529,15 @@ fn patients_in(bundle: &std::path::Path) -> usize {
 fn a_case_that_cannot_become_fhir_is_left_out_by_row_and_the_rest_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let row = |id: &str, dx: &str| {
-        let mut r = CaseRow::empty(id);
-        r.diagnosis_code = dx.into();
+        let mut r = empty_row(id);
+        put_all(&mut r, [("diagnosis_code", Cell::Code(dx.into()))]);
         r.cells().join(",") + "\n"
     };
-    let text = COLUMNS.join(",") + "\n" + &row("good", DIAGNOSES[0]) + &row("no-dx", "") + &row("good2", DIAGNOSES[0]);
+    let text = dictionary().names().join(",")
+        + "\n"
+        + &row("good", DIAGNOSES[0])
+        + &row("no-dx", "")
+        + &row("good2", DIAGNOSES[0]);
     std::fs::write(dir.path().join("cases.csv"), text).unwrap();
     let out = imnm(&["to-fhir", "--cases", "cases.csv", "--out", "b.json"], dir.path());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -13,6 +13,24 @@ pub fn mappings() -> MappingSet {
     MappingSet::builtin().expect("built-in mappings load")
 }
 
+/// The built-in data dictionary.
+pub fn dictionary() -> imnm_fhir::domain::Dictionary {
+    mappings().dictionary
+}
+
+/// Cell `column` of `row` as written in cohort.csv (the built-in dictionary).
+pub fn cell(row: &imnm_fhir::domain::CaseRow, column: &str) -> String {
+    let d = dictionary();
+    row.cell(&d, column)
+        .unwrap_or_else(|| panic!("no column {column}"))
+        .text(&row.patient_id)
+}
+
+/// An empty row for `id` (the built-in dictionary).
+pub fn empty_row(id: &str) -> imnm_fhir::domain::CaseRow {
+    imnm_fhir::domain::CaseRow::empty(id, &dictionary())
+}
+
 /// A female patient `id` born 2010-01-15.
 pub fn patient(id: &str) -> Value {
     json!({"resourceType": "Patient", "id": id, "gender": "female", "birthDate": "2010-01-15"})
@@ -64,11 +82,7 @@ pub fn case_cell(extra: Vec<Value>, column: &str) -> String {
     resources.extend(extra);
     let (cohort, _) = run(&resources);
     assert_eq!(cohort.rows.len(), 1, "p1 should be a case");
-    let idx = imnm_fhir::domain::COLUMNS
-        .iter()
-        .position(|c| *c == column)
-        .expect("known column");
-    cohort.rows[0].cells()[idx].clone()
+    cell(&cohort.rows[0], column)
 }
 
 /// An Observation for p1 with `code` (system, code) and extra fields merged in.

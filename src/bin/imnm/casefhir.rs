@@ -54,7 +54,7 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
         .with_context(|| format!("reading {}", args.cases.display()))
         .map_err(|e| Exit(3, e))?;
     let name = args.cases.display().to_string();
-    let (rows, issues) = imnm_fhir::to_fhir::read_cases(std::io::BufReader::new(file));
+    let (rows, issues) = imnm_fhir::to_fhir::read_cases(std::io::BufReader::new(file), &mappings.dictionary);
     for issue in &issues {
         eprintln!("{name}: {issue}");
     }

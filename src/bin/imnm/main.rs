@@ -153,7 +153,7 @@ fn finish_cohort(collected: pipeline::Collected, mappings: &MappingSet, args: &c
         pipeline::build_and_write_as(collected, mappings, &args.out, formats).map_err(|e| Exit(4, e.into()))?;
     print!(
         "{}",
-        imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))
+        imnm_fhir::cohort::table1::to_markdown(&outcome.cohort.table1(), &outcome.cohort.dictionary)
     );
     summary(&outcome, &args.out);
     let serious = outcome
@@ -180,7 +180,7 @@ fn demo(out: &Path) -> Result<u8, Exit> {
     println!("IMNM demo: 10 synthetic children in three EHR styles, synced from a mock EHR (no hospital needed)\n");
     print!(
         "{}",
-        imnm_fhir::cohort::table1::to_markdown(&imnm_fhir::cohort::table1::table1(&outcome.cohort.rows))
+        imnm_fhir::cohort::table1::to_markdown(&outcome.cohort.table1(), &outcome.cohort.dictionary)
     );
     summary(&outcome, out);
     eprintln!("store: {}", store_path.display());
