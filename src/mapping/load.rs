@@ -51,6 +51,11 @@ impl fmt::Display for LoadErrors {
 
 /// Reads every `*.toml` below `dir` (sorted) and loads them.
 pub fn load_dir(dir: &Path) -> Result<MappingSet, LoadErrors> {
+    from_sources(read_dir(dir)?)
+}
+
+/// Every `*.toml` below `dir`, sorted, as `(name relative to dir, text)`.
+pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadErrors> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     collect_toml(dir, dir, &mut files, &mut errors);
@@ -76,7 +81,7 @@ pub fn load_dir(dir: &Path) -> Result<MappingSet, LoadErrors> {
     if !errors.is_empty() {
         return Err(LoadErrors(errors));
     }
-    from_sources(sources)
+    Ok(sources)
 }
 
 fn collect_toml(root: &Path, dir: &Path, out: &mut Vec<(String, std::path::PathBuf)>, errors: &mut Vec<LoadError>) {

@@ -27,7 +27,31 @@ struct RawProfileValueSet {
     description: String,
     #[serde(default)]
     from: Vec<String>,
+    /// Rule kinds (`lab-peak`, `antibody`, `finding`, `mri`, `exposure`): the
+    /// value sets their rules read, in rule order, after `from`.
+    #[serde(default)]
+    from_kinds: Vec<String>,
     units: Option<String>,
+}
+
+impl RawProfileValueSet {
+    /// The mapping value set ids this ValueSet takes: `from`, then those of
+    /// the rules of `from_kinds` (so a new dictionary column needs no edit here).
+    fn sources(&self, raw: &[(String, RawFile)]) -> Vec<String> {
+        let mut ids = self.from.clone();
+        let rules = raw.iter().flat_map(|(_, f)| &f.rule);
+        for r in rules.filter(|r| self.from_kinds.contains(&r.kind)) {
+            let read = [&r.valueset, &r.edema_valueset, &r.fatty_valueset];
+            ids.extend(
+                read.into_iter()
+                    .flatten()
+                    .filter(|id| !ids.contains(id))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        ids
+    }
 }
 
 /// The derived files, `(file name, text)`, from the StructureDefinition files
@@ -78,7 +102,7 @@ fn known_systems(raw: &[(String, RawFile)]) -> Vec<&str> {
 fn value_set(vs: &RawProfileValueSet, raw: &[(String, RawFile)]) -> Result<Value, ProfileError> {
     let systems = known_systems(raw);
     let mut codes: Vec<(String, String, Option<String>)> = Vec::new();
-    for id in &vs.from {
+    for id in &vs.sources(raw) {
         let found = raw
             .iter()
             .flat_map(|(_, f)| &f.valueset)
@@ -151,7 +175,7 @@ fn codes_md(sets: &[RawProfileValueSet], raw: &[(String, RawFile)]) -> String {
         md.push_str(
             "| system | code | display | source | confidence | mapping value set |\n|---|---|---|---|---|---|\n",
         );
-        for id in &vs.from {
+        for id in &vs.sources(raw) {
             let codes = raw
                 .iter()
                 .flat_map(|(_, f)| &f.valueset)

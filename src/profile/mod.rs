@@ -167,6 +167,25 @@ impl ProfileSet {
         Self::from_sources(BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())), base)
     }
 
+    /// The built-in profiles with their ValueSets and local CodeSystem
+    /// generated from `mappings` (`(file name, TOML text)`, as
+    /// [`crate::mapping::BUILTIN`]): the codes of a mappings copy whose data
+    /// dictionary has new columns validate.
+    pub fn for_mappings(mappings: &[(String, String)]) -> Result<Self, ProfileErrors> {
+        let base =
+            BaseTable::builtin().map_err(|e| ProfileErrors(vec![ProfileError::json("base/r4-elements.json", e)]))?;
+        let sds: Vec<(&str, &str)> = BUILTIN
+            .iter()
+            .filter(|(n, _)| n.starts_with("StructureDefinition-"))
+            .copied()
+            .collect();
+        let mappings: Vec<(&str, &str)> = mappings.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        let generated =
+            generate::generate(&sds, VALUESETS_TOML, &mappings, &base).map_err(|e| ProfileErrors(vec![e]))?;
+        let json = generated.into_iter().filter(|(n, _)| n.ends_with(".json"));
+        Self::from_sources(json, base)
+    }
+
     /// Loads every `*.json` directly in `dir` (the base table stays the built-in one).
     pub fn load_dir(dir: &Path) -> Result<Self, ProfileErrors> {
         let base =

@@ -214,7 +214,7 @@ fn exit_codes_and_fail_on_issues() {
 #[test]
 fn mappings_check_reports_every_problem_and_a_local_code_needs_no_recompile() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("mappings"), dir.path());
+    crate::support::copy_dir(&root().join("mappings"), dir.path());
     let o = imnm(&["mappings", "check", dir.path().to_str().unwrap()], &root());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // A site's own CK code, added by editing a TOML file.
@@ -275,17 +275,4 @@ fn mappings_check_reports_every_problem_and_a_local_code_needs_no_recompile() {
         "{err}"
     );
     assert!(err.contains("units.toml: TOML parse error"), "{err}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

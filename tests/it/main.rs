@@ -18,6 +18,9 @@ mod golden;
 // The `imnm` binary end to end on the demo data: the seed's Table 1 from a Bundle and from NDJSON.
 mod cli;
 
+// The data dictionary is data: columns added by TOML reach every output; wrong kinds are refused.
+mod dictionary;
+
 // Study bundles: de-identification of the demo export, suppression, verify, merge, keygen.
 mod export;
 // Study bundles, second round: --store input, urn:uuid references resolved, verify dates, merge --mappings, onset age.

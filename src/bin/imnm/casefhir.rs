@@ -8,10 +8,22 @@ use imnm_fhir::profile::{files, ProfileSet};
 use crate::cli::ValidateArgs;
 use crate::Exit;
 
-pub(crate) fn load_profiles(dir: Option<&Path>) -> Result<ProfileSet, Exit> {
-    let loaded = match dir {
-        Some(d) => ProfileSet::load_dir(d).with_context(|| format!("loading profiles from {}", d.display())),
-        None => ProfileSet::builtin().context("loading the built-in profiles"),
+/// The profiles: a `--profiles` folder as it is; else the built-in ones, with
+/// their ValueSets generated from a `--mappings` folder when one is given
+/// (so the codes of columns added to its data dictionary validate).
+pub(crate) fn load_profiles(dir: Option<&Path>, mappings: Option<&Path>) -> Result<ProfileSet, Exit> {
+    let loaded = match (dir, mappings) {
+        (Some(d), _) => ProfileSet::load_dir(d).with_context(|| format!("loading profiles from {}", d.display())),
+        (None, Some(m)) => imnm_fhir::mapping::load::read_dir(m)
+            .map_err(anyhow::Error::new)
+            .and_then(|sources| ProfileSet::for_mappings(&sources).map_err(anyhow::Error::new))
+            .with_context(|| {
+                format!(
+                    "generating the profiles' value sets from the mappings in {}",
+                    m.display()
+                )
+            }),
+        (None, None) => ProfileSet::builtin().context("loading the built-in profiles"),
     };
     loaded.map_err(|e| Exit(2, e))
 }
@@ -30,7 +42,7 @@ fn write_out(out: Option<&Path>, text: &str) -> Result<(), Exit> {
 
 /// `imnm validate`: OperationOutcome to --out or stdout, summary to stderr, exit 1 on errors.
 pub fn validate(args: ValidateArgs) -> Result<u8, Exit> {
-    let set = load_profiles(args.profiles.as_deref())?;
+    let set = load_profiles(args.profiles.as_deref(), args.mappings.as_deref())?;
     for f in &args.files {
         if !f.exists() {
             return Err(Exit(3, anyhow::anyhow!("input {} does not exist", f.display())));
@@ -49,7 +61,7 @@ pub fn validate(args: ValidateArgs) -> Result<u8, Exit> {
 /// written only when it validates against the profiles with no error.
 pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
     let mappings = crate::load_mappings(args.mappings.as_deref())?;
-    let set = load_profiles(args.profiles.as_deref())?;
+    let set = load_profiles(args.profiles.as_deref(), args.mappings.as_deref())?;
     let file = std::fs::File::open(&args.cases)
         .with_context(|| format!("reading {}", args.cases.display()))
         .map_err(|e| Exit(3, e))?;

@@ -114,6 +114,10 @@ pub struct ValidateArgs {
     /// Profile folder (default: the profiles built into this binary).
     #[arg(long)]
     pub profiles: Option<PathBuf>,
+    /// Mapping folder whose value sets (and data dictionary) the built-in
+    /// profiles' ValueSets are generated from (default: the built-in mappings).
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
 }
 
 /// `imnm export`.

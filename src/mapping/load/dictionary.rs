@@ -10,10 +10,14 @@ use crate::mapping::{QuantityDef, Rule, RuleKind};
 
 use super::LoadError;
 
-/// Builds the dictionary from the files of kind `dictionary`; problems go to `errors`.
+/// Builds the dictionary from the file of kind `dictionary`; problems go to `errors`.
 pub(super) fn resolve(files: &[(String, RawFile)], errors: &mut Vec<LoadError>) -> Option<(String, Dictionary)> {
     let mut found = files.iter().filter(|(_, f)| f.kind == "dictionary");
     let Some((file, raw)) = found.next() else {
+        // A dictionary file that did not parse is reported already.
+        if !errors.is_empty() {
+            return None;
+        }
         errors.push(error(
             "dictionary",
             None,
@@ -29,7 +33,6 @@ pub(super) fn resolve(files: &[(String, RawFile)], errors: &mut Vec<LoadError>) 
         ));
     }
     let mut d = Dictionary::default();
-    let before = errors.len();
     for c in &raw.column {
         if let Some(col) = column(file, c, &d, errors) {
             d.columns.push(col);
@@ -40,7 +43,9 @@ pub(super) fn resolve(files: &[(String, RawFile)], errors: &mut Vec<LoadError>) 
         Some(t) => d.table1 = table1(file, &t.order, &d, errors),
         None => errors.push(error(file, None, "no [table1] section")),
     }
-    (errors.len() == before).then(|| (file.clone(), d))
+    // Kept even with problems, so the rules are checked against it too (the
+    // load fails on any problem).
+    Some((file.clone(), d))
 }
 
 fn error(file: &str, item: Option<&str>, message: impl Into<String>) -> LoadError {
