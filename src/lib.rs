@@ -16,6 +16,7 @@
 pub mod bench_data;
 pub mod client;
 pub mod cohort;
+pub mod collect;
 pub mod deid;
 pub mod demo;
 pub mod domain;

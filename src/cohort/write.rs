@@ -9,9 +9,9 @@ use serde::Serialize;
 use super::completeness::completeness;
 use super::table1::{table1, to_markdown};
 use super::Cohort;
+use crate::collect::Texts;
 use crate::domain::COLUMNS;
 use crate::error::Streaming;
-use crate::pipeline::Texts;
 use crate::report::Issues;
 use crate::{Error, Result};
 

@@ -31,8 +31,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("outputs", &["cohort", "deid", "export", "to_fhir", "profile"]),
 ];
 
+/// A layer table: (layer name, its modules), lowest first.
+type Table = &'static [(&'static str, &'static [&'static str])];
+
 /// Submodule layers of the modules checked inside, lowest first.
-const INNER: &[(&str, &[(&str, &[&str])])] = &[
+const INNER: &[(&str, Table)] = &[
     (
         "fhir",
         &[
@@ -120,7 +123,10 @@ fn code_lines(file: &Path, text: &str) -> (Vec<String>, Vec<PathBuf>) {
         }
         if after_cfg_test {
             after_cfg_test = false;
-            if let Some(name) = trimmed.strip_prefix("mod ").or_else(|| trimmed.strip_prefix("pub(crate) mod ")) {
+            if let Some(name) = trimmed
+                .strip_prefix("mod ")
+                .or_else(|| trimmed.strip_prefix("pub(crate) mod "))
+            {
                 if let Some(name) = name.strip_suffix(';') {
                     let dir = child_dir(file);
                     test_files.push(dir.join(format!("{name}.rs")));
@@ -276,9 +282,14 @@ fn modules_form_a_dag() {
 
     // Every module is placed, and every placed module exists.
     let tops = modules_in(&src, &["lib", "bin"]);
-    let placed: BTreeSet<String> = LAYERS.iter().flat_map(|(_, m)| m.iter().map(|s| s.to_string())).collect();
+    let placed: BTreeSet<String> = LAYERS
+        .iter()
+        .flat_map(|(_, m)| m.iter().map(|s| s.to_string()))
+        .collect();
     for m in tops.difference(&placed) {
-        problems.push(format!("src/{m}: a module in no layer; place it in LAYERS (tests/it/layers.rs)"));
+        problems.push(format!(
+            "src/{m}: a module in no layer; place it in LAYERS (tests/it/layers.rs)"
+        ));
     }
     for m in placed.difference(&tops) {
         problems.push(format!("LAYERS names `{m}`, which is not a module of src/"));
@@ -286,12 +297,19 @@ fn modules_form_a_dag() {
     let mut inner = BTreeMap::new();
     for (top, table) in INNER {
         let subs = modules_in(&src.join(top), &["mod"]);
-        let placed: BTreeSet<String> = table.iter().flat_map(|(_, m)| m.iter().map(|s| s.to_string())).collect();
+        let placed: BTreeSet<String> = table
+            .iter()
+            .flat_map(|(_, m)| m.iter().map(|s| s.to_string()))
+            .collect();
         for m in subs.difference(&placed) {
-            problems.push(format!("src/{top}/{m}: a submodule in no layer; place it in INNER (tests/it/layers.rs)"));
+            problems.push(format!(
+                "src/{top}/{m}: a submodule in no layer; place it in INNER (tests/it/layers.rs)"
+            ));
         }
         for m in placed.difference(&subs) {
-            problems.push(format!("INNER names `{top}::{m}`, which is not a submodule of src/{top}/"));
+            problems.push(format!(
+                "INNER names `{top}::{m}`, which is not a submodule of src/{top}/"
+            ));
         }
         inner.insert(*top, subs);
     }
@@ -338,7 +356,9 @@ fn modules_form_a_dag() {
                         from.0, LAYERS[lf].0, to.0, LAYERS[lt].0
                     ));
                 }
-                edges.entry(((from.0.clone(), None), (to.0.clone(), None))).or_insert(place);
+                edges
+                    .entry(((from.0.clone(), None), (to.0.clone(), None)))
+                    .or_insert(place);
                 continue;
             }
             // Inside a module checked by submodule: a facade (mod.rs) side is always fine.
@@ -376,7 +396,11 @@ fn modules_form_a_dag() {
             }
         }
     }
-    assert!(problems.is_empty(), "the module graph is not a DAG:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "the module graph is not a DAG:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
