@@ -71,7 +71,7 @@ impl<'m> Collector<'m> {
             seen_ids: KeySet::default(),
             deleted: HashSet::new(),
             batch: Batch::default(),
-            prefilter: Prefilter::new(mappings),
+            prefilter: Prefilter::new(mappings.observation_codes()),
             spill: Spill {
                 after: usize::MAX,
                 ..Spill::default()
