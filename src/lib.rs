@@ -7,15 +7,32 @@
 //! completeness and every data issue found.
 //!
 //! Data flows one way: [`fhir::source`] → [`fhir::peek`] → [`fhir::parse`] →
-//! [`mapping::extract`] → [`cohort`]. [`domain`] is the pure case model in the
-//! middle; [`pipeline`] wires the steps.
+//! [`mapping::extract`] → [`collect`] (facts per patient, filled by
+//! [`pipeline`]) → [`cohort`]. [`domain`] is the pure case model underneath.
 //!
-//! Sync from a FHIR server: [`client`] (HTTP, retries, paging) → [`sync`]
-//! (what to fetch) → [`store`] (SQLite), which [`pipeline::collect_store`] reads.
+//! Sync from a FHIR server: [`sync`] decides what to fetch, fetches it with
+//! [`client`] (HTTP, retries, paging) and keeps it in [`store`] (SQLite),
+//! which [`pipeline::collect_store`] reads.
+//!
+//! Imports follow the same direction. Modules sit in layers, lowest first; a
+//! module imports only lower layers, or its own layer one way
+//! (`tests/it/layers.rs` holds this table and checks every file):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | pure | [`domain`], [`report`], `spill`, [`demo`], [`bench_data`] |
+//! | raw | [`fhir`], [`store`], [`client`] |
+//! | meaning | [`mapping`], [`mock`] |
+//! | facts | [`collect`], [`error`], [`sync`], [`push`] |
+//! | reading | [`pipeline`] |
+//! | outputs | [`cohort`], [`deid`], [`export`], [`to_fhir`], [`profile`] |
+//!
+//! The `imnm` binary sits on top of them all.
 
 pub mod bench_data;
 pub mod client;
 pub mod cohort;
+pub mod collect;
 pub mod deid;
 pub mod demo;
 pub mod domain;

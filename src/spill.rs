@@ -8,8 +8,8 @@
 //! reader gave ([`Log::read_at`]), while the log stays open for more. A
 //! [`List`] keeps its first records in memory and appends the rest to a log.
 //!
-//! This module owns the file format only; `pipeline::texts`,
-//! `pipeline::patients`, the `Collector`, `report::Issues` and the cohort's
+//! This module owns the file format only; `collect::texts`,
+//! `collect::patients`, the `Collector`, `report::Issues` and the cohort's
 //! provenance decide what goes in and when.
 
 use std::fs::File;

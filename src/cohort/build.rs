@@ -1,6 +1,7 @@
 //! Case selection and per-column aggregation.
 
 use super::{Candidate, Cohort, Provenance};
+use crate::collect::{PatientData, Patients};
 use crate::domain::case::format_number;
 use crate::domain::facts::MriPart;
 use crate::domain::{
@@ -8,7 +9,6 @@ use crate::domain::{
     Onset, Outcome, YesNoUnknown,
 };
 use crate::mapping::{MappingSet, Rule, RuleKind};
-use crate::pipeline::{PatientData, Patients};
 use crate::report::{Issue, IssueCode, Issues, Severity};
 
 /// Builds the cohort from every patient's data, one patient at a time (in id

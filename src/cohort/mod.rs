@@ -2,15 +2,21 @@
 //! with provenance per cell, candidates, Table 1 and completeness.
 //!
 //! This module owns case selection and aggregation rules (which value wins when
-//! a patient has several) and the output files. It must not read FHIR JSON or
-//! mapping files: it sees only domain facts from `pipeline`.
+//! a patient has several) and the output files; [`run`] builds and writes
+//! them in one go. It reads the [`crate::collect`] data the `pipeline` fills
+//! and must not import the `pipeline` (which reads inputs) nor read FHIR
+//! input or mapping files itself: it sees domain facts, the loaded mappings
+//! and the raw texts kept for provenance.
 
 pub mod build;
 pub mod completeness;
 pub mod parquet;
+pub mod run;
 pub mod suppress;
 pub mod table1;
 pub mod write;
+
+pub use run::{build_and_write, build_and_write_as, Formats, RunOutcome};
 
 use std::collections::{BTreeMap, BTreeSet};
 

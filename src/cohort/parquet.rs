@@ -23,10 +23,10 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 
 use super::Cohort;
+use crate::collect::Patients;
 use crate::domain::{ColumnKind, FactValue};
 use crate::error::Streaming;
 use crate::mapping::{MappingSet, RuleKind};
-use crate::pipeline::Patients;
 use crate::{Error, Result};
 
 /// The type of a column.

@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::completeness::completeness;
 use super::table1::to_markdown;
 use super::{Candidate, Cohort};
+use crate::collect::Texts;
 use crate::error::Streaming;
-use crate::pipeline::Texts;
 use crate::report::Issues;
 use crate::{Error, Result};
 

@@ -8,7 +8,7 @@
 //! It must not touch JSON, HTTP, files or FHIR models: everything here is plain
 //! Rust data so that the mapping, cohort and export layers can share it and test
 //! it without I/O. Facts derive serde's traits (no format chosen here) so the
-//! pipeline can move a large run's patients to disk (`pipeline::patients`).
+//! pipeline can move a large run's patients to disk (`collect::patients`).
 
 pub mod case;
 pub mod date;

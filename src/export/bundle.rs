@@ -107,7 +107,7 @@ fn check_empty(out: &Path) -> Result<(), ExportError> {
 /// Reading a text back from the temporary file can fail.
 fn select(
     cohort: &crate::cohort::Cohort,
-    sources: &mut crate::pipeline::Texts,
+    sources: &mut crate::collect::Texts,
     aliases: &Links,
 ) -> std::io::Result<BTreeMap<SourceRef, String>> {
     let mut wanted: BTreeSet<String> = cohort

@@ -4,9 +4,17 @@
 //! This module owns every contact with FHIR JSON. It hands typed fhirbolt
 //! resources to `mapping::extract` and must not decide what a resource means
 //! for the registry (that is `mapping/`), nor write outputs (that is `cohort/`).
+//! It imports no higher module: which codes matter comes in through
+//! [`peek::Relevant`] and the code list of [`prefilter::Prefilter::new`],
+//! which `mapping` provides.
+//!
+//! Inside, lowest first: [`item`] (what readers deliver), [`reference`],
+//! [`skim`], [`outcome`] → `bundle` (the Bundle reader), [`direct`], [`peek`]
+//! → [`source`] (plans and reads inputs), [`parse`], [`prefilter`].
 
 pub(crate) mod bundle;
 pub mod direct;
+pub mod item;
 pub mod outcome;
 pub mod parse;
 pub mod peek;

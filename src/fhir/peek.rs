@@ -1,11 +1,33 @@
 //! The narrow, borrowed first look at a resource: enough to decide whether any
 //! mapping rule can use it, without building the full model.
+//!
+//! The peek reads the codes and words of a resource; which of them matter is
+//! asked of a [`Relevant`] (the mappings implement it, in
+//! `mapping::relevance`). This module knows no value set.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::mapping::{role, MappingSet};
+/// Which resources a code or a word is looked for on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `Observation.code`.
+    Observation,
+    /// `Condition.code`.
+    Condition,
+    /// Medication codes (inline or `Medication.code`).
+    Medication,
+}
+
+/// Which codes and words make a resource worth parsing in full.
+pub trait Relevant {
+    /// True when the coding `system|code` matters on resources of `role`.
+    fn code_matters(&self, system: &str, code: &str, role: Role) -> bool;
+    /// True when the text (a CodeableConcept's `text` or a coding's
+    /// `display`) matters on resources of `role`.
+    fn text_matters(&self, text: &str, role: Role) -> bool;
+}
 
 /// The few elements the relevance decision needs.
 #[derive(Debug, Deserialize)]
@@ -80,7 +102,7 @@ pub enum PeekError {
 }
 
 /// Peeks at `text` and decides what to do with it. Returns the resource type too.
-pub fn classify<'a>(text: &'a str, mappings: &MappingSet) -> Result<(Cow<'a, str>, Relevance), PeekError> {
+pub fn classify<'a>(text: &'a str, mappings: &impl Relevant) -> Result<(Cow<'a, str>, Relevance), PeekError> {
     match serde_json::from_str::<Peek<'a>>(text) {
         Ok(p) => {
             let relevance = relevance(&p, mappings);
@@ -112,12 +134,12 @@ fn classify_error(e: &serde_json::Error) -> &'static str {
     }
 }
 
-fn concept_has_role(c: &PeekConcept<'_>, mappings: &MappingSet, role: u8) -> bool {
+fn concept_has_role(c: &PeekConcept<'_>, mappings: &impl Relevant, role: Role) -> bool {
     let coded = c.coding.iter().any(|cd| match (&cd.system, &cd.code) {
-        (Some(s), Some(k)) => mappings.has_role(s, k, role),
+        (Some(s), Some(k)) => mappings.code_matters(s, k, role),
         _ => false,
     });
-    coded || concept_texts(c).any(|t| mappings.text_has_role(t, role))
+    coded || concept_texts(c).any(|t| mappings.text_matters(t, role))
 }
 
 fn concept_texts<'b>(c: &'b PeekConcept<'_>) -> impl Iterator<Item = &'b str> {
@@ -127,14 +149,14 @@ fn concept_texts<'b>(c: &'b PeekConcept<'_>) -> impl Iterator<Item = &'b str> {
         .chain(c.coding.iter().filter_map(|cd| cd.display.as_deref()))
 }
 
-fn relevance(p: &Peek<'_>, mappings: &MappingSet) -> Relevance {
+fn relevance(p: &Peek<'_>, mappings: &impl Relevant) -> Relevance {
     let code_has = |role| p.code.as_ref().is_some_and(|c| concept_has_role(c, mappings, role));
     let relevant = match p.resource_type.as_ref() {
         "Patient" => true,
-        "Condition" => code_has(role::CONDITION),
-        "Observation" => code_has(role::OBSERVATION),
+        "Condition" => code_has(Role::Condition),
+        "Observation" => code_has(Role::Observation),
         "Medication" => {
-            return if code_has(role::MEDICATION) {
+            return if code_has(Role::Medication) {
                 Relevance::Parse
             } else {
                 Relevance::KnownMedication
@@ -144,7 +166,7 @@ fn relevance(p: &Peek<'_>, mappings: &MappingSet) -> Relevance {
             p.medication_reference.is_some()
                 || p.medication
                     .as_ref()
-                    .is_some_and(|c| concept_has_role(c, mappings, role::MEDICATION))
+                    .is_some_and(|c| concept_has_role(c, mappings, Role::Medication))
         }
         _ => false,
     };
@@ -158,6 +180,7 @@ fn relevance(p: &Peek<'_>, mappings: &MappingSet) -> Relevance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::MappingSet;
 
     fn set() -> MappingSet {
         MappingSet::builtin().unwrap()

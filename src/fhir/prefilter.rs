@@ -17,10 +17,10 @@
 //!   trimming, upper-casing and dropping dots (so ICD spellings match too),
 //!   and no Observation value set matches by text.
 //!
-//! This module decides nothing else.
+//! This module decides nothing else, and knows no mapping: which codes
+//! matter comes in as a plain list (`MappingSet::observation_codes` builds it).
 
 use super::skim::{self, Codes, Shape};
-use crate::mapping::{role, MappingSet};
 
 const HEAD: &str = "{\"resourceType\":\"";
 
@@ -32,12 +32,13 @@ pub struct Prefilter {
 }
 
 impl Prefilter {
-    /// The prefilter for `mappings`. When an Observation value set matches by
-    /// text, it never skips Observations.
+    /// The prefilter for the codes of the Observation value sets
+    /// (`observation_codes`); `None` when one of those value sets matches by
+    /// text: then it never skips Observations.
     #[must_use]
-    pub fn new(mappings: &MappingSet) -> Self {
+    pub fn new(observation_codes: Option<Vec<&str>>) -> Self {
         Self {
-            codes: observation_codes(mappings),
+            codes: observation_codes.and_then(normalized),
         }
     }
 
@@ -69,22 +70,13 @@ impl Prefilter {
     }
 }
 
-/// Every code of an Observation value set, normalized; `None` when one of those
-/// value sets matches by text (a skip would then need the text too).
-fn observation_codes(m: &MappingSet) -> Option<Codes> {
-    let mut codes = Vec::new();
+/// Every code, normalized; `None` when one cannot be (then nothing is skipped).
+fn normalized(codes: Vec<&str>) -> Option<Codes> {
     let mut buf = [0u8; 64];
-    for (vs, r) in m.valuesets.iter().zip(&m.roles) {
-        if r & role::OBSERVATION == 0 {
-            continue;
-        }
-        if !vs.text.is_empty() {
-            return None;
-        }
-        for (_, code) in &vs.codes {
-            codes.push(skim::normalize(code.as_bytes(), &mut buf)?.to_string());
-        }
-    }
+    let codes = codes
+        .into_iter()
+        .map(|code| skim::normalize(code.as_bytes(), &mut buf).map(str::to_string))
+        .collect::<Option<Vec<_>>>()?;
     Some(Codes::new(codes))
 }
 
@@ -94,6 +86,7 @@ mod tests {
 
     use super::*;
     use crate::fhir::peek::{classify, Relevance};
+    use crate::mapping::MappingSet;
 
     fn set() -> MappingSet {
         MappingSet::builtin().unwrap()
@@ -108,7 +101,7 @@ mod tests {
     #[test]
     fn skips_vital_signs_and_other_types_keeps_ck() {
         let m = set();
-        let p = Prefilter::new(&m);
+        let p = Prefilter::new(m.observation_codes());
         let hr = obs("http://loinc.org", "8867-4", "Heart rate");
         assert_eq!(p.skip(&hr), Some("Observation"));
         assert_eq!(p.skip(r#"{"resourceType":"Encounter","id":"e"}"#), Some("Encounter"));
@@ -182,7 +175,7 @@ mod tests {
             ty in prop::sample::select(vec!["Observation", "Condition", "Encounter", "Medication", "Patient"]),
         ) {
             let m = set();
-            let p = Prefilter::new(&m);
+            let p = Prefilter::new(m.observation_codes());
             let line = format!(
                 r#"{{"resourceType":"{ty}","id":"x","code":{{"coding":[{{"system":"{system}","code":"{code}","display":"{display}"}}],"text":"{text}"}},"subject":{{"reference":"Patient/p"}}}}"#
             );

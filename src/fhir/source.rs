@@ -13,52 +13,8 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// Where a resource came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    /// The file, as given or found.
-    pub file: Arc<str>,
-    /// Line (NDJSON) or entry (Bundle) within it.
-    pub pos: Pos,
-}
-
-/// A position within a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pos {
-    /// 1-based line of an NDJSON file.
-    Line(u64),
-    /// 0-based index of a Bundle entry.
-    Entry(usize),
-    /// The whole file (a single resource).
-    Whole,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.pos {
-            Pos::Line(n) => write!(f, "{}:{n}", self.file),
-            Pos::Entry(i) => write!(f, "{}#entry[{i}]", self.file),
-            Pos::Whole => write!(f, "{}", self.file),
-        }
-    }
-}
-
-/// One resource's text as read, or why a piece of input could not be read.
-#[derive(Debug)]
-pub enum Item<'a> {
-    /// A resource's JSON text, with the Bundle entry's fullUrl when there is one.
-    Resource {
-        location: Location,
-        text: &'a str,
-        full_url: Option<&'a str>,
-    },
-    /// A line or file that cannot be read as text or JSON.
-    Unreadable {
-        location: Location,
-        invalid_utf8: bool,
-        message: String,
-    },
-}
+use super::item::{deliver_entry, short};
+pub use super::item::{Item, Location, Pos};
 
 /// The files to read for the given input paths, in reading order: Patient and
 /// Medication files first (so references resolve as they stream), then the rest
@@ -374,15 +330,6 @@ pub(super) fn read_json_streaming(file: Arc<str>, reader: impl Read, f: &mut dyn
     }
 }
 
-pub(super) fn short(e: &serde_json::Error) -> &'static str {
-    match e.classify() {
-        serde_json::error::Category::Eof => "unexpected end of input",
-        serde_json::error::Category::Syntax => "syntax error",
-        serde_json::error::Category::Data => "not a FHIR resource or Bundle",
-        serde_json::error::Category::Io => "read error",
-    }
-}
-
 struct Top<'f> {
     file: Arc<str>,
     f: &'f mut dyn FnMut(Item<'_>),
@@ -464,27 +411,6 @@ impl<'de> Visitor<'de> for Top<'_> {
 
 fn deliver(e: &Entry, location: Location, f: &mut dyn FnMut(Item<'_>)) {
     deliver_entry(e.resource.as_deref(), e.full_url.as_deref(), location, f);
-}
-
-/// A Bundle entry's resource as an item (an entry without one is unreadable).
-pub(super) fn deliver_entry(
-    resource: Option<&RawValue>,
-    full_url: Option<&str>,
-    location: Location,
-    f: &mut dyn FnMut(Item<'_>),
-) {
-    match resource {
-        Some(r) => f(Item::Resource {
-            location,
-            text: r.get(),
-            full_url,
-        }),
-        None => f(Item::Unreadable {
-            location,
-            invalid_utf8: false,
-            message: "Bundle entry without a resource".into(),
-        }),
-    }
 }
 
 struct Entries<'a> {

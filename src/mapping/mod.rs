@@ -1,7 +1,9 @@
 //! Mappings as data: value sets, units, cutoffs and rules from `mappings/*.toml`.
 //!
 //! This module owns the meaning of the mapping files and the functions that
-//! read FHIR resources into domain facts (`extract/`). Loading has two phases
+//! read FHIR resources into domain facts (`extract/`), and which codes and
+//! words make a resource worth reading at all (`relevance.rs`, what `fhir`'s
+//! peek and prefilter ask). Loading has two phases
 //! (`spec.rs`: serde shape; `load.rs`: names and meaning) and reports every
 //! problem at once as `file:rule: message`. It must not do I/O beyond reading
 //! the mapping files, and it never sees HTTP or the store.
@@ -9,6 +11,7 @@
 pub mod codes;
 pub mod extract;
 pub mod load;
+pub mod relevance;
 pub mod spec;
 
 use std::collections::BTreeMap;

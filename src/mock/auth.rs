@@ -11,9 +11,9 @@ use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
+use super::call::{Call, Reply};
 use super::clock::unix_now;
 use super::faults::{mix, Fault};
-use super::respond::{Call, Reply};
 use super::Config;
 
 /// Longest assertion lifetime accepted (SMART: exp at most 5 minutes ahead), plus skew.

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use super::call::{Call, Reply};
 use super::clock;
 use super::faults::mix;
-use super::respond::{Call, Reply, State};
 use super::search::{self, Criteria};
 use super::store::{Store, Stored};
 use super::Config;
@@ -54,7 +54,7 @@ struct Request {
 }
 
 /// Starts an export job (202 + Content-Location), or refuses it.
-pub fn kick_off(cfg: &Config, state: &mut State, call: &Call<'_>, level: Level) -> Reply {
+pub fn kick_off(cfg: &Config, store: &Store, jobs: &mut Jobs, call: &Call<'_>, level: Level) -> Reply {
     let bad = |msg: &str| Reply::outcome(cfg.vendor.fatal_status(400), "invalid", msg);
     if !call.header("prefer").is_some_and(|p| p.contains("respond-async")) {
         return Reply::outcome(400, "invalid", "bulk export needs the header 'Prefer: respond-async'");
@@ -66,23 +66,16 @@ pub fn kick_off(cfg: &Config, state: &mut State, call: &Call<'_>, level: Level) 
     };
     let patients = match &level {
         Level::System => None,
-        Level::Patient => Some(state.store.all("Patient").map(|s| id_of(s).to_string()).collect()),
-        Level::Group(id) => match state.store.get("Group", id) {
+        Level::Patient => Some(store.all("Patient").map(|s| id_of(s).to_string()).collect()),
+        Level::Group(id) => match store.get("Group", id) {
             Some(group) => Some(members(&group.value)),
             None => return Reply::outcome(404, "not-found", "no such Group"),
         },
     };
-    state.jobs.created += 1;
-    let job_id = format!("{:016x}", mix(cfg.faults.seed, "bulk-job", state.jobs.created));
-    let job = build_job(
-        cfg,
-        &state.store,
-        &job_id,
-        &request,
-        patients.as_ref(),
-        call.req.url.as_ref(),
-    );
-    state.jobs.jobs.insert(job_id.clone(), job);
+    jobs.created += 1;
+    let job_id = format!("{:016x}", mix(cfg.faults.seed, "bulk-job", jobs.created));
+    let job = build_job(cfg, store, &job_id, &request, patients.as_ref(), call.req.url.as_ref());
+    jobs.jobs.insert(job_id.clone(), job);
     Reply::outcome(202, "informational", "export started")
         .header("content-location", format!("{}/_bulk/status/{job_id}", cfg.base))
 }
@@ -169,7 +162,7 @@ fn build_job(
     let mut files = BTreeMap::new();
     let mut output = Vec::new();
     let mut errors = Vec::new();
-    let served = super::respond::served_types(cfg, store);
+    let served = super::vendor::served_types(cfg, store);
     let wanted: Vec<String> = request.types.clone().unwrap_or_else(|| served.clone());
     let mut medications = BTreeSet::new();
     for rtype in &wanted {
@@ -271,8 +264,8 @@ fn add_file(
 }
 
 /// A status poll: 202 with X-Progress and Retry-After while "running", then the manifest.
-pub fn status(cfg: &Config, state: &mut State, job_id: &str) -> Reply {
-    let Some(job) = state.jobs.jobs.get_mut(job_id) else {
+pub fn status(cfg: &Config, jobs: &mut Jobs, job_id: &str) -> Reply {
+    let Some(job) = jobs.jobs.get_mut(job_id) else {
         return Reply::outcome(
             404,
             "not-found",
@@ -293,16 +286,16 @@ pub fn status(cfg: &Config, state: &mut State, job_id: &str) -> Reply {
 }
 
 /// DELETE on the status URL: the job and its files are gone.
-pub fn cancel(state: &mut State, job_id: &str) -> Reply {
-    match state.jobs.jobs.remove(job_id) {
+pub fn cancel(jobs: &mut Jobs, job_id: &str) -> Reply {
+    match jobs.jobs.remove(job_id) {
         Some(_) => Reply::outcome(202, "informational", "export cancelled"),
         None => Reply::outcome(404, "not-found", "no such export job"),
     }
 }
 
 /// A file download: the NDJSON, or (Cerner, at the base) a 307 to the storage origin.
-pub fn file(cfg: &Config, state: &State, job_id: &str, name: &str, from_storage: bool) -> Reply {
-    let Some(body) = state.jobs.jobs.get(job_id).and_then(|j| j.files.get(name)) else {
+pub fn file(cfg: &Config, jobs: &Jobs, job_id: &str, name: &str, from_storage: bool) -> Reply {
+    let Some(body) = jobs.jobs.get(job_id).and_then(|j| j.files.get(name)) else {
         return Reply::outcome(404, "not-found", "no such file");
     };
     if let (false, true, Some(storage)) = (from_storage, cfg.vendor.redirects_downloads(), &cfg.storage) {

@@ -8,8 +8,13 @@
 //! ([`JournalEntry`]) that never holds a token.
 //!
 //! This module owns serving FHIR over HTTP for tests. It reads datasets only
-//! through [`crate::fhir::source`] and must not touch the cohort, mapping or
-//! domain layers.
+//! through [`crate::fhir::source`], uses `domain`'s FHIR dates and nothing
+//! else of the library: it must not touch the cohort, mapping or sync layers.
+//!
+//! Inside, lowest first: `call` (a request and a reply), `clock`, `faults`,
+//! `journal`, `params` (R4 search parameters) → `store`, `vendor` →
+//! `search`, `auth` → `bulk`, `write` (handlers) → `respond` (routing,
+//! wiremock); only `mod.rs` uses `respond`.
 //!
 //! ```no_run
 //! use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};
@@ -31,9 +36,11 @@
 
 mod auth;
 mod bulk;
+mod call;
 mod clock;
 mod faults;
 mod journal;
+mod params;
 mod respond;
 mod search;
 mod store;

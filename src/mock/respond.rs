@@ -1,21 +1,21 @@
 //! The wiremock `Respond` implementations: one for the FHIR base, one for the
 //! Cerner-style storage origin. Each request is routed to a handler, gated by
 //! auth, given its fault, journaled, and turned into a `ResponseTemplate`.
-//! Handlers return a [`Reply`]; only this file touches wiremock types.
+//! Handlers (`auth`, `bulk`, `write`, `search`) get a [`Call`] and return a
+//! [`Reply`] (both in `call`); only this file and `call` touch wiremock types.
+//! Nothing in `mock` imports this file but `mod.rs`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::{json, Value};
 use wiremock::{Request, Respond, ResponseTemplate};
 
+use super::call::{Call, Reply};
 use super::faults::{Fault, FaultState};
 use super::journal::JournalEntry;
 use super::search::{self, Page, PageToken};
 use super::store::Store;
+use super::vendor::served_types;
 use super::{auth, bulk, write, Config};
-
-/// The FHIR JSON media type every answer uses.
-pub const FHIR_JSON: &str = "application/fhir+json";
 
 /// Everything that changes while the mock runs.
 #[derive(Default)]
@@ -47,94 +47,6 @@ impl Shared {
     }
 }
 
-/// A response before it becomes a wiremock template.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// HTTP status.
-    pub status: u16,
-    /// Extra headers.
-    pub headers: Vec<(&'static str, String)>,
-    /// Body bytes.
-    pub body: Vec<u8>,
-    /// Content type (empty for no body).
-    pub mime: &'static str,
-}
-
-impl Reply {
-    /// A FHIR JSON body.
-    pub fn json(status: u16, body: &Value) -> Self {
-        Reply::json_bytes(status, body.to_string().into_bytes())
-    }
-
-    /// A FHIR JSON body already serialized.
-    pub fn json_bytes(status: u16, body: Vec<u8>) -> Self {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body,
-            mime: FHIR_JSON,
-        }
-    }
-
-    /// A plain JSON body (OAuth endpoints).
-    pub fn plain_json(status: u16, body: &Value) -> Self {
-        Reply {
-            mime: "application/json",
-            ..Reply::json(status, body)
-        }
-    }
-
-    /// An OperationOutcome with one error issue.
-    pub fn outcome(status: u16, code: &str, message: &str) -> Self {
-        let severity = if status < 400 { "information" } else { "error" };
-        Reply::json(
-            status,
-            &json!({"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "diagnostics": message}]}),
-        )
-    }
-
-    /// No body.
-    pub fn empty(status: u16) -> Self {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-            mime: "",
-        }
-    }
-
-    /// Adds a header.
-    #[must_use]
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-/// A request as the handlers see it.
-pub struct Call<'a> {
-    /// HTTP method, upper case.
-    pub method: &'a str,
-    /// Path segments (percent-decoded as the URL gives them).
-    pub segments: Vec<&'a str>,
-    /// Query parameters, then form parameters of a `_search` or token POST.
-    pub params: Vec<(String, String)>,
-    /// The raw request.
-    pub req: &'a Request,
-}
-
-impl Call<'_> {
-    /// A request header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.req.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The first value of a parameter.
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
-
 /// Answers requests to the FHIR base.
 pub struct EhrResponder(pub Arc<Shared>);
 
@@ -157,7 +69,7 @@ impl Respond for StorageResponder {
         let call = call(req);
         let mut state = shared.lock();
         let reply = match call.segments.as_slice() {
-            ["files", job, name] if call.method == "GET" => bulk::file(&shared.cfg, &state, job, name, true),
+            ["files", job, name] if call.method == "GET" => bulk::file(&shared.cfg, &state.jobs, job, name, true),
             _ => Reply::outcome(404, "not-found", "no such file"),
         };
         finish(&shared.cfg, &mut state, "storage", &call, reply, None)
@@ -232,14 +144,22 @@ fn route(cfg: &Config, state: &mut State, call: &Call<'_>, repeat: bool) -> Repl
     let is_type = |t: &str| t.chars().next().is_some_and(|c| c.is_ascii_uppercase());
     match (call.method, call.segments.as_slice()) {
         ("GET", ["_page"]) => page(cfg, &state.store, call, repeat),
-        ("GET" | "POST", [op]) if *op == "$export" => bulk::kick_off(cfg, state, call, bulk::Level::System),
-        ("GET" | "POST", ["Patient", op]) if *op == "$export" => bulk::kick_off(cfg, state, call, bulk::Level::Patient),
-        ("GET" | "POST", ["Group", id, op]) if *op == "$export" => {
-            bulk::kick_off(cfg, state, call, bulk::Level::Group(id.to_string()))
+        ("GET" | "POST", [op]) if *op == "$export" => {
+            bulk::kick_off(cfg, &state.store, &mut state.jobs, call, bulk::Level::System)
         }
-        ("GET", ["_bulk", "status", job]) => bulk::status(cfg, state, job),
-        ("DELETE", ["_bulk", "status", job]) => bulk::cancel(state, job),
-        ("GET", ["_bulk", "files", job, name]) => bulk::file(cfg, state, job, name, false),
+        ("GET" | "POST", ["Patient", op]) if *op == "$export" => {
+            bulk::kick_off(cfg, &state.store, &mut state.jobs, call, bulk::Level::Patient)
+        }
+        ("GET" | "POST", ["Group", id, op]) if *op == "$export" => bulk::kick_off(
+            cfg,
+            &state.store,
+            &mut state.jobs,
+            call,
+            bulk::Level::Group(id.to_string()),
+        ),
+        ("GET", ["_bulk", "status", job]) => bulk::status(cfg, &mut state.jobs, job),
+        ("DELETE", ["_bulk", "status", job]) => bulk::cancel(&mut state.jobs, job),
+        ("GET", ["_bulk", "files", job, name]) => bulk::file(cfg, &state.jobs, job, name, false),
         ("POST", []) => write::bundle(cfg, &mut state.store, call),
         (_, [t, ..]) if is_type(t) && !cfg.vendor.serves(t) => Reply::outcome(
             cfg.vendor.fatal_status(404),
@@ -253,15 +173,6 @@ fn route(cfg: &Config, state: &mut State, call: &Call<'_>, repeat: bool) -> Repl
         ("PUT", [t, id]) if is_type(t) => write::update(cfg, &mut state.store, t, id, call),
         _ => Reply::outcome(404, "not-found", "no such endpoint"),
     }
-}
-
-/// The types listed in the CapabilityStatement: those in the data, for this vendor.
-pub fn served_types(cfg: &Config, store: &Store) -> Vec<String> {
-    store
-        .types()
-        .filter(|t| cfg.vendor.serves(t))
-        .map(str::to_string)
-        .collect()
 }
 
 fn read(store: &Store, rtype: &str, id: &str) -> Reply {

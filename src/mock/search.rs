@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::clock::{self, Instant};
+use super::params::token_fields;
 use super::store::{Store, Stored};
 use super::vendor::Vendor;
 
@@ -60,32 +61,6 @@ pub struct Criteria {
     pub count: usize,
     /// `_include=MedicationRequest:medication` was asked for and is honoured.
     pub include_medication: bool,
-}
-
-/// Whether a search parameter exists for a type here.
-pub fn applies(param: &str, rtype: &str) -> bool {
-    match param {
-        "patient" | "subject" => !matches!(
-            rtype,
-            "Patient" | "Medication" | "Organization" | "Practitioner" | "Group" | "Location"
-        ),
-        "code" | "category" => !token_fields(param, rtype).is_empty(),
-        _ => false,
-    }
-}
-
-fn token_fields(param: &str, rtype: &str) -> &'static [&'static str] {
-    match (param, rtype) {
-        ("code", "Observation" | "Condition" | "Procedure" | "Medication" | "DiagnosticReport") => &["code"],
-        ("code", "MedicationRequest" | "MedicationStatement" | "MedicationAdministration" | "MedicationDispense") => {
-            &["medicationCodeableConcept"]
-        }
-        (
-            "category",
-            "Observation" | "Condition" | "MedicationRequest" | "MedicationStatement" | "DiagnosticReport",
-        ) => &["category"],
-        _ => &[],
-    }
 }
 
 /// Parses `params` for a search on `rtype` as `vendor` would.

@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 use serde_json::{json, Value};
 
+use super::store::Store;
+use super::Config;
+
 /// Which real server the mock behaves like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Vendor {
@@ -50,7 +53,7 @@ impl Vendor {
 
     /// Whether this vendor has a search parameter for a type (Epic's MedicationRequest has no `code`).
     pub fn has_param(self, rtype: &str, param: &str) -> bool {
-        super::search::applies(param, rtype)
+        super::params::applies(param, rtype)
             && !(self == Vendor::Epic && rtype == "MedicationRequest" && param == "code")
     }
 
@@ -190,4 +193,13 @@ impl FromStr for Vendor {
             .find(|v| v.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| super::MockError::UnknownVendor { name: s.to_string() })
     }
+}
+
+/// The types listed in the CapabilityStatement: those in the data, for this vendor.
+pub fn served_types(cfg: &Config, store: &Store) -> Vec<String> {
+    store
+        .types()
+        .filter(|t| cfg.vendor.serves(t))
+        .map(str::to_string)
+        .collect()
 }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use super::call::{Call, Reply};
 use super::clock;
-use super::respond::{Call, Reply};
 use super::search;
 use super::store::{Store, Stored};
 use super::Config;

@@ -42,5 +42,8 @@ mod parquet;
 // against Medplum's FHIR router. Needs `.ci/interop-install` (skips loudly without, fails with IMNM_INTEROP=1).
 mod interop;
 
+// Modules form a DAG: each module of src/ imports only lower layers, siblings one way (issue 22).
+mod layers;
+
 // Case report → FHIR: profiles up to date, to-fhir round trips (demo + proptest), validate findings, bad CSV.
 mod casefhir;

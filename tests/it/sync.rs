@@ -92,7 +92,7 @@ pub(crate) fn store_table1(store: &Arc<Mutex<Store>>) -> Vec<serde_json::Value> 
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_store(&store.lock().unwrap(), "store", &m).unwrap();
     let out = tempfile::tempdir().unwrap();
-    imnm_fhir::pipeline::build_and_write(collected, &m, out.path()).unwrap();
+    imnm_fhir::cohort::build_and_write(collected, &m, out.path()).unwrap();
     table1(out.path())
 }
 
@@ -105,7 +105,7 @@ pub(crate) fn served_table1(vendor: Vendor) -> Vec<serde_json::Value> {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_json_text("served", &bundle(&served), &m);
     let out = tempfile::tempdir().unwrap();
-    imnm_fhir::pipeline::build_and_write(collected, &m, out.path()).unwrap();
+    imnm_fhir::cohort::build_and_write(collected, &m, out.path()).unwrap();
     table1(out.path())
 }
 

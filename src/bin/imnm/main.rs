@@ -12,8 +12,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use imnm_fhir::cohort::{self, RunOutcome};
+use imnm_fhir::collect::Collected;
 use imnm_fhir::mapping::MappingSet;
-use imnm_fhir::pipeline::{self, RunOutcome};
+use imnm_fhir::pipeline;
 use imnm_fhir::report::Severity;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -143,14 +145,13 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     finish_cohort(collected, &mappings, &args)
 }
 
-fn finish_cohort(collected: pipeline::Collected, mappings: &MappingSet, args: &cli::CohortArgs) -> Result<u8, Exit> {
-    let formats = pipeline::Formats {
+fn finish_cohort(collected: Collected, mappings: &MappingSet, args: &cli::CohortArgs) -> Result<u8, Exit> {
+    let formats = cohort::Formats {
         csv: args.format != "parquet",
         parquet: args.format != "csv",
         relevant: args.relevant,
     };
-    let outcome =
-        pipeline::build_and_write_as(collected, mappings, &args.out, formats).map_err(|e| Exit(4, e.into()))?;
+    let outcome = cohort::build_and_write_as(collected, mappings, &args.out, formats).map_err(|e| Exit(4, e.into()))?;
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&outcome.cohort.table1(), &outcome.cohort.dictionary)
@@ -176,7 +177,7 @@ fn demo(out: &Path) -> Result<u8, Exit> {
     let collected = pipeline::collect_store(&store, &store_path.display().to_string(), &mappings)
         .context("reading the demo store")
         .map_err(|e| Exit(3, e))?;
-    let outcome = pipeline::build_and_write(collected, &mappings, out).map_err(|e| Exit(4, e.into()))?;
+    let outcome = cohort::build_and_write(collected, &mappings, out).map_err(|e| Exit(4, e.into()))?;
     println!("IMNM demo: 10 synthetic children in three EHR styles, synced from a mock EHR (no hospital needed)\n");
     print!(
         "{}",

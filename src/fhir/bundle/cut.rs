@@ -29,7 +29,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use super::super::source::Item;
+use super::super::item::Item;
 use super::{deliver, is_space, one, settle, Buffer, Entry, Problem, Try, BLOCK};
 
 /// Where a piece of a Bundle starts in the file.

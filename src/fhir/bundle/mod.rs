@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::source::{deliver_entry, short, Item, Location, Pos};
+use super::item::{deliver_entry, short, Item, Location, Pos};
 
 pub(crate) mod cut;
 

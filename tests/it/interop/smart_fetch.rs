@@ -146,7 +146,7 @@ fn demo_table1_of(types: &[&str]) -> Vec<Value> {
     let m = mappings();
     let collected = imnm_fhir::pipeline::collect_json_text("demo", &bundle(&kept), &m);
     let out = tempfile::tempdir().unwrap();
-    imnm_fhir::pipeline::build_and_write(collected, &m, out.path()).unwrap();
+    imnm_fhir::cohort::build_and_write(collected, &m, out.path()).unwrap();
     table1(out.path())
 }
 

@@ -2,7 +2,7 @@
 //!
 //! The `Collector` moves patients to a run (a `spill::Log` of `(id, data)` records
 //! sorted by patient id) whenever what it holds passes
-//! [`ReadOptions::spill_after`](super::ReadOptions::spill_after), so memory
+//! [`ReadOptions::spill_after`](crate::pipeline::ReadOptions::spill_after), so memory
 //! stays flat however many patients an export has. [`Patients`] gives them
 //! back merged, in id order, one patient at a time: a patient seen in several
 //! runs gets the facts of each in run order, then those still in memory — the
@@ -27,7 +27,7 @@ pub struct Patients {
 
 impl Patients {
     /// Patients with `runs` written earlier (see [`write_run`]) and `memory` after them.
-    pub(super) fn new(runs: Vec<Log>, memory: BTreeMap<String, PatientData>) -> Self {
+    pub(crate) fn new(runs: Vec<Log>, memory: BTreeMap<String, PatientData>) -> Self {
         Self { runs, memory }
     }
 
@@ -59,7 +59,7 @@ impl Patients {
 
 impl PatientData {
     /// Adds `later`'s data after this one's (a later record replaces the demographics).
-    pub(super) fn absorb(&mut self, later: PatientData) {
+    pub(crate) fn absorb(&mut self, later: PatientData) {
         if later.record.is_some() {
             self.record = later.record;
         }
@@ -68,19 +68,19 @@ impl PatientData {
     }
 
     /// About how many bytes this holds (for the spill limit).
-    pub(super) fn approx_bytes(&self) -> usize {
+    pub(crate) fn approx_bytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.vec_bytes() + self.string_bytes()
     }
 
     /// Bytes of the fact and diagnosis vectors, spare capacity included.
-    pub(super) fn vec_bytes(&self) -> usize {
+    pub(crate) fn vec_bytes(&self) -> usize {
         self.facts.capacity() * std::mem::size_of::<Fact>()
             + self.diagnoses.capacity() * std::mem::size_of::<DiagnosisFact>()
     }
 
     /// Bytes of the strings the facts and diagnoses hold, rounded up to
     /// 16 as an allocator does.
-    pub(super) fn string_bytes(&self) -> usize {
+    pub(crate) fn string_bytes(&self) -> usize {
         let s = |t: &str| t.len().next_multiple_of(16);
         let r = |r: &SourceRef| s(&r.resource_type) + s(&r.id);
         let facts: usize = self
@@ -132,10 +132,10 @@ fn merge<E: From<std::io::Error>>(
 }
 
 /// Past this many runs, [`compact`] folds them into one (open files stay few).
-pub(super) const MAX_RUNS: usize = 32;
+pub(crate) const MAX_RUNS: usize = 32;
 
 /// Folds `runs` into one run, in order.
-pub(super) fn compact(runs: &[Log]) -> std::io::Result<Log> {
+pub(crate) fn compact(runs: &[Log]) -> std::io::Result<Log> {
     let mut one = Log::default();
     merge(runs, &BTreeMap::new(), |id, data| one.push(&(id, data)))?;
     one.flush()?;
@@ -143,7 +143,7 @@ pub(super) fn compact(runs: &[Log]) -> std::io::Result<Log> {
 }
 
 /// Writes `patients` (already in id order) as one run.
-pub(super) fn write_run<'a>(patients: impl Iterator<Item = (&'a String, &'a PatientData)>) -> std::io::Result<Log> {
+pub(crate) fn write_run<'a>(patients: impl Iterator<Item = (&'a String, &'a PatientData)>) -> std::io::Result<Log> {
     let mut run = Log::default();
     for record in patients {
         run.push(&record)?;

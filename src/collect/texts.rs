@@ -1,7 +1,7 @@
 //! The raw JSON of resources that gave a fact, kept off the heap.
 //!
 //! [`Texts`] maps `Type/id` to a resource's text. The first
-//! [`ReadOptions::spill_after`](super::ReadOptions::spill_after) bytes stay in
+//! [`ReadOptions::spill_after`](crate::pipeline::ReadOptions::spill_after) bytes stay in
 //! memory; later texts are appended, with their key, to a `spill::Log` (an
 //! anonymous temporary file in `TMPDIR`), with nothing kept in memory for
 //! them: a 10 GB export costs no memory per relevant resource here. Reading

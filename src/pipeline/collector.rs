@@ -1,0 +1,363 @@
+//! The [`Collector`]: accepts resources one at a time and keeps only what
+//! rules use (facts, demographics, the raw JSON of resources that gave a fact)
+//! in a [`Collected`]. Past [`ReadOptions::spill_after`](super::ReadOptions::spill_after)
+//! it moves the raw JSON, the patients' facts and the duplicate check's keys
+//! (`keys`) to temporary files ([`held`] here), so memory stays flat however
+//! large the input. `deleted/` and `error/` side files are read by [`side`].
+//!
+//! This module owns which resource is kept for which patient (first copy
+//! wins, deleted resources dropped, Medication references resolved at the
+//! end). What a resource means is `mapping::extract`'s; how the per-line work
+//! is split among threads is `parallel`'s.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::collect::{Collected, PatientData, Patients, ReadStats, Texts};
+use crate::domain::SourceRef;
+use crate::fhir::prefilter::Prefilter;
+use crate::fhir::reference::{self, Ref};
+use crate::fhir::source::Item;
+use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PendingExposure};
+use crate::mapping::MappingSet;
+use crate::report::{Issue, IssueCode, Issues, Severity};
+use crate::spill;
+
+use super::keys::{self, KeySet};
+use super::scan::{self, Batch, Event};
+
+mod held;
+pub(super) mod side;
+
+use held::Spill;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pending {
+    subject: String,
+    source: SourceRef,
+    exposure: PendingExposure,
+}
+
+/// Accepts resources one at a time.
+pub struct Collector<'m> {
+    pub(super) mappings: &'m MappingSet,
+    by_subject: HashMap<String, PatientData>,
+    medications: HashMap<String, Vec<MedicationMatch>>,
+    aliases: BTreeMap<String, SourceRef>,
+    pending: Vec<Pending>,
+    sources: Texts,
+    issues: Issues,
+    stats: ReadStats,
+    /// [`resource_key`] of every resource absorbed (past a limit on disk, see [`keys`]).
+    seen_ids: KeySet,
+    deleted: HashSet<String>,
+    batch: Batch,
+    prefilter: Prefilter,
+    /// Spill state of `by_subject` and `pending`.
+    spill: Spill,
+}
+
+impl<'m> Collector<'m> {
+    /// A new collector over `mappings`.
+    pub fn new(mappings: &'m MappingSet) -> Self {
+        Self {
+            mappings,
+            by_subject: HashMap::new(),
+            medications: HashMap::new(),
+            aliases: BTreeMap::new(),
+            pending: Vec::new(),
+            sources: Texts::default(),
+            issues: Issues::default(),
+            stats: ReadStats::default(),
+            seen_ids: KeySet::default(),
+            deleted: HashSet::new(),
+            batch: Batch::default(),
+            prefilter: Prefilter::new(mappings.observation_codes()),
+            spill: Spill {
+                after: usize::MAX,
+                ..Spill::default()
+            },
+        }
+    }
+
+    /// Records an issue found outside resource reading (e.g. an unreadable file).
+    pub fn issue(&mut self, issue: Issue) {
+        self.issues.push(issue);
+    }
+
+    /// Accepts one item of input.
+    pub fn accept(&mut self, item: Item<'_>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        scan::scan_item(self.scanner(), item, &mut batch);
+        self.apply_events(&mut batch);
+        self.batch = batch;
+    }
+
+    /// The read-only parts of a scan.
+    fn scanner(&self) -> scan::Scanner<'_> {
+        scan::Scanner {
+            mappings: self.mappings,
+            deleted: &self.deleted,
+            prefilter: &self.prefilter,
+        }
+    }
+
+    /// The resources deleted at the source (read from `deleted/` files so far).
+    pub fn deleted(&self) -> &HashSet<String> {
+        &self.deleted
+    }
+
+    /// The byte-level prefilter in use.
+    pub fn prefilter(&self) -> &Prefilter {
+        &self.prefilter
+    }
+
+    /// Keeps about `bytes` of resource text, and as much patient data, in
+    /// memory; the rest goes to temporary files (see [`texts`], [`patients`]).
+    pub fn spill_after(mut self, bytes: usize) -> Self {
+        self.sources = Texts::new(bytes);
+        self.spill.after = bytes;
+        self.seen_ids = KeySet::with_limit(bytes / KEY_BYTES_SHARE);
+        self
+    }
+
+    /// Turns the byte-level prefilter off: every resource gets the full peek
+    /// (and a JSON syntax check).
+    pub fn without_prefilter(mut self) -> Self {
+        self.prefilter = Prefilter::off();
+        self
+    }
+
+    /// Applies a batch scanned elsewhere (see [`scan`]), as if its items had been accepted here.
+    pub fn apply(&mut self, mut batch: Batch) {
+        self.batch.add_counts(&batch);
+        self.apply_events(&mut batch);
+    }
+
+    fn apply_events(&mut self, batch: &mut Batch) {
+        for event in batch.events.drain(..) {
+            match event {
+                Event::Issue(issue) => self.issues.push(issue),
+                Event::KnownMedication(id) => {
+                    self.medications.entry(id).or_default();
+                }
+                Event::Parsed { full_url, out, text } => {
+                    if let Some(url) = full_url {
+                        self.aliases.insert(url, out.source.clone());
+                    }
+                    self.absorb(*out, text);
+                }
+            }
+        }
+    }
+
+    fn absorb(&mut self, out: Extracted, text: Option<String>) {
+        let new = self.seen_ids.insert(resource_key(&out.source));
+        for trouble in self.seen_ids.take_troubles() {
+            self.issues.push(keys_issue(trouble));
+        }
+        if !new {
+            let msg = "the same resource appears more than once; the first copy is used";
+            return self.issues.push(Issue::new(
+                Severity::Information,
+                IssueCode::Duplicate,
+                out.source.to_string(),
+                msg,
+            ));
+        }
+        for issue in out.issues {
+            self.issues.push(issue);
+        }
+        if let Some(text) = text {
+            if let Some(e) = self.sources.insert(out.source.clone(), text) {
+                self.spill_issue("resource texts", &e);
+            }
+        }
+        if let Some(matches) = out.medication {
+            self.medications.insert(out.source.id.clone(), matches);
+            return;
+        }
+        let Some(subject) = out.subject.map(|s| subject_key(&s)) else {
+            return;
+        };
+        for exposure in out.pending {
+            self.push_pending(Pending {
+                subject: subject.clone(),
+                source: out.source.clone(),
+                exposure,
+            });
+        }
+        let add = PatientData {
+            record: out.patient,
+            facts: out.facts,
+            diagnoses: out.diagnoses,
+        };
+        self.add_to(subject, add);
+    }
+
+    fn add_to(&mut self, subject: String, add: PatientData) {
+        use std::collections::hash_map::Entry;
+        let strings = add.string_bytes();
+        let data = match self.by_subject.entry(subject) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                // The key, and the table's slot at its 7/8 load.
+                let slot = std::mem::size_of::<(String, PatientData)>() * 8 / 7;
+                self.spill.held += e.key().len().next_multiple_of(16) + slot;
+                e.insert(PatientData::default())
+            }
+        };
+        let before = data.vec_bytes();
+        data.absorb(add);
+        self.spill.held += strings + data.vec_bytes() - before;
+        if self.spill.held > self.spill.after && !self.spill.failed {
+            self.spill_patients();
+        }
+    }
+
+    /// Moves every `Patient/…` subject to a new sorted run (other subjects,
+    /// resolved only at the end, stay).
+    /// Resolves what waited for the whole input (Medication references,
+    /// `urn:uuid:` subjects) and returns the collected data.
+    pub fn finish(mut self) -> Collected {
+        tracing::debug!("input read; resolving medication references");
+        self.resolve_pending();
+        tracing::debug!(
+            subjects = self.by_subject.len(),
+            held = self.spill.held,
+            runs = self.spill.runs.len(),
+            "medication references resolved"
+        );
+        let counts = std::mem::take(&mut self.batch);
+        self.stats.seen = counts.seen;
+        self.stats.parsed = counts.parsed;
+        let mut patients: BTreeMap<String, PatientData> = BTreeMap::new();
+        let mut by_subject: Vec<_> = std::mem::take(&mut self.by_subject).into_iter().collect();
+        by_subject.sort_by(|a, b| a.0.cmp(&b.0));
+        for (subject, data) in by_subject {
+            let id = self.patient_id(&subject);
+            let Some(id) = id else {
+                let n = data.facts.len() + data.diagnoses.len();
+                let msg = format!("{n} fact(s) refer to a patient reference that names no Patient; not mapped");
+                self.issues.push(Issue::new(
+                    Severity::Warning,
+                    IssueCode::DanglingReference,
+                    "(subject reference)",
+                    msg,
+                ));
+                continue;
+            };
+            patients.entry(id).or_default().absorb(data);
+        }
+        Collected {
+            patients: Patients::new(std::mem::take(&mut self.spill.runs), patients),
+            sources: self.sources,
+            issues: self.issues,
+            stats: self.stats,
+            aliases: self.aliases,
+        }
+    }
+
+    fn patient_id(&self, subject: &str) -> Option<String> {
+        if let Some(id) = subject.strip_prefix("Patient/") {
+            return Some(id.to_string());
+        }
+        let target = self.aliases.get(subject)?;
+        (target.resource_type == "Patient").then(|| target.id.clone())
+    }
+
+    fn resolve_pending(&mut self) {
+        if self.spill.pending_log.len() > 0 {
+            // The rest joins the log, so its memory is free before facts are added.
+            self.pending_to_log();
+        }
+        let mut log = std::mem::take(&mut self.spill.pending_log);
+        if let Err(e) = self.resolve_logged(&mut log) {
+            let msg = format!(
+                "cannot read back the temporary file of medication references ({e}); some treatments may be missing"
+            );
+            let issue = Issue::new(Severity::Error, IssueCode::UnreadableFile, "(temporary file)", msg);
+            self.issues.push(issue);
+        }
+        for p in std::mem::take(&mut self.pending) {
+            self.resolve_one(p);
+        }
+    }
+
+    /// Resolves the pending references that went to `log`, in the order pushed.
+    fn resolve_logged(&mut self, log: &mut spill::Log) -> std::io::Result<()> {
+        log.flush()?;
+        let mut pending = log.reader::<Pending>()?;
+        while let Some(p) = pending.next()? {
+            self.resolve_one(p);
+        }
+        Ok(())
+    }
+
+    fn resolve_one(&mut self, p: Pending) {
+        let id = match self.aliases.get(&p.exposure.medication_id) {
+            Some(t) if t.resource_type == "Medication" => t.id.clone(),
+            Some(t) => t.to_string(),
+            None => p.exposure.medication_id.clone(),
+        };
+        let Some(matches) = self.medications.get(&id).cloned() else {
+            let msg = "medicationReference names a Medication that is not in the input; not mapped";
+            let issue = Issue::new(
+                Severity::Warning,
+                IssueCode::DanglingReference,
+                p.source.to_string(),
+                msg,
+            )
+            .at(p.exposure.path.clone());
+            self.issues.push(issue);
+            return;
+        };
+        let mut ctx = Ctx::new(self.mappings, p.source.clone());
+        extract::push_matches(
+            &matches,
+            p.exposure.date,
+            Some(&SourceRef::new("Medication", id)),
+            &mut ctx,
+        );
+        let add = PatientData {
+            facts: ctx.out.facts,
+            ..PatientData::default()
+        };
+        self.add_to(p.subject, add);
+    }
+}
+
+/// The duplicate check holds at most 1/64 of the spill limit in keys (16 bytes
+/// each, plus the newest in a hash set): 512 KiB of keys (32,768) for the default 2 MiB.
+const KEY_BYTES_SHARE: usize = 64;
+
+/// The issue of a failure of the duplicate check's temporary files.
+fn keys_issue(trouble: keys::Trouble) -> Issue {
+    match trouble {
+        keys::Trouble::Write(e) => Issue::temporary_file("the duplicate check", &e, "keeping its keys in memory"),
+        keys::Trouble::Read(e) => {
+            let msg = format!(
+                "cannot read back the duplicate check's temporary file ({e}); a later copy of a resource read before this point is used too, not reported as a duplicate"
+            );
+            Issue::new(Severity::Error, IssueCode::UnreadableFile, "(temporary file)", msg)
+        }
+    }
+}
+
+/// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
+/// between two resources of one run has a chance of about n² / 2¹²⁹.
+fn resource_key(source: &SourceRef) -> u128 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        (salt, &source.resource_type, &source.id).hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+fn subject_key(reference: &str) -> String {
+    match reference::parse(reference) {
+        Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
+        _ => reference.trim().to_string(),
+    }
+}
