@@ -521,3 +521,59 @@ fn a_case_that_cannot_become_fhir_is_left_out_by_row_and_the_rest_is_written() {
     assert!(!err.contains("no-dx"), "no patient id in messages: {err}");
     assert_eq!(patients_in(&dir.path().join("b.json")), 2);
 }
+
+/// `imnm validate`'s OperationOutcome and summary, pinned key for key (issue 22: the one
+/// finding model and OperationOutcome builder must not change them).
+#[test]
+fn validate_outcome_and_summary_keep_their_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let patient = resource(&mut sample_bundle(), "Patient", "imnm-patient").clone();
+    let mut bad = patient.clone();
+    bad["gender"] = "M".into();
+    let path = dir.path().join("Patient.ndjson");
+    std::fs::write(&path, format!("{patient}\n{{not json\n{bad}\n")).unwrap();
+    let report = files::validate_files(&[path.clone()], &profiles()).unwrap();
+    let name = path.display().to_string();
+    let expected = serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "structure",
+                "details": {
+                    "coding": [{"system": "https://imnm-fhir.org/fhir/CodeSystem/imnm-validation-rule", "code": "structure"}],
+                    "text": "not JSON: key must be a string at line 1 column 2",
+                },
+                "diagnostics": format!("(unreadable) ({name}:2)"),
+                "expression": ["(input)"],
+            },
+            {
+                "severity": "error",
+                "code": "code-invalid",
+                "details": {
+                    "coding": [{"system": "https://imnm-fhir.org/fhir/CodeSystem/imnm-validation-rule", "code": "binding"}],
+                    "text": "code not in the required value set http://hl7.org/fhir/ValueSet/administrative-gender",
+                },
+                "diagnostics": format!("Patient/p1 ({name}:3)"),
+                "expression": ["Patient.gender"],
+            },
+        ],
+    });
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
+    assert_eq!(pretty(&report.operation_outcome()), pretty(&expected));
+    assert_eq!(
+        report.summary(),
+        format!(
+            "error (unreadable) (input) [structure] not JSON: key must be a string at line 1 column 2 ({name}:2)\n\
+             error Patient/p1 Patient.gender [binding] code not in the required value set \
+             http://hl7.org/fhir/ValueSet/administrative-gender ({name}:3)\n\
+             2 resource(s) checked (imnm-patient 2); 2 error(s), 0 warning(s)\n"
+        )
+    );
+    let clean = files::validate_bundle(&profiles(), &sample_bundle(), "b.json");
+    let all_clear = serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": format!("{} resource(s) valid", clean.checked.values().sum::<usize>())}],
+    });
+    assert_eq!(pretty(&clean.operation_outcome()), pretty(&all_clear));
+}
