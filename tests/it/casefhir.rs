@@ -3,7 +3,8 @@
 //! each give exactly the expected finding, and bad CSV is reported by row and column.
 
 use imnm_fhir::domain::{AntibodyStatus, CaseRow, FhirDate, MriThigh, Outcome, Sex, YesNoUnknown, COLUMNS};
-use imnm_fhir::profile::{self, files, generate, BaseTable, ProfileSet, Rule};
+use imnm_fhir::profile::{self, files, generate, BaseTable, ProfileSet};
+use imnm_fhir::report::IssueCode;
 use imnm_fhir::to_fhir::{build_bundle, read_cases, DEFAULT_SITE_SYSTEM};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -192,14 +193,21 @@ fn resource<'a>(bundle: &'a mut Value, rtype: &str, profile: &str) -> &'a mut Va
         .unwrap()
 }
 
-fn only_finding(bundle: &Value) -> (String, String, Rule) {
+fn only_finding(bundle: &Value) -> (String, String, IssueCode) {
     let report = files::validate_bundle(&profiles(), bundle, "b.json");
     assert_eq!(report.findings.len(), 1, "{}", report.summary());
     let f = &report.findings[0];
     (
-        f.resource.split('/').next().unwrap().to_string(),
-        f.expression.clone(),
-        f.rule,
+        f.location
+            .resource
+            .as_deref()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string(),
+        f.fhir_path.clone().unwrap(),
+        f.code,
     )
 }
 
@@ -216,7 +224,7 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
         (
             "Observation".into(),
             "Observation.valueQuantity.unit".into(),
-            Rule::Cardinality
+            IssueCode::Cardinality
         )
     );
 
@@ -225,14 +233,14 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
     finding["code"]["coding"][0]["code"] = "HP:0000001".into();
     assert_eq!(
         only_finding(&b),
-        ("Observation".into(), "Observation.code".into(), Rule::Binding)
+        ("Observation".into(), "Observation.code".into(), IssueCode::Binding)
     );
 
     let mut b = ok.clone();
     resource(&mut b, "Patient", "imnm-patient")["birthDate"] = "2010-02-30".into();
     assert_eq!(
         only_finding(&b),
-        ("Patient".into(), "Patient.birthDate".into(), Rule::Format)
+        ("Patient".into(), "Patient.birthDate".into(), IssueCode::Format)
     );
 
     let mut b = ok.clone();
@@ -243,7 +251,7 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
         (
             "Observation".into(),
             "Observation.focus[0].reference".into(),
-            Rule::Reference
+            IssueCode::Reference
         )
     );
 
@@ -254,7 +262,7 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
         (
             "Condition".into(),
             "Condition.severityGrade".into(),
-            Rule::UnknownElement
+            IssueCode::UnknownElement
         )
     );
 
@@ -264,7 +272,7 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
     assert!(report
         .findings
         .iter()
-        .any(|f| f.expression == "Observation.valueString" && f.rule == Rule::Type));
+        .any(|f| f.fhir_path.as_deref() == Some("Observation.valueString") && f.code == IssueCode::Type));
 }
 
 #[test]
@@ -437,25 +445,29 @@ fn validate_reads_ndjson_and_names_the_line() {
     let path = dir.path().join("Patient.ndjson");
     std::fs::write(&path, text).unwrap();
     let report = files::validate_files(&[path], &profiles()).unwrap();
-    let got: Vec<(String, String, Rule)> = report
+    let got: Vec<(String, String, IssueCode)> = report
         .findings
         .iter()
         .map(|f| {
             (
-                f.location.rsplit('/').next().unwrap().to_string(),
-                f.expression.clone(),
-                f.rule,
+                f.location.input.rsplit('/').next().unwrap().to_string(),
+                f.fhir_path.clone().unwrap(),
+                f.code,
             )
         })
         .collect();
     assert_eq!(
         got,
         vec![
-            ("Patient.ndjson:2".to_string(), "(input)".to_string(), Rule::Structure),
+            (
+                "Patient.ndjson:2".to_string(),
+                "(input)".to_string(),
+                IssueCode::Structure
+            ),
             (
                 "Patient.ndjson:3".to_string(),
                 "Patient.gender".to_string(),
-                Rule::Binding
+                IssueCode::Binding
             ),
         ]
     );
@@ -532,8 +544,8 @@ fn validate_outcome_and_summary_keep_their_shape() {
     bad["gender"] = "M".into();
     let path = dir.path().join("Patient.ndjson");
     std::fs::write(&path, format!("{patient}\n{{not json\n{bad}\n")).unwrap();
-    let report = files::validate_files(&[path.clone()], &profiles()).unwrap();
     let name = path.display().to_string();
+    let report = files::validate_files(&[path], &profiles()).unwrap();
     let expected = serde_json::json!({
         "resourceType": "OperationOutcome",
         "issue": [
