@@ -7,7 +7,7 @@
 //! could identify a patient. Issues are findings, not errors: the run goes on.
 //!
 //! This module owns the model and [`Issues`], a run's list of them (kept
-//! past memory in a temporary file, [`crate::spill`]). It knows nothing of
+//! past memory in a temporary file, `spill`). It knows nothing of
 //! JSON or FHIR: `cohort` writes a run's issues to `issues.ndjson`,
 //! `profile` (`imnm validate`) and `export::verify` (`imnm export --verify`)
 //! report theirs, and [`crate::fhir::outcome::operation_outcome`] turns any
