@@ -1,11 +1,20 @@
-//! Data issues: everything the run skipped or could not map, as data.
+//! The one finding model: every issue a run, a validation or a verify finds, as data.
 //!
-//! An [`Issue`] names where (file:line, Bundle entry or `Type/id`), the FHIR
-//! path and what went wrong, never a value that could identify a patient.
-//! Issues are findings, not errors: the run goes on and writes them to
-//! `issues.ndjson`; `fhir::outcome` turns them into an OperationOutcome.
+//! An [`Issue`] says how bad ([`Severity`]), what kind ([`IssueCode`], stable
+//! kebab-case names), where ([`Location`]: file:line, `file#entry[i]`,
+//! `Type/id`, or a file of a study bundle with its line), the FHIR path and
+//! the rule when known, and what went wrong in words: never a value that
+//! could identify a patient. Issues are findings, not errors: the run goes on.
+//!
+//! This module owns the model and [`Issues`], a run's list of them (kept
+//! past memory in a temporary file, `spill`). It knows nothing of
+//! JSON or FHIR: `cohort` writes a run's issues to `issues.ndjson`,
+//! `profile` (`imnm validate`) and `export::verify` (`imnm export --verify`)
+//! report theirs, and [`crate::fhir::outcome::operation_outcome`] turns any
+//! list of them into an OperationOutcome.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +24,7 @@ use crate::spill::List;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    /// Data was lost: a resource or value could not be read.
+    /// Data was lost: a resource or value could not be read, or is invalid.
     Error,
     /// A value was not mapped, or was read in a degraded way.
     Warning,
@@ -23,10 +32,23 @@ pub enum Severity {
     Information,
 }
 
-/// What kind of issue it is (stable names, used in `issues.ndjson`).
+impl Severity {
+    /// The severity's name (`error`, `warning`, `information`; FHIR's issue-severity codes).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Information => "information",
+        }
+    }
+}
+
+/// What kind of issue it is: a closed list of stable names (kebab-case, as
+/// written to `issues.ndjson` and to OperationOutcome `details.coding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IssueCode {
+    // Reading inputs and mapping them (a cohort run, `issues.ndjson`).
     /// A line or file that is not JSON.
     MalformedJson,
     /// Bytes that are not UTF-8.
@@ -53,7 +75,7 @@ pub enum IssueCode {
     MissingValue,
     /// A resource without an id.
     MissingId,
-    /// A file that could not be read.
+    /// A file that could not be read (also: a study bundle's `bundle.json` that is not a JSON Bundle).
     UnreadableFile,
     /// The same resource (type and id) more than once in the input.
     Duplicate,
@@ -63,32 +85,268 @@ pub enum IssueCode {
     ExportError,
     /// A SMART Fetch work folder superseded by a later export; not read.
     Superseded,
+
+    // Profile validation (`imnm validate`, `to-fhir`): which kind of constraint.
+    /// min / max, or an array where one value belongs.
+    Cardinality,
+    /// A type the element does not allow.
+    Type,
+    /// A `fixed[x]` value.
+    Fixed,
+    /// A `pattern[x]` value.
+    Pattern,
+    /// A required binding.
+    Binding,
+    /// A Reference to a resource type or profile the element does not allow.
+    Reference,
+    /// A primitive's lexical form (dates, ids, codes, …).
+    Format,
+    /// An element the definition does not have.
+    UnknownElement,
+    /// An unknown profile or extension.
+    Profile,
+    /// JSON structure (arrays, objects), an unreadable input, and the FHIR parser's verdict.
+    Structure,
+
+    // Study bundle checks (`imnm export --verify`).
+    /// A file whose SHA-256 differs from the manifest's (altered).
+    HashMismatch,
+    /// A file the manifest lists that is not there.
+    MissingFile,
+    /// A file the manifest does not list.
+    UnlistedFile,
+    /// Resource counts that differ from the manifest's.
+    CountMismatch,
+    /// A full date outside the elements the date shift applies to (not shifted).
+    UnshiftedDate,
+    /// A shifted element holding a time of day (the shift keeps the date only).
+    DateWithTime,
+    /// A `birthDate` more precise than the de-identification profile allows.
+    BirthDateTooPrecise,
+    /// A shifted date farther from every source date of its element than the maximum shift.
+    DateOutsideShift,
+    /// A full date in `cohort.csv` that no resource of the bundle holds.
+    DateNotInBundle,
+    /// A full date in a summary table.
+    DateInSummary,
+    /// Something shaped like an e-mail address.
+    EmailAddress,
+    /// Something shaped like a phone number.
+    PhoneNumber,
+    /// An identifying string of the source (identifier, Patient id, name, telecom, address, birth date).
+    SourceIdentifier,
 }
 
-/// One issue.
+impl IssueCode {
+    /// Every code, in declaration order.
+    pub const ALL: [IssueCode; 41] = [
+        IssueCode::MalformedJson,
+        IssueCode::InvalidUtf8,
+        IssueCode::NotAResource,
+        IssueCode::ParseError,
+        IssueCode::ParsedLeniently,
+        IssueCode::UnknownCode,
+        IssueCode::UnitNotConvertible,
+        IssueCode::NoCutoff,
+        IssueCode::BadDate,
+        IssueCode::DanglingReference,
+        IssueCode::MissingSubject,
+        IssueCode::MissingValue,
+        IssueCode::MissingId,
+        IssueCode::UnreadableFile,
+        IssueCode::Duplicate,
+        IssueCode::Deleted,
+        IssueCode::ExportError,
+        IssueCode::Superseded,
+        IssueCode::Cardinality,
+        IssueCode::Type,
+        IssueCode::Fixed,
+        IssueCode::Pattern,
+        IssueCode::Binding,
+        IssueCode::Reference,
+        IssueCode::Format,
+        IssueCode::UnknownElement,
+        IssueCode::Profile,
+        IssueCode::Structure,
+        IssueCode::HashMismatch,
+        IssueCode::MissingFile,
+        IssueCode::UnlistedFile,
+        IssueCode::CountMismatch,
+        IssueCode::UnshiftedDate,
+        IssueCode::DateWithTime,
+        IssueCode::BirthDateTooPrecise,
+        IssueCode::DateOutsideShift,
+        IssueCode::DateNotInBundle,
+        IssueCode::DateInSummary,
+        IssueCode::EmailAddress,
+        IssueCode::PhoneNumber,
+        IssueCode::SourceIdentifier,
+    ];
+
+    /// The code's stable name (what serde writes).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueCode::MalformedJson => "malformed-json",
+            IssueCode::InvalidUtf8 => "invalid-utf8",
+            IssueCode::NotAResource => "not-a-resource",
+            IssueCode::ParseError => "parse-error",
+            IssueCode::ParsedLeniently => "parsed-leniently",
+            IssueCode::UnknownCode => "unknown-code",
+            IssueCode::UnitNotConvertible => "unit-not-convertible",
+            IssueCode::NoCutoff => "no-cutoff",
+            IssueCode::BadDate => "bad-date",
+            IssueCode::DanglingReference => "dangling-reference",
+            IssueCode::MissingSubject => "missing-subject",
+            IssueCode::MissingValue => "missing-value",
+            IssueCode::MissingId => "missing-id",
+            IssueCode::UnreadableFile => "unreadable-file",
+            IssueCode::Duplicate => "duplicate",
+            IssueCode::Deleted => "deleted",
+            IssueCode::ExportError => "export-error",
+            IssueCode::Superseded => "superseded",
+            IssueCode::Cardinality => "cardinality",
+            IssueCode::Type => "type",
+            IssueCode::Fixed => "fixed",
+            IssueCode::Pattern => "pattern",
+            IssueCode::Binding => "binding",
+            IssueCode::Reference => "reference",
+            IssueCode::Format => "format",
+            IssueCode::UnknownElement => "unknown-element",
+            IssueCode::Profile => "profile",
+            IssueCode::Structure => "structure",
+            IssueCode::HashMismatch => "hash-mismatch",
+            IssueCode::MissingFile => "missing-file",
+            IssueCode::UnlistedFile => "unlisted-file",
+            IssueCode::CountMismatch => "count-mismatch",
+            IssueCode::UnshiftedDate => "unshifted-date",
+            IssueCode::DateWithTime => "date-with-time",
+            IssueCode::BirthDateTooPrecise => "birth-date-too-precise",
+            IssueCode::DateOutsideShift => "date-outside-shift",
+            IssueCode::DateNotInBundle => "date-not-in-bundle",
+            IssueCode::DateInSummary => "date-in-summary",
+            IssueCode::EmailAddress => "email-address",
+            IssueCode::PhoneNumber => "phone-number",
+            IssueCode::SourceIdentifier => "source-identifier",
+        }
+    }
+}
+
+impl fmt::Display for IssueCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an issue is. Written as one string: `input`, or `resource (input)`
+/// when the resource is known besides the place in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Where in the input: `file:line`, `file#entry[i]`, a file of a study
+    /// bundle (`file` or `file:line`), or `Type/id` when that is all there is.
+    pub input: String,
+    /// The resource (`Type/id`) the issue is about, when known besides `input`.
+    pub resource: Option<String>,
+}
+
+impl Location {
+    /// A place in the input (`file:line`, `file#entry[i]`, `Type/id`, …).
+    pub fn new(input: impl Into<String>) -> Self {
+        Self {
+            input: input.into(),
+            resource: None,
+        }
+    }
+
+    /// A line of a file, or the whole file when `line` is `None` (1-based).
+    pub fn line(file: &str, line: Option<usize>) -> Self {
+        match line {
+            Some(l) => Self::new(format!("{file}:{l}")),
+            None => Self::new(file),
+        }
+    }
+
+    /// The same place, about `resource` (`Type/id`).
+    pub fn in_resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+}
+
+impl From<String> for Location {
+    fn from(input: String) -> Self {
+        Self::new(input)
+    }
+}
+
+impl From<&str> for Location {
+    fn from(input: &str) -> Self {
+        Self::new(input)
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.resource {
+            Some(r) => write!(f, "{r} ({})", self.input),
+            None => f.write_str(&self.input),
+        }
+    }
+}
+
+/// A location equals a string when it is that place in the input, with no resource besides.
+impl PartialEq<str> for Location {
+    fn eq(&self, other: &str) -> bool {
+        self.resource.is_none() && self.input == other
+    }
+}
+
+impl PartialEq<&str> for Location {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+impl Serialize for Location {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One issue (a finding): the one model of a cohort run's data issues,
+/// profile validation and study bundle verification.
+///
+/// Serialized (one line of `issues.ndjson`) with the keys `severity`, `code`,
+/// `location`, `fhir_path` and `rule` when present, and `message`.
+/// Displayed as `location: message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Issue {
     /// How bad it is.
     pub severity: Severity,
     /// What kind it is.
     pub code: IssueCode,
-    /// Where: `file:line`, `file#entry[i]` or `Type/id`.
-    pub location: String,
+    /// Where it is.
+    pub location: Location,
     /// The FHIR path (e.g. `Observation.valueQuantity.unit`), when it is about one element.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fhir_path: Option<String>,
+    /// The rule that found it, when one did: a mapping rule id, the profile
+    /// validated against (`imnm-patient`, `R4 base`), or the verify check
+    /// (`manifest`, `counts`, `dates`, `scan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// What went wrong, in words (no patient data).
     pub message: String,
 }
 
 impl Issue {
     /// A new issue.
-    pub fn new(severity: Severity, code: IssueCode, location: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(severity: Severity, code: IssueCode, location: impl Into<Location>, message: impl Into<String>) -> Self {
         Self {
             severity,
             code,
             location: location.into(),
             fhir_path: None,
+            rule: None,
             message: message.into(),
         }
     }
@@ -109,6 +367,18 @@ impl Issue {
         self.fhir_path = Some(fhir_path.into());
         self
     }
+
+    /// The same issue, found by `rule` (see [`Issue::rule`]).
+    pub fn by(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
 }
 
 /// How many issues are held in memory; later ones go to a temporary file.
@@ -125,7 +395,9 @@ struct Record {
     severity: Severity,
     code: IssueCode,
     location: String,
+    resource: Option<String>,
     fhir_path: Option<String>,
+    rule: Option<String>,
     message: String,
 }
 
@@ -232,8 +504,10 @@ impl From<Issue> for Record {
         Record {
             severity: i.severity,
             code: i.code,
-            location: i.location,
+            location: i.location.input,
+            resource: i.location.resource,
             fhir_path: i.fhir_path,
+            rule: i.rule,
             message: i.message,
         }
     }
@@ -244,8 +518,12 @@ impl From<Record> for Issue {
         Issue {
             severity: r.severity,
             code: r.code,
-            location: r.location,
+            location: Location {
+                input: r.location,
+                resource: r.resource,
+            },
             fhir_path: r.fhir_path,
+            rule: r.rule,
             message: r.message,
         }
     }
@@ -261,12 +539,56 @@ mod tests {
         } else {
             IssueCode::BadDate
         };
-        let issue = Issue::new(Severity::Error, code, format!("f.ndjson:{i}"), "m");
+        let mut issue = Issue::new(Severity::Error, code, format!("f.ndjson:{i}"), "m");
         if i % 3 == 0 {
-            issue.at("Observation.code")
-        } else {
-            issue
+            issue = issue.at("Observation.code");
         }
+        if i % 5 == 0 {
+            issue.location = issue.location.in_resource(format!("Observation/o{i}"));
+            issue = issue.by("imnm-ck-observation");
+        }
+        issue
+    }
+
+    #[test]
+    fn codes_are_written_by_their_stable_names() {
+        for code in IssueCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
+        }
+        let mut names: Vec<&str> = IssueCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), IssueCode::ALL.len());
+    }
+
+    #[test]
+    fn an_issue_is_one_line_of_issues_ndjson_and_displays_as_location_and_message() {
+        let plain = Issue::new(Severity::Warning, IssueCode::BadDate, "f.ndjson:3", "not a date");
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"severity":"warning","code":"bad-date","location":"f.ndjson:3","message":"not a date"}"#
+        );
+        let full = Issue::new(
+            Severity::Error,
+            IssueCode::Binding,
+            Location::new("b.json#entry[0]").in_resource("Patient/p1"),
+            "code not in the value set",
+        )
+        .at("Patient.gender")
+        .by("imnm-patient");
+        assert_eq!(
+            serde_json::to_string(&full).unwrap(),
+            r#"{"severity":"error","code":"binding","location":"Patient/p1 (b.json#entry[0])","fhir_path":"Patient.gender","rule":"imnm-patient","message":"code not in the value set"}"#
+        );
+        assert_eq!(plain.to_string(), "f.ndjson:3: not a date");
+        let line = Issue::new(
+            Severity::Error,
+            IssueCode::PhoneNumber,
+            Location::line("cohort.csv", Some(2)),
+            "phone number",
+        );
+        assert_eq!(line.to_string(), "cohort.csv:2: phone number");
+        assert_eq!(Location::line("bundle.json", None).to_string(), "bundle.json");
     }
 
     #[test]

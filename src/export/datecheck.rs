@@ -24,6 +24,10 @@ use serde_json::Value;
 use super::manifest::Manifest;
 use super::verify::VerifyReport;
 use crate::domain::FhirDate;
+use crate::report::IssueCode;
+
+/// The check's name (the findings' rule).
+const CHECK: &str = "dates";
 
 /// The full dates of a source, by element name, as day numbers.
 #[derive(Debug, Default, Clone)]
@@ -103,33 +107,41 @@ impl DateRules<'_> {
             r["id"].as_str().unwrap_or("?")
         );
         let max = i64::from(m.date_shift_max_days);
-        let mut kinds: Vec<String> = Vec::new();
+        let mut found: Vec<(IssueCode, String)> = Vec::new();
         walk(r, "", &mut |key, text| {
             if !self.elements.contains(key) {
                 if !dates_in(text).is_empty() {
-                    kinds.push(format!("{name} {key}: full date outside the date-shifted elements"));
+                    found.push((
+                        IssueCode::UnshiftedDate,
+                        format!("{name} {key}: full date outside the date-shifted elements"),
+                    ));
                 }
                 return;
             }
             if text.contains('T') {
-                kinds.push(format!(
-                    "{name} {key}: date with a time of day (the shift keeps the date only)"
+                found.push((
+                    IssueCode::DateWithTime,
+                    format!("{name} {key}: date with a time of day (the shift keeps the date only)"),
                 ));
             }
             if key == "birthDate" && m.profile == "safe-harbor" && text.len() != 4 {
-                kinds.push(format!("{name} birthDate: more than a year under safe-harbor"));
+                found.push((
+                    IssueCode::BirthDateTooPrecise,
+                    format!("{name} birthDate: more than a year under safe-harbor"),
+                ));
             }
             let (Some(src), Some(day)) = (self.source, full_day(text)) else {
                 return;
             };
             if !src.near(key, day, max) {
-                kinds.push(format!(
-                    "{name} {key}: full date outside the shifted range (no source {key} within {max} days)"
+                found.push((
+                    IssueCode::DateOutsideShift,
+                    format!("{name} {key}: full date outside the shifted range (no source {key} within {max} days)"),
                 ));
             }
         });
-        for k in kinds {
-            report.add(file, line, k);
+        for (code, message) in found {
+            report.add(CHECK, file, line, code, message);
         }
     }
 }
@@ -158,8 +170,10 @@ pub fn check(dir: &Path, m: &Manifest, rules: &DateRules<'_>, report: &mut Verif
     for (i, line) in read("cohort.csv").lines().enumerate() {
         if dates_in(line).iter().any(|d| !known.contains(*d)) {
             report.add(
+                CHECK,
                 "cohort.csv",
                 Some(i + 1),
+                IssueCode::DateNotInBundle,
                 "full date that no resource of the bundle holds",
             );
         }
@@ -167,7 +181,13 @@ pub fn check(dir: &Path, m: &Manifest, rules: &DateRules<'_>, report: &mut Verif
     for file in ["table1.md", "table1.json"] {
         for (i, line) in read(file).lines().enumerate() {
             if !dates_in(line).is_empty() {
-                report.add(file, Some(i + 1), "full date in a summary table");
+                report.add(
+                    CHECK,
+                    file,
+                    Some(i + 1),
+                    IssueCode::DateInSummary,
+                    "full date in a summary table",
+                );
             }
         }
     }

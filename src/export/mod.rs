@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub use bundle::{export, rerun, ExportOptions, ExportSummary};
 pub use manifest::Manifest;
 pub use merge::merge;
-pub use verify::{verify, Finding, VerifyReport};
+pub use verify::{verify, VerifyReport};
 
 /// Why an export, verify or merge cannot run.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use crate::fhir::source::{self, Format, Item};
+use crate::report::IssueCode;
 
 /// Identifying strings taken from the original input, lower-cased, with their kind.
 #[derive(Debug, Default, Clone)]
@@ -91,21 +92,24 @@ impl SourceTerms {
     }
 }
 
-/// The kinds of identifier-shaped content on each line of `text` (1-based line numbers).
-pub fn scan_text(text: &str, terms: Option<&SourceTerms>) -> Vec<(usize, &'static str)> {
+/// The identifier-shaped content on each line of `text`: (1-based line number,
+/// code, kind in words). Source terms are [`IssueCode::SourceIdentifier`],
+/// each kind at most once a line.
+pub fn scan_text(text: &str, terms: Option<&SourceTerms>) -> Vec<(usize, IssueCode, &'static str)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if has_email(line) {
-            out.push((i + 1, "e-mail address"));
+            out.push((i + 1, IssueCode::EmailAddress, "e-mail address"));
         }
         if has_phone(line) {
-            out.push((i + 1, "phone number"));
+            out.push((i + 1, IssueCode::PhoneNumber, "phone number"));
         }
         if let Some(terms) = terms {
             let lower = line.to_lowercase();
             for (term, kind) in &terms.terms {
-                if lower.contains(term.as_str()) && !out.contains(&(i + 1, kind)) {
-                    out.push((i + 1, kind));
+                let found = (i + 1, IssueCode::SourceIdentifier, *kind);
+                if lower.contains(term.as_str()) && !out.contains(&found) {
+                    out.push(found);
                 }
             }
         }

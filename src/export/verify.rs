@@ -1,45 +1,29 @@
 //! `imnm export --verify DIR`: re-checks a study bundle's hashes and counts,
 //! scans every file for identifier-shaped content and checks its dates
-//! against the date-shift rules ([`super::datecheck`]).
+//! against the date-shift rules ([`super::datecheck`]). Its findings are
+//! [`Issue`]s of the one finding model ([`crate::report`]): a code, the file
+//! and line, the check as the rule, and a message that never holds the content found.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::manifest::{list_files, Manifest};
 use super::scan::{scan_text, SourceTerms};
 use super::ExportError;
-
-/// One problem found: the file, the line when known, and what kind of thing
-/// (never the content itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// File, relative to the bundle folder.
-    pub file: String,
-    /// 1-based line, when the finding is in the text.
-    pub line: Option<usize>,
-    /// What was found.
-    pub kind: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{l}: {}", self.file, self.kind),
-            None => write!(f, "{}: {}", self.file, self.kind),
-        }
-    }
-}
+use crate::report::{Issue, IssueCode, Location, Severity};
 
 /// The result of a verification.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyReport {
     /// Files checked.
     pub files: usize,
-    /// Everything wrong.
-    pub findings: Vec<Finding>,
+    /// Everything wrong, each an error [`Issue`] located at the file (and its
+    /// line when in the text) with the check that found it as its rule
+    /// (`manifest`, `counts`, `dates`, `scan`); displayed `file:line: message`.
+    /// Never the content found.
+    pub findings: Vec<Issue>,
 }
 
 impl VerifyReport {
@@ -48,12 +32,16 @@ impl VerifyReport {
         self.findings.is_empty()
     }
 
-    pub(super) fn add(&mut self, file: &str, line: Option<usize>, kind: impl Into<String>) {
-        self.findings.push(Finding {
-            file: file.into(),
-            line,
-            kind: kind.into(),
-        });
+    pub(super) fn add(
+        &mut self,
+        check: &str,
+        file: &str,
+        line: Option<usize>,
+        code: IssueCode,
+        message: impl Into<String>,
+    ) {
+        let issue = Issue::new(Severity::Error, code, Location::line(file, line), message).by(check);
+        self.findings.push(issue);
     }
 }
 
@@ -66,13 +54,31 @@ pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, E
     for (name, expected) in &manifest.files {
         match std::fs::read(dir.join(name)) {
             Ok(bytes) if crate::deid::key::sha256_hex(&bytes) == *expected => {}
-            Ok(_) => report.add(name, None, "SHA-256 differs from the manifest (file altered)"),
-            Err(_) => report.add(name, None, "listed in the manifest but missing"),
+            Ok(_) => report.add(
+                "manifest",
+                name,
+                None,
+                IssueCode::HashMismatch,
+                "SHA-256 differs from the manifest (file altered)",
+            ),
+            Err(_) => report.add(
+                "manifest",
+                name,
+                None,
+                IssueCode::MissingFile,
+                "listed in the manifest but missing",
+            ),
         }
     }
     for name in &present {
         if name != "manifest.json" && !manifest.files.contains_key(name) {
-            report.add(name, None, "file not listed in the manifest");
+            report.add(
+                "manifest",
+                name,
+                None,
+                IssueCode::UnlistedFile,
+                "file not listed in the manifest",
+            );
         }
     }
     check_counts(dir, &manifest, &mut report);
@@ -88,8 +94,8 @@ pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, E
             continue;
         };
         let text = String::from_utf8_lossy(&bytes);
-        for (line, kind) in scan_text(&text, terms) {
-            report.add(name, Some(line), kind);
+        for (line, code, kind) in scan_text(&text, terms) {
+            report.add("scan", name, Some(line), code, kind);
         }
     }
     Ok(report)
@@ -101,7 +107,13 @@ fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok());
     let Some(bundle) = bundle else {
-        return report.add("bundle.json", None, "not a readable JSON Bundle");
+        return report.add(
+            "counts",
+            "bundle.json",
+            None,
+            IssueCode::UnreadableFile,
+            "not a readable JSON Bundle",
+        );
     };
     for e in bundle["entry"].as_array().into_iter().flatten() {
         if let Some(t) = e["resource"]["resourceType"].as_str() {
@@ -109,7 +121,13 @@ fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
         }
     }
     if in_bundle != manifest.resource_counts {
-        report.add("bundle.json", None, "resource counts differ from the manifest");
+        report.add(
+            "counts",
+            "bundle.json",
+            None,
+            IssueCode::CountMismatch,
+            "resource counts differ from the manifest",
+        );
     }
     for (t, n) in &manifest.resource_counts {
         let name = format!("ndjson/{t}.ndjson");
@@ -117,7 +135,13 @@ fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
             .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count() as u64)
             .unwrap_or(0);
         if lines != *n {
-            report.add(&name, None, "resource count differs from the manifest");
+            report.add(
+                "counts",
+                &name,
+                None,
+                IssueCode::CountMismatch,
+                "resource count differs from the manifest",
+            );
         }
     }
 }

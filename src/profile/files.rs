@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::validate::{Finding, Rule, Targets, ValidationReport};
+use super::validate::{Targets, ValidationReport};
 use super::ProfileSet;
 use crate::fhir::source::{self, Format, Item};
-use crate::report::Severity;
+use crate::report::{Issue, IssueCode, Location, Severity};
 
 /// Validates every resource of the input files (folders are walked as for `cohort`).
 /// Each file is read twice, streaming: first to learn what its references can
@@ -88,12 +88,7 @@ fn validate_items(set: &ProfileSet, items: &[(String, Value, Option<String>)], r
 }
 
 fn unreadable(report: &mut ValidationReport, location: String, message: String) {
-    report.push(Finding {
-        severity: Severity::Error,
-        resource: "(unreadable)".into(),
-        location,
-        expression: "(input)".into(),
-        rule: Rule::Structure,
-        message,
-    });
+    // "(unreadable)" and "(input)" keep `imnm validate`'s output as it was.
+    let location = Location::new(location).in_resource("(unreadable)");
+    report.push(Issue::new(Severity::Error, IssueCode::Structure, location, message).at("(input)"));
 }

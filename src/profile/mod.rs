@@ -4,7 +4,9 @@
 //! of `profiles/`, the compact R4 base table they are laid over
 //! (`base.rs`), snapshot generation (`snapshot.rs`, `generate.rs`) and the
 //! validator (`validate.rs`), which is driven by the snapshots only: no rule
-//! is written per profile. Findings are data ([`Finding`]), never `Err`s.
+//! is written per profile. Findings are data, never `Err`s: [`crate::report::Issue`]s
+//! with a validation code, in a [`ValidationReport`], turned into an
+//! OperationOutcome by `fhir::outcome`.
 //! It must not do HTTP or touch the store, and it does not map to the cohort.
 
 pub mod base;
@@ -22,7 +24,7 @@ use serde_json::Value;
 
 pub use base::BaseTable;
 use element::ElementDef;
-pub use validate::{Finding, Rule, ValidationReport};
+pub use validate::ValidationReport;
 
 /// The canonical base of every IMNM conformance resource.
 pub const CANONICAL_BASE: &str = "https://imnm-fhir.org/fhir";

@@ -15,10 +15,10 @@ use super::element::ElementDef;
 use super::primitive;
 use super::{Profile, ProfileSet, CANONICAL_BASE};
 use crate::fhir::reference::{parse as parse_ref, Ref};
-use crate::report::Severity;
+use crate::report::{Issue, IssueCode, Location, Severity};
 
 mod outcome;
-pub use outcome::{Finding, Rule, ValidationReport};
+pub use outcome::ValidationReport;
 
 /// What references in a Bundle point at: fullUrl or `Type/id` → (type, profile URL).
 #[derive(Debug, Default, Clone)]
@@ -112,13 +112,14 @@ impl ProfileSet {
             targets,
             resource: format!("{t}/{id}"),
             location: location.to_string(),
+            profile: None,
             report,
         };
         let Some(obj) = resource.as_object() else {
             return w.finding(
                 Severity::Error,
                 "(resource)".into(),
-                Rule::Structure,
+                IssueCode::Structure,
                 "not a JSON object".into(),
             );
         };
@@ -132,7 +133,7 @@ impl ProfileSet {
                 w.finding(
                     Severity::Error,
                     format!("{t}.meta.profile"),
-                    Rule::Profile,
+                    IssueCode::Profile,
                     format!("unknown IMNM profile {p}"),
                 );
             }
@@ -140,19 +141,22 @@ impl ProfileSet {
         match (self.select(resource), self.base_defs.get(&t)) {
             (Some(p), _) => {
                 w.report.count(&p.id);
+                w.profile = Some(p.id.clone());
                 w.object(obj, &p.elements, &t, &t);
             }
             (None, Some(defs)) => {
                 w.report.count("R4 base");
+                w.profile = Some("R4 base".into());
                 w.object(obj, defs, &t, &t);
             }
             (None, None) => {
                 w.report.count("R4 base (parser)");
+                w.profile = Some("R4 base (parser)".into());
                 if let Err(msg) = crate::fhir::parse::parse(&resource.to_string()).and_then(|p| match p.lenient_note {
                     Some(n) => Err(n),
                     None => Ok(()),
                 }) {
-                    w.finding(Severity::Error, t.clone(), Rule::Structure, msg);
+                    w.finding(Severity::Error, t.clone(), IssueCode::Structure, msg);
                 }
             }
         }
@@ -164,6 +168,8 @@ struct Walk<'a> {
     targets: &'a Targets,
     resource: String,
     location: String,
+    /// The profile checked against (the findings' rule), once chosen.
+    profile: Option<String>,
     report: &'a mut ValidationReport,
 }
 
@@ -200,15 +206,11 @@ fn resolve<'e>(kids: &[&'e ElementDef], key: &str) -> Option<(&'e ElementDef, Op
 }
 
 impl Walk<'_> {
-    fn finding(&mut self, severity: Severity, expression: String, rule: Rule, message: String) {
-        self.report.push(Finding {
-            severity,
-            resource: self.resource.clone(),
-            location: self.location.clone(),
-            expression,
-            rule,
-            message,
-        });
+    fn finding(&mut self, severity: Severity, expression: String, code: IssueCode, message: String) {
+        let location = Location::new(self.location.clone()).in_resource(self.resource.clone());
+        let mut f = Issue::new(severity, code, location, message).at(expression);
+        f.rule.clone_from(&self.profile);
+        self.report.push(f);
     }
 
     fn object(&mut self, obj: &Map<String, Value>, defs: &[ElementDef], prefix: &str, loc: &str) {
@@ -222,7 +224,7 @@ impl Walk<'_> {
                 self.finding(
                     Severity::Error,
                     format!("{loc}.{key}"),
-                    Rule::UnknownElement,
+                    IssueCode::UnknownElement,
                     format!("{key} is not an element of {prefix}"),
                 );
                 continue;
@@ -240,7 +242,7 @@ impl Walk<'_> {
             });
             if !present {
                 let msg = format!("{} is required (min {}) in {}", e.name(), e.min, prefix);
-                self.finding(Severity::Error, format!("{loc}.{stem}"), Rule::Cardinality, msg);
+                self.finding(Severity::Error, format!("{loc}.{stem}"), IssueCode::Cardinality, msg);
             }
         }
     }
@@ -252,7 +254,7 @@ impl Walk<'_> {
                 None => {
                     let allowed: Vec<String> = e.types.iter().map(|t| uc_first(&t.code)).collect();
                     let msg = format!("type {suffix} is not allowed here; allowed: {}", allowed.join(", "));
-                    return self.finding(Severity::Error, loc.to_string(), Rule::Type, msg);
+                    return self.finding(Severity::Error, loc.to_string(), IssueCode::Type, msg);
                 }
             },
             None => e
@@ -268,18 +270,18 @@ impl Walk<'_> {
                     "{} repeats at most once (max 1): a single value, not an array",
                     e.name()
                 );
-                return self.finding(Severity::Error, loc.to_string(), Rule::Cardinality, msg);
+                return self.finding(Severity::Error, loc.to_string(), IssueCode::Cardinality, msg);
             }
             (v, true) => {
                 let msg = format!("{} may repeat: FHIR JSON needs an array", e.name());
-                self.finding(Severity::Error, loc.to_string(), Rule::Structure, msg);
+                self.finding(Severity::Error, loc.to_string(), IssueCode::Structure, msg);
                 vec![(loc.to_string(), v)]
             }
             (v, false) => vec![(loc.to_string(), v)],
         };
         if let Some(max) = e.max.filter(|m| items.len() > *m as usize) {
             let msg = format!("{} has {} values; at most {max} allowed", e.name(), items.len());
-            self.finding(Severity::Error, loc.to_string(), Rule::Cardinality, msg);
+            self.finding(Severity::Error, loc.to_string(), IssueCode::Cardinality, msg);
         }
         for (item_loc, v) in items {
             self.value(e, &type_code, v, defs, &item_loc);
@@ -289,17 +291,17 @@ impl Walk<'_> {
     fn value(&mut self, e: &ElementDef, type_code: &str, v: &Value, defs: &[ElementDef], loc: &str) {
         if let Some(f) = e.fixed.as_ref().filter(|f| *f != v) {
             let msg = format!("must equal the fixed value {f}");
-            self.finding(Severity::Error, loc.to_string(), Rule::Fixed, msg);
+            self.finding(Severity::Error, loc.to_string(), IssueCode::Fixed, msg);
         }
         if let Some(p) = e.pattern.as_ref().filter(|p| !contains(v, p)) {
             let msg = format!("must match the pattern {p}");
-            self.finding(Severity::Error, loc.to_string(), Rule::Pattern, msg);
+            self.finding(Severity::Error, loc.to_string(), IssueCode::Pattern, msg);
         }
         let coded = matches!(type_code, "code" | "Coding" | "CodeableConcept");
         if let Some(vs) = e.required_binding.as_ref().filter(|_| coded) {
             if self.set.in_value_set(vs, v) == Some(false) {
                 let msg = format!("code not in the required value set {vs}");
-                self.finding(Severity::Error, loc.to_string(), Rule::Binding, msg);
+                self.finding(Severity::Error, loc.to_string(), IssueCode::Binding, msg);
             }
         }
         if primitive::is_primitive(type_code) {
@@ -309,7 +311,7 @@ impl Walk<'_> {
                 type_code
             };
             if let Err(msg) = primitive::check(code, v) {
-                self.finding(Severity::Error, loc.to_string(), Rule::Format, msg);
+                self.finding(Severity::Error, loc.to_string(), IssueCode::Format, msg);
             }
             return;
         }
@@ -318,7 +320,7 @@ impl Walk<'_> {
         }
         let Some(obj) = v.as_object() else {
             let msg = format!("expected a JSON object ({type_code})");
-            return self.finding(Severity::Error, loc.to_string(), Rule::Type, msg);
+            return self.finding(Severity::Error, loc.to_string(), IssueCode::Type, msg);
         };
         if type_code == "Reference" {
             self.reference(e, obj, loc);
@@ -336,7 +338,7 @@ impl Walk<'_> {
                     }
                     None => {
                         let msg = format!("extension {url} is not defined by the IMNM profiles");
-                        return self.finding(Severity::Error, loc.to_string(), Rule::Profile, msg);
+                        return self.finding(Severity::Error, loc.to_string(), IssueCode::Profile, msg);
                     }
                 }
             }
@@ -351,7 +353,7 @@ impl Walk<'_> {
             Some(base) => self.object(obj, base, type_code, loc),
             None => {
                 let msg = format!("type {type_code} is not in the base table; its content is not checked");
-                self.finding(Severity::Information, loc.to_string(), Rule::Type, msg);
+                self.finding(Severity::Information, loc.to_string(), IssueCode::Type, msg);
             }
         }
     }
@@ -389,13 +391,13 @@ impl Walk<'_> {
             .collect();
         if !allowed.iter().any(|a| a == &t || a == "Resource") {
             let msg = format!("refers to a {t}; allowed: {}", names.join(", "));
-            return self.finding(Severity::Error, format!("{loc}.reference"), Rule::Reference, msg);
+            return self.finding(Severity::Error, format!("{loc}.reference"), IssueCode::Reference, msg);
         }
         let ours: Vec<&&String> = profiles.iter().filter(|p| p.starts_with(CANONICAL_BASE)).collect();
         if let (false, Some(tp)) = (ours.is_empty(), target_profile.as_ref()) {
             if !ours.iter().any(|p| **p == tp) {
                 let msg = format!("refers to a {t} that conforms to {tp}; expected {}", names.join(", "));
-                self.finding(Severity::Error, format!("{loc}.reference"), Rule::Reference, msg);
+                self.finding(Severity::Error, format!("{loc}.reference"), IssueCode::Reference, msg);
             }
         }
     }

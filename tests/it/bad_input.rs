@@ -27,7 +27,7 @@ fn malformed_json_line_is_reported_by_file_and_line_and_the_rest_maps() {
     let (cohort, issues) = run_ndjson(&lines);
     let bad = find(&issues, IssueCode::MalformedJson);
     assert_eq!(bad.len(), 1);
-    assert!(bad[0].location.ends_with("Mixed.ndjson:2"), "{}", bad[0].location);
+    assert!(bad[0].location.input.ends_with("Mixed.ndjson:2"), "{}", bad[0].location);
     assert_eq!(cohort.rows.len(), 1);
 }
 

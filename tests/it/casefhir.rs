@@ -3,7 +3,8 @@
 //! each give exactly the expected finding, and bad CSV is reported by row and column.
 
 use imnm_fhir::domain::{AntibodyStatus, CaseRow, Cell, FhirDate, MriThigh, Outcome, Sex, YesNoUnknown};
-use imnm_fhir::profile::{self, files, generate, BaseTable, ProfileSet, Rule};
+use imnm_fhir::profile::{self, files, generate, BaseTable, ProfileSet};
+use imnm_fhir::report::IssueCode;
 use imnm_fhir::to_fhir::{build_bundle, read_cases, DEFAULT_SITE_SYSTEM};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -213,14 +214,21 @@ fn resource<'a>(bundle: &'a mut Value, rtype: &str, profile: &str) -> &'a mut Va
         .unwrap()
 }
 
-fn only_finding(bundle: &Value) -> (String, String, Rule) {
+fn only_finding(bundle: &Value) -> (String, String, IssueCode) {
     let report = files::validate_bundle(&profiles(), bundle, "b.json");
     assert_eq!(report.findings.len(), 1, "{}", report.summary());
     let f = &report.findings[0];
     (
-        f.resource.split('/').next().unwrap().to_string(),
-        f.expression.clone(),
-        f.rule,
+        f.location
+            .resource
+            .as_deref()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string(),
+        f.fhir_path.clone().unwrap(),
+        f.code,
     )
 }
 
@@ -237,7 +245,7 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
         (
             "Observation".into(),
             "Observation.valueQuantity.unit".into(),
-            Rule::Cardinality
+            IssueCode::Cardinality
         )
     );
 
@@ -246,14 +254,14 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
     finding["code"]["coding"][0]["code"] = "HP:0000001".into();
     assert_eq!(
         only_finding(&b),
-        ("Observation".into(), "Observation.code".into(), Rule::Binding)
+        ("Observation".into(), "Observation.code".into(), IssueCode::Binding)
     );
 
     let mut b = ok.clone();
     resource(&mut b, "Patient", "imnm-patient")["birthDate"] = "2010-02-30".into();
     assert_eq!(
         only_finding(&b),
-        ("Patient".into(), "Patient.birthDate".into(), Rule::Format)
+        ("Patient".into(), "Patient.birthDate".into(), IssueCode::Format)
     );
 
     let mut b = ok.clone();
@@ -264,7 +272,7 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
         (
             "Observation".into(),
             "Observation.focus[0].reference".into(),
-            Rule::Reference
+            IssueCode::Reference
         )
     );
 
@@ -275,7 +283,7 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
         (
             "Condition".into(),
             "Condition.severityGrade".into(),
-            Rule::UnknownElement
+            IssueCode::UnknownElement
         )
     );
 
@@ -285,7 +293,7 @@ fn broken_resources_each_give_exactly_the_expected_finding() {
     assert!(report
         .findings
         .iter()
-        .any(|f| f.expression == "Observation.valueString" && f.rule == Rule::Type));
+        .any(|f| f.fhir_path.as_deref() == Some("Observation.valueString") && f.code == IssueCode::Type));
 }
 
 #[test]
@@ -458,25 +466,29 @@ fn validate_reads_ndjson_and_names_the_line() {
     let path = dir.path().join("Patient.ndjson");
     std::fs::write(&path, text).unwrap();
     let report = files::validate_files(&[path], &profiles()).unwrap();
-    let got: Vec<(String, String, Rule)> = report
+    let got: Vec<(String, String, IssueCode)> = report
         .findings
         .iter()
         .map(|f| {
             (
-                f.location.rsplit('/').next().unwrap().to_string(),
-                f.expression.clone(),
-                f.rule,
+                f.location.input.rsplit('/').next().unwrap().to_string(),
+                f.fhir_path.clone().unwrap(),
+                f.code,
             )
         })
         .collect();
     assert_eq!(
         got,
         vec![
-            ("Patient.ndjson:2".to_string(), "(input)".to_string(), Rule::Structure),
+            (
+                "Patient.ndjson:2".to_string(),
+                "(input)".to_string(),
+                IssueCode::Structure
+            ),
             (
                 "Patient.ndjson:3".to_string(),
                 "Patient.gender".to_string(),
-                Rule::Binding
+                IssueCode::Binding
             ),
         ]
     );
@@ -548,4 +560,60 @@ fn a_case_that_cannot_become_fhir_is_left_out_by_row_and_the_rest_is_written() {
     );
     assert!(!err.contains("no-dx"), "no patient id in messages: {err}");
     assert_eq!(patients_in(&dir.path().join("b.json")), 2);
+}
+
+/// `imnm validate`'s OperationOutcome and summary, pinned key for key (issue 22: the one
+/// finding model and OperationOutcome builder must not change them).
+#[test]
+fn validate_outcome_and_summary_keep_their_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let patient = resource(&mut sample_bundle(), "Patient", "imnm-patient").clone();
+    let mut bad = patient.clone();
+    bad["gender"] = "M".into();
+    let path = dir.path().join("Patient.ndjson");
+    std::fs::write(&path, format!("{patient}\n{{not json\n{bad}\n")).unwrap();
+    let name = path.display().to_string();
+    let report = files::validate_files(&[path], &profiles()).unwrap();
+    let expected = serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "structure",
+                "details": {
+                    "coding": [{"system": "https://imnm-fhir.org/fhir/CodeSystem/imnm-validation-rule", "code": "structure"}],
+                    "text": "not JSON: key must be a string at line 1 column 2",
+                },
+                "diagnostics": format!("(unreadable) ({name}:2)"),
+                "expression": ["(input)"],
+            },
+            {
+                "severity": "error",
+                "code": "code-invalid",
+                "details": {
+                    "coding": [{"system": "https://imnm-fhir.org/fhir/CodeSystem/imnm-validation-rule", "code": "binding"}],
+                    "text": "code not in the required value set http://hl7.org/fhir/ValueSet/administrative-gender",
+                },
+                "diagnostics": format!("Patient/p1 ({name}:3)"),
+                "expression": ["Patient.gender"],
+            },
+        ],
+    });
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
+    assert_eq!(pretty(&report.operation_outcome()), pretty(&expected));
+    assert_eq!(
+        report.summary(),
+        format!(
+            "error (unreadable) (input) [structure] not JSON: key must be a string at line 1 column 2 ({name}:2)\n\
+             error Patient/p1 Patient.gender [binding] code not in the required value set \
+             http://hl7.org/fhir/ValueSet/administrative-gender ({name}:3)\n\
+             2 resource(s) checked (imnm-patient 2); 2 error(s), 0 warning(s)\n"
+        )
+    );
+    let clean = files::validate_bundle(&profiles(), &sample_bundle(), "b.json");
+    let all_clear = serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": format!("{} resource(s) valid", clean.checked.values().sum::<usize>())}],
+    });
+    assert_eq!(pretty(&clean.operation_outcome()), pretty(&all_clear));
 }

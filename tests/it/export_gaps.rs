@@ -381,3 +381,42 @@ fn cohort_on_an_exported_bundle_gives_the_onset_ages_of_the_source() {
         assert_eq!(got, expected, "{out}");
     }
 }
+
+/// Verify's findings are issues of the one finding model (issue 22): each has a code, the
+/// check as its rule, and the file (and line) as its location; they make an OperationOutcome.
+#[test]
+fn verify_findings_carry_a_code_and_the_check() {
+    use imnm_fhir::report::{IssueCode, Severity};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = crate::export::export_demo(tmp.path(), 22, "A");
+    let table = dir.join("table1.md");
+    let mut text = std::fs::read_to_string(&table).unwrap();
+    text.push_str("write to jo@example.org\n");
+    std::fs::write(&table, text).unwrap();
+    std::fs::write(dir.join("extra.txt"), "x").unwrap();
+    let report = export::verify(&dir, None).unwrap();
+    let got: Vec<(IssueCode, &str, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.code, f.rule.as_deref().unwrap(), f.location.to_string()))
+        .collect();
+    let lines = std::fs::read_to_string(&table).unwrap().lines().count();
+    for want in [
+        (IssueCode::HashMismatch, "manifest", "table1.md".to_string()),
+        (IssueCode::UnlistedFile, "manifest", "extra.txt".to_string()),
+        (IssueCode::EmailAddress, "scan", format!("table1.md:{lines}")),
+    ] {
+        assert!(
+            got.contains(&(want.0, want.1, want.2.clone())),
+            "{want:?} not in {got:?}"
+        );
+    }
+    assert!(report.findings.iter().all(|f| f.severity == Severity::Error));
+    let oo = imnm_fhir::fhir::outcome::operation_outcome(&report.findings, "verified");
+    assert_eq!(oo["issue"].as_array().unwrap().len(), report.findings.len());
+    assert!(oo["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["details"]["coding"][0]["code"] == "email-address" && i["code"] == "security"));
+}
