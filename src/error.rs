@@ -1,14 +1,31 @@
 //! The library's top-level error: failures that stop a run (as opposed to
 //! data issues, which are [`crate::report::Issue`]s and never stop it).
+//!
+//! Each layer has its own error enum ([`ClientError`], [`SyncError`],
+//! [`StoreError`], [`DeidError`], [`ExportError`], [`PushError`],
+//! [`ProfileErrors`], [`LoadErrors`], [`ParseError`], [`MockError`]);
+//! [`Error`] wraps each with `From`, so `?` lifts any of them, and
+//! [`crate::exit::ExitCode`] gives each its exit code.
 
 use std::path::PathBuf;
+
+use crate::client::ClientError;
+use crate::deid::DeidError;
+use crate::export::ExportError;
+use crate::fhir::parse::ParseError;
+use crate::mapping::LoadErrors;
+use crate::mock::MockError;
+use crate::profile::{ProfileError, ProfileErrors};
+use crate::push::PushError;
+use crate::store::StoreError;
+use crate::sync::SyncError;
 
 /// A run-stopping failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The mapping files have problems (all are listed).
     #[error(transparent)]
-    Mappings(#[from] crate::mapping::LoadErrors),
+    Mappings(#[from] LoadErrors),
     /// An input path cannot be opened or listed.
     #[error("cannot read input {path}: {source}")]
     Input {
@@ -23,7 +40,7 @@ pub enum Error {
         /// The store file.
         path: PathBuf,
         /// Why.
-        source: crate::store::StoreError,
+        source: StoreError,
     },
     /// A temporary file of a large run (texts or patients moved off the
     /// heap) cannot be read back.
@@ -40,6 +57,39 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// Talking to a FHIR server failed, or the client cannot be set up.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A sync stopped.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// De-identification cannot start (key, rules), or a key cannot be made.
+    #[error(transparent)]
+    Deid(#[from] DeidError),
+    /// An export, verify or merge cannot run (boxed: it can hold an [`Error`]).
+    #[error(transparent)]
+    Export(Box<ExportError>),
+    /// A push stopped.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// The profile files have problems (all are listed).
+    #[error(transparent)]
+    Profiles(#[from] ProfileErrors),
+    /// A profile file has a problem.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// A resource that is not valid FHIR R4 JSON where one must be.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The mock EHR cannot start.
+    #[error(transparent)]
+    Mock(#[from] MockError),
+}
+
+impl From<ExportError> for Error {
+    fn from(e: ExportError) -> Self {
+        Error::Export(Box::new(e))
+    }
 }
 
 /// A failure while data streams from temporary files into an output: the

@@ -20,6 +20,7 @@ pub mod deid;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod exit;
 pub mod export;
 pub mod fhir;
 pub mod mapping;
