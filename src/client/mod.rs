@@ -638,6 +638,63 @@ mod tests {
         assert_eq!(t("http://storage.example/files/x"), "(other origin)");
     }
 
+    #[tokio::test]
+    async fn a_refused_connection_is_told_from_a_timeout_and_shows_no_url() {
+        // A port nothing listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let policy = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
+        let c = FhirClient::builder(format!("http://127.0.0.1:{port}/fhir"))
+            .retry(policy)
+            .build()
+            .unwrap();
+        let e = c.read("Patient", "secret-id").await.unwrap_err();
+        assert!(e.is_connect(), "{e:?}");
+        assert!(!e.is_timeout() && !e.is_config());
+        assert!(matches!(
+            &e,
+            ClientError::GaveUp {
+                reason: Failure::Transport { .. },
+                ..
+            }
+        ));
+        let mut chain = vec![e.to_string()];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        assert!(
+            chain.len() > 2,
+            "reqwest's error and its causes stay the source: {chain:?}"
+        );
+        assert!(
+            chain
+                .iter()
+                .all(|m| !m.contains("secret-id") && !m.contains("127.0.0.1")),
+            "{chain:?}"
+        );
+    }
+
+    #[test]
+    fn configuration_errors_say_what_is_wrong() {
+        let e = FhirClient::builder("ftp://h").build().err().unwrap();
+        assert!(matches!(&e, ClientError::BaseScheme { scheme } if scheme == "ftp"));
+        assert_eq!(
+            e.to_string(),
+            "client configuration: the base URL must be http or https"
+        );
+        assert!(e.is_config());
+        let e = Auth::bearer_from_env("IMNM_TEST_SURELY_UNSET").unwrap_err();
+        assert!(matches!(&e, ClientError::TokenVar { var } if var == "IMNM_TEST_SURELY_UNSET"));
+    }
+
     #[test]
     fn errors_never_show_the_query() {
         let e = ClientError::Status {
