@@ -1,71 +1,68 @@
 //! The library's top-level error: failures that stop a run (as opposed to
 //! data issues, which are [`crate::report::Issue`]s and never stop it).
+//!
+//! It sits at the top of the module graph. Each layer has its own error enum
+//! ([`RunError`] for reading inputs and writing outputs, [`ClientError`], [`SyncError`],
+//! [`crate::store::StoreError`], [`DeidError`], [`ExportError`], [`PushError`],
+//! [`ProfileErrors`], [`LoadErrors`], [`ParseError`], [`MockError`]);
+//! [`Error`] wraps each with `From`, so `?` lifts any of them, and
+//! [`crate::exit::ExitCode`] gives each its exit code.
 
-use std::path::PathBuf;
+use crate::client::ClientError;
+use crate::deid::DeidError;
+use crate::export::ExportError;
+use crate::fhir::parse::ParseError;
+use crate::mapping::LoadErrors;
+use crate::mock::MockError;
+use crate::profile::{ProfileError, ProfileErrors};
+use crate::push::PushError;
+use crate::run_error::RunError;
+use crate::sync::SyncError;
 
-/// A run-stopping failure.
+/// Any failure of the library: each layer's error, wrapped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The mapping files have problems (all are listed).
+    /// Reading inputs or writing outputs failed, or the mappings have problems.
     #[error(transparent)]
-    Mappings(#[from] crate::mapping::LoadErrors),
-    /// An input path cannot be opened or listed.
-    #[error("cannot read input {path}: {source}")]
-    Input {
-        /// The path given.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A sync store cannot be opened or read.
-    #[error("cannot read store {path}: {source}")]
-    Store {
-        /// The store file.
-        path: PathBuf,
-        /// Why.
-        source: crate::store::StoreError,
-    },
-    /// A temporary file of a large run (texts or patients moved off the
-    /// heap) cannot be read back.
-    #[error("cannot read back a temporary file in {}: {source}", std::env::temp_dir().display())]
-    Spill {
-        /// Why.
-        source: std::io::Error,
-    },
-    /// An output cannot be written.
-    #[error("cannot write {path}: {source}")]
-    Output {
-        /// The file or folder.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    Run(#[from] RunError),
+    /// Talking to a FHIR server failed, or the client cannot be set up.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A sync stopped.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// De-identification cannot start (key, rules), or a key cannot be made.
+    #[error(transparent)]
+    Deid(#[from] DeidError),
+    /// An export, verify or merge cannot run (boxed: it is large).
+    #[error(transparent)]
+    Export(Box<ExportError>),
+    /// A push stopped.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// The profile files have problems (all are listed).
+    #[error(transparent)]
+    Profiles(#[from] ProfileErrors),
+    /// A profile file has a problem.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// A resource that is not valid FHIR R4 JSON where one must be.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The mock EHR cannot start.
+    #[error(transparent)]
+    Mock(#[from] MockError),
 }
 
-/// A failure while data streams from temporary files into an output: the
-/// output cannot be written ([`Error::Output`] and the like), or a temporary
-/// file cannot be read back (an `io::Error` from `Texts`, `Patients` or
-/// `Issues`, which converts to [`Error::Spill`]).
-#[derive(Debug)]
-pub(crate) enum Streaming {
-    /// Writing the output failed.
-    Out(Error),
-    /// Reading a temporary file back failed.
-    Spill(std::io::Error),
-}
-
-impl From<std::io::Error> for Streaming {
-    fn from(source: std::io::Error) -> Self {
-        Streaming::Spill(source)
+impl From<LoadErrors> for Error {
+    fn from(e: LoadErrors) -> Self {
+        Error::Run(RunError::Mappings(e))
     }
 }
 
-impl From<Streaming> for Error {
-    fn from(e: Streaming) -> Self {
-        match e {
-            Streaming::Out(e) => e,
-            Streaming::Spill(source) => Error::Spill { source },
-        }
+impl From<ExportError> for Error {
+    fn from(e: ExportError) -> Self {
+        Error::Export(Box::new(e))
     }
 }
 

@@ -23,9 +23,10 @@
 //! | pure | [`domain`], [`report`], `spill`, [`demo`], [`bench_data`] |
 //! | raw | [`fhir`], [`store`], [`client`] |
 //! | meaning | [`mapping`], [`mock`] |
-//! | facts | [`collect`], [`error`], [`sync`], [`push`] |
+//! | facts | [`collect`], [`run_error`], [`sync`], [`push`] |
 //! | reading | [`pipeline`] |
 //! | outputs | [`cohort`], [`deid`], [`export`], [`to_fhir`], [`profile`] |
+//! | api | [`error`] (the top-level [`Error`], wrapping each layer's), [`exit`] (exit codes) |
 //!
 //! The `imnm` binary sits on top of them all.
 
@@ -37,6 +38,7 @@ pub mod deid;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod exit;
 pub mod export;
 pub mod fhir;
 pub mod mapping;
@@ -45,6 +47,7 @@ pub mod pipeline;
 pub mod profile;
 pub mod push;
 pub mod report;
+pub mod run_error;
 mod spill;
 pub mod store;
 pub mod sync;

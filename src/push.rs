@@ -32,8 +32,13 @@ pub struct EntryOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     /// The file is not a transaction Bundle.
-    #[error("not a transaction Bundle: {0}")]
-    NotTransaction(String),
+    #[error("not a transaction Bundle: resourceType Bundle with type transaction expected")]
+    NotTransaction {
+        /// The `resourceType` found, if it is a string.
+        resource_type: Option<String>,
+        /// The Bundle's `type` found, if it is a string.
+        bundle_type: Option<String>,
+    },
     /// The server refused a slice (earlier slices are committed).
     #[error("slice {slice} of {slices} (entries {first}..={last}) failed after {done} entries were committed")]
     Slice {
@@ -55,9 +60,10 @@ pub enum PushError {
 /// Pushes `bundle` (a transaction) in slices of `batch_size` entries (0: one transaction).
 pub async fn push(client: &FhirClient, bundle: &Value, batch_size: usize) -> Result<Vec<EntryOutcome>, PushError> {
     if bundle["resourceType"] != "Bundle" || bundle["type"] != "transaction" {
-        return Err(PushError::NotTransaction(
-            "resourceType Bundle with type transaction expected".into(),
-        ));
+        return Err(PushError::NotTransaction {
+            resource_type: bundle["resourceType"].as_str().map(str::to_string),
+            bundle_type: bundle["type"].as_str().map(str::to_string),
+        });
     }
     let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
     let size = if batch_size == 0 {

@@ -8,7 +8,7 @@ use reqwest::header::ACCEPT;
 use serde_json::Value;
 
 use super::retry::{retry_after, retryable};
-use super::{ClientError, FhirClient};
+use super::{ClientError, Failure, FhirClient, JwksProblem, SigningProblem};
 
 /// How requests authenticate.
 #[derive(Clone, Default)]
@@ -44,7 +44,7 @@ pub struct Smart {
 impl Smart {
     /// Settings from a PEM private key file; the algorithm follows the key (RSA → RS384, EC → ES384).
     pub fn from_pem(client_id: &str, pem: &[u8], kid: Option<String>, scope: &str) -> Result<Self, ClientError> {
-        let bad = |e: jsonwebtoken::errors::Error| ClientError::Config(format!("the SMART key is not usable: {e}"));
+        let bad = |source| ClientError::SmartKey { source };
         let (key, alg) = match jsonwebtoken::EncodingKey::from_ec_pem(pem) {
             Ok(k) => (k, jsonwebtoken::Algorithm::ES384),
             Err(_) => (
@@ -72,14 +72,16 @@ impl Smart {
         use p384::pkcs8::EncodePrivateKey;
         let mut bytes = [0u8; 48];
         let secret = loop {
-            getrandom::getrandom(&mut bytes).map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
+            getrandom::getrandom(&mut bytes).map_err(|source| ClientError::Signing {
+                problem: SigningProblem::KeyRandom { source },
+            })?;
             if let Ok(k) = p384::SecretKey::from_slice(&bytes) {
                 break k;
             }
         };
-        let der = secret
-            .to_pkcs8_der()
-            .map_err(|e| ClientError::Config(format!("cannot encode the key: {e}")))?;
+        let der = secret.to_pkcs8_der().map_err(|source| ClientError::Signing {
+            problem: SigningProblem::KeyEncoding { source },
+        })?;
         let point = secret.public_key().to_encoded_point(false);
         let coord = |c: Option<&p384::FieldBytes>| c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
         let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-384", "kid": kid, "alg": "ES384", "use": "sig",
@@ -100,9 +102,9 @@ impl Smart {
     /// with `kid` when given, else the first RS384/ES384 key (or RSA / EC P-384 key) with
     /// private members. The key's own `kid` is sent unless `kid` is given.
     pub fn from_jwks(client_id: &str, jwks: &[u8], kid: Option<String>, scope: &str) -> Result<Self, ClientError> {
-        let bad = |m: &str| ClientError::Config(format!("the SMART JWKS is not usable: {m}"));
-        let set: Value = serde_json::from_slice(jwks).map_err(|_| bad("not JSON"))?;
-        let keys = set["keys"].as_array().ok_or_else(|| bad("no 'keys' array"))?;
+        let bad = |problem| ClientError::SmartJwks { problem };
+        let set: Value = serde_json::from_slice(jwks).map_err(|_| bad(JwksProblem::NotJson))?;
+        let keys = set["keys"].as_array().ok_or_else(|| bad(JwksProblem::NoKeys))?;
         let usable = |k: &&Value| {
             let alg_ok = match k["alg"].as_str() {
                 Some(a) => a == "RS384" || a == "ES384",
@@ -114,16 +116,13 @@ impl Smart {
             Some(id) => keys
                 .iter()
                 .find(|k| k["kid"].as_str() == Some(id))
-                .ok_or_else(|| bad("no key with that kid"))?,
-            None => keys
-                .iter()
-                .find(usable)
-                .ok_or_else(|| bad("no RS384 or ES384 key with private members"))?,
+                .ok_or_else(|| bad(JwksProblem::NoKid))?,
+            None => keys.iter().find(usable).ok_or_else(|| bad(JwksProblem::NoUsableKey))?,
         };
         if !usable(&jwk) {
-            return Err(bad("the key is not an RS384/ES384 key with private members"));
+            return Err(bad(JwksProblem::NotUsable));
         }
-        let (key, alg) = jwk_encoding_key(jwk).map_err(|m| bad(&m))?;
+        let (key, alg) = jwk_encoding_key(jwk).map_err(bad)?;
         Ok(Smart {
             client_id: client_id.to_string(),
             key,
@@ -135,20 +134,22 @@ impl Smart {
 }
 
 /// The signing key of a private JWK (RSA or EC P-384).
-fn jwk_encoding_key(jwk: &Value) -> Result<(jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm), String> {
+fn jwk_encoding_key(jwk: &Value) -> Result<(jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm), JwksProblem> {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
-    let member = |name: &str| {
-        let text = jwk[name].as_str().ok_or(format!("no '{name}' member"))?;
+    let member = |member: &'static str| {
+        let text = jwk[member].as_str().ok_or(JwksProblem::MissingMember { member })?;
         URL_SAFE_NO_PAD
             .decode(text.trim_end_matches('='))
-            .map_err(|_| format!("'{name}' is not base64url"))
+            .map_err(|_| JwksProblem::NotBase64 { member })
     };
     match jwk["kty"].as_str() {
         Some("EC") => {
             use p384::pkcs8::EncodePrivateKey;
-            let secret = p384::SecretKey::from_slice(&member("d")?).map_err(|_| "'d' is not a P-384 key")?;
-            let der = secret.to_pkcs8_der().map_err(|e| e.to_string())?;
+            let secret = p384::SecretKey::from_slice(&member("d")?).map_err(|_| JwksProblem::NotP384)?;
+            let der = secret
+                .to_pkcs8_der()
+                .map_err(|source| JwksProblem::EcEncoding { source })?;
             Ok((
                 jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()),
                 jsonwebtoken::Algorithm::ES384,
@@ -156,16 +157,18 @@ fn jwk_encoding_key(jwk: &Value) -> Result<(jsonwebtoken::EncodingKey, jsonwebto
         }
         Some("RSA") => {
             use rsa::pkcs1::EncodeRsaPrivateKey;
-            let big = |name: &str| member(name).map(|b| rsa::BigUint::from_bytes_be(&b));
+            let big = |name: &'static str| member(name).map(|b| rsa::BigUint::from_bytes_be(&b));
             let key = rsa::RsaPrivateKey::from_components(big("n")?, big("e")?, big("d")?, vec![big("p")?, big("q")?])
-                .map_err(|e| format!("the RSA members do not make a key: {e}"))?;
-            let der = key.to_pkcs1_der().map_err(|e| e.to_string())?;
+                .map_err(|source| JwksProblem::RsaMembers { source })?;
+            let der = key
+                .to_pkcs1_der()
+                .map_err(|source| JwksProblem::RsaEncoding { source })?;
             Ok((
                 jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
                 jsonwebtoken::Algorithm::RS384,
             ))
         }
-        _ => Err("kty must be RSA or EC".into()),
+        _ => Err(JwksProblem::Kty),
     }
 }
 
@@ -184,9 +187,7 @@ impl Auth {
     pub fn bearer_from_env(var: &str) -> Result<Self, ClientError> {
         match std::env::var(var) {
             Ok(t) if !t.trim().is_empty() => Ok(Auth::Bearer(t.trim().to_string())),
-            _ => Err(ClientError::Config(format!(
-                "environment variable {var} is unset or empty (it should hold the bearer token)"
-            ))),
+            _ => Err(ClientError::TokenVar { var: var.to_string() }),
         }
     }
 }
@@ -243,7 +244,7 @@ impl FhirClient {
     }
 
     async fn token_endpoint(&self, what: &str) -> Result<String, ClientError> {
-        let fail = |reason: String| ClientError::GaveUp {
+        let fail = |reason: Failure| ClientError::GaveUp {
             what: what.to_string(),
             attempts: 1,
             reason,
@@ -256,18 +257,22 @@ impl FhirClient {
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?
+            .map_err(|e| fail(Failure::transport(e)))?
             .json()
             .await
-            .map_err(|e| fail(format!("smart-configuration: {}", e.without_url())))?;
+            .map_err(|e| {
+                fail(Failure::SmartConfiguration {
+                    source: e.without_url(),
+                })
+            })?;
         Ok(config["token_endpoint"]
             .as_str()
-            .ok_or_else(|| fail("smart-configuration has no token_endpoint".into()))?
+            .ok_or_else(|| fail(Failure::NoTokenEndpoint))?
             .to_string())
     }
 
     async fn token_once(&self, smart: &Smart, token_url: &str, what: &str) -> Result<(String, Duration), TokenFailure> {
-        let transient = |reason: String, wait| {
+        let transient = |reason: Failure, wait| {
             TokenFailure::Transient(
                 ClientError::GaveUp {
                     what: what.to_string(),
@@ -277,11 +282,8 @@ impl FhirClient {
                 wait,
             )
         };
-        let assertion = assertion(smart, token_url).map_err(|reason| {
-            TokenFailure::Fatal(ClientError::Config(format!(
-                "cannot sign the SMART assertion: {reason}"
-            )))
-        })?;
+        let assertion =
+            assertion(smart, token_url).map_err(|problem| TokenFailure::Fatal(ClientError::Signing { problem }))?;
         let resp = self
             .inner
             .http
@@ -297,7 +299,7 @@ impl FhirClient {
             ])
             .send()
             .await
-            .map_err(|e| transient(e.without_url().to_string(), None))?;
+            .map_err(|e| transient(Failure::transport(e), None))?;
         let status = resp.status();
         let wait = retry_after(resp.headers());
         let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -328,13 +330,13 @@ enum TokenFailure {
 }
 
 /// A signed client assertion for `token_url`: exp = now + 4 min, a fresh random `jti`.
-fn assertion(smart: &Smart, token_url: &str) -> Result<String, String> {
+fn assertion(smart: &Smart, token_url: &str) -> Result<String, SigningProblem> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let mut jti = [0u8; 16];
-    getrandom::getrandom(&mut jti).map_err(|e| format!("no randomness for jti: {e}"))?;
+    getrandom::getrandom(&mut jti).map_err(|source| SigningProblem::JtiRandom { source })?;
     let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
     let claims = serde_json::json!({
         "iss": smart.client_id, "sub": smart.client_id, "aud": token_url,
@@ -342,7 +344,7 @@ fn assertion(smart: &Smart, token_url: &str) -> Result<String, String> {
     });
     let mut header = jsonwebtoken::Header::new(smart.alg);
     header.kid = smart.kid.clone();
-    jsonwebtoken::encode(&header, &claims, &smart.key).map_err(|e| e.to_string())
+    jsonwebtoken::encode(&header, &claims, &smart.key).map_err(|source| SigningProblem::Sign { source })
 }
 
 #[cfg(test)]

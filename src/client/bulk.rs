@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use super::retry::retry_after;
-use super::{ClientError, FhirClient, Reject, Req};
+use super::{ClientError, Failure, FhirClient, Reject, Req};
 
 /// Which resources an export covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,16 +61,15 @@ impl FhirClient {
         };
         self.send(&req, |raw| {
             if raw.status != StatusCode::ACCEPTED {
-                return Err(Reject::Fatal(format!(
-                    "expected 202 Accepted, got HTTP {}",
-                    raw.status.as_u16()
-                )));
+                return Err(Reject::Fatal(Failure::NotAccepted {
+                    status: raw.status.as_u16(),
+                }));
             }
             raw.headers
                 .get(CONTENT_LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
-                .ok_or_else(|| Reject::Fatal("the 202 has no Content-Location".into()))
+                .ok_or(Reject::Fatal(Failure::NoContentLocation))
         })
         .await
     }
@@ -91,14 +90,16 @@ impl FhirClient {
                 });
             }
             if raw.status != StatusCode::OK {
-                return Err(Reject::Fatal(format!("unexpected HTTP {}", raw.status.as_u16())));
+                return Err(Reject::Fatal(Failure::Unexpected {
+                    status: raw.status.as_u16(),
+                }));
             }
             let manifest: Value =
-                serde_json::from_slice(&raw.body).map_err(|e| Reject::Retry(format!("unparsable manifest: {e}")))?;
+                serde_json::from_slice(&raw.body).map_err(|source| Reject::Retry(Failure::Manifest { source }))?;
             if manifest["output"].is_array() {
                 Ok(BulkPoll::Done(manifest))
             } else {
-                Err(Reject::Retry("the manifest has no output array".into()))
+                Err(Reject::Retry(Failure::NoOutput))
             }
         })
         .await
@@ -136,9 +137,7 @@ impl FhirClient {
                     if raw.status.is_redirection() {
                         let to = raw.headers.get(LOCATION).and_then(|v| v.to_str().ok());
                         let to = to.and_then(|l| url.join(l).ok());
-                        return to
-                            .map(Got::Redirect)
-                            .ok_or_else(|| Reject::Fatal("a redirect without a usable Location".into()));
+                        return to.map(Got::Redirect).ok_or(Reject::Fatal(Failure::NoLocation));
                     }
                     parse_ndjson(&raw.body, expected).map(Got::File).map_err(Reject::Retry)
                 })
@@ -151,7 +150,7 @@ impl FhirClient {
         Err(ClientError::GaveUp {
             what: what.to_string(),
             attempts: 1,
-            reason: format!("more than {MAX_REDIRECTS} redirects"),
+            reason: Failure::TooManyRedirects { max: MAX_REDIRECTS },
         })
     }
 
@@ -159,7 +158,7 @@ impl FhirClient {
         self.inner.base.join(url).map_err(|_| ClientError::GaveUp {
             what: what.to_string(),
             attempts: 1,
-            reason: "the server gave a URL that does not parse".into(),
+            reason: Failure::BadUrl,
         })
     }
 }
@@ -169,8 +168,8 @@ enum Got {
     File(Vec<Value>),
 }
 
-/// NDJSON lines as values; a line that is not a JSON object, or a count other than `expected`, is an error text.
-fn parse_ndjson(body: &[u8], expected: Option<u64>) -> Result<Vec<Value>, String> {
+/// NDJSON lines as values; a line that is not a JSON object, or a count other than `expected`, is a failure.
+fn parse_ndjson(body: &[u8], expected: Option<u64>) -> Result<Vec<Value>, Failure> {
     let mut out = Vec::new();
     for (i, line) in body.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -178,14 +177,14 @@ fn parse_ndjson(body: &[u8], expected: Option<u64>) -> Result<Vec<Value>, String
         }
         match serde_json::from_slice::<Value>(line) {
             Ok(v) if v.is_object() => out.push(v),
-            _ => return Err(format!("line {} is not a JSON object (truncated file?)", i + 1)),
+            _ => return Err(Failure::NdjsonLine { line: i + 1 }),
         }
     }
     match expected {
-        Some(n) if n != out.len() as u64 => Err(format!(
-            "{} line(s) where the manifest announces {n} (truncated file?)",
-            out.len()
-        )),
+        Some(n) if n != out.len() as u64 => Err(Failure::NdjsonCount {
+            got: out.len(),
+            expected: n,
+        }),
         _ => Ok(out),
     }
 }
@@ -199,10 +198,13 @@ mod tests {
         let body = b"{\"resourceType\":\"Patient\",\"id\":\"a\"}\n\n{\"resourceType\":\"Patient\",\"id\":\"b\"}\n";
         assert_eq!(parse_ndjson(body, Some(2)).unwrap().len(), 2);
         assert_eq!(parse_ndjson(body, None).unwrap().len(), 2);
-        assert!(parse_ndjson(body, Some(3)).unwrap_err().contains("announces 3"));
+        assert!(parse_ndjson(body, Some(3))
+            .unwrap_err()
+            .to_string()
+            .contains("announces 3"));
         let cut = &body[..50];
         assert!(
-            parse_ndjson(cut, None).unwrap_err().contains("line 3"),
+            matches!(parse_ndjson(cut, None), Err(Failure::NdjsonLine { line: 3 })),
             "the cut line is named"
         );
     }

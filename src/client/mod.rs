@@ -27,6 +27,7 @@
 
 mod auth;
 mod bulk;
+mod error;
 mod retry;
 
 use std::sync::Arc;
@@ -39,61 +40,9 @@ use tokio::sync::Semaphore;
 
 pub use auth::{Auth, Smart};
 pub use bulk::{BulkLevel, BulkPoll, Download};
+pub use error::{ClientError, Failure, JwksProblem, SigningProblem};
 pub use retry::RetryPolicy;
 use retry::{retry_after, retryable};
-
-/// Why a request failed for good.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The client cannot be built (bad base URL, missing token variable).
-    #[error("client configuration: {0}")]
-    Config(String),
-    /// The server refused the request (a status that retrying does not fix, or
-    /// retries ran out), with the server's OperationOutcome text when it sent one.
-    #[error("{what}: HTTP {status}{}", outcome_suffix(.outcome))]
-    Status {
-        /// What was asked, e.g. "Observation search".
-        what: String,
-        /// The last HTTP status.
-        status: u16,
-        /// The OperationOutcome's diagnostics/details text, or empty.
-        outcome: String,
-    },
-    /// No usable answer after every retry (connection errors, truncated or unparsable bodies).
-    #[error("{what}: no usable answer after {attempts} attempts: {reason}")]
-    GaveUp {
-        /// What was asked.
-        what: String,
-        /// Attempts made.
-        attempts: u32,
-        /// The last failure (without the URL).
-        reason: String,
-    },
-    /// A `next` link points to another origin than the base URL: not followed.
-    #[error("{what}: the server's next link points to another origin; not followed")]
-    ForeignOrigin {
-        /// What was asked.
-        what: String,
-    },
-}
-
-fn outcome_suffix(outcome: &str) -> String {
-    if outcome.is_empty() {
-        String::new()
-    } else {
-        format!(": {outcome}")
-    }
-}
-
-impl ClientError {
-    /// The HTTP status, when the server answered.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ClientError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
 
 /// One request as the log of a run sees it: no query, no ids (path segments
 /// that are not type names or operations become `{id}`), no token, no body.
@@ -186,10 +135,11 @@ impl FhirClientBuilder {
 
     /// Builds the client.
     pub fn build(self) -> Result<FhirClient, ClientError> {
-        let mut base =
-            Url::parse(self.base.trim()).map_err(|e| ClientError::Config(format!("the base URL is not a URL: {e}")))?;
+        let mut base = Url::parse(self.base.trim()).map_err(|e| ClientError::BaseUrl { source: Box::new(e) })?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(ClientError::Config("the base URL must be http or https".into()));
+            return Err(ClientError::BaseScheme {
+                scheme: base.scheme().to_string(),
+            });
         }
         base.set_query(None);
         if !base.path().ends_with('/') {
@@ -202,7 +152,9 @@ impl FhirClientBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(self.concurrency.max(8))
             .build()
-            .map_err(|e| ClientError::Config(format!("HTTP client: {}", e.without_url())))?;
+            .map_err(|e| ClientError::HttpClient {
+                source: e.without_url(),
+            })?;
         Ok(FhirClient {
             inner: Arc::new(Inner {
                 http,
@@ -275,9 +227,9 @@ struct Raw {
 /// Why an accepted status was still no good.
 enum Reject {
     /// Retry it (a truncated or unparsable body).
-    Retry(String),
+    Retry(Failure),
     /// Give up (a protocol violation).
-    Fatal(String),
+    Fatal(Failure),
 }
 
 impl FhirClient {
@@ -371,7 +323,7 @@ impl FhirClient {
         let _permit = self.inner.permits.acquire().await.map_err(|_| ClientError::GaveUp {
             what: what.to_string(),
             attempts: 0,
-            reason: "client closed".into(),
+            reason: Failure::Closed,
         })?;
         let policy = &self.inner.retry;
         let mut attempt = 0u32;
@@ -438,10 +390,15 @@ impl FhirClient {
                             outcome: outcome_text(&raw.body),
                         });
                     }
-                    (format!("HTTP {}", status.as_u16()), retry_after(&raw.headers))
+                    (
+                        Failure::Status {
+                            status: status.as_u16(),
+                        },
+                        retry_after(&raw.headers),
+                    )
                 }
                 Err(reason) if last_try => {
-                    event.error = Some(reason.clone());
+                    event.error = Some(reason.to_string());
                     self.event(event);
                     return Err(ClientError::GaveUp {
                         what: what.to_string(),
@@ -453,7 +410,7 @@ impl FhirClient {
             };
             let wait = policy.delay(attempt - 1, wait);
             if event.status.is_none() || event.status.is_some_and(|s| s < 300) {
-                event.error = Some(reason.clone());
+                event.error = Some(reason.to_string());
             }
             event.retry_wait_ms = Some(wait.as_millis() as u64);
             self.event(event);
@@ -462,8 +419,8 @@ impl FhirClient {
         }
     }
 
-    /// One attempt: the answer with its whole body, or a transport failure text (without the URL).
-    async fn once(&self, req: &Req<'_>, token: Option<&str>) -> Result<Raw, String> {
+    /// One attempt: the answer with its whole body, or a transport failure (without the URL).
+    async fn once(&self, req: &Req<'_>, token: Option<&str>) -> Result<Raw, Failure> {
         let mut r = self
             .inner
             .http
@@ -478,10 +435,10 @@ impl FhirClient {
         if let Some(token) = token {
             r = r.header(AUTHORIZATION, format!("Bearer {token}"));
         }
-        let resp = r.send().await.map_err(|e| e.without_url().to_string())?;
+        let resp = r.send().await.map_err(Failure::transport)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| e.without_url().to_string())?.to_vec();
+        let body = resp.bytes().await.map_err(Failure::transport)?.to_vec();
         Ok(Raw { status, headers, body })
     }
 
@@ -531,9 +488,11 @@ impl FhirClient {
 /// A 2xx answer's JSON body (an unparsable body is retried; a 3xx is not expected).
 fn json_body(raw: Raw) -> Result<Value, Reject> {
     if !raw.status.is_success() {
-        return Err(Reject::Fatal(format!("unexpected HTTP {}", raw.status.as_u16())));
+        return Err(Reject::Fatal(Failure::Unexpected {
+            status: raw.status.as_u16(),
+        }));
     }
-    serde_json::from_slice(&raw.body).map_err(|e| Reject::Retry(format!("unparsable body: {e}")))
+    serde_json::from_slice(&raw.body).map_err(|source| Reject::Retry(Failure::Body { source }))
 }
 
 /// A JSON body with the response's `Date` header less one second, as a FHIR instant.
@@ -595,7 +554,7 @@ impl Pages {
             return Err(ClientError::GaveUp {
                 what: self.what.clone(),
                 attempts: 1,
-                reason: "the answer is not a Bundle".into(),
+                reason: Failure::NotABundle,
             });
         }
         if self.server_time.is_none() {
@@ -677,6 +636,63 @@ mod tests {
             "_bulk/files/{id}/{id}"
         );
         assert_eq!(t("http://storage.example/files/x"), "(other origin)");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_told_from_a_timeout_and_shows_no_url() {
+        // A port nothing listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let policy = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
+        let c = FhirClient::builder(format!("http://127.0.0.1:{port}/fhir"))
+            .retry(policy)
+            .build()
+            .unwrap();
+        let e = c.read("Patient", "secret-id").await.unwrap_err();
+        assert!(e.is_connect(), "{e:?}");
+        assert!(!e.is_timeout() && !e.is_config());
+        assert!(matches!(
+            &e,
+            ClientError::GaveUp {
+                reason: Failure::Transport { .. },
+                ..
+            }
+        ));
+        let mut chain = vec![e.to_string()];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        assert!(
+            chain.len() > 2,
+            "reqwest's error and its causes stay the source: {chain:?}"
+        );
+        assert!(
+            chain
+                .iter()
+                .all(|m| !m.contains("secret-id") && !m.contains("127.0.0.1")),
+            "{chain:?}"
+        );
+    }
+
+    #[test]
+    fn configuration_errors_say_what_is_wrong() {
+        let e = FhirClient::builder("ftp://h").build().err().unwrap();
+        assert!(matches!(&e, ClientError::BaseScheme { scheme } if scheme == "ftp"));
+        assert_eq!(
+            e.to_string(),
+            "client configuration: the base URL must be http or https"
+        );
+        assert!(e.is_config());
+        let e = Auth::bearer_from_env("IMNM_TEST_SURELY_UNSET").unwrap_err();
+        assert!(matches!(&e, ClientError::TokenVar { var } if var == "IMNM_TEST_SURELY_UNSET"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::report::{Issue, IssueCode, Issues, Severity};
 /// order). Issues found here (a case without birthDate, a differential-only
 /// patient) are added to `issues`. Fails only when spilled patients cannot be
 /// read back from their temporary file.
-pub fn build(patients: &Patients, m: &MappingSet, issues: &mut Issues) -> crate::Result<Cohort> {
+pub fn build(patients: &Patients, m: &MappingSet, issues: &mut Issues) -> crate::run_error::Result<Cohort> {
     let mut cohort = Cohort {
         dictionary: m.dictionary.clone(),
         ..Cohort::default()
@@ -25,11 +25,11 @@ pub fn build(patients: &Patients, m: &MappingSet, issues: &mut Issues) -> crate:
             add_patient(&mut cohort, id, data, m, issues);
             Ok::<_, std::io::Error>(())
         })
-        .map_err(|source| crate::Error::Spill { source })?;
+        .map_err(|source| crate::run_error::RunError::Spill { source })?;
     cohort
         .provenance
         .flush()
-        .map_err(|source| crate::Error::Spill { source })?;
+        .map_err(|source| crate::run_error::RunError::Spill { source })?;
     Ok(cohort)
 }
 

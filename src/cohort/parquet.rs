@@ -25,9 +25,9 @@ use parquet::schema::types::Type;
 use super::Cohort;
 use crate::collect::Patients;
 use crate::domain::{ColumnKind, FactValue};
-use crate::error::Streaming;
 use crate::mapping::{MappingSet, RuleKind};
-use crate::{Error, Result};
+use crate::run_error::Streaming;
+use crate::run_error::{Result, RunError};
 
 /// The type of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +205,7 @@ impl<'a> Writer<'a> {
             .build()
             .map_err(err)?;
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-        let file = File::create(path).map_err(|e| Error::Output {
+        let file = File::create(path).map_err(|e| RunError::Output {
             path: path.to_path_buf(),
             source: e,
         })?;
@@ -269,8 +269,8 @@ impl<'a> Writer<'a> {
     }
 }
 
-fn output_error(path: &Path, message: String) -> Error {
-    Error::Output {
+fn output_error(path: &Path, message: String) -> RunError {
+    RunError::Output {
         path: path.to_path_buf(),
         source: std::io::Error::other(message),
     }

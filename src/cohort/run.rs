@@ -46,7 +46,7 @@ pub fn build_and_write(
     collected: Collected,
     mappings: &MappingSet,
     out: &std::path::Path,
-) -> crate::Result<RunOutcome> {
+) -> crate::run_error::Result<RunOutcome> {
     build_and_write_as(collected, mappings, out, Formats::default())
 }
 
@@ -56,7 +56,7 @@ pub fn build_and_write_as(
     mappings: &MappingSet,
     out: &std::path::Path,
     formats: Formats,
-) -> crate::Result<RunOutcome> {
+) -> crate::run_error::Result<RunOutcome> {
     let Collected {
         patients,
         mut sources,

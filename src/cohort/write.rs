@@ -10,9 +10,9 @@ use super::completeness::completeness;
 use super::table1::to_markdown;
 use super::{Candidate, Cohort};
 use crate::collect::Texts;
-use crate::error::Streaming;
 use crate::report::Issues;
-use crate::{Error, Result};
+use crate::run_error::Streaming;
+use crate::run_error::{Result, RunError};
 
 /// The files a cohort run writes, relative to the output folder.
 pub const FILES: &[&str] = &[
@@ -26,8 +26,8 @@ pub const FILES: &[&str] = &[
     "sources.ndjson",
 ];
 
-fn out_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Output {
+fn out_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Output {
         path: path.to_path_buf(),
         source,
     }
@@ -39,8 +39,8 @@ fn create(dir: &Path, name: &str) -> Result<(PathBuf, BufWriter<File>)> {
     Ok((path, BufWriter::new(file)))
 }
 
-fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> Error + '_ {
-    move |e| Error::Output {
+fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> RunError + '_ {
+    move |e| RunError::Output {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
     }
@@ -145,7 +145,10 @@ fn write_lines<T: Serialize>(
 }
 
 fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()> {
-    let mut wanted = cohort.provenance.sources().map_err(|source| Error::Spill { source })?;
+    let mut wanted = cohort
+        .provenance
+        .sources()
+        .map_err(|source| RunError::Spill { source })?;
     for c in &cohort.candidates {
         wanted.insert(format!("Patient/{}", c.patient_id));
     }

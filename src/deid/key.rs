@@ -137,7 +137,7 @@ fn check_private(_path: &Path) -> Result<(), DeidError> {
 /// Writes a new random 256-bit key to `path` (mode 0600); never overwrites.
 pub fn generate(path: &Path) -> Result<SiteKey, DeidError> {
     let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).map_err(|e| DeidError::Random(e.to_string()))?;
+    getrandom::getrandom(&mut bytes).map_err(|source| DeidError::Random { source })?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

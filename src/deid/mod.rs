@@ -64,10 +64,31 @@ pub enum DeidError {
         /// Why.
         source: std::io::Error,
     },
-    /// No randomness from the operating system.
-    #[error("no random bytes from the operating system: {0}")]
-    Random(String),
-    /// The rule file is not valid.
-    #[error("de-identification rules: {0}")]
-    Rules(String),
+    /// No randomness from the operating system (a new key cannot be made).
+    #[error("no random bytes from the operating system: {source}")]
+    Random {
+        /// getrandom's error.
+        source: getrandom::Error,
+    },
+    /// The rule file is not valid TOML or does not fit the rules' shape.
+    #[error("de-identification rules: {source}")]
+    RulesSyntax {
+        /// The TOML parser's error (with line and column).
+        source: toml::de::Error,
+    },
+    /// `dates.max_offset_days` is 0.
+    #[error("de-identification rules: dates.max_offset_days must be at least 1")]
+    NoDateShift,
+    /// A restricted ZIP prefix that is not 3 characters.
+    #[error("de-identification rules: zip.restricted_zip3: {value:?} is not 3 digits")]
+    Zip3 {
+        /// The value given.
+        value: String,
+    },
+    /// A resource type's `keep` list without `id`.
+    #[error("de-identification rules: resources.{resource_type}.keep must hold \"id\"")]
+    KeepWithoutId {
+        /// The resource type.
+        resource_type: String,
+    },
 }

@@ -90,19 +90,17 @@ impl DeidRules {
 
     /// Parses a rule file.
     pub fn parse(text: &str) -> Result<Self, DeidError> {
-        let raw: RawRules = toml::from_str(text).map_err(|e| DeidError::Rules(e.to_string()))?;
+        let raw: RawRules = toml::from_str(text).map_err(|source| DeidError::RulesSyntax { source })?;
         if raw.dates.max_offset_days == 0 {
-            return Err(DeidError::Rules("dates.max_offset_days must be at least 1".into()));
+            return Err(DeidError::NoDateShift);
         }
         if let Some(bad) = raw.zip.restricted_zip3.iter().find(|z| z.len() != 3) {
-            return Err(DeidError::Rules(format!(
-                "zip.restricted_zip3: {bad:?} is not 3 digits"
-            )));
+            return Err(DeidError::Zip3 { value: bad.clone() });
         }
         let (mut keep, mut limited) = (BTreeMap::new(), BTreeMap::new());
         for (t, r) in raw.resources {
             if !r.keep.iter().any(|p| p == "id") {
-                return Err(DeidError::Rules(format!("resources.{t}.keep must hold \"id\"")));
+                return Err(DeidError::KeepWithoutId { resource_type: t });
             }
             keep.insert(t.clone(), r.keep.into_iter().collect());
             limited.insert(t, r.limited.into_iter().collect());

@@ -42,10 +42,10 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let mut collected = crate::pipeline::collect_input(&opts.input, mappings)?;
     let mut issues = collected.issues;
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues)?;
-    let selected =
-        select(&cohort, &mut collected.sources, &collected.aliases).map_err(|source| crate::Error::Spill { source })?;
+    let selected = select(&cohort, &mut collected.sources, &collected.aliases)
+        .map_err(|source| crate::run_error::RunError::Spill { source })?;
     let links = links_into(&collected.aliases, &selected);
-    let ages = onset_ages(&cohort).map_err(|source| crate::Error::Spill { source })?;
+    let ages = onset_ages(&cohort).map_err(|source| crate::run_error::RunError::Spill { source })?;
     let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);
     let mut fired = RulesFired::default();
     let (mut kept, mut dropped): (Vec<Deidentified>, Vec<Dropped>) = (Vec::new(), Vec::new());

@@ -32,7 +32,7 @@ pub enum ExportError {
     Deid(#[from] crate::deid::DeidError),
     /// Reading the input or building the cohort failed.
     #[error(transparent)]
-    Pipeline(#[from] crate::Error),
+    Pipeline(#[from] crate::run_error::RunError),
     /// A file of a bundle cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {

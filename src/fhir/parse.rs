@@ -1,5 +1,11 @@
 //! Full parse with fhirbolt: strict first; lax (with a recorded note) only when
 //! strict fails, because lax mode drops unknown elements silently.
+//!
+//! This module owns turning one resource's JSON text into a typed resource and
+//! saying why it could not ([`ParseError`]: where the JSON breaks, that it is no
+//! resource, an unknown type, or fhirbolt's refusal). Reading serde's message
+//! text (to find unknown elements) stays inside this module; callers use the
+//! error's variants and fields. Messages never hold quoted values ([`scrub`]).
 
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 
@@ -14,14 +20,78 @@ pub struct Parsed {
     pub lenient_note: Option<String>,
 }
 
+/// Why a resource's JSON text did not parse. Each `Display` is the parser's
+/// message with quoted values removed ([`scrub`]), as issues report it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The text is not JSON.
+    #[error("{message}")]
+    Syntax {
+        /// 1-based line of the error (0 when unknown).
+        line: usize,
+        /// 1-based column of the error (0 when unknown).
+        column: usize,
+        /// The JSON parser's message, scrubbed.
+        message: String,
+    },
+    /// JSON, but not an object with a string `resourceType`.
+    #[error("{message}")]
+    NotAResource {
+        /// fhirbolt's message, scrubbed.
+        message: String,
+    },
+    /// A `resourceType` that is not an R4 resource type.
+    #[error("{message}")]
+    UnknownType {
+        /// The `resourceType` given.
+        resource_type: String,
+        /// fhirbolt's message, scrubbed.
+        message: String,
+    },
+    /// fhirbolt refused the resource (a wrong type or value, a missing required
+    /// element, or more unknown elements than are dropped).
+    #[error("{message}")]
+    Refused {
+        /// fhirbolt's message, scrubbed (fhirbolt reads a parsed tree, so it
+        /// gives no line or column).
+        message: String,
+    },
+    /// fhirbolt panicked on the resource.
+    #[error("the FHIR parser failed on this resource")]
+    Panicked,
+}
+
+impl ParseError {
+    fn syntax(e: &serde_json::Error) -> Self {
+        ParseError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: scrub(&e.to_string()),
+        }
+    }
+
+    /// fhirbolt's refusal of `value` (the resource as last tried).
+    fn refused(value: &serde_json::Value, e: &fhirbolt::serde::json::Error) -> Self {
+        let message = scrub(&e.to_string());
+        match value.get("resourceType").and_then(serde_json::Value::as_str) {
+            None => ParseError::NotAResource { message },
+            Some(t) if e.to_string().ends_with("expected valid resourceType") => ParseError::UnknownType {
+                resource_type: t.to_string(),
+                message,
+            },
+            Some(_) => ParseError::Refused { message },
+        }
+    }
+}
+
 /// Parses one resource's JSON text: straight into its concrete type where
 /// [`super::direct`] can, else through fhirbolt's `Resource` enum (which
 /// gives the same resource, and the only errors and notes reported).
 ///
 /// FHIR JSON forbids empty arrays, empty objects and nulls, and fhirbolt 0.4
 /// panics on some of them; they are removed first (with a note). A panic inside
-/// fhirbolt on anything else is caught and reported as a parse error.
-pub fn parse(text: &str) -> Result<Parsed, String> {
+/// fhirbolt on anything else is caught and reported as [`ParseError::Panicked`].
+pub fn resource(text: &str) -> Result<Parsed, ParseError> {
     let cleaned = if text.contains("[]") || text.contains("{}") || text.contains("null") {
         remove_empties(text)
     } else {
@@ -44,11 +114,17 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
         p
     };
     guarded(|| parse_modes(text))
-        .unwrap_or_else(|| Err("the FHIR parser failed on this resource".into()))
+        .unwrap_or(Err(ParseError::Panicked))
         .map(with_note)
 }
 
-fn parse_modes(text: &str) -> Result<Parsed, String> {
+/// [`resource`] with the error as its message text: kept for callers that
+/// report the message only (the profile validator's base-R4 check).
+pub fn parse(text: &str) -> Result<Parsed, String> {
+    resource(text).map_err(|e| e.to_string())
+}
+
+fn parse_modes(text: &str) -> Result<Parsed, ParseError> {
     if let Some(resource) = super::direct::parse(text) {
         return Ok(Parsed {
             resource,
@@ -63,26 +139,26 @@ fn parse_modes(text: &str) -> Result<Parsed, String> {
             }),
         )
     };
-    let first_err = match strict(text) {
+    let mut err = match strict(text) {
         Ok(resource) => {
             return Ok(Parsed {
                 resource,
                 lenient_note: None,
             })
         }
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
     // fhirbolt's lax and compatibility modes loop forever on an unknown
     // array-valued element inside a datatype, so unknown elements are removed
     // here instead, one at a time, each removal checked by a strict parse.
-    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| scrub(&e.to_string()))?;
-    let mut err = first_err.clone();
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| ParseError::syntax(&e))?;
     let mut dropped = Vec::new();
     for _ in 0..MAX_REPAIRS {
-        let Some((field, expected)) = unknown_field(&err) else {
+        let message = err.to_string();
+        let Some((field, expected)) = unknown_field(&message) else {
             break;
         };
-        let Some(next) = remove_unknown(&mut value, &field, &expected, &err, &strict) else {
+        let Some(next) = remove_unknown(&mut value, &field, &expected, &message, &strict) else {
             break;
         };
         dropped.push(field);
@@ -97,7 +173,7 @@ fn parse_modes(text: &str) -> Result<Parsed, String> {
             Err(e) => err = e,
         }
     }
-    Err(scrub(&err))
+    Err(ParseError::refused(&value, &err))
 }
 
 /// How many unknown elements one resource may have before it is refused.
@@ -121,7 +197,7 @@ fn remove_unknown(
     expected: &[String],
     err: &str,
     strict: &dyn Fn(&str) -> Result<Resource, fhirbolt::serde::json::Error>,
-) -> Option<Result<Resource, String>> {
+) -> Option<Result<Resource, fhirbolt::serde::json::Error>> {
     let mut paths = Vec::new();
     candidates(value, field, expected, &mut Vec::new(), &mut paths);
     for path in paths {
@@ -132,7 +208,7 @@ fn remove_unknown(
         let removed = obj.as_object_mut()?.remove(field)?;
         match strict(&value.to_string()) {
             Ok(r) => return Some(Ok(r)),
-            Err(e) if e.to_string() != err => return Some(Err(e.to_string())),
+            Err(e) if e.to_string() != err => return Some(Err(e)),
             Err(_) => {
                 // Same error: this was not the offending element; put it back.
                 let obj = path.iter().try_fold(&mut *value, |v, step| match step {
@@ -297,6 +373,29 @@ mod tests {
             parse(r#"{"resourceType":"Patient","id":"p","name":[],"gender":"male","address":[{}],"birthDate":null}"#)
                 .unwrap();
         assert!(p.lenient_note.unwrap().contains("empty arrays"));
+    }
+
+    #[test]
+    fn errors_say_what_kind_of_failure_it_was() {
+        match resource(r#"{"resourceType":"Patient","id":"p""#) {
+            Err(ParseError::Syntax { line: 1, column, .. }) => assert!(column > 0),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            resource(r#"{"id":"p"}"#),
+            Err(ParseError::NotAResource { .. })
+        ));
+        assert!(matches!(resource("[1]"), Err(ParseError::NotAResource { .. })));
+        match resource(r#"{"resourceType":"Nonsense","id":"p"}"#) {
+            Err(ParseError::UnknownType { resource_type, .. }) => assert_eq!(resource_type, "Nonsense"),
+            other => panic!("{other:?}"),
+        }
+        let refused = resource(r#"{"resourceType":"Patient","id":"p","gender":3}"#).unwrap_err();
+        assert!(matches!(refused, ParseError::Refused { .. }), "{refused:?}");
+        assert_eq!(
+            parse(r#"{"id":"p"}"#).unwrap_err(),
+            resource(r#"{"id":"p"}"#).unwrap_err().to_string()
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub enum Input {
 }
 
 /// Reads `input` into a [`Collected`] (files on all available cores).
-pub fn collect_input(input: &Input, mappings: &MappingSet) -> crate::Result<Collected> {
+pub fn collect_input(input: &Input, mappings: &MappingSet) -> crate::run_error::Result<Collected> {
     match input {
         Input::Files(paths) => collect(paths, mappings, |_| {}),
         Input::Store(path) => collect_store_at(path, mappings),
@@ -54,7 +54,7 @@ pub fn collect(
     inputs: &[PathBuf],
     mappings: &MappingSet,
     progress: impl Fn(u64) + Clone + Send + Sync + 'static,
-) -> crate::Result<Collected> {
+) -> crate::run_error::Result<Collected> {
     collect_with(inputs, mappings, ReadOptions::default(), progress)
 }
 
@@ -65,8 +65,8 @@ pub fn collect_with(
     mappings: &MappingSet,
     opts: ReadOptions,
     progress: impl Fn(u64) + Clone + Send + Sync + 'static,
-) -> crate::Result<Collected> {
-    let plan = source::plan(inputs).map_err(|e| crate::Error::Input {
+) -> crate::run_error::Result<Collected> {
+    let plan = source::plan(inputs).map_err(|e| crate::run_error::RunError::Input {
         path: inputs_label(inputs),
         source: e,
     })?;

@@ -150,10 +150,10 @@ fn parse_and_extract(
     batch: &mut Batch,
 ) {
     batch.parsed += 1;
-    let parsed = match crate::fhir::parse::parse(text) {
+    let parsed = match crate::fhir::parse::resource(text) {
         Ok(p) => p,
-        Err(msg) => {
-            let msg = format!("not a valid FHIR R4 resource: {msg}");
+        Err(e) => {
+            let msg = format!("not a valid FHIR R4 resource: {e}");
             return batch.issue(Severity::Error, IssueCode::ParseError, location.to_string(), msg);
         }
     };

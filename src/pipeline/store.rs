@@ -10,14 +10,14 @@ use crate::mapping::MappingSet;
 
 /// Opens the sync store at `path` and reads it as [`collect_store`] does. A
 /// missing file is an input error (opening would create an empty store).
-pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate::Result<Collected> {
+pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate::run_error::Result<Collected> {
     if !path.is_file() {
-        return Err(crate::Error::Input {
+        return Err(crate::run_error::RunError::Input {
             path: path.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no store file there"),
         });
     }
-    let err = |source| crate::Error::Store {
+    let err = |source| crate::run_error::RunError::Store {
         path: path.to_path_buf(),
         source,
     };

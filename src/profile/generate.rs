@@ -74,11 +74,16 @@ pub fn generate(
         .map(|(n, t)| {
             toml::from_str(t)
                 .map(|f| (n.to_string(), f))
-                .map_err(|e| ProfileError::Generate(format!("{n}: {e}")))
+                .map_err(|source| ProfileError::GenerateToml {
+                    file: n.to_string(),
+                    source,
+                })
         })
         .collect::<Result<_, _>>()?;
-    let vsets: RawValueSets =
-        toml::from_str(valuesets_toml).map_err(|e| ProfileError::Generate(format!("valuesets.toml: {e}")))?;
+    let vsets: RawValueSets = toml::from_str(valuesets_toml).map_err(|source| ProfileError::GenerateToml {
+        file: "valuesets.toml".into(),
+        source,
+    })?;
     for vs in &vsets.valueset {
         out.push((format!("ValueSet-{}.json", vs.id), pretty(&value_set(vs, &raw)?)));
     }
@@ -107,7 +112,10 @@ fn value_set(vs: &RawProfileValueSet, raw: &[(String, RawFile)]) -> Result<Value
             .iter()
             .flat_map(|(_, f)| &f.valueset)
             .find(|v| &v.id == id)
-            .ok_or_else(|| ProfileError::Generate(format!("valuesets.toml:{}: no mapping value set {id}", vs.id)))?;
+            .ok_or_else(|| ProfileError::NoMappingValueSet {
+                valueset: vs.id.clone(),
+                missing: id.clone(),
+            })?;
         let kept = found.code.iter().filter(|c| systems.contains(&c.system.as_str()));
         codes.extend(kept.map(|c: &RawCode| (c.system.clone(), c.code.clone(), c.display.clone())));
     }
@@ -116,7 +124,10 @@ fn value_set(vs: &RawProfileValueSet, raw: &[(String, RawFile)]) -> Result<Value
             .iter()
             .flat_map(|(_, f)| &f.quantity)
             .find(|x| &x.id == q)
-            .ok_or_else(|| ProfileError::Generate(format!("valuesets.toml:{}: no quantity {q}", vs.id)))?;
+            .ok_or_else(|| ProfileError::NoQuantity {
+                valueset: vs.id.clone(),
+                missing: q.clone(),
+            })?;
         let ucum = quantity.unit.iter().filter_map(|u| u.ucum.clone());
         codes.extend(ucum.map(|c| ("http://unitsofmeasure.org".to_string(), c, None)));
     }

@@ -91,9 +91,30 @@ pub enum ProfileError {
         /// What is wrong.
         message: String,
     },
-    /// Generation failed.
-    #[error("generating profiles: {0}")]
-    Generate(String),
+    /// Generation failed: a mapping file or `valuesets.toml` is not valid TOML.
+    #[error("generating profiles: {file}: {source}")]
+    GenerateToml {
+        /// The file.
+        file: String,
+        /// The TOML parser's error.
+        source: toml::de::Error,
+    },
+    /// Generation failed: `valuesets.toml` names a mapping value set that does not exist.
+    #[error("generating profiles: valuesets.toml:{valueset}: no mapping value set {missing}")]
+    NoMappingValueSet {
+        /// The profile value set.
+        valueset: String,
+        /// The mapping value set it names.
+        missing: String,
+    },
+    /// Generation failed: `valuesets.toml` names a quantity that does not exist.
+    #[error("generating profiles: valuesets.toml:{valueset}: no quantity {missing}")]
+    NoQuantity {
+        /// The profile value set.
+        valueset: String,
+        /// The quantity it names.
+        missing: String,
+    },
     /// A file that cannot be read.
     #[error("{file}: {source}")]
     Io {

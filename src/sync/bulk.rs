@@ -68,7 +68,9 @@ async fn kick_off_and_poll(
 ) -> Result<(String, Value), SyncError> {
     let types: Vec<&str> = SYNCED_TYPES.iter().copied().filter(|t| caps.supports(t)).collect();
     if !types.contains(&"Patient") {
-        return Err(SyncError::Unsupported("no Patient resource declared".into()));
+        return Err(SyncError::NotDeclared {
+            resource_type: "Patient",
+        });
     }
     let mut params = vec![("_type", types.join(","))];
     if let Some(since) = since {
@@ -171,7 +173,12 @@ async fn download_all(ctx: &Arc<Ctx>, manifest: &Value, concurrency: usize) -> R
     let mut outcomes = Vec::new();
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
-        match done.unwrap_or_else(|e| Err(SyncError::Unsupported(format!("a download task failed: {e}")))) {
+        match done.unwrap_or_else(|source| {
+            Err(SyncError::Task {
+                task: "download",
+                source,
+            })
+        }) {
             Ok(o) => outcomes.extend(o),
             Err(e) if first_error.is_none() => {
                 tasks.abort_all();

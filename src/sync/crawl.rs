@@ -86,7 +86,7 @@ pub(super) async fn run(
 ) -> Result<Option<String>, SyncError> {
     for needed in ["Patient", "Condition"] {
         if !caps.supports(needed) {
-            return Err(SyncError::Unsupported(format!("no {needed} resource declared")));
+            return Err(SyncError::NotDeclared { resource_type: needed });
         }
     }
     let filter = Filter {
@@ -165,7 +165,7 @@ impl Searches {
     async fn finish(mut self) -> Result<(), SyncError> {
         let mut first_error = None;
         while let Some(done) = self.tasks.join_next().await {
-            let outcome = done.unwrap_or_else(|e| Err(SyncError::Unsupported(format!("a crawl task failed: {e}"))));
+            let outcome = done.unwrap_or_else(|source| Err(SyncError::Task { task: "crawl", source }));
             if let (Err(e), None) = (outcome, &first_error) {
                 self.tasks.abort_all();
                 first_error = Some(e);
@@ -192,9 +192,7 @@ async fn cohort(
     }
     if let Some(group) = &options.group {
         let Some(g) = ctx.client.read("Group", group).await? else {
-            return Err(SyncError::Unsupported(
-                "the Group given does not exist on the server".into(),
-            ));
+            return Err(SyncError::NoGroup { group: group.clone() });
         };
         let members = g["member"].as_array().into_iter().flatten();
         members
@@ -204,7 +202,10 @@ async fn cohort(
         return Ok(());
     }
     if !caps.has_param("Condition", "code") {
-        return Err(SyncError::Unsupported("Condition has no code search parameter".into()));
+        return Err(SyncError::NoSearchParam {
+            resource_type: "Condition",
+            param: "code",
+        });
     }
     let mut params = vec![("code", cohort_codes(mappings)?)];
     params.extend(filter.param(caps, "Condition"));

@@ -44,15 +44,54 @@ pub enum SyncError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The server's CapabilityStatement does not allow the sync.
-    #[error("the server cannot be synced this way: {0}")]
-    Unsupported(String),
+    /// The server's CapabilityStatement does not declare a resource type the sync needs.
+    #[error("the server cannot be synced this way: no {resource_type} resource declared")]
+    NotDeclared {
+        /// The type (`Patient`, `Condition`).
+        resource_type: &'static str,
+    },
+    /// The server's CapabilityStatement does not declare a search parameter the sync needs.
+    #[error("the server cannot be synced this way: {resource_type} has no {param} search parameter")]
+    NoSearchParam {
+        /// The type searched.
+        resource_type: &'static str,
+        /// The parameter.
+        param: &'static str,
+    },
+    /// The Group asked for (`--group`) does not exist on the server.
+    #[error("the server cannot be synced this way: the Group given does not exist on the server")]
+    NoGroup {
+        /// The Group's id, as given.
+        group: String,
+    },
+    /// A task of the run panicked or was cancelled.
+    #[error("the server cannot be synced this way: a {task} task failed: {source}")]
+    Task {
+        /// `crawl` or `download`.
+        task: &'static str,
+        /// The runtime's error.
+        source: tokio::task::JoinError,
+    },
     /// The mappings lack a value set the cohort search needs.
-    #[error("the mappings have no value set '{0}'")]
-    Mappings(String),
-    /// A setting cannot be used (e.g. `--since` that is not a FHIR instant).
-    #[error("{0}")]
-    Options(String),
+    #[error("the mappings have no value set '{id}'")]
+    MissingValueSet {
+        /// The value set's id.
+        id: String,
+    },
+    /// `--since` is not a FHIR instant.
+    #[error("--since '{value}' is not a FHIR instant like 2024-01-01T00:00:00Z (or 'auto')")]
+    Since {
+        /// The value given (trimmed).
+        value: String,
+    },
+}
+
+impl SyncError {
+    /// Whether the run could not start because of a setting (`--since`), as
+    /// opposed to the server, the store or the mappings.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, SyncError::Since { .. })
+    }
 }
 
 /// The medication resource types synced, when the server declares them.
@@ -268,7 +307,7 @@ pub fn cohort_codes(mappings: &MappingSet) -> Result<String, SyncError> {
     for id in COHORT_VALUESETS {
         let vs = mappings
             .valueset(id)
-            .ok_or_else(|| SyncError::Mappings(id.to_string()))?;
+            .ok_or_else(|| SyncError::MissingValueSet { id: id.to_string() })?;
         for (system, code) in &mappings.valuesets[vs].codes {
             codes.insert(format!("{system}|{code}"));
         }
@@ -425,9 +464,7 @@ pub fn check_instant(t: &str) -> Result<String, SyncError> {
     let date = t.split('T').next().unwrap_or(t);
     match crate::domain::date::FhirDate::parse(date) {
         Ok(d) if d.is_full() => Ok(t.to_string()),
-        _ => Err(SyncError::Options(format!(
-            "--since '{t}' is not a FHIR instant like 2024-01-01T00:00:00Z (or 'auto')"
-        ))),
+        _ => Err(SyncError::Since { value: t.to_string() }),
     }
 }
 

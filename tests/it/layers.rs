@@ -23,12 +23,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("raw", &["fhir", "store", "client"]),
     // Meaning: what a resource means for a column; the mock EHR (serves FHIR, knows no meaning).
     ("meaning", &["mapping", "mock"]),
-    // Facts: collected data per patient, run-stopping errors, what to fetch, pushing Bundles.
-    ("facts", &["collect", "error", "sync", "push"]),
+    // Facts: collected data per patient, the run's input/output errors, what to fetch, pushing Bundles.
+    ("facts", &["collect", "run_error", "sync", "push"]),
     // Reading: inputs or a store → collected data.
     ("reading", &["pipeline"]),
     // Outputs: the registry's tables, study bundles, case reports → FHIR, validation.
     ("outputs", &["cohort", "deid", "export", "to_fhir", "profile"]),
+    // The library's API edge: the top-level error wrapping every layer's, and the exit codes.
+    ("api", &["error", "exit"]),
 ];
 
 /// A layer table: (layer name, its modules), lowest first.

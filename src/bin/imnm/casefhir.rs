@@ -3,36 +3,37 @@
 use std::path::Path;
 
 use anyhow::Context;
+use imnm_fhir::exit;
 use imnm_fhir::profile::{files, ProfileSet};
 
 use crate::cli::ValidateArgs;
-use crate::Exit;
+use crate::{Exit, OrExit};
 
 /// The profiles: a `--profiles` folder as it is; else the built-in ones, with
 /// their ValueSets generated from a `--mappings` folder when one is given
 /// (so the codes of columns added to its data dictionary validate).
 pub(crate) fn load_profiles(dir: Option<&Path>, mappings: Option<&Path>) -> Result<ProfileSet, Exit> {
-    let loaded = match (dir, mappings) {
-        (Some(d), _) => ProfileSet::load_dir(d).with_context(|| format!("loading profiles from {}", d.display())),
-        (None, Some(m)) => imnm_fhir::mapping::load::read_dir(m)
-            .map_err(anyhow::Error::new)
-            .and_then(|sources| ProfileSet::for_mappings(&sources).map_err(anyhow::Error::new))
-            .with_context(|| {
-                format!(
-                    "generating the profiles' value sets from the mappings in {}",
-                    m.display()
-                )
-            }),
-        (None, None) => ProfileSet::builtin().context("loading the built-in profiles"),
-    };
-    loaded.map_err(|e| Exit(2, e))
+    match (dir, mappings) {
+        (Some(d), _) => {
+            ProfileSet::load_dir(d).map_err(|e| Exit::from(e).context(format!("loading profiles from {}", d.display())))
+        }
+        (None, Some(m)) => {
+            let context = format!(
+                "generating the profiles' value sets from the mappings in {}",
+                m.display()
+            );
+            let sources = imnm_fhir::mapping::load::read_dir(m).map_err(|e| Exit::from(e).context(context.clone()))?;
+            ProfileSet::for_mappings(&sources).map_err(|e| Exit::from(e).context(context))
+        }
+        (None, None) => ProfileSet::builtin().map_err(|e| Exit::from(e).context("loading the built-in profiles")),
+    }
 }
 
 fn write_out(out: Option<&Path>, text: &str) -> Result<(), Exit> {
     match out {
         Some(p) => std::fs::write(p, text)
             .with_context(|| format!("writing {}", p.display()))
-            .map_err(|e| Exit(4, e)),
+            .or_exit(exit::OUTPUT),
         None => {
             println!("{text}");
             Ok(())
@@ -45,16 +46,23 @@ pub fn validate(args: ValidateArgs) -> Result<u8, Exit> {
     let set = load_profiles(args.profiles.as_deref(), args.mappings.as_deref())?;
     for f in &args.files {
         if !f.exists() {
-            return Err(Exit(3, anyhow::anyhow!("input {} does not exist", f.display())));
+            return Err(Exit::new(
+                exit::INPUT,
+                anyhow::anyhow!("input {} does not exist", f.display()),
+            ));
         }
     }
     let report = files::validate_files(&args.files, &set)
         .context("reading inputs")
-        .map_err(|e| Exit(3, e))?;
+        .or_exit(exit::INPUT)?;
     let text = serde_json::to_string_pretty(&report.operation_outcome()).unwrap_or_default();
     write_out(args.out.as_deref(), &text)?;
     eprint!("{}", report.summary());
-    Ok(u8::from(report.errors() > 0))
+    Ok(if report.errors() > 0 {
+        exit::DATA_ISSUES
+    } else {
+        exit::OK
+    })
 }
 
 /// `imnm to-fhir`: CSV problems on stderr by row and column; the Bundle is
@@ -64,7 +72,7 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
     let set = load_profiles(args.profiles.as_deref(), args.mappings.as_deref())?;
     let file = std::fs::File::open(&args.cases)
         .with_context(|| format!("reading {}", args.cases.display()))
-        .map_err(|e| Exit(3, e))?;
+        .or_exit(exit::INPUT)?;
     let name = args.cases.display().to_string();
     let (rows, issues) = imnm_fhir::to_fhir::read_cases(std::io::BufReader::new(file), &mappings.dictionary);
     for issue in &issues {
@@ -94,8 +102,8 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
                     .collect();
             }
             Err(errors) => {
-                return Err(Exit(
-                    1,
+                return Err(Exit::new(
+                    exit::DATA_ISSUES,
                     anyhow::anyhow!("{} case(s) cannot become FHIR; nothing written", errors.len()),
                 ))
             }
@@ -104,15 +112,15 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
     let report = files::validate_bundle(&set, &bundle, &args.out.display().to_string());
     if report.errors() > 0 {
         eprint!("{}", report.summary());
-        return Err(Exit(
-            1,
+        return Err(Exit::new(
+            exit::DATA_ISSUES,
             anyhow::anyhow!("the Bundle does not validate against the IMNM profiles; nothing written"),
         ));
     }
     let text = serde_json::to_string_pretty(&bundle).unwrap_or_default() + "\n";
     std::fs::write(&args.out, text)
         .with_context(|| format!("writing {}", args.out.display()))
-        .map_err(|e| Exit(4, e))?;
+        .or_exit(exit::OUTPUT)?;
     let n = bundle["entry"].as_array().map_or(0, Vec::len);
     eprintln!(
         "{} case(s), {n} resource(s) written to {} (validated: 0 errors); {} CSV issue(s), {refused} case(s) left out",
@@ -120,29 +128,32 @@ pub fn to_fhir(args: crate::cli::ToFhirArgs) -> Result<u8, Exit> {
         args.out.display(),
         issues.len()
     );
-    Ok(u8::from(!issues.is_empty() || refused > 0))
+    Ok(if !issues.is_empty() || refused > 0 {
+        exit::DATA_ISSUES
+    } else {
+        exit::OK
+    })
 }
 
 /// `imnm push`: one line per entry on stdout (index, type, status, location, outcome text).
 pub fn push(args: crate::cli::PushArgs) -> Result<u8, Exit> {
     let text = std::fs::read_to_string(&args.bundle)
         .with_context(|| format!("reading {}", args.bundle.display()))
-        .map_err(|e| Exit(3, e))?;
+        .or_exit(exit::INPUT)?;
     let bundle: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.bundle.display()))
-        .map_err(|e| Exit(3, e))?;
+        .or_exit(exit::INPUT)?;
     let auth = crate::sync::auth_from(&args.auth)?;
     let client = imnm_fhir::client::FhirClient::builder(args.base_url.clone())
         .auth(auth)
         .build()
-        .map_err(|e| Exit(2, e.into()))?;
+        .map_err(|e| Exit::new(exit::USAGE, e))?;
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
-        .map_err(|e| Exit(2, e))?;
+        .or_exit(exit::USAGE)?;
     let outcomes = runtime
         .block_on(imnm_fhir::push::push(&client, &bundle, args.batch_size))
-        .context("push")
-        .map_err(|e| Exit(6, e))?;
+        .map_err(|e| Exit::from(e).context("push"))?;
     for o in &outcomes {
         let location = o.location.as_deref().unwrap_or("-");
         let outcome = o.outcome.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
@@ -155,5 +166,5 @@ pub fn push(args: crate::cli::PushArgs) -> Result<u8, Exit> {
         outcomes.len(),
         outcomes.len() - created - failed
     );
-    Ok(u8::from(failed > 0))
+    Ok(if failed > 0 { exit::DATA_ISSUES } else { exit::OK })
 }

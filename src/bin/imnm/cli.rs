@@ -448,3 +448,26 @@ pub enum SinceModeArg {
     /// Clinical date parameters (Epic).
     Created,
 }
+
+#[cfg(test)]
+mod tests {
+    /// `--help` lists only codes that `imnm_fhir::exit` names.
+    #[test]
+    fn help_lists_named_exit_codes() {
+        let named: Vec<u8> = imnm_fhir::exit::ALL.iter().map(|(c, _)| *c).collect();
+        let listed: Vec<u8> = super::EXIT_CODES
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert_eq!(
+            listed.len(),
+            super::EXIT_CODES.lines().count() - 1,
+            "every line starts with a code"
+        );
+        assert!(
+            listed.iter().all(|c| named.contains(c)),
+            "{listed:?} not all in {named:?}"
+        );
+    }
+}

@@ -4,10 +4,11 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use imnm_fhir::client::{Auth, FhirClient, Smart};
+use imnm_fhir::exit;
 use imnm_fhir::store::Store;
 use imnm_fhir::sync::{self, Mode, SyncOptions};
 
-use crate::Exit;
+use crate::{Exit, OrExit};
 
 /// One demo site: which mock vendor serves it, and how it is synced.
 struct DemoSite {
@@ -49,7 +50,8 @@ const DEMO_SITES: [DemoSite; 3] = [
 /// site's patients as the vendor whose style the site writes (see [`DEMO_SITES`]),
 /// each synced into the store at `path` (made anew). Returns the store.
 pub fn demo_sync(path: &std::path::Path, mappings: &imnm_fhir::mapping::MappingSet) -> Result<Store, Exit> {
-    let fail = |e: anyhow::Error| Exit(6, e);
+    // The demo's sync is a sync: whatever stops it exits as a failed sync.
+    let fail = |e: anyhow::Error| Exit::new(exit::REMOTE, e);
     let bundle: serde_json::Value = serde_json::from_str(imnm_fhir::demo::BUNDLE_JSON)
         .context("the built-in demo data")
         .map_err(fail)?;
@@ -65,7 +67,7 @@ pub fn demo_sync(path: &std::path::Path, mappings: &imnm_fhir::mapping::MappingS
     }
     let store = Store::open(path)
         .with_context(|| format!("opening store {}", path.display()))
-        .map_err(|e| Exit(4, e))?;
+        .or_exit(exit::OUTPUT)?;
     let store = Arc::new(Mutex::new(store));
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")

@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use imnm_fhir::cohort::{self, RunOutcome};
 use imnm_fhir::collect::Collected;
+use imnm_fhir::exit;
 use imnm_fhir::mapping::MappingSet;
 use imnm_fhir::pipeline;
 use imnm_fhir::report::Severity;
@@ -26,19 +27,80 @@ use cli::{Cli, Command, MappingsCommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A failure with its exit code.
-pub(crate) struct Exit(u8, anyhow::Error);
+/// A failure with its exit code (one of [`imnm_fhir::exit`]'s constants).
+pub(crate) struct Exit {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Exit {
+    /// A failure of the binary's own (a file it reads or writes, an argument) with the code the README gives it.
+    pub(crate) fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Exit {
+            code,
+            error: error.into(),
+        }
+    }
+
+    /// The same failure with `context` before its message.
+    pub(crate) fn context(self, context: impl std::fmt::Display + Send + Sync + 'static) -> Self {
+        Exit {
+            code: self.code,
+            error: self.error.context(context),
+        }
+    }
+}
+
+/// A library error exits with the code [`exit::ExitCode`] gives it.
+impl<E> From<E> for Exit
+where
+    E: exit::ExitCode + std::error::Error + Send + Sync + 'static,
+{
+    fn from(e: E) -> Self {
+        Exit {
+            code: e.exit_code(),
+            error: e.into(),
+        }
+    }
+}
+
+/// `.or_exit(code)` on the binary's own fallible steps (usually after `.context(…)`).
+pub(crate) trait OrExit<T> {
+    /// The error as an [`Exit`] with `code`.
+    fn or_exit(self, code: u8) -> Result<T, Exit>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
+    fn or_exit(self, code: u8) -> Result<T, Exit> {
+        self.map_err(|e| Exit::new(code, e))
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(Exit(code, e)) => {
-            eprintln!("error: {e:#}");
+        Err(Exit { code, error }) => {
+            eprintln!("error: {}", message(&error));
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes joined by `: ` (as `{:#}` does), leaving out a
+/// cause whose text the message already holds (library errors name their
+/// source in their own message and also keep it as `source()`).
+fn message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_tracing(verbose: u8) {
@@ -73,11 +135,12 @@ fn run(cli: Cli) -> Result<u8, Exit> {
 }
 
 pub(crate) fn load_mappings(dir: Option<&Path>) -> Result<MappingSet, Exit> {
-    let loaded = match dir {
-        Some(d) => MappingSet::load_dir(d).with_context(|| format!("loading mappings from {}", d.display())),
-        None => MappingSet::builtin().context("loading the built-in mappings"),
-    };
-    loaded.map_err(|e| Exit(2, e))
+    match dir {
+        Some(d) => {
+            MappingSet::load_dir(d).map_err(|e| Exit::from(e).context(format!("loading mappings from {}", d.display())))
+        }
+        None => MappingSet::builtin().map_err(|e| Exit::from(e).context("loading the built-in mappings")),
+    }
 }
 
 fn mappings_check(dir: Option<&Path>) -> Result<u8, Exit> {
@@ -94,7 +157,7 @@ fn mappings_check(dir: Option<&Path>) -> Result<u8, Exit> {
     for (file, version) in &set.versions {
         println!("  {file} v{version}");
     }
-    Ok(0)
+    Ok(exit::OK)
 }
 
 fn progress_bar(total: u64) -> ProgressBar {
@@ -109,16 +172,20 @@ fn progress_bar(total: u64) -> ProgressBar {
 fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let mappings = load_mappings(args.mappings.as_deref())?;
     if let Some(path) = &args.store {
-        let collected = pipeline::collect_store_at(path, &mappings).map_err(|e| Exit(3, e.into()))?;
+        let collected = pipeline::collect_store_at(path, &mappings)?;
         return finish_cohort(collected, &mappings, &args);
     }
     for input in &args.input {
         if !input.exists() {
-            return Err(Exit(3, anyhow::anyhow!("input {} does not exist", input.display())));
+            return Err(Exit::new(
+                exit::INPUT,
+                anyhow::anyhow!("input {} does not exist", input.display()),
+            ));
         }
     }
     let plan = imnm_fhir::fhir::source::plan(&args.input)
-        .map_err(|e| Exit(3, anyhow::Error::new(e).context("listing inputs")))?;
+        .context("listing inputs")
+        .or_exit(exit::INPUT)?;
     let total: u64 = plan
         .files
         .iter()
@@ -139,8 +206,7 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     if let Some(n) = args.spill_after_bytes {
         opts.spill_after = usize::try_from(n).unwrap_or(usize::MAX);
     }
-    let collected =
-        pipeline::collect_with(&args.input, &mappings, opts, move |n| counter.inc(n)).map_err(|e| Exit(3, e.into()))?;
+    let collected = pipeline::collect_with(&args.input, &mappings, opts, move |n| counter.inc(n))?;
     pb.finish_and_clear();
     finish_cohort(collected, &mappings, &args)
 }
@@ -151,7 +217,7 @@ fn finish_cohort(collected: Collected, mappings: &MappingSet, args: &cli::Cohort
         parquet: args.format != "csv",
         relevant: args.relevant,
     };
-    let outcome = cohort::build_and_write_as(collected, mappings, &args.out, formats).map_err(|e| Exit(4, e.into()))?;
+    let outcome = cohort::build_and_write_as(collected, mappings, &args.out, formats)?;
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&outcome.cohort.table1(), &outcome.cohort.dictionary)
@@ -164,20 +230,23 @@ fn finish_cohort(collected: Collected, mappings: &MappingSet, args: &cli::Cohort
         .filter(|((s, _), _)| *s != Severity::Information)
         .map(|(_, n)| n)
         .sum::<u64>();
-    Ok(if args.fail_on_issues && serious > 0 { 1 } else { 0 })
+    Ok(if args.fail_on_issues && serious > 0 {
+        exit::DATA_ISSUES
+    } else {
+        exit::OK
+    })
 }
 
 fn demo(out: &Path) -> Result<u8, Exit> {
     let mappings = load_mappings(None)?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating {}", out.display()))
-        .map_err(|e| Exit(4, e))?;
+        .or_exit(exit::OUTPUT)?;
     let store_path = out.join("imnm-demo.db");
     let store = demo::demo_sync(&store_path, &mappings)?;
     let collected = pipeline::collect_store(&store, &store_path.display().to_string(), &mappings)
-        .context("reading the demo store")
-        .map_err(|e| Exit(3, e))?;
-    let outcome = cohort::build_and_write(collected, &mappings, out).map_err(|e| Exit(4, e.into()))?;
+        .map_err(|e| Exit::from(e).context("reading the demo store"))?;
+    let outcome = cohort::build_and_write(collected, &mappings, out)?;
     println!("IMNM demo: 10 synthetic children in three EHR styles, synced from a mock EHR (no hospital needed)\n");
     print!(
         "{}",
@@ -185,7 +254,7 @@ fn demo(out: &Path) -> Result<u8, Exit> {
     );
     summary(&outcome, out);
     eprintln!("store: {}", store_path.display());
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// The one-screen summary on stderr. Counts only: no identifiers.

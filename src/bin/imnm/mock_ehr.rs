@@ -4,14 +4,15 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use anyhow::Context;
+use imnm_fhir::exit;
 use imnm_fhir::mock::{Auth, FaultPlan, MockEhr, Vendor};
 
 use crate::cli::MockEhrArgs;
-use crate::Exit;
+use crate::{Exit, OrExit};
 
 /// Parses the arguments, starts the mock, waits for Ctrl-C, writes the journal.
 pub fn run(args: MockEhrArgs) -> Result<u8, Exit> {
-    let usage = |e: anyhow::Error| Exit(2, e);
+    let usage = |e: anyhow::Error| Exit::new(exit::USAGE, e);
     let vendor: Vendor = args.vendor.parse().map_err(|e| usage(anyhow::Error::new(e)))?;
     let faults: FaultPlan = match &args.faults {
         Some(spec) => spec.parse().map_err(|e| usage(anyhow::Error::new(e)))?,
@@ -20,7 +21,10 @@ pub fn run(args: MockEhrArgs) -> Result<u8, Exit> {
     let auth = auth(&args).map_err(usage)?;
     for path in &args.data {
         if !path.exists() {
-            return Err(Exit(3, anyhow::anyhow!("data {} does not exist", path.display())));
+            return Err(Exit::new(
+                exit::INPUT,
+                anyhow::anyhow!("data {} does not exist", path.display()),
+            ));
         }
     }
     let listener = TcpListener::bind(("127.0.0.1", args.port))
@@ -39,13 +43,13 @@ pub fn run(args: MockEhrArgs) -> Result<u8, Exit> {
             .listener(listener)
             .start()
             .await
-            .map_err(|e| Exit(3, anyhow::Error::new(e).context("loading the dataset")))?;
+            .map_err(|e| Exit::from(e).context("loading the dataset"))?;
         eprintln!(
             "mock EHR ({vendor}) serving FHIR R4 at {} (Ctrl-C to stop)",
             ehr.base_url()
         );
         let mut journal = match &args.journal {
-            Some(path) => Some(JournalFile::create(path).map_err(|e| Exit(4, e))?),
+            Some(path) => Some(JournalFile::create(path).or_exit(exit::OUTPUT)?),
             None => None,
         };
         let stop = tokio::signal::ctrl_c();
@@ -57,14 +61,14 @@ pub fn run(args: MockEhrArgs) -> Result<u8, Exit> {
                 _ = tick.tick() => false,
             };
             if let Some(j) = journal.as_mut() {
-                j.append(&ehr).map_err(|e| Exit(4, e))?;
+                j.append(&ehr).or_exit(exit::OUTPUT)?;
             }
             if stopping {
                 break;
             }
         }
         eprintln!("mock EHR stopped after {} request(s)", ehr.journal().len());
-        Ok(0)
+        Ok(exit::OK)
     })
 }
 

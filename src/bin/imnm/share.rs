@@ -4,34 +4,20 @@ use std::path::Path;
 
 use anyhow::Context;
 use imnm_fhir::deid::{key, SiteKey};
-use imnm_fhir::export::{self, scan::SourceTerms, ExportError, ExportOptions};
+use imnm_fhir::exit;
+use imnm_fhir::export::{self, scan::SourceTerms, ExportOptions};
 
 use crate::cli::{ExportArgs, MergeArgs};
-use crate::{load_mappings, Exit};
-
-fn code_of(e: &ExportError) -> u8 {
-    match e {
-        ExportError::Deid(_) => 2,
-        ExportError::Pipeline(imnm_fhir::Error::Input { .. } | imnm_fhir::Error::Store { .. })
-        | ExportError::Read { .. } => 3,
-        ExportError::Pipeline(imnm_fhir::Error::Mappings(_)) | ExportError::Manifest { .. } => 2,
-        ExportError::Output { .. } | ExportError::Pipeline(_) => 4,
-        ExportError::Refused { .. } => 5,
-    }
-}
-
-fn fail(e: ExportError) -> Exit {
-    Exit(code_of(&e), anyhow::Error::new(e))
-}
+use crate::{load_mappings, Exit, OrExit};
 
 pub(crate) fn keygen(out: &Path) -> Result<u8, Exit> {
-    let k = key::generate(out).map_err(|e| Exit(4, e.into()))?;
+    let k = key::generate(out)?;
     eprintln!(
         "wrote a new site key to {} (key id {}); keep it private and backed up",
         out.display(),
         k.key_id()
     );
-    Ok(0)
+    Ok(exit::OK)
 }
 
 pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
@@ -39,11 +25,17 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
         return verify(dir, &args.source);
     }
     let (Some(out), Some(key_path)) = (args.out, args.site_key) else {
-        return Err(Exit(2, anyhow::anyhow!("--out and --site-key are required")));
+        return Err(Exit::new(
+            exit::USAGE,
+            anyhow::anyhow!("--out and --site-key are required"),
+        ));
     };
     for input in &args.input {
         if !input.exists() {
-            return Err(Exit(3, anyhow::anyhow!("input {} does not exist", input.display())));
+            return Err(Exit::new(
+                exit::INPUT,
+                anyhow::anyhow!("input {} does not exist", input.display()),
+            ));
         }
     }
     let input = match args.store {
@@ -51,7 +43,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
         None => imnm_fhir::pipeline::Input::Files(args.input),
     };
     let mappings = load_mappings(args.mappings.as_deref())?;
-    let key = SiteKey::load(&key_path).map_err(|e| Exit(2, e.into()))?;
+    let key = SiteKey::load(&key_path)?;
     let opts = ExportOptions {
         input,
         out: out.clone(),
@@ -59,7 +51,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
         min_cell: args.min_cell,
         site: args.site,
     };
-    let summary = export::export(&opts, &key, &mappings).map_err(fail)?;
+    let summary = export::export(&opts, &key, &mappings)?;
     let m = &summary.manifest;
     let total: u64 = m.resource_counts.values().sum();
     eprintln!(
@@ -74,7 +66,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
         eprintln!("{n} reference(s) to resources outside the bundle removed (rules_fired in manifest.json)");
     }
     print!("{}", std::fs::read_to_string(out.join("table1.md")).unwrap_or_default());
-    Ok(0)
+    Ok(exit::OK)
 }
 
 fn verify(dir: &Path, sources: &[std::path::PathBuf]) -> Result<u8, Exit> {
@@ -83,29 +75,29 @@ fn verify(dir: &Path, sources: &[std::path::PathBuf]) -> Result<u8, Exit> {
     } else {
         let t = SourceTerms::from_inputs(sources)
             .context("reading --source")
-            .map_err(|e| Exit(3, e))?;
+            .or_exit(exit::INPUT)?;
         Some(t)
     };
-    let report = export::verify(dir, terms.as_ref()).map_err(fail)?;
+    let report = export::verify(dir, terms.as_ref())?;
     for f in &report.findings {
         println!("{f}");
     }
     if report.ok() {
         eprintln!("{}: verified ({} files)", dir.display(), report.files);
-        Ok(0)
+        Ok(exit::OK)
     } else {
         eprintln!(
             "{}: {} finding(s); do not share this bundle",
             dir.display(),
             report.findings.len()
         );
-        Ok(5)
+        Ok(exit::VERIFY)
     }
 }
 
 pub(crate) fn merge(args: MergeArgs) -> Result<u8, Exit> {
     let mappings = load_mappings(args.mappings.as_deref())?;
-    let m = export::merge(&args.dirs, &args.out, args.min_cell, &mappings).map_err(fail)?;
+    let m = export::merge(&args.dirs, &args.out, args.min_cell, &mappings)?;
     eprintln!(
         "merged {} site(s), {} case(s) into {}",
         m.sites.len(),
@@ -116,5 +108,5 @@ pub(crate) fn merge(args: MergeArgs) -> Result<u8, Exit> {
         "{}",
         std::fs::read_to_string(args.out.join("table1.md")).unwrap_or_default()
     );
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use imnm_fhir::client::{Auth, EventSink, FhirClient, Smart};
+use imnm_fhir::exit;
 use imnm_fhir::store::Store;
 use imnm_fhir::sync::{self, Mode, Progress, ProgressSink, Since, SinceMode, SyncError, SyncOptions, SyncReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{AuthArgs, SinceModeArg, SyncArgs, SyncMode, SyncSettings};
-use crate::Exit;
+use crate::{Exit, OrExit};
 
 /// The environment variable holding the token for `--auth bearer`.
 pub const TOKEN_VAR: &str = "IMNM_TOKEN";
@@ -25,17 +26,17 @@ fn settings(args: SyncArgs) -> Result<SyncSettings, Exit> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))
-        .map_err(|e| Exit(3, e))?;
+        .or_exit(exit::INPUT)?;
     let file: SyncSettings = toml::from_str(&text)
         .with_context(|| format!("config {}", path.display()))
-        .map_err(|e| Exit(2, e))?;
+        .or_exit(exit::USAGE)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     Ok(args.settings.or(file.relative_to(dir)))
 }
 
 /// The client authorization the options ask for (shared by `sync` and `push`).
 pub fn auth_from(s: &AuthArgs) -> Result<Auth, Exit> {
-    let usage = |e: anyhow::Error| Exit(2, e);
+    let usage = |e: anyhow::Error| Exit::new(exit::USAGE, e);
     match s.auth.as_deref().unwrap_or("none") {
         "none" => Ok(Auth::None),
         "bearer" => Auth::bearer_from_env(TOKEN_VAR).map_err(|e| usage(e.into())),
@@ -45,7 +46,7 @@ pub fn auth_from(s: &AuthArgs) -> Result<Auth, Exit> {
             };
             let bytes = std::fs::read(key)
                 .with_context(|| format!("reading key {}", key.display()))
-                .map_err(|e| Exit(3, e))?;
+                .or_exit(exit::INPUT)?;
             let scope = s.scope.as_deref().unwrap_or("system/*.rs");
             let smart = if bytes.trim_ascii_start().starts_with(b"{") {
                 Smart::from_jwks(client_id, &bytes, s.kid.clone(), scope)
@@ -61,7 +62,7 @@ pub fn auth_from(s: &AuthArgs) -> Result<Auth, Exit> {
 fn patient_list(path: &Path) -> Result<Vec<String>, Exit> {
     Ok(std::fs::read_to_string(path)
         .with_context(|| format!("reading {}", path.display()))
-        .map_err(|e| Exit(3, e))?
+        .or_exit(exit::INPUT)?
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -82,7 +83,7 @@ fn options(s: &SyncSettings, progress: ProgressSink) -> Result<SyncOptions, Exit
         since: match s.since.as_deref() {
             None => Since::All,
             Some("auto") => Since::Auto,
-            Some(t) => Since::At(sync::check_instant(t).map_err(|e| Exit(2, e.into()))?),
+            Some(t) => Since::At(sync::check_instant(t)?),
         },
         since_mode: match s.since_mode.unwrap_or(SinceModeArg::LastUpdated) {
             SinceModeArg::LastUpdated => SinceMode::LastUpdated,
@@ -95,7 +96,7 @@ fn options(s: &SyncSettings, progress: ProgressSink) -> Result<SyncOptions, Exit
 
 /// Parses the settings, runs the sync, prints counts, writes the log.
 pub fn run(args: SyncArgs) -> Result<u8, Exit> {
-    let usage = |e: anyhow::Error| Exit(2, e);
+    let usage = |e: anyhow::Error| Exit::new(exit::USAGE, e);
     let s = settings(args)?;
     let Some(base_url) = s.base_url.clone() else {
         return Err(usage(anyhow::anyhow!(
@@ -119,7 +120,7 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         .map_err(|e| usage(e.into()))?;
     let store = Store::open(&store_path)
         .with_context(|| format!("opening store {}", store_path.display()))
-        .map_err(|e| Exit(4, e))?;
+        .or_exit(exit::OUTPUT)?;
     let store = Arc::new(Mutex::new(store));
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
@@ -128,12 +129,12 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
     bars.finish();
     log.finish(&result);
     let report = result.map_err(|e| match e {
-        Stopped::Sync(SyncError::Options(m)) => usage(anyhow::anyhow!(m)),
-        Stopped::Sync(e) => Exit(6, anyhow::Error::new(e).context("sync")),
-        Stopped::Interrupted(msg) => Exit(130, anyhow::anyhow!(msg)),
+        Stopped::Sync(e) if e.is_usage() => Exit::from(e),
+        Stopped::Sync(e) => Exit::from(e).context("sync"),
+        Stopped::Interrupted(msg) => Exit::new(exit::INTERRUPTED, anyhow::anyhow!(msg)),
     })?;
     print_report(&report, &store, &store_path, &log_path)?;
-    Ok(0)
+    Ok(exit::OK)
 }
 
 fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, log_path: &Path) -> Result<(), Exit> {
@@ -142,7 +143,7 @@ fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, lo
         .unwrap_or_else(|e| e.into_inner())
         .counts()
         .context("counting the store")
-        .map_err(|e| Exit(4, e))?;
+        .or_exit(exit::OUTPUT)?;
     eprintln!(
         "synced {} patient(s): {} page(s), {} new, {} updated, {} medication(s) fetched by reference",
         report.patients, report.pages, report.inserted, report.updated, report.medications_fetched
@@ -201,7 +202,7 @@ impl RunLog {
     fn create(path: &Path) -> Result<Self, Exit> {
         let file = std::fs::File::create(path)
             .with_context(|| format!("creating the log {}", path.display()))
-            .map_err(|e| Exit(4, e))?;
+            .or_exit(exit::OUTPUT)?;
         Ok(RunLog {
             file: Arc::new(Mutex::new(std::io::BufWriter::new(file))),
         })
