@@ -15,6 +15,12 @@
 //! compared on one input run round-robin (one run of each per round), so a slow
 //! spell of the machine hits them alike.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, benchmark or example: a failure should stop it loudly"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -13,6 +13,12 @@
 //! cohort's Condition search): with 290 requests at concurrency 8 they alone
 //! cap the ratio near 0.92; the wide cohort shows the steady state.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, benchmark or example: a failure should stop it loudly"
+)]
+
 use std::sync::{Arc, Mutex};
 
 // The allocator the `imnm` binary uses, so the figures are the binary's.

@@ -8,6 +8,12 @@
 //! cargo run --release --example gen_bench -- --gb 10 --one /data/big.ndjson                 # the 10 GB file
 //! ```
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, benchmark or example: a failure should stop it loudly"
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

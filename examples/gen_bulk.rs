@@ -7,6 +7,12 @@
 //! /usr/bin/time -v target/release/imnm cohort --input /tmp/obs.ndjson --out /tmp/out
 //! ```
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, benchmark or example: a failure should stop it loudly"
+)]
+
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 

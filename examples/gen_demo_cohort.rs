@@ -8,6 +8,12 @@
 //! into `OUTPUT_DIR` (default `examples/demo-cohort`). The data is synthetic and
 //! deterministic: see `imnm_fhir::demo::generate`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, benchmark or example: a failure should stop it loudly"
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

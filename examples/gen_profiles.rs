@@ -6,6 +6,12 @@
 //! cargo run --example gen_profiles
 //! ```
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, benchmark or example: a failure should stop it loudly"
+)]
+
 use std::path::Path;
 
 use imnm_fhir::profile::{self, generate, BaseTable};

@@ -3,6 +3,12 @@
 //! Run it with `cargo run --example mock_ehr_in_tests`. In a test, the body of
 //! `main` is what goes in an `#[tokio::test] async fn`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, benchmark or example: a failure should stop it loudly"
+)]
+
 use std::time::Duration;
 
 use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};

@@ -12,6 +12,10 @@
 //! Everything is made up (no real patients) and comes from a fixed-seed
 //! generator: the same [`Spec`] gives the same bytes. This module owns only
 //! text generation and file writing; it never reads inputs or runs the pipeline.
+//!
+//! **Not API.** It is public (and hidden from the docs) only because the
+//! benchmarks, tests and examples are separate crates; it may change in any
+//! release.
 
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};

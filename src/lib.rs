@@ -7,7 +7,7 @@
 //! completeness and every data issue found.
 //!
 //! Data flows one way: [`fhir::source`] → [`fhir::peek`] → [`fhir::parse`] →
-//! [`mapping::extract`] → [`collect`] (facts per patient, filled by
+//! `mapping::extract` → [`collect`] (facts per patient, filled by
 //! [`pipeline`]) → [`cohort`]. [`domain`] is the pure case model underneath.
 //!
 //! Sync from a FHIR server: [`sync`] decides what to fetch, fetches it with
@@ -30,6 +30,7 @@
 //!
 //! The `imnm` binary sits on top of them all.
 
+#[doc(hidden)]
 pub mod bench_data;
 pub mod client;
 pub mod cohort;
@@ -54,3 +55,9 @@ pub mod sync;
 pub mod to_fhir;
 
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so they cannot
+/// drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -95,7 +95,7 @@ fn levels(variable: &str, shown: &[&str], values: &[Option<&str>], missing: Opti
 }
 
 /// Table 1 rows for the cases: `n`, then each column of the dictionary's
-/// Table 1 order, counted as its kind says ([`ColumnKind::summary`]).
+/// Table 1 order, counted as its kind says ([`crate::domain::ColumnKind::summary`]).
 pub fn table1(rows: &[CaseRow], dictionary: &Dictionary) -> Vec<Table1Row> {
     let total = rows.len() as u64;
     let mut out = vec![Table1Row {

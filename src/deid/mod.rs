@@ -2,7 +2,7 @@
 //!
 //! This module owns the transformations that make a resource shareable:
 //! keyed pseudonyms for ids and references ([`key`]), the per-patient date
-//! shift ([`dates`]), the allow-list of elements per resource type read from
+//! shift (`dates`), the allow-list of elements per resource type read from
 //! `deid/rules.toml` ([`rules`]) and applying all of them to one resource
 //! while counting which rule fired ([`transform`]).
 //!
@@ -11,7 +11,7 @@
 //! to a bundle, write files or compute tables: that is `export/`. Messages
 //! and errors never carry identifiers, names, dates or the key.
 
-pub mod dates;
+pub(crate) mod dates;
 pub mod key;
 pub mod rules;
 pub mod transform;

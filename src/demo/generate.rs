@@ -145,7 +145,7 @@ struct Who {
 }
 
 /// One synthetic IMNM child; `ck` starts with the peak, in the unit the site sends.
-#[allow(clippy::struct_excessive_bools)]
+#[allow(clippy::struct_excessive_bools, reason = "one flag per finding of the seed's table")]
 struct Child {
     who: Who,
     onset: Day,
@@ -348,7 +348,7 @@ fn with(mut v: Value, key: &str, x: Value) -> Value {
 fn num(v: f64) -> Value {
     let r = v.round();
     if (v - r).abs() < 1e-9 && r.abs() < 1e12 {
-        #[allow(clippy::cast_possible_truncation)]
+        #[allow(clippy::cast_possible_truncation, reason = "checked whole and below 1e12 just above")]
         let i = r as i64;
         json!(i)
     } else {

@@ -1,6 +1,9 @@
 //! The built-in demo dataset: 10 synthetic children whose summary equals the
 //! seed case series, written in three EHR styles, plus distractors. See
 //! `examples/demo-cohort/README.md`. No real patients.
+//!
+//! **Not API** beyond [`BUNDLE_JSON`]: the generator is public only for the
+//! `imnm demo` command, the examples and the tests; it may change in any release.
 
 pub mod generate;
 

@@ -43,14 +43,20 @@ impl fmt::Display for Location {
 pub enum Item<'a> {
     /// A resource's JSON text, with the Bundle entry's fullUrl when there is one.
     Resource {
+        /// Where it was read.
         location: Location,
+        /// Its JSON text.
         text: &'a str,
+        /// The Bundle entry's `fullUrl`.
         full_url: Option<&'a str>,
     },
     /// A line or file that cannot be read as text or JSON.
     Unreadable {
+        /// Where.
         location: Location,
+        /// The bytes are not UTF-8 (else: not JSON).
         invalid_utf8: bool,
+        /// What is wrong (no content).
         message: String,
     },
 }

@@ -5,22 +5,22 @@
 //! resources to `mapping::extract` and must not decide what a resource means
 //! for the registry (that is `mapping/`), nor write outputs (that is `cohort/`).
 //! It imports no higher module: which codes matter comes in through
-//! [`peek::Relevant`] and the code list of [`prefilter::Prefilter::new`],
+//! [`peek::Relevant`] and the code list of `prefilter::Prefilter::new`,
 //! which `mapping` provides.
 //!
-//! Inside, lowest first: [`item`] (what readers deliver), [`reference`],
-//! [`skim`], [`outcome`] → `bundle` (the Bundle reader), [`direct`], [`peek`]
-//! → [`source`] (plans and reads inputs), [`parse`], [`prefilter`].
+//! Inside, lowest first: [`item`] (what readers deliver), [`reference`](mod@reference),
+//! `skim`, [`outcome`] → `bundle` (the Bundle reader), `direct`, [`peek`]
+//! → [`source`] (plans and reads inputs), [`parse`], `prefilter`.
 
 pub(crate) mod bundle;
-pub mod direct;
+pub(crate) mod direct;
 pub mod item;
 pub mod outcome;
 pub mod parse;
 pub mod peek;
-pub mod prefilter;
+pub(crate) mod prefilter;
 pub mod reference;
-pub mod skim;
+pub(crate) mod skim;
 pub mod source;
 
 /// The fhirbolt R4 model used throughout.

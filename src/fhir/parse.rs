@@ -1,5 +1,9 @@
-//! Full parse with fhirbolt: strict first; lax (with a recorded note) only when
-//! strict fails, because lax mode drops unknown elements silently.
+//! Full parse with fhirbolt, always in strict mode. When a strict parse fails
+//! on an unknown element, that element is removed and the resource parsed
+//! strictly again, one element at a time (at most `MAX_REPAIRS`), and the
+//! result carries a note naming what was dropped. fhirbolt's lax and
+//! compatibility modes are never used: they drop unknown elements silently
+//! and loop forever on some shapes.
 //!
 //! This module owns turning one resource's JSON text into a typed resource and
 //! saying why it could not ([`ParseError`]: where the JSON breaks, that it is no
@@ -85,7 +89,7 @@ impl ParseError {
 }
 
 /// Parses one resource's JSON text: straight into its concrete type where
-/// [`super::direct`] can, else through fhirbolt's `Resource` enum (which
+/// `super::direct` can, else through fhirbolt's `Resource` enum (which
 /// gives the same resource, and the only errors and notes reported).
 ///
 /// FHIR JSON forbids empty arrays, empty objects and nulls, and fhirbolt 0.4

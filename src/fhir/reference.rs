@@ -6,7 +6,12 @@
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Ref {
     /// `Type/id`.
-    Typed { resource_type: String, id: String },
+    Typed {
+        /// The resource type.
+        resource_type: String,
+        /// The logical id.
+        id: String,
+    },
     /// `#id`: a contained resource.
     Contained(String),
     /// Anything else (`urn:uuid:…`, a logical identifier URL): resolved through Bundle fullUrls.

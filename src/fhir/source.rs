@@ -159,9 +159,15 @@ fn file_rank(p: &Path) -> u8 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One JSON document (Bundle or resource).
-    Json { gzip: bool },
+    Json {
+        /// Gzip-compressed.
+        gzip: bool,
+    },
     /// One resource per line.
-    Ndjson { gzip: bool },
+    Ndjson {
+        /// Gzip-compressed.
+        gzip: bool,
+    },
 }
 
 /// The format of a file, from its name.

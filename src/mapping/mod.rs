@@ -8,11 +8,11 @@
 //! problem at once as `file:rule: message`. It must not do I/O beyond reading
 //! the mapping files, and it never sees HTTP or the store.
 
-pub mod codes;
-pub mod extract;
+pub(crate) mod codes;
+pub(crate) mod extract;
 pub mod load;
-pub mod relevance;
-pub mod spec;
+pub(crate) mod relevance;
+pub(crate) mod spec;
 
 use std::collections::BTreeMap;
 
@@ -117,20 +117,43 @@ pub struct Assay {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleKind {
     /// Highest quantity of a lab (CK), in a canonical unit.
-    LabPeak { valueset: usize, quantity: usize },
+    LabPeak {
+        /// The lab's codes (value set index).
+        valueset: usize,
+        /// The quantity its values convert to (index).
+        quantity: usize,
+    },
     /// Antibody result: ever positive, else negative, else indeterminate.
-    Antibody { valueset: usize },
+    Antibody {
+        /// The antibody test's codes.
+        valueset: usize,
+    },
     /// Clinical finding yes/no.
-    Finding { valueset: usize },
+    Finding {
+        /// The finding's codes.
+        valueset: usize,
+    },
     /// Thigh MRI from two findings.
-    Mri { edema: usize, fatty: usize },
+    Mri {
+        /// Oedema codes.
+        edema: usize,
+        /// Fatty infiltration codes.
+        fatty: usize,
+    },
     /// Treatment exposure.
-    Exposure { valueset: usize },
+    Exposure {
+        /// The drug's codes.
+        valueset: usize,
+    },
     /// Outcome Observation, else Condition.clinicalStatus remission.
     Outcome {
+        /// The outcome Observation's codes.
         valueset: usize,
+        /// Complete remission answers.
         complete: usize,
+        /// Partial remission answers.
         partial: usize,
+        /// No remission answers.
         none: usize,
     },
 }

@@ -73,6 +73,10 @@ pub struct RawSystem {
     #[serde(default)]
     pub aliases: Vec<String>,
     pub normalize: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "required in the file (every system names its source); not read by code"
+    )]
     pub source: String,
 }
 
@@ -133,6 +137,10 @@ pub struct RawAssay {
     pub units: Vec<String>,
     pub negative_below: f64,
     pub positive_from: f64,
+    #[allow(
+        dead_code,
+        reason = "required in the file (every cutoff names its source); not read by code"
+    )]
     pub source: String,
 }
 

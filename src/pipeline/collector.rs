@@ -112,7 +112,7 @@ impl<'m> Collector<'m> {
     }
 
     /// Keeps about `bytes` of resource text, and as much patient data, in
-    /// memory; the rest goes to temporary files (see [`texts`], [`patients`]).
+    /// memory; the rest goes to temporary files (see [`crate::collect::texts`], [`crate::collect::patients`]).
     pub fn spill_after(mut self, bytes: usize) -> Self {
         self.sources = Texts::new(bytes);
         self.spill.after = bytes;

@@ -4,7 +4,7 @@
 //! [`collect`] plans the inputs (`fhir::source::plan`: which files, which
 //! side files, which work folders are superseded), reads `deleted/` and
 //! `error/` side files first, then every file on one thread or several
-//! ([`parallel`]); each line or entry is scanned ([`scan`]) and its result
+//! (`parallel`); each line or entry is scanned ([`scan`]) and its result
 //! applied in order by the [`Collector`]. [`collect_store`] reads a sync
 //! store the same way.
 //!
@@ -22,7 +22,7 @@ use crate::report::{Issue, IssueCode, Severity};
 
 mod collector;
 mod keys;
-pub mod parallel;
+pub(crate) mod parallel;
 pub mod scan;
 mod store;
 

@@ -10,11 +10,11 @@
 //! It must not do HTTP or touch the store, and it does not map to the cohort.
 
 pub mod base;
-pub mod element;
+pub(crate) mod element;
 pub mod files;
 pub mod generate;
 mod primitive;
-pub mod snapshot;
+pub(crate) mod snapshot;
 pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};

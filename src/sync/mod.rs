@@ -1,7 +1,7 @@
 //! Sync: what to fetch from a FHIR server and in which order, writing every
 //! page (or bulk file chunk) into the [`crate::store`] as it arrives.
 //!
-//! Two modes. **Crawl** ([`crawl`](mod@crawl)): read the CapabilityStatement, find the
+//! Two modes. **Crawl** (`crawl`): read the CapabilityStatement, find the
 //! cohort (a Condition search by the IMNM diagnosis codes of the mappings, a
 //! list of Patient ids, or a Group's members), then per patient (bounded
 //! concurrency) search Patient, Condition, Observation and every medication
@@ -21,7 +21,7 @@
 //! module must not touch the cohort rules. Logs hold counts, never ids.
 
 pub mod bulk;
-pub mod crawl;
+pub(crate) mod crawl;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};

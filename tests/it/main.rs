@@ -1,5 +1,11 @@
 //! One integration test binary (see STYLE.md): each module's purpose is in its comment.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, benchmark or example: a failure should stop it loudly"
+)]
+
 // Helpers: building small inputs, running the pipeline and the binary.
 mod support;
 

@@ -15,7 +15,7 @@ use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Severity};
 
 pub use condition::ONSET_AGE_URL;
-pub use medication::{exposures_of_concept, push_matches, MedicationMatch};
+pub use medication::{push_matches, MedicationMatch};
 pub use observation::RESULT_COUNT_URL;
 
 /// Demographics from a Patient resource.

@@ -43,13 +43,13 @@ pub struct ReadOptions {
     /// Size of the blocks a plain NDJSON file is cut into. Default: 2 MiB.
     pub chunk_bytes: usize,
     /// Skip lines that are surely irrelevant from their bytes alone (see
-    /// [`crate::fhir::prefilter`]; their syntax is checked in the same pass, so outputs are
+    /// `crate::fhir::prefilter`; their syntax is checked in the same pass, so outputs are
     /// the same either way). Default: on.
     pub prefilter: bool,
     /// About how many bytes of relevant resources' raw JSON, and as many of
     /// patients' facts, are kept in memory (and 1/64 of it of the duplicate
     /// check's keys); past this they go to temporary files (see
-    /// [`super::texts`], [`super::patients`]). Default: 2 MiB (measured: the
+    /// [`crate::collect::texts`], [`crate::collect::patients`]). Default: 2 MiB (measured: the
     /// same time as 8 MiB, 48 against 65 MB at 10 GB; see BENCHMARKS.md).
     pub spill_after: usize,
 }
