@@ -27,6 +27,7 @@ pub mod mock;
 pub mod pipeline;
 pub mod profile;
 pub mod push;
+pub mod registry;
 pub mod report;
 mod spill;
 pub mod store;
