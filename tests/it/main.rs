@@ -42,8 +42,8 @@ mod parquet;
 // against Medplum's FHIR router. Needs `.ci/interop-install` (skips loudly without, fails with IMNM_INTEROP=1).
 mod interop;
 
-// The registry config: the example file loads, every problem of a bad file with its line, `imnm registry check`.
-mod registry;
-
 // Case report → FHIR: profiles up to date, to-fhir round trips (demo + proptest), validate findings, bad CSV.
 mod casefhir;
+
+// The registry config: the example file loads, every problem of a bad file with its line, `imnm registry check`.
+mod registry;
