@@ -47,6 +47,7 @@ pub mod mock;
 pub mod pipeline;
 pub mod profile;
 pub mod push;
+pub mod registry;
 pub mod report;
 pub mod run_error;
 mod spill;

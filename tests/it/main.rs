@@ -53,3 +53,6 @@ mod layers;
 
 // Case report → FHIR: profiles up to date, to-fhir round trips (demo + proptest), validate findings, bad CSV.
 mod casefhir;
+
+// The registry config: the example file loads, every problem of a bad file with its line, `imnm registry check`.
+mod registry;

@@ -75,6 +75,9 @@ pub enum Command {
         after_help = "Example:\n  imnm to-fhir --cases cases.csv --out bundle.json --site-system https://registry.example.org/fhir/case-id\n\nExit 1 when any row or cell was refused (the rest is converted)."
     )]
     ToFhir(ToFhirArgs),
+    /// Work with a registry config (the registry's store and its sites).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// Post a transaction Bundle (from to-fhir) to a FHIR server and print each entry's outcome.
     #[command(
         after_help = "Examples:\n  imnm push bundle.json --base-url https://fhir.example.org/R4\n  IMNM_TOKEN=... imnm push bundle.json --base-url URL --auth bearer --batch-size 8"
@@ -231,6 +234,17 @@ pub enum MappingsCommand {
     Check {
         /// The mapping folder.
         dir: Option<PathBuf>,
+    },
+}
+
+/// `imnm registry …`.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Check a registry config and report every problem at once; list its sites when it is good.
+    #[command(after_help = "Example:\n  imnm registry check registry.toml\n\nExit 2 when the file has problems.")]
+    Check {
+        /// The registry config (TOML).
+        file: PathBuf,
     },
 }
 

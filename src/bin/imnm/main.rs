@@ -4,6 +4,7 @@ mod casefhir;
 mod cli;
 mod demo;
 mod mock_ehr;
+mod registry;
 mod share;
 mod sync;
 
@@ -20,7 +21,7 @@ use imnm_fhir::pipeline;
 use imnm_fhir::report::Severity;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cli::{Cli, Command, MappingsCommand};
+use cli::{Cli, Command, MappingsCommand, RegistryCommand};
 
 // mimalloc: reading an export and syncing allocate many small objects (parsed resources,
 // JSON trees); the system allocator was a quarter of a sync's instructions (callgrind).
@@ -131,6 +132,7 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::Validate(args) => casefhir::validate(args),
         Command::ToFhir(args) => casefhir::to_fhir(args),
         Command::Push(args) => casefhir::push(args),
+        Command::Registry(RegistryCommand::Check { file }) => registry::check(&file),
     }
 }
 

@@ -1,0 +1,55 @@
+//! `imnm registry check`: loads a registry config and lists its sites, or
+//! prints every problem of the file.
+
+use std::path::Path;
+
+use imnm_fhir::registry::{values, RegistryConfig, StoreLocation};
+
+use crate::Exit;
+
+/// Loads `file`; prints one line per site (stdout) and a summary (stderr), or
+/// every problem (stderr) and exit 2. Shows only URL origins, never a path of
+/// the key or a token.
+pub fn check(file: &Path) -> Result<u8, Exit> {
+    let config = match RegistryConfig::load(file) {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            let n = errors.0.len();
+            let problems = if n == 1 { "problem" } else { "problems" };
+            return Err(Exit(2, anyhow::anyhow!("{n} {problems} in {}", file.display())));
+        }
+    };
+    let store = match &config.store {
+        StoreLocation::Path(p) => p.display().to_string(),
+        StoreLocation::Url(url) => match values::url_scheme(url) {
+            Some(scheme) => format!("a {scheme} URL"),
+            None => "a URL".to_string(),
+        },
+    };
+    let n = config.sites.len();
+    eprintln!(
+        "{}: {n} site{}, store {store}, serve on {}",
+        file.display(),
+        if n == 1 { "" } else { "s" },
+        config.serve.listen
+    );
+    let width = |f: &dyn Fn(&imnm_fhir::registry::SiteConfig) -> usize| config.sites.iter().map(f).max().unwrap_or(0);
+    let id_w = width(&|s| s.id.chars().count());
+    let name_w = width(&|s| s.name.chars().count());
+    let origin_w = width(&|s| s.origin().chars().count());
+    for site in &config.sites {
+        println!(
+            "{:<id_w$}  {:<name_w$}  {:<origin_w$}  {:<5}  {:<6}  every {}",
+            site.id,
+            site.name,
+            site.origin(),
+            site.mode.as_str(),
+            site.auth.kind(),
+            values::format_duration(site.every),
+        );
+    }
+    Ok(0)
+}
