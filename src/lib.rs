@@ -24,6 +24,7 @@
 //! | raw | [`fhir`], [`store`], [`client`] |
 //! | meaning | [`mapping`], [`mock`] |
 //! | facts | [`collect`], [`run_error`], [`sync`], [`push`] |
+//! | registry | [`registry`] (the registry config) |
 //! | reading | [`pipeline`] |
 //! | outputs | [`cohort`], [`deid`], [`export`], [`to_fhir`], [`profile`] |
 //! | api | [`error`] (the top-level [`Error`], wrapping each layer's), [`exit`] (exit codes) |

@@ -25,6 +25,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("meaning", &["mapping", "mock"]),
     // Facts: collected data per patient, the run's input/output errors, what to fetch, pushing Bundles.
     ("facts", &["collect", "run_error", "sync", "push"]),
+    // The registry's configuration: its store and sites (read, checked; no HTTP, no store access).
+    ("registry", &["registry"]),
     // Reading: inputs or a store → collected data.
     ("reading", &["pipeline"]),
     // Outputs: the registry's tables, study bundles, case reports → FHIR, validation.

@@ -19,7 +19,10 @@ pub fn check(file: &Path) -> Result<u8, Exit> {
             }
             let n = errors.0.len();
             let problems = if n == 1 { "problem" } else { "problems" };
-            return Err(Exit(2, anyhow::anyhow!("{n} {problems} in {}", file.display())));
+            return Err(Exit::new(
+                imnm_fhir::exit::USAGE,
+                anyhow::anyhow!("{n} {problems} in {}", file.display()),
+            ));
         }
     };
     let store = match &config.store {
@@ -51,5 +54,5 @@ pub fn check(file: &Path) -> Result<u8, Exit> {
             values::format_duration(site.every),
         );
     }
-    Ok(0)
+    Ok(imnm_fhir::exit::OK)
 }
