@@ -324,6 +324,9 @@ pub struct Issue {
     pub severity: Severity,
     /// What kind it is.
     pub code: IssueCode,
+    /// The registry site whose data it is about (a cohort run names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     /// Where it is.
     pub location: Location,
     /// The FHIR path (e.g. `Observation.valueQuantity.unit`), when it is about one element.
@@ -344,6 +347,7 @@ impl Issue {
         Self {
             severity,
             code,
+            site: None,
             location: location.into(),
             fhir_path: None,
             rule: None,
@@ -394,6 +398,7 @@ pub const MAX_KEPT: usize = 100_000;
 struct Record {
     severity: Severity,
     code: IssueCode,
+    site: Option<String>,
     location: String,
     resource: Option<String>,
     fhir_path: Option<String>,
@@ -457,6 +462,20 @@ impl Issues {
         })
     }
 
+    /// As [`Issues::extend`], naming `site` on every issue that names none.
+    pub fn extend_site(&mut self, mut other: Issues, site: &str) -> std::io::Result<()> {
+        for (key, n) in std::mem::take(&mut other.counts) {
+            *self.counts.entry(key).or_default() += n;
+        }
+        self.dropped += other.dropped;
+        other.try_for_each(|issue| {
+            let mut issue = issue.clone();
+            issue.site.get_or_insert_with(|| site.to_string());
+            self.store(issue);
+            Ok::<_, std::io::Error>(())
+        })
+    }
+
     /// Calls `f` with every issue kept, in the order found; stops at the first
     /// error (reading the temporary file back, or one `f` returns).
     pub fn try_for_each<E: From<std::io::Error>>(&mut self, f: impl FnMut(&Issue) -> Result<(), E>) -> Result<(), E> {
@@ -504,6 +523,7 @@ impl From<Issue> for Record {
         Record {
             severity: i.severity,
             code: i.code,
+            site: i.site,
             location: i.location.input,
             resource: i.location.resource,
             fhir_path: i.fhir_path,
@@ -518,6 +538,7 @@ impl From<Record> for Issue {
         Issue {
             severity: r.severity,
             code: r.code,
+            site: r.site,
             location: Location {
                 input: r.location,
                 resource: r.resource,

@@ -1,6 +1,7 @@
 //! Case selection and per-column aggregation.
 
 use super::{Candidate, Cohort, Provenance};
+use crate::collect::LOCAL_SITE;
 use crate::collect::{PatientData, Patients};
 use crate::domain::case::format_number;
 use crate::domain::facts::MriPart;
@@ -11,18 +12,29 @@ use crate::domain::{
 use crate::mapping::{MappingSet, Rule, RuleKind};
 use crate::report::{Issue, IssueCode, Issues, Severity};
 
-/// Builds the cohort from every patient's data, one patient at a time (in id
-/// order). Issues found here (a case without birthDate, a differential-only
-/// patient) are added to `issues`. Fails only when spilled patients cannot be
-/// read back from their temporary file.
+/// Builds the cohort of site [`LOCAL_SITE`] (see [`build_site`]).
 pub fn build(patients: &Patients, m: &MappingSet, issues: &mut Issues) -> crate::run_error::Result<Cohort> {
+    build_site(LOCAL_SITE, patients, m, issues)
+}
+
+/// Builds the cohort of `site` from every patient's data, one patient at a
+/// time (in id order); rows, candidates and provenance name the site. Issues
+/// found here (a case without birthDate, a differential-only patient) are
+/// added to `issues`. Fails only when spilled patients cannot be read back
+/// from their temporary file.
+pub fn build_site(
+    site: &str,
+    patients: &Patients,
+    m: &MappingSet,
+    issues: &mut Issues,
+) -> crate::run_error::Result<Cohort> {
     let mut cohort = Cohort {
         dictionary: m.dictionary.clone(),
         ..Cohort::default()
     };
     patients
         .try_for_each(|id, data| {
-            add_patient(&mut cohort, id, data, m, issues);
+            add_patient(&mut cohort, site, id, data, m, issues);
             Ok::<_, std::io::Error>(())
         })
         .map_err(|source| crate::run_error::RunError::Spill { source })?;
@@ -33,16 +45,18 @@ pub fn build(patients: &Patients, m: &MappingSet, issues: &mut Issues) -> crate:
     Ok(cohort)
 }
 
-fn add_patient(cohort: &mut Cohort, id: &str, data: &PatientData, m: &MappingSet, issues: &mut Issues) {
+fn add_patient(cohort: &mut Cohort, site: &str, id: &str, data: &PatientData, m: &MappingSet, issues: &mut Issues) {
     let qualifying: Vec<&DiagnosisFact> = data.diagnoses.iter().filter(|d| d.kind.qualifies()).collect();
     if qualifying.is_empty() {
-        if let Some(c) = candidate(id, data, m) {
+        if let Some(c) = candidate(site, id, data, m) {
             cohort.candidates.push(c);
         }
         return;
     }
+    let mut row = CaseRow::empty(id, &m.dictionary);
+    row.site = site.to_string();
     let mut b = RowBuilder {
-        row: CaseRow::empty(id, &m.dictionary),
+        row,
         prov: Vec::new(),
         m,
     };
@@ -100,6 +114,7 @@ impl RowBuilder<'_> {
         let patient_id = self.row.patient_id.clone();
         let column = self.m.dictionary.columns[column].name.clone();
         self.prov.push(Provenance {
+            site: self.row.site.clone(),
             patient_id,
             column,
             value,
@@ -355,7 +370,7 @@ fn to_bool(v: YesNoUnknown) -> Option<bool> {
     }
 }
 
-fn candidate(id: &str, data: &PatientData, m: &MappingSet) -> Option<Candidate> {
+fn candidate(site: &str, id: &str, data: &PatientData, m: &MappingSet) -> Option<Candidate> {
     let mut scratch = RowBuilder {
         row: CaseRow::empty(id, &m.dictionary),
         prov: Vec::new(),
@@ -410,6 +425,7 @@ fn candidate(id: &str, data: &PatientData, m: &MappingSet) -> Option<Candidate> 
     let codes: Vec<&str> = data.diagnoses.iter().map(|d| d.code.as_str()).collect();
     let values = d.candidate_columns().into_iter().map(|i| row.get(i).text(id)).collect();
     Some(Candidate {
+        site: site.to_string(),
         patient_id: id.to_string(),
         reason: reasons.join("; "),
         diagnosis_codes: codes.join(";"),

@@ -4,11 +4,13 @@
 use serde::Serialize;
 
 use super::Cohort;
-use crate::domain::ColumnKind;
+use crate::domain::{CaseRow, ColumnKind};
 
 /// One row of `completeness.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompletenessRow {
+    /// `all` (every site pooled) or a site.
+    pub site: String,
     /// Dictionary column.
     pub variable: String,
     /// `all`, or a FHIR resource type the values came from.
@@ -23,9 +25,24 @@ pub struct CompletenessRow {
 
 /// Completeness rows. A finding recorded absent ("no") has a value; a
 /// treatment counts only when a resource says it was given ("no" is the
-/// absence of evidence); `ck_count` when > 0.
+/// absence of evidence); `ck_count` when > 0. Rows for every site pooled
+/// (`all`), then, when there are several sites, for each site.
 pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
-    let cases = cohort.rows.len() as u64;
+    let rows: Vec<&CaseRow> = cohort.rows.iter().collect();
+    let mut out = of_rows(cohort, "all", &rows, true);
+    let sites = cohort.sites();
+    if sites.len() > 1 {
+        for site in sites {
+            let rows: Vec<&CaseRow> = cohort.rows.iter().filter(|r| r.site == site).collect();
+            out.extend(of_rows(cohort, site, &rows, false));
+        }
+    }
+    out
+}
+
+/// The rows of `site` (`by_source`: with the per-resource-type rows, known pooled only).
+fn of_rows(cohort: &Cohort, site: &str, rows: &[&CaseRow], by_source: bool) -> Vec<CompletenessRow> {
+    let cases = rows.len() as u64;
     let pct = |n: u64| {
         if cases == 0 {
             0.0
@@ -37,18 +54,20 @@ pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
     let columns = cohort.dictionary.columns.iter().enumerate();
     for (i, column) in columns.filter(|(_, c)| c.kind != ColumnKind::PatientId) {
         let column = column.name.as_str();
-        let n = cohort.rows.iter().filter(|r| r.get(i).has_value()).count() as u64;
+        let n = rows.iter().filter(|r| r.get(i).has_value()).count() as u64;
         out.push(CompletenessRow {
+            site: site.to_string(),
             variable: column.to_string(),
             source: "all".into(),
             cases_with_value: n,
             cases,
             percent: pct(n),
         });
-        let sources = cohort.cases_by_source.get(column);
+        let sources = cohort.cases_by_source.get(column).filter(|_| by_source);
         if let Some(sources) = sources.filter(|s| s.len() > 1) {
             for (t, &n) in sources {
                 out.push(CompletenessRow {
+                    site: site.to_string(),
                     variable: column.to_string(),
                     source: t.clone(),
                     cases_with_value: n,
@@ -64,7 +83,7 @@ pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CaseRow, Cell, YesNoUnknown};
+    use crate::domain::{Cell, YesNoUnknown};
 
     #[test]
     fn absent_findings_count_and_absent_treatments_do_not() {

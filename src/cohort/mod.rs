@@ -16,7 +16,7 @@ pub mod suppress;
 pub mod table1;
 pub mod write;
 
-pub use run::{build_and_write, build_and_write_as, Formats, RunOutcome};
+pub use run::{build_and_write, build_and_write_as, build_and_write_sites, Formats, RunOutcome, SiteData};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +28,8 @@ use crate::spill;
 /// Where one cohort cell came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// The case's site.
+    pub site: String,
     /// The case.
     pub patient_id: String,
     /// The cohort column.
@@ -45,6 +47,8 @@ pub struct Provenance {
 /// A patient with IMNM-suggestive data but no qualifying diagnosis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
+    /// The patient's site.
+    pub site: String,
     /// The patient.
     pub patient_id: String,
     /// Why it is listed.
@@ -59,7 +63,9 @@ pub struct Candidate {
 impl Candidate {
     /// The `candidates.csv` header for a dictionary.
     pub fn header(dictionary: &crate::domain::Dictionary) -> Vec<String> {
-        let mut h: Vec<String> = ["patient_id", "reason", "diagnosis_codes"].map(String::from).to_vec();
+        let mut h: Vec<String> = [crate::domain::SITE_COLUMN, "patient_id", "reason", "diagnosis_codes"]
+            .map(String::from)
+            .to_vec();
         h.extend(
             dictionary
                 .candidate_columns()
@@ -72,6 +78,7 @@ impl Candidate {
     /// The row's cells, in [`Candidate::header`] order.
     pub fn cells(&self) -> Vec<String> {
         let mut c = vec![
+            self.site.clone(),
             self.patient_id.clone(),
             self.reason.clone(),
             self.diagnosis_codes.clone(),
@@ -97,6 +104,40 @@ pub struct Cohort {
 }
 
 impl Cohort {
+    /// Moves another site's cohort into this one: its rows, candidates and
+    /// provenance after the ones held, its completeness counts added. A
+    /// provenance record that cannot go to the temporary file is noted in
+    /// `issues`. Errors are reading `other`'s temporary file back.
+    pub fn absorb(&mut self, other: Cohort, issues: &mut crate::report::Issues) -> std::io::Result<()> {
+        self.rows.extend(other.rows);
+        self.candidates.extend(other.candidates);
+        for (column, by_type) in other.cases_by_source {
+            let held = self.cases_by_source.entry(column).or_default();
+            for (t, n) in by_type {
+                *held.entry(t).or_default() += n;
+            }
+        }
+        other.provenance.try_for_each(|p| {
+            if let Some(e) = self.provenance.push(p.clone()) {
+                let note = crate::report::Issue::temporary_file("provenance", &e, "keeping it in memory");
+                issues.push(note);
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        self.provenance.flush()
+    }
+
+    /// The sites of the rows, in order of first appearance.
+    pub fn sites(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in &self.rows {
+            if !out.contains(&r.site.as_str()) {
+                out.push(&r.site);
+            }
+        }
+        out
+    }
+
     /// Table 1 of the cases.
     pub fn table1(&self) -> Vec<table1::Table1Row> {
         table1::table1(&self.rows, &self.dictionary)
@@ -186,6 +227,7 @@ mod tests {
         let mut prov = Provenances::default();
         let n = Provenances::IN_MEMORY + 50;
         let record = |i: usize| Provenance {
+            site: "local".into(),
             patient_id: format!("p{i}"),
             column: format!("column{}", i % 7),
             value: format!("v{i}"),

@@ -73,12 +73,10 @@ fn column_type(kind: ColumnKind) -> Kind {
 #[must_use]
 pub fn cohort_table(cohort: &Cohort) -> Table {
     let d = &cohort.dictionary;
+    let site = (crate::domain::SITE_COLUMN.to_string(), Kind::Text);
+    let columns = d.columns.iter().map(|c| (c.name.clone(), column_type(c.kind)));
     Table {
-        columns: d
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), column_type(c.kind)))
-            .collect(),
+        columns: std::iter::once(site).chain(columns).collect(),
         rows: cohort.rows.iter().map(crate::domain::CaseRow::cells).collect(),
     }
 }
@@ -87,7 +85,7 @@ pub fn cohort_table(cohort: &Cohort) -> Table {
 #[must_use]
 pub fn candidates_table(cohort: &Cohort) -> Table {
     let d = &cohort.dictionary;
-    let mut columns: Vec<(String, Kind)> = ["patient_id", "reason", "diagnosis_codes"]
+    let mut columns: Vec<(String, Kind)> = [crate::domain::SITE_COLUMN, "patient_id", "reason", "diagnosis_codes"]
         .iter()
         .map(|c| (c.to_string(), Kind::Text))
         .collect();
@@ -101,7 +99,8 @@ pub fn candidates_table(cohort: &Cohort) -> Table {
 pub const FACT_ROWS_PER_GROUP: usize = 32_768;
 
 /// The columns of `facts.parquet`.
-const FACT_COLUMNS: [(&str, Kind); 9] = [
+const FACT_COLUMNS: [(&str, Kind); 10] = [
+    ("site", Kind::Text),
     ("patient_id", Kind::Text),
     ("column", Kind::Text),
     ("resource", Kind::Text),
@@ -116,21 +115,25 @@ const FACT_COLUMNS: [(&str, Kind); 9] = [
 /// Writes `facts.parquet`: one row per fact of every patient, in patient then
 /// reading order, streamed in row groups of `group` rows (memory follows the
 /// group, not the facts).
-fn write_facts(path: &Path, patients: &Patients, mappings: &MappingSet, group: usize) -> Result<()> {
+fn write_facts(path: &Path, sites: &[(&str, &Patients)], mappings: &MappingSet, group: usize) -> Result<()> {
     let mut writer = Writer::create(path, &FACT_COLUMNS)?;
     let group = group.max(1);
     let mut rows = Vec::with_capacity(group.min(FACT_ROWS_PER_GROUP));
-    let read = patients.try_for_each(|patient, data| {
-        for f in &data.facts {
-            rows.push(fact_row(patient, f, mappings));
-            if rows.len() == group {
-                writer.write_group(&rows).map_err(Streaming::Out)?;
-                rows.clear();
+    for (site, patients) in sites {
+        let read = patients.try_for_each(|patient, data| {
+            for f in &data.facts {
+                let mut row = vec![site.to_string()];
+                row.extend(fact_row(patient, f, mappings));
+                rows.push(row);
+                if rows.len() == group {
+                    writer.write_group(&rows).map_err(Streaming::Out)?;
+                    rows.clear();
+                }
             }
-        }
-        Ok::<_, Streaming>(())
-    });
-    read?;
+            Ok::<_, Streaming>(())
+        });
+        read?;
+    }
     if !rows.is_empty() || writer.groups == 0 {
         writer.write_group(&rows)?;
     }
@@ -139,7 +142,7 @@ fn write_facts(path: &Path, patients: &Patients, mappings: &MappingSet, group: u
 
 fn fact_row(patient: &str, f: &crate::domain::Fact, mappings: &MappingSet) -> Vec<String> {
     let Some(rule) = mappings.rules.get(f.rule) else {
-        return vec![String::new(); FACT_COLUMNS.len()];
+        return vec![String::new(); FACT_COLUMNS.len() - 1];
     };
     let unit = match rule.kind {
         RuleKind::LabPeak { quantity, .. } => mappings.quantities[quantity].canonical.clone(),
@@ -288,15 +291,16 @@ fn field(name: &str, kind: Kind) -> parquet::errors::Result<Type> {
         .build()
 }
 
-/// Writes `cohort.parquet`, `candidates.parquet` and `facts.parquet` into `dir`.
+/// Writes `cohort.parquet`, `candidates.parquet` and `facts.parquet` (the
+/// facts of every site's patients, `sites` in order) into `dir`.
 ///
 /// # Errors
 ///
 /// A file cannot be written.
-pub fn write_all(dir: &Path, cohort: &Cohort, patients: &Patients, mappings: &MappingSet) -> Result<()> {
+pub fn write_all(dir: &Path, cohort: &Cohort, sites: &[(&str, &Patients)], mappings: &MappingSet) -> Result<()> {
     write_table(&dir.join("cohort.parquet"), &cohort_table(cohort))?;
     write_table(&dir.join("candidates.parquet"), &candidates_table(cohort))?;
-    write_facts(&dir.join("facts.parquet"), patients, mappings, FACT_ROWS_PER_GROUP)
+    write_facts(&dir.join("facts.parquet"), sites, mappings, FACT_ROWS_PER_GROUP)
 }
 
 #[cfg(test)]
@@ -325,8 +329,8 @@ mod tests {
         let collected = crate::pipeline::collect_json_text("bundle.json", &text, &m);
         let dir = tempfile::tempdir().unwrap();
         let (one, small) = (dir.path().join("one.parquet"), dir.path().join("small.parquet"));
-        write_facts(&one, &collected.patients, &m, usize::MAX).unwrap();
-        write_facts(&small, &collected.patients, &m, 7).unwrap();
+        write_facts(&one, &[("local", &collected.patients)], &m, usize::MAX).unwrap();
+        write_facts(&small, &[("local", &collected.patients)], &m, 7).unwrap();
         let (one_groups, rows) = read_back(&one);
         let (groups, small_rows) = read_back(&small);
         assert!(rows.len() > 14, "the demo gives facts: {}", rows.len());

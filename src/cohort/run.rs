@@ -57,26 +57,73 @@ pub fn build_and_write_as(
     out: &std::path::Path,
     formats: Formats,
 ) -> crate::run_error::Result<RunOutcome> {
-    let Collected {
-        patients,
-        mut sources,
-        mut issues,
-        stats,
-        ..
-    } = collected;
-    let cohort = crate::cohort::build::build(&patients, mappings, &mut issues)?;
+    build_and_write_sites(vec![collected], mappings, out, formats)
+}
+
+/// Builds each site's cohort from its collected data, pools them (rows keyed
+/// by site and patient id, in the order of `sites`) and writes every output
+/// into `out`: one cohort.csv, Table 1 pooled and per site, provenance,
+/// issues and sources naming the site.
+pub fn build_and_write_sites(
+    sites: Vec<Collected>,
+    mappings: &MappingSet,
+    out: &std::path::Path,
+    formats: Formats,
+) -> crate::run_error::Result<RunOutcome> {
+    let spill = |source| crate::run_error::RunError::Spill { source };
+    let mut cohort = crate::cohort::Cohort {
+        dictionary: mappings.dictionary.clone(),
+        ..crate::cohort::Cohort::default()
+    };
+    let mut issues = Issues::default();
+    let mut stats = ReadStats::default();
+    let mut parts = Vec::with_capacity(sites.len());
+    for collected in sites {
+        let Collected {
+            site,
+            patients,
+            sources,
+            issues: mut site_issues,
+            stats: site_stats,
+            ..
+        } = collected;
+        let part = crate::cohort::build::build_site(&site, &patients, mappings, &mut site_issues)?;
+        cohort.absorb(part, &mut issues).map_err(spill)?;
+        issues.extend_site(site_issues, &site).map_err(spill)?;
+        stats.add(&site_stats);
+        parts.push(SiteData {
+            site,
+            patients,
+            sources,
+        });
+    }
     tracing::debug!(
         cases = cohort.rows.len(),
         provenance = cohort.provenance.len(),
+        sites = parts.len(),
         "cohort built"
     );
-    crate::cohort::write::write_outputs(out, &cohort, &mut issues, &mut sources, formats.csv)?;
+    crate::cohort::write::write_outputs(out, &cohort, &mut issues, &mut parts, formats.csv)?;
     tracing::debug!("outputs written");
     if formats.parquet {
-        crate::cohort::parquet::write_all(out, &cohort, &patients, mappings)?;
+        let facts: Vec<(&str, &crate::collect::Patients)> =
+            parts.iter().map(|p| (p.site.as_str(), &p.patients)).collect();
+        crate::cohort::parquet::write_all(out, &cohort, &facts, mappings)?;
     }
     if formats.relevant {
-        crate::cohort::write::write_relevant(out, &mut sources)?;
+        crate::cohort::write::write_relevant(out, &mut parts)?;
     }
     Ok(RunOutcome { cohort, issues, stats })
+}
+
+/// What a site's outputs are written from besides its rows: its patients'
+/// facts and the raw JSON of its resources.
+#[derive(Debug)]
+pub struct SiteData {
+    /// The site.
+    pub site: String,
+    /// Its patients' facts.
+    pub patients: crate::collect::Patients,
+    /// Its resources' JSON.
+    pub sources: crate::collect::Texts,
 }

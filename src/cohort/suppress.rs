@@ -37,8 +37,26 @@ pub fn is_small(n: u64, min_cell: u64) -> bool {
     n > 0 && n < min_cell
 }
 
-/// Applies primary and secondary suppression to Table 1 rows.
+/// Applies primary and secondary suppression to Table 1 rows, to each
+/// site's column (the pooled one and each site's) on its own.
 pub fn suppress(rows: &[Table1Row], min_cell: u64) -> Vec<SuppressedRow> {
+    let groups = super::table1::by_site(rows);
+    let mut out = Vec::with_capacity(rows.len());
+    for g in groups {
+        let owned: Vec<Table1Row> = g.into_iter().cloned().collect();
+        out.extend(suppress_group(&owned, min_cell));
+    }
+    out
+}
+
+impl AsRef<Table1Row> for SuppressedRow {
+    fn as_ref(&self) -> &Table1Row {
+        &self.row
+    }
+}
+
+/// [`suppress`] for one site's rows.
+fn suppress_group(rows: &[Table1Row], min_cell: u64) -> Vec<SuppressedRow> {
     let total = rows.iter().find(|r| r.variable == "n").and_then(|r| r.n).unwrap_or(0);
     let mut out: Vec<SuppressedRow> = rows
         .iter()
@@ -126,47 +144,90 @@ fn suppress_variable(out: &mut [SuppressedRow], idx: &[usize], total: u64, min_c
     }
 }
 
-/// Suppressed Table 1 as a readable Markdown table (`<{min_cell}` for hidden counts).
+/// Suppressed Table 1 as a readable Markdown table (`<{min_cell}` for hidden
+/// counts): one value column, or with several sites one for all sites pooled
+/// and one per site.
 pub fn to_markdown(rows: &[SuppressedRow], min_cell: u64) -> String {
     let hidden = format!("<{min_cell}");
     let mut md = format!(
         "Counts of 1–{} are shown as {hidden}; see README (suppression).\n\n",
         min_cell.saturating_sub(1)
     );
-    md.push_str("| Characteristic | Value |\n|---|---|\n");
-    let num = |x: Option<f64>| x.map(crate::domain::case::format_number).unwrap_or_else(|| "–".into());
-    for r in rows {
-        let n = if r.suppressed {
-            hidden.clone()
-        } else {
-            r.row.n.map(|n| n.to_string()).unwrap_or_else(|| "–".into())
+    let groups = site_groups(rows);
+    match groups.as_slice() {
+        [_] | [] => md.push_str("| Characteristic | Value |\n|---|---|\n"),
+        _ => {
+            let heads: Vec<String> = groups
+                .iter()
+                .map(|g| super::table1::column_head(&g.iter().map(|r| &r.row).collect::<Vec<_>>()))
+                .collect();
+            md.push_str(&format!(
+                "| Characteristic | {} |\n|---|{}\n",
+                heads.join(" | "),
+                "---|".repeat(heads.len())
+            ));
+        }
+    }
+    let Some(pooled) = groups.first() else { return md };
+    for (i, r) in pooled.iter().enumerate() {
+        let label = match (&r.row.level, r.row.variable.as_str()) {
+            (_, "n") => "n".to_string(),
+            (Some(level), v) => format!("{v}: {level}"),
+            (None, v) => format!("{v}, median (range)"),
         };
-        let missing = match (r.missing_suppressed, r.row.missing) {
-            (true, _) => format!("; missing {hidden}"),
-            (false, Some(m)) if m > 0 => format!("; missing {m}"),
-            _ => String::new(),
-        };
-        let line = match &r.row.level {
-            _ if r.row.variable == "n" => format!("| n | {n} |\n"),
-            Some(level) => {
-                let pct = r
-                    .row
-                    .percent
-                    .map(|p| format!(" ({}%)", crate::domain::case::format_number(p)))
-                    .unwrap_or_default();
-                format!("| {}: {level} | {n}{pct}{missing} |\n", r.row.variable)
-            }
-            None => format!(
-                "| {}, median (range) | n {n}: {} ({}–{}); IQR {}–{}{missing} |\n",
-                r.row.variable,
-                num(r.row.median),
-                num(r.row.min),
-                num(r.row.max),
-                num(r.row.q1),
-                num(r.row.q3)
-            ),
-        };
-        md.push_str(&line);
+        let values: Vec<String> = groups
+            .iter()
+            .map(|g| g.get(i).map_or_else(String::new, |r| cell(r, &hidden)))
+            .collect();
+        md.push_str(&format!("| {label} | {} |\n", values.join(" | ")));
     }
     md
+}
+
+fn site_groups(rows: &[SuppressedRow]) -> Vec<Vec<&SuppressedRow>> {
+    let mut groups: Vec<Vec<&SuppressedRow>> = Vec::new();
+    for r in rows {
+        match groups
+            .iter_mut()
+            .find(|g| g.first().is_some_and(|f| f.row.site == r.row.site))
+        {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
+/// One suppressed row's figures.
+fn cell(r: &SuppressedRow, hidden: &str) -> String {
+    let num = |x: Option<f64>| x.map(crate::domain::case::format_number).unwrap_or_else(|| "–".into());
+    let n = if r.suppressed {
+        hidden.to_string()
+    } else {
+        r.row.n.map(|n| n.to_string()).unwrap_or_else(|| "–".into())
+    };
+    let missing = match (r.missing_suppressed, r.row.missing) {
+        (true, _) => format!("; missing {hidden}"),
+        (false, Some(m)) if m > 0 => format!("; missing {m}"),
+        _ => String::new(),
+    };
+    match (&r.row.level, r.row.variable.as_str()) {
+        (_, "n") => n,
+        (Some(_), _) => {
+            let pct = r
+                .row
+                .percent
+                .map(|p| format!(" ({}%)", crate::domain::case::format_number(p)))
+                .unwrap_or_default();
+            format!("{n}{pct}{missing}")
+        }
+        (None, _) => format!(
+            "n {n}: {} ({}–{}); IQR {}–{}{missing}",
+            num(r.row.median),
+            num(r.row.min),
+            num(r.row.max),
+            num(r.row.q1),
+            num(r.row.q3)
+        ),
+    }
 }

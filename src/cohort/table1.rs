@@ -15,6 +15,8 @@ use crate::domain::{CaseRow, Dictionary};
 /// One row of `table1.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Table1Row {
+    /// `all` (every site pooled) or a site.
+    pub site: String,
     /// Dictionary column (or `n`).
     pub variable: String,
     /// Level, for categorical rows.
@@ -42,6 +44,7 @@ impl Table1Row {
     pub fn count(variable: &str, level: &str, n: u64, total: u64, missing: Option<u64>) -> Self {
         let percent = (total > 0).then(|| (n as f64 * 1000.0 / total as f64).round() / 10.0);
         Self {
+            site: ALL_SITES.into(),
             variable: variable.into(),
             level: Some(level.into()),
             n: Some(n),
@@ -71,6 +74,7 @@ fn continuous(variable: &str, values: Vec<f64>, total: u64) -> Table1Row {
     let mut v = values;
     v.sort_by(f64::total_cmp);
     Table1Row {
+        site: ALL_SITES.into(),
         variable: variable.into(),
         level: None,
         n: Some(v.len() as u64),
@@ -94,11 +98,40 @@ fn levels(variable: &str, shown: &[&str], values: &[Option<&str>], missing: Opti
         .collect()
 }
 
-/// Table 1 rows for the cases: `n`, then each column of the dictionary's
-/// Table 1 order, counted as its kind says ([`crate::domain::ColumnKind::summary`]).
+/// The `site` of pooled Table 1 rows.
+pub const ALL_SITES: &str = "all";
+
+/// Table 1 rows for the cases: every site pooled (site `all`) and, when the
+/// rows come from several sites, each site's rows after them (site order of
+/// the rows). Each group is `n`, then each column of the dictionary's Table 1
+/// order, counted as its kind says ([`crate::domain::ColumnKind::summary`]).
 pub fn table1(rows: &[CaseRow], dictionary: &Dictionary) -> Vec<Table1Row> {
+    let all: Vec<&CaseRow> = rows.iter().collect();
+    let mut out = group(&all, dictionary);
+    let mut sites: Vec<&str> = Vec::new();
+    for r in rows {
+        if !sites.contains(&r.site.as_str()) {
+            sites.push(&r.site);
+        }
+    }
+    if sites.len() > 1 {
+        for site in sites {
+            let of_site: Vec<&CaseRow> = rows.iter().filter(|r| r.site == site).collect();
+            let mut part = group(&of_site, dictionary);
+            for r in &mut part {
+                r.site = site.to_string();
+            }
+            out.extend(part);
+        }
+    }
+    out
+}
+
+/// One group's rows (site `all`; the caller renames it).
+fn group(rows: &[&CaseRow], dictionary: &Dictionary) -> Vec<Table1Row> {
     let total = rows.len() as u64;
     let mut out = vec![Table1Row {
+        site: ALL_SITES.into(),
         variable: "n".into(),
         level: None,
         n: Some(total),
@@ -157,50 +190,99 @@ fn pct(p: Option<f64>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-/// Table 1 as a readable Markdown table (labels from the dictionary).
+/// Table 1 as a readable Markdown table (labels from the dictionary): one
+/// value column, or with several sites a column for all sites pooled and one
+/// per site.
 pub fn to_markdown(rows: &[Table1Row], dictionary: &Dictionary) -> String {
-    let mut md = String::from("| Characteristic | Value |\n|---|---|\n");
-    let num = |x: Option<f64>| x.map(format_number).unwrap_or_else(|| "–".into());
-    for r in rows {
-        let line = match (&r.level, r.median.is_some() || continuous_row(&r.variable, dictionary)) {
-            _ if r.variable == "n" => format!("| n | {} |\n", r.n.unwrap_or(0)),
-            (None, true) => {
-                let missing = r
-                    .missing
-                    .filter(|m| *m > 0)
-                    .map(|m| format!("; missing {m}"))
-                    .unwrap_or_default();
-                format!(
-                    "| {}, median (range) | {} ({}–{}); IQR {}–{}{} |\n",
-                    label(&r.variable, dictionary),
-                    num(r.median),
-                    num(r.min),
-                    num(r.max),
-                    num(r.q1),
-                    num(r.q3),
-                    missing
-                )
-            }
-            (Some(level), _) => {
-                let missing = r
-                    .missing
-                    .filter(|m| *m > 0)
-                    .map(|m| format!("; missing {m}"))
-                    .unwrap_or_default();
-                format!(
-                    "| {}: {} | {} ({}){} |\n",
-                    label(&r.variable, dictionary),
-                    level,
-                    r.n.unwrap_or(0),
-                    pct(r.percent),
-                    missing
-                )
-            }
-            (None, false) => continue,
+    let groups = by_site(rows);
+    let mut md = match groups.as_slice() {
+        [_] | [] => String::from("| Characteristic | Value |\n|---|---|\n"),
+        _ => {
+            let heads: Vec<String> = groups.iter().map(|g| column_head(g)).collect();
+            format!(
+                "| Characteristic | {} |\n|---|{}\n",
+                heads.join(" | "),
+                "---|".repeat(heads.len())
+            )
+        }
+    };
+    let Some(pooled) = groups.first() else { return md };
+    for (i, r) in pooled.iter().enumerate() {
+        let Some(label) = row_label(r, dictionary) else {
+            continue;
         };
-        md.push_str(&line);
+        let values: Vec<String> = groups
+            .iter()
+            .map(|g| g.get(i).map_or_else(String::new, |r| row_value(r)))
+            .collect();
+        md.push_str(&format!("| {label} | {} |\n", values.join(" | ")));
     }
     md
+}
+
+/// Rows grouped by site, in order (the pooled group first).
+pub(crate) fn by_site<T: AsRef<Table1Row>>(rows: &[T]) -> Vec<Vec<&Table1Row>> {
+    let mut groups: Vec<Vec<&Table1Row>> = Vec::new();
+    for r in rows.iter().map(AsRef::as_ref) {
+        match groups.iter_mut().find(|g| g.first().is_some_and(|f| f.site == r.site)) {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
+/// A site column's heading: `All sites (n=20)` or `a (n=10)`.
+pub(crate) fn column_head(group: &[&Table1Row]) -> String {
+    let n = group.iter().find(|r| r.variable == "n").and_then(|r| r.n);
+    let name = match group.first().map(|r| r.site.as_str()) {
+        Some(ALL_SITES) | None => "All sites".to_string(),
+        Some(site) => site.to_string(),
+    };
+    match n {
+        Some(n) => format!("{name} (n={n})"),
+        None => name,
+    }
+}
+
+impl AsRef<Table1Row> for Table1Row {
+    fn as_ref(&self) -> &Table1Row {
+        self
+    }
+}
+
+/// A row's characteristic (`None`: a row Table 1 does not print).
+fn row_label(r: &Table1Row, dictionary: &Dictionary) -> Option<String> {
+    match (&r.level, r.median.is_some() || continuous_row(&r.variable, dictionary)) {
+        _ if r.variable == "n" => Some("n".into()),
+        (None, true) => Some(format!("{}, median (range)", label(&r.variable, dictionary))),
+        (Some(level), _) => Some(format!("{}: {level}", label(&r.variable, dictionary))),
+        (None, false) => None,
+    }
+}
+
+/// A row's figures: `n`, `median (min–max); IQR q1–q3`, or `n (pct%)`, with any missing count.
+fn row_value(r: &Table1Row) -> String {
+    let num = |x: Option<f64>| x.map(format_number).unwrap_or_else(|| "–".into());
+    let missing = r
+        .missing
+        .filter(|m| *m > 0)
+        .map(|m| format!("; missing {m}"))
+        .unwrap_or_default();
+    if r.variable == "n" {
+        return r.n.unwrap_or(0).to_string();
+    }
+    match r.level {
+        None => format!(
+            "{} ({}–{}); IQR {}–{}{missing}",
+            num(r.median),
+            num(r.min),
+            num(r.max),
+            num(r.q1),
+            num(r.q3)
+        ),
+        Some(_) => format!("{} ({}){missing}", r.n.unwrap_or(0), pct(r.percent)),
+    }
 }
 
 #[cfg(test)]

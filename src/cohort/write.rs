@@ -1,5 +1,6 @@
 //! Writing the cohort outputs into a folder.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use serde::Serialize;
 
 use super::completeness::completeness;
 use super::table1::to_markdown;
-use super::{Candidate, Cohort};
-use crate::collect::Texts;
+use super::{Candidate, Cohort, SiteData};
+use crate::domain::CaseRow;
 use crate::report::Issues;
 use crate::run_error::Streaming;
 use crate::run_error::{Result, RunError};
@@ -46,16 +47,18 @@ fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> RunError + '_ {
     }
 }
 
-/// Writes every output file into `dir` (created if needed). `sources` holds
-/// the raw JSON of resources that gave a fact; only those behind a cohort or
-/// candidate row are written.
-pub fn write_all(dir: &Path, cohort: &Cohort, issues: &mut Issues, sources: &mut Texts) -> Result<()> {
-    write_outputs(dir, cohort, issues, sources, true)
-}
-
-/// As [`write_all`]; `cohort.csv` and `candidates.csv` only when `csv` (the
-/// Parquet copies are written by [`super::parquet`]).
-pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &mut Issues, sources: &mut Texts, csv: bool) -> Result<()> {
+/// Writes every output file into `dir` (created if needed). Each site's
+/// `sources` hold the raw JSON of resources that gave a fact; only those
+/// behind a cohort or candidate row are written. `cohort.csv` and
+/// `candidates.csv` only when `csv` (the Parquet copies are written by
+/// [`super::parquet`]).
+pub fn write_outputs(
+    dir: &Path,
+    cohort: &Cohort,
+    issues: &mut Issues,
+    sites: &mut [SiteData],
+    csv: bool,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
     if csv {
         write_cohort(dir, cohort)?;
@@ -71,13 +74,14 @@ pub fn write_outputs(dir: &Path, cohort: &Cohort, issues: &mut Issues, sources: 
     write_provenance(dir, cohort)?;
     write_csv(dir, "completeness.csv", &completeness(cohort))?;
     write_issues(dir, issues)?;
-    write_sources(dir, cohort, sources)
+    write_sources(dir, cohort, sites)
 }
 
 fn write_cohort(dir: &Path, cohort: &Cohort) -> Result<()> {
     let path = dir.join("cohort.csv");
     let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
-    w.write_record(cohort.dictionary.names()).map_err(csv_err(&path))?;
+    w.write_record(CaseRow::header(&cohort.dictionary))
+        .map_err(csv_err(&path))?;
     for row in &cohort.rows {
         w.write_record(row.cells()).map_err(csv_err(&path))?;
     }
@@ -104,7 +108,7 @@ fn write_csv<T: Serialize>(dir: &Path, name: &str, rows: &[T]) -> Result<()> {
     if rows.is_empty() {
         // Header only, so the file still says what it would hold.
         drop(w);
-        let header = "variable,source,cases_with_value,cases,percent\n";
+        let header = "site,variable,source,cases_with_value,cases,percent\n";
         return std::fs::write(&path, header).map_err(out_err(&path));
     }
     w.flush().map_err(out_err(&path))
@@ -144,30 +148,54 @@ fn write_lines<T: Serialize>(
     Ok(written.and_then(|()| w.flush().map_err(out))?)
 }
 
-fn write_sources(dir: &Path, cohort: &Cohort, sources: &mut Texts) -> Result<()> {
-    let mut wanted = cohort
+/// `sources.ndjson`: one line per resource behind a cell or candidate,
+/// `{"site": …, "resource": …}`, site by site.
+fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<()> {
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    cohort
         .provenance
-        .sources()
+        .try_for_each(|p| {
+            wanted.extend(p.sources.iter().map(|s| (p.site.clone(), s.clone())));
+            Ok::<_, std::io::Error>(())
+        })
         .map_err(|source| RunError::Spill { source })?;
     for c in &cohort.candidates {
-        wanted.insert(format!("Patient/{}", c.patient_id));
+        wanted.insert((c.site.clone(), format!("Patient/{}", c.patient_id)));
     }
     let (path, mut w) = create(dir, "sources.ndjson")?;
     let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
-    // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
-    let written = sources.try_for_each_selected(
-        |src| wanted.contains(&src.to_string()),
-        |_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out),
-    );
-    Ok(written.and_then(|()| w.flush().map_err(out))?)
+    for part in sites.iter_mut() {
+        let site = serde_json::Value::String(part.site.clone()).to_string();
+        // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
+        let written = part.sources.try_for_each_selected(
+            |src| wanted.contains(&(part.site.clone(), src.to_string())),
+            |_, raw| {
+                let resource = crate::fhir::compact_json(raw);
+                writeln!(w, "{{\"site\":{site},\"resource\":{resource}}}").map_err(out)
+            },
+        );
+        written?;
+    }
+    Ok(w.flush().map_err(out)?)
 }
 
-/// Writes `relevant.ndjson`: every resource a rule used, one compact line each,
-/// in the order the input gave them (the same for any number of threads).
-/// Read again by `imnm cohort`, it gives the same cohort.
-pub fn write_relevant(dir: &Path, sources: &mut Texts) -> Result<()> {
-    let (path, mut w) = create(dir, "relevant.ndjson")?;
-    let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
-    let written = sources.try_for_each(|_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out));
-    Ok(written.and_then(|()| w.flush().map_err(out))?)
+/// Writes `relevant.ndjson` (with several sites, `relevant.<site>.ndjson` per
+/// site): every resource a rule used, one compact line each, in the order the
+/// input gave them (the same for any number of threads). Read again by `imnm
+/// cohort` (`--input SITE=relevant.SITE.ndjson`), it gives the same cohort.
+pub fn write_relevant(dir: &Path, sites: &mut [SiteData]) -> Result<()> {
+    let several = sites.len() > 1;
+    for part in sites.iter_mut() {
+        let name = match several {
+            true => format!("relevant.{}.ndjson", part.site),
+            false => "relevant.ndjson".to_string(),
+        };
+        let (path, mut w) = create(dir, &name)?;
+        let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
+        let written = part
+            .sources
+            .try_for_each(|_, raw| writeln!(w, "{}", crate::fhir::compact_json(raw)).map_err(out));
+        written.and_then(|()| w.flush().map_err(out))?;
+    }
+    Ok(())
 }

@@ -23,6 +23,36 @@ pub mod texts;
 pub use patients::Patients;
 pub use texts::Texts;
 
+/// The site of data read from files given without one (`--input PATH`).
+pub const LOCAL_SITE: &str = "local";
+
+/// True for a usable site id: `[a-z0-9-]`, 1 to 32 characters.
+pub fn is_site_id(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Input arguments grouped by site, in order of first appearance: `SITE=PATH`
+/// names the site (when `PATH` is not itself an existing path with `=` in
+/// it), a plain path is [`LOCAL_SITE`]'s.
+pub fn inputs_by_site(args: &[std::path::PathBuf]) -> Vec<(String, Vec<std::path::PathBuf>)> {
+    let mut groups: Vec<(String, Vec<std::path::PathBuf>)> = Vec::new();
+    for arg in args {
+        let text = arg.to_string_lossy();
+        let named = match text.split_once('=') {
+            Some((site, path)) if is_site_id(site) && !arg.exists() => Some((site.to_string(), path.into())),
+            _ => None,
+        };
+        let (site, path) = named.unwrap_or_else(|| (LOCAL_SITE.to_string(), arg.clone()));
+        match groups.iter_mut().find(|(s, _)| *s == site) {
+            Some((_, paths)) => paths.push(path),
+            None => groups.push((site, vec![path])),
+        }
+    }
+    groups
+}
+
 /// What the cohort layer needs of one patient.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PatientData {
@@ -45,9 +75,22 @@ pub struct ReadStats {
     pub parsed: u64,
 }
 
-/// Everything collected from the inputs.
+impl ReadStats {
+    /// Adds another run's counts (another site's).
+    pub fn add(&mut self, other: &ReadStats) {
+        self.files += other.files;
+        self.parsed += other.parsed;
+        for (t, n) in &other.seen {
+            *self.seen.entry(t.clone()).or_default() += n;
+        }
+    }
+}
+
+/// Everything collected from the inputs of one site.
 #[derive(Debug)]
 pub struct Collected {
+    /// The registry site the data came from ([`LOCAL_SITE`] unless named).
+    pub site: String,
     /// Per patient id (partly on disk after a large input).
     pub patients: Patients,
     /// Raw JSON of every resource that gave a fact, by `Type/id`.

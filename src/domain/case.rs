@@ -166,9 +166,15 @@ fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
     text.parse().map_err(|_| format!("not {what}; cell left out"))
 }
 
-/// One IMNM case: its patient id and one cell per dictionary column.
+/// The name of the leading `site` column of `cohort.csv` and `candidates.csv`
+/// (rows are keyed by site and patient id; the site is not a dictionary column).
+pub const SITE_COLUMN: &str = "site";
+
+/// One IMNM case: its site, patient id and one cell per dictionary column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRow {
+    /// The registry site the case's data came from (`local` for files given without one).
+    pub site: String,
     /// Patient resource id.
     pub patient_id: String,
     /// One cell per dictionary column, in dictionary order.
@@ -179,14 +185,26 @@ impl CaseRow {
     /// A row with every value unknown, for `patient_id`.
     pub fn empty(patient_id: impl Into<String>, dictionary: &Dictionary) -> Self {
         Self {
+            site: String::new(),
             patient_id: patient_id.into(),
             values: dictionary.columns.iter().map(|c| Cell::empty(c.kind)).collect(),
         }
     }
 
-    /// The row's cells as written in `cohort.csv`, in dictionary order.
+    /// The row's cells as written in `cohort.csv`: the site, then the
+    /// dictionary's columns in order ([`CaseRow::header`]).
     pub fn cells(&self) -> Vec<String> {
-        self.values.iter().map(|c| c.text(&self.patient_id)).collect()
+        let mut cells = Vec::with_capacity(self.values.len() + 1);
+        cells.push(self.site.clone());
+        cells.extend(self.values.iter().map(|c| c.text(&self.patient_id)));
+        cells
+    }
+
+    /// The `cohort.csv` header: `site`, then the dictionary's column names.
+    pub fn header(dictionary: &Dictionary) -> Vec<&str> {
+        let mut h = vec![SITE_COLUMN];
+        h.extend(dictionary.names());
+        h
     }
 
     /// The cell of column `i` (an empty patient-id cell past the end).

@@ -16,7 +16,7 @@ pub mod dictionary;
 pub mod facts;
 pub mod values;
 
-pub use case::{CaseRow, Cell};
+pub use case::{CaseRow, Cell, SITE_COLUMN};
 pub use date::FhirDate;
 pub use dictionary::{Column, ColumnKind, Dictionary, FhirTarget};
 pub use facts::{DiagnosisFact, DiagnosisKind, Fact, FactValue, Onset, OnsetElement, SourceRef};

@@ -67,9 +67,11 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     kept.sort_by(|a, b| (&a.resource_type, &a.pseudonym).cmp(&(&b.resource_type, &b.pseudonym)));
     let counts = write_resources(&opts.out, &kept)?;
     let bundle_text = std::fs::read_to_string(opts.out.join("bundle.json")).map_err(super::read_err(&opts.out))?;
-    let rows = rerun(&bundle_text, mappings)?;
-    let with_site: Vec<(Option<&str>, &CaseRow)> = rows.iter().map(|r| (None, r)).collect();
-    write_file(&opts.out, "cohort.csv", &cohort_csv(&with_site, &mappings.dictionary))?;
+    let mut rows = rerun(&bundle_text, mappings)?;
+    for r in &mut rows {
+        r.site.clone_from(&opts.site);
+    }
+    write_file(&opts.out, "cohort.csv", &cohort_csv(&rows, &mappings.dictionary))?;
     write_table1(&opts.out, &rows, &mappings.dictionary, opts.min_cell)?;
     let manifest = Manifest {
         format: FORMAT.into(),

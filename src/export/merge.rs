@@ -104,12 +104,13 @@ pub fn merge(
         ));
     }
     std::fs::create_dir_all(out).map_err(super::out_err(out))?;
-    let pooled: Vec<(Option<&str>, &CaseRow)> = sites
-        .iter()
-        .flat_map(|(m, rows, _)| rows.iter().map(move |r| (Some(m.site.as_str()), r)))
-        .collect();
-    write_file(out, "cohort.csv", &cohort_csv(&pooled, &mappings.dictionary))?;
-    let all: Vec<CaseRow> = pooled.iter().map(|(_, r)| (*r).clone()).collect();
+    for (m, rows, _) in &mut sites {
+        for r in rows.iter_mut() {
+            r.site.clone_from(&m.site);
+        }
+    }
+    let all: Vec<CaseRow> = sites.iter().flat_map(|(_, rows, _)| rows.iter().cloned()).collect();
+    write_file(out, "cohort.csv", &cohort_csv(&all, &mappings.dictionary))?;
     write_table1(out, &all, &mappings.dictionary, min_cell)?;
     let first = sites.first().map(|(m, _, _)| m.clone());
     let mut manifest = MergedManifest {

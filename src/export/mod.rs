@@ -90,24 +90,13 @@ fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), ExportError> {
     std::fs::write(&path, text).map_err(out_err(&path))
 }
 
-/// `cohort.csv` text for rows, with an optional first column (merge: `site`).
-fn cohort_csv(rows: &[(Option<&str>, &crate::domain::CaseRow)], dictionary: &crate::domain::Dictionary) -> String {
+/// `cohort.csv` text for rows (the site first, as `imnm cohort` writes it).
+fn cohort_csv(rows: &[crate::domain::CaseRow], dictionary: &crate::domain::Dictionary) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let site = rows.first().is_some_and(|(s, _)| s.is_some());
-    let mut header: Vec<&str> = Vec::new();
-    if site {
-        header.push("site");
-    }
-    header.extend(dictionary.names());
     // Writing to a Vec cannot fail; errors would only drop a line.
-    let _ = w.write_record(&header);
-    for (s, row) in rows {
-        let mut cells = Vec::new();
-        if let Some(s) = s {
-            cells.push(s.to_string());
-        }
-        cells.extend(row.cells());
-        let _ = w.write_record(&cells);
+    let _ = w.write_record(crate::domain::CaseRow::header(dictionary));
+    for row in rows {
+        let _ = w.write_record(row.cells());
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }

@@ -249,6 +249,7 @@ impl<'m> Collector<'m> {
             patients.entry(id).or_default().absorb(data);
         }
         Collected {
+            site: crate::collect::LOCAL_SITE.to_string(),
             patients: Patients::new(std::mem::take(&mut self.spill.runs), patients),
             sources: self.sources,
             issues: self.issues,

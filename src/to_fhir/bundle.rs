@@ -44,6 +44,9 @@ struct Row<'a> {
     m: &'a MappingSet,
     system: &'a str,
     pid: &'a str,
+    /// The case's business key: the patient id, or `site/patient id` for a
+    /// row of a named site (so equal ids of two sites never meet).
+    case_key: String,
     patient_url: String,
     entries: Vec<Value>,
 }
@@ -109,14 +112,11 @@ impl<'a> Row<'a> {
     fn push(&mut self, t: &Target<'_>, mut r: Value) -> String {
         let key = t.key.as_str();
         let rtype = r["resourceType"].as_str().unwrap_or_default().to_string();
+        let case = self.case_key.as_str();
         let (id, value, url) = if key == PATIENT_KEY {
-            (self.pid.to_string(), self.pid.to_string(), self.patient_url.clone())
+            (self.pid.to_string(), case.to_string(), self.patient_url.clone())
         } else {
-            (
-                hash_hex(self.pid, key),
-                format!("{}/{key}", self.pid),
-                urn(self.pid, key),
-            )
+            (hash_hex(case, key), format!("{case}/{key}"), urn(case, key))
         };
         r["id"] = json!(id);
         r["meta"] = json!({"profile": [format!("{CANONICAL_BASE}/StructureDefinition/{}", t.profile)]});
@@ -149,11 +149,16 @@ pub fn build_bundle(rows: &[CaseRow], m: &MappingSet, site_system: &str) -> Resu
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     for (index, row) in rows.iter().enumerate() {
+        let case_key = match row.site.as_str() {
+            "" | crate::collect::LOCAL_SITE => row.patient_id.clone(),
+            site => format!("{site}/{}", row.patient_id),
+        };
         let mut r = Row {
             m,
             system: site_system,
             pid: &row.patient_id,
-            patient_url: urn(&row.patient_id, "patient"),
+            patient_url: urn(&case_key, "patient"),
+            case_key,
             entries: Vec::new(),
         };
         match case(&mut r, row) {

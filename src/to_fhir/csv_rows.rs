@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io::Read;
 
-use crate::domain::{CaseRow, Cell, ColumnKind, Dictionary};
+use crate::domain::{CaseRow, Cell, ColumnKind, Dictionary, SITE_COLUMN};
 
 /// One problem in the case CSV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,10 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
         }
     };
     let columns: Vec<Option<usize>> = header.iter().map(|h| dictionary.index(h)).collect();
-    for h in header.iter().filter(|h| dictionary.index(h).is_none()) {
+    for h in header
+        .iter()
+        .filter(|h| dictionary.index(h).is_none() && *h != SITE_COLUMN)
+    {
         let message = "unknown column (not in the cohort.csv data dictionary); ignored".to_string();
         issues.push(CsvIssue {
             row: 1,
@@ -98,6 +101,10 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
         }
         let mut case = CaseRow::empty("", dictionary);
         for ((column, index), cell) in header.iter().zip(&columns).zip(record.iter()) {
+            if column == SITE_COLUMN {
+                case.site = String::from_utf8_lossy(cell).trim().to_string();
+                continue;
+            }
             let Some(index) = *index else { continue };
             let refused = |message: String| CsvIssue {
                 row,
@@ -123,7 +130,8 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
             });
             continue;
         }
-        if let Some((first, _)) = rows.iter().find(|(_, r)| r.patient_id == case.patient_id) {
+        let same = |r: &CaseRow| r.patient_id == case.patient_id && r.site == case.site;
+        if let Some((first, _)) = rows.iter().find(|(_, r)| same(r)) {
             let message = format!("the same patient_id as row {first}; row skipped");
             issues.push(CsvIssue {
                 row,

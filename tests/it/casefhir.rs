@@ -16,7 +16,7 @@ fn profiles() -> ProfileSet {
 }
 
 fn csv_text(rows: &[CaseRow]) -> String {
-    let mut out = dictionary().names().join(",") + "\n";
+    let mut out = CaseRow::header(&dictionary()).join(",") + "\n";
     for r in rows {
         out.push_str(&r.cells().join(","));
         out.push('\n');
@@ -315,7 +315,7 @@ fn validate_cli_writes_an_operation_outcome_and_exits_1_on_errors() {
 
 #[test]
 fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
-    let mut text = dictionary().names().join(",") + ",favourite_colour\n";
+    let mut text = CaseRow::header(&dictionary()).join(",") + ",favourite_colour\n";
     let good = |id: &str| {
         let mut r = empty_row(id);
         put_all(&mut r, [("diagnosis_code", Cell::Code(DIAGNOSES[0].into()))]);
@@ -342,7 +342,7 @@ fn bad_csv_is_reported_by_row_and_column_and_the_rest_converts() {
             "row 1, column favourite_colour: unknown column (not in the cohort.csv data dictionary); ignored",
             "row 3, column sex: expected one of male|female|other|unknown; cell left out",
             "row 4, column birth_date: not a FHIR date or dateTime: month must be 01..12; cell left out",
-            "row 5: 2 cells where the header has 22; row skipped",
+            "row 5: 2 cells where the header has 23; row skipped",
             "row 6, column patient_id: the same patient_id as row 2; row skipped",
             "row 7, column sex: not UTF-8 text; cell left out",
         ],
@@ -545,7 +545,7 @@ fn a_case_that_cannot_become_fhir_is_left_out_by_row_and_the_rest_is_written() {
         put_all(&mut r, [("diagnosis_code", Cell::Code(dx.into()))]);
         r.cells().join(",") + "\n"
     };
-    let text = dictionary().names().join(",")
+    let text = CaseRow::header(&dictionary()).join(",")
         + "\n"
         + &row("good", DIAGNOSES[0])
         + &row("no-dx", "")

@@ -71,7 +71,9 @@ fn cohort_from_the_demo_bundle_reproduces_the_seed() {
     assert_seed_figures(&table1(out.path()));
     let cohort = std::fs::read_to_string(out.path().join("cohort.csv")).unwrap();
     assert_eq!(cohort.lines().count(), 11);
-    assert!(cohort.starts_with("patient_id,sex,birth_date,onset_date,onset_age_years,diagnosis_code,ck_peak_u_per_l"));
+    assert!(
+        cohort.starts_with("site,patient_id,sex,birth_date,onset_date,onset_age_years,diagnosis_code,ck_peak_u_per_l")
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("| n | 10 |"));
 }
 
@@ -117,6 +119,7 @@ fn every_cohort_cell_has_provenance() {
     let sources = crate::support::read_ndjson(&out.path().join("sources.ndjson"));
     let held: std::collections::HashSet<String> = sources
         .iter()
+        .map(|s| &s["resource"])
         .map(|s| format!("{}/{}", s["resourceType"].as_str().unwrap(), s["id"].as_str().unwrap()))
         .collect();
     let cohort = std::fs::read_to_string(out.path().join("cohort.csv")).unwrap();
@@ -125,14 +128,15 @@ fn every_cohort_cell_has_provenance() {
     let mut checked = 0;
     for line in lines {
         let cells: Vec<&str> = line.split(',').collect();
-        for (column, cell) in header.iter().zip(&cells).skip(1) {
+        assert_eq!(header[..2], ["site", "patient_id"]);
+        for (column, cell) in header.iter().zip(&cells).skip(2) {
             if matches!(*cell, "" | "unknown" | "not_tested" | "no") {
                 continue;
             }
-            let found = prov
-                .iter()
-                .any(|p| p["patient_id"] == cells[0] && p["column"] == *column && p["value"] == *cell);
-            assert!(found, "no provenance for {column}={cell} of {}", cells[0]);
+            let found = prov.iter().any(|p| {
+                p["site"] == cells[0] && p["patient_id"] == cells[1] && p["column"] == *column && p["value"] == *cell
+            });
+            assert!(found, "no provenance for {column}={cell} of {}", cells[1]);
             checked += 1;
         }
     }

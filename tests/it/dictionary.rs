@@ -173,7 +173,8 @@ fn two_columns_added_by_toml_reach_every_output() {
     assert!(sources.contains("\"tac-1\"") && sources.contains("\"ald-2\""));
     // Completeness.
     let comp = csv_rows(&d.join("out/completeness.csv"));
-    let share = |v: &str| comp[1..].iter().find(|r| r[0] == v && r[1] == "all").unwrap()[2].clone();
+    assert_eq!(comp[0][..3], ["site", "variable", "source"]);
+    let share = |v: &str| comp[1..].iter().find(|r| r[1] == v && r[2] == "all").unwrap()[3].clone();
     assert_eq!(
         (share("tacrolimus"), share("aldolase_peak_u_per_l")),
         ("1".into(), "1".into())
@@ -197,7 +198,7 @@ fn parquet_has_the_columns(out: &Path) {
     let columns: Vec<String> = facts
         .get_row_iter(None)
         .unwrap()
-        .filter_map(|r| match r.unwrap().get_column_iter().nth(1) {
+        .filter_map(|r| match r.unwrap().get_column_iter().nth(2) {
             Some((_, parquet::record::Field::Str(s))) => Some(s.clone()),
             _ => None,
         })

@@ -27,6 +27,9 @@ mod cli;
 // The data dictionary is data: columns added by TOML reach every output; wrong kinds are refused.
 mod dictionary;
 
+// A registry across hospitals: sites kept apart in every output, Table 1 per site.
+mod sites;
+
 // Study bundles: de-identification of the demo export, suppression, verify, merge, keygen.
 mod export;
 // Study bundles, second round: --store input, urn:uuid references resolved, verify dates, merge --mappings, onset age.

@@ -28,7 +28,9 @@ pub fn cell(row: &imnm_fhir::domain::CaseRow, column: &str) -> String {
 
 /// An empty row for `id` (the built-in dictionary).
 pub fn empty_row(id: &str) -> imnm_fhir::domain::CaseRow {
-    imnm_fhir::domain::CaseRow::empty(id, &dictionary())
+    let mut row = imnm_fhir::domain::CaseRow::empty(id, &dictionary());
+    row.site = imnm_fhir::collect::LOCAL_SITE.into();
+    row
 }
 
 /// A female patient `id` born 2010-01-15.

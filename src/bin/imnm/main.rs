@@ -175,28 +175,29 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let mappings = load_mappings(args.mappings.as_deref())?;
     if let Some(path) = &args.store {
         let collected = pipeline::collect_store_at(path, &mappings)?;
-        return finish_cohort(collected, &mappings, &args);
+        return finish_cohort(vec![collected], &mappings, &args);
     }
-    for input in &args.input {
-        if !input.exists() {
-            return Err(Exit::new(
-                exit::INPUT,
-                anyhow::anyhow!("input {} does not exist", input.display()),
-            ));
+    let groups = imnm_fhir::collect::inputs_by_site(&args.input);
+    let mut total = 0;
+    for (_, paths) in &groups {
+        for input in paths {
+            if !input.exists() {
+                let e = anyhow::anyhow!("input {} does not exist", input.display());
+                return Err(Exit::new(exit::INPUT, e));
+            }
         }
+        let plan = imnm_fhir::fhir::source::plan(paths)
+            .context("listing inputs")
+            .or_exit(exit::INPUT)?;
+        let bytes = plan
+            .files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len());
+        total += bytes.sum::<u64>();
     }
-    let plan = imnm_fhir::fhir::source::plan(&args.input)
-        .context("listing inputs")
-        .or_exit(exit::INPUT)?;
-    let total: u64 = plan
-        .files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
     let pb = progress_bar(total);
-    let counter = pb.clone();
-    tracing::info!(files = plan.files.len(), bytes = total, "reading inputs");
+    tracing::info!(sites = groups.len(), bytes = total, "reading inputs");
     let mut opts = pipeline::ReadOptions::default();
     if let Some(n) = args.threads {
         opts.threads = usize::from(n);
@@ -208,18 +209,24 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     if let Some(n) = args.spill_after_bytes {
         opts.spill_after = usize::try_from(n).unwrap_or(usize::MAX);
     }
-    let collected = pipeline::collect_with(&args.input, &mappings, opts, move |n| counter.inc(n))?;
+    let mut sites = Vec::with_capacity(groups.len());
+    for (site, paths) in groups {
+        let counter = pb.clone();
+        let mut collected = pipeline::collect_with(&paths, &mappings, opts, move |n| counter.inc(n))?;
+        collected.site = site;
+        sites.push(collected);
+    }
     pb.finish_and_clear();
-    finish_cohort(collected, &mappings, &args)
+    finish_cohort(sites, &mappings, &args)
 }
 
-fn finish_cohort(collected: Collected, mappings: &MappingSet, args: &cli::CohortArgs) -> Result<u8, Exit> {
+fn finish_cohort(sites: Vec<Collected>, mappings: &MappingSet, args: &cli::CohortArgs) -> Result<u8, Exit> {
     let formats = cohort::Formats {
         csv: args.format != "parquet",
         parquet: args.format != "csv",
         relevant: args.relevant,
     };
-    let outcome = cohort::build_and_write_as(collected, mappings, &args.out, formats)?;
+    let outcome = cohort::build_and_write_sites(sites, mappings, &args.out, formats)?;
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&outcome.cohort.table1(), &outcome.cohort.dictionary)
