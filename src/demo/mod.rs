@@ -46,9 +46,94 @@ pub fn sites(resources: &[Value]) -> BTreeMap<char, Vec<Value>> {
     out
 }
 
+/// One site's resources with HAPI-style ids: per type `1`, `2`, `3`, … in
+/// order, every `reference` to a renumbered resource rewritten. Two sites
+/// renumbered this way use the same ids for different children, as real
+/// hospitals do (`imnm demo` serves its sites so).
+pub fn renumber(resources: &[Value]) -> Vec<Value> {
+    let mut next: HashMap<String, u64> = HashMap::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for r in resources {
+        let (Some(t), Some(id)) = (r["resourceType"].as_str(), r["id"].as_str()) else {
+            continue;
+        };
+        let n = next.entry(t.to_string()).or_insert(0);
+        *n += 1;
+        ids.insert(format!("{t}/{id}"), format!("{t}/{n}"));
+    }
+    resources
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let key = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap_or(""),
+                r["id"].as_str().unwrap_or("")
+            );
+            if let Some(new) = ids
+                .get(&key)
+                .and_then(|k| k.split_once('/'))
+                .map(|(_, id)| id.to_string())
+            {
+                r["id"] = Value::String(new);
+            }
+            rewrite_references(&mut r, &ids);
+            r
+        })
+        .collect()
+}
+
+fn rewrite_references(v: &mut Value, ids: &HashMap<String, String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                match child {
+                    Value::String(s) if k == "reference" => {
+                        if let Some(new) = ids.get(s.as_str()) {
+                            *s = new.clone();
+                        }
+                    }
+                    _ => rewrite_references(child, ids),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|c| rewrite_references(c, ids)),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renumbered_sites_share_ids_and_keep_their_references() {
+        let bundle: Value = serde_json::from_str(BUNDLE_JSON).unwrap();
+        let all: Vec<Value> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"].clone())
+            .collect();
+        let by_site = sites(&all);
+        let (a, b) = (renumber(&by_site[&'a']), renumber(&by_site[&'b']));
+        let patient_ids = |rs: &[Value]| -> Vec<String> {
+            rs.iter()
+                .filter(|r| r["resourceType"] == "Patient")
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(patient_ids(&a).contains(&"1".to_string()) && patient_ids(&b).contains(&"1".to_string()));
+        for r in &b {
+            if let Some(s) = r["subject"]["reference"].as_str() {
+                let id = s.strip_prefix("Patient/").unwrap();
+                assert!(
+                    patient_ids(&b).iter().any(|p| p == id),
+                    "{s} names a Patient of the site"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_demo_splits_into_three_sites_without_loss() {
