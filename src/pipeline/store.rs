@@ -26,7 +26,8 @@ pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate:
 }
 
 /// Reads every resource held in a sync store (see [`crate::store`]). Issue
-/// locations are `LABEL#entry[N]`, N the row's position (ordered by type, id).
+/// locations are `LABEL#entry[N]`, N the row's position (ordered by site, type, id;
+/// every site is read).
 pub fn collect_store(
     store: &crate::store::Store,
     label: &str,

@@ -324,8 +324,18 @@ pub struct PushArgs {
 pub struct SyncArgs {
     /// A TOML file with any of the settings below (keys as the flags, e.g. `base-url = "…"`);
     /// flags given on the command line win; relative paths in it are relative to the file.
+    /// A registry config (with `[[site]]` tables, see `imnm registry check`) instead syncs each
+    /// of its sites into the config's store.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The site id the server's data is kept under in the store (a-z, 0-9, -; up to 32
+    /// characters). Default: derived from the base URL's host and port. With a registry
+    /// config: a site to sync (repeatable; default every site).
+    #[arg(long = "site", value_name = "ID")]
+    pub site: Vec<String>,
+    /// With a registry config: how many sites are synced at once. Default 1.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub parallel_sites: Option<u64>,
     /// The settings (each may come from --config instead).
     #[command(flatten)]
     pub settings: SyncSettings,

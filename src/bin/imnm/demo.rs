@@ -1,4 +1,5 @@
-//! `imnm demo`'s sync: one mock EHR per demo site, in-process, synced into one store.
+//! `imnm demo`'s sync: one mock EHR per demo site, in-process, synced into one store
+//! (as sites `a`, `b` and `c`).
 
 use std::sync::{Arc, Mutex};
 
@@ -109,6 +110,7 @@ async fn demo_site(
     let ehr = ehr.start().await.context("starting the mock EHR")?;
     let client = FhirClient::builder(ehr.base_url()).concurrency(4).auth(auth).build()?;
     let options = SyncOptions {
+        site: site.site.to_string(),
         mode: site.mode,
         max_poll_wait: std::time::Duration::from_millis(50),
         ..SyncOptions::default()

@@ -7,6 +7,7 @@ mod mock_ehr;
 mod registry;
 mod share;
 mod sync;
+mod sync_sites;
 
 use std::path::Path;
 use std::process::ExitCode;
