@@ -24,7 +24,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written
   5  a study bundle does not verify, or merge refused a bundle
-  6  sync or push failed (the server refused or never answered; the store keeps every page written, a push every slice committed)";
+  6  sync or push failed (the server refused or never answered; the store keeps every page written, a push every slice committed; sync --config registry.toml: the first failing site's code, after syncing the others)";
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -57,7 +57,7 @@ pub enum Command {
     Merge(MergeArgs),
     /// Crawl a FHIR R4 server's IMNM cohort into a local SQLite store.
     #[command(
-        after_help = "Examples:\n  imnm sync --base-url https://ehr.example.org/fhir/R4 --store imnm.db\n  IMNM_TOKEN=... imnm sync --base-url URL --auth bearer --patients ids.txt --concurrency 8\n  imnm sync --base-url URL --auth smart --client-id my-client --key client.pem --kid key-1\n  imnm cohort --store imnm.db --out cohort-out"
+        after_help = "Examples:\n  imnm sync --base-url https://ehr.example.org/fhir/R4 --store imnm.db\n  IMNM_TOKEN=... imnm sync --base-url URL --auth bearer --patients ids.txt --concurrency 8\n  imnm sync --base-url URL --auth smart --client-id my-client --key client.pem --kid key-1\n  imnm sync --base-url URL --site hospital-a --store registry.db\n  imnm sync --config registry.toml --parallel-sites 2\n  imnm cohort --store imnm.db --out cohort-out"
     )]
     Sync(SyncArgs),
     /// Serve a dataset as a mock FHIR R4 EHR on 127.0.0.1 until Ctrl-C (for testing clients).
