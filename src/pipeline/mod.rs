@@ -29,7 +29,7 @@ mod store;
 use collector::side::{read_side_file, Side};
 pub use collector::Collector;
 pub use parallel::ReadOptions;
-pub use store::{collect_store, collect_store_at};
+pub use store::{collect_store, collect_store_at, collect_store_site, collect_store_sites};
 
 /// Where the cohort pipeline reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,21 @@ pub enum Input {
 pub fn collect_input(input: &Input, mappings: &MappingSet) -> crate::run_error::Result<Collected> {
     match input {
         Input::Files(paths) => collect(paths, mappings, |_| {}),
-        Input::Store(path) => collect_store_at(path, mappings),
+        Input::Store(path) => {
+            let err = |source| crate::run_error::RunError::Store {
+                path: path.clone(),
+                source,
+            };
+            if !path.is_file() {
+                let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no store file there");
+                return Err(crate::run_error::RunError::Input {
+                    path: path.clone(),
+                    source,
+                });
+            }
+            let store = crate::store::Store::open(path).map_err(err)?;
+            collect_store(&store, &path.display().to_string(), mappings).map_err(err)
+        }
     }
 }
 

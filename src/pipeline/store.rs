@@ -1,5 +1,6 @@
-//! Reading a sync store (see [`crate::store`]) into [`Collected`] data:
-//! every resource it holds goes through the [`Collector`], as a file's would.
+//! Reading a sync store (see [`crate::store`]) into [`Collected`] data, one
+//! per site: every resource it holds goes through the site's [`Collector`],
+//! as a file's would.
 
 use std::sync::Arc;
 
@@ -8,9 +9,10 @@ use crate::collect::Collected;
 use crate::fhir::source::{self, Item, Location};
 use crate::mapping::MappingSet;
 
-/// Opens the sync store at `path` and reads it as [`collect_store`] does. A
-/// missing file is an input error (opening would create an empty store).
-pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate::run_error::Result<Collected> {
+/// Opens the sync store at `path` and reads each of its sites as
+/// [`collect_store_sites`] does. A missing file is an input error (opening
+/// would create an empty store).
+pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate::run_error::Result<Vec<Collected>> {
     if !path.is_file() {
         return Err(crate::run_error::RunError::Input {
             path: path.to_path_buf(),
@@ -22,20 +24,50 @@ pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate:
         source,
     };
     let store = crate::store::Store::open(path).map_err(err)?;
-    collect_store(&store, &path.display().to_string(), mappings).map_err(err)
+    collect_store_sites(&store, &path.display().to_string(), mappings).map_err(err)
 }
 
-/// Reads every resource held in a sync store (see [`crate::store`]). Issue
-/// locations are `LABEL#entry[N]`, N the row's position (ordered by type, id).
+/// Reads each site of a sync store (see [`crate::store`]) on its own, in site
+/// order: resource ids only have to be unique within a site.
+pub fn collect_store_sites(
+    store: &crate::store::Store,
+    label: &str,
+    mappings: &MappingSet,
+) -> Result<Vec<Collected>, crate::store::StoreError> {
+    let sites = store.sites()?;
+    sites
+        .iter()
+        .map(|site| collect_store_site(store, site, label, mappings))
+        .collect()
+}
+
+/// Reads the resources of a store holding one site ([`collect_store_site`]);
+/// a store of several sites is refused (its ids may collide), with the sites named.
 pub fn collect_store(
     store: &crate::store::Store,
+    label: &str,
+    mappings: &MappingSet,
+) -> Result<Collected, crate::store::StoreError> {
+    let sites = store.sites()?;
+    match sites.as_slice() {
+        [] => collect_store_site(store, crate::collect::LOCAL_SITE, label, mappings),
+        [one] => collect_store_site(store, one, label, mappings),
+        _ => Err(crate::store::StoreError::SeveralSites { sites }),
+    }
+}
+
+/// Reads every resource of `site` held in a sync store. Issue locations are
+/// `LABEL#entry[N]`, N the row's position in the site (ordered by type, id).
+pub fn collect_store_site(
+    store: &crate::store::Store,
+    site: &str,
     label: &str,
     mappings: &MappingSet,
 ) -> Result<Collected, crate::store::StoreError> {
     let mut collector = Collector::new(mappings);
     let file: Arc<str> = label.into();
     let mut index = 0usize;
-    store.for_each(|row| {
+    store.for_each_in(site, |row| {
         collector.accept(Item::Resource {
             location: Location {
                 file: file.clone(),
@@ -48,5 +80,6 @@ pub fn collect_store(
     })?;
     let mut collected = collector.finish();
     collected.stats.files = 1;
+    collected.site = site.to_string();
     Ok(collected)
 }

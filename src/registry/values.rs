@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-/// The longest site id.
-pub const MAX_SITE_ID_LEN: usize = 32;
+use crate::store::site::SiteIdError;
+pub use crate::store::site::MAX_SITE_ID_LEN;
 
 /// Parses a duration of a whole number and one unit: `30s`, `15m`, `6h`, `1d`.
 /// Zero is refused.
@@ -46,18 +46,13 @@ pub fn format_duration(d: Duration) -> String {
     format!("{secs}s")
 }
 
-/// A site id: 1 to [`MAX_SITE_ID_LEN`] characters of `a-z`, `0-9` and `-`.
+/// A site id: 1 to [`MAX_SITE_ID_LEN`] characters of `a-z`, `0-9` and `-`
+/// (the store's rule, [`crate::store::site::check_site_id`]), with messages naming the key.
 pub(crate) fn check_site_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_SITE_ID_LEN {
-        return Err(format!("`id` must be 1 to {MAX_SITE_ID_LEN} characters long"));
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err("`id` may hold only a-z, 0-9 and - (it names the site in every output)".into());
-    }
-    Ok(())
+    crate::store::site::check_site_id(id).map_err(|e| match e {
+        SiteIdError::Length => format!("`id` must be 1 to {MAX_SITE_ID_LEN} characters long"),
+        SiteIdError::Characters => "`id` may hold only a-z, 0-9 and - (it names the site in every output)".to_string(),
+    })
 }
 
 /// A FHIR base URL: http or https, a host, no user or password, no query, no fragment.

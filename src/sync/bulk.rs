@@ -31,7 +31,7 @@ pub(super) async fn run(
     options: &SyncOptions,
     since: Option<&str>,
 ) -> Result<Option<String>, SyncError> {
-    let saved = lock(&ctx.store).sync_state(&ctx.base)?.and_then(|s| s.status_url);
+    let saved = lock(&ctx.store).sync_state(&ctx.site)?.and_then(|s| s.status_url);
     let manifest = match saved {
         Some(url) => match poll(ctx, &url, options).await {
             Ok(m) => {
@@ -41,7 +41,7 @@ pub(super) async fn run(
             }
             Err(SyncError::Client(e)) if matches!(e.status(), Some(404 | 410)) => {
                 tracing::info!("the saved bulk export is gone on the server; starting a new one");
-                lock(&ctx.store).set_status_url(&ctx.base, None)?;
+                lock(&ctx.store).set_status_url(&ctx.site, None)?;
                 kick_off_and_poll(ctx, caps, options, since).await?
             }
             Err(e) => return Err(e),
@@ -50,7 +50,7 @@ pub(super) async fn run(
     };
     let (status_url, manifest) = manifest;
     download_all(ctx, &manifest, options.concurrency).await?;
-    lock(&ctx.store).set_status_url(&ctx.base, None)?;
+    lock(&ctx.store).set_status_url(&ctx.site, None)?;
     if let Err(e) = ctx.client.bulk_cancel(&status_url).await {
         tracing::info!(
             status = e.status(),
@@ -77,7 +77,7 @@ async fn kick_off_and_poll(
         params.push(("_since", since.to_string()));
     }
     let url = ctx.client.bulk_kick_off(&bulk_level(options), &params).await?;
-    lock(&ctx.store).set_status_url(&ctx.base, Some(&url))?;
+    lock(&ctx.store).set_status_url(&ctx.site, Some(&url))?;
     tracing::info!("bulk export started");
     let manifest = poll(ctx, &url, options).await?;
     Ok((url, manifest))
@@ -198,18 +198,19 @@ async fn download_all(ctx: &Arc<Ctx>, manifest: &Value, concurrency: usize) -> R
             "the server reported problems in the export's error files (kept in the store)"
         );
     }
-    lock(&ctx.store).replace_outcomes(&ctx.base, &outcomes)?;
+    lock(&ctx.store).replace_outcomes(&ctx.site, &outcomes)?;
     let mut report = ctx.report.lock().unwrap_or_else(|e| e.into_inner());
     report.server_issues = issues as u64;
     report.patients = report.received.get("Patient").copied().unwrap_or(0);
     Ok(())
 }
 
-/// Cancels the bulk export a run left pending for `client`'s server (DELETE on
-/// the saved status URL, then forgets it). Returns whether there was one.
-pub async fn cancel(client: &FhirClient, store: &std::sync::Mutex<Store>) -> Result<bool, SyncError> {
-    let base = client.base_url().to_string();
-    let saved = lock(store).sync_state(&base)?.and_then(|s| s.status_url);
+/// Cancels the bulk export a run left pending for `site` (DELETE on the saved
+/// status URL with `client`, then forgets it). Returns whether there was one.
+/// An empty `site` means the one derived from the client's base URL, as in [`super::run`].
+pub async fn cancel(client: &FhirClient, store: &std::sync::Mutex<Store>, site: &str) -> Result<bool, SyncError> {
+    let site = super::site_of(client, site)?;
+    let saved = lock(store).sync_state(&site)?.and_then(|s| s.status_url);
     let Some(url) = saved else {
         return Ok(false);
     };
@@ -218,7 +219,7 @@ pub async fn cancel(client: &FhirClient, store: &std::sync::Mutex<Store>) -> Res
         Err(e) if matches!(e.status(), Some(404 | 410)) => {}
         Err(e) => return Err(e.into()),
     }
-    lock(store).set_status_url(&base, None)?;
+    lock(store).set_status_url(&site, None)?;
     Ok(true)
 }
 

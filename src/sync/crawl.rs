@@ -113,7 +113,7 @@ pub(super) async fn run(
     // error aborts those already started).
     cohort(ctx, caps, mappings, options, &filter, &mut |pid| searches.start(pid)).await?;
     let patients = std::mem::take(&mut searches.patients);
-    lock(&ctx.store).add_cohort(&ctx.base, patients.iter().map(String::as_str))?;
+    lock(&ctx.store).add_cohort(&ctx.site, patients.iter().map(String::as_str))?;
     tracing::info!(patients = patients.len(), "cohort found");
     searches.finish().await?;
     ctx.report.lock().unwrap_or_else(|e| e.into_inner()).patients = patients.len() as u64;
@@ -214,7 +214,7 @@ async fn cohort(
     })
     .await?;
     if filter.since.is_some() {
-        lock(&ctx.store).cohort(&ctx.base)?.iter().for_each(|id| found(id));
+        lock(&ctx.store).cohort(&ctx.site)?.iter().for_each(|id| found(id));
     }
     Ok(())
 }

@@ -10,8 +10,13 @@
 //! checked against the manifest's counts. After either, every referenced
 //! Medication not already held is fetched.
 //!
+//! A run is for one **site** ([`SyncOptions::site`], by default derived from
+//! the base URL): every page, the sync state, the remembered cohort and the
+//! server's OperationOutcomes are kept under it, so servers that number their
+//! resources alike never overwrite each other in one store.
+//!
 //! Incremental runs (`Since`) start from the watermark of the last successful
-//! run ([`crate::store::SyncState::watermark`]): the server's clock when the run
+//! run of the site ([`crate::store::SyncState::watermark`]): the server's clock when the run
 //! began (the first search Bundle's `meta.lastUpdated`, else its HTTP `Date`
 //! less one second, in crawl mode; the manifest's `transactionTime` in bulk
 //! mode), or, when the server sends no time, the local start time minus
@@ -31,7 +36,7 @@ use serde_json::Value;
 
 use crate::client::{BulkLevel, ClientError, FhirClient};
 use crate::mapping::MappingSet;
-use crate::store::{Store, StoreError};
+use crate::store::{site_id_for, SiteIdError, Store, StoreError};
 
 pub use crawl::{OBSERVATION_CATEGORIES, SINCE_CREATED_PARAMS};
 
@@ -78,6 +83,12 @@ pub enum SyncError {
         /// The value set's id.
         id: String,
     },
+    /// The site id given ([`SyncOptions::site`]) is not one.
+    #[error("--site: {source}")]
+    Site {
+        /// What is wrong with it.
+        source: SiteIdError,
+    },
     /// `--since` is not a FHIR instant.
     #[error("--since '{value}' is not a FHIR instant like 2024-01-01T00:00:00Z (or 'auto')")]
     Since {
@@ -87,10 +98,10 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    /// Whether the run could not start because of a setting (`--since`), as
-    /// opposed to the server, the store or the mappings.
+    /// Whether the run could not start because of a setting (`--since`,
+    /// `--site`), as opposed to the server, the store or the mappings.
     pub fn is_usage(&self) -> bool {
-        matches!(self, SyncError::Since { .. })
+        matches!(self, SyncError::Since { .. } | SyncError::Site { .. })
     }
 }
 
@@ -187,6 +198,10 @@ impl std::fmt::Debug for ProgressSink {
 /// Sync settings.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
+    /// The site the server's resources, sync state and cohort are kept under in
+    /// the store ([`crate::store::site`]). Default empty: the id
+    /// [`site_id_for`] derives from the client's base URL.
+    pub site: String,
     /// Patients crawled at once (crawl) or files downloaded at once (bulk). Default 4.
     pub concurrency: usize,
     /// Crawl these Patient ids instead of searching the cohort.
@@ -212,6 +227,7 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
+            site: String::new(),
             concurrency: 4,
             patients: None,
             group: None,
@@ -229,6 +245,8 @@ impl Default for SyncOptions {
 /// What a sync did (counts only).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
+    /// The site synced (as given, or derived from the base URL).
+    pub site: String,
     /// Patients crawled (crawl) or Patient resources exported (bulk).
     pub patients: u64,
     /// Pages (crawl) or file chunks (bulk) written.
@@ -319,7 +337,8 @@ pub fn cohort_codes(mappings: &MappingSet) -> Result<String, SyncError> {
 struct Ctx {
     client: FhirClient,
     store: Arc<Mutex<Store>>,
-    base: String,
+    /// The site every store call is for.
+    site: String,
     report: Mutex<SyncReport>,
     page_size: usize,
     /// The earliest server clock seen (search Bundle `meta.lastUpdated`).
@@ -367,7 +386,7 @@ impl Ctx {
     }
 
     fn write(&self, page: &[Value]) -> Result<(), SyncError> {
-        let stats = lock(&self.store).write_page(&self.base, page)?;
+        let stats = lock(&self.store).write_page(&self.site, page)?;
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         report.pages += 1;
         report.inserted += stats.inserted;
@@ -397,16 +416,17 @@ pub async fn run(
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
     let base = client.base_url().to_string();
+    let site = site_of(client, &options.site)?;
     let since = match &options.since {
         Since::All => None,
-        Since::Auto => lock(&store).sync_state(&base)?.and_then(|s| s.watermark),
+        Since::Auto => lock(&store).sync_state(&site)?.and_then(|s| s.watermark),
         Since::At(t) => Some(check_instant(t)?),
     };
-    lock(&store).begin_run(&base)?;
+    lock(&store).begin_run(&site, &base)?;
     let started = std::time::SystemTime::now();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        base: base.clone(),
+        site: site.clone(),
         store: store.clone(),
         report: Mutex::new(SyncReport::default()),
         page_size: options.page_size.max(1),
@@ -424,6 +444,7 @@ pub async fn run(
         };
         let fetched = hydrate_medications(&ctx, &caps).await?;
         let mut report = ctx.report();
+        report.site = site.clone();
         report.medications_fetched = fetched;
         report.since = since.clone();
         report.watermark = Some(watermark.unwrap_or_else(|| local_watermark(started)));
@@ -431,9 +452,10 @@ pub async fn run(
     }
     .await;
     let watermark = result.as_ref().ok().and_then(|r| r.watermark.clone());
-    lock(&store).finish_run(&base, watermark.as_deref(), result.is_ok())?;
+    lock(&store).finish_run(&site, watermark.as_deref(), result.is_ok())?;
     if let Ok(report) = &result {
         tracing::info!(
+            site = %site,
             patients = report.patients,
             pages = report.pages,
             inserted = report.inserted,
@@ -456,6 +478,16 @@ pub async fn crawl(
         ..options.clone()
     };
     run(client, store, mappings, &options).await
+}
+
+/// The site a run of `client` is for: `site` when given (and a site id), else
+/// the one derived from the client's base URL.
+pub(crate) fn site_of(client: &FhirClient, site: &str) -> Result<String, SyncError> {
+    if site.is_empty() {
+        return Ok(site_id_for(client.base_url()));
+    }
+    crate::store::check_site_id(site).map_err(|source| SyncError::Site { source })?;
+    Ok(site.to_string())
 }
 
 /// `t` when it is a FHIR instant or date (e.g. `2024-01-01T00:00:00Z`, `2024-01-01`).
@@ -503,7 +535,7 @@ async fn hydrate_medications(ctx: &Ctx, caps: &Capabilities) -> Result<u64, Sync
     let missing: Vec<String> = {
         let store = lock(&ctx.store);
         let mut wanted = BTreeSet::new();
-        store.for_each(|row| {
+        store.for_each_in(&ctx.site, |row| {
             if MEDICATION_TYPES.contains(&row.rtype.as_str()) {
                 if let Ok(v) = serde_json::from_str::<Value>(&row.json) {
                     if let Some(id) = v["medicationReference"]["reference"]
@@ -517,7 +549,7 @@ async fn hydrate_medications(ctx: &Ctx, caps: &Capabilities) -> Result<u64, Sync
         })?;
         let mut missing = Vec::new();
         for id in wanted {
-            if !store.contains("Medication", &id)? {
+            if !store.contains(&ctx.site, "Medication", &id)? {
                 missing.push(id);
             }
         }

@@ -169,6 +169,33 @@ fn demo_command_prints_table1() {
         assert!(stderr.contains(site), "{stderr}");
     }
     assert!(out.path().join("imnm-demo.db").is_file());
+    // The three sites number their resources alike (Patient/1 at each) and stay three sets of cases.
+    let cohort = std::fs::read_to_string(out.path().join("cohort.csv")).unwrap();
+    let keys: Vec<(&str, &str)> = cohort
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut c = l.split(',');
+            (c.next().unwrap(), c.next().unwrap())
+        })
+        .collect();
+    assert_eq!(keys.len(), 10);
+    for site in ["a", "b", "c"] {
+        assert!(keys.contains(&(site, "1")), "{site} has its Patient/1: {keys:?}");
+    }
+    // Table 1 pooled and per site, in table1.md and table1.json.
+    let md = std::fs::read_to_string(out.path().join("table1.md")).unwrap();
+    assert!(
+        md.starts_with("| Characteristic | All sites (n=10) | a (n=4) | b (n=3) | c (n=3) |"),
+        "{md}"
+    );
+    let t1 = table1(out.path());
+    let n_of = |site: &str| t1.iter().find(|r| r["site"] == site && r["variable"] == "n").unwrap()["n"].clone();
+    assert_eq!(
+        (n_of("all"), n_of("a"), n_of("b"), n_of("c")),
+        (10.into(), 4.into(), 3.into(), 3.into())
+    );
+    assert_seed_figures(&t1.iter().filter(|r| r["site"] == "all").cloned().collect::<Vec<_>>());
 }
 
 #[test]

@@ -59,7 +59,7 @@ fn export_from_a_sync_store_equals_export_from_the_files() {
         .collect();
     let db = tmp.path().join("s.db");
     let mut store = imnm_fhir::store::Store::open(&db).unwrap();
-    store.write_page("http://ehr.test/fhir", &resources).unwrap();
+    store.write_page("ehr-test", &resources).unwrap();
     drop(store);
 
     let from_files = tmp.path().join("files");

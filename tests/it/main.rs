@@ -59,3 +59,6 @@ mod casefhir;
 
 // The registry config: the example file loads, every problem of a bad file with its line, `imnm registry check`.
 mod registry;
+
+// Sites in one store (issue 23): same ids from two EHRs kept apart, the old store upgraded, sync --config per site.
+mod sync_sites;

@@ -24,7 +24,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written
   5  a study bundle does not verify, or merge refused a bundle
-  6  sync or push failed (the server refused or never answered; the store keeps every page written, a push every slice committed)";
+  6  sync or push failed (the server refused or never answered; the store keeps every page written, a push every slice committed; sync --config registry.toml: the first failing site's code, after syncing the others)";
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -57,7 +57,7 @@ pub enum Command {
     Merge(MergeArgs),
     /// Crawl a FHIR R4 server's IMNM cohort into a local SQLite store.
     #[command(
-        after_help = "Examples:\n  imnm sync --base-url https://ehr.example.org/fhir/R4 --store imnm.db\n  IMNM_TOKEN=... imnm sync --base-url URL --auth bearer --patients ids.txt --concurrency 8\n  imnm sync --base-url URL --auth smart --client-id my-client --key client.pem --kid key-1\n  imnm cohort --store imnm.db --out cohort-out"
+        after_help = "Examples:\n  imnm sync --base-url https://ehr.example.org/fhir/R4 --store imnm.db\n  IMNM_TOKEN=... imnm sync --base-url URL --auth bearer --patients ids.txt --concurrency 8\n  imnm sync --base-url URL --auth smart --client-id my-client --key client.pem --kid key-1\n  imnm sync --base-url URL --site hospital-a --store registry.db\n  imnm sync --config registry.toml --parallel-sites 2\n  imnm cohort --store imnm.db --out cohort-out"
     )]
     Sync(SyncArgs),
     /// Serve a dataset as a mock FHIR R4 EHR on 127.0.0.1 until Ctrl-C (for testing clients).
@@ -189,9 +189,12 @@ pub struct CohortArgs {
     /// A Bundle (.json), NDJSON (.ndjson, .ndjson.gz) or a folder of them (Bulk Data layout). Repeatable.
     #[arg(long, short, required_unless_present = "store", conflicts_with = "store", num_args = 1..)]
     pub input: Vec<PathBuf>,
-    /// Read a sync store (from `imnm sync`) instead of files.
+    /// Read a sync store (from `imnm sync`) instead of files: every site it holds.
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// With --store: only these sites (repeatable; default every site in the store).
+    #[arg(long, requires = "store")]
+    pub site: Vec<String>,
     /// Output folder (created if missing).
     #[arg(long, short)]
     pub out: PathBuf,
@@ -324,8 +327,18 @@ pub struct PushArgs {
 pub struct SyncArgs {
     /// A TOML file with any of the settings below (keys as the flags, e.g. `base-url = "…"`);
     /// flags given on the command line win; relative paths in it are relative to the file.
+    /// A registry config (with `[[site]]` tables, see `imnm registry check`) instead syncs each
+    /// of its sites into the config's store.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The site id the server's data is kept under in the store (a-z, 0-9, -; up to 32
+    /// characters). Default: derived from the base URL's host and port. With a registry
+    /// config: a site to sync (repeatable; default every site).
+    #[arg(long = "site", value_name = "ID")]
+    pub site: Vec<String>,
+    /// With a registry config: how many sites are synced at once. Default 1.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub parallel_sites: Option<u64>,
     /// The settings (each may come from --config instead).
     #[command(flatten)]
     pub settings: SyncSettings,

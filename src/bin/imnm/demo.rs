@@ -1,4 +1,5 @@
-//! `imnm demo`'s sync: one mock EHR per demo site, in-process, synced into one store.
+//! `imnm demo`'s sync: one mock EHR per demo site, in-process, synced into one store
+//! (as sites `a`, `b` and `c`).
 
 use std::sync::{Arc, Mutex};
 
@@ -74,7 +75,8 @@ pub fn demo_sync(path: &std::path::Path, mappings: &imnm_fhir::mapping::MappingS
         .map_err(fail)?;
     runtime.block_on(async {
         for site in &DEMO_SITES {
-            let data = sites.remove(&site.site).unwrap_or_default();
+            // Each site numbers its resources 1, 2, 3, … as HAPI does: the sites share ids.
+            let data = imnm_fhir::demo::renumber(&sites.remove(&site.site).unwrap_or_default());
             demo_site(site, data, &store, mappings).await.map_err(fail)?;
         }
         Ok::<_, Exit>(())
@@ -109,6 +111,7 @@ async fn demo_site(
     let ehr = ehr.start().await.context("starting the mock EHR")?;
     let client = FhirClient::builder(ehr.base_url()).concurrency(4).auth(auth).build()?;
     let options = SyncOptions {
+        site: site.site.to_string(),
         mode: site.mode,
         max_poll_wait: std::time::Duration::from_millis(50),
         ..SyncOptions::default()

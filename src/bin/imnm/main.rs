@@ -7,6 +7,7 @@ mod mock_ehr;
 mod registry;
 mod share;
 mod sync;
+mod sync_sites;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -174,8 +175,16 @@ fn progress_bar(total: u64) -> ProgressBar {
 fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let mappings = load_mappings(args.mappings.as_deref())?;
     if let Some(path) = &args.store {
-        let collected = pipeline::collect_store_at(path, &mappings)?;
-        return finish_cohort(vec![collected], &mappings, &args);
+        let mut sites = pipeline::collect_store_at(path, &mappings)?;
+        if !args.site.is_empty() {
+            let held: Vec<String> = sites.iter().map(|c| c.site.clone()).collect();
+            if let Some(missing) = args.site.iter().find(|s| !held.contains(s)) {
+                let e = anyhow::anyhow!("the store holds no site {missing} (it holds: {})", held.join(", "));
+                return Err(Exit::new(exit::USAGE, e));
+            }
+            sites.retain(|c| args.site.contains(&c.site));
+        }
+        return finish_cohort(sites, &mappings, &args);
     }
     let groups = imnm_fhir::collect::inputs_by_site(&args.input);
     let mut total = 0;
@@ -253,9 +262,9 @@ fn demo(out: &Path) -> Result<u8, Exit> {
         .or_exit(exit::OUTPUT)?;
     let store_path = out.join("imnm-demo.db");
     let store = demo::demo_sync(&store_path, &mappings)?;
-    let collected = pipeline::collect_store(&store, &store_path.display().to_string(), &mappings)
+    let sites = pipeline::collect_store_sites(&store, &store_path.display().to_string(), &mappings)
         .map_err(|e| Exit::from(e).context("reading the demo store"))?;
-    let outcome = cohort::build_and_write(collected, &mappings, out)?;
+    let outcome = cohort::build_and_write_sites(sites, &mappings, out, cohort::Formats::default())?;
     println!("IMNM demo: 10 synthetic children in three EHR styles, synced from a mock EHR (no hospital needed)\n");
     print!(
         "{}",

@@ -1,6 +1,7 @@
 //! `imnm sync`: syncs a FHIR server's IMNM cohort into the SQLite store, with
 //! settings from flags and `--config`, progress bars on a terminal, and the
-//! run's `log.ndjson`.
+//! run's `log.ndjson`. A `--config` that is a registry config (`[[site]]`
+//! tables) syncs each of its sites instead ([`crate::sync_sites`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use imnm_fhir::client::{Auth, EventSink, FhirClient, Smart};
 use imnm_fhir::exit;
-use imnm_fhir::store::Store;
+use imnm_fhir::store::{self, Store};
 use imnm_fhir::sync::{self, Mode, Progress, ProgressSink, Since, SinceMode, SyncError, SyncOptions, SyncReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -19,19 +20,22 @@ use crate::{Exit, OrExit};
 /// The environment variable holding the token for `--auth bearer`.
 pub const TOKEN_VAR: &str = "IMNM_TOKEN";
 
-/// The settings of the command line, completed from `--config`.
-fn settings(args: SyncArgs) -> Result<SyncSettings, Exit> {
-    let Some(path) = &args.config else {
+/// The settings of the command line, completed from the single-server settings
+/// file `path` (holding `text`).
+fn settings(args: SyncArgs, config: Option<(&Path, &str)>) -> Result<SyncSettings, Exit> {
+    let Some((path, text)) = config else {
         return Ok(args.settings);
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config {}", path.display()))
-        .or_exit(exit::INPUT)?;
-    let file: SyncSettings = toml::from_str(&text)
+    let file: SyncSettings = toml::from_str(text)
         .with_context(|| format!("config {}", path.display()))
         .or_exit(exit::USAGE)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     Ok(args.settings.or(file.relative_to(dir)))
+}
+
+/// Whether a config file's text is a registry config: it has `[[site]]` tables.
+fn is_registry_config(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|t| t.get("site").is_some_and(toml::Value::is_array))
 }
 
 /// The client authorization the options ask for (shared by `sync` and `push`).
@@ -59,7 +63,7 @@ pub fn auth_from(s: &AuthArgs) -> Result<Auth, Exit> {
     }
 }
 
-fn patient_list(path: &Path) -> Result<Vec<String>, Exit> {
+pub(crate) fn patient_list(path: &Path) -> Result<Vec<String>, Exit> {
     Ok(std::fs::read_to_string(path)
         .with_context(|| format!("reading {}", path.display()))
         .or_exit(exit::INPUT)?
@@ -70,8 +74,9 @@ fn patient_list(path: &Path) -> Result<Vec<String>, Exit> {
         .collect())
 }
 
-fn options(s: &SyncSettings, progress: ProgressSink) -> Result<SyncOptions, Exit> {
+fn options(s: &SyncSettings, site: String, progress: ProgressSink) -> Result<SyncOptions, Exit> {
     Ok(SyncOptions {
+        site,
         concurrency: usize::try_from(s.concurrency.unwrap_or(4)).unwrap_or(4),
         patients: s.patients.as_deref().map(patient_list).transpose()?,
         group: s.group.clone(),
@@ -94,14 +99,51 @@ fn options(s: &SyncSettings, progress: ProgressSink) -> Result<SyncOptions, Exit
     })
 }
 
-/// Parses the settings, runs the sync, prints counts, writes the log.
+/// Parses the settings, runs the sync, prints counts, writes the log. A
+/// registry config is handed to [`crate::sync_sites::run`].
 pub fn run(args: SyncArgs) -> Result<u8, Exit> {
     let usage = |e: anyhow::Error| Exit::new(exit::USAGE, e);
-    let s = settings(args)?;
+    let text = match &args.config {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading config {}", path.display()))
+                .or_exit(exit::INPUT)?,
+        ),
+        None => None,
+    };
+    if let (Some(path), Some(text)) = (&args.config, &text) {
+        if is_registry_config(text) {
+            return crate::sync_sites::run(path.clone(), text, args);
+        }
+    }
+    if args.parallel_sites.is_some() {
+        return Err(usage(anyhow::anyhow!(
+            "--parallel-sites needs a registry config (--config with [[site]] tables)"
+        )));
+    }
+    if args.site.len() > 1 {
+        return Err(usage(anyhow::anyhow!(
+            "one --site with --base-url (several need a registry config)"
+        )));
+    }
+    let site_arg = args.site.first().cloned();
+    let config = args.config.clone();
+    let s = settings(args, config.as_deref().zip(text.as_deref()))?;
     let Some(base_url) = s.base_url.clone() else {
         return Err(usage(anyhow::anyhow!(
             "--base-url is required (on the command line or in --config)"
         )));
+    };
+    let site = match site_arg {
+        Some(site) => {
+            store::check_site_id(&site).map_err(|e| usage(anyhow::anyhow!("--site: {e}")))?;
+            site
+        }
+        None => {
+            let site = store::site_id_for(&base_url);
+            eprintln!("site {site} (from the base URL; --site to name it)");
+            site
+        }
     };
     let mappings = crate::load_mappings(s.mappings.as_deref())?;
     let store_path = s.store.clone().unwrap_or_else(|| PathBuf::from("imnm.db"));
@@ -110,12 +152,12 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         .clone()
         .unwrap_or_else(|| store_path.parent().unwrap_or(Path::new("")).join("log.ndjson"));
     let bars = Bars::new();
-    let options = options(&s, bars.sink())?;
+    let options = options(&s, site.clone(), bars.sink())?;
     let log = RunLog::create(&log_path)?;
     let client = FhirClient::builder(base_url)
         .concurrency(options.concurrency)
         .auth(auth_from(&s.auth_args())?)
-        .on_event(log.sink())
+        .on_event(log.sink(&site))
         .build()
         .map_err(|e| usage(e.into()))?;
     let store = Store::open(&store_path)
@@ -127,7 +169,7 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         .map_err(usage)?;
     let result = runtime.block_on(run_until_ctrl_c(&client, store.clone(), &mappings, &options));
     bars.finish();
-    log.finish(&result);
+    log.finish(&site, &result);
     let report = result.map_err(|e| match e {
         Stopped::Sync(e) if e.is_usage() => Exit::from(e),
         Stopped::Sync(e) => Exit::from(e).context("sync"),
@@ -141,7 +183,7 @@ fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, lo
     let counts = store
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .counts()
+        .counts_in(&report.site)
         .context("counting the store")
         .or_exit(exit::OUTPUT)?;
     eprintln!(
@@ -161,12 +203,17 @@ fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, lo
         );
     }
     let per_type: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    eprintln!("store {}: {}", store_path.display(), per_type.join(", "));
+    eprintln!(
+        "store {}, site {}: {}",
+        store_path.display(),
+        report.site,
+        per_type.join(", ")
+    );
     eprintln!("log: {}", log_path.display());
     Ok(())
 }
 
-enum Stopped {
+pub(crate) enum Stopped {
     Sync(SyncError),
     Interrupted(String),
 }
@@ -181,25 +228,31 @@ async fn run_until_ctrl_c(
     tokio::select! {
         r = sync::run(client, store.clone(), mappings, options) => r.map_err(Stopped::Sync),
         _ = tokio::signal::ctrl_c() => {
-            let cancelled = sync::bulk::cancel(client, &store).await;
-            let msg = match cancelled {
-                Ok(true) => "interrupted: the pending bulk export was cancelled on the server (pages already written stay in the store)",
-                Ok(false) => "interrupted (pages already written stay in the store)",
-                Err(_) => "interrupted; cancelling the pending bulk export failed (a rerun resumes it)",
-            };
-            Err(Stopped::Interrupted(msg.to_string()))
+            let cancelled = sync::bulk::cancel(client, &store, &options.site).await;
+            Err(Stopped::Interrupted(interrupted_message(cancelled).to_string()))
         }
+    }
+}
+
+/// What to say after Ctrl-C, by what cancelling a pending bulk export gave.
+pub(crate) fn interrupted_message(cancelled: Result<bool, SyncError>) -> &'static str {
+    match cancelled {
+        Ok(true) => {
+            "interrupted: the pending bulk export was cancelled on the server (pages already written stay in the store)"
+        }
+        Ok(false) => "interrupted (pages already written stay in the store)",
+        Err(_) => "interrupted; cancelling the pending bulk export failed (a rerun resumes it)",
     }
 }
 
 /// The run's `log.ndjson`: one line per request attempt (method, path without
 /// query or ids, status, retry wait), then one line with the outcome and counts.
-struct RunLog {
+pub(crate) struct RunLog {
     file: Arc<Mutex<std::io::BufWriter<std::fs::File>>>,
 }
 
 impl RunLog {
-    fn create(path: &Path) -> Result<Self, Exit> {
+    pub(crate) fn create(path: &Path) -> Result<Self, Exit> {
         let file = std::fs::File::create(path)
             .with_context(|| format!("creating the log {}", path.display()))
             .or_exit(exit::OUTPUT)?;
@@ -213,17 +266,30 @@ impl RunLog {
         let _ = writeln!(f, "{line}");
     }
 
-    fn sink(&self) -> EventSink {
+    /// The client's event sink for `site`: one line per request attempt, with the site id.
+    pub(crate) fn sink(&self, site: &str) -> EventSink {
         let file = self.file.clone();
+        let site = site.to_string();
         Arc::new(move |e| {
             let mut v = serde_json::to_value(&e).unwrap_or_default();
             v["event"] = "request".into();
+            v["site"] = site.as_str().into();
             RunLog::write(&file, &v);
         })
     }
 
-    fn finish(&self, result: &Result<SyncReport, Stopped>) {
-        let line = match result {
+    /// The line of a site that could not start (its settings): the error's text.
+    pub(crate) fn failed(&self, site: &str, error: &str) {
+        RunLog::write(
+            &self.file,
+            &serde_json::json!({"event": "failed", "site": site, "error": error}),
+        );
+        let _ = self.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
+    }
+
+    /// The last line of `site`'s run: its outcome and counts.
+    pub(crate) fn finish(&self, site: &str, result: &Result<SyncReport, Stopped>) {
+        let mut line = match result {
             Ok(r) => serde_json::json!({"event": "done", "patients": r.patients, "pages": r.pages,
                 "received": r.received, "inserted": r.inserted, "updated": r.updated,
                 "medications_fetched": r.medications_fetched, "server_issues": r.server_issues,
@@ -231,24 +297,25 @@ impl RunLog {
             Err(Stopped::Interrupted(_)) => serde_json::json!({"event": "interrupted"}),
             Err(Stopped::Sync(e)) => serde_json::json!({"event": "failed", "error": e.to_string()}),
         };
+        line["site"] = site.into();
         RunLog::write(&self.file, &line);
         let _ = self.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
     }
 }
 
 /// One progress bar per phase on a terminal (hidden otherwise).
-struct Bars {
+pub(crate) struct Bars {
     current: Arc<Mutex<Option<ProgressBar>>>,
 }
 
 impl Bars {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Bars {
             current: Arc::new(Mutex::new(None)),
         }
     }
 
-    fn sink(&self) -> ProgressSink {
+    pub(crate) fn sink(&self) -> ProgressSink {
         let current = self.current.clone();
         ProgressSink(Arc::new(move |p| {
             let mut held = current.lock().unwrap_or_else(|e| e.into_inner());
@@ -289,7 +356,7 @@ impl Bars {
         }))
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = self.current.lock().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish();
         }

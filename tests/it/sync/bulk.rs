@@ -7,17 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};
+use imnm_fhir::store::site_id_for;
 use imnm_fhir::store::Store;
 use imnm_fhir::sync::{self, Mode, SyncOptions, SyncReport, SYNCED_TYPES};
 use serde_json::Value;
 
-use super::{client, mock, new_store, rows, served_table1, state_of, store_table1};
+use super::{client, mock, new_store, rows, served_table1, state_of, store_table1, SITE};
 use crate::cli::assert_seed_figures;
 use crate::mock::{demo_path, demo_resources};
 use crate::support::mappings;
 
 pub(crate) fn bulk_options() -> SyncOptions {
     SyncOptions {
+        site: SITE.into(),
         mode: Mode::Bulk,
         concurrency: 4,
         max_poll_wait: Duration::from_millis(10),
@@ -100,7 +102,7 @@ async fn bulk_sync_reproduces_the_seed_and_the_dataset_counts_on_every_vendor() 
                 .any(|e| e.method == "DELETE" && e.path.starts_with("/_bulk/status/")),
             "{vendor}: the finished export is released"
         );
-        let state = state_of(&store, &ehr);
+        let state = state_of(&store);
         assert_eq!((state.status.as_str(), state.status_url), ("done", None), "{vendor}");
         assert!(
             state.watermark.is_some_and(|w| w.starts_with("2024-01-01T")),
@@ -179,13 +181,13 @@ async fn error_files_are_kept_and_short_files_are_refetched() {
         .unwrap();
     server.verify().await;
     assert_eq!((report.inserted, report.server_issues), (2, 1));
-    let kept = store.lock().unwrap().outcomes(&format!("{base}/")).unwrap();
+    let kept = store.lock().unwrap().outcomes(SITE).unwrap();
     assert_eq!(kept.len(), 1);
     assert!(
         kept[0].contains("bad birthDate"),
         "the OperationOutcome is kept whole in the store"
     );
-    let state = store.lock().unwrap().sync_state(&format!("{base}/")).unwrap().unwrap();
+    let state = store.lock().unwrap().sync_state(SITE).unwrap().unwrap();
     assert_eq!(state.watermark.as_deref(), Some("2025-02-01T00:00:00Z"));
 }
 
@@ -291,13 +293,13 @@ async fn an_interrupted_export_resumes_from_the_saved_status_url() {
         .unwrap();
     let store = new_store();
     let opts = bulk_options();
-    let base = format!("{}/", ehr.base_url());
+    let base = SITE;
     // Stop the run as soon as the status URL is saved (it then waits 3 s before polling again);
     // watching the store instead of a fixed delay keeps this right on a loaded machine.
     let saved = async {
         loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let state = store.lock().unwrap().sync_state(&base).unwrap();
+            let state = store.lock().unwrap().sync_state(base).unwrap();
             if state.is_some_and(|s| s.status_url.is_some()) {
                 break;
             }
@@ -307,7 +309,7 @@ async fn an_interrupted_export_resumes_from_the_saved_status_url() {
         _ = bulk_into(&ehr, &store, &opts) => panic!("the run finished before its status URL was seen saved"),
         waited = tokio::time::timeout(Duration::from_secs(60), saved) => assert!(waited.is_ok(), "no status URL saved in 60 s"),
     }
-    let state = store.lock().unwrap().sync_state(&base).unwrap().unwrap();
+    let state = store.lock().unwrap().sync_state(base).unwrap().unwrap();
     assert!(state.status_url.is_some(), "the status URL is saved before polling");
     let report = bulk_into(&ehr, &store, &bulk_options()).await;
     assert!(report.resumed);
@@ -412,6 +414,6 @@ async fn ctrl_c_cancels_the_pending_export() {
         .iter()
         .any(|e| e.method == "DELETE" && e.path.starts_with("/_bulk/status/") && e.status == 202));
     let store = Store::open(&dir.path().join("s.db")).unwrap();
-    let state = store.sync_state(&format!("{}/", ehr.base_url())).unwrap().unwrap();
+    let state = store.sync_state(&site_id_for(&ehr.base_url())).unwrap().unwrap();
     assert_eq!(state.status_url, None, "nothing left to resume");
 }
