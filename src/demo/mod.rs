@@ -106,15 +106,19 @@ fn rewrite_references(v: &mut Value, ids: &HashMap<String, String>) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renumbered_sites_share_ids_and_keep_their_references() {
+    fn demo_resources() -> Vec<Value> {
         let bundle: Value = serde_json::from_str(BUNDLE_JSON).unwrap();
-        let all: Vec<Value> = bundle["entry"]
+        bundle["entry"]
             .as_array()
             .unwrap()
             .iter()
             .map(|e| e["resource"].clone())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn renumbered_sites_share_ids_and_keep_their_references() {
+        let all = demo_resources();
         let by_site = sites(&all);
         let (a, b) = (renumber(&by_site[&'a']), renumber(&by_site[&'b']));
         let patient_ids = |rs: &[Value]| -> Vec<String> {
@@ -137,13 +141,7 @@ mod tests {
 
     #[test]
     fn the_demo_splits_into_three_sites_without_loss() {
-        let bundle: Value = serde_json::from_str(BUNDLE_JSON).unwrap();
-        let all: Vec<Value> = bundle["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["resource"].clone())
-            .collect();
+        let all = demo_resources();
         let sites = sites(&all);
         assert_eq!(sites.keys().collect::<String>(), "abc");
         assert_eq!(sites.values().map(Vec::len).sum::<usize>(), all.len());

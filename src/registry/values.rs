@@ -75,7 +75,7 @@ pub(crate) fn check_base_url(url: &str) -> Result<(), &'static str> {
             "`base_url` must not hold a user or password: credentials come from auth (token_env or a key file)",
         );
     }
-    let (host, port) = split_host_port(authority);
+    let (host, port) = crate::store::site::split_host_port(authority);
     if host.is_empty() {
         return Err("`base_url` has no host");
     }
@@ -112,23 +112,6 @@ pub fn origin(url: &str) -> &str {
 fn strip_http_scheme(url: &str) -> Option<&str> {
     let (scheme, rest) = url.split_once("://")?;
     (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")).then_some(rest)
-}
-
-/// `host` and `port` of `host[:port]` (`[v6]:port` too).
-fn split_host_port(authority: &str) -> (&str, Option<&str>) {
-    if authority.starts_with('[') {
-        return match authority.find(']') {
-            Some(i) => {
-                let (host, rest) = authority.split_at(i + 1);
-                (host, rest.strip_prefix(':'))
-            }
-            None => (authority, None),
-        };
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (authority, None),
-    }
 }
 
 /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.

@@ -88,7 +88,7 @@ pub fn site_id_for(base_url: &str) -> String {
 }
 
 /// `host` and `port` of `host[:port]` (`[v6]:port` too).
-fn split_host_port(authority: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     if authority.starts_with('[') {
         return match authority.find(']') {
             Some(i) => {

@@ -11,20 +11,7 @@ use crate::Exit;
 /// every problem (stderr) and exit 2. Shows only URL origins, never a path of
 /// the key or a token.
 pub fn check(file: &Path) -> Result<u8, Exit> {
-    let config = match RegistryConfig::load(file) {
-        Ok(config) => config,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            let n = errors.0.len();
-            let problems = if n == 1 { "problem" } else { "problems" };
-            return Err(Exit::new(
-                imnm_fhir::exit::USAGE,
-                anyhow::anyhow!("{n} {problems} in {}", file.display()),
-            ));
-        }
-    };
+    let config = RegistryConfig::load(file).map_err(|e| config_errors(&e, &file.display().to_string()))?;
     let store = match &config.store {
         StoreLocation::Path(p) => p.display().to_string(),
         StoreLocation::Url(url) => match values::url_scheme(url) {
@@ -55,4 +42,14 @@ pub fn check(file: &Path) -> Result<u8, Exit> {
         );
     }
     Ok(imnm_fhir::exit::OK)
+}
+
+/// Prints every problem of a registry config on stderr; the failure (exit 2) counts them.
+pub(crate) fn config_errors(errors: &imnm_fhir::registry::ConfigErrors, file: &str) -> Exit {
+    for e in &errors.0 {
+        eprintln!("{e}");
+    }
+    let n = errors.0.len();
+    let problems = if n == 1 { "problem" } else { "problems" };
+    Exit::new(imnm_fhir::exit::USAGE, anyhow::anyhow!("{n} {problems} in {file}"))
 }

@@ -30,17 +30,8 @@ type Prepared = Result<(FhirClient, SyncOptions), Exit>;
 pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
     let usage = |e: anyhow::Error| Exit::new(exit::USAGE, e);
     let file = path.display().to_string();
-    let config = match RegistryConfig::from_str(text, &file, path.parent().unwrap_or(Path::new(""))) {
-        Ok(config) => config,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            let n = errors.0.len();
-            let problems = if n == 1 { "problem" } else { "problems" };
-            return Err(usage(anyhow::anyhow!("{n} {problems} in {file}")));
-        }
-    };
+    let config = RegistryConfig::from_str(text, &file, path.parent().unwrap_or(Path::new("")))
+        .map_err(|e| crate::registry::config_errors(&e, &file))?;
     let per_site = per_site_flags(&args.settings);
     if !per_site.is_empty() {
         return Err(usage(anyhow::anyhow!(
