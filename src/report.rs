@@ -85,6 +85,8 @@ pub enum IssueCode {
     ExportError,
     /// A SMART Fetch work folder superseded by a later export; not read.
     Superseded,
+    /// A batch/transaction Bundle entry with a request or response and no resource.
+    EntryWithoutResource,
 
     // Profile validation (`imnm validate`, `to-fhir`): which kind of constraint.
     /// min / max, or an array where one value belongs.
@@ -139,7 +141,7 @@ pub enum IssueCode {
 
 impl IssueCode {
     /// Every code, in declaration order.
-    pub const ALL: [IssueCode; 41] = [
+    pub const ALL: [IssueCode; 42] = [
         IssueCode::MalformedJson,
         IssueCode::InvalidUtf8,
         IssueCode::NotAResource,
@@ -158,6 +160,7 @@ impl IssueCode {
         IssueCode::Deleted,
         IssueCode::ExportError,
         IssueCode::Superseded,
+        IssueCode::EntryWithoutResource,
         IssueCode::Cardinality,
         IssueCode::Type,
         IssueCode::Fixed,
@@ -204,6 +207,7 @@ impl IssueCode {
             IssueCode::Deleted => "deleted",
             IssueCode::ExportError => "export-error",
             IssueCode::Superseded => "superseded",
+            IssueCode::EntryWithoutResource => "entry-without-resource",
             IssueCode::Cardinality => "cardinality",
             IssueCode::Type => "type",
             IssueCode::Fixed => "fixed",

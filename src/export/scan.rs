@@ -153,12 +153,23 @@ fn has_phone(line: &str) -> bool {
         let seps = run.iter().filter(|c| b" -()".contains(c)).count();
         let glued = end < b.len() && b[end].is_ascii_alphanumeric();
         let dotted_decimal = run.contains(&b'.') && seps == 0;
-        if (10..=15).contains(&digits) && seps > 0 && !glued && !dotted_decimal && !looks_like_dates(run) {
+        let numbers = looks_like_numbers(run);
+        if (10..=15).contains(&digits) && seps > 0 && !glued && !dotted_decimal && !numbers && !looks_like_dates(run) {
             return true;
         }
         i = end.max(i + 1);
     }
     false
+}
+
+/// Decimal numbers side by side, as Table 1 and the cohort write them
+/// ("6550.001 (3200"): every group one number, at least one with a decimal
+/// point, no dashes (a phone's groups are whole, or dotted more than once).
+fn looks_like_numbers(run: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(run);
+    let groups: Vec<&str> = text.split([' ', '(', ')']).filter(|s| !s.is_empty()).collect();
+    let number = |g: &&str| g.matches('.').count() <= 1 && !g.contains('-') && g.parse::<f64>().is_ok();
+    groups.iter().all(number) && groups.iter().any(|g| g.contains('.'))
 }
 
 fn looks_like_dates(run: &[u8]) -> bool {
@@ -181,6 +192,12 @@ mod tests {
         assert!(has_phone("\"value\": \"+1 555 123 4567\""));
         assert!(!has_phone("\"effectiveDateTime\": \"2016-11-10\""));
         assert!(!has_phone("\"value\": 3988.5, \"x\": 0.30000000000000004"));
+        // Numbers the tool writes itself (Table 1 figures), not phone numbers.
+        assert!(!has_phone(
+            "| Peak CK, U/L, median (range) | n 12: 6550.001 (3200.5–13524.25); IQR 3200–6550.001 |"
+        ));
+        assert!(!has_phone("| Peak CK | 4250.5 (12001–13524) |"));
+        assert!(has_phone("555 123 4567"));
         assert!(!has_phone("\"id\": \"4f1a2b3c4d5e6f70123456789abcdef0\""));
         assert!(!has_phone(
             "\"bundle.json\": \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\""

@@ -59,12 +59,22 @@ pub enum Item<'a> {
         /// What is wrong (no content).
         message: String,
     },
+    /// A Bundle entry that holds a `request` or `response` and no resource
+    /// (valid FHIR in batch and transaction Bundles, e.g. a DELETE or a GET):
+    /// nothing to read, nothing lost.
+    NoResource {
+        /// Where.
+        location: Location,
+    },
 }
 
-/// A Bundle entry's resource as an item (an entry without one is unreadable).
+/// A Bundle entry's resource as an item. An entry without one is
+/// [`Item::NoResource`] when it holds a request or response (`exchange`),
+/// else unreadable.
 pub(super) fn deliver_entry(
     resource: Option<&RawValue>,
     full_url: Option<&str>,
+    exchange: bool,
     location: Location,
     f: &mut dyn FnMut(Item<'_>),
 ) {
@@ -74,6 +84,7 @@ pub(super) fn deliver_entry(
             text: r.get(),
             full_url,
         }),
+        None if exchange => f(Item::NoResource { location }),
         None => f(Item::Unreadable {
             location,
             invalid_utf8: false,

@@ -83,7 +83,7 @@ pub fn issue_type(code: IssueCode) -> &'static str {
         C::UnreadableFile | C::ExportError => "exception",
         C::Duplicate => "duplicate",
         C::Deleted => "deleted",
-        C::Superseded => "informational",
+        C::Superseded | C::EntryWithoutResource => "informational",
         C::Profile => "not-supported",
         C::HashMismatch
         | C::UnlistedFile

@@ -347,6 +347,10 @@ struct Entry {
     full_url: Option<String>,
     #[serde(default)]
     resource: Option<Box<RawValue>>,
+    #[serde(default)]
+    request: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    response: Option<serde::de::IgnoredAny>,
 }
 
 impl<'de> DeserializeSeed<'de> for Top<'_> {
@@ -416,7 +420,8 @@ impl<'de> Visitor<'de> for Top<'_> {
 }
 
 fn deliver(e: &Entry, location: Location, f: &mut dyn FnMut(Item<'_>)) {
-    deliver_entry(e.resource.as_deref(), e.full_url.as_deref(), location, f);
+    let exchange = e.request.is_some() || e.response.is_some();
+    deliver_entry(e.resource.as_deref(), e.full_url.as_deref(), exchange, location, f);
 }
 
 struct Entries<'a> {
@@ -463,6 +468,7 @@ mod tests {
         read_json("f.json".into(), text.as_bytes(), &mut |item| match item {
             Item::Resource { location, text, .. } => out.push(format!("{location} {text}")),
             Item::Unreadable { location, message, .. } => out.push(format!("{location} ERR {message}")),
+            Item::NoResource { location } => out.push(format!("{location} NO RESOURCE")),
         });
         out
     }
@@ -532,7 +538,7 @@ mod tests {
         let mut out = Vec::new();
         read_ndjson("p.ndjson".into(), &data[..], &mut |item| match item {
             Item::Resource { location, .. } => out.push(format!("{location} ok")),
-            Item::Unreadable { location, .. } => out.push(format!("{location} bad")),
+            Item::Unreadable { location, .. } | Item::NoResource { location } => out.push(format!("{location} bad")),
         })
         .unwrap();
         assert_eq!(out, vec!["p.ndjson:1 ok", "p.ndjson:3 bad", "p.ndjson:4 ok"]);
@@ -546,7 +552,9 @@ mod tests {
             let reader = std::io::BufReader::with_capacity(capacity, data.as_bytes());
             read_ndjson_from("p".into(), reader, 1, &mut |item| match item {
                 Item::Resource { location, text, .. } => out.push(format!("{location} {text}")),
-                Item::Unreadable { location, .. } => out.push(format!("{location} bad")),
+                Item::Unreadable { location, .. } | Item::NoResource { location } => {
+                    out.push(format!("{location} bad"))
+                }
             })
             .unwrap();
             out

@@ -197,6 +197,8 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Value>, MockError> {
                     message,
                 });
             }
+            // A batch request entry: nothing to serve.
+            Item::NoResource { .. } => {}
         };
         let read = match format {
             Format::Json { .. } => {

@@ -99,6 +99,15 @@ pub fn scan_item(scanner: Scanner<'_>, item: Item<'_>, batch: &mut Batch) {
             text,
             full_url,
         } => scan_resource(scanner, &location, text, full_url, batch),
+        Item::NoResource { location } => {
+            let msg = "Bundle entry with a request or response and no resource (batch/transaction); nothing to read";
+            batch.issue(
+                Severity::Information,
+                IssueCode::EntryWithoutResource,
+                location.to_string(),
+                msg,
+            );
+        }
     }
 }
 

@@ -51,6 +51,8 @@ fn each_resource(
             Err(e) => on_bad(location.to_string(), format!("not JSON: {e}")),
         },
         Item::Unreadable { location, message, .. } => on_bad(location.to_string(), message),
+        // A batch request entry: nothing to validate.
+        Item::NoResource { .. } => {}
     };
     match source::format_of(path) {
         Some(Format::Json { gzip }) => source::read_json(name, source::open(path, gzip, |_| {})?, &mut take),

@@ -222,3 +222,35 @@ fn every_issue_is_written_past_the_in_memory_limit() {
     let summary = String::from_utf8_lossy(&run.stderr);
     assert!(summary.contains(&format!("issues: {n} ")), "{summary}");
 }
+
+/// A batch or transaction Bundle's request-only entries (a DELETE, a GET) are
+/// valid FHIR: information, not errors; an entry with nothing is still an error.
+#[test]
+fn request_entries_without_a_resource_are_information() {
+    let text = serde_json::json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [
+            {"request": {"method": "DELETE", "url": "Patient/old"}},
+            {"fullUrl": "urn:uuid:1", "resource": crate::support::patient("p1"), "request": {"method": "POST", "url": "Patient"}},
+            {"response": {"status": "204 No Content"}},
+            {"fullUrl": "urn:uuid:2"}
+        ]
+    })
+    .to_string();
+    let (_, issues) = crate::support::run_text(&text);
+    let of = |code: &str| {
+        issues
+            .iter()
+            .filter(|i| serde_json::to_value(i.code).unwrap() == code)
+            .collect::<Vec<_>>()
+    };
+    let info = of("entry-without-resource");
+    assert_eq!(info.len(), 2, "{issues:?}");
+    assert!(info
+        .iter()
+        .all(|i| i.severity == imnm_fhir::report::Severity::Information));
+    assert_eq!(info[0].location.to_string(), "test.json#entry[0]");
+    let errors = of("malformed-json");
+    assert_eq!(errors.len(), 1, "the entry with nothing: {issues:?}");
+    assert_eq!(errors[0].location.to_string(), "test.json#entry[3]");
+}

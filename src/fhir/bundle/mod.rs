@@ -74,6 +74,10 @@ struct Entry<'a> {
     full_url: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     resource: Option<&'a RawValue>,
+    #[serde(default)]
+    request: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    response: Option<serde::de::IgnoredAny>,
 }
 
 struct Buffer<R> {
@@ -407,7 +411,8 @@ fn deliver(entry: Entry<'_>, file: &Arc<str>, index: usize, f: &mut dyn FnMut(It
         file: file.clone(),
         pos: Pos::Entry(index),
     };
-    deliver_entry(entry.resource, entry.full_url.as_deref(), location, f);
+    let exchange = entry.request.is_some() || entry.response.is_some();
+    deliver_entry(entry.resource, entry.full_url.as_deref(), exchange, location, f);
 }
 
 #[cfg(test)]
@@ -446,6 +451,7 @@ mod tests {
                 invalid_utf8,
                 message,
             } => format!("{location} ERR {invalid_utf8} {message}"),
+            Item::NoResource { location } => format!("{location} NO RESOURCE"),
         }
     }
 
