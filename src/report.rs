@@ -87,6 +87,8 @@ pub enum IssueCode {
     Superseded,
     /// A batch/transaction Bundle entry with a request or response and no resource.
     EntryWithoutResource,
+    /// A result given as a bound (`<`, `>`): counted at its bound.
+    Comparator,
 
     // Profile validation (`imnm validate`, `to-fhir`): which kind of constraint.
     /// min / max, or an array where one value belongs.
@@ -141,7 +143,7 @@ pub enum IssueCode {
 
 impl IssueCode {
     /// Every code, in declaration order.
-    pub const ALL: [IssueCode; 42] = [
+    pub const ALL: [IssueCode; 43] = [
         IssueCode::MalformedJson,
         IssueCode::InvalidUtf8,
         IssueCode::NotAResource,
@@ -161,6 +163,7 @@ impl IssueCode {
         IssueCode::ExportError,
         IssueCode::Superseded,
         IssueCode::EntryWithoutResource,
+        IssueCode::Comparator,
         IssueCode::Cardinality,
         IssueCode::Type,
         IssueCode::Fixed,
@@ -208,6 +211,7 @@ impl IssueCode {
             IssueCode::ExportError => "export-error",
             IssueCode::Superseded => "superseded",
             IssueCode::EntryWithoutResource => "entry-without-resource",
+            IssueCode::Comparator => "comparator",
             IssueCode::Cardinality => "cardinality",
             IssueCode::Type => "type",
             IssueCode::Fixed => "fixed",

@@ -84,6 +84,7 @@ pub fn issue_type(code: IssueCode) -> &'static str {
         C::Duplicate => "duplicate",
         C::Deleted => "deleted",
         C::Superseded | C::EntryWithoutResource => "informational",
+        C::Comparator => "value",
         C::Profile => "not-supported",
         C::HashMismatch
         | C::UnlistedFile

@@ -413,3 +413,58 @@ fn excluded_medication_statuses_do_not_count() {
         );
     }
 }
+
+/// CK as an interface engine sends it: a number as text, with or without
+/// thousands commas and a unit; the unit from the reference range otherwise;
+/// a bounded result counted at its bound with a warning; words reported.
+#[test]
+fn ck_numbers_sent_as_text_are_read() {
+    let text = |id: &str, v: &str, extra: serde_json::Value| {
+        let mut o = crate::support::observation(id, "http://loinc.org", "2157-6", json!({"valueString": v}));
+        o["effectiveDateTime"] = json!("2016-04-05");
+        if let (Some(o), Some(e)) = (o.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        o
+    };
+    let range =
+        json!({"referenceRange": [{"low": {"value": 20, "unit": "U/L"}, "high": {"value": 200, "unit": "U/L"}}]});
+    let cases = [
+        (vec![text("o1", "3988", range.clone())], "3988"),
+        (vec![text("o1", "3,988 U/L", json!({}))], "3988"),
+        (
+            vec![text("o1", "3988.5 IU/L", json!({})), text("o2", "1200", range.clone())],
+            "3988.5",
+        ),
+    ];
+    for (obs, want) in cases {
+        assert_eq!(case_cell(obs, "ck_peak_u_per_l"), want);
+    }
+    // A bound counts at the bound, with a warning naming the comparator rule.
+    let mut resources = vec![
+        crate::support::patient("p1"),
+        crate::support::imnm_condition("c1", "p1"),
+    ];
+    resources.push(text("o1", ">13000", range.clone()));
+    resources.push(text("o2", "no result", range.clone()));
+    resources.push(text("o3", "4000", json!({})));
+    let (cohort, issues) = crate::support::run(&resources);
+    assert_eq!(crate::support::cell(&cohort.rows[0], "ck_peak_u_per_l"), "13000");
+    assert_eq!(crate::support::cell(&cohort.rows[0], "ck_count"), "1");
+    let code = |i: &imnm_fhir::report::Issue| serde_json::to_value(i.code).unwrap();
+    let bound = issues
+        .iter()
+        .find(|i| code(i) == "comparator")
+        .expect("a comparator warning");
+    assert_eq!(bound.location.to_string(), "Observation/o1");
+    let words = issues
+        .iter()
+        .find(|i| i.location == "Observation/o2")
+        .expect("words reported");
+    assert_eq!(words.fhir_path.as_deref(), Some("Observation.valueString"));
+    let no_unit = issues
+        .iter()
+        .find(|i| i.location == "Observation/o3")
+        .expect("no unit reported");
+    assert_eq!(code(no_unit), "unit-not-convertible");
+}

@@ -5,6 +5,7 @@
 
 mod condition;
 mod medication;
+mod numeric;
 mod observation;
 mod patient;
 

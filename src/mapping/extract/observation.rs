@@ -86,53 +86,109 @@ fn quantity_units(q: &Quantity) -> (Option<&str>, Option<&str>) {
     (ucum, q.unit.v())
 }
 
+/// A lab result's number as read: from `valueQuantity`, or from a number
+/// sent as text (`valueString`, its unit from the text or else from the
+/// reference range).
+struct LabValue<'o> {
+    value: f64,
+    comparator: Option<String>,
+    ucum: Option<&'o str>,
+    unit_text: Option<String>,
+    /// The element read and its raw value, for provenance.
+    raw: String,
+}
+
+fn lab_value<'o>(o: &'o Observation, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
+    match &o.value {
+        Some(ObservationValue::Quantity(q)) => {
+            let Some(value) = decimal(&q.value) else {
+                let msg = "valueQuantity without a numeric value; not counted";
+                ctx.issue(
+                    Severity::Warning,
+                    IssueCode::MissingValue,
+                    "Observation.valueQuantity.value",
+                    msg,
+                );
+                return None;
+            };
+            let (ucum, text) = quantity_units(q);
+            let comparator = q.comparator.v().map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+            let raw = format!("{}{}", comparator.as_deref().unwrap_or(""), q.value.v().unwrap_or(""));
+            Some(LabValue {
+                value,
+                comparator,
+                ucum,
+                unit_text: text.map(str::to_string),
+                raw,
+            })
+        }
+        Some(ObservationValue::String(s)) => {
+            let text = s.v().unwrap_or("");
+            let Some(n) = super::numeric::parse(text) else {
+                let msg = "valueString is not one number (with an optional comparator and unit); not counted";
+                ctx.issue(
+                    Severity::Warning,
+                    IssueCode::MissingValue,
+                    "Observation.valueString",
+                    msg,
+                );
+                return None;
+            };
+            let range_unit = o.reference_range.iter().find_map(|r| {
+                let q = r.low.as_deref().or(r.high.as_deref())?;
+                let (ucum, text) = quantity_units(q);
+                ucum.or(text).map(str::to_string)
+            });
+            let raw = format!("valueString {text:?}");
+            Some(LabValue {
+                value: n.value,
+                comparator: n.comparator.map(str::to_string),
+                ucum: None,
+                unit_text: n.unit.or(range_unit),
+                raw,
+            })
+        }
+        _ => {
+            let msg = "lab result without a valueQuantity or a number as text; not counted";
+            ctx.issue(Severity::Warning, IssueCode::MissingValue, "Observation.value[x]", msg);
+            None
+        }
+    }
+}
+
 fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
-    let Some(ObservationValue::Quantity(q)) = &o.value else {
-        ctx.issue(
-            Severity::Warning,
-            IssueCode::MissingValue,
-            "Observation.value[x]",
-            "lab result without a valueQuantity; not counted",
-        );
-        return None;
-    };
-    let Some(value) = decimal(&q.value) else {
-        ctx.issue(
-            Severity::Warning,
-            IssueCode::MissingValue,
-            "Observation.valueQuantity.value",
-            "valueQuantity without a numeric value; not counted",
-        );
-        return None;
-    };
+    let v = lab_value(o, ctx)?;
     let def = &ctx.m.quantities[quantity];
-    let (ucum, text) = quantity_units(q);
-    let Some(factor) = def.factor(ucum, text) else {
-        let unit = ucum.or(text).unwrap_or("(none)");
+    let Some(factor) = def.factor(v.ucum, v.unit_text.as_deref()) else {
+        let unit = v.ucum.or(v.unit_text.as_deref()).unwrap_or("(none)");
         let msg = format!(
             "unit {unit:?} does not convert to {}; result not counted",
             def.canonical
         );
-        ctx.issue(
-            Severity::Warning,
-            IssueCode::UnitNotConvertible,
-            "Observation.valueQuantity.unit",
-            msg,
-        );
+        let path = if v.raw.starts_with("valueString") {
+            "Observation.valueString"
+        } else {
+            "Observation.valueQuantity.unit"
+        };
+        ctx.issue(Severity::Warning, IssueCode::UnitNotConvertible, path, msg);
         return None;
     };
-    let unit = ucum.or(text).unwrap_or("");
-    let comparator = q.comparator.v().unwrap_or("");
-    let detail = format!("{comparator}{} {unit} (x{factor})", q.value.v().unwrap_or(""));
+    let unit = v.ucum.or(v.unit_text.as_deref()).unwrap_or("");
+    let detail = format!("{} {unit} (x{factor})", v.raw);
+    if let Some(c) = &v.comparator {
+        // Documented rule: a bounded result counts at its bound, never silently as exact.
+        let msg = format!("result {c} a bound: counted at its bound (the peak may be higher or lower)");
+        ctx.issue(Severity::Warning, IssueCode::Comparator, "Observation.value[x]", msg);
+    }
     match super::extension_integer(&o.extension, RESULT_COUNT_URL).and_then(|n| u32::try_from(n).ok()) {
         Some(count) if count > 1 => Some((
             FactValue::Summary {
-                peak: value * factor,
+                peak: v.value * factor,
                 count,
             },
             detail,
         )),
-        _ => Some((FactValue::Quantity(value * factor), detail)),
+        _ => Some((FactValue::Quantity(v.value * factor), detail)),
     }
 }
 
