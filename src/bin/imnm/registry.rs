@@ -7,24 +7,26 @@ use imnm_fhir::registry::{values, RegistryConfig, StoreLocation};
 
 use crate::Exit;
 
+/// Loads `file`, or prints every problem (stderr) and gives exit 2.
+pub fn load(file: &Path) -> Result<RegistryConfig, Exit> {
+    RegistryConfig::load(file).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
+        }
+        let n = errors.0.len();
+        let problems = if n == 1 { "problem" } else { "problems" };
+        Exit::new(
+            imnm_fhir::exit::USAGE,
+            anyhow::anyhow!("{n} {problems} in {}", file.display()),
+        )
+    })
+}
+
 /// Loads `file`; prints one line per site (stdout) and a summary (stderr), or
 /// every problem (stderr) and exit 2. Shows only URL origins, never a path of
 /// the key or a token.
 pub fn check(file: &Path) -> Result<u8, Exit> {
-    let config = match RegistryConfig::load(file) {
-        Ok(config) => config,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            let n = errors.0.len();
-            let problems = if n == 1 { "problem" } else { "problems" };
-            return Err(Exit::new(
-                imnm_fhir::exit::USAGE,
-                anyhow::anyhow!("{n} {problems} in {}", file.display()),
-            ));
-        }
-    };
+    let config = load(file)?;
     let store = match &config.store {
         StoreLocation::Path(p) => p.display().to_string(),
         StoreLocation::Url(url) => match values::url_scheme(url) {
