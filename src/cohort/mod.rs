@@ -104,6 +104,8 @@ pub struct Cohort {
     pub cases_by_source: BTreeMap<String, BTreeMap<String, u64>>,
     /// Candidates.
     pub candidates: Vec<Candidate>,
+    /// The sites in the order they were given (empty: the rows' order).
+    pub site_order: Vec<String>,
 }
 
 impl Cohort {
@@ -132,13 +134,18 @@ impl Cohort {
 
     /// The sites of the rows, in order of first appearance (a linked case's
     /// `a+b` names sites `a` and `b`).
+    /// Sites without a case are left out; with [`Cohort::site_order`], in that order.
     pub fn sites(&self) -> Vec<&str> {
-        sites_of(&self.rows)
+        let held = sites_of(&self.rows);
+        let ordered = self.site_order.iter().map(String::as_str).filter(|s| held.contains(s));
+        let mut out: Vec<&str> = ordered.collect();
+        out.extend(held.into_iter().filter(|s| !self.site_order.iter().any(|o| o == s)));
+        out
     }
 
     /// Table 1 of the cases.
     pub fn table1(&self) -> Vec<table1::Table1Row> {
-        table1::table1(&self.rows, &self.dictionary)
+        table1::table1_of(&self.rows, &self.sites(), &self.dictionary)
     }
 }
 

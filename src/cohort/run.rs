@@ -121,6 +121,7 @@ pub fn build_and_write_linked(
         });
     }
     add_linked(&mut cohort, groups, &parts, aside, mappings, &mut issues)?;
+    cohort.site_order = parts.iter().map(|p| p.site.clone()).collect();
     tracing::debug!(
         cases = cohort.rows.len(),
         provenance = cohort.provenance.len(),

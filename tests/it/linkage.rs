@@ -143,6 +143,11 @@ fn a_child_at_two_sites_is_one_case_when_linked() {
     let n = |site: &str| t1.iter().find(|r| r["site"] == site && r["variable"] == "n").unwrap()["n"].clone();
     assert_eq!((n("all"), n("a"), n("b")), (json!(2), json!(1), json!(2)));
     assert!(t1.iter().all(|r| r["site"] != "a+b"));
+    let md = std::fs::read_to_string(out.join("table1.md")).unwrap();
+    assert!(
+        md.starts_with("| Characteristic | All sites (n=2) | a (n=1) | b (n=2) |"),
+        "{md}"
+    );
     let completeness = std::fs::read_to_string(out.join("completeness.csv")).unwrap();
     assert!(
         !completeness.contains("a+b") && !completeness.contains("a:"),
@@ -184,6 +189,42 @@ fn cohort_config_reads_the_registry_store() {
     let rows = rows(&tmp.path().join("out"));
     assert_eq!(rows.len(), 10);
     assert!(rows.iter().all(|r| !r["site"].contains('+')));
+}
+
+#[test]
+fn the_study_bundle_export_drops_the_linking_identifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("a.ndjson");
+    write_ndjson(
+        &input,
+        &[
+            referred("pa", "female"),
+            imnm_condition("c1", "pa"),
+            ck("o1", "pa", 300.0),
+        ],
+    );
+    let out = tmp.path().join("bundle");
+    let opts = imnm_fhir::export::ExportOptions {
+        input: imnm_fhir::pipeline::Input::Files(vec![input]),
+        out: out.clone(),
+        profile: Default::default(),
+        min_cell: 5,
+        site: "A".into(),
+    };
+    let outcome = imnm_fhir::export::export(&opts, &crate::export::key(7), &crate::support::mappings());
+    outcome.expect("export runs");
+    let mut dirs = vec![out];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).to_string();
+            assert!(!text.contains(NHS_NUMBER) && !text.contains(NHS), "{}", path.display());
+        }
+    }
 }
 
 /// The shared identifier's value is in no output file; sources.ndjson is a
