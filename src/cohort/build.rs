@@ -2,12 +2,14 @@
 
 use super::{Candidate, Cohort, Provenance};
 use crate::collect::LOCAL_SITE;
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::collect::{PatientData, Patients};
 use crate::domain::case::format_number;
 use crate::domain::facts::MriPart;
 use crate::domain::{
     AntibodyStatus, CaseRow, Cell, ColumnKind, DiagnosisFact, DiagnosisKind, Fact, FactValue, FhirDate, MriThigh,
-    Onset, Outcome, YesNoUnknown,
+    Onset, Outcome, SourceRef, YesNoUnknown,
 };
 use crate::mapping::{MappingSet, Rule, RuleKind};
 use crate::report::{Issue, IssueCode, Issues, Severity};
@@ -28,13 +30,31 @@ pub fn build_site(
     m: &MappingSet,
     issues: &mut Issues,
 ) -> crate::run_error::Result<Cohort> {
+    Ok(build_site_except(site, patients, m, issues, &BTreeSet::new())?.0)
+}
+
+/// As [`build_site`], with the patients `aside` (linked to patients of other
+/// sites, see [`super::link`]) left out of the cohort and handed back with
+/// their data, for [`add_linked`].
+pub fn build_site_except(
+    site: &str,
+    patients: &Patients,
+    m: &MappingSet,
+    issues: &mut Issues,
+    aside: &BTreeSet<String>,
+) -> crate::run_error::Result<(Cohort, BTreeMap<String, PatientData>)> {
     let mut cohort = Cohort {
         dictionary: m.dictionary.clone(),
         ..Cohort::default()
     };
+    let mut kept = BTreeMap::new();
     patients
         .try_for_each(|id, data| {
-            add_patient(&mut cohort, site, id, data, m, issues);
+            if aside.contains(id) {
+                kept.insert(id.to_string(), data.clone());
+            } else {
+                add_patient(&mut cohort, site, id, data, m, issues);
+            }
             Ok::<_, std::io::Error>(())
         })
         .map_err(|source| crate::run_error::RunError::Spill { source })?;
@@ -42,23 +62,95 @@ pub fn build_site(
         .provenance
         .flush()
         .map_err(|source| crate::run_error::RunError::Spill { source })?;
-    Ok(cohort)
+    Ok((cohort, kept))
+}
+
+/// True when a patient's data make it a case (a qualifying diagnosis).
+pub fn is_case(data: &PatientData) -> bool {
+    data.diagnoses.iter().any(|d| d.kind.qualifies())
+}
+
+/// Adds one case of patients linked across sites (`members`: site, patient
+/// id, data, in site order; see [`super::link`]). The row's `site` and
+/// `patient_id` join the members' with `+`; its values come from the union of
+/// their facts and diagnoses, each column by its kind's rule, demographics
+/// from the first member with a Patient record. Every source is named
+/// `SITE:Type/id` ([`super::link::split_source`]). Members without a
+/// qualifying diagnosis between them are added at their own sites instead.
+pub fn add_linked(
+    cohort: &mut Cohort,
+    members: Vec<(String, String, PatientData)>,
+    m: &MappingSet,
+    issues: &mut Issues,
+) {
+    if !members.iter().any(|(_, _, d)| is_case(d)) {
+        for (site, id, data) in &members {
+            add_patient(cohort, site, id, data, m, issues);
+        }
+        return;
+    }
+    let join = |f: fn(&(String, String, PatientData)) -> &str| members.iter().map(f).collect::<Vec<_>>().join("+");
+    let (site, id) = (join(|x| &x.0), join(|x| &x.1));
+    let first = members.first().map(|(s, i, _)| format!("{s}:Patient/{i}"));
+    let mut data = PatientData::default();
+    let mut patient = None;
+    for (s, i, d) in members {
+        if data.record.is_none() && d.record.is_some() {
+            data.record = d.record;
+            patient = Some(format!("{s}:Patient/{i}"));
+        }
+        data.facts.extend(d.facts.into_iter().map(|mut f| {
+            tag(&mut f.source, &s);
+            if let Some(v) = &mut f.via {
+                tag(v, &s);
+            }
+            f
+        }));
+        data.diagnoses.extend(d.diagnoses.into_iter().map(|mut x| {
+            tag(&mut x.source, &s);
+            x
+        }));
+    }
+    let patient = patient.or(first).unwrap_or_default();
+    add_case(cohort, Key { site, id, patient }, &data, m, issues);
+}
+
+/// Names a linked case's source with its site: `SITE:Type/id`.
+fn tag(source: &mut SourceRef, site: &str) {
+    source.resource_type = format!("{site}:{}", source.resource_type);
+}
+
+/// A case row's key and the Patient resource its demographics come from.
+struct Key {
+    site: String,
+    id: String,
+    patient: String,
 }
 
 fn add_patient(cohort: &mut Cohort, site: &str, id: &str, data: &PatientData, m: &MappingSet, issues: &mut Issues) {
-    let qualifying: Vec<&DiagnosisFact> = data.diagnoses.iter().filter(|d| d.kind.qualifies()).collect();
-    if qualifying.is_empty() {
+    if !is_case(data) {
         if let Some(c) = candidate(site, id, data, m) {
             cohort.candidates.push(c);
         }
         return;
     }
-    let mut row = CaseRow::empty(id, &m.dictionary);
-    row.site = site.to_string();
+    let key = Key {
+        site: site.to_string(),
+        id: id.to_string(),
+        patient: format!("Patient/{id}"),
+    };
+    add_case(cohort, key, data, m, issues);
+}
+
+fn add_case(cohort: &mut Cohort, key: Key, data: &PatientData, m: &MappingSet, issues: &mut Issues) {
+    let qualifying: Vec<&DiagnosisFact> = data.diagnoses.iter().filter(|d| d.kind.qualifies()).collect();
+    let mut row = CaseRow::empty(&key.id, &m.dictionary);
+    row.site = key.site;
     let mut b = RowBuilder {
         row,
         prov: Vec::new(),
         m,
+        patient: key.patient,
     };
     b.demographics(data, issues);
     b.diagnosis(&qualifying, data, issues);
@@ -74,11 +166,7 @@ fn add_patient(cohort: &mut Cohort, site: &str, id: &str, data: &PatientData, m:
 fn add_provenance(cohort: &mut Cohort, prov: Vec<Provenance>, issues: &mut Issues) {
     let mut types = std::collections::BTreeSet::new();
     for p in &prov {
-        types.extend(
-            p.sources
-                .iter()
-                .map(|s| (p.column.as_str(), s.split('/').next().unwrap_or(""))),
-        );
+        types.extend(p.sources.iter().map(|s| (p.column.as_str(), source_type(s))));
     }
     for (column, t) in types {
         *cohort
@@ -95,10 +183,18 @@ fn add_provenance(cohort: &mut Cohort, prov: Vec<Provenance>, issues: &mut Issue
     }
 }
 
+/// The resource type of a source (`Type/id` or `SITE:Type/id`).
+fn source_type(source: &str) -> &str {
+    let (_, rest) = super::link::split_source(source);
+    rest.split('/').next().unwrap_or("")
+}
+
 struct RowBuilder<'m> {
     row: CaseRow,
     prov: Vec<Provenance>,
     m: &'m MappingSet,
+    /// The Patient resource of the demographics (`Patient/id`, or `SITE:Patient/id` for a linked case).
+    patient: String,
 }
 
 impl RowBuilder<'_> {
@@ -129,13 +225,13 @@ impl RowBuilder<'_> {
     }
 
     fn demographics(&mut self, data: &PatientData, issues: &mut Issues) {
-        let src = vec![format!("Patient/{}", self.row.patient_id)];
+        let src = vec![self.patient.clone()];
         let Some(rec) = &data.record else {
             let msg = "case has no Patient resource in the input; sex and birth date unknown";
             issues.push(Issue::new(
                 Severity::Warning,
                 IssueCode::DanglingReference,
-                format!("Patient/{}", self.row.patient_id),
+                self.patient.clone(),
                 msg,
             ));
             return;
@@ -208,7 +304,7 @@ impl RowBuilder<'_> {
         if let Some(a) = age {
             let mut sources = src;
             if !detail.starts_with("Condition.onsetAge") && !detail.starts_with("Condition.extension") {
-                sources.push(format!("Patient/{}", self.row.patient_id));
+                sources.push(self.patient.clone());
             }
             let column = self.col(ColumnKind::OnsetAge);
             self.put(column, Cell::Age(Some(a)), &rule, sources, detail);
@@ -375,6 +471,7 @@ fn candidate(site: &str, id: &str, data: &PatientData, m: &MappingSet) -> Option
         row: CaseRow::empty(id, &m.dictionary),
         prov: Vec::new(),
         m,
+        patient: format!("Patient/{id}"),
     };
     for (i, rule) in m.rules.iter().enumerate() {
         if matches!(rule.kind, RuleKind::LabPeak { .. } | RuleKind::Antibody { .. }) {

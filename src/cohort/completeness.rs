@@ -33,7 +33,7 @@ pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
     let sites = cohort.sites();
     if sites.len() > 1 {
         for site in sites {
-            let rows: Vec<&CaseRow> = cohort.rows.iter().filter(|r| r.site == site).collect();
+            let rows: Vec<&CaseRow> = cohort.rows.iter().filter(|r| super::at_site(r, site)).collect();
             out.extend(of_rows(cohort, site, &rows, false));
         }
     }

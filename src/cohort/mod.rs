@@ -10,13 +10,16 @@
 
 pub mod build;
 pub mod completeness;
+pub mod link;
 pub mod parquet;
 pub mod run;
 pub mod suppress;
 pub mod table1;
 pub mod write;
 
-pub use run::{build_and_write, build_and_write_as, build_and_write_sites, Formats, RunOutcome, SiteData};
+pub use run::{
+    build_and_write, build_and_write_as, build_and_write_linked, build_and_write_sites, Formats, RunOutcome, SiteData,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -101,6 +104,8 @@ pub struct Cohort {
     pub cases_by_source: BTreeMap<String, BTreeMap<String, u64>>,
     /// Candidates.
     pub candidates: Vec<Candidate>,
+    /// The sites in the order they were given (empty: the rows' order).
+    pub site_order: Vec<String>,
 }
 
 impl Cohort {
@@ -127,21 +132,38 @@ impl Cohort {
         self.provenance.flush()
     }
 
-    /// The sites of the rows, in order of first appearance.
+    /// The sites of the rows, in order of first appearance (a linked case's
+    /// `a+b` names sites `a` and `b`).
+    /// Sites without a case are left out; with [`Cohort::site_order`], in that order.
     pub fn sites(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for r in &self.rows {
-            if !out.contains(&r.site.as_str()) {
-                out.push(&r.site);
-            }
-        }
+        let held = sites_of(&self.rows);
+        let ordered = self.site_order.iter().map(String::as_str).filter(|s| held.contains(s));
+        let mut out: Vec<&str> = ordered.collect();
+        out.extend(held.into_iter().filter(|s| !self.site_order.iter().any(|o| o == s)));
         out
     }
 
     /// Table 1 of the cases.
     pub fn table1(&self) -> Vec<table1::Table1Row> {
-        table1::table1(&self.rows, &self.dictionary)
+        table1::table1_of(&self.rows, &self.sites(), &self.dictionary)
     }
+}
+
+/// The sites of `rows`, in order of first appearance; a linked case's `a+b`
+/// names sites `a` and `b`.
+pub fn sites_of(rows: &[CaseRow]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for site in rows.iter().flat_map(|r| r.site.split('+')) {
+        if !out.contains(&site) {
+            out.push(site);
+        }
+    }
+    out
+}
+
+/// True when `row` is a case of `site` (a linked case is one of each of its sites).
+pub fn at_site(row: &CaseRow, site: &str) -> bool {
+    row.site.split('+').any(|s| s == site)
 }
 
 /// Provenance records kept in memory up to [`Provenances::IN_MEMORY`], the rest in

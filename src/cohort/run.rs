@@ -4,7 +4,10 @@
 //! This sits on top of the rest of `cohort` and reads what the `pipeline`
 //! collected; it reads no input itself.
 
-use crate::collect::{Collected, ReadStats};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cohort::link::{Linkage, Member};
+use crate::collect::{Collected, PatientData, ReadStats};
 use crate::mapping::MappingSet;
 use crate::report::Issues;
 
@@ -70,7 +73,23 @@ pub fn build_and_write_sites(
     out: &std::path::Path,
     formats: Formats,
 ) -> crate::run_error::Result<RunOutcome> {
+    build_and_write_linked(sites, mappings, out, formats, &[])
+}
+
+/// As [`build_and_write_sites`], with patients of different sites that share
+/// an identifier of one of `link_systems` (canonical URIs) made one case
+/// ([`crate::cohort::link`]): its row (site `a+b`, patient id `p1+p2`) comes
+/// after the sites' rows. No systems: nothing is linked.
+pub fn build_and_write_linked(
+    sites: Vec<Collected>,
+    mappings: &MappingSet,
+    out: &std::path::Path,
+    formats: Formats,
+    link_systems: &[String],
+) -> crate::run_error::Result<RunOutcome> {
     let spill = |source| crate::run_error::RunError::Spill { source };
+    let systems: Vec<String> = link_systems.iter().map(|s| mappings.canonical_system(s)).collect();
+    let groups = link_groups(&sites, &systems).map_err(spill)?;
     let mut cohort = crate::cohort::Cohort {
         dictionary: mappings.dictionary.clone(),
         ..crate::cohort::Cohort::default()
@@ -78,7 +97,8 @@ pub fn build_and_write_sites(
     let mut issues = Issues::default();
     let mut stats = ReadStats::default();
     let mut parts = Vec::with_capacity(sites.len());
-    for collected in sites {
+    let mut aside = Vec::with_capacity(sites.len());
+    for (index, collected) in sites.into_iter().enumerate() {
         let Collected {
             site,
             patients,
@@ -87,33 +107,108 @@ pub fn build_and_write_sites(
             stats: site_stats,
             ..
         } = collected;
-        let part = crate::cohort::build::build_site(&site, &patients, mappings, &mut site_issues)?;
+        let linked = members_at(&groups, index);
+        let (part, held) =
+            crate::cohort::build::build_site_except(&site, &patients, mappings, &mut site_issues, &linked)?;
         cohort.absorb(part, &mut issues).map_err(spill)?;
         issues.extend_site(site_issues, &site).map_err(spill)?;
         stats.add(&site_stats);
+        aside.push(held);
         parts.push(SiteData {
             site,
             patients,
             sources,
         });
     }
+    add_linked(&mut cohort, groups, &parts, aside, mappings, &mut issues)?;
+    cohort.site_order = parts.iter().map(|p| p.site.clone()).collect();
     tracing::debug!(
         cases = cohort.rows.len(),
         provenance = cohort.provenance.len(),
         sites = parts.len(),
         "cohort built"
     );
-    crate::cohort::write::write_outputs(out, &cohort, &mut issues, &mut parts, formats.csv)?;
+    write_all(out, &cohort, &mut issues, &mut parts, mappings, formats)?;
+    Ok(RunOutcome { cohort, issues, stats })
+}
+
+/// Every output of a built cohort.
+fn write_all(
+    out: &std::path::Path,
+    cohort: &crate::cohort::Cohort,
+    issues: &mut Issues,
+    parts: &mut [SiteData],
+    mappings: &MappingSet,
+    formats: Formats,
+) -> crate::run_error::Result<()> {
+    crate::cohort::write::write_outputs(out, cohort, issues, parts, formats.csv)?;
     tracing::debug!("outputs written");
     if formats.parquet {
         let facts: Vec<(&str, &crate::collect::Patients)> =
             parts.iter().map(|p| (p.site.as_str(), &p.patients)).collect();
-        crate::cohort::parquet::write_all(out, &cohort, &facts, mappings)?;
+        crate::cohort::parquet::write_all(out, cohort, &facts, mappings)?;
     }
     if formats.relevant {
-        crate::cohort::write::write_relevant(out, &mut parts)?;
+        crate::cohort::write::write_relevant(out, parts)?;
     }
-    Ok(RunOutcome { cohort, issues, stats })
+    Ok(())
+}
+
+/// The groups of linked patients (one pass over each site's patients; none without systems).
+fn link_groups(sites: &[Collected], systems: &[String]) -> std::io::Result<Vec<Vec<Member>>> {
+    let mut linkage = Linkage::new(systems);
+    if !linkage.is_on() {
+        return Ok(Vec::new());
+    }
+    for (index, collected) in sites.iter().enumerate() {
+        collected.patients.try_for_each(|id, data| {
+            if let Some(record) = &data.record {
+                let case = crate::cohort::build::is_case(data);
+                linkage.add(index, id, &record.identifiers, case);
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+    }
+    let groups = linkage.groups();
+    tracing::debug!(groups = groups.len(), "patients linked across sites");
+    Ok(groups)
+}
+
+/// The ids of site `index`'s patients that belong to a group.
+fn members_at(groups: &[Vec<Member>], index: usize) -> BTreeSet<String> {
+    let members = groups.iter().flatten();
+    members.filter(|(s, _)| *s == index).map(|(_, id)| id.clone()).collect()
+}
+
+/// Adds each group's case (its members' data taken from `aside`, per site);
+/// its issues name the joined site (`a+b`).
+fn add_linked(
+    cohort: &mut crate::cohort::Cohort,
+    groups: Vec<Vec<Member>>,
+    parts: &[SiteData],
+    mut aside: Vec<BTreeMap<String, PatientData>>,
+    mappings: &MappingSet,
+    issues: &mut Issues,
+) -> crate::run_error::Result<()> {
+    let spill = |source| crate::run_error::RunError::Spill { source };
+    for group in groups {
+        let members: Vec<(String, String, PatientData)> = group
+            .into_iter()
+            .map(|(site, id)| {
+                let data = aside[site].remove(&id).unwrap_or_default();
+                (parts[site].site.clone(), id, data)
+            })
+            .collect();
+        let joined: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
+        let joined = joined.join("+");
+        let mut part = crate::cohort::Cohort::default();
+        let mut group_issues = Issues::default();
+        crate::cohort::build::add_linked(&mut part, members, mappings, &mut group_issues);
+        part.provenance.flush().map_err(spill)?;
+        cohort.absorb(part, issues).map_err(spill)?;
+        issues.extend_site(group_issues, &joined).map_err(spill)?;
+    }
+    Ok(())
 }
 
 /// What a site's outputs are written from besides its rows: its patients'

@@ -103,23 +103,23 @@ pub const ALL_SITES: &str = "all";
 
 /// Table 1 rows for the cases: every site pooled (site `all`) and, when the
 /// rows come from several sites, each site's rows after them (site order of
-/// the rows). Each group is `n`, then each column of the dictionary's Table 1
+/// the rows; a linked case of sites `a+b` counts once pooled and once in each
+/// of its sites' groups). Each group is `n`, then each column of the dictionary's Table 1
 /// order, counted as its kind says ([`crate::domain::ColumnKind::summary`]).
 pub fn table1(rows: &[CaseRow], dictionary: &Dictionary) -> Vec<Table1Row> {
+    table1_of(rows, &super::sites_of(rows), dictionary)
+}
+
+/// As [`table1`], the per-site groups in the order of `sites`.
+pub fn table1_of(rows: &[CaseRow], sites: &[&str], dictionary: &Dictionary) -> Vec<Table1Row> {
     let all: Vec<&CaseRow> = rows.iter().collect();
     let mut out = group(&all, dictionary);
-    let mut sites: Vec<&str> = Vec::new();
-    for r in rows {
-        if !sites.contains(&r.site.as_str()) {
-            sites.push(&r.site);
-        }
-    }
     if sites.len() > 1 {
         for site in sites {
-            let of_site: Vec<&CaseRow> = rows.iter().filter(|r| r.site == site).collect();
+            let of_site: Vec<&CaseRow> = rows.iter().filter(|r| super::at_site(r, site)).collect();
             let mut part = group(&of_site, dictionary);
             for r in &mut part {
-                r.site = site.to_string();
+                r.site = (*site).to_string();
             }
             out.extend(part);
         }

@@ -149,13 +149,17 @@ fn write_lines<T: Serialize>(
 }
 
 /// `sources.ndjson`: one line per resource behind a cell or candidate,
-/// `{"site": …, "resource": …}`, site by site.
+/// `{"site": …, "resource": …}`, site by site (a linked case's sources,
+/// `SITE:Type/id`, each at its own site).
 fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<()> {
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     cohort
         .provenance
         .try_for_each(|p| {
-            wanted.extend(p.sources.iter().map(|s| (p.site.clone(), s.clone())));
+            wanted.extend(p.sources.iter().map(|s| match super::link::split_source(s) {
+                (Some(site), resource) => (site.to_string(), resource.to_string()),
+                (None, resource) => (p.site.clone(), resource.to_string()),
+            }));
             Ok::<_, std::io::Error>(())
         })
         .map_err(|source| RunError::Spill { source })?;

@@ -331,9 +331,15 @@ impl MappingSet {
 
     /// A canonical `system|code` string for a coding (system alias resolved).
     pub fn canonical_code(&self, system: &str, code: &str) -> String {
+        format!("{}|{}", self.canonical_system(system), code.trim())
+    }
+
+    /// A system's canonical URI (an OID or other alias the mappings know
+    /// becomes the URI; any other system is kept, trimmed).
+    pub fn canonical_system(&self, system: &str) -> String {
         match self.systems.lookup(system) {
-            Some(i) => format!("{}|{}", self.systems.uri(i), code.trim()),
-            None => format!("{}|{}", system.trim(), code.trim()),
+            Some(i) => self.systems.uri(i).to_string(),
+            None => system.trim().to_string(),
         }
     }
 }

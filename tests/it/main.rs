@@ -60,5 +60,8 @@ mod casefhir;
 // The registry config: the example file loads, every problem of a bad file with its line, `imnm registry check`.
 mod registry;
 
+// Linkage (issue 23): one child at two sites is one case `a+b` with --link-identifier; identifiers in no output.
+mod linkage;
+
 // Sites in one store (issue 23): same ids from two EHRs kept apart, the old store upgraded, sync --config per site.
 mod sync_sites;

@@ -187,11 +187,20 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct CohortArgs {
     /// A Bundle (.json), NDJSON (.ndjson, .ndjson.gz) or a folder of them (Bulk Data layout). Repeatable.
-    #[arg(long, short, required_unless_present = "store", conflicts_with = "store", num_args = 1..)]
+    #[arg(long, short, required_unless_present_any = ["store", "config"], conflicts_with_all = ["store", "config"], num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// Read a sync store (from `imnm sync`) instead of files: every site it holds.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config")]
     pub store: Option<PathBuf>,
+    /// A registry config (see `imnm registry check`): read its store, every site, and link by its
+    /// `[registry] link_identifiers` (besides any --link-identifier).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// An identifier system (URI) that links one child across sites: patients of different sites
+    /// with the same identifier of this system are one case, site `a+b` (repeatable; default none:
+    /// nothing is linked). Identifier values are never written anywhere.
+    #[arg(long, value_name = "SYSTEM")]
+    pub link_identifier: Vec<String>,
     /// With --store: only these sites (repeatable; default every site in the store).
     #[arg(long, requires = "store")]
     pub site: Vec<String>,

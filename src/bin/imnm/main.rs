@@ -9,7 +9,7 @@ mod share;
 mod sync;
 mod sync_sites;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -174,7 +174,8 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let mappings = load_mappings(args.mappings.as_deref())?;
-    if let Some(path) = &args.store {
+    let (store, link) = cohort_config(&args)?;
+    if let Some(path) = &store {
         let mut sites = pipeline::collect_store_at(path, &mappings)?;
         if !args.site.is_empty() {
             let held: Vec<String> = sites.iter().map(|c| c.site.clone()).collect();
@@ -184,7 +185,7 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
             }
             sites.retain(|c| args.site.contains(&c.site));
         }
-        return finish_cohort(sites, &mappings, &args);
+        return finish_cohort(sites, &mappings, &args, &link);
     }
     let groups = imnm_fhir::collect::inputs_by_site(&args.input);
     let mut total = 0;
@@ -226,16 +227,46 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
         sites.push(collected);
     }
     pb.finish_and_clear();
-    finish_cohort(sites, &mappings, &args)
+    finish_cohort(sites, &mappings, &args, &link)
 }
 
-fn finish_cohort(sites: Vec<Collected>, mappings: &MappingSet, args: &cli::CohortArgs) -> Result<u8, Exit> {
+/// The store to read (`--store`, or `--config`'s) and the identifier systems
+/// that link sites (`--link-identifier`, then `--config`'s `link_identifiers`).
+fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<PathBuf>, Vec<String>), Exit> {
+    let mut link = args.link_identifier.clone();
+    let Some(file) = &args.config else {
+        return Ok((args.store.clone(), link));
+    };
+    let config = registry::load(file)?;
+    for system in config.link_identifiers {
+        if !link.contains(&system) {
+            link.push(system);
+        }
+    }
+    match config.store {
+        imnm_fhir::registry::StoreLocation::Path(p) => Ok((Some(p), link)),
+        imnm_fhir::registry::StoreLocation::Url(_) => Err(Exit::new(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "{}: `store` is a URL; imnm cohort reads only a SQLite store file",
+                file.display()
+            ),
+        )),
+    }
+}
+
+fn finish_cohort(
+    sites: Vec<Collected>,
+    mappings: &MappingSet,
+    args: &cli::CohortArgs,
+    link: &[String],
+) -> Result<u8, Exit> {
     let formats = cohort::Formats {
         csv: args.format != "parquet",
         parquet: args.format != "csv",
         relevant: args.relevant,
     };
-    let outcome = cohort::build_and_write_sites(sites, mappings, &args.out, formats)?;
+    let outcome = cohort::build_and_write_linked(sites, mappings, &args.out, formats, link)?;
     print!(
         "{}",
         imnm_fhir::cohort::table1::to_markdown(&outcome.cohort.table1(), &outcome.cohort.dictionary)

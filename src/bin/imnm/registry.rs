@@ -7,11 +7,16 @@ use imnm_fhir::registry::{values, RegistryConfig, StoreLocation};
 
 use crate::Exit;
 
+/// Loads `file`, or prints every problem (stderr) and gives exit 2.
+pub fn load(file: &Path) -> Result<RegistryConfig, Exit> {
+    RegistryConfig::load(file).map_err(|errors| config_errors(&errors, &file.display().to_string()))
+}
+
 /// Loads `file`; prints one line per site (stdout) and a summary (stderr), or
 /// every problem (stderr) and exit 2. Shows only URL origins, never a path of
 /// the key or a token.
 pub fn check(file: &Path) -> Result<u8, Exit> {
-    let config = RegistryConfig::load(file).map_err(|e| config_errors(&e, &file.display().to_string()))?;
+    let config = load(file)?;
     let store = match &config.store {
         StoreLocation::Path(p) => p.display().to_string(),
         StoreLocation::Url(url) => match values::url_scheme(url) {

@@ -26,6 +26,11 @@ pub struct PatientRecord {
     pub sex: Sex,
     /// `Patient.birthDate`.
     pub birth_date: Option<FhirDate>,
+    /// `Patient.identifier` as `system|value` (the system canonical, as for
+    /// codings), for linking one child across sites
+    /// ([`crate::cohort::link`]). Never written to any output, log or issue.
+    #[serde(default)]
+    pub identifiers: Vec<String>,
 }
 
 /// A medication resource that names its drug by reference to a Medication

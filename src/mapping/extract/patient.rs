@@ -1,11 +1,11 @@
-//! Patient → sex and birth date.
+//! Patient → sex, birth date and identifiers (kept for linkage only).
 
 use super::{Ctx, PatientRecord, Prim};
 use crate::domain::Sex;
 use crate::fhir::model::resources::Patient;
 use crate::report::{IssueCode, Severity};
 
-/// Reads demographics. `gender` outside the FHIR value set becomes `unknown` with an issue.
+/// Reads demographics and identifiers. `gender` outside the FHIR value set becomes `unknown` with an issue.
 pub fn read(p: &Patient, ctx: &mut Ctx<'_>) {
     let sex = match p.gender.v() {
         None => Sex::Unknown,
@@ -20,6 +20,15 @@ pub fn read(p: &Patient, ctx: &mut Ctx<'_>) {
         }),
     };
     let birth_date = ctx.date(p.birth_date.v(), "Patient.birthDate");
-    ctx.out.patient = Some(PatientRecord { sex, birth_date });
+    let identifiers = p
+        .identifier
+        .iter()
+        .filter_map(|i| Some(ctx.m.canonical_code(i.system.v()?, i.value.v()?)))
+        .collect();
+    ctx.out.patient = Some(PatientRecord {
+        sex,
+        birth_date,
+        identifiers,
+    });
     ctx.out.subject = Some(format!("Patient/{}", ctx.out.source.id));
 }
