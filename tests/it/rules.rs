@@ -468,3 +468,46 @@ fn ck_numbers_sent_as_text_are_read() {
         .expect("no unit reported");
     assert_eq!(code(no_unit), "unit-not-convertible");
 }
+
+/// An antibody quantity in a unit no cutoff knows (CU) is read from its
+/// interpretation flag (abnormal/high positive, normal/low negative); an
+/// unknown flag is reported, never silently dropped; lab strings read.
+#[test]
+fn antibody_flags_and_lab_strings() {
+    let v3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
+    let flagged = |flag: &str| {
+        json!({"valueQuantity": {"value": 87, "unit": "CU"},
+            "interpretation": [{"coding": [{"system": v3, "code": flag}]}]})
+    };
+    for (flag, want) in [
+        ("A", "positive"),
+        ("HH", "positive"),
+        ("N", "negative"),
+        ("L", "negative"),
+    ] {
+        let got = case_cell(vec![observation("a1", LOINC, "33921-8", flagged(flag))], "anti_srp");
+        assert_eq!(got, want, "{flag}");
+    }
+    let mut resources = vec![patient("p1"), imnm_condition("c1", "p1")];
+    resources.push(observation("a1", LOINC, "33921-8", flagged("XYZ")));
+    let (cohort, issues) = run(&resources);
+    assert_eq!(crate::support::cell(&cohort.rows[0], "anti_srp"), "not_tested");
+    let issue = issues
+        .iter()
+        .find(|i| i.location == "Observation/a1")
+        .expect("an issue, not silence");
+    assert_eq!(issue.fhir_path.as_deref(), Some("Observation.interpretation"));
+    for (text, want) in [
+        ("DETECTED", "positive"),
+        ("Not detected", "negative"),
+        ("POSITIVE (>200 CU)", "positive"),
+        ("Weakly positive", "positive"),
+        ("pos", "positive"),
+    ] {
+        let got = case_cell(
+            vec![observation("a1", LOINC, "33921-8", json!({"valueString": text}))],
+            "anti_srp",
+        );
+        assert_eq!(got, want, "{text}");
+    }
+}

@@ -246,8 +246,19 @@ fn antibody(o: &Observation, valueset: usize, ctx: &mut Ctx<'_>) -> Option<(Fact
             )
         }),
         Some(ObservationValue::Quantity(q)) => {
-            return cutoff(o, q, valueset, ctx)
-                .or_else(|| interpretation().map(|k| (FactValue::Antibody(status(k)), "interpretation".into())))
+            let found = cutoff(o, q, valueset, ctx)
+                .or_else(|| interpretation().map(|k| (FactValue::Antibody(status(k)), "interpretation".into())));
+            if found.is_none() && !o.interpretation.is_empty() {
+                let msg = "antibody quantity without a cutoff for its assay and unit, and its interpretation \
+                           flag is not a known positive/negative/indeterminate code; not mapped";
+                ctx.issue(
+                    Severity::Warning,
+                    IssueCode::NoCutoff,
+                    "Observation.interpretation",
+                    msg,
+                );
+            }
+            return found;
         }
         _ => None,
     };
