@@ -89,6 +89,10 @@ pub enum IssueCode {
     EntryWithoutResource,
     /// A result given as a bound (`<`, `>`): counted at its bound.
     Comparator,
+    /// A case-sheet cell `to-fhir` could not read (left out).
+    BadCell,
+    /// A case-sheet row `to-fhir` skipped (or a sheet it could not read).
+    BadRow,
 
     // Profile validation (`imnm validate`, `to-fhir`): which kind of constraint.
     /// min / max, or an array where one value belongs.
@@ -143,7 +147,7 @@ pub enum IssueCode {
 
 impl IssueCode {
     /// Every code, in declaration order.
-    pub const ALL: [IssueCode; 43] = [
+    pub const ALL: [IssueCode; 45] = [
         IssueCode::MalformedJson,
         IssueCode::InvalidUtf8,
         IssueCode::NotAResource,
@@ -164,6 +168,8 @@ impl IssueCode {
         IssueCode::Superseded,
         IssueCode::EntryWithoutResource,
         IssueCode::Comparator,
+        IssueCode::BadCell,
+        IssueCode::BadRow,
         IssueCode::Cardinality,
         IssueCode::Type,
         IssueCode::Fixed,
@@ -212,6 +218,8 @@ impl IssueCode {
             IssueCode::Superseded => "superseded",
             IssueCode::EntryWithoutResource => "entry-without-resource",
             IssueCode::Comparator => "comparator",
+            IssueCode::BadCell => "bad-cell",
+            IssueCode::BadRow => "bad-row",
             IssueCode::Cardinality => "cardinality",
             IssueCode::Type => "type",
             IssueCode::Fixed => "fixed",

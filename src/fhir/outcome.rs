@@ -84,7 +84,8 @@ pub fn issue_type(code: IssueCode) -> &'static str {
         C::Duplicate => "duplicate",
         C::Deleted => "deleted",
         C::Superseded | C::EntryWithoutResource => "informational",
-        C::Comparator => "value",
+        C::Comparator | C::BadCell => "value",
+        C::BadRow => "structure",
         C::Profile => "not-supported",
         C::HashMismatch
         | C::UnlistedFile

@@ -1,35 +1,31 @@
 //! Reads a case CSV with the columns of `cohort.csv`. Every problem becomes a
-//! [`CsvIssue`] naming the row and column (never the value); a bad cell is
+//! finding (`report::Issue`) naming the row and column (never the value); a bad cell is
 //! left out of its row, a ragged or unreadable row is skipped, the rest reads.
 
-use std::fmt;
 use std::io::Read;
 
 use crate::domain::{CaseRow, Cell, ColumnKind, Dictionary, SITE_COLUMN};
+use crate::report::{Issue, IssueCode, Severity};
 
-/// One problem in the case CSV.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CsvIssue {
-    /// 1-based CSV line (the header is line 1).
-    pub row: u64,
-    /// The column, when the problem is in one cell.
-    pub column: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for CsvIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.column {
-            Some(c) => write!(f, "row {}, column {c}: {}", self.row, self.message),
-            None => write!(f, "row {}: {}", self.row, self.message),
-        }
+/// One problem in the case CSV, as a finding: location `row N` or `row N,
+/// column C` (the header is row 1), never the value. A cell problem is a
+/// warning (`bad-cell`: the cell is left out), a row problem an error
+/// (`bad-row`: the row is skipped, or nothing is converted).
+fn csv_issue(row: u64, column: Option<&str>, message: impl Into<String>) -> Issue {
+    match column {
+        Some(c) => Issue::new(
+            Severity::Warning,
+            IssueCode::BadCell,
+            format!("row {row}, column {c}"),
+            message,
+        ),
+        None => Issue::new(Severity::Error, IssueCode::BadRow, format!("row {row}"), message),
     }
 }
 
 /// Reads every row, each cell by its column's kind in `dictionary`; rows with
 /// a patient_id come back even when some cells were refused.
-pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseRow)>, Vec<CsvIssue>) {
+pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseRow)>, Vec<Issue>) {
     let mut issues = Vec::new();
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let header: Vec<String> = match rdr.byte_headers() {
@@ -39,14 +35,7 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
             .collect(),
         Err(e) => {
             let message = format!("cannot read the header: {}", scrub(&e));
-            return (
-                Vec::new(),
-                vec![CsvIssue {
-                    row: 1,
-                    column: None,
-                    message,
-                }],
-            );
+            return (Vec::new(), vec![csv_issue(1, None, message)]);
         }
     };
     let columns: Vec<Option<usize>> = header.iter().map(|h| dictionary.index(h)).collect();
@@ -55,20 +44,12 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
         .filter(|h| dictionary.index(h).is_none() && *h != SITE_COLUMN)
     {
         let message = "unknown column (not in the cohort.csv data dictionary); ignored".to_string();
-        issues.push(CsvIssue {
-            row: 1,
-            column: Some(h.clone()),
-            message,
-        });
+        issues.push(csv_issue(1, Some(h), message));
     }
     let id_column = dictionary.first(ColumnKind::PatientId);
     if !columns.iter().any(|c| c.is_some() && *c == id_column) {
         let message = "no patient_id column; nothing converted".to_string();
-        issues.push(CsvIssue {
-            row: 1,
-            column: None,
-            message,
-        });
+        issues.push(csv_issue(1, None, message));
         return (Vec::new(), issues);
     }
     let mut rows: Vec<(u64, CaseRow)> = Vec::new();
@@ -77,11 +58,7 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                issues.push(CsvIssue {
-                    row: line,
-                    column: None,
-                    message: scrub(&e),
-                });
+                issues.push(csv_issue(line, None, scrub(&e)));
                 continue;
             }
         };
@@ -92,11 +69,7 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
                 record.len(),
                 header.len()
             );
-            issues.push(CsvIssue {
-                row,
-                column: None,
-                message,
-            });
+            issues.push(csv_issue(row, None, message));
             continue;
         }
         let mut case = CaseRow::empty("", dictionary);
@@ -106,11 +79,7 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
                 continue;
             }
             let Some(index) = *index else { continue };
-            let refused = |message: String| CsvIssue {
-                row,
-                column: Some(column.clone()),
-                message,
-            };
+            let refused = |message: String| csv_issue(row, Some(column), message);
             match std::str::from_utf8(cell) {
                 Ok(text) => {
                     if let Err(message) = set_cell(&mut case, dictionary, index, text.trim()) {
@@ -123,29 +92,17 @@ pub fn read_cases(input: impl Read, dictionary: &Dictionary) -> (Vec<(u64, CaseR
         let id_name = id_column.map_or("patient_id", |i| dictionary.columns[i].name.as_str());
         if case.patient_id.is_empty() {
             let message = "no usable patient_id; row skipped".to_string();
-            issues.push(CsvIssue {
-                row,
-                column: Some(id_name.into()),
-                message,
-            });
+            issues.push(csv_issue(row, Some(id_name), message));
             continue;
         }
         let same = |r: &CaseRow| r.patient_id == case.patient_id && r.site == case.site;
         if let Some((first, _)) = rows.iter().find(|(_, r)| same(r)) {
             let message = format!("the same patient_id as row {first}; row skipped");
-            issues.push(CsvIssue {
-                row,
-                column: Some(id_name.into()),
-                message,
-            });
+            issues.push(csv_issue(row, Some(id_name), message));
             continue;
         }
         for (column, message) in consistency(&case, dictionary) {
-            issues.push(CsvIssue {
-                row,
-                column: Some(column.into()),
-                message,
-            });
+            issues.push(csv_issue(row, Some(column), message));
         }
         rows.push((row, case));
     }

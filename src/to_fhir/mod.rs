@@ -11,4 +11,4 @@ mod bundle;
 mod csv_rows;
 
 pub use bundle::{build_bundle, BundleError, DEFAULT_SITE_SYSTEM};
-pub use csv_rows::{read_cases, CsvIssue};
+pub use csv_rows::read_cases;
