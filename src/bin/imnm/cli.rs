@@ -186,7 +186,9 @@ pub struct DemoArgs {
 /// `imnm cohort`.
 #[derive(Debug, Args)]
 pub struct CohortArgs {
-    /// A Bundle (.json), NDJSON (.ndjson, .ndjson.gz) or a folder of them (Bulk Data layout). Repeatable.
+    /// A Bundle (.json), NDJSON (.ndjson, .ndjson.gz) or a folder of them (Bulk Data layout), or
+    /// `SITE=PATH` to name the registry site it comes from (`[a-z0-9-]`; a plain path is site
+    /// `local`). Repeatable; each site is read on its own.
     #[arg(long, short, required_unless_present_any = ["store", "config"], conflicts_with_all = ["store", "config"], num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// Read a sync store (from `imnm sync`) instead of files: every site it holds.
