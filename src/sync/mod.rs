@@ -89,6 +89,19 @@ pub enum SyncError {
         /// What is wrong with it.
         source: SiteIdError,
     },
+    /// The store last synced this site from another server.
+    #[error(
+        "site {site} was synced from {held} before, not {given}: give the other hospital its own --site, \
+         or --new-base-url if this hospital moved its FHIR endpoint"
+    )]
+    SiteMoved {
+        /// The site.
+        site: String,
+        /// The origin it was synced from.
+        held: String,
+        /// The origin asked for now.
+        given: String,
+    },
     /// `--since` is not a FHIR instant.
     #[error("--since '{value}' is not a FHIR instant like 2024-01-01T00:00:00Z (or 'auto')")]
     Since {
@@ -101,7 +114,10 @@ impl SyncError {
     /// Whether the run could not start because of a setting (`--since`,
     /// `--site`), as opposed to the server, the store or the mappings.
     pub fn is_usage(&self) -> bool {
-        matches!(self, SyncError::Since { .. } | SyncError::Site { .. })
+        matches!(
+            self,
+            SyncError::Since { .. } | SyncError::Site { .. } | SyncError::SiteMoved { .. }
+        )
     }
 }
 
@@ -222,6 +238,10 @@ pub struct SyncOptions {
     pub max_poll_wait: Duration,
     /// Where progress goes. Default nowhere.
     pub progress: Option<ProgressSink>,
+    /// Sync the site even when the store last synced it from another server
+    /// (a hospital that moved its FHIR endpoint). Default false: refused, so
+    /// two hospitals are never mixed under one site id.
+    pub new_base_url: bool,
 }
 
 impl Default for SyncOptions {
@@ -238,6 +258,7 @@ impl Default for SyncOptions {
             since_mode: SinceMode::LastUpdated,
             max_poll_wait: Duration::from_secs(10),
             progress: None,
+            new_base_url: false,
         }
     }
 }
@@ -422,6 +443,16 @@ pub async fn run(
         Since::Auto => lock(&store).sync_state(&site)?.and_then(|s| s.watermark),
         Since::At(t) => Some(check_instant(t)?),
     };
+    let held = lock(&store).sync_state(&site)?.and_then(|s| s.base_url);
+    if let Some(held) = held.filter(|h| h != &base && !options.new_base_url) {
+        // Base URLs as given, any query cut off (no query ever reaches a message).
+        let origin = |u: &str| u.split(['?', '#']).next().unwrap_or_default().to_string();
+        return Err(SyncError::SiteMoved {
+            given: origin(&base),
+            held: origin(&held),
+            site,
+        });
+    }
     lock(&store).begin_run(&site, &base)?;
     let started = std::time::SystemTime::now();
     let ctx = Arc::new(Ctx {

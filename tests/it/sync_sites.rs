@@ -290,3 +290,39 @@ async fn sync_without_site_names_the_derived_one() {
     assert_eq!(store.sites().unwrap().len(), 2);
     assert_eq!(store.counts_in(&site).unwrap(), store.counts_in("hospital-a").unwrap());
 }
+
+/// A second hospital synced under a site id the store already holds for
+/// another server is refused (never mixed); a hospital that moved its
+/// endpoint is synced with `new_base_url`.
+#[tokio::test]
+async fn a_site_id_already_synced_from_another_server_is_refused() {
+    let (a, b) = (ehr_serving(demo_resources()).await, ehr_serving(other_hospital()).await);
+    let store = new_store();
+    sync_site(&a, &store, "a").await;
+    let before = rows(&store);
+    let options = SyncOptions {
+        site: "a".into(),
+        ..SyncOptions::default()
+    };
+    let err = sync::run(&client(&b), store.clone(), &mappings(), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, sync::SyncError::SiteMoved { .. }), "{err}");
+    assert!(err.to_string().contains("--new-base-url"), "{err}");
+    assert_eq!(rows(&store), before, "nothing written");
+    let moved = SyncOptions {
+        new_base_url: true,
+        ..options
+    };
+    sync::run(&client(&b), store.clone(), &mappings(), &moved)
+        .await
+        .unwrap();
+    let s = store.lock().unwrap();
+    assert!(s
+        .sync_state("a")
+        .unwrap()
+        .unwrap()
+        .base_url
+        .unwrap()
+        .starts_with(&b.base_url()));
+}

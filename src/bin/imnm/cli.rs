@@ -411,6 +411,12 @@ pub struct SyncSettings {
     /// Default `log.ndjson` next to the store.
     #[arg(long)]
     pub log: Option<PathBuf>,
+    /// Sync the site even though the store last synced it from another base URL (the hospital
+    /// moved its FHIR endpoint). Without it such a run is refused (exit 2), so two hospitals
+    /// are never mixed under one site id.
+    #[arg(long)]
+    #[serde(default)]
+    pub new_base_url: bool,
 }
 
 impl SyncSettings {
@@ -444,6 +450,7 @@ impl SyncSettings {
             since_mode: self.since_mode.or(other.since_mode),
             mappings: self.mappings.or(other.mappings),
             log: self.log.or(other.log),
+            new_base_url: self.new_base_url || other.new_base_url,
         }
     }
 

@@ -95,6 +95,7 @@ fn options(s: &SyncSettings, site: String, progress: ProgressSink) -> Result<Syn
             SinceModeArg::Created => SinceMode::Created,
         },
         progress: Some(progress),
+        new_base_url: s.new_base_url,
         ..SyncOptions::default()
     })
 }
