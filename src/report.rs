@@ -467,26 +467,25 @@ impl Issues {
     }
 
     /// Moves every issue of `other` into `self`. Errors are reading `other`'s temporary file back.
-    pub fn extend(&mut self, mut other: Issues) -> std::io::Result<()> {
-        for (key, n) in std::mem::take(&mut other.counts) {
-            *self.counts.entry(key).or_default() += n;
-        }
-        self.dropped += other.dropped;
-        other.try_for_each(|issue| {
-            self.store(issue.clone());
-            Ok::<_, std::io::Error>(())
-        })
+    pub fn extend(&mut self, other: Issues) -> std::io::Result<()> {
+        self.take_from(other, None)
     }
 
     /// As [`Issues::extend`], naming `site` on every issue that names none.
-    pub fn extend_site(&mut self, mut other: Issues, site: &str) -> std::io::Result<()> {
+    pub fn extend_site(&mut self, other: Issues, site: &str) -> std::io::Result<()> {
+        self.take_from(other, Some(site))
+    }
+
+    fn take_from(&mut self, mut other: Issues, site: Option<&str>) -> std::io::Result<()> {
         for (key, n) in std::mem::take(&mut other.counts) {
             *self.counts.entry(key).or_default() += n;
         }
         self.dropped += other.dropped;
         other.try_for_each(|issue| {
             let mut issue = issue.clone();
-            issue.site.get_or_insert_with(|| site.to_string());
+            if let Some(site) = site {
+                issue.site.get_or_insert_with(|| site.to_string());
+            }
             self.store(issue);
             Ok::<_, std::io::Error>(())
         })

@@ -41,12 +41,7 @@ pub fn is_small(n: u64, min_cell: u64) -> bool {
 /// site's column (the pooled one and each site's) on its own.
 pub fn suppress(rows: &[Table1Row], min_cell: u64) -> Vec<SuppressedRow> {
     let groups = super::table1::by_site(rows);
-    let mut out = Vec::with_capacity(rows.len());
-    for g in groups {
-        let owned: Vec<Table1Row> = g.into_iter().cloned().collect();
-        out.extend(suppress_group(&owned, min_cell));
-    }
-    out
+    groups.iter().flat_map(|g| suppress_group(g, min_cell)).collect()
 }
 
 impl AsRef<Table1Row> for SuppressedRow {
@@ -56,12 +51,12 @@ impl AsRef<Table1Row> for SuppressedRow {
 }
 
 /// [`suppress`] for one site's rows.
-fn suppress_group(rows: &[Table1Row], min_cell: u64) -> Vec<SuppressedRow> {
+fn suppress_group(rows: &[&Table1Row], min_cell: u64) -> Vec<SuppressedRow> {
     let total = rows.iter().find(|r| r.variable == "n").and_then(|r| r.n).unwrap_or(0);
     let mut out: Vec<SuppressedRow> = rows
         .iter()
         .map(|r| SuppressedRow {
-            row: r.clone(),
+            row: (*r).clone(),
             suppressed: false,
             missing_suppressed: false,
         })
@@ -153,21 +148,8 @@ pub fn to_markdown(rows: &[SuppressedRow], min_cell: u64) -> String {
         "Counts of 1–{} are shown as {hidden}; see README (suppression).\n\n",
         min_cell.saturating_sub(1)
     );
-    let groups = site_groups(rows);
-    match groups.as_slice() {
-        [_] | [] => md.push_str("| Characteristic | Value |\n|---|---|\n"),
-        _ => {
-            let heads: Vec<String> = groups
-                .iter()
-                .map(|g| super::table1::column_head(&g.iter().map(|r| &r.row).collect::<Vec<_>>()))
-                .collect();
-            md.push_str(&format!(
-                "| Characteristic | {} |\n|---|{}\n",
-                heads.join(" | "),
-                "---|".repeat(heads.len())
-            ));
-        }
-    }
+    let groups = super::table1::by_site(rows);
+    md.push_str(&super::table1::header(&groups));
     let Some(pooled) = groups.first() else { return md };
     for (i, r) in pooled.iter().enumerate() {
         let label = match (&r.row.level, r.row.variable.as_str()) {
@@ -182,20 +164,6 @@ pub fn to_markdown(rows: &[SuppressedRow], min_cell: u64) -> String {
         md.push_str(&format!("| {label} | {} |\n", values.join(" | ")));
     }
     md
-}
-
-fn site_groups(rows: &[SuppressedRow]) -> Vec<Vec<&SuppressedRow>> {
-    let mut groups: Vec<Vec<&SuppressedRow>> = Vec::new();
-    for r in rows {
-        match groups
-            .iter_mut()
-            .find(|g| g.first().is_some_and(|f| f.row.site == r.row.site))
-        {
-            Some(g) => g.push(r),
-            None => groups.push(vec![r]),
-        }
-    }
-    groups
 }
 
 /// One suppressed row's figures.

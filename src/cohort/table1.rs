@@ -195,17 +195,7 @@ fn pct(p: Option<f64>) -> String {
 /// per site.
 pub fn to_markdown(rows: &[Table1Row], dictionary: &Dictionary) -> String {
     let groups = by_site(rows);
-    let mut md = match groups.as_slice() {
-        [_] | [] => String::from("| Characteristic | Value |\n|---|---|\n"),
-        _ => {
-            let heads: Vec<String> = groups.iter().map(|g| column_head(g)).collect();
-            format!(
-                "| Characteristic | {} |\n|---|{}\n",
-                heads.join(" | "),
-                "---|".repeat(heads.len())
-            )
-        }
-    };
+    let mut md = header(&groups);
     let Some(pooled) = groups.first() else { return md };
     for (i, r) in pooled.iter().enumerate() {
         let Some(label) = row_label(r, dictionary) else {
@@ -221,10 +211,14 @@ pub fn to_markdown(rows: &[Table1Row], dictionary: &Dictionary) -> String {
 }
 
 /// Rows grouped by site, in order (the pooled group first).
-pub(crate) fn by_site<T: AsRef<Table1Row>>(rows: &[T]) -> Vec<Vec<&Table1Row>> {
-    let mut groups: Vec<Vec<&Table1Row>> = Vec::new();
-    for r in rows.iter().map(AsRef::as_ref) {
-        match groups.iter_mut().find(|g| g.first().is_some_and(|f| f.site == r.site)) {
+pub(crate) fn by_site<T: AsRef<Table1Row>>(rows: &[T]) -> Vec<Vec<&T>> {
+    let mut groups: Vec<Vec<&T>> = Vec::new();
+    for r in rows {
+        let site = &r.as_ref().site;
+        match groups
+            .iter_mut()
+            .find(|g| g.first().is_some_and(|f| f.as_ref().site == *site))
+        {
             Some(g) => g.push(r),
             None => groups.push(vec![r]),
         }
@@ -232,8 +226,23 @@ pub(crate) fn by_site<T: AsRef<Table1Row>>(rows: &[T]) -> Vec<Vec<&Table1Row>> {
     groups
 }
 
+/// The table's header lines: one value column for one group, else a column
+/// per site group ([`column_head`]).
+pub(crate) fn header<T: AsRef<Table1Row>>(groups: &[Vec<&T>]) -> String {
+    if groups.len() <= 1 {
+        return String::from("| Characteristic | Value |\n|---|---|\n");
+    }
+    let heads: Vec<String> = groups.iter().map(|g| column_head(g)).collect();
+    format!(
+        "| Characteristic | {} |\n|---|{}\n",
+        heads.join(" | "),
+        "---|".repeat(heads.len())
+    )
+}
+
 /// A site column's heading: `All sites (n=20)` or `a (n=10)`.
-pub(crate) fn column_head(group: &[&Table1Row]) -> String {
+fn column_head<T: AsRef<Table1Row>>(group: &[&T]) -> String {
+    let group: Vec<&Table1Row> = group.iter().map(|r| (*r).as_ref()).collect();
     let n = group.iter().find(|r| r.variable == "n").and_then(|r| r.n);
     let name = match group.first().map(|r| r.site.as_str()) {
         Some(ALL_SITES) | None => "All sites".to_string(),

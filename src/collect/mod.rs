@@ -23,15 +23,9 @@ pub mod texts;
 pub use patients::Patients;
 pub use texts::Texts;
 
-/// The site of data read from files given without one (`--input PATH`).
-pub const LOCAL_SITE: &str = "local";
-
-/// True for a usable site id: `[a-z0-9-]`, 1 to 32 characters.
-pub fn is_site_id(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
+/// The site of data read from files given without one (`--input PATH`):
+/// the store's site of data of unknown origin, the same `local`.
+pub use crate::store::LOCAL_SITE;
 
 /// Input arguments grouped by site, in order of first appearance: `SITE=PATH`
 /// names the site (when `PATH` is not itself an existing path with `=` in
@@ -41,7 +35,9 @@ pub fn inputs_by_site(args: &[std::path::PathBuf]) -> Vec<(String, Vec<std::path
     for arg in args {
         let text = arg.to_string_lossy();
         let named = match text.split_once('=') {
-            Some((site, path)) if is_site_id(site) && !arg.exists() => Some((site.to_string(), path.into())),
+            Some((site, path)) if crate::store::check_site_id(site).is_ok() && !arg.exists() => {
+                Some((site.to_string(), path.into()))
+            }
             _ => None,
         };
         let (site, path) = named.unwrap_or_else(|| (LOCAL_SITE.to_string(), arg.clone()));

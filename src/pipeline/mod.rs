@@ -44,21 +44,7 @@ pub enum Input {
 pub fn collect_input(input: &Input, mappings: &MappingSet) -> crate::run_error::Result<Collected> {
     match input {
         Input::Files(paths) => collect(paths, mappings, |_| {}),
-        Input::Store(path) => {
-            let err = |source| crate::run_error::RunError::Store {
-                path: path.clone(),
-                source,
-            };
-            if !path.is_file() {
-                let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no store file there");
-                return Err(crate::run_error::RunError::Input {
-                    path: path.clone(),
-                    source,
-                });
-            }
-            let store = crate::store::Store::open(path).map_err(err)?;
-            collect_store(&store, &path.display().to_string(), mappings).map_err(err)
-        }
+        Input::Store(path) => store::read_store_at(path, |s| collect_store(s, &path.display().to_string(), mappings)),
     }
 }
 

@@ -13,6 +13,18 @@ use crate::mapping::MappingSet;
 /// [`collect_store_sites`] does. A missing file is an input error (opening
 /// would create an empty store).
 pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate::run_error::Result<Vec<Collected>> {
+    read_store_at(path, |store| {
+        collect_store_sites(store, &path.display().to_string(), mappings)
+    })
+}
+
+/// Opens the existing sync store at `path` and reads it with `read`; both
+/// failures name the file (a missing file is an input error: opening would
+/// create an empty store).
+pub(super) fn read_store_at<T>(
+    path: &std::path::Path,
+    read: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError>,
+) -> crate::run_error::Result<T> {
     if !path.is_file() {
         return Err(crate::run_error::RunError::Input {
             path: path.to_path_buf(),
@@ -24,7 +36,7 @@ pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate:
         source,
     };
     let store = crate::store::Store::open(path).map_err(err)?;
-    collect_store_sites(&store, &path.display().to_string(), mappings).map_err(err)
+    read(&store).map_err(err)
 }
 
 /// Reads each site of a sync store (see [`crate::store`]) on its own, in site

@@ -11,7 +11,8 @@
 /// The longest site id.
 pub const MAX_SITE_ID_LEN: usize = 32;
 
-/// The site of resources whose origin is unknown (an old store that holds no sync state).
+/// The site of resources whose origin is unknown: an old store that holds no
+/// sync state, or files given to `imnm cohort` without a site.
 pub const LOCAL_SITE: &str = "local";
 
 /// Why a text is not a site id. The messages never repeat the text.

@@ -96,6 +96,8 @@ struct LabValue<'o> {
     unit_text: Option<String>,
     /// The element read and its raw value, for provenance.
     raw: String,
+    /// The FHIR path an unusable unit is reported at.
+    unit_path: &'static str,
 }
 
 fn lab_value<'o>(o: &'o Observation, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
@@ -120,6 +122,7 @@ fn lab_value<'o>(o: &'o Observation, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> 
                 ucum,
                 unit_text: text.map(str::to_string),
                 raw,
+                unit_path: "Observation.valueQuantity.unit",
             })
         }
         Some(ObservationValue::String(s)) => {
@@ -146,6 +149,7 @@ fn lab_value<'o>(o: &'o Observation, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> 
                 ucum: None,
                 unit_text: n.unit.or(range_unit),
                 raw,
+                unit_path: "Observation.valueString",
             })
         }
         _ => {
@@ -165,12 +169,7 @@ fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
             "unit {unit:?} does not convert to {}; result not counted",
             def.canonical
         );
-        let path = if v.raw.starts_with("valueString") {
-            "Observation.valueString"
-        } else {
-            "Observation.valueQuantity.unit"
-        };
-        ctx.issue(Severity::Warning, IssueCode::UnitNotConvertible, path, msg);
+        ctx.issue(Severity::Warning, IssueCode::UnitNotConvertible, v.unit_path, msg);
         return None;
     };
     let unit = v.ucum.or(v.unit_text.as_deref()).unwrap_or("");
