@@ -9,7 +9,7 @@ mod share;
 mod sync;
 mod sync_sites;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -20,6 +20,7 @@ use imnm_fhir::exit;
 use imnm_fhir::mapping::MappingSet;
 use imnm_fhir::pipeline;
 use imnm_fhir::report::Severity;
+use imnm_fhir::store::StoreLocation;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use cli::{Cli, Command, MappingsCommand, RegistryCommand};
@@ -232,7 +233,7 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
 
 /// The store to read (`--store`, or `--config`'s) and the identifier systems
 /// that link sites (`--link-identifier`, then `--config`'s `link_identifiers`).
-fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<PathBuf>, Vec<String>), Exit> {
+fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<StoreLocation>, Vec<String>), Exit> {
     let mut link = args.link_identifier.clone();
     let Some(file) = &args.config else {
         return Ok((args.store.clone(), link));
@@ -243,16 +244,7 @@ fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<PathBuf>, Vec<String>
             link.push(system);
         }
     }
-    match config.store {
-        imnm_fhir::registry::StoreLocation::Path(p) => Ok((Some(p), link)),
-        imnm_fhir::registry::StoreLocation::Url(_) => Err(Exit::new(
-            exit::USAGE,
-            anyhow::anyhow!(
-                "{}: `store` is a URL; imnm cohort reads only a SQLite store file",
-                file.display()
-            ),
-        )),
-    }
+    Ok((Some(config.store), link))
 }
 
 fn finish_cohort(

@@ -39,14 +39,7 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
             per_site.join(", ")
         )));
     }
-    let store_path = match &config.store {
-        StoreLocation::Path(p) => p.clone(),
-        StoreLocation::Url(_) => {
-            return Err(usage(anyhow::anyhow!(
-                "{file}: `store` is a URL; imnm sync writes only a SQLite store file"
-            )))
-        }
-    };
+    let store_at = config.store.clone();
     let mut chosen: Vec<&SiteConfig> = Vec::new();
     for id in &args.site {
         match config.site(id) {
@@ -69,11 +62,9 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
         .settings
         .log
         .clone()
-        .unwrap_or_else(|| store_path.parent().unwrap_or(Path::new("")).join("log.ndjson"));
+        .unwrap_or_else(|| crate::sync::default_log(&store_at));
     let log = Arc::new(RunLog::create(&log_path)?);
-    let store = Store::open(&store_path)
-        .with_context(|| format!("opening store {}", store_path.display()))
-        .or_exit(exit::OUTPUT)?;
+    let store = crate::sync::open_store(&store_at)?;
     let store = Arc::new(Mutex::new(store));
     // Bars only when one site runs at a time: parallel sites' phases would draw over each other.
     let bars = (parallel == 1).then(Bars::new);
@@ -83,7 +74,7 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
     eprintln!(
         "{file}: syncing {} site(s), {parallel} at a time, into {}",
         chosen.len(),
-        store_path.display()
+        store_at
     );
     let prepared: Vec<(String, Prepared)> = chosen
         .iter()
@@ -97,7 +88,7 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
         bars.finish();
     }
     let outcomes = outcomes?;
-    summary(&outcomes, &store, &store_path, &log_path)
+    summary(&outcomes, &store, &store_at, &log_path)
 }
 
 /// The names of the single-server flags given (they are set per site in a registry config).
@@ -249,7 +240,7 @@ async fn run_sites(
 fn summary(
     outcomes: &[(String, Outcome)],
     store: &Mutex<Store>,
-    store_path: &Path,
+    store_at: &StoreLocation,
     log_path: &Path,
 ) -> Result<u8, Exit> {
     let width = outcomes.iter().map(|(id, _)| id.len()).max().unwrap_or(0);
@@ -286,7 +277,7 @@ fn summary(
         .context("counting the store")
         .or_exit(exit::OUTPUT)?;
     let per_type: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    eprintln!("store {}: {}", store_path.display(), per_type.join(", "));
+    eprintln!("store {store_at}: {}", per_type.join(", "));
     eprintln!("log: {}", log_path.display());
     if failed > 0 {
         eprintln!("error: {failed} of {} site(s) failed", outcomes.len());
