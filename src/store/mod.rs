@@ -34,8 +34,8 @@ pub mod pg;
 pub mod schema;
 pub mod site;
 mod sqlite;
-#[cfg(test)]
-pub(crate) mod testing;
+#[doc(hidden)]
+pub mod testing;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -439,7 +439,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap().keep();
         let path = dir.join("s.db");
         let mut out: Vec<(&'static str, Opener)> = vec![("sqlite", Box::new(move || Store::open(&path).unwrap()))];
-        if let Some(url) = testing::fresh_database() {
+        if let Some(url) = testing::fresh_database().unwrap() {
             out.push(("postgres", Box::new(move || Store::connect(&url).unwrap())));
         }
         out
@@ -740,7 +740,7 @@ mod tests {
 
     #[test]
     fn a_newer_postgres_schema_is_refused() {
-        let Some(url) = testing::fresh_database() else {
+        let Some(url) = testing::fresh_database().unwrap() else {
             return;
         };
         drop(Store::connect(&url).unwrap());

@@ -65,3 +65,6 @@ mod linkage;
 
 // Sites in one store (issue 23): same ids from two EHRs kept apart, the old store upgraded, sync --config per site.
 mod sync_sites;
+
+// The shared registry database: PostgreSQL beside SQLite, several sync workers (issue 26).
+mod postgres;
