@@ -176,3 +176,138 @@ async fn a_store_url_password_never_shows() {
         "{stderr}"
     );
 }
+
+/// The demo's resources as hospital `tag`'s (every resource differs, same ids).
+fn hospital(tag: &str) -> Vec<Value> {
+    demo_resources()
+        .into_iter()
+        .map(|mut r| {
+            r["language"] = format!("en-{tag}").into();
+            r
+        })
+        .collect()
+}
+
+async fn slow_ehr(resources: Vec<Value>, latency_ms: u64) -> MockEhr {
+    MockEhr::builder()
+        .dataset(resources)
+        .retry_after(Duration::ZERO)
+        .faults(imnm_fhir::mock::FaultPlan::none().latency(Duration::from_millis(latency_ms)))
+        .start()
+        .await
+        .unwrap()
+}
+
+fn spawn_worker(cwd: &Path, config: &str, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_imnm"))
+        .args(["sync", "--config", config, "--worker"])
+        .args(extra)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child off the async runtime: its exit status and stderr.
+async fn finish(child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// Sites a worker's stderr says it synced.
+fn synced(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("site "))
+        .filter(|l| l.contains("  ok "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_sync_three_sites_into_postgres_each_once() {
+    let Some(url) = pg_url() else { return };
+    let ehrs = [
+        slow_ehr(hospital("AU"), 3).await,
+        slow_ehr(hospital("GB"), 3).await,
+        slow_ehr(hospital("US"), 3).await,
+    ];
+    let sites: Vec<(&str, String, &str)> = ["a", "b", "c"]
+        .into_iter()
+        .zip(&ehrs)
+        .map(|(id, e)| (id, e.base_url().to_string(), "crawl"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lite.toml"), registry_toml("lite.db", &sites)).unwrap();
+    std::fs::write(dir.path().join("pg.toml"), registry_toml(&url, &sites)).unwrap();
+    run_ok(
+        args(&["sync", "--config", "lite.toml", "--parallel-sites", "3"]),
+        dir.path(),
+    )
+    .await;
+    let one = spawn_worker(dir.path(), "pg.toml", &[]);
+    let two = spawn_worker(dir.path(), "pg.toml", &[]);
+    let ((s1, e1), (s2, e2)) = (finish(one).await, finish(two).await);
+    assert!(s1.success() && s2.success(), "{e1}\n{e2}");
+    let mut all = synced(&e1);
+    all.extend(synced(&e2));
+    all.sort();
+    assert_eq!(all, ["a", "b", "c"], "each site synced once:\n{e1}\n{e2}");
+    let lite = StoreLocation::Path(dir.path().join("lite.db")).open().unwrap();
+    let pg = StoreLocation::parse(&url).open().unwrap();
+    assert_eq!(pg.rows().unwrap(), lite.rows().unwrap());
+    // Nothing is due any more: a third worker syncs nothing.
+    let (s3, e3) = finish(spawn_worker(dir.path(), "pg.toml", &[])).await;
+    assert!(s3.success() && synced(&e3).is_empty(), "{e3}");
+    assert_eq!(e3.matches("not due").count(), 3, "{e3}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_lease_expires_and_another_worker_finishes_the_site() {
+    let Some(url) = pg_url() else { return };
+    let ehr = slow_ehr(hospital("NZ"), 15).await;
+    let sites = [("a", ehr.base_url().to_string(), "crawl")];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lite.toml"), registry_toml("lite.db", &sites)).unwrap();
+    std::fs::write(dir.path().join("pg.toml"), registry_toml(&url, &sites)).unwrap();
+    run_ok(args(&["sync", "--config", "lite.toml"]), dir.path()).await;
+    let clean = StoreLocation::Path(dir.path().join("lite.db"))
+        .open()
+        .unwrap()
+        .rows()
+        .unwrap();
+
+    let mut killed = spawn_worker(dir.path(), "pg.toml", &["--lease-ttl", "3"]);
+    let started = std::time::Instant::now();
+    let rows_so_far = || {
+        StoreLocation::parse(&url)
+            .open()
+            .map_or(0, |s| s.rows().map_or(0, |r| r.len()))
+    };
+    while rows_so_far() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the worker stored nothing");
+        assert!(
+            killed.try_wait().unwrap().is_none(),
+            "the worker ended before a row was seen"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    killed.kill().unwrap(); // SIGKILL
+    let _ = finish(killed).await;
+    let partial = rows_so_far();
+    assert!(partial < clean.len(), "the kill landed mid-run ({partial} rows)");
+    // Its lease still holds: another worker leaves the site alone…
+    let (s, e) = finish(spawn_worker(dir.path(), "pg.toml", &[])).await;
+    assert!(
+        s.success() && synced(&e).is_empty() && e.contains("held by another worker"),
+        "{e}"
+    );
+    // …until it expires; then one takes it over and the store equals an uninterrupted run's.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (s, e) = finish(spawn_worker(dir.path(), "pg.toml", &[])).await;
+    assert!(s.success() && synced(&e) == ["a"], "{e}");
+    assert_eq!(StoreLocation::parse(&url).open().unwrap().rows().unwrap(), clean);
+}

@@ -351,8 +351,18 @@ pub struct SyncArgs {
     #[arg(long = "site", value_name = "ID")]
     pub site: Vec<String>,
     /// With a registry config: how many sites are synced at once. Default 1.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64), conflicts_with = "worker")]
     pub parallel_sites: Option<u64>,
+    /// With a registry config: run as one of several sync workers sharing its store
+    /// (several processes or machines): take each due site no other worker holds, sync
+    /// it under a lease, and exit when none is left. A site is due when it never
+    /// finished, or its last run ended `every` ago (a failed one: min(every, 15 min)).
+    #[arg(long, requires = "config")]
+    pub worker: bool,
+    /// With --worker: how long a lease lasts without renewal (renewed every third of it
+    /// while the site syncs); a killed worker's site is taken over this long after.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(3..))]
+    pub lease_ttl: u64,
     /// The settings (each may come from --config instead).
     #[command(flatten)]
     pub settings: SyncSettings,

@@ -8,6 +8,7 @@ mod registry;
 mod share;
 mod sync;
 mod sync_sites;
+mod worker;
 
 use std::path::Path;
 use std::process::ExitCode;

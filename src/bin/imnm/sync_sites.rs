@@ -21,10 +21,10 @@ use crate::sync::{auth_from, interrupted_message, patient_list, Bars, RunLog, St
 use crate::{Exit, OrExit};
 
 /// One site's outcome.
-type Outcome = Result<SyncReport, Exit>;
+pub(crate) type Outcome = Result<SyncReport, Exit>;
 
 /// A site ready to run (its client and options), or why it cannot start.
-type Prepared = Result<(FhirClient, SyncOptions), Exit>;
+pub(crate) type Prepared = Result<(FhirClient, SyncOptions), Exit>;
 
 /// Syncs the registry config at `path` (holding `text`) as `args` ask.
 pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
@@ -71,6 +71,19 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
         .map_err(usage)?;
+    if args.worker {
+        let lease = std::time::Duration::from_secs(args.lease_ttl);
+        let work = crate::worker::Work {
+            sites: &chosen,
+            since,
+            store: store.clone(),
+            mappings,
+            log: &log,
+            lease,
+        };
+        let outcomes = runtime.block_on(work.run())?;
+        return summary(&outcomes, &store, &store_at, &log_path);
+    }
     eprintln!(
         "{file}: syncing {} site(s), {parallel} at a time, into {}",
         chosen.len(),
@@ -115,7 +128,7 @@ fn per_site_flags(s: &SyncSettings) -> Vec<&'static str> {
 
 /// A site's client and options, from its config (its token variable, key and
 /// patients file are read now: a failure is the site's alone).
-fn prepare(
+pub(crate) fn prepare(
     site: &SiteConfig,
     since: Since,
     progress: Option<sync::ProgressSink>,
@@ -167,7 +180,7 @@ fn prepare(
 
 /// Runs the prepared sites, `parallel` at a time, each to its end whatever the
 /// others do; on Ctrl-C stops them all and cancels their pending bulk exports.
-async fn run_sites(
+pub(crate) async fn run_sites(
     prepared: Vec<(String, Prepared)>,
     store: Arc<Mutex<Store>>,
     mappings: Arc<MappingSet>,
