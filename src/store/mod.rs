@@ -34,6 +34,7 @@ pub mod pg;
 pub mod schema;
 pub mod site;
 mod sqlite;
+pub mod tables;
 #[doc(hidden)]
 pub mod testing;
 
@@ -45,6 +46,7 @@ use serde_json::Value;
 pub use location::StoreLocation;
 pub use schema::SCHEMA_VERSION;
 pub use site::{check_site_id, site_id_for, SiteIdError, LOCAL_SITE, MAX_SITE_ID_LEN};
+pub use tables::Table;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,14 @@ pub enum StoreError {
     BadUrl {
         /// The URL, redacted.
         url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A table to publish is not one ([`Table`]).
+    #[error("table {table}: {reason}")]
+    BadTable {
+        /// Its name.
+        table: String,
         /// What is wrong.
         reason: String,
     },
@@ -208,6 +218,7 @@ trait Backend: Send {
     fn outcomes(&self, site: &str) -> Result<Vec<String>, StoreError>;
     fn take_lease(&mut self, lease: &Lease<'_>) -> Result<bool, StoreError>;
     fn release_lease(&mut self, site: &str, holder: &str) -> Result<(), StoreError>;
+    fn replace_tables(&mut self, tables: &[Table]) -> Result<(), StoreError>;
 }
 
 /// The store. Open one with [`Store::open`] (a SQLite file), [`Store::connect`]
@@ -368,6 +379,14 @@ impl Store {
             now: unix_now(),
             ttl_secs,
         })
+    }
+
+    /// Replaces the published tables named in `tables` (see [`tables`](mod@tables)),
+    /// all in one transaction: a reader sees the previous set or the new one.
+    /// A table keeps its grants when its columns are unchanged.
+    pub fn replace_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
+        tables.iter().try_for_each(Table::check)?;
+        self.backend.replace_tables(tables)
     }
 
     /// Gives up `holder`'s lease on `site` (nothing when it holds none).

@@ -31,7 +31,7 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls};
 
 use super::location::redact;
-use super::{decide, Backend, Incoming, Lease, Row, StoreError, SyncState, WriteStats, SCHEMA_VERSION};
+use super::{decide, Backend, Incoming, Lease, Row, StoreError, SyncState, Table, WriteStats, SCHEMA_VERSION};
 
 /// A job for the connection's thread.
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
@@ -462,6 +462,11 @@ impl Backend for Pg {
         })
     }
 
+    fn replace_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
+        let tables = tables.to_vec();
+        self.call(move |c| publish(c, &tables))
+    }
+
     fn release_lease(&mut self, site: &str, holder: &str) -> Result<(), StoreError> {
         exec(
             self,
@@ -500,4 +505,65 @@ fn stream(c: &mut Client, site: Option<String>, out: &mpsc::SyncSender<Row>) -> 
         }
     }
     Ok(())
+}
+
+/// Replaces the published tables in one transaction, each filled by `COPY`.
+fn publish(c: &mut Client, tables: &[Table]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let schema = super::tables::SCHEMA;
+    let mut tx = c.transaction()?;
+    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+    for t in tables {
+        let name = format!("{schema}.{}", t.name);
+        let held: Vec<String> = tx
+            .query(
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                &[&schema, &t.name],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if held == t.columns {
+            tx.batch_execute(&format!("TRUNCATE {name}"))?;
+        } else {
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}; {}", t.create_sql(&name)))?;
+        }
+        let mut w = tx.copy_in(&format!("COPY {name} ({}) FROM STDIN", t.column_list()))?;
+        let mut line = String::new();
+        for row in &t.rows {
+            line.clear();
+            for (i, cell) in row.iter().enumerate() {
+                if i > 0 {
+                    line.push('\t');
+                }
+                copy_cell(&mut line, cell.as_deref());
+            }
+            line.push('\n');
+            w.write_all(line.as_bytes()).map_err(|e| StoreError::BadTable {
+                table: t.name.clone(),
+                reason: format!("copying rows: {e}"),
+            })?;
+        }
+        w.finish()?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// One cell in `COPY`'s text format: `\N` for NULL, backslash escapes otherwise.
+fn copy_cell(out: &mut String, cell: Option<&str>) {
+    let Some(text) = cell else {
+        out.push_str("\\N");
+        return;
+    };
+    for ch in text.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{decide, Backend, Incoming, Lease, Row, StoreError, SyncState, WriteStats};
+use super::{decide, Backend, Incoming, Lease, Row, StoreError, SyncState, Table, WriteStats};
 
 /// A SQLite connection holding a store of [`super::SCHEMA_VERSION`].
 pub(super) struct Sqlite {
@@ -232,6 +232,31 @@ impl Backend for Sqlite {
         )?;
         tx.commit()?;
         Ok(n == 1)
+    }
+
+    fn replace_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for t in tables {
+            let name = format!("imnm_cohort_{}", t.name);
+            let held: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
+                let names = stmt.query_map(params![name], |r| r.get(0))?;
+                names.collect::<Result<_, _>>()?
+            };
+            if held == t.columns {
+                tx.execute(&format!("DELETE FROM {name}"), [])?;
+            } else {
+                tx.execute(&format!("DROP TABLE IF EXISTS {name}"), [])?;
+                tx.execute(&t.create_sql(&name), [])?;
+            }
+            let marks = vec!["?"; t.columns.len()].join(", ");
+            let mut insert = tx.prepare(&format!("INSERT INTO {name} ({}) VALUES ({marks})", t.column_list()))?;
+            for row in &t.rows {
+                insert.execute(rusqlite::params_from_iter(row.iter()))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn release_lease(&mut self, site: &str, holder: &str) -> Result<(), StoreError> {

@@ -311,3 +311,107 @@ async fn a_killed_workers_lease_expires_and_another_worker_finishes_the_site() {
     assert!(s.success() && synced(&e) == ["a"], "{e}");
     assert_eq!(StoreLocation::parse(&url).open().unwrap().rows().unwrap(), clean);
 }
+
+/// Every row of a published table, as text cells, in a stable order (PostgreSQL via its own thread).
+fn pg_table(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query(&sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+fn sqlite_table(path: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = c.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cohort_tables_are_published_for_a_read_only_role() {
+    let Some(url) = pg_url() else { return };
+    let (a, b) = (ehr_serving(hospital("AU")).await, ehr_serving(hospital("GB")).await);
+    let sites = [
+        ("a", a.base_url().to_string(), "crawl"),
+        ("b", b.base_url().to_string(), "crawl"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lite.toml"), registry_toml("lite.db", &sites)).unwrap();
+    std::fs::write(dir.path().join("pg.toml"), registry_toml(&url, &sites)).unwrap();
+    for config in ["lite.toml", "pg.toml"] {
+        run_ok(args(&["sync", "--config", config]), dir.path()).await;
+        let out = format!("out-{config}");
+        let said = run_ok(args(&["cohort", "--config", config, "--out", &out]), dir.path()).await;
+        assert!(said.contains("published 6 table(s)"), "{said}");
+    }
+    // The cases table is cohort.csv, row for row; SQLite and PostgreSQL hold the same cells.
+    let csv = std::fs::read_to_string(dir.path().join("out-pg.toml/cohort.csv")).unwrap();
+    let cases = pg_table(
+        &url,
+        "SELECT site, patient_id, ck_peak_u_per_l FROM imnm_cohort.cases ORDER BY site, patient_id",
+    );
+    assert_eq!(cases.len(), csv.lines().count() - 1);
+    assert!(
+        cases.iter().any(|r| r[0].as_deref() == Some("b")),
+        "per site: {cases:?}"
+    );
+    let lite = dir.path().join("lite.db");
+    for (table, order) in [
+        ("cases", "site, patient_id"),
+        ("table1", "site, variable, level"),
+        ("issues", "1"),
+    ] {
+        let q = |prefix: &str| format!("SELECT * FROM {prefix}{table} ORDER BY {order}");
+        assert_eq!(
+            pg_table(&url, &q("imnm_cohort.")),
+            sqlite_table(&lite, &q("imnm_cohort_")),
+            "{table}"
+        );
+    }
+    let pooled = pg_table(
+        &url,
+        "SELECT n FROM imnm_cohort.table1 WHERE site = 'all' AND variable = 'n'",
+    );
+    assert_eq!(pooled, [[Some((csv.lines().count() - 1).to_string())]]);
+    // The README's read-only role reads every table, also after the next build, and writes none.
+    let admin = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let db: String = c.query_one("SELECT current_database()", &[]).unwrap().get(0);
+            let role = format!("{db}_reader");
+            c.batch_execute(&format!(
+                "CREATE ROLE {role} LOGIN;
+                 GRANT CONNECT ON DATABASE {db} TO {role};
+                 GRANT USAGE ON SCHEMA imnm_cohort TO {role};
+                 GRANT SELECT ON ALL TABLES IN SCHEMA imnm_cohort TO {role};
+                 ALTER DEFAULT PRIVILEGES IN SCHEMA imnm_cohort GRANT SELECT ON TABLES TO {role};"
+            ))
+            .unwrap();
+            role
+        }
+    })
+    .join()
+    .unwrap();
+    run_ok(args(&["cohort", "--config", "pg.toml", "--out", "again"]), dir.path()).await;
+    let reader_url = url.replacen("://imnm@", &format!("://{admin}@"), 1);
+    let n = pg_table(&reader_url, "SELECT count(*)::text FROM imnm_cohort.cases");
+    assert_eq!(n, [[Some(cases.len().to_string())]]);
+    let refused = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&reader_url, postgres::NoTls).unwrap();
+        c.batch_execute("DELETE FROM imnm_cohort.cases").is_err() && c.batch_execute("SELECT * FROM resource").is_err()
+    })
+    .join()
+    .unwrap();
+    assert!(refused, "the reader can write the cohort or read the raw resources");
+}

@@ -224,6 +224,11 @@ pub struct CohortArgs {
     /// Also write relevant.ndjson: every resource a rule used (run per shard, then one run over these files).
     #[arg(long)]
     pub relevant: bool,
+    /// With --store or --config: do not write the cohort tables into the store's database
+    /// (by default a build of every site replaces them: schema imnm_cohort in PostgreSQL,
+    /// tables imnm_cohort_* in SQLite).
+    #[arg(long)]
+    pub no_publish: bool,
     /// Threads reading the input (default: the available cores). Any number gives the same outputs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,

@@ -187,7 +187,11 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
             }
             sites.retain(|c| args.site.contains(&c.site));
         }
-        return finish_cohort(sites, &mappings, &args, &link);
+        let code = finish_cohort(sites, &mappings, &args, &link)?;
+        if args.site.is_empty() && !args.no_publish {
+            publish(path, &args.out)?;
+        }
+        return Ok(code);
     }
     let groups = imnm_fhir::collect::inputs_by_site(&args.input);
     let mut total = 0;
@@ -246,6 +250,26 @@ fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<StoreLocation>, Vec<S
         }
     }
     Ok((Some(config.store), link))
+}
+
+/// Writes the cohort outputs in `out` into the store's database as tables
+/// (`imnm_fhir::cohort::publish`), for researchers' SQL.
+fn publish(at: &StoreLocation, out: &Path) -> Result<(), Exit> {
+    let tables = cohort::publish::tables_of(out)?;
+    let mut store = at
+        .open()
+        .with_context(|| format!("opening store {at}"))
+        .or_exit(exit::OUTPUT)?;
+    store
+        .replace_tables(&tables)
+        .with_context(|| format!("publishing the cohort tables into store {at}"))
+        .or_exit(exit::OUTPUT)?;
+    let place = match at {
+        StoreLocation::Path(_) => "tables imnm_cohort_*",
+        StoreLocation::Url(_) => "schema imnm_cohort",
+    };
+    eprintln!("published {} table(s) into store {at} ({place})", tables.len());
+    Ok(())
 }
 
 fn finish_cohort(
