@@ -5,7 +5,15 @@
 //! IMNM_BENCH_SIZES=10000,100000,1000000 cargo bench --bench scan
 //! IMNM_BENCH_BIG=/data/big.ndjson cargo bench --bench scan    # adds a run on a big file (see BENCHMARKS.md)
 //! IMNM_BENCH_REPEAT=5 cargo bench --bench scan               # runs per figure (median kept; default 3)
+//! IMNM_BENCH_REGISTRY=10,100 IMNM_BENCH_REGISTRY_SIZE=150000 cargo bench --bench scan
 //! ```
+//!
+//! Besides hospital-wide exports (few resources relevant), **registry-shaped**
+//! inputs (`bench_data::Spec::registry`: every patient a case, ~150 results
+//! each, `IMNM_BENCH_REGISTRY` percent of them CK or antibodies; default
+//! 10,50,100 at `IMNM_BENCH_REGISTRY_SIZE` = 150,000 resources; `none` to
+//! skip) are measured as NDJSON, a Bulk folder, a Bundle and a synced store
+//! (`imnm cohort --store`), each against Python `json.loads` of the same lines.
 //!
 //! Baselines, each reading the file line by line: Python `json.loads` (when
 //! `python3` is on PATH), `serde_json::Value`, and the narrow borrowed struct
@@ -63,8 +71,16 @@ fn main() {
     let mut figures = Vec::new();
     for &n in &sizes {
         let dir = data.join(n.to_string());
-        let resources = prepare(n, &dir);
+        let resources = prepare(&Spec::new(n), &dir);
         figures.extend(run_size(&format!("{n}"), &dir, resources, repeat));
+    }
+    let (pcts, reg_size) = registry_inputs();
+    for pct in pcts {
+        let dir = data.join(format!("reg{pct}-{reg_size}"));
+        let resources = prepare(&Spec::registry(reg_size, pct), &dir);
+        let label = format!("reg{pct}% {reg_size}");
+        figures.extend(run_size(&label, &dir, resources, repeat));
+        figures.extend(store_figures(&format!("reg{pct}% store"), &dir, resources, repeat));
     }
     if let Ok(big) = std::env::var("IMNM_BENCH_BIG") {
         let path = PathBuf::from(big);
@@ -103,11 +119,72 @@ fn machine() -> String {
     format!("machine: {cpu}, {cores} cores; load average before the run: {load}\n")
 }
 
-/// Writes the inputs of one size once (kept under target/tmp between runs).
-fn prepare(n: u64, dir: &Path) -> u64 {
+/// The registry-shaped inputs asked for: (percentages relevant, resources).
+fn registry_inputs() -> (Vec<u8>, u64) {
+    let pcts = std::env::var("IMNM_BENCH_REGISTRY").unwrap_or_else(|_| "10,50,100".into());
+    let size = std::env::var("IMNM_BENCH_REGISTRY_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150_000);
+    (pcts.split(',').filter_map(|s| s.trim().parse().ok()).collect(), size)
+}
+
+/// `imnm cohort --store` on one and two threads over the synced store of a registry input.
+fn store_figures(label: &str, dir: &Path, resources: u64, repeat: usize) -> Vec<Figure> {
+    let (store, out) = (dir.join("store.db"), dir.join("out"));
+    let methods: Vec<Method<'_>> = ["1", "2"]
+        .into_iter()
+        .map(|threads| -> Method<'_> {
+            let (store, out) = (store.clone(), out.clone());
+            (
+                format!("imnm cohort -t{threads}"),
+                Box::new(move || {
+                    let _ = std::fs::remove_dir_all(&out);
+                    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imnm"));
+                    cmd.args(["cohort", "--no-publish", "--threads", threads, "--store"])
+                        .arg(&store)
+                        .arg("--out")
+                        .arg(&out);
+                    let (secs, rss) = timed(cmd);
+                    Figure {
+                        input: label.into(),
+                        method: String::new(),
+                        resources,
+                        bytes: file_bytes(&[&store]),
+                        secs,
+                        rss_mb: Some(rss),
+                    }
+                }),
+            )
+        })
+        .collect();
+    interleaved(repeat, &methods)
+}
+
+/// A synced store of `spec`'s resources (site `reg`), as `imnm sync` writes pages.
+fn write_store(spec: &Spec, path: &Path) {
+    let mut store = imnm_fhir::store::Store::open(path).expect("bench store");
+    let mut page: Vec<serde_json::Value> = Vec::with_capacity(1000);
+    let mut bad = 0;
+    bench_data::for_each(spec, |_, json| match serde_json::from_str(json) {
+        Ok(v) => {
+            page.push(v);
+            if page.len() == 1000 {
+                store.write_page("reg", &page).expect("store page");
+                page.clear();
+            }
+        }
+        Err(_) => bad += 1,
+    });
+    store.write_page("reg", &page).expect("store page");
+    assert_eq!(bad, 0, "a registry input has no faults");
+}
+
+/// Writes the inputs of one spec once (kept under target/tmp between runs).
+fn prepare(spec: &Spec, dir: &Path) -> u64 {
     let stamp = dir.join("stamp");
-    let spec = Spec::new(n);
-    let want = format!("bench_data v1 {n}");
+    let spec = *spec;
+    let want = format!("bench_data v2 {} {:?}", spec.resources, spec.registry);
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).expect("bench data folder");
@@ -115,6 +192,9 @@ fn prepare(n: u64, dir: &Path) -> u64 {
         bench_data::write_bulk_dir(&spec, &dir.join("bulk"), false).expect("write bulk/");
         bench_data::write_bulk_dir(&spec, &dir.join("bulk-gz"), true).expect("write bulk-gz/");
         bench_data::write_bundle(&spec, &dir.join("bundle.json")).expect("write bundle.json");
+        if spec.registry.is_some() {
+            write_store(&spec, &dir.join("store.db"));
+        }
         std::fs::write(&stamp, want).expect("stamp");
     }
     count_lines(&dir.join("all.ndjson"))
@@ -355,8 +435,20 @@ fn targets(figures: &[Figure]) {
                 continue;
             };
             let mut parts = vec![format!("2 threads ÷ 1: {:.2} (target ≥ 1.8)", c2.rate() / c1.rate())];
-            if let Some(p) = find(input, "python json.loads") {
-                parts.push(format!("1 thread × python: {:.1} (target ≥ 5)", c1.rate() / p.rate()));
+            // A store's lines are its group's all.ndjson's: the same Python baseline.
+            let group = input.split(' ').next().unwrap_or("");
+            let python = find(input, "python json.loads").or_else(|| {
+                figures
+                    .iter()
+                    .find(|f| f.input.starts_with(group) && f.method == "python json.loads")
+            });
+            if let Some(p) = python {
+                let target = match group {
+                    "reg100%" => " (target ≥ 2)",
+                    "reg50%" => "",
+                    _ => " (target ≥ 5)",
+                };
+                parts.push(format!("1 thread × python: {:.1}{target}", c1.rate() / p.rate()));
             }
             if let Some(n) = find(input, "narrow serde struct") {
                 parts.push(format!(

@@ -9,6 +9,12 @@
 //! With `faults`, a few bad lines are mixed in (malformed JSON, a duplicate,
 //! an unknown unit, an unknown element) so issue paths are exercised.
 //!
+//! **Registry-shaped** inputs ([`Spec::registry`]) are what a registry syncs:
+//! only its cohort's patients, so every patient is an IMNM case, each with
+//! about [`REGISTRY_OBS_PER_PATIENT`] results (a child's labs followed for
+//! years), of which the given percentage are CK or myositis antibody results
+//! (the rest other labs and vital signs).
+//!
 //! Everything is made up (no real patients) and comes from a fixed-seed
 //! generator: the same [`Spec`] gives the same bytes. This module owns only
 //! text generation and file writing; it never reads inputs or runs the pipeline.
@@ -24,6 +30,9 @@ use std::path::Path;
 /// Observations per patient (on average).
 pub const OBS_PER_PATIENT: u64 = 200;
 
+/// Observations per patient of a registry-shaped input (on average).
+pub const REGISTRY_OBS_PER_PATIENT: u64 = 150;
+
 /// What to generate.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -33,6 +42,9 @@ pub struct Spec {
     pub seed: u64,
     /// Mix in a few bad lines.
     pub faults: bool,
+    /// Registry-shaped: every patient a case, this percentage (0–100) of the
+    /// Observations CK or antibody results. `None`: a hospital-wide export.
+    pub registry: Option<u8>,
 }
 
 impl Spec {
@@ -43,13 +55,32 @@ impl Spec {
             resources,
             seed: 1,
             faults: false,
+            registry: None,
+        }
+    }
+
+    /// A registry-shaped spec (every patient a case, `relevant_pct`% of the
+    /// results CK or antibodies) of about `resources` resources.
+    #[must_use]
+    pub fn registry(resources: u64, relevant_pct: u8) -> Self {
+        Self {
+            registry: Some(relevant_pct.min(100)),
+            ..Self::new(resources)
+        }
+    }
+
+    /// Observations per patient, on average.
+    fn obs_per_patient(&self) -> u64 {
+        match self.registry {
+            Some(_) => REGISTRY_OBS_PER_PATIENT,
+            None => OBS_PER_PATIENT,
         }
     }
 
     /// Patients needed for about `resources` resources (at least one).
     #[must_use]
     pub fn patients(&self) -> u64 {
-        (self.resources / (OBS_PER_PATIENT + 8)).max(1)
+        (self.resources / (self.obs_per_patient() + 8)).max(1)
     }
 }
 
@@ -380,7 +411,7 @@ fn medication(out: &mut String, i: usize, code: &str, name: &str) {
 fn for_patient(g: &mut Gen, spec: &Spec, buf: &mut String, emit: &mut dyn FnMut(&str, &str)) {
     let p = g.patient;
     let v = Vendor::of(p);
-    let case = p % 40 == 7;
+    let case = spec.registry.is_some() || p % 40 == 7;
     let candidate = !case && p % 55 == 11;
     let pid = v.id(p, "PT", 0);
     buf.clear();
@@ -397,10 +428,14 @@ fn for_patient(g: &mut Gen, spec: &Spec, buf: &mut String, emit: &mut dyn FnMut(
         med_request(g, v, &pid, n, med, buf);
         emit("MedicationRequest", buf);
     }
-    let count = OBS_PER_PATIENT - 20 + g.below(41);
+    let per = spec.obs_per_patient();
+    let count = per - per / 10 + g.below(per / 5 + 1);
     for n in 0..count {
         buf.clear();
-        observation(g, v, &pid, n, case || candidate, buf);
+        // Registry-shaped: whether this result is a CK or antibody one (drawn only then,
+        // so a hospital-wide export's bytes do not change).
+        let relevant = spec.registry.map(|pct| g.below(100) < u64::from(pct));
+        observation(g, v, &pid, n, case || candidate, relevant, buf);
         if spec.faults {
             fault(v, p, n, buf);
         }
@@ -533,13 +568,19 @@ fn med_request(g: &mut Gen, v: Vendor, pid: &str, n: u64, med: usize, out: &mut 
     );
 }
 
-fn observation(g: &mut Gen, v: Vendor, pid: &str, n: u64, suggestive: bool, out: &mut String) {
-    let roll = g.below(1000);
+/// One Observation. `relevant`: `Some(true)` a CK (every tenth an antibody)
+/// result, `Some(false)` any other, `None` drawn as in a hospital's export.
+fn observation(g: &mut Gen, v: Vendor, pid: &str, n: u64, suggestive: bool, relevant: Option<bool>, out: &mut String) {
+    let roll = match relevant {
+        None => g.below(1000),
+        Some(true) => 0,
+        Some(false) => 20 + g.below(980),
+    };
     let id = v.id(g.patient, "OB", n);
     let _ = write!(out, r#"{{"resourceType":"Observation","id":"{id}","#);
     v.extras(out, n);
     out.push_str(r#""status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":""#);
-    if suggestive && n == 3 {
+    if (suggestive && n == 3) || (relevant == Some(true) && n % 10 == 3) {
         out.push_str(r#"laboratory"}]}],"#);
         return antibody(g, pid, out);
     }
@@ -653,5 +694,26 @@ mod tests {
             bad += usize::from(serde_json::from_str::<serde::de::IgnoredAny>(j).is_err())
         });
         assert!(bad >= 1, "{bad}");
+    }
+
+    #[test]
+    fn registry_shaped_inputs_are_all_cases_with_the_share_of_relevant_results_asked() {
+        for pct in [10u8, 50, 100] {
+            let spec = Spec::registry(30_000, pct);
+            let (mut obs, mut relevant, mut cases) = (0usize, 0usize, 0usize);
+            for_each(&spec, |t, j| {
+                if t == "Observation" {
+                    obs += 1;
+                    // CK (LOINC 2157-6) or an antibody result.
+                    relevant += usize::from(j.contains("2157-6") || j.contains("HMGCR") || j.contains("SRP"));
+                }
+                cases += usize::from(t == "Condition" && (j.contains("715863001") || j.contains("G72.49")));
+            });
+            assert_eq!(cases as u64, spec.patients(), "every patient a case ({pct}%)");
+            let share = relevant as f64 * 100.0 / obs as f64;
+            assert!((share - f64::from(pct)).abs() < 4.0, "{pct}%: {share:.1}% of {obs}");
+            let per = obs as f64 / spec.patients() as f64;
+            assert!((140.0..160.0).contains(&per), "{per} results per patient");
+        }
     }
 }
