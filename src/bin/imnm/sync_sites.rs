@@ -124,7 +124,7 @@ fn per_site_flags(s: &SyncSettings) -> Vec<&'static str> {
 
 /// A site's client and options, from its config (its token variable, key and
 /// patients file are read now: a failure is the site's alone).
-fn prepare(
+pub(crate) fn prepare(
     site: &SiteConfig,
     since: Since,
     progress: Option<sync::ProgressSink>,
