@@ -762,9 +762,8 @@ mod tests {
                 sha256: hash
             }]
         );
-        let bad = format!(
-            "{MINIMAL}[[serve.token]]\nname = \"Ops Team\"\nrole = \"admin\"\nsha256 = \"s3cr3t-token\"\n"
-        );
+        let bad =
+            format!("{MINIMAL}[[serve.token]]\nname = \"Ops Team\"\nrole = \"admin\"\nsha256 = \"s3cr3t-token\"\n");
         let found = problems(&bad);
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found.iter().all(|p| !p.contains("s3cr3t")), "{found:?}");

@@ -181,8 +181,10 @@ fn completeness_section(snap: &Snapshot, caller: &Caller, body: &mut String) {
     }
     body.push_str("</tr>");
     let rows = || snap.completeness.iter().filter(|r| r.source == "all");
-    let mut variables: Vec<&str> = rows().map(|r| r.variable.as_str()).collect();
-    variables.dedup();
+    let variables: Vec<&str> = rows()
+        .filter(|r| r.site == "all")
+        .map(|r| r.variable.as_str())
+        .collect();
     let single = snap.sites.len() <= 1;
     for v in variables {
         let _ = write!(body, "<tr><td>{}</td>", esc(v));
