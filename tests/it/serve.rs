@@ -574,3 +574,88 @@ async fn the_page_and_a_case_render_in_headless_chromium() {
     );
     assert_eq!(served.terminate().await.code(), Some(0));
 }
+
+/// Resource rows in a store another process is writing (0 before its table exists).
+fn rows_so_far(path: &Path) -> usize {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    rusqlite::Connection::open_with_flags(path, flags)
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM resource", [], |r| r.get::<_, i64>(0)))
+        .map_or(0, |n| n as usize)
+}
+
+fn store_rows(path: &Path) -> Vec<imnm_fhir::store::Row> {
+    imnm_fhir::store::Store::open(path).unwrap().rows().unwrap()
+}
+
+// See: issue 25 (SIGTERM and kill -9 of serve during a sync, a restart: the store equals an uninterrupted run's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_kill_9_of_serve_during_a_sync_then_restart_give_the_clean_store() {
+    let ehr = mock_of(
+        demo_resources(),
+        FaultPlan::none().latency(Duration::from_millis(15)),
+        None,
+    )
+    .await;
+    let text = config(&[("a", &ehr.base_url())], "");
+    let (clean, killed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dir in [&clean, &killed] {
+        std::fs::write(dir.path().join("registry.toml"), &text).unwrap();
+    }
+    // The uninterrupted run: imnm sync of the same config.
+    let cwd = clean.path().to_path_buf();
+    let synced =
+        tokio::task::spawn_blocking(move || crate::support::imnm(&["sync", "--config", "registry.toml"], &cwd))
+            .await
+            .unwrap();
+    assert!(synced.status.success(), "{}", String::from_utf8_lossy(&synced.stderr));
+    let clean_rows = store_rows(&clean.path().join("registry.db"));
+
+    // serve, stopped by SIGTERM during its first sync: exit 0 at a page boundary, the pages kept.
+    let served = serve(killed.path()).await;
+    let db = killed.path().join("registry.db");
+    wait_for(Duration::from_secs(60), "a first page stored", || async {
+        rows_so_far(&db) > 0
+    })
+    .await;
+    let stopping = Instant::now();
+    assert_eq!(served.terminate().await.code(), Some(0));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "SIGTERM ends the sync at its next page"
+    );
+    let stopped = store_rows(&db).len();
+    assert!(stopped > 0 && stopped < clean_rows.len(), "{stopped} rows");
+
+    // serve again, killed with SIGKILL once it has stored more than the stopped run.
+    let mut served = serve(killed.path()).await;
+    wait_for(Duration::from_secs(60), "more pages stored", || async {
+        rows_so_far(&db) > stopped
+    })
+    .await;
+    let mut child = served.child.take().unwrap();
+    child.kill().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(!status.success());
+    let partial = store_rows(&db).len();
+    assert!(
+        partial < clean_rows.len(),
+        "the kill landed mid-sync ({partial} of {} rows)",
+        clean_rows.len()
+    );
+
+    // Restarted, it resumes and ends with the clean store.
+    let served = serve(killed.path()).await;
+    let base = served.base.clone();
+    wait_for(Duration::from_secs(60), "the restarted sync", || async {
+        status_of(&base, "a").await == "ok"
+    })
+    .await;
+    assert_eq!(served.terminate().await.code(), Some(0));
+    assert_eq!(
+        store_rows(&db),
+        clean_rows,
+        "killed after {partial} rows, then restarted"
+    );
+}
