@@ -297,13 +297,13 @@ pub(crate) async fn case(
         seg(&site),
         seg(&patient_id)
     );
-    charts(&doc, &mut body);
+    charts(&doc, &snap.dictionary, &mut body);
     cells(&doc, &site, &mut body);
     document(&format!("Case {patient_id}"), &body).into_response()
 }
 
 /// One chart per lab with results.
-fn charts(doc: &serde_json::Value, body: &mut String) {
+fn charts(doc: &serde_json::Value, dictionary: &crate::domain::Dictionary, body: &mut String) {
     let Some(series) = doc["series"].as_object() else {
         return;
     };
@@ -313,8 +313,13 @@ fn charts(doc: &serde_json::Value, body: &mut String) {
         let refs: Vec<&str> = points.iter().map(|p| p.source.as_str()).collect();
         let range = super::chart::reference_range(&sources, &refs);
         let borrowed: Vec<&super::snapshot::Point> = points.iter().collect();
-        if let Some(svg) = super::chart::svg(column, &borrowed, range) {
-            let _ = write!(body, "<h2>{} over time</h2>{svg}", esc(column));
+        let label = dictionary
+            .columns
+            .iter()
+            .find(|c| &c.name == column)
+            .map_or(column.as_str(), |c| c.label.as_str());
+        if let Some(svg) = super::chart::svg(label, &borrowed, range) {
+            let _ = write!(body, "<h2>{} over time</h2>{svg}", esc(label));
         }
     }
 }
