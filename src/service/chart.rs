@@ -120,3 +120,45 @@ pub(crate) fn reference_range(sources: &[serde_json::Value], references: &[&str]
             Some((range["low"]["value"].as_f64().unwrap_or(0.0), high))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(date: &str, value: f64) -> Point {
+        Point {
+            column: "ck_peak_u_per_l".into(),
+            date: Some(date.into()),
+            value,
+            unit: Some("U/L".into()),
+            source: format!("Observation/{date}"),
+        }
+    }
+
+    #[test]
+    fn the_chart_marks_the_peak_and_shades_the_range() {
+        let points = [
+            point("2020-01-01", 900.0),
+            point("2020-02-01", 12000.0),
+            point("2020-03-01", 300.0),
+        ];
+        let refs: Vec<&Point> = points.iter().collect();
+        let svg = svg("Peak CK <U/L>", &refs, Some((30.0, 200.0))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(svg.contains("peak 12000 U/L"), "{svg}");
+        assert_eq!(svg.matches("class=\"range\"").count(), 1);
+        assert_eq!(svg.matches("<circle").count(), 4, "three results and the peak's ring");
+        assert!(svg.contains("aria-label=\"Peak CK &lt;U/L&gt;\""), "escaped");
+        assert!(super::svg("x", &[], None).is_none());
+    }
+
+    #[test]
+    fn the_range_comes_from_a_source_of_the_series() {
+        let sources = vec![
+            serde_json::json!({"reference": "Observation/other", "resource": {"referenceRange": [{"high": {"value": 1}}]}}),
+            serde_json::json!({"reference": "Observation/ck", "resource": {"referenceRange": [{"low": {"value": 30}, "high": {"value": 200}}]}}),
+        ];
+        assert_eq!(reference_range(&sources, &["Observation/ck"]), Some((30.0, 200.0)));
+        assert_eq!(reference_range(&sources, &["Observation/none"]), None);
+    }
+}

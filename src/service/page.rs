@@ -368,3 +368,17 @@ pub(crate) async fn sync_now(State(app): State<App>, Path(id): Path<String>) -> 
         _ => (StatusCode::NOT_FOUND, document("Not found", "<p>No such site.</p>")).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_data_is_escaped_and_ids_are_encoded_in_links() {
+        assert_eq!(
+            esc("<b onclick='x'>&\"</b>"),
+            "&lt;b onclick=&#39;x&#39;&gt;&amp;&quot;&lt;/b&gt;"
+        );
+        assert_eq!(seg("a b/c?d"), "a%20b%2Fc%3Fd");
+    }
+}
