@@ -218,7 +218,13 @@ fn completeness_section(snap: &Snapshot, caller: &Caller, body: &mut String) {
 fn cases_section(app: &App, snap: &Snapshot, caller: &Caller, body: &mut String) {
     let header = crate::domain::CaseRow::header(&snap.dictionary);
     let shown = header.len().min(8);
-    let _ = write!(body, "<h2>Cases ({})</h2><table id=\"cases\"><tr>", snap.rows.len());
+    let n = snap.rows.len() as u64;
+    let count = if caller.suppressed() && crate::cohort::suppress::is_small(n, super::MIN_CELL) {
+        format!("&lt;{}", super::MIN_CELL)
+    } else {
+        n.to_string()
+    };
+    let _ = write!(body, "<h2>Cases ({count})</h2><table id=\"cases\"><tr>");
     for h in &header[..shown] {
         let _ = write!(body, "<th>{}</th>", esc(h));
     }

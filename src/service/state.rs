@@ -123,15 +123,16 @@ impl Inner {
         let mut wake = BTreeMap::new();
         for site in &options.config.sites {
             let held = store.sync_state(&site.id).ok().flatten();
-            let run = SiteRun {
+            let unfinished = held.as_ref().is_some_and(|s| s.status == "running");
+            let mut run = SiteRun {
                 id: site.id.clone(),
                 name: site.name.clone(),
                 status: status_of(held.as_ref().map(|s| s.status.as_str())),
                 watermark: held.and_then(|s| s.watermark),
                 ..SiteRun::default()
             };
-            if run.status == "failed" {
-                tracing::info!(site = %site.id, "the last run of this site did not finish");
+            if unfinished {
+                run.last_error = Some("the last run did not finish (the service stopped); the next run resumes".into());
             }
             runs.insert(site.id.clone(), run);
             wake.insert(site.id.clone(), Arc::new(tokio::sync::Notify::new()));
