@@ -193,7 +193,7 @@ impl ExitCode for MockError {
 impl ExitCode for ServiceError {
     fn exit_code(&self) -> u8 {
         match self {
-            ServiceError::OpenToNetwork { .. } | ServiceError::StoreUrl => USAGE,
+            ServiceError::OpenToNetwork { .. } => USAGE,
             ServiceError::Store { .. } => INPUT,
             ServiceError::Listen { .. } | ServiceError::Output { .. } | ServiceError::Server { .. } => OUTPUT,
         }

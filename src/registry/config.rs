@@ -34,14 +34,8 @@ pub struct RegistryConfig {
     pub sites: Vec<SiteConfig>,
 }
 
-/// Where the registry's store is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// A file path, resolved against the config file's folder.
-    Path(PathBuf),
-    /// A URL with a scheme (`postgres://…`), kept as written. It never holds a password.
-    Url(String),
-}
+/// Where the registry's store is: the store's own [`StoreLocation`].
+pub use crate::store::StoreLocation;
 
 /// `[serve]`: the registry service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -381,7 +381,7 @@ pub(crate) fn case_doc(app: &App, snap: &Snapshot, site: &str, patient_id: &str)
 
 /// The stored JSON of each `(site, Type/id)`.
 fn read_sources(app: &App, wanted: &BTreeSet<(String, String)>) -> Vec<Value> {
-    let Ok(store) = crate::store::Store::open(&app.store_path) else {
+    let Ok(store) = app.store_at.open() else {
         return Vec::new();
     };
     wanted
@@ -432,7 +432,9 @@ async fn source(
         known.or(Some("unknown")),
         1,
     );
-    let text = crate::store::Store::open(&app.store_path)
+    let text = app
+        .store_at
+        .open()
         .ok()
         .and_then(|s| s.get(&site, &rtype, &id).ok().flatten());
     match text {

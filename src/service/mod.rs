@@ -50,9 +50,6 @@ pub enum ServiceError {
         /// The address asked for.
         listen: SocketAddr,
     },
-    /// The store is a URL (only a SQLite file is served).
-    #[error("`store` is a URL; imnm serve keeps its store in a SQLite file")]
-    StoreUrl,
     /// The address cannot be listened on.
     #[error("cannot listen on {listen}: {source}")]
     Listen {
@@ -62,10 +59,10 @@ pub enum ServiceError {
         source: std::io::Error,
     },
     /// The store cannot be opened.
-    #[error("opening the store {path}: {source}")]
+    #[error("opening the store {store}: {source}")]
     Store {
-        /// The store file.
-        path: PathBuf,
+        /// The store (a URL shown without password or query).
+        store: crate::store::StoreLocation,
         /// Why.
         source: crate::store::StoreError,
     },
@@ -88,7 +85,7 @@ pub enum ServiceError {
 impl ServiceError {
     /// Whether the service was refused by its configuration (as opposed to the machine).
     pub fn is_config(&self) -> bool {
-        matches!(self, ServiceError::OpenToNetwork { .. } | ServiceError::StoreUrl)
+        matches!(self, ServiceError::OpenToNetwork { .. })
     }
 }
 
@@ -122,9 +119,6 @@ pub struct ServeOptions {
 pub fn check_listen(config: &RegistryConfig, listen: SocketAddr) -> Result<(), ServiceError> {
     if !listen.ip().is_loopback() && config.serve.tokens.is_empty() {
         return Err(ServiceError::OpenToNetwork { listen });
-    }
-    if matches!(config.store, crate::registry::StoreLocation::Url(_)) {
-        return Err(ServiceError::StoreUrl);
     }
     Ok(())
 }

@@ -56,7 +56,7 @@ pub(crate) struct Counters {
 pub(crate) struct Inner {
     pub config: RegistryConfig,
     pub listen: SocketAddr,
-    pub store_path: PathBuf,
+    pub store_at: crate::store::StoreLocation,
     pub out: PathBuf,
     pub mappings: Arc<MappingSet>,
     pub prepare: Prepare,
@@ -107,11 +107,9 @@ fn status_of(stored: Option<&str>) -> &'static str {
 impl Inner {
     /// Opens the store and the audit log and reads each site's last state from the store.
     pub(crate) fn start(options: ServeOptions) -> Result<App, ServiceError> {
-        let crate::registry::StoreLocation::Path(store_path) = options.config.store.clone() else {
-            return Err(ServiceError::StoreUrl);
-        };
-        let store = Store::open(&store_path).map_err(|source| ServiceError::Store {
-            path: store_path.clone(),
+        let store_at = options.config.store.clone();
+        let store = store_at.open().map_err(|source| ServiceError::Store {
+            store: store_at.clone(),
             source,
         })?;
         std::fs::create_dir_all(&options.out).map_err(|source| ServiceError::Output {
@@ -139,7 +137,7 @@ impl Inner {
         }
         Ok(Arc::new(Inner {
             listen: options.listen,
-            store_path,
+            store_at,
             out: options.out,
             mappings: options.mappings,
             prepare: options.prepare,

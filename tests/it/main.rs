@@ -68,3 +68,6 @@ mod sync_sites;
 
 // The registry service (issue 25): imnm serve against mock sites, its API, tokens, audit, metrics, the page in Chromium.
 mod serve;
+
+// The shared registry database: PostgreSQL beside SQLite, several sync workers (issue 26).
+mod postgres;

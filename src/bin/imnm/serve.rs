@@ -32,10 +32,11 @@ pub fn run(args: ServeArgs) -> Result<u8, Exit> {
     let config = crate::registry::load(file)?;
     let listen = args.listen.unwrap_or(config.serve.listen);
     service::check_listen(&config, listen)?;
-    let StoreLocation::Path(store) = &config.store else {
-        return Err(Exit::from(service::ServiceError::StoreUrl));
+    // Outputs beside a SQLite store, else (a database URL) in the working folder.
+    let dir = match &config.store {
+        StoreLocation::Path(store) => store.parent().unwrap_or(Path::new("")).to_path_buf(),
+        StoreLocation::Url(_) => std::path::PathBuf::new(),
     };
-    let dir = store.parent().unwrap_or(Path::new("")).to_path_buf();
     let out = args.out.clone().unwrap_or_else(|| dir.join("registry-out"));
     let audit = args.audit.clone().unwrap_or_else(|| out.join("audit.ndjson"));
     std::fs::create_dir_all(&out)
