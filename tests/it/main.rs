@@ -66,5 +66,8 @@ mod linkage;
 // Sites in one store (issue 23): same ids from two EHRs kept apart, the old store upgraded, sync --config per site.
 mod sync_sites;
 
+// The registry service (issue 25): imnm serve against mock sites, its API, tokens, audit, metrics, the page in Chromium.
+mod serve;
+
 // The shared registry database: PostgreSQL beside SQLite, several sync workers (issue 26).
 mod postgres;

@@ -84,6 +84,42 @@ pub enum Command {
         after_help = "Examples:\n  imnm push bundle.json --base-url https://fhir.example.org/R4\n  IMNM_TOKEN=... imnm push bundle.json --base-url URL --auth bearer --batch-size 8"
     )]
     Push(PushArgs),
+    /// Run the registry service: sync every site of a registry config on its schedule, serve the API and page.
+    #[command(
+        after_help = "Examples:\n  imnm serve --config registry.toml\n  imnm serve --config registry.toml --listen 127.0.0.1:9090 --out registry-out\n  printf %s \"$TOKEN\" | imnm serve hash-token\n\nStops on SIGTERM or Ctrl-C (exit 0); a non-loopback --listen needs [[serve.token]] in the config (else exit 2)."
+    )]
+    Serve(ServeArgs),
+}
+
+/// `imnm serve`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    /// `hash-token`.
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// The registry config (TOML, with [[site]] tables).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The address to listen on (default: the config's [serve] listen, else 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where the cohort outputs are rebuilt (default: registry-out next to the store).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The audit log, JSON lines (default: OUT/audit.ndjson).
+    #[arg(long)]
+    pub audit: Option<PathBuf>,
+    /// Mapping folder (default: the built-in mappings).
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
+}
+
+/// `imnm serve …`.
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Print the SHA-256 of a token read from stdin (what [[serve.token]] sha256 holds).
+    HashToken,
 }
 
 /// `imnm to-fhir`.

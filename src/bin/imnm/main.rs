@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod mock_ehr;
 mod registry;
+mod serve;
 mod share;
 mod sync;
 mod sync_sites;
@@ -136,6 +137,7 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::ToFhir(args) => casefhir::to_fhir(args),
         Command::Push(args) => casefhir::push(args),
         Command::Registry(RegistryCommand::Check { file }) => registry::check(&file),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
