@@ -65,3 +65,6 @@ mod linkage;
 
 // Sites in one store (issue 23): same ids from two EHRs kept apart, the old store upgraded, sync --config per site.
 mod sync_sites;
+
+// Real hospital data shapes (issue 24): panels (component, hasMember), DiagnosticReports, nothing counted twice.
+mod shapes;
