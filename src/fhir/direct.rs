@@ -61,6 +61,7 @@ pub fn parse(text: &str) -> Option<Resource> {
         Patient,
         Condition,
         Observation,
+        DiagnosticReport,
         Medication,
         MedicationStatement,
         MedicationRequest,

@@ -18,6 +18,8 @@ pub enum Role {
     Condition,
     /// Medication codes (inline or `Medication.code`).
     Medication,
+    /// `DiagnosticReport.code` and `DiagnosticReport.conclusionCode`.
+    Report,
 }
 
 /// Which codes and words make a resource worth parsing in full.
@@ -47,6 +49,9 @@ pub struct Peek<'a> {
     /// Whether `medicationReference` is present.
     #[serde(rename = "medicationReference", default)]
     pub medication_reference: Option<serde::de::IgnoredAny>,
+    /// `conclusionCode` (DiagnosticReport).
+    #[serde(rename = "conclusionCode", borrow, default)]
+    pub conclusion_code: Option<Vec<PeekConcept<'a>>>,
     /// `component` (an Observation panel's results): only their codes.
     #[serde(borrow, default)]
     pub component: Option<Vec<PeekComponent<'a>>>,
@@ -174,6 +179,15 @@ fn relevance(p: &Peek<'_>, mappings: &impl Relevant) -> Relevance {
                         .as_ref()
                         .is_some_and(|c| concept_has_role(c, mappings, Role::Observation))
                 })
+        }
+        // A report is read when its code or a conclusion code matters; the
+        // Observations its `result` references are read on their own.
+        "DiagnosticReport" => {
+            code_has(Role::Report)
+                || p.conclusion_code
+                    .iter()
+                    .flatten()
+                    .any(|c| concept_has_role(c, mappings, Role::Report))
         }
         "Medication" => {
             return if code_has(Role::Medication) {

@@ -495,8 +495,8 @@ impl Builder {
                 RuleKind::LabPeak { valueset, .. } | RuleKind::Antibody { valueset } => {
                     (vec![valueset], role::OBSERVATION)
                 }
-                RuleKind::Finding { valueset } => (vec![valueset], role::OBSERVATION | role::CONDITION),
-                RuleKind::Mri { edema, fatty } => (vec![edema, fatty], role::OBSERVATION),
+                RuleKind::Finding { valueset } => (vec![valueset], role::OBSERVATION | role::CONDITION | role::REPORT),
+                RuleKind::Mri { edema, fatty } => (vec![edema, fatty], role::OBSERVATION | role::REPORT),
                 RuleKind::Exposure { valueset } => (vec![valueset], role::MEDICATION),
                 RuleKind::Outcome { valueset, .. } => (vec![valueset], role::OBSERVATION),
             };

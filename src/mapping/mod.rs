@@ -51,6 +51,8 @@ pub mod role {
     pub const CONDITION: u8 = 2;
     /// Medication codes (inline or Medication.code).
     pub const MEDICATION: u8 = 4;
+    /// DiagnosticReport.code and conclusionCode (findings and MRI).
+    pub const REPORT: u8 = 8;
 }
 
 /// One unit that converts to a canonical unit.

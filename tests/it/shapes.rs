@@ -198,3 +198,74 @@ fn the_prefilter_lets_panels_through_and_sources_hold_the_panel() {
     assert!(ids.contains(&"chem3"), "{ids:?}");
     assert!(!ids.contains(&"bp1"), "{ids:?}");
 }
+
+const LOCAL: &str = "https://imnm-fhir.org/fhir/CodeSystem/imnm-case";
+const SCT: &str = "http://snomed.info/sct";
+
+/// A DiagnosticReport for p1 with `code` and `conclusion_codes` (system, code).
+fn report(id: &str, code: (&str, &str), conclusion_codes: &[(&str, &str)]) -> Value {
+    let concepts: Vec<Value> = conclusion_codes
+        .iter()
+        .map(|(s, c)| json!({"coding": [{"system": s, "code": c}]}))
+        .collect();
+    let mut r = json!({
+        "resourceType": "DiagnosticReport", "id": id, "status": "final",
+        "code": {"coding": [{"system": code.0, "code": code.1}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2016-03-01",
+    });
+    if !concepts.is_empty() {
+        r["conclusionCode"] = json!(concepts);
+    }
+    r
+}
+
+#[test]
+fn findings_only_in_report_conclusion_codes_fill_their_columns() {
+    let (empty, _, _) = case(vec![]);
+    let reports = vec![
+        report("emg1", (SCT, "42803009"), &[(LOCAL, "emg-myopathic")]),
+        report("bx1", (LOINC, "11526-1"), &[(LOCAL, "bx-necrosis")]),
+        report("mri1", (LOINC, "18748-4"), &[(LOCAL, "mri-edema")]),
+    ];
+    let (row, issues, cohort) = case(reports);
+    for (column, before, after) in [
+        ("emg_myopathic", "unknown", "yes"),
+        ("biopsy_necrosis", "unknown", "yes"),
+        ("mri_thigh", "unknown", "edema"),
+    ] {
+        assert_eq!(cell(&empty, column), before, "{column}");
+        assert_eq!(cell(&row, column), after, "{column}");
+    }
+    assert_eq!(sources_of(&cohort, "emg_myopathic"), ["DiagnosticReport/emg1"]);
+    assert!(
+        issues.iter().all(|i| i.severity > imnm_fhir::report::Severity::Warning),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn a_report_per_finding_reads_its_yes_no_conclusion_and_reports_a_missing_one() {
+    let no = report("bx2", (LOCAL, "bx-necrosis"), &[(SCT, "373067005")]);
+    let yes = report("emg2", (LOCAL, "emg-myopathic"), &[(SCT, "373066001")]);
+    let mut silent = report("mri2", (LOCAL, "mri-fatty"), &[]);
+    silent["conclusion"] = json!("see the images");
+    let (row, issues, _) = case(vec![no, yes, silent]);
+    assert_eq!(cell(&row, "biopsy_necrosis"), "no");
+    assert_eq!(cell(&row, "emg_myopathic"), "yes");
+    assert_eq!(cell(&row, "mri_thigh"), "unknown");
+    let missing = issues
+        .iter()
+        .find(|i| i.location.input == "DiagnosticReport/mri2")
+        .expect("the report without a conclusion is reported");
+    assert_eq!(missing.code, imnm_fhir::report::IssueCode::MissingValue);
+    assert_eq!(missing.fhir_path.as_deref(), Some("DiagnosticReport.conclusionCode"));
+}
+
+#[test]
+fn excluded_report_statuses_do_not_count() {
+    let mut eie = report("emg3", (SCT, "42803009"), &[(LOCAL, "emg-myopathic")]);
+    eie["status"] = json!("entered-in-error");
+    let (row, _, _) = case(vec![eie]);
+    assert_eq!(cell(&row, "emg_myopathic"), "unknown");
+}

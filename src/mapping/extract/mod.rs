@@ -8,6 +8,7 @@ mod medication;
 mod numeric;
 mod observation;
 mod patient;
+mod report;
 
 use crate::domain::{DiagnosisFact, Fact, FhirDate, Sex, SourceRef};
 use crate::fhir::model::types::{CodeableConcept, Reference};
@@ -192,6 +193,7 @@ pub fn extract(resource: &Resource, m: &MappingSet, fallback_id: &str) -> Extrac
         Resource::Patient(p) => patient::read(p, &mut ctx),
         Resource::Condition(c) => condition::read(c, &mut ctx),
         Resource::Observation(o) => observation::read(o, &mut ctx),
+        Resource::DiagnosticReport(r) => report::read(r, &mut ctx),
         Resource::Medication(med) => medication::read_medication(med, &mut ctx),
         Resource::MedicationStatement(r) => medication::read_statement(r, &mut ctx),
         Resource::MedicationRequest(r) => medication::read_request(r, &mut ctx),
@@ -208,6 +210,7 @@ pub fn type_and_id(resource: &Resource) -> (&'static str, Option<String>) {
         Resource::Patient(r) => ("Patient", r.id.v().map(str::to_string)),
         Resource::Condition(r) => ("Condition", r.id.v().map(str::to_string)),
         Resource::Observation(r) => ("Observation", r.id.v().map(str::to_string)),
+        Resource::DiagnosticReport(r) => ("DiagnosticReport", r.id.v().map(str::to_string)),
         Resource::Medication(r) => ("Medication", r.id.v().map(str::to_string)),
         Resource::MedicationStatement(r) => ("MedicationStatement", r.id.v().map(str::to_string)),
         Resource::MedicationRequest(r) => ("MedicationRequest", r.id.v().map(str::to_string)),

@@ -298,7 +298,12 @@ fn lab(r: &Reading<'_>, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
 }
 
 /// Which answer set a coding or text is in.
-fn answer_of(m: &MappingSet, sets: &[(usize, u8)], cc: Option<&CodeableConcept>, text: Option<&str>) -> Option<u8> {
+pub(super) fn answer_of(
+    m: &MappingSet,
+    sets: &[(usize, u8)],
+    cc: Option<&CodeableConcept>,
+    text: Option<&str>,
+) -> Option<u8> {
     let by_code = cc.and_then(|cc| {
         codings(cc).find_map(|(s, c)| sets.iter().find(|(vs, _)| m.in_valueset(*vs, s, c)).map(|x| x.1))
     });
