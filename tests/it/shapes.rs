@@ -269,3 +269,45 @@ fn excluded_report_statuses_do_not_count() {
     let (row, _, _) = case(vec![eie]);
     assert_eq!(cell(&row, "emg_myopathic"), "unknown");
 }
+
+/// Sync from an EHR with DiagnosticReports (Epic's profile: Observation searches
+/// need `category`, so a result filed without one is found only through the
+/// report): the reports are fetched, the result is read by reference, and
+/// the cohort from the store has both.
+#[tokio::test]
+async fn sync_fetches_reports_and_hydrates_their_results() {
+    use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};
+    let uncategorised_ck = ck("ck9", 9100.0);
+    let mut emg = report("emg9", (SCT, "42803009"), &[(LOCAL, "emg-myopathic")]);
+    emg["result"] = json!([{"reference": "Observation/ck9"}]);
+    let data = vec![patient("p1"), imnm_condition("c1", "p1"), uncategorised_ck, emg];
+    let ehr = MockEhr::builder()
+        .dataset(data)
+        .vendor(Vendor::Epic)
+        .faults(FaultPlan::none())
+        .retry_after(std::time::Duration::ZERO)
+        .start()
+        .await
+        .unwrap();
+    let store = crate::sync::new_store();
+    let report = imnm_fhir::sync::crawl(
+        &crate::sync::client(&ehr),
+        store.clone(),
+        &crate::support::mappings(),
+        &crate::sync::options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.received.get("DiagnosticReport"), Some(&1), "{report:?}");
+    assert_eq!(report.results_fetched, 1);
+    let journal = ehr.journal();
+    assert!(journal.iter().any(|e| e.path == "/DiagnosticReport"));
+    assert!(journal.iter().any(|e| e.path == "/Observation/ck9"));
+    let m = crate::support::mappings();
+    let collected = imnm_fhir::pipeline::collect_store(&store.lock().unwrap(), "store", &m).unwrap();
+    let mut issues = collected.issues;
+    let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).unwrap();
+    assert_eq!(cohort.rows.len(), 1);
+    assert_eq!(cell(&cohort.rows[0], "emg_myopathic"), "yes");
+    assert_eq!(cell(&cohort.rows[0], "ck_peak_u_per_l"), "9100");
+}
