@@ -107,8 +107,11 @@ pub struct Assay {
     pub valueset: usize,
     /// (system index, normalized code) of the assay's Observation codes.
     pub codes: Vec<(usize, String)>,
-    /// Normalized units (empty: any).
+    /// Unit keys (`codes::assay_unit`; empty: any).
     pub units: Vec<String>,
+    /// (system index, normalized code) of the `Observation.method` the
+    /// cutoffs are for (`None`: any method).
+    pub method: Option<(usize, String)>,
     /// Values below are negative.
     pub negative_below: f64,
     /// Values at or above are positive.

@@ -68,3 +68,6 @@ mod sync_sites;
 
 // Real hospital data shapes (issue 24): panels (component, hasMember), DiagnosticReports, nothing counted twice.
 mod shapes;
+
+// Antibody cutoffs by unit form (CU, U, U/mL, AU/mL, [arb'U]/mL, titres), method, referenceRange, order of evidence.
+mod cutoffs;

@@ -3,6 +3,7 @@
 //! Each function is pure: a resource and the mapping set in, facts and issues
 //! out. Issues name the resource (`Type/id`) and the FHIR path, never a value.
 
+mod antibody;
 mod condition;
 mod medication;
 mod numeric;

@@ -12,11 +12,11 @@
 
 use super::{codings, concept_matches, decimal, first_code, texts, Ctx, Prim};
 use crate::domain::facts::MriPart;
-use crate::domain::{AntibodyStatus, Fact, FactValue, FhirDate, Outcome, SourceRef};
+use crate::domain::{Fact, FactValue, FhirDate, Outcome, SourceRef};
 use crate::fhir::model::resources::{
     Observation, ObservationComponentValue, ObservationEffective, ObservationReferenceRange, ObservationValue,
 };
-use crate::fhir::model::types::{CodeableConcept, Extension, Quantity};
+use crate::fhir::model::types::{CodeableConcept, Extension, Quantity, Ratio};
 use crate::mapping::{MappingSet, RuleKind};
 use crate::report::{IssueCode, Severity};
 
@@ -28,12 +28,13 @@ const UCUM: &str = "http://unitsofmeasure.org";
 /// A result's value, borrowed from an Observation or one of its components
 /// (two FHIR types with the same choices).
 #[derive(Clone, Copy)]
-enum Value<'o> {
+pub(super) enum Value<'o> {
     Quantity(&'o Quantity),
     Concept(&'o CodeableConcept),
     String(&'o crate::fhir::model::types::String),
     Boolean(Option<bool>),
     Integer(Option<i32>),
+    Ratio(&'o Ratio),
     /// Another type (Range, Ratio, a time…), or an invalid value.
     Other,
 }
@@ -46,6 +47,7 @@ impl<'o> Value<'o> {
             ObservationValue::String(s) => Value::String(s),
             ObservationValue::Boolean(b) => Value::Boolean(b.value),
             ObservationValue::Integer(i) => Value::Integer(i.value),
+            ObservationValue::Ratio(r) => Value::Ratio(r),
             _ => Value::Other,
         }
     }
@@ -57,25 +59,28 @@ impl<'o> Value<'o> {
             ObservationComponentValue::String(s) => Value::String(s),
             ObservationComponentValue::Boolean(b) => Value::Boolean(b.value),
             ObservationComponentValue::Integer(i) => Value::Integer(i.value),
+            ObservationComponentValue::Ratio(r) => Value::Ratio(r),
             _ => Value::Other,
         }
     }
 }
 
 /// One result: an Observation's own value, or one component's.
-struct Reading<'o> {
-    code: &'o CodeableConcept,
-    value: Option<Value<'o>>,
-    interpretation: &'o [CodeableConcept],
-    reference_range: &'o [ObservationReferenceRange],
+pub(super) struct Reading<'o> {
+    pub(super) code: &'o CodeableConcept,
+    pub(super) value: Option<Value<'o>>,
+    pub(super) interpretation: &'o [CodeableConcept],
+    pub(super) reference_range: &'o [ObservationReferenceRange],
     extension: &'o [Extension],
+    /// `Observation.method` (a component's is its parent's).
+    pub(super) method: Option<&'o CodeableConcept>,
     /// The component's index, for a component.
     component: Option<usize>,
 }
 
 impl Reading<'_> {
     /// The FHIR path of `element` of this result.
-    fn path(&self, element: &str) -> String {
+    pub(super) fn path(&self, element: &str) -> String {
         match self.component {
             Some(i) => format!("Observation.component[{i}].{element}"),
             None => format!("Observation.{element}"),
@@ -115,6 +120,7 @@ pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
         interpretation: &o.interpretation,
         reference_range: &o.reference_range,
         extension: &o.extension,
+        method: o.method.as_deref(),
         component: None,
     };
     read_result(&own, date, ctx);
@@ -125,6 +131,7 @@ pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
             interpretation: &c.interpretation,
             reference_range: &c.reference_range,
             extension: &c.extension,
+            method: o.method.as_deref(),
             component: Some(i),
         };
         read_result(&part, date, ctx);
@@ -137,7 +144,9 @@ fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
     for (i, rule) in m.rules.iter().enumerate() {
         let value = match rule.kind {
             RuleKind::LabPeak { valueset, quantity } if concept_matches(m, valueset, r.code) => lab(r, quantity, ctx),
-            RuleKind::Antibody { valueset } if concept_matches(m, valueset, r.code) => antibody(r, valueset, ctx),
+            RuleKind::Antibody { valueset } if concept_matches(m, valueset, r.code) => {
+                super::antibody::read(r, valueset, ctx)
+            }
             RuleKind::Finding { valueset } if concept_matches(m, valueset, r.code) => {
                 yes_no(r, ctx).map(|(v, d)| (FactValue::Present(v), d))
             }
@@ -183,7 +192,7 @@ fn effective(o: &Observation, ctx: &mut Ctx<'_>) -> Option<FhirDate> {
     }
 }
 
-fn quantity_units(q: &Quantity) -> (Option<&str>, Option<&str>) {
+pub(super) fn quantity_units(q: &Quantity) -> (Option<&str>, Option<&str>) {
     let ucum = match q.system.v() {
         Some(s) if s.trim() == UCUM || s.trim() == "urn:oid:2.16.840.1.113883.6.8" => q.code.v(),
         None => q.code.v(),
@@ -322,105 +331,6 @@ pub(super) fn answer_of(
             .max_by_key(|(len, _)| *len)
             .map(|(_, k)| k)
     })
-}
-
-fn antibody(r: &Reading<'_>, valueset: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
-    let a = ctx.m.answers;
-    let sets = [(a.positive, 0u8), (a.negative, 1), (a.indeterminate, 2)];
-    let status = |k: u8| {
-        [
-            AntibodyStatus::Positive,
-            AntibodyStatus::Negative,
-            AntibodyStatus::Indeterminate,
-        ][k as usize]
-    };
-    let interpretation = || {
-        r.interpretation
-            .iter()
-            .find_map(|i| answer_of(ctx.m, &sets, Some(i), None))
-    };
-    let found = match r.value {
-        Some(Value::Concept(cc)) => answer_of(ctx.m, &sets, Some(cc), None)
-            .map(|k| (status(k), format!("valueCodeableConcept {}", first_code(cc)))),
-        Some(Value::String(s)) => {
-            answer_of(ctx.m, &sets, None, s.v()).map(|k| (status(k), format!("valueString {:?}", s.v().unwrap_or(""))))
-        }
-        Some(Value::Boolean(b)) => b.map(|v| {
-            (
-                if v {
-                    AntibodyStatus::Positive
-                } else {
-                    AntibodyStatus::Negative
-                },
-                format!("valueBoolean {v}"),
-            )
-        }),
-        Some(Value::Quantity(q)) => {
-            let found = cutoff(r, q, valueset, ctx)
-                .or_else(|| interpretation().map(|k| (FactValue::Antibody(status(k)), "interpretation".into())));
-            if found.is_none() && !r.interpretation.is_empty() {
-                let msg = "antibody quantity without a cutoff for its assay and unit, and its interpretation \
-                           flag is not a known positive/negative/indeterminate code; not mapped";
-                ctx.issue(Severity::Warning, IssueCode::NoCutoff, r.path("interpretation"), msg);
-            }
-            return found;
-        }
-        _ => None,
-    };
-    let found = found.or_else(|| interpretation().map(|k| (status(k), "interpretation".to_string())));
-    if found.is_none() {
-        ctx.issue(
-            Severity::Warning,
-            IssueCode::UnknownCode,
-            r.path("value[x]"),
-            "antibody result is not a known positive/negative/indeterminate value; not mapped",
-        );
-    }
-    found.map(|(s, d)| (FactValue::Antibody(s), d))
-}
-
-fn cutoff(r: &Reading<'_>, q: &Quantity, valueset: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
-    let value = decimal(&q.value)?;
-    let (ucum, text) = quantity_units(q);
-    let unit = crate::mapping::codes::normalize_unit_text(ucum.or(text).unwrap_or(""));
-    let m = ctx.m;
-    let code_keys: Vec<(usize, String)> = codings(r.code)
-        .filter_map(|(s, c)| Some((m.systems.lookup(s?)?, c?)))
-        .map(|(s, c)| (s, m.systems.normalize_code(s, c)))
-        .collect();
-    let assay = m.assays.iter().find(|a| {
-        a.valueset == valueset
-            && a.codes.iter().any(|k| code_keys.contains(k))
-            && (a.units.is_empty() || a.units.contains(&unit))
-    });
-    let Some(assay) = assay else {
-        if r.interpretation.is_empty() {
-            ctx.issue(
-                Severity::Warning,
-                IssueCode::NoCutoff,
-                r.path("valueQuantity"),
-                format!("no cutoff in mappings/cutoffs for this assay code and unit {unit:?}; not mapped"),
-            );
-        }
-        return None;
-    };
-    let status = match q.comparator.v().map(str::trim) {
-        Some("<") | Some("<=") if value <= assay.negative_below => AntibodyStatus::Negative,
-        Some(">") | Some(">=") if value >= assay.positive_from => AntibodyStatus::Positive,
-        _ if value < assay.negative_below => AntibodyStatus::Negative,
-        _ if value >= assay.positive_from => AntibodyStatus::Positive,
-        _ => AntibodyStatus::Indeterminate,
-    };
-    let raw = format!(
-        "{}{} {}",
-        q.comparator.v().unwrap_or(""),
-        q.value.v().unwrap_or(""),
-        ucum.or(text).unwrap_or("")
-    );
-    Some((
-        FactValue::Antibody(status),
-        format!("valueQuantity {raw} by cutoff {}", assay.id),
-    ))
 }
 
 fn yes_no(r: &Reading<'_>, ctx: &mut Ctx<'_>) -> Option<(bool, String)> {
