@@ -171,6 +171,22 @@ impl Store {
         Ok(stats)
     }
 
+    /// Removes resources of `site` the server deleted (`(type, id)` pairs), in
+    /// one transaction; returns how many the store held.
+    pub fn delete(&mut self, site: &str, refs: &[(String, String)]) -> Result<u64, StoreError> {
+        check_site_id(site)?;
+        let tx = self.conn.transaction()?;
+        let mut removed = 0u64;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM resource WHERE site = ?1 AND rtype = ?2 AND id = ?3")?;
+            for (rtype, id) in refs {
+                removed += stmt.execute(params![site, rtype, id])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
     /// The JSON of one resource of `site`.
     pub fn get(&self, site: &str, rtype: &str, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self

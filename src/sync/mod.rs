@@ -282,6 +282,9 @@ pub struct SyncReport {
     pub inserted: u64,
     /// Resources replaced by a newer version.
     pub updated: u64,
+    /// Resources removed from the store: the bulk manifest's `deleted` files
+    /// listed them (deleted on the server after `_since`).
+    pub deleted: u64,
     /// Medications fetched by reference.
     pub medications_fetched: u64,
     /// Observations a DiagnosticReport's `result` references, read one by one

@@ -191,6 +191,12 @@ fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, lo
         "synced {} patient(s): {} page(s), {} new, {} updated, {} medication(s) and {} report result(s) fetched by reference",
         report.patients, report.pages, report.inserted, report.updated, report.medications_fetched, report.results_fetched
     );
+    if report.deleted > 0 {
+        eprintln!(
+            "{} resource(s) deleted on the server removed from the store",
+            report.deleted
+        );
+    }
     if report.resumed {
         eprintln!("resumed the bulk export an interrupted run had started");
     }
@@ -293,7 +299,7 @@ impl RunLog {
         let mut line = match result {
             Ok(r) => serde_json::json!({"event": "done", "patients": r.patients, "pages": r.pages,
                 "received": r.received, "inserted": r.inserted, "updated": r.updated,
-                "medications_fetched": r.medications_fetched, "results_fetched": r.results_fetched, "server_issues": r.server_issues,
+                "medications_fetched": r.medications_fetched, "results_fetched": r.results_fetched, "deleted": r.deleted, "server_issues": r.server_issues,
                 "resumed": r.resumed, "since": r.since, "watermark": r.watermark}),
             Err(Stopped::Interrupted(_)) => serde_json::json!({"event": "interrupted"}),
             Err(Stopped::Sync(e)) => serde_json::json!({"event": "failed", "error": e.to_string()}),
