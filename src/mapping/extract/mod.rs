@@ -5,6 +5,8 @@
 
 mod antibody;
 mod condition;
+#[cfg(test)]
+mod coverage;
 mod medication;
 mod numeric;
 mod observation;
@@ -98,6 +100,19 @@ impl<'m> Ctx<'m> {
         self.out
             .issues
             .push(Issue::new(severity, code, location, message).at(path));
+    }
+
+    /// True when the rules exclude `status` for `key` (a resource type, or
+    /// `Condition_verification`): then an information issue at `path` says
+    /// so, as a resource a rule matched never vanishes silently.
+    pub fn excluded(&mut self, key: &str, status: Option<&str>, path: impl FnOnce() -> String) -> bool {
+        let status = status.unwrap_or("").trim();
+        if !self.m.statuses.excludes(key, status) {
+            return false;
+        }
+        let msg = format!("status {status:?} is excluded by the rules ([status] in rules.toml); not mapped");
+        self.issue(Severity::Information, IssueCode::ExcludedStatus, path(), msg);
+        true
     }
 
     /// Parses a FHIR date at `path`; a bad one becomes an issue.

@@ -102,11 +102,7 @@ impl Reading<'_> {
 /// Reads an Observation: every rule whose value set holds its code (or a
 /// component's) gets a fact.
 pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
-    if ctx
-        .m
-        .statuses
-        .excludes("Observation", o.status.v().unwrap_or("").trim())
-    {
+    if ctx.excluded("Observation", o.status.v(), || "Observation.status".into()) {
         return;
     }
     ctx.subject(o.subject.as_deref(), "Observation.subject");

@@ -20,11 +20,7 @@ use crate::report::{IssueCode, Severity};
 
 /// Reads a DiagnosticReport: its conclusion codes, then its own code.
 pub fn read(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
-    if ctx
-        .m
-        .statuses
-        .excludes("DiagnosticReport", r.status.v().unwrap_or("").trim())
-    {
+    if ctx.excluded("DiagnosticReport", r.status.v(), || "DiagnosticReport.status".into()) {
         return;
     }
     ctx.subject(r.subject.as_deref(), "DiagnosticReport.subject");
