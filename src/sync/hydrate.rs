@@ -1,7 +1,7 @@
 //! After a crawl or bulk run: what stored resources reference and the run did
 //! not bring. Every `Medication/ID` a medication resource names, by `_id`
-//! searches (50 ids each); every Observation a DiagnosticReport's `result`
-//! names, by reads (a server may file results under categories or patients
+//! searches (50 ids each); every Observation a DiagnosticReport's `result` or
+//! a panel Observation's `hasMember` names, by reads (a server may file results under categories or patients
 //! its searches do not reach, and Epic refuses an Observation search without
 //! `category`, even by `_id`). A result the server no longer has (404, 410) is
 //! counted in the log, not an error. Logs hold counts, never ids.
@@ -38,7 +38,9 @@ fn missing(ctx: &Ctx, caps: &Capabilities) -> Result<(Vec<String>, Vec<String>),
     let (mut medications, mut results) = (BTreeSet::new(), BTreeSet::new());
     store.for_each_in(&ctx.site, |row| {
         let medication = MEDICATION_TYPES.contains(&row.rtype.as_str());
-        if !medication && row.rtype != "DiagnosticReport" {
+        // A panel's members: only Observations that name some (most hold none).
+        let panel = row.rtype == "Observation" && row.json.contains("\"hasMember\"");
+        if !medication && !panel && row.rtype != "DiagnosticReport" {
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(&row.json) else {
@@ -47,7 +49,8 @@ fn missing(ctx: &Ctx, caps: &Capabilities) -> Result<(Vec<String>, Vec<String>),
         if medication {
             medications.extend(typed(&v["medicationReference"], "Medication"));
         } else {
-            let refs = v["result"].as_array().into_iter().flatten();
+            let key = if panel { "hasMember" } else { "result" };
+            let refs = v[key].as_array().into_iter().flatten();
             results.extend(refs.filter_map(|r| typed(r, "Observation")));
         }
     })?;

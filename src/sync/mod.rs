@@ -287,8 +287,8 @@ pub struct SyncReport {
     pub deleted: u64,
     /// Medications fetched by reference.
     pub medications_fetched: u64,
-    /// Observations a DiagnosticReport's `result` references, read one by one
-    /// because the searches did not bring them.
+    /// Observations a DiagnosticReport's `result` or a panel's `hasMember`
+    /// references, read one by one because the searches did not bring them.
     pub results_fetched: u64,
     /// OperationOutcomes the server reported in bulk `error` files (kept in the store).
     pub server_issues: u64,

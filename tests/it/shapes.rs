@@ -272,15 +272,26 @@ fn excluded_report_statuses_do_not_count() {
 
 /// Sync from an EHR with DiagnosticReports (Epic's profile: Observation searches
 /// need `category`, so a result filed without one is found only through the
-/// report): the reports are fetched, the result is read by reference, and
-/// the cohort from the store has both.
+/// report or the panel naming it): the reports are fetched, the results are
+/// read by reference, and the cohort from the store has them.
 #[tokio::test]
 async fn sync_fetches_reports_and_hydrates_their_results() {
     use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};
     let uncategorised_ck = ck("ck9", 9100.0);
     let mut emg = report("emg9", (SCT, "42803009"), &[(LOCAL, "emg-myopathic")]);
     emg["result"] = json!([{"reference": "Observation/ck9"}]);
-    let data = vec![patient("p1"), imnm_condition("c1", "p1"), uncategorised_ck, emg];
+    let member_ck = ck("ck8", 4400.0);
+    let mut grouper = observation("grp8", LOINC, "24331-1", json!({}));
+    grouper["category"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}]);
+    grouper["hasMember"] = json!([{"reference": "Observation/ck8"}]);
+    let data = vec![
+        patient("p1"),
+        imnm_condition("c1", "p1"),
+        uncategorised_ck,
+        emg,
+        member_ck,
+        grouper,
+    ];
     let ehr = MockEhr::builder()
         .dataset(data)
         .vendor(Vendor::Epic)
@@ -299,7 +310,7 @@ async fn sync_fetches_reports_and_hydrates_their_results() {
     .await
     .unwrap();
     assert_eq!(report.received.get("DiagnosticReport"), Some(&1), "{report:?}");
-    assert_eq!(report.results_fetched, 1);
+    assert_eq!(report.results_fetched, 2);
     let journal = ehr.journal();
     assert!(journal.iter().any(|e| e.path == "/DiagnosticReport"));
     assert!(journal.iter().any(|e| e.path == "/Observation/ck9"));
@@ -310,4 +321,5 @@ async fn sync_fetches_reports_and_hydrates_their_results() {
     assert_eq!(cohort.rows.len(), 1);
     assert_eq!(cell(&cohort.rows[0], "emg_myopathic"), "yes");
     assert_eq!(cell(&cohort.rows[0], "ck_peak_u_per_l"), "9100");
+    assert_eq!(cell(&cohort.rows[0], "ck_count"), "2");
 }
