@@ -323,3 +323,58 @@ async fn sync_fetches_reports_and_hydrates_their_results() {
     assert_eq!(cell(&cohort.rows[0], "ck_peak_u_per_l"), "9100");
     assert_eq!(cell(&cohort.rows[0], "ck_count"), "2");
 }
+
+/// A study bundle of a site that sends panels and reports: the de-identified
+/// resources still give the same cells when read again.
+#[test]
+fn a_study_bundle_keeps_panels_and_reports() {
+    use imnm_fhir::export::{self, ExportOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let p = panel(
+        "panel2",
+        vec![component("93493-5", json!({"valueString": "POSITIVE (>200 CU)"}))],
+    );
+    let chem = panel(
+        "chem9",
+        vec![component(
+            "2157-6",
+            json!({"valueQuantity": {"value": 6100, "unit": "U/L"}}),
+        )],
+    );
+    let emg = report("emg7", (SCT, "42803009"), &[(LOCAL, "emg-myopathic")]);
+    let resources = vec![patient("p1"), imnm_condition("c1", "p1"), p, chem, emg];
+    let input = tmp.path().join("in.json");
+    std::fs::write(&input, crate::support::bundle(&resources)).unwrap();
+    let (source, _) = run(&resources);
+    let out = tmp.path().join("bundle");
+    let opts = ExportOptions {
+        input: imnm_fhir::pipeline::Input::Files(vec![input.clone()]),
+        out: out.clone(),
+        profile: Default::default(),
+        min_cell: 1,
+        site: "A".into(),
+    };
+    let key = imnm_fhir::deid::key::SiteKey::from_bytes(&[7; 32]);
+    export::export(&opts, &key, &crate::support::mappings()).unwrap();
+    let verify = imnm(
+        &[
+            "export",
+            "--verify",
+            out.to_str().unwrap(),
+            "--source",
+            input.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let (again, issues) = crate::support::run_paths(&[out.join("ndjson")]);
+    assert_eq!(again.rows.len(), 1, "{issues:?}");
+    for column in ["anti_hmgcr", "ck_peak_u_per_l", "emg_myopathic"] {
+        assert_eq!(cell(&again.rows[0], column), cell(&source.rows[0], column), "{column}");
+    }
+}
