@@ -1,4 +1,7 @@
-//! Reading typed FHIR resources into domain facts, one file per resource kind.
+//! Reading typed FHIR resources into domain facts, one file per resource kind
+//! (`observation` with its panels' components, `report` for DiagnosticReport),
+//! plus `antibody` (an antibody result's order of evidence) and `numeric`
+//! (numbers sent as text).
 //!
 //! Each function is pure: a resource and the mapping set in, facts and issues
 //! out. Issues name the resource (`Type/id`) and the FHIR path, never a value.
