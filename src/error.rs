@@ -4,7 +4,7 @@
 //! It sits at the top of the module graph. Each layer has its own error enum
 //! ([`RunError`] for reading inputs and writing outputs, [`ClientError`], [`SyncError`],
 //! [`crate::store::StoreError`], [`DeidError`], [`ExportError`], [`PushError`],
-//! [`ProfileErrors`], [`LoadErrors`], [`ParseError`], [`MockError`]);
+//! [`ProfileErrors`], [`LoadErrors`], [`ParseError`], [`MockError`], [`ServiceError`]);
 //! [`Error`] wraps each with `From`, so `?` lifts any of them, and
 //! [`crate::exit::ExitCode`] gives each its exit code.
 
@@ -17,6 +17,7 @@ use crate::mock::MockError;
 use crate::profile::{ProfileError, ProfileErrors};
 use crate::push::PushError;
 use crate::run_error::RunError;
+use crate::service::ServiceError;
 use crate::sync::SyncError;
 
 /// Any failure of the library: each layer's error, wrapped.
@@ -52,6 +53,9 @@ pub enum Error {
     /// The mock EHR cannot start.
     #[error(transparent)]
     Mock(#[from] MockError),
+    /// The registry service cannot start or stopped.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
 }
 
 impl From<LoadErrors> for Error {

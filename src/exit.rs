@@ -13,6 +13,7 @@ use crate::mock::MockError;
 use crate::profile::{ProfileError, ProfileErrors};
 use crate::push::PushError;
 use crate::run_error::RunError;
+use crate::service::ServiceError;
 use crate::store::StoreError;
 use crate::sync::SyncError;
 use crate::Error;
@@ -68,6 +69,7 @@ impl ExitCode for Error {
             Error::Profile(e) => e.exit_code(),
             Error::Parse(e) => e.exit_code(),
             Error::Mock(e) => e.exit_code(),
+            Error::Service(e) => e.exit_code(),
         }
     }
 }
@@ -183,6 +185,18 @@ impl ExitCode for ParseError {
 impl ExitCode for MockError {
     fn exit_code(&self) -> u8 {
         INPUT
+    }
+}
+
+/// A service refused by its config (an open non-loopback address, a store
+/// URL) is a configuration error; an address or output it cannot use is [`OUTPUT`].
+impl ExitCode for ServiceError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            ServiceError::OpenToNetwork { .. } => USAGE,
+            ServiceError::Store { .. } => INPUT,
+            ServiceError::Listen { .. } | ServiceError::Output { .. } | ServiceError::Server { .. } => OUTPUT,
+        }
     }
 }
 

@@ -51,6 +51,7 @@ pub mod push;
 pub mod registry;
 pub mod report;
 pub mod run_error;
+pub mod service;
 mod spill;
 pub mod store;
 pub mod sync;

@@ -23,10 +23,10 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// A sync store cannot be opened or read.
-    #[error("cannot read store {path}: {source}")]
+    #[error("cannot read store {store}: {source}")]
     Store {
-        /// The store file.
-        path: PathBuf,
+        /// The store (shown without password or query).
+        store: crate::store::StoreLocation,
         /// Why.
         source: StoreError,
     },

@@ -12,6 +12,7 @@ pub mod build;
 pub mod completeness;
 pub mod link;
 pub mod parquet;
+pub mod publish;
 pub mod run;
 pub mod suppress;
 pub mod table1;

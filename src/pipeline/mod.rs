@@ -36,15 +36,15 @@ pub use store::{collect_store, collect_store_at, collect_store_site, collect_sto
 pub enum Input {
     /// Bundles, NDJSON files or folders of them.
     Files(Vec<PathBuf>),
-    /// A sync store (from `imnm sync`).
-    Store(PathBuf),
+    /// A sync store (from `imnm sync`): a SQLite file or a PostgreSQL URL.
+    Store(crate::store::StoreLocation),
 }
 
 /// Reads `input` into a [`Collected`] (files on all available cores).
 pub fn collect_input(input: &Input, mappings: &MappingSet) -> crate::run_error::Result<Collected> {
     match input {
         Input::Files(paths) => collect(paths, mappings, |_| {}),
-        Input::Store(path) => store::read_store_at(path, |s| collect_store(s, &path.display().to_string(), mappings)),
+        Input::Store(at) => store::read_store_at(at, |s| collect_store(s, &at.redacted(), mappings)),
     }
 }
 

@@ -8,34 +8,33 @@ use super::Collector;
 use crate::collect::Collected;
 use crate::fhir::source::{self, Item, Location};
 use crate::mapping::MappingSet;
+use crate::store::StoreLocation;
 
-/// Opens the sync store at `path` and reads each of its sites as
+/// Opens the sync store at `at` and reads each of its sites as
 /// [`collect_store_sites`] does. A missing file is an input error (opening
 /// would create an empty store).
-pub fn collect_store_at(path: &std::path::Path, mappings: &MappingSet) -> crate::run_error::Result<Vec<Collected>> {
-    read_store_at(path, |store| {
-        collect_store_sites(store, &path.display().to_string(), mappings)
-    })
+pub fn collect_store_at(at: &StoreLocation, mappings: &MappingSet) -> crate::run_error::Result<Vec<Collected>> {
+    read_store_at(at, |store| collect_store_sites(store, &at.redacted(), mappings))
 }
 
-/// Opens the existing sync store at `path` and reads it with `read`; both
-/// failures name the file (a missing file is an input error: opening would
+/// Opens the existing sync store at `at` and reads it with `read`; both
+/// failures name the store (a missing file is an input error: opening would
 /// create an empty store).
 pub(super) fn read_store_at<T>(
-    path: &std::path::Path,
+    at: &StoreLocation,
     read: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError>,
 ) -> crate::run_error::Result<T> {
-    if !path.is_file() {
+    if let Some(path) = at.path().filter(|_| !at.exists()) {
         return Err(crate::run_error::RunError::Input {
             path: path.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no store file there"),
         });
     }
     let err = |source| crate::run_error::RunError::Store {
-        path: path.to_path_buf(),
+        store: at.clone(),
         source,
     };
-    let store = crate::store::Store::open(path).map_err(err)?;
+    let store = at.open().map_err(err)?;
     read(&store).map_err(err)
 }
 

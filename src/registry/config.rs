@@ -34,20 +34,48 @@ pub struct RegistryConfig {
     pub sites: Vec<SiteConfig>,
 }
 
-/// Where the registry's store is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// A file path, resolved against the config file's folder.
-    Path(PathBuf),
-    /// A URL with a scheme (`postgres://…`), kept as written. It never holds a password.
-    Url(String),
-}
+/// Where the registry's store is: the store's own [`StoreLocation`].
+pub use crate::store::StoreLocation;
 
 /// `[serve]`: the registry service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeConfig {
     /// The address the service listens on. Default [`DEFAULT_LISTEN`].
     pub listen: SocketAddr,
+    /// The API's bearer tokens (`[[serve.token]]`), as SHA-256 hashes. None:
+    /// the service is open, and only on a loopback address.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// One API token of the registry service (`[[serve.token]]`): its name, its
+/// role and the SHA-256 of the token (the token itself is never in the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Who holds it (named in the audit log; `[a-z0-9-]{1,32}` like a site id).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The SHA-256 of the token, 64 lowercase hex digits.
+    pub sha256: String,
+}
+
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// `GET` only; counts shown with small-cell suppression.
+    Reader,
+    /// `GET` and `POST` (start a sync).
+    Operator,
+}
+
+impl Role {
+    /// `reader` or `operator`, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Operator => "operator",
+        }
+    }
 }
 
 /// One hospital's FHIR server (`[[site]]`).

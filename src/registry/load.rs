@@ -10,8 +10,8 @@ use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
 use super::config::{
-    ConfigError, ConfigErrors, RegistryConfig, ServeConfig, SinceMode, SiteAuth, SiteCohort, SiteConfig, SiteMode,
-    StoreLocation, DEFAULT_CONCURRENCY, DEFAULT_EVERY, DEFAULT_LISTEN, MAX_CONCURRENCY,
+    ApiToken, ConfigError, ConfigErrors, RegistryConfig, Role, ServeConfig, SinceMode, SiteAuth, SiteCohort,
+    SiteConfig, SiteMode, StoreLocation, DEFAULT_CONCURRENCY, DEFAULT_EVERY, DEFAULT_LISTEN, MAX_CONCURRENCY,
 };
 use super::values;
 
@@ -20,7 +20,9 @@ const TOP_KEYS: &[&str] = &["store", "registry", "serve", "site"];
 /// `[registry]`'s keys.
 const REGISTRY_KEYS: &[&str] = &["link_identifiers"];
 /// `[serve]`'s keys.
-const SERVE_KEYS: &[&str] = &["listen"];
+const SERVE_KEYS: &[&str] = &["listen", "token"];
+/// `[[serve.token]]`'s keys.
+const TOKEN_KEYS: &[&str] = &["name", "role", "sha256"];
 /// `[[site]]`'s keys.
 const SITE_KEYS: &[&str] = &[
     "id",
@@ -231,10 +233,92 @@ impl Walk<'_> {
     fn serve(&mut self, root: &DeTable<'_>) -> Option<ServeConfig> {
         let default = DEFAULT_LISTEN.parse::<SocketAddr>().ok()?;
         let Some(serve) = self.table(root, "serve") else {
-            return Some(ServeConfig { listen: default });
+            return Some(ServeConfig {
+                listen: default,
+                tokens: Vec::new(),
+            });
         };
-        self.within("[serve]", |w| w.listen(serve, default))
-            .map(|listen| ServeConfig { listen })
+        self.within("[serve]", |w| {
+            let listen = w.listen(serve, default);
+            let tokens = w.tokens(serve);
+            Some(ServeConfig {
+                listen: listen?,
+                tokens: tokens?,
+            })
+        })
+    }
+
+    /// `[[serve.token]]`: each with a name (unique), a role and a SHA-256 hash.
+    fn tokens(&mut self, serve: &DeTable<'_>) -> Option<Vec<ApiToken>> {
+        let Some((key, value)) = find(serve, "token") else {
+            return Some(Vec::new());
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            let line = self.key_line(key);
+            self.error(line, wrong_type("token", "an array of tables ([[serve.token]])", value));
+            return None;
+        };
+        let mut tokens: Vec<ApiToken> = Vec::new();
+        let mut complete = true;
+        for item in items.iter() {
+            match self.token(item) {
+                Some(t) if tokens.iter().any(|held| held.name == t.name) => {
+                    let line = self.line(item.span().start);
+                    self.error(line, format!("token `{}` is named twice", t.name));
+                    complete = false;
+                }
+                Some(t) => tokens.push(t),
+                None => complete = false,
+            }
+        }
+        complete.then_some(tokens)
+    }
+
+    /// One `[[serve.token]]`. Its hash is never repeated in a message.
+    fn token(&mut self, item: &Spanned<DeValue<'_>>) -> Option<ApiToken> {
+        let header = self.line(item.span().start);
+        let DeValue::Table(t) = item.get_ref() else {
+            self.error(header, "`token` must be a table ([[serve.token]])");
+            return None;
+        };
+        self.check_keys(t, TOKEN_KEYS);
+        let name = self
+            .required_string(t, "name", header, "the token holder's name")
+            .and_then(|(s, line)| match values::check_site_id(s) {
+                Ok(()) => Some(s.to_string()),
+                Err(_) => {
+                    self.error(line, "token `name` must be 1 to 32 of a-z, 0-9 and -");
+                    None
+                }
+            });
+        let role = self.choice(t, "role", &[("reader", Role::Reader), ("operator", Role::Operator)]);
+        let role = match role {
+            Some(Some((role, _))) => Some(role),
+            Some(None) => {
+                self.error(header, "missing `role`: reader or operator");
+                None
+            }
+            None => None,
+        };
+        let sha256 = self
+            .required_string(t, "sha256", header, "the token's SHA-256 (imnm serve hash-token)")
+            .and_then(|(s, line)| {
+                let hex = s.trim().to_ascii_lowercase();
+                if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Some(hex)
+                } else {
+                    self.error(
+                        line,
+                        "`sha256` must be 64 hex digits (the token's SHA-256, never the token)",
+                    );
+                    None
+                }
+            });
+        Some(ApiToken {
+            name: name?,
+            role: role?,
+            sha256: sha256?,
+        })
     }
 
     fn listen(&mut self, serve: &DeTable<'_>, default: SocketAddr) -> Option<SocketAddr> {
@@ -661,6 +745,29 @@ mod tests {
 
     const MINIMAL: &str =
         "store = \"registry.db\"\n[[site]]\nid = \"a\"\nname = \"A\"\nbase_url = \"https://a.example/R4\"\n";
+
+    #[test]
+    fn serve_tokens_are_hashes_with_a_role() {
+        let hash = "ab".repeat(32);
+        let text = format!(
+            "{MINIMAL}[serve]\nlisten = \"0.0.0.0:8080\"\n[[serve.token]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \"{}\"\n",
+            hash.to_uppercase()
+        );
+        let config = load_text(&text).unwrap();
+        assert_eq!(
+            config.serve.tokens,
+            [ApiToken {
+                name: "ops".into(),
+                role: Role::Operator,
+                sha256: hash
+            }]
+        );
+        let bad =
+            format!("{MINIMAL}[[serve.token]]\nname = \"Ops Team\"\nrole = \"admin\"\nsha256 = \"s3cr3t-token\"\n");
+        let found = problems(&bad);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.iter().all(|p| !p.contains("s3cr3t")), "{found:?}");
+    }
 
     #[test]
     fn a_minimal_config_takes_the_defaults() {

@@ -27,6 +27,6 @@ mod load;
 pub mod values;
 
 pub use config::{
-    ConfigError, ConfigErrors, RegistryConfig, ServeConfig, SinceMode, SiteAuth, SiteCohort, SiteConfig, SiteMode,
-    StoreLocation, DEFAULT_CONCURRENCY, DEFAULT_EVERY, DEFAULT_LISTEN, MAX_CONCURRENCY,
+    ApiToken, ConfigError, ConfigErrors, RegistryConfig, Role, ServeConfig, SinceMode, SiteAuth, SiteCohort,
+    SiteConfig, SiteMode, StoreLocation, DEFAULT_CONCURRENCY, DEFAULT_EVERY, DEFAULT_LISTEN, MAX_CONCURRENCY,
 };

@@ -1,4 +1,4 @@
-//! The sync store: an embedded SQLite database holding each resource's raw
+//! The sync store: a database holding each resource's raw
 //! JSON keyed by (site, type, id) with its `meta.versionId` and
 //! `meta.lastUpdated`, plus per-site sync state (the base URL, watermark,
 //! pages done, bulk status URL), the cohort remembered per site and the
@@ -9,10 +9,17 @@
 //! different sites never replace each other, even under the same (type, id):
 //! two EHRs number their resources independently (issue 23).
 //!
-//! This module owns the database file and its schema, versioned by `PRAGMA
-//! user_version` ([`SCHEMA_VERSION`]); [`Store::open`] upgrades a store of an
-//! earlier release in place, in one transaction (see [`schema`](mod@schema) for
-//! how its data is given sites), and refuses a store of a later one. It knows
+//! Two backends keep the same tables behind one interface ([`Store`]): an
+//! embedded SQLite file ([`Store::open`], the default: one machine) and a
+//! PostgreSQL database ([`Store::connect`]: one registry database shared by
+//! sync workers on several machines, see [`pg`](mod@pg)). [`StoreLocation`]
+//! tells them apart from what the user wrote (`registry.db` or
+//! `postgres://…`).
+//!
+//! This module owns the databases and their schema, versioned
+//! ([`SCHEMA_VERSION`]); opening upgrades a store of an earlier release in
+//! place, in one transaction (see [`schema`](mod@schema) for how its data is
+//! given sites), and refuses a store of a later one. It knows
 //! nothing of HTTP ([`crate::client`]), of what to fetch ([`crate::sync`]) or of
 //! the cohort rules; it must not touch them.
 //!
@@ -22,17 +29,24 @@
 //! the stored one of its site unless it is provably older (a smaller numeric
 //! `versionId`, or else an earlier `lastUpdated`); the same data changes nothing.
 
+mod location;
+pub mod pg;
 pub mod schema;
 pub mod site;
+mod sqlite;
+pub mod tables;
+#[doc(hidden)]
+pub mod testing;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+pub use location::StoreLocation;
 pub use schema::SCHEMA_VERSION;
 pub use site::{check_site_id, site_id_for, SiteIdError, LOCAL_SITE, MAX_SITE_ID_LEN};
+pub use tables::Table;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +54,30 @@ pub enum StoreError {
     /// SQLite failed (opening, schema, a statement).
     #[error("store database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed (connecting, schema, a statement). The message names
+    /// no password: the driver's errors never hold one.
+    #[error("store database (PostgreSQL): {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A store URL this release cannot use (its scheme or form), with the URL
+    /// shown without password or query.
+    #[error("store {url}: {reason}")]
+    BadUrl {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A table to publish is not one ([`Table`]).
+    #[error("table {table}: {reason}")]
+    BadTable {
+        /// Its name.
+        table: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The PostgreSQL connection's thread ended (the connection broke).
+    #[error("store database (PostgreSQL): the connection ended")]
+    Disconnected,
     /// A resource to write has no `resourceType` or `id` (its position in the page only).
     #[error("resource #{index} of a page has no resourceType or id")]
     NotAResource {
@@ -124,76 +162,120 @@ pub struct SyncState {
     pub status_url: Option<String>,
     /// `running`, `done` or `failed`.
     pub status: String,
+    /// When the last run ended (done or failed), Unix seconds.
+    pub finished_at: Option<i64>,
 }
 
-/// The store. Open one with [`Store::open`] (a file) or [`Store::in_memory`].
+/// One resource of a page to write, its keys read once (both backends take these).
+pub(crate) struct Incoming<'a> {
+    rtype: &'a str,
+    id: &'a str,
+    version_id: Option<&'a str>,
+    last_updated: Option<&'a str>,
+    json: String,
+}
+
+impl<'a> Incoming<'a> {
+    fn of(index: usize, r: &'a Value) -> Result<Self, StoreError> {
+        let text = |p: &str| r.pointer(p).and_then(Value::as_str);
+        let (Some(rtype), Some(id)) = (text("/resourceType"), text("/id")) else {
+            return Err(StoreError::NotAResource { index });
+        };
+        Ok(Incoming {
+            rtype,
+            id,
+            version_id: text("/meta/versionId"),
+            last_updated: text("/meta/lastUpdated"),
+            json: r.to_string(),
+        })
+    }
+}
+
+/// A sync worker's claim on a site: `holder` syncs it until `now + ttl_secs`
+/// unless it renews (see [`Store::take_lease`]).
+pub(crate) struct Lease<'a> {
+    site: &'a str,
+    holder: &'a str,
+    now: i64,
+    ttl_secs: i64,
+}
+
+/// What a backend does; [`Store`] checks the arguments and hands them on.
+trait Backend: Send {
+    fn write_page(&mut self, site: &str, page: &[Incoming<'_>]) -> Result<WriteStats, StoreError>;
+    fn delete(&mut self, site: &str, keys: &[(String, String)]) -> Result<u64, StoreError>;
+    fn get(&self, site: &str, rtype: &str, id: &str) -> Result<Option<String>, StoreError>;
+    fn sites(&self) -> Result<Vec<String>, StoreError>;
+    fn for_each(&self, site: Option<&str>, f: &mut dyn FnMut(Row)) -> Result<(), StoreError>;
+    fn counts(&self, site: Option<&str>) -> Result<BTreeMap<String, u64>, StoreError>;
+    fn sync_state(&self, site: &str) -> Result<Option<SyncState>, StoreError>;
+    fn begin_run(&mut self, site: &str, base_url: &str) -> Result<(), StoreError>;
+    fn finish_run(&mut self, site: &str, watermark: Option<&str>, ok: bool, now: i64) -> Result<(), StoreError>;
+    fn set_status_url(&mut self, site: &str, status_url: Option<&str>) -> Result<(), StoreError>;
+    fn add_cohort(&mut self, site: &str, ids: &[&str]) -> Result<(), StoreError>;
+    fn cohort(&self, site: &str) -> Result<Vec<String>, StoreError>;
+    fn replace_outcomes(&mut self, site: &str, outcomes: &[String]) -> Result<(), StoreError>;
+    fn outcomes(&self, site: &str) -> Result<Vec<String>, StoreError>;
+    fn take_lease(&mut self, lease: &Lease<'_>) -> Result<bool, StoreError>;
+    fn release_lease(&mut self, site: &str, holder: &str) -> Result<(), StoreError>;
+    fn replace_tables(&mut self, tables: &[Table]) -> Result<(), StoreError>;
+}
+
+/// The store. Open one with [`Store::open`] (a SQLite file), [`Store::connect`]
+/// (PostgreSQL), [`StoreLocation::open`] (either) or [`Store::in_memory`].
 pub struct Store {
-    conn: Connection,
+    backend: Box<dyn Backend>,
 }
-
-const ROW_COLUMNS: &str = "site, rtype, id, version_id, last_updated, json";
 
 impl Store {
-    /// Opens (creating if needed) the database file at `path`. A store of an
+    /// Opens (creating if needed) the SQLite file at `path`. A store of an
     /// earlier release is upgraded in place, in one transaction; one of a later
     /// release is refused ([`StoreError::NewerSchema`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        Self::init(conn)
+        Ok(Store {
+            backend: Box::new(sqlite::Sqlite::open(path)?),
+        })
     }
 
-    /// A store in memory (tests).
+    /// Connects to the PostgreSQL database at `url` (`postgres://user@host:port/db`;
+    /// what the URL leaves out comes from `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`), creating or upgrading the schema (see [`pg`](mod@pg)).
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Ok(Store {
+            backend: Box::new(pg::Pg::connect(url)?),
+        })
+    }
+
+    /// A SQLite store in memory (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        Ok(Store {
+            backend: Box::new(sqlite::Sqlite::in_memory()?),
+        })
     }
 
-    fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        schema::prepare(&mut conn)?;
-        Ok(Store { conn })
-    }
-
-    /// Writes one page of `site`'s resources and counts the page for the site, in one transaction.
+    /// Writes one page of `site`'s resources and counts the page for the site, in
+    /// one transaction. A page with a resource lacking `resourceType` or `id`
+    /// writes nothing.
     pub fn write_page(&mut self, site: &str, resources: &[Value]) -> Result<WriteStats, StoreError> {
         check_site_id(site)?;
-        let tx = self.conn.transaction()?;
-        let mut stats = WriteStats::default();
-        for (index, r) in resources.iter().enumerate() {
-            stats.add(upsert(&tx, site, index, r)?);
-        }
-        tx.prepare_cached(
-            "INSERT INTO sync_state (site, pages_done) VALUES (?1, 1)
-             ON CONFLICT(site) DO UPDATE SET pages_done = pages_done + 1",
-        )?
-        .execute(params![site])?;
-        tx.commit()?;
-        Ok(stats)
+        let page = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Incoming::of(i, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.backend.write_page(site, &page)
     }
 
-    /// Removes resources of `site` the server deleted (`(type, id)` pairs), in
-    /// one transaction; returns how many the store held.
-    pub fn delete(&mut self, site: &str, refs: &[(String, String)]) -> Result<u64, StoreError> {
+    /// Removes resources of `site` (type, id) in one transaction (a server's
+    /// deletions); returns how many were held.
+    pub fn delete(&mut self, site: &str, keys: &[(String, String)]) -> Result<u64, StoreError> {
         check_site_id(site)?;
-        let tx = self.conn.transaction()?;
-        let mut removed = 0u64;
-        {
-            let mut stmt = tx.prepare_cached("DELETE FROM resource WHERE site = ?1 AND rtype = ?2 AND id = ?3")?;
-            for (rtype, id) in refs {
-                removed += stmt.execute(params![site, rtype, id])? as u64;
-            }
-        }
-        tx.commit()?;
-        Ok(removed)
+        self.backend.delete(site, keys)
     }
 
     /// The JSON of one resource of `site`.
     pub fn get(&self, site: &str, rtype: &str, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT json FROM resource WHERE site = ?1 AND rtype = ?2 AND id = ?3")?
-            .query_row(params![site, rtype, id], |r| r.get(0))
-            .optional()?)
+        self.backend.get(site, rtype, id)
     }
 
     /// Whether `site` holds a resource.
@@ -203,11 +285,7 @@ impl Store {
 
     /// Every site with resources or sync state, sorted.
     pub fn sites(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT site FROM resource UNION SELECT site FROM sync_state ORDER BY 1")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.backend.sites()
     }
 
     /// Every row, ordered by site, type, id.
@@ -218,82 +296,42 @@ impl Store {
     }
 
     /// Calls `f` with every row of every site, ordered by site, type, id, one at a time.
-    pub fn for_each(&self, f: impl FnMut(Row)) -> Result<(), StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {ROW_COLUMNS} FROM resource ORDER BY site, rtype, id"))?;
-        let rows = stmt.query([])?;
-        each_row(rows, f)
+    pub fn for_each(&self, mut f: impl FnMut(Row)) -> Result<(), StoreError> {
+        self.backend.for_each(None, &mut f)
     }
 
     /// Calls `f` with every row of `site`, ordered by type, id, one at a time.
-    pub fn for_each_in(&self, site: &str, f: impl FnMut(Row)) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS} FROM resource WHERE site = ?1 ORDER BY rtype, id"
-        ))?;
-        let rows = stmt.query(params![site])?;
-        each_row(rows, f)
+    pub fn for_each_in(&self, site: &str, mut f: impl FnMut(Row)) -> Result<(), StoreError> {
+        self.backend.for_each(Some(site), &mut f)
     }
 
     /// Resources held per type, over all sites.
     pub fn counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let stmt = self
-            .conn
-            .prepare("SELECT rtype, COUNT(*) FROM resource GROUP BY rtype ORDER BY rtype")?;
-        type_counts(stmt, [])
+        self.backend.counts(None)
     }
 
     /// Resources `site` holds per type.
     pub fn counts_in(&self, site: &str) -> Result<BTreeMap<String, u64>, StoreError> {
-        let stmt = self
-            .conn
-            .prepare("SELECT rtype, COUNT(*) FROM resource WHERE site = ?1 GROUP BY rtype ORDER BY rtype")?;
-        type_counts(stmt, params![site])
+        self.backend.counts(Some(site))
     }
 
     /// The sync state of `site`, if it was ever synced.
     pub fn sync_state(&self, site: &str) -> Result<Option<SyncState>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT base_url, watermark, pages_done, status_url, status FROM sync_state WHERE site = ?1",
-                params![site],
-                |r| {
-                    Ok(SyncState {
-                        base_url: r.get(0)?,
-                        watermark: r.get(1)?,
-                        pages_done: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                        status_url: r.get(3)?,
-                        status: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.backend.sync_state(site)
     }
 
     /// Records the start of a run for `site` against `base_url` (status `running`).
     /// The site keeps its resources and watermark when its base URL changes.
     pub fn begin_run(&mut self, site: &str, base_url: &str) -> Result<(), StoreError> {
         check_site_id(site)?;
-        self.conn.execute(
-            "INSERT INTO sync_state (site, base_url, status) VALUES (?1, ?2, 'running')
-             ON CONFLICT(site) DO UPDATE SET status = 'running', base_url = ?2",
-            params![site, base_url],
-        )?;
-        Ok(())
+        self.backend.begin_run(site, base_url)
     }
 
-    /// Records the end of a run of `site`: `done` with its watermark, or `failed` (watermark kept).
+    /// Records the end of a run of `site`: `done` with its watermark, or `failed`
+    /// (watermark kept), and when it ended.
     pub fn finish_run(&mut self, site: &str, watermark: Option<&str>, ok: bool) -> Result<(), StoreError> {
         check_site_id(site)?;
-        let status = if ok { "done" } else { "failed" };
-        self.conn.execute(
-            "INSERT INTO sync_state (site, watermark, status) VALUES (?1, ?2, ?3)
-             ON CONFLICT(site) DO UPDATE SET status = ?3,
-                watermark = CASE WHEN ?3 = 'done' THEN COALESCE(?2, watermark) ELSE watermark END",
-            params![site, watermark, status],
-        )?;
-        Ok(())
+        self.backend.finish_run(site, watermark, ok, unix_now())
     }
 }
 
@@ -301,140 +339,92 @@ impl Store {
     /// Saves (or, with `None`, clears) the Bulk Data status URL being polled for `site`.
     pub fn set_status_url(&mut self, site: &str, status_url: Option<&str>) -> Result<(), StoreError> {
         check_site_id(site)?;
-        self.conn.execute(
-            "INSERT INTO sync_state (site, status_url) VALUES (?1, ?2)
-             ON CONFLICT(site) DO UPDATE SET status_url = ?2",
-            params![site, status_url],
-        )?;
-        Ok(())
+        self.backend.set_status_url(site, status_url)
     }
 
     /// Remembers Patient ids as the cohort of `site` (incremental syncs re-check them).
     pub fn add_cohort<'a>(&mut self, site: &str, ids: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
         check_site_id(site)?;
-        let tx = self.conn.transaction()?;
-        for id in ids {
-            tx.prepare_cached("INSERT OR IGNORE INTO cohort (site, patient_id) VALUES (?1, ?2)")?
-                .execute(params![site, id])?;
-        }
-        tx.commit()?;
-        Ok(())
+        let ids: Vec<&str> = ids.into_iter().collect();
+        self.backend.add_cohort(site, &ids)
     }
 
     /// The Patient ids remembered as the cohort of `site`.
     pub fn cohort(&self, site: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT patient_id FROM cohort WHERE site = ?1 ORDER BY patient_id")?;
-        let ids = stmt.query_map(params![site], |r| r.get(0))?;
-        Ok(ids.collect::<Result<_, _>>()?)
+        self.backend.cohort(site)
     }
 
     /// Replaces the OperationOutcomes `site`'s server reported (bulk `error` files).
     pub fn replace_outcomes(&mut self, site: &str, outcomes: &[Value]) -> Result<(), StoreError> {
         check_site_id(site)?;
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM server_outcome WHERE site = ?1", params![site])?;
-        for (seq, o) in outcomes.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO server_outcome (site, seq, json) VALUES (?1, ?2, ?3)",
-                params![site, seq as i64, o.to_string()],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        let texts: Vec<String> = outcomes.iter().map(Value::to_string).collect();
+        self.backend.replace_outcomes(site, &texts)
     }
 
     /// The OperationOutcomes `site`'s server reported, as JSON text.
     pub fn outcomes(&self, site: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT json FROM server_outcome WHERE site = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map(params![site], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.backend.outcomes(site)
     }
-}
 
-/// Hands each row of a query over [`ROW_COLUMNS`] to `f`.
-fn each_row(mut rows: rusqlite::Rows<'_>, mut f: impl FnMut(Row)) -> Result<(), StoreError> {
-    while let Some(r) = rows.next()? {
-        f(Row {
-            site: r.get(0)?,
-            rtype: r.get(1)?,
-            id: r.get(2)?,
-            version_id: r.get(3)?,
-            last_updated: r.get(4)?,
-            json: r.get(5)?,
-        });
-    }
-    Ok(())
-}
-
-/// The (type, count) rows of `stmt` as a map.
-fn type_counts(
-    mut stmt: rusqlite::Statement<'_>,
-    p: impl rusqlite::Params,
-) -> Result<BTreeMap<String, u64>, StoreError> {
-    let rows = stmt.query_map(p, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    let mut out = BTreeMap::new();
-    for row in rows {
-        let (t, n) = row?;
-        out.insert(t, u64::try_from(n).unwrap_or(0));
-    }
-    Ok(out)
-}
-
-/// Inserts or replaces one resource inside `tx`.
-fn upsert(tx: &rusqlite::Transaction<'_>, site: &str, index: usize, r: &Value) -> Result<WriteStats, StoreError> {
-    let text = |p: &str| r.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let (Some(rtype), Some(id)) = (text("/resourceType"), text("/id")) else {
-        return Err(StoreError::NotAResource { index });
-    };
-    let version_id = text("/meta/versionId");
-    let last_updated = text("/meta/lastUpdated");
-    let json = r.to_string();
-    // Cached statements: preparing them for every resource was a quarter of a sync's CPU time.
-    let held: Option<(Option<String>, Option<String>, String)> = tx
-        .prepare_cached(
-            "SELECT version_id, last_updated, json FROM resource WHERE site = ?1 AND rtype = ?2 AND id = ?3",
-        )?
-        .query_row(params![site, rtype, id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    /// Takes (or renews) the lease on `site` for `holder` for `ttl` from now:
+    /// true when taken — the site had no lease, its lease had expired, or it
+    /// was `holder`'s. Two workers never hold one site at once; a worker killed
+    /// mid-run leaves a lease that expires and is then taken over.
+    pub fn take_lease(&mut self, site: &str, holder: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        check_site_id(site)?;
+        let ttl_secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX / 4);
+        self.backend.take_lease(&Lease {
+            site,
+            holder,
+            now: unix_now(),
+            ttl_secs,
         })
-        .optional()?;
-    let stats = match held {
-        None => WriteStats {
-            inserted: 1,
-            ..WriteStats::default()
-        },
-        Some((_, _, held_json)) if held_json == json => WriteStats {
-            unchanged: 1,
-            ..WriteStats::default()
-        },
+    }
+
+    /// Replaces the published tables named in `tables` (see [`tables`](mod@tables)),
+    /// all in one transaction: a reader sees the previous set or the new one.
+    /// A table keeps its grants when its columns are unchanged.
+    pub fn replace_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
+        tables.iter().try_for_each(Table::check)?;
+        self.backend.replace_tables(tables)
+    }
+
+    /// Gives up `holder`'s lease on `site` (nothing when it holds none).
+    pub fn release_lease(&mut self, site: &str, holder: &str) -> Result<(), StoreError> {
+        check_site_id(site)?;
+        self.backend.release_lease(site, holder)
+    }
+}
+
+/// The clock of sync state and leases: Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4))
+        .unwrap_or(0)
+}
+
+/// What writing `incoming` over the `held` (versionId, lastUpdated, JSON) does:
+/// new, the same data or provably older (unchanged), else an update.
+fn decide(held: Option<(Option<String>, Option<String>, String)>, incoming: &Incoming<'_>) -> WriteStats {
+    let one = |i, u, n| WriteStats {
+        inserted: i,
+        updated: u,
+        unchanged: n,
+    };
+    match held {
+        None => one(1, 0, 0),
+        Some((_, _, held_json)) if held_json == incoming.json => one(0, 0, 1),
         Some((held_v, held_lu, _))
             if is_older(
-                (version_id.as_deref(), last_updated.as_deref()),
+                (incoming.version_id, incoming.last_updated),
                 (held_v.as_deref(), held_lu.as_deref()),
             ) =>
         {
-            WriteStats {
-                unchanged: 1,
-                ..WriteStats::default()
-            }
+            one(0, 0, 1)
         }
-        Some(_) => WriteStats {
-            updated: 1,
-            ..WriteStats::default()
-        },
-    };
-    if stats.unchanged == 0 {
-        tx.prepare_cached(
-            "INSERT INTO resource (site, rtype, id, version_id, last_updated, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(site, rtype, id) DO UPDATE SET version_id = ?4, last_updated = ?5, json = ?6",
-        )?
-        .execute(params![site, rtype, id, version_id, last_updated, json])?;
+        Some(_) => one(0, 1, 0),
     }
-    Ok(stats)
 }
 
 /// Whether `incoming` (versionId, lastUpdated) is provably older than `held`:
@@ -457,7 +447,22 @@ fn is_older(incoming: (Option<&str>, Option<&str>), held: (Option<&str>, Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
     use serde_json::json;
+
+    /// Opens a test store (again).
+    type Opener = Box<dyn Fn() -> Store>;
+
+    /// Each backend's store, opened afresh by calling the closure (a second call reopens it).
+    fn stores() -> Vec<(&'static str, Opener)> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("s.db");
+        let mut out: Vec<(&'static str, Opener)> = vec![("sqlite", Box::new(move || Store::open(&path).unwrap()))];
+        if let Some(url) = testing::fresh_database().unwrap() {
+            out.push(("postgres", Box::new(move || Store::connect(&url).unwrap())));
+        }
+        out
+    }
 
     fn obs(id: &str, version: &str, updated: &str, value: i64) -> Value {
         json!({"resourceType": "Observation", "id": id,
@@ -466,138 +471,152 @@ mod tests {
 
     #[test]
     fn same_data_twice_changes_nothing() {
-        let mut s = Store::in_memory().unwrap();
-        let page = [
-            obs("a", "1", "2024-01-01T00:00:00Z", 1),
-            obs("b", "1", "2024-01-01T00:00:00Z", 2),
-        ];
-        let first = s.write_page("x", &page).unwrap();
-        assert_eq!(first.inserted, 2);
-        let rows = s.rows().unwrap();
-        let again = s.write_page("x", &page).unwrap();
-        assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 2));
-        assert_eq!(s.rows().unwrap(), rows);
-        assert_eq!(s.sync_state("x").unwrap().unwrap().pages_done, 2);
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            let page = [
+                obs("a", "1", "2024-01-01T00:00:00Z", 1),
+                obs("b", "1", "2024-01-01T00:00:00Z", 2),
+            ];
+            let first = s.write_page("x", &page).unwrap();
+            assert_eq!(first.inserted, 2);
+            let rows = s.rows().unwrap();
+            let again = s.write_page("x", &page).unwrap();
+            assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 2));
+            assert_eq!(s.rows().unwrap(), rows);
+            assert_eq!(s.sync_state("x").unwrap().unwrap().pages_done, 2);
+        }
     }
 
     #[test]
     fn newer_version_wins_and_older_is_ignored() {
-        let mut s = Store::in_memory().unwrap();
-        s.write_page("b", &[obs("a", "2", "2024-01-02T00:00:00Z", 2)]).unwrap();
-        let older = s.write_page("b", &[obs("a", "1", "2024-01-01T00:00:00Z", 1)]).unwrap();
-        assert_eq!(older.unchanged, 1);
-        assert!(s
-            .get("b", "Observation", "a")
-            .unwrap()
-            .unwrap()
-            .contains("\"valueInteger\":2"));
-        // Numeric versions: "10" is newer than "9".
-        s.write_page("b", &[obs("a", "10", "2024-01-03T00:00:00Z", 10)])
-            .unwrap();
-        let nine = s.write_page("b", &[obs("a", "9", "2024-01-04T00:00:00Z", 9)]).unwrap();
-        assert_eq!(nine.unchanged, 1);
-        let row = &s.rows().unwrap()[0];
-        assert_eq!(row.version_id.as_deref(), Some("10"));
-        // No meta at all: the server's current answer wins.
-        let bare = json!({"resourceType": "Patient", "id": "p", "gender": "male"});
-        s.write_page("b", &[bare]).unwrap();
-        let changed = s
-            .write_page(
-                "b",
-                &[json!({"resourceType": "Patient", "id": "p", "gender": "female"})],
-            )
-            .unwrap();
-        assert_eq!(changed.updated, 1);
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            s.write_page("b", &[obs("a", "2", "2024-01-02T00:00:00Z", 2)]).unwrap();
+            let older = s.write_page("b", &[obs("a", "1", "2024-01-01T00:00:00Z", 1)]).unwrap();
+            assert_eq!(older.unchanged, 1);
+            assert!(s
+                .get("b", "Observation", "a")
+                .unwrap()
+                .unwrap()
+                .contains("\"valueInteger\":2"));
+            // Numeric versions: "10" is newer than "9".
+            s.write_page("b", &[obs("a", "10", "2024-01-03T00:00:00Z", 10)])
+                .unwrap();
+            let nine = s.write_page("b", &[obs("a", "9", "2024-01-04T00:00:00Z", 9)]).unwrap();
+            assert_eq!(nine.unchanged, 1);
+            let row = &s.rows().unwrap()[0];
+            assert_eq!(row.version_id.as_deref(), Some("10"));
+            // No meta at all: the server's current answer wins.
+            let bare = json!({"resourceType": "Patient", "id": "p", "gender": "male"});
+            s.write_page("b", &[bare]).unwrap();
+            let changed = s
+                .write_page(
+                    "b",
+                    &[json!({"resourceType": "Patient", "id": "p", "gender": "female"})],
+                )
+                .unwrap();
+            assert_eq!(changed.updated, 1);
+        }
     }
 
     #[test]
     fn a_bad_resource_rolls_back_the_whole_page() {
-        let mut s = Store::in_memory().unwrap();
-        let page = [obs("a", "1", "2024-01-01T00:00:00Z", 1), json!({"id": "x"})];
-        assert!(matches!(
-            s.write_page("b", &page),
-            Err(StoreError::NotAResource { index: 1 })
-        ));
-        assert!(s.rows().unwrap().is_empty());
-        assert!(s.sync_state("b").unwrap().is_none());
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            let page = [obs("a", "1", "2024-01-01T00:00:00Z", 1), json!({"id": "x"})];
+            assert!(matches!(
+                s.write_page("b", &page),
+                Err(StoreError::NotAResource { index: 1 })
+            ));
+            assert!(s.rows().unwrap().is_empty());
+            assert!(s.sync_state("b").unwrap().is_none());
+        }
     }
 
     #[test]
     fn sync_state_keeps_the_last_good_watermark() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let mut s = Store::open(&path).unwrap();
-        s.begin_run("b", "http://b/fhir").unwrap();
-        s.finish_run("b", Some("2024-01-01T00:00:00Z"), true).unwrap();
-        s.begin_run("b", "http://b/fhir").unwrap();
-        s.finish_run("b", Some("2024-02-01T00:00:00Z"), false).unwrap();
-        drop(s);
-        let s = Store::open(&path).unwrap();
-        let st = s.sync_state("b").unwrap().unwrap();
-        assert_eq!(st.watermark.as_deref(), Some("2024-01-01T00:00:00Z"));
-        assert_eq!(st.status, "failed");
-        assert_eq!(st.base_url.as_deref(), Some("http://b/fhir"));
-        assert_eq!(s.counts().unwrap().len(), 0);
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            s.begin_run("b", "http://b/fhir").unwrap();
+            s.finish_run("b", Some("2024-01-01T00:00:00Z"), true).unwrap();
+            s.begin_run("b", "http://b/fhir").unwrap();
+            s.finish_run("b", Some("2024-02-01T00:00:00Z"), false).unwrap();
+            drop(s);
+            let s = open();
+            let st = s.sync_state("b").unwrap().unwrap();
+            assert_eq!(st.watermark.as_deref(), Some("2024-01-01T00:00:00Z"));
+            assert_eq!(st.status, "failed");
+            assert_eq!(st.base_url.as_deref(), Some("http://b/fhir"));
+            assert_eq!(s.counts().unwrap().len(), 0);
+        }
     }
 
     #[test]
     fn status_url_cohort_and_outcomes_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let mut s = Store::open(&path).unwrap();
-        s.set_status_url("b", Some("http://b/_bulk/status/1")).unwrap();
-        s.add_cohort("b", ["p2", "p1", "p1"]).unwrap();
-        s.replace_outcomes("b", &[json!({"resourceType": "OperationOutcome"})])
-            .unwrap();
-        drop(s);
-        let mut s = Store::open(&path).unwrap();
-        let st = s.sync_state("b").unwrap().unwrap();
-        assert_eq!(st.status_url.as_deref(), Some("http://b/_bulk/status/1"));
-        assert_eq!(s.cohort("b").unwrap(), ["p1", "p2"]);
-        assert!(s.cohort("other").unwrap().is_empty());
-        assert_eq!(s.outcomes("b").unwrap().len(), 1);
-        s.set_status_url("b", None).unwrap();
-        s.replace_outcomes("b", &[]).unwrap();
-        assert_eq!(s.sync_state("b").unwrap().unwrap().status_url, None);
-        assert!(s.outcomes("b").unwrap().is_empty());
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            s.set_status_url("b", Some("http://b/_bulk/status/1")).unwrap();
+            s.add_cohort("b", ["p2", "p1", "p1"]).unwrap();
+            s.replace_outcomes("b", &[json!({"resourceType": "OperationOutcome"})])
+                .unwrap();
+            drop(s);
+            let mut s = open();
+            let st = s.sync_state("b").unwrap().unwrap();
+            assert_eq!(st.status_url.as_deref(), Some("http://b/_bulk/status/1"));
+            assert_eq!(s.cohort("b").unwrap(), ["p1", "p2"]);
+            assert!(s.cohort("other").unwrap().is_empty());
+            assert_eq!(s.outcomes("b").unwrap().len(), 1);
+            s.set_status_url("b", None).unwrap();
+            s.replace_outcomes("b", &[]).unwrap();
+            assert_eq!(s.sync_state("b").unwrap().unwrap().status_url, None);
+            assert!(s.outcomes("b").unwrap().is_empty());
+        }
     }
 
     #[test]
     fn sites_never_replace_each_other() {
-        let mut s = Store::in_memory().unwrap();
-        let a = s.write_page("a", &[obs("x", "1", "2024-01-01T00:00:00Z", 1)]).unwrap();
-        let b = s.write_page("b", &[obs("x", "1", "2024-01-01T00:00:00Z", 2)]).unwrap();
-        assert_eq!((a.inserted, b.inserted, b.updated), (1, 1, 0));
-        assert!(s
-            .get("a", "Observation", "x")
-            .unwrap()
-            .unwrap()
-            .contains("\"valueInteger\":1"));
-        assert!(s
-            .get("b", "Observation", "x")
-            .unwrap()
-            .unwrap()
-            .contains("\"valueInteger\":2"));
-        assert!(!s.contains("c", "Observation", "x").unwrap());
-        s.write_page("b", &[json!({"resourceType": "Patient", "id": "p"})])
-            .unwrap();
-        s.begin_run("c", "http://c/").unwrap();
-        assert_eq!(s.sites().unwrap(), ["a", "b", "c"]);
-        let order: Vec<(String, String)> = s.rows().unwrap().into_iter().map(|r| (r.site, r.rtype)).collect();
-        assert_eq!(
-            order,
-            [("a", "Observation"), ("b", "Observation"), ("b", "Patient")].map(|(a, b)| (a.into(), b.into()))
-        );
-        let mut in_b = Vec::new();
-        s.for_each_in("b", |r| in_b.push(r.rtype)).unwrap();
-        assert_eq!(in_b, ["Observation", "Patient"]);
-        assert_eq!(s.counts().unwrap()["Observation"], 2);
-        assert_eq!(s.counts_in("a").unwrap().len(), 1);
-        assert!(s.counts_in("c").unwrap().is_empty());
-        assert!(matches!(
-            s.write_page("B", &[]),
-            Err(StoreError::SiteId(SiteIdError::Characters))
-        ));
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            let a = s.write_page("a", &[obs("x", "1", "2024-01-01T00:00:00Z", 1)]).unwrap();
+            let b = s.write_page("b", &[obs("x", "1", "2024-01-01T00:00:00Z", 2)]).unwrap();
+            assert_eq!((a.inserted, b.inserted, b.updated), (1, 1, 0));
+            assert!(s
+                .get("a", "Observation", "x")
+                .unwrap()
+                .unwrap()
+                .contains("\"valueInteger\":1"));
+            assert!(s
+                .get("b", "Observation", "x")
+                .unwrap()
+                .unwrap()
+                .contains("\"valueInteger\":2"));
+            assert!(!s.contains("c", "Observation", "x").unwrap());
+            s.write_page("b", &[json!({"resourceType": "Patient", "id": "p"})])
+                .unwrap();
+            s.begin_run("c", "http://c/").unwrap();
+            assert_eq!(s.sites().unwrap(), ["a", "b", "c"]);
+            let order: Vec<(String, String)> = s.rows().unwrap().into_iter().map(|r| (r.site, r.rtype)).collect();
+            assert_eq!(
+                order,
+                [("a", "Observation"), ("b", "Observation"), ("b", "Patient")].map(|(a, b)| (a.into(), b.into()))
+            );
+            let mut in_b = Vec::new();
+            s.for_each_in("b", |r| in_b.push(r.rtype)).unwrap();
+            assert_eq!(in_b, ["Observation", "Patient"]);
+            assert_eq!(s.counts().unwrap()["Observation"], 2);
+            assert_eq!(s.counts_in("a").unwrap().len(), 1);
+            assert!(s.counts_in("c").unwrap().is_empty());
+            assert!(matches!(
+                s.write_page("B", &[]),
+                Err(StoreError::SiteId(SiteIdError::Characters))
+            ));
+        }
     }
 
     #[test]
@@ -612,10 +631,14 @@ mod tests {
         drop(conn);
         let err = Store::open(&path).err().unwrap();
         assert!(
-            matches!(err, StoreError::NewerSchema { found: 3, supported: 2 }),
+            matches!(err, StoreError::NewerSchema { found, supported } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
             "{err}"
         );
-        assert!(err.to_string().contains("newer than this release's 2"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("newer than this release's {SCHEMA_VERSION}")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -651,5 +674,98 @@ mod tests {
         assert_eq!(s.outcomes("ehr-b-org").unwrap(), ["{}"]);
         let st2 = s.sync_state("127-0-0-1-8080-2").unwrap().unwrap();
         assert_eq!((st2.status.as_str(), st2.watermark), ("failed", None));
+    }
+
+    #[test]
+    fn leases_keep_two_workers_off_one_site_until_they_expire() {
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut a = open();
+            let mut b = open();
+            let ttl = std::time::Duration::from_secs(60);
+            assert!(a.take_lease("x", "worker-a", ttl).unwrap());
+            assert!(!b.take_lease("x", "worker-b", ttl).unwrap(), "held by a");
+            assert!(b.take_lease("y", "worker-b", ttl).unwrap(), "another site is free");
+            assert!(a.take_lease("x", "worker-a", ttl).unwrap(), "a renews its own");
+            a.release_lease("x", "worker-b").unwrap();
+            assert!(!b.take_lease("x", "worker-b", ttl).unwrap(), "only the holder releases");
+            a.release_lease("x", "worker-a").unwrap();
+            assert!(b.take_lease("x", "worker-b", ttl).unwrap());
+            // An expired lease (a killed worker's) is taken over.
+            let expired = Lease {
+                site: "z",
+                holder: "killed",
+                now: unix_now() - 120,
+                ttl_secs: 60,
+            };
+            assert!(a.backend.take_lease(&expired).unwrap());
+            assert!(b.take_lease("z", "worker-b", ttl).unwrap());
+        }
+    }
+
+    #[test]
+    fn deletes_remove_one_sites_resources_and_runs_record_their_end() {
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            s.write_page(
+                "a",
+                &[
+                    obs("x", "1", "2024-01-01T00:00:00Z", 1),
+                    obs("y", "1", "2024-01-01T00:00:00Z", 1),
+                ],
+            )
+            .unwrap();
+            s.write_page("b", &[obs("x", "1", "2024-01-01T00:00:00Z", 2)]).unwrap();
+            let keys = [("Observation", "x"), ("Observation", "gone")].map(|(t, i)| (t.to_string(), i.to_string()));
+            assert_eq!(s.delete("a", &keys).unwrap(), 1);
+            assert!(!s.contains("a", "Observation", "x").unwrap());
+            assert!(s.contains("a", "Observation", "y").unwrap());
+            assert!(s.contains("b", "Observation", "x").unwrap());
+            let before = unix_now();
+            s.begin_run("a", "http://a/").unwrap();
+            assert_eq!(s.sync_state("a").unwrap().unwrap().finished_at, None);
+            s.finish_run("a", None, true).unwrap();
+            let ended = s.sync_state("a").unwrap().unwrap().finished_at.unwrap();
+            assert!(ended >= before && ended <= unix_now(), "{ended}");
+        }
+    }
+
+    #[test]
+    fn a_v2_store_gains_run_ends_and_leases_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE resource (site TEXT NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL, version_id TEXT,
+                last_updated TEXT, json TEXT NOT NULL, PRIMARY KEY (site, rtype, id));
+             CREATE TABLE sync_state (site TEXT PRIMARY KEY, base_url TEXT, watermark TEXT,
+                pages_done INTEGER NOT NULL DEFAULT 0, status_url TEXT, status TEXT NOT NULL DEFAULT 'running');
+             CREATE TABLE cohort (site TEXT NOT NULL, patient_id TEXT NOT NULL, PRIMARY KEY (site, patient_id));
+             CREATE TABLE server_outcome (site TEXT NOT NULL, seq INTEGER NOT NULL, json TEXT NOT NULL,
+                PRIMARY KEY (site, seq));
+             INSERT INTO resource VALUES ('a', 'Patient', 'p1', '1', NULL, '{}');
+             INSERT INTO sync_state VALUES ('a', 'http://a/', '2024-05-01T00:00:00Z', 3, NULL, 'done');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(conn);
+        let mut s = Store::open(&path).unwrap();
+        let st = s.sync_state("a").unwrap().unwrap();
+        assert_eq!((st.pages_done, st.finished_at), (3, None));
+        assert_eq!(s.get("a", "Patient", "p1").unwrap().as_deref(), Some("{}"));
+        assert!(s.take_lease("a", "w", std::time::Duration::from_secs(5)).unwrap());
+    }
+
+    #[test]
+    fn a_newer_postgres_schema_is_refused() {
+        let Some(url) = testing::fresh_database().unwrap() else {
+            return;
+        };
+        drop(Store::connect(&url).unwrap());
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.execute("UPDATE imnm_schema SET version = version + 1", &[]).unwrap();
+        let err = Store::connect(&url).err().unwrap();
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
     }
 }

@@ -5,8 +5,14 @@
 //! - **1** (no `user_version`): resources keyed by (type, id); sync state,
 //!   cohort and server outcomes keyed by base URL. Two servers' resources with
 //!   the same (type, id) replaced each other (issue 23).
-//! - **2** ([`SCHEMA_VERSION`]): everything keyed by site; `sync_state` keeps
-//!   the base URL as a column.
+//! - **2**: everything keyed by site; `sync_state` keeps the base URL as a
+//!   column.
+//! - **3** ([`SCHEMA_VERSION`]): `sync_state.finished_at` (when the last run
+//!   ended, Unix seconds: which sites are due) and `site_lease` (which worker
+//!   syncs a site, until when). A version 2 store gains both in place.
+//!
+//! The PostgreSQL backend keeps the same tables at the same version (see
+//! [`pg`](super::pg)); it never held an earlier one.
 //!
 //! # Upgrading a version 1 store
 //! In one transaction (an interruption leaves the version 1 store as it was):
@@ -30,7 +36,7 @@ use super::site::{site_id_for, LOCAL_SITE};
 use super::StoreError;
 
 /// The schema version this release writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The tables of [`SCHEMA_VERSION`].
 const SCHEMA: &str = "
@@ -49,7 +55,8 @@ CREATE TABLE IF NOT EXISTS sync_state (
     watermark TEXT,
     pages_done INTEGER NOT NULL DEFAULT 0,
     status_url TEXT,
-    status TEXT NOT NULL DEFAULT 'running'
+    status TEXT NOT NULL DEFAULT 'running',
+    finished_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS cohort (
     site TEXT NOT NULL,
@@ -62,10 +69,21 @@ CREATE TABLE IF NOT EXISTS server_outcome (
     json TEXT NOT NULL,
     PRIMARY KEY (site, seq)
 );
+CREATE TABLE IF NOT EXISTS site_lease (
+    site TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+";
+
+/// Version 2 → 3: when a site's last run ended, and the sync workers' leases.
+const UPGRADE_V2: &str = "
+ALTER TABLE sync_state ADD COLUMN finished_at INTEGER;
+CREATE TABLE IF NOT EXISTS site_lease (site TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
 ";
 
 /// Brings the database to [`SCHEMA_VERSION`]: creates a new one, upgrades a
-/// version 1 store in one transaction, refuses a newer one.
+/// version 1 or 2 store in one transaction, refuses a newer one.
 pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
@@ -86,7 +104,9 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
         )
         .optional()?
         .is_some();
-    if version == 1 || (version == 0 && has_resource) {
+    if version == 2 {
+        tx.execute_batch(UPGRADE_V2)?;
+    } else if version == 1 || (version == 0 && has_resource) {
         upgrade_from_v1(&tx)?;
     } else if version == 0 {
         tx.execute_batch(SCHEMA)?;
@@ -126,7 +146,7 @@ CREATE TABLE IF NOT EXISTS server_outcome (
 );
 ";
 
-/// Version 1 → 2 inside `tx` (see the module docs).
+/// Version 1 → current inside `tx` (see the module docs).
 fn upgrade_from_v1(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(SCHEMA_V1)?;
     tx.execute_batch(

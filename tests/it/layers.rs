@@ -31,6 +31,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("reading", &["pipeline"]),
     // Outputs: the registry's tables, study bundles, case reports → FHIR, validation.
     ("outputs", &["cohort", "deid", "export", "to_fhir", "profile"]),
+    // The registry service: schedules syncs, rebuilds the outputs, serves the API and page.
+    ("service", &["service"]),
     // The library's API edge: the top-level error wrapping every layer's, and the exit codes.
     ("api", &["error", "exit"]),
 ];

@@ -71,3 +71,9 @@ mod shapes;
 
 // Antibody cutoffs by unit form (CU, U, U/mL, AU/mL, [arb'U]/mL, titres), method, referenceRange, order of evidence.
 mod cutoffs;
+
+// The registry service (issue 25): imnm serve against mock sites, its API, tokens, audit, metrics, the page in Chromium.
+mod serve;
+
+// The shared registry database: PostgreSQL beside SQLite, several sync workers (issue 26).
+mod postgres;

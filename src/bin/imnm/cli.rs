@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use imnm_fhir::store::StoreLocation;
 
 /// imnm: IMNM case data between hospital EHRs and research registries over FHIR R4.
 #[derive(Debug, Parser)]
@@ -83,6 +84,42 @@ pub enum Command {
         after_help = "Examples:\n  imnm push bundle.json --base-url https://fhir.example.org/R4\n  IMNM_TOKEN=... imnm push bundle.json --base-url URL --auth bearer --batch-size 8"
     )]
     Push(PushArgs),
+    /// Run the registry service: sync every site of a registry config on its schedule, serve the API and page.
+    #[command(
+        after_help = "Examples:\n  imnm serve --config registry.toml\n  imnm serve --config registry.toml --listen 127.0.0.1:9090 --out registry-out\n  printf %s \"$TOKEN\" | imnm serve hash-token\n\nStops on SIGTERM or Ctrl-C (exit 0); a non-loopback --listen needs [[serve.token]] in the config (else exit 2)."
+    )]
+    Serve(ServeArgs),
+}
+
+/// `imnm serve`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    /// `hash-token`.
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// The registry config (TOML, with [[site]] tables).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The address to listen on (default: the config's [serve] listen, else 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where the cohort outputs are rebuilt (default: registry-out next to the store).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The audit log, JSON lines (default: OUT/audit.ndjson).
+    #[arg(long)]
+    pub audit: Option<PathBuf>,
+    /// Mapping folder (default: the built-in mappings).
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
+}
+
+/// `imnm serve …`.
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Print the SHA-256 of a token read from stdin (what [[serve.token]] sha256 holds).
+    HashToken,
 }
 
 /// `imnm to-fhir`.
@@ -129,9 +166,10 @@ pub struct ExportArgs {
     /// Input Bundle, NDJSON or folder (as for `cohort`). Repeatable.
     #[arg(long, short, num_args = 1.., required_unless_present_any = ["verify", "store"], conflicts_with = "store")]
     pub input: Vec<PathBuf>,
-    /// Read a sync store (from `imnm sync`) instead of files.
-    #[arg(long)]
-    pub store: Option<PathBuf>,
+    /// Read a sync store (from `imnm sync`) instead of files: a SQLite file or a
+    /// postgres://user@host:port/db URL.
+    #[arg(long, value_parser = store_location)]
+    pub store: Option<StoreLocation>,
     /// The bundle folder to write (must be absent or empty).
     #[arg(long, short, required_unless_present = "verify")]
     pub out: Option<PathBuf>,
@@ -192,8 +230,9 @@ pub struct CohortArgs {
     #[arg(long, short, required_unless_present_any = ["store", "config"], conflicts_with_all = ["store", "config"], num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// Read a sync store (from `imnm sync`) instead of files: every site it holds.
-    #[arg(long, conflicts_with = "config")]
-    pub store: Option<PathBuf>,
+    /// A SQLite file or a postgres://user@host:port/db URL.
+    #[arg(long, conflicts_with = "config", value_parser = store_location)]
+    pub store: Option<StoreLocation>,
     /// A registry config (see `imnm registry check`): read its store, every site, and link by its
     /// `[registry] link_identifiers` (besides any --link-identifier).
     #[arg(long)]
@@ -221,6 +260,11 @@ pub struct CohortArgs {
     /// Also write relevant.ndjson: every resource a rule used (run per shard, then one run over these files).
     #[arg(long)]
     pub relevant: bool,
+    /// With --store or --config: do not write the cohort tables into the store's database
+    /// (by default a build of every site replaces them: schema imnm_cohort in PostgreSQL,
+    /// tables imnm_cohort_* in SQLite).
+    #[arg(long)]
+    pub no_publish: bool,
     /// Threads reading the input (default: the available cores). Any number gives the same outputs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -348,8 +392,18 @@ pub struct SyncArgs {
     #[arg(long = "site", value_name = "ID")]
     pub site: Vec<String>,
     /// With a registry config: how many sites are synced at once. Default 1.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64), conflicts_with = "worker")]
     pub parallel_sites: Option<u64>,
+    /// With a registry config: run as one of several sync workers sharing its store
+    /// (several processes or machines): take each due site no other worker holds, sync
+    /// it under a lease, and exit when none is left. A site is due when it never
+    /// finished, or its last run ended `every` ago (a failed one: min(every, 15 min)).
+    #[arg(long, requires = "config")]
+    pub worker: bool,
+    /// With --worker: how long a lease lasts without renewal (renewed every third of it
+    /// while the site syncs); a killed worker's site is taken over this long after.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(3..))]
+    pub lease_ttl: u64,
     /// The settings (each may come from --config instead).
     #[command(flatten)]
     pub settings: SyncSettings,
@@ -379,9 +433,10 @@ pub struct SyncSettings {
     /// Scopes asked for, for --auth smart (v2 `system/*.rs`, the default, or v1 `system/*.read`).
     #[arg(long)]
     pub scope: Option<String>,
-    /// The SQLite store to write (created if missing). Default imnm.db.
-    #[arg(long)]
-    pub store: Option<PathBuf>,
+    /// The store to write: a SQLite file (created if missing; default imnm.db) or a
+    /// postgres://user@host:port/db URL (password from PGPASSWORD, never in the URL of a script).
+    #[arg(long, value_parser = store_location)]
+    pub store: Option<StoreLocation>,
     /// Patients crawled / files downloaded at once (also the most requests in flight). Default 4.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub concurrency: Option<u64>,
@@ -456,16 +511,15 @@ impl SyncSettings {
 
     /// Paths made relative to `dir` (for settings read from a file in `dir`).
     pub fn relative_to(mut self, dir: &std::path::Path) -> SyncSettings {
-        for p in [
-            &mut self.key,
-            &mut self.store,
-            &mut self.patients,
-            &mut self.mappings,
-            &mut self.log,
-        ]
-        .into_iter()
-        .flatten()
+        for p in [&mut self.key, &mut self.patients, &mut self.mappings, &mut self.log]
+            .into_iter()
+            .flatten()
         {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+        if let Some(StoreLocation::Path(p)) = &mut self.store {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }
@@ -492,6 +546,14 @@ pub enum SinceModeArg {
     LastUpdated,
     /// Clinical date parameters (Epic).
     Created,
+}
+
+/// `--store`: a SQLite file path or a database URL.
+fn store_location(text: &str) -> Result<StoreLocation, String> {
+    if text.trim().is_empty() {
+        return Err("empty".into());
+    }
+    Ok(StoreLocation::parse(text))
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@ mod cli;
 mod demo;
 mod mock_ehr;
 mod registry;
+mod serve;
 mod share;
 mod sync;
 mod sync_sites;
+mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -20,6 +22,7 @@ use imnm_fhir::exit;
 use imnm_fhir::mapping::MappingSet;
 use imnm_fhir::pipeline;
 use imnm_fhir::report::Severity;
+use imnm_fhir::store::StoreLocation;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use cli::{Cli, Command, MappingsCommand, RegistryCommand};
@@ -134,6 +137,7 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::ToFhir(args) => casefhir::to_fhir(args),
         Command::Push(args) => casefhir::push(args),
         Command::Registry(RegistryCommand::Check { file }) => registry::check(&file),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
@@ -185,7 +189,11 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
             }
             sites.retain(|c| args.site.contains(&c.site));
         }
-        return finish_cohort(sites, &mappings, &args, &link);
+        let code = finish_cohort(sites, &mappings, &args, &link)?;
+        if args.site.is_empty() && !args.no_publish {
+            publish(path, &args.out)?;
+        }
+        return Ok(code);
     }
     let groups = imnm_fhir::collect::inputs_by_site(&args.input);
     let mut total = 0;
@@ -232,7 +240,7 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
 
 /// The store to read (`--store`, or `--config`'s) and the identifier systems
 /// that link sites (`--link-identifier`, then `--config`'s `link_identifiers`).
-fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<PathBuf>, Vec<String>), Exit> {
+fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<StoreLocation>, Vec<String>), Exit> {
     let mut link = args.link_identifier.clone();
     let Some(file) = &args.config else {
         return Ok((args.store.clone(), link));
@@ -243,16 +251,27 @@ fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<PathBuf>, Vec<String>
             link.push(system);
         }
     }
-    match config.store {
-        imnm_fhir::registry::StoreLocation::Path(p) => Ok((Some(p), link)),
-        imnm_fhir::registry::StoreLocation::Url(_) => Err(Exit::new(
-            exit::USAGE,
-            anyhow::anyhow!(
-                "{}: `store` is a URL; imnm cohort reads only a SQLite store file",
-                file.display()
-            ),
-        )),
-    }
+    Ok((Some(config.store), link))
+}
+
+/// Writes the cohort outputs in `out` into the store's database as tables
+/// (`imnm_fhir::cohort::publish`), for researchers' SQL.
+fn publish(at: &StoreLocation, out: &Path) -> Result<(), Exit> {
+    let tables = cohort::publish::tables_of(out)?;
+    let mut store = at
+        .open()
+        .with_context(|| format!("opening store {at}"))
+        .or_exit(exit::OUTPUT)?;
+    store
+        .replace_tables(&tables)
+        .with_context(|| format!("publishing the cohort tables into store {at}"))
+        .or_exit(exit::OUTPUT)?;
+    let place = match at {
+        StoreLocation::Path(_) => "tables imnm_cohort_*",
+        StoreLocation::Url(_) => "schema imnm_cohort",
+    };
+    eprintln!("published {} table(s) into store {at} ({place})", tables.len());
+    Ok(())
 }
 
 fn finish_cohort(

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use imnm_fhir::registry::{values, RegistryConfig, StoreLocation};
+use imnm_fhir::registry::{values, RegistryConfig};
 
 use crate::Exit;
 
@@ -17,13 +17,7 @@ pub fn load(file: &Path) -> Result<RegistryConfig, Exit> {
 /// the key or a token.
 pub fn check(file: &Path) -> Result<u8, Exit> {
     let config = load(file)?;
-    let store = match &config.store {
-        StoreLocation::Path(p) => p.display().to_string(),
-        StoreLocation::Url(url) => match values::url_scheme(url) {
-            Some(scheme) => format!("a {scheme} URL"),
-            None => "a URL".to_string(),
-        },
-    };
+    let store = config.store.redacted();
     let n = config.sites.len();
     eprintln!(
         "{}: {n} site{}, store {store}, serve on {}",

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use imnm_fhir::client::{Auth, EventSink, FhirClient, Smart};
 use imnm_fhir::exit;
+use imnm_fhir::store::StoreLocation;
 use imnm_fhir::store::{self, Store};
 use imnm_fhir::sync::{self, Mode, Progress, ProgressSink, Since, SinceMode, SyncError, SyncOptions, SyncReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -147,11 +148,11 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         }
     };
     let mappings = crate::load_mappings(s.mappings.as_deref())?;
-    let store_path = s.store.clone().unwrap_or_else(|| PathBuf::from("imnm.db"));
-    let log_path = s
-        .log
+    let store_at = s
+        .store
         .clone()
-        .unwrap_or_else(|| store_path.parent().unwrap_or(Path::new("")).join("log.ndjson"));
+        .unwrap_or_else(|| StoreLocation::Path(PathBuf::from("imnm.db")));
+    let log_path = s.log.clone().unwrap_or_else(|| default_log(&store_at));
     let bars = Bars::new();
     let options = options(&s, site.clone(), bars.sink())?;
     let log = RunLog::create(&log_path)?;
@@ -161,10 +162,7 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         .on_event(log.sink(&site))
         .build()
         .map_err(|e| usage(e.into()))?;
-    let store = Store::open(&store_path)
-        .with_context(|| format!("opening store {}", store_path.display()))
-        .or_exit(exit::OUTPUT)?;
-    let store = Arc::new(Mutex::new(store));
+    let store = Arc::new(Mutex::new(open_store(&store_at)?));
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
         .map_err(usage)?;
@@ -176,11 +174,32 @@ pub fn run(args: SyncArgs) -> Result<u8, Exit> {
         Stopped::Sync(e) => Exit::from(e).context("sync"),
         Stopped::Interrupted(msg) => Exit::new(exit::INTERRUPTED, anyhow::anyhow!(msg)),
     })?;
-    print_report(&report, &store, &store_path, &log_path)?;
+    print_report(&report, &store, &store_at, &log_path)?;
     Ok(exit::OK)
 }
 
-fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, log_path: &Path) -> Result<(), Exit> {
+/// Opens (creating) the store a sync writes; a failure is an output error naming
+/// the store without password or query.
+pub(crate) fn open_store(at: &StoreLocation) -> Result<Store, Exit> {
+    at.open()
+        .with_context(|| format!("opening store {at}"))
+        .or_exit(exit::OUTPUT)
+}
+
+/// The run log's default place: beside a SQLite store, else in the working folder.
+pub(crate) fn default_log(at: &StoreLocation) -> PathBuf {
+    match at.path() {
+        Some(p) => p.parent().unwrap_or(Path::new("")).join("log.ndjson"),
+        None => PathBuf::from("log.ndjson"),
+    }
+}
+
+fn print_report(
+    report: &SyncReport,
+    store: &Mutex<Store>,
+    store_at: &StoreLocation,
+    log_path: &Path,
+) -> Result<(), Exit> {
     let counts = store
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -210,12 +229,7 @@ fn print_report(report: &SyncReport, store: &Mutex<Store>, store_path: &Path, lo
         );
     }
     let per_type: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    eprintln!(
-        "store {}, site {}: {}",
-        store_path.display(),
-        report.site,
-        per_type.join(", ")
-    );
+    eprintln!("store {store_at}, site {}: {}", report.site, per_type.join(", "));
     eprintln!("log: {}", log_path.display());
     Ok(())
 }

@@ -21,10 +21,10 @@ use crate::sync::{auth_from, interrupted_message, patient_list, Bars, RunLog, St
 use crate::{Exit, OrExit};
 
 /// One site's outcome.
-type Outcome = Result<SyncReport, Exit>;
+pub(crate) type Outcome = Result<SyncReport, Exit>;
 
 /// A site ready to run (its client and options), or why it cannot start.
-type Prepared = Result<(FhirClient, SyncOptions), Exit>;
+pub(crate) type Prepared = Result<(FhirClient, SyncOptions), Exit>;
 
 /// Syncs the registry config at `path` (holding `text`) as `args` ask.
 pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
@@ -39,14 +39,7 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
             per_site.join(", ")
         )));
     }
-    let store_path = match &config.store {
-        StoreLocation::Path(p) => p.clone(),
-        StoreLocation::Url(_) => {
-            return Err(usage(anyhow::anyhow!(
-                "{file}: `store` is a URL; imnm sync writes only a SQLite store file"
-            )))
-        }
-    };
+    let store_at = config.store.clone();
     let mut chosen: Vec<&SiteConfig> = Vec::new();
     for id in &args.site {
         match config.site(id) {
@@ -69,21 +62,32 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
         .settings
         .log
         .clone()
-        .unwrap_or_else(|| store_path.parent().unwrap_or(Path::new("")).join("log.ndjson"));
+        .unwrap_or_else(|| crate::sync::default_log(&store_at));
     let log = Arc::new(RunLog::create(&log_path)?);
-    let store = Store::open(&store_path)
-        .with_context(|| format!("opening store {}", store_path.display()))
-        .or_exit(exit::OUTPUT)?;
+    let store = crate::sync::open_store(&store_at)?;
     let store = Arc::new(Mutex::new(store));
     // Bars only when one site runs at a time: parallel sites' phases would draw over each other.
     let bars = (parallel == 1).then(Bars::new);
     let runtime = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
         .map_err(usage)?;
+    if args.worker {
+        let lease = std::time::Duration::from_secs(args.lease_ttl);
+        let work = crate::worker::Work {
+            sites: &chosen,
+            since,
+            store: store.clone(),
+            mappings,
+            log: &log,
+            lease,
+        };
+        let outcomes = runtime.block_on(work.run())?;
+        return summary(&outcomes, &store, &store_at, &log_path);
+    }
     eprintln!(
         "{file}: syncing {} site(s), {parallel} at a time, into {}",
         chosen.len(),
-        store_path.display()
+        store_at
     );
     let prepared: Vec<(String, Prepared)> = chosen
         .iter()
@@ -97,7 +101,7 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
         bars.finish();
     }
     let outcomes = outcomes?;
-    summary(&outcomes, &store, &store_path, &log_path)
+    summary(&outcomes, &store, &store_at, &log_path)
 }
 
 /// The names of the single-server flags given (they are set per site in a registry config).
@@ -124,7 +128,7 @@ fn per_site_flags(s: &SyncSettings) -> Vec<&'static str> {
 
 /// A site's client and options, from its config (its token variable, key and
 /// patients file are read now: a failure is the site's alone).
-fn prepare(
+pub(crate) fn prepare(
     site: &SiteConfig,
     since: Since,
     progress: Option<sync::ProgressSink>,
@@ -176,7 +180,7 @@ fn prepare(
 
 /// Runs the prepared sites, `parallel` at a time, each to its end whatever the
 /// others do; on Ctrl-C stops them all and cancels their pending bulk exports.
-async fn run_sites(
+pub(crate) async fn run_sites(
     prepared: Vec<(String, Prepared)>,
     store: Arc<Mutex<Store>>,
     mappings: Arc<MappingSet>,
@@ -249,7 +253,7 @@ async fn run_sites(
 fn summary(
     outcomes: &[(String, Outcome)],
     store: &Mutex<Store>,
-    store_path: &Path,
+    store_at: &StoreLocation,
     log_path: &Path,
 ) -> Result<u8, Exit> {
     let width = outcomes.iter().map(|(id, _)| id.len()).max().unwrap_or(0);
@@ -295,7 +299,7 @@ fn summary(
         .context("counting the store")
         .or_exit(exit::OUTPUT)?;
     let per_type: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    eprintln!("store {}: {}", store_path.display(), per_type.join(", "));
+    eprintln!("store {store_at}: {}", per_type.join(", "));
     eprintln!("log: {}", log_path.display());
     if failed > 0 {
         eprintln!("error: {failed} of {} site(s) failed", outcomes.len());
