@@ -89,6 +89,8 @@ pub enum IssueCode {
     EntryWithoutResource,
     /// A result given as a bound (`<`, `>`): counted at its bound.
     Comparator,
+    /// A resource whose status the rules exclude (`[status]` in rules.toml): not mapped.
+    ExcludedStatus,
     /// A case-sheet cell `to-fhir` could not read (left out).
     BadCell,
     /// A case-sheet row `to-fhir` skipped (or a sheet it could not read).
@@ -147,7 +149,7 @@ pub enum IssueCode {
 
 impl IssueCode {
     /// Every code, in declaration order.
-    pub const ALL: [IssueCode; 45] = [
+    pub const ALL: [IssueCode; 46] = [
         IssueCode::MalformedJson,
         IssueCode::InvalidUtf8,
         IssueCode::NotAResource,
@@ -168,6 +170,7 @@ impl IssueCode {
         IssueCode::Superseded,
         IssueCode::EntryWithoutResource,
         IssueCode::Comparator,
+        IssueCode::ExcludedStatus,
         IssueCode::BadCell,
         IssueCode::BadRow,
         IssueCode::Cardinality,
@@ -218,6 +221,7 @@ impl IssueCode {
             IssueCode::Superseded => "superseded",
             IssueCode::EntryWithoutResource => "entry-without-resource",
             IssueCode::Comparator => "comparator",
+            IssueCode::ExcludedStatus => "excluded-status",
             IssueCode::BadCell => "bad-cell",
             IssueCode::BadRow => "bad-row",
             IssueCode::Cardinality => "cardinality",

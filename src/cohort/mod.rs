@@ -42,10 +42,17 @@ pub struct Provenance {
     pub value: String,
     /// The rule that produced it.
     pub rule: String,
-    /// The resources it came from (`Type/id`).
+    /// The resources it came from (`Type/id`; a panel's component
+    /// `Observation/id#component[i]`, see [`resource_of`]).
     pub sources: Vec<String>,
     /// How: the element read, the raw value and unit, the cutoff.
     pub detail: String,
+}
+
+/// The resource a provenance source names: `Type/id` (or `SITE:Type/id`)
+/// without the `#component[i]` of a panel's result.
+pub fn resource_of(source: &str) -> &str {
+    source.split_once('#').map_or(source, |(resource, _)| resource)
 }
 
 /// A patient with IMNM-suggestive data but no qualifying diagnosis.
@@ -208,7 +215,7 @@ impl Provenances {
         self.0.try_for_each(f)
     }
 
-    /// Every resource (`Type/id`) a cell came from.
+    /// Every resource (`Type/id`, [`resource_of`] its sources) a cell came from.
     ///
     /// # Errors
     ///
@@ -216,7 +223,7 @@ impl Provenances {
     pub fn sources(&self) -> std::io::Result<BTreeSet<String>> {
         let mut out = BTreeSet::new();
         self.try_for_each(|p| {
-            out.extend(p.sources.iter().cloned());
+            out.extend(p.sources.iter().map(|s| resource_of(s).to_string()));
             Ok::<_, std::io::Error>(())
         })?;
         Ok(out)

@@ -156,10 +156,14 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<
     cohort
         .provenance
         .try_for_each(|p| {
-            wanted.extend(p.sources.iter().map(|s| match super::link::split_source(s) {
-                (Some(site), resource) => (site.to_string(), resource.to_string()),
-                (None, resource) => (p.site.clone(), resource.to_string()),
-            }));
+            wanted.extend(
+                p.sources
+                    .iter()
+                    .map(|s| match super::link::split_source(super::resource_of(s)) {
+                        (Some(site), resource) => (site.to_string(), resource.to_string()),
+                        (None, resource) => (p.site.clone(), resource.to_string()),
+                    }),
+            );
             Ok::<_, std::io::Error>(())
         })
         .map_err(|source| RunError::Spill { source })?;

@@ -61,6 +61,7 @@ pub fn parse(text: &str) -> Option<Resource> {
         Patient,
         Condition,
         Observation,
+        DiagnosticReport,
         Medication,
         MedicationStatement,
         MedicationRequest,
@@ -479,7 +480,7 @@ mod tests {
         /// On any mix of places and values, the shortcut agrees or stands aside.
         #[test]
         fn never_differs_from_the_resource_path(
-            ty in prop::sample::select(vec!["Observation", "MedicationRequest", "Patient", "Condition"]),
+            ty in prop::sample::select(vec!["Observation", "MedicationRequest", "Patient", "Condition", "DiagnosticReport"]),
             parts in prop::collection::vec((place(), scalar()), 0..4),
             spaced in any::<bool>(),
         ) {
@@ -487,6 +488,7 @@ mod tests {
                 "Observation" => r#""status":"final","code":{"text":"t"}"#,
                 "MedicationRequest" => r#""status":"active","intent":"order","subject":{"reference":"Patient/p"},"medicationCodeableConcept":{"text":"m"}"#,
                 "Condition" => r#""subject":{"reference":"Patient/p"}"#,
+                "DiagnosticReport" => r#""status":"final","code":{"text":"t"},"conclusionCode":[{"text":"c"}]"#,
                 _ => r#""gender":"female""#,
             };
             let mut text = format!(r#"{{"resourceType":"{ty}",{head}"#);

@@ -31,6 +31,7 @@ pub const MAPPED_TYPES: &[&str] = &[
     "Patient",
     "Condition",
     "Observation",
+    "DiagnosticReport",
     "Medication",
     "MedicationStatement",
     "MedicationRequest",

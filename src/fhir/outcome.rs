@@ -83,7 +83,7 @@ pub fn issue_type(code: IssueCode) -> &'static str {
         C::UnreadableFile | C::ExportError => "exception",
         C::Duplicate => "duplicate",
         C::Deleted => "deleted",
-        C::Superseded | C::EntryWithoutResource => "informational",
+        C::Superseded | C::EntryWithoutResource | C::ExcludedStatus => "informational",
         C::Comparator | C::BadCell => "value",
         C::BadRow => "structure",
         C::Profile => "not-supported",

@@ -18,6 +18,8 @@ pub enum Role {
     Condition,
     /// Medication codes (inline or `Medication.code`).
     Medication,
+    /// `DiagnosticReport.code` and `DiagnosticReport.conclusionCode`.
+    Report,
 }
 
 /// Which codes and words make a resource worth parsing in full.
@@ -47,6 +49,20 @@ pub struct Peek<'a> {
     /// Whether `medicationReference` is present.
     #[serde(rename = "medicationReference", default)]
     pub medication_reference: Option<serde::de::IgnoredAny>,
+    /// `conclusionCode` (DiagnosticReport).
+    #[serde(rename = "conclusionCode", borrow, default)]
+    pub conclusion_code: Option<Vec<PeekConcept<'a>>>,
+    /// `component` (an Observation panel's results): only their codes.
+    #[serde(borrow, default)]
+    pub component: Option<Vec<PeekComponent<'a>>>,
+}
+
+/// An Observation component, borrowed: its code only.
+#[derive(Debug, Deserialize)]
+pub struct PeekComponent<'a> {
+    /// `component.code`.
+    #[serde(borrow, default)]
+    pub code: Option<PeekConcept<'a>>,
 }
 
 /// A CodeableConcept, borrowed.
@@ -154,7 +170,25 @@ fn relevance(p: &Peek<'_>, mappings: &impl Relevant) -> Relevance {
     let relevant = match p.resource_type.as_ref() {
         "Patient" => true,
         "Condition" => code_has(Role::Condition),
-        "Observation" => code_has(Role::Observation),
+        // A panel is read when its own code or a component's matters (a blood
+        // pressure panel, whose codes no rule uses, is still skipped).
+        "Observation" => {
+            code_has(Role::Observation)
+                || p.component.iter().flatten().any(|c| {
+                    c.code
+                        .as_ref()
+                        .is_some_and(|c| concept_has_role(c, mappings, Role::Observation))
+                })
+        }
+        // A report is read when its code or a conclusion code matters; the
+        // Observations its `result` references are read on their own.
+        "DiagnosticReport" => {
+            code_has(Role::Report)
+                || p.conclusion_code
+                    .iter()
+                    .flatten()
+                    .any(|c| concept_has_role(c, mappings, Role::Report))
+        }
         "Medication" => {
             return if code_has(Role::Medication) {
                 Relevance::Parse
@@ -197,6 +231,10 @@ mod tests {
         assert_eq!(classify(hr, &m).unwrap().1, Relevance::Skip);
         assert_eq!(classify(enc, &m).unwrap().1, Relevance::Skip);
         assert_eq!(classify(mr, &m).unwrap().1, Relevance::Parse);
+        let panel = r#"{"resourceType":"Observation","id":"p","code":{"text":"Myositis panel"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]}},{"code":{"coding":[{"system":"http://loinc.org","code":"93493-5"}]}}]}"#;
+        assert_eq!(classify(panel, &m).unwrap().1, Relevance::Parse);
+        let bp = r#"{"resourceType":"Observation","id":"b","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]}}]}"#;
+        assert_eq!(classify(bp, &m).unwrap().1, Relevance::Skip);
     }
 
     #[test]

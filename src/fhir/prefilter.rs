@@ -13,7 +13,8 @@
 //!   the same pass);
 //! - its type is not read by any rule (e.g. Encounter), or it is an
 //!   Observation whose `code` has the shape the peek reads and none of whose
-//!   codings' codes is a code of an Observation value set, compared after
+//!   codings' codes, nor any of its `component`s' codes (a panel's results),
+//!   is a code of an Observation value set, compared after
 //!   trimming, upper-casing and dropping dots (so ICD spellings match too),
 //!   and no Observation value set matches by text.
 //!
@@ -106,6 +107,12 @@ mod tests {
         assert_eq!(p.skip(&hr), Some("Observation"));
         assert_eq!(p.skip(r#"{"resourceType":"Encounter","id":"e"}"#), Some("Encounter"));
         assert_eq!(p.skip(&obs("http://loinc.org", "2157-6", "CK")), None);
+        // A panel holding a CK among its components is not skipped.
+        let panel = hr.replace(
+            r#","subject""#,
+            r#","component":[{"code":{"coding":[{"system":"http://loinc.org","code":"2157-6"}]}}],"subject""#,
+        );
+        assert_eq!(p.skip(&panel), None);
         assert_eq!(p.skip(r#"{"resourceType":"Patient","id":"p"}"#), None);
         // Escapes, another key order, whitespace, a cut line: the full peek decides.
         assert_eq!(p.skip(&obs("http://loinc.org", "\\u0032157-6", "CK")), None);
@@ -173,11 +180,15 @@ mod tests {
             text in text_piece(),
             display in text_piece(),
             ty in prop::sample::select(vec!["Observation", "Condition", "Encounter", "Medication", "Patient"]),
+            component in prop::option::of(code_piece()),
         ) {
             let m = set();
             let p = Prefilter::new(m.observation_codes());
+            let component = component.map_or(String::new(), |(s, c)| {
+                format!(r#","component":[{{"code":{{"text":"x"}}}},{{"code":{{"coding":[{{"system":"{s}","code":"{c}"}}]}},"valueString":"1"}}]"#)
+            });
             let line = format!(
-                r#"{{"resourceType":"{ty}","id":"x","code":{{"coding":[{{"system":"{system}","code":"{code}","display":"{display}"}}],"text":"{text}"}},"subject":{{"reference":"Patient/p"}}}}"#
+                r#"{{"resourceType":"{ty}","id":"x","code":{{"coding":[{{"system":"{system}","code":"{code}","display":"{display}"}}],"text":"{text}"}},"subject":{{"reference":"Patient/p"}}{component}}}"#
             );
             if let Some(t) = p.skip(&line) {
                 let (peeked, relevance) = classify(&line, &m).expect("a skipped line is a resource");

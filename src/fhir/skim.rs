@@ -54,8 +54,9 @@ impl Codes {
 pub enum Shape {
     /// Only JSON syntax and a single top-level `resourceType` (types no rule reads).
     Any,
-    /// An Observation: `id` a string, `code` a CodeableConcept whose codings'
-    /// codes (normalized) are none of `codes`, no medication elements.
+    /// An Observation: `id` a string, `code` and each `component`'s `code` a
+    /// CodeableConcept whose codings' codes (normalized) are none of `codes`,
+    /// no medication elements.
     Observation,
 }
 
@@ -64,8 +65,12 @@ pub enum Shape {
 enum At {
     /// The resource object itself.
     Resource,
-    /// The resource's `code`.
+    /// The resource's `code`, or a component's.
     Concept,
+    /// The resource's `component` array.
+    Components,
+    /// One element of `component`.
+    Component,
     /// `code.coding`.
     Codings,
     /// One element of `code.coding`.
@@ -120,15 +125,15 @@ fn walk(b: &[u8], shape: Shape, codes: &Codes) -> Option<()> {
                     (b'{' | b'[', Child::Value(place)) => {
                         let fits = match place {
                             At::Other => true,
-                            At::Codings => c == b'[',
-                            At::Resource | At::Concept | At::Coding => c == b'{',
+                            At::Codings | At::Components => c == b'[',
+                            At::Resource | At::Concept | At::Coding | At::Component => c == b'{',
                         };
                         if !fits || depth == MAX {
                             return None;
                         }
                         depth += 1;
                         at[depth] = place;
-                        seen[depth] = 0; // shaped places are at depth 4 at most
+                        seen[depth] = 0; // shaped places are at depth 6 at most
                         i += 1;
                         close[depth] = if c == b'[' { b']' } else { b'}' };
                         if b.get(i) == Some(&close[depth]) {
@@ -269,6 +274,7 @@ fn member_key(b: &[u8], i: usize) -> Option<usize> {
 fn item_of(place: At) -> At {
     match place {
         At::Codings => At::Coding,
+        At::Components => At::Component,
         _ => At::Other,
     }
 }
@@ -331,7 +337,9 @@ fn role(shape: Shape, place: At, key: &[u8]) -> Option<(u8, Child)> {
         (At::Resource, _) if shape == Shape::Any => other,
         (At::Resource, b"id") => Some((2, Child::Str)),
         (At::Resource, b"code") => Some((4, Child::Value(At::Concept))),
+        (At::Resource, b"component") => Some((8, Child::Value(At::Components))),
         (At::Resource, b"medicationCodeableConcept" | b"medicationReference") => None,
+        (At::Component, b"code") => Some((1, Child::Value(At::Concept))),
         (At::Concept, b"coding") => Some((1, Child::Value(At::Codings))),
         (At::Concept, b"text") => Some((2, Child::Str)),
         (At::Coding, b"system") => Some((1, Child::Str)),
@@ -468,9 +476,16 @@ mod tests {
             r#"{"resourceType":"Observation","code":{"coding":[{"code":1}]}}"#,
             r#"{"resourceType":"Observation","code":{},"code":{}}"#,
             r#"{"resourceType":"Observation","medicationReference":{}}"#,
+            r#"{"resourceType":"Observation","component":[{"code":{"coding":[{"code":"2157-6"}]}}]}"#,
+            r#"{"resourceType":"Observation","component":{"code":{}}}"#,
+            r#"{"resourceType":"Observation","component":[1]}"#,
+            r#"{"resourceType":"Observation","component":[{"code":{},"code":{}}]}"#,
+            r#"{"resourceType":"Observation","component":[],"component":[]}"#,
         ] {
             assert!(!ok(unsure, Shape::Observation), "{unsure}");
         }
+        let bp = r#"{"resourceType":"Observation","id":"b","code":{"coding":[{"code":"85354-9"}]},"component":[{"code":{"coding":[{"code":"8480-6"}]},"valueQuantity":{"value":120}},{"code":{"text":"x"}}]}"#;
+        assert!(ok(bp, Shape::Observation));
     }
 
     /// Pieces of lines: valid and broken JSON fragments, read keys repeated.
@@ -496,6 +511,8 @@ mod tests {
             r#""a":"x"#,
             r#""code":{"text":"t"}"#,
             r#""code":{"coding":[{"system":"s","code":"1"}]}"#,
+            r#""component":[{"code":{"coding":[{"code":"1"}]},"valueQuantity":{"value":1}}]"#,
+            r#""component":[{"code":{"coding":[{"code":"2157-6"}]}}]"#,
             r#""a":-"#,
             r#""a":1e"#,
             r#""a":[[[[]]]]"#,

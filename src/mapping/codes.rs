@@ -157,6 +157,19 @@ pub fn normalize_unit_text(unit: &str) -> String {
     unit.trim().to_lowercase().replace(['µ', 'μ'], "u").replace(' ', "")
 }
 
+/// The unit key of an antibody assay: [`normalize_unit_text`], with the
+/// spellings of a titre (`titre`, `titer`, `{titer}`, `1:N`) folded to `titre`.
+pub fn assay_unit(unit: &str) -> String {
+    let u = normalize_unit_text(unit);
+    match u.trim_matches(['{', '}']) {
+        "titre" | "titer" | "1:n" => TITRE.to_string(),
+        _ => u,
+    }
+}
+
+/// The unit key of a titre (`1:N`, read as N).
+pub const TITRE: &str = "titre";
+
 #[cfg(test)]
 mod tests {
     use super::*;

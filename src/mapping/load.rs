@@ -352,16 +352,32 @@ impl Builder {
                 (sys, self.systems.normalize_code(sys, &c.code))
             });
             let codes = codes.collect();
-            let units = a.units.iter().map(|u| normalize_unit_text(u)).collect();
+            let units: Vec<String> = a.units.iter().map(|u| super::codes::assay_unit(u)).collect();
+            if units.iter().any(String::is_empty) {
+                self.err(name, Some(&a.id), "an empty unit; list the units the assay reports in");
+            }
+            let method = a.method.as_ref().map(|c| {
+                let sys = self.systems.intern(&c.system);
+                (sys, self.systems.normalize_code(sys, &c.code))
+            });
             if let Some(valueset) = vs {
-                self.assays.push(Assay {
+                let assay = Assay {
                     id: a.id.clone(),
                     valueset,
                     codes,
                     units,
+                    method,
                     negative_below: a.negative_below,
                     positive_from: a.positive_from,
-                });
+                };
+                if let Some(other) = self.assays.iter().find(|o| overlap(o, &assay)) {
+                    let msg = format!(
+                        "applies to a code, unit and method assay {:?} already covers (which cutoff to use would be unclear)",
+                        other.id
+                    );
+                    self.err(name, Some(&a.id), msg);
+                }
+                self.assays.push(assay);
             }
         }
     }
@@ -495,8 +511,8 @@ impl Builder {
                 RuleKind::LabPeak { valueset, .. } | RuleKind::Antibody { valueset } => {
                     (vec![valueset], role::OBSERVATION)
                 }
-                RuleKind::Finding { valueset } => (vec![valueset], role::OBSERVATION | role::CONDITION),
-                RuleKind::Mri { edema, fatty } => (vec![edema, fatty], role::OBSERVATION),
+                RuleKind::Finding { valueset } => (vec![valueset], role::OBSERVATION | role::CONDITION | role::REPORT),
+                RuleKind::Mri { edema, fatty } => (vec![edema, fatty], role::OBSERVATION | role::REPORT),
                 RuleKind::Exposure { valueset } => (vec![valueset], role::MEDICATION),
                 RuleKind::Outcome { valueset, .. } => (vec![valueset], role::OBSERVATION),
             };
@@ -582,6 +598,14 @@ impl ExcludedStatuses {
     fn types(&self) -> Vec<String> {
         self.by_type.keys().cloned().collect()
     }
+}
+
+/// Whether two assays could both apply to one result: a shared code, a unit
+/// both accept (no units: any) and methods that do not tell them apart.
+fn overlap(a: &Assay, b: &Assay) -> bool {
+    let units = a.units.is_empty() || b.units.is_empty() || a.units.iter().any(|u| b.units.contains(u));
+    let methods = a.method.is_none() || b.method.is_none() || a.method == b.method;
+    a.codes.iter().any(|c| b.codes.contains(c)) && units && methods
 }
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ pub mod role {
     pub const CONDITION: u8 = 2;
     /// Medication codes (inline or Medication.code).
     pub const MEDICATION: u8 = 4;
+    /// DiagnosticReport.code and conclusionCode (findings and MRI).
+    pub const REPORT: u8 = 8;
 }
 
 /// One unit that converts to a canonical unit.
@@ -105,8 +107,11 @@ pub struct Assay {
     pub valueset: usize,
     /// (system index, normalized code) of the assay's Observation codes.
     pub codes: Vec<(usize, String)>,
-    /// Normalized units (empty: any).
+    /// Unit keys (`codes::assay_unit`; empty: any).
     pub units: Vec<String>,
+    /// (system index, normalized code) of the `Observation.method` the
+    /// cutoffs are for (`None`: any method).
+    pub method: Option<(usize, String)>,
     /// Values below are negative.
     pub negative_below: f64,
     /// Values at or above are positive.

@@ -12,6 +12,7 @@ fn bit(role: Role) -> u8 {
         Role::Observation => role::OBSERVATION,
         Role::Condition => role::CONDITION,
         Role::Medication => role::MEDICATION,
+        Role::Report => role::REPORT,
     }
 }
 

@@ -135,6 +135,7 @@ pub struct RawAssay {
     pub codes: Vec<RawCodeRef>,
     #[serde(default)]
     pub units: Vec<String>,
+    pub method: Option<RawCodeRef>,
     pub negative_below: f64,
     pub positive_from: f64,
     #[allow(

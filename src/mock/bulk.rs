@@ -1,6 +1,10 @@
 //! Bulk Data `$export` (system, Patient and Group level): kick-off, status
 //! polls, the manifest, file downloads and cancellation. A job snapshots its
 //! NDJSON files at kick-off; polls count down before the manifest appears.
+//! With `_since`, the manifest's `deleted` file lists the resources of the
+//! wanted types and scope deleted after that time, one transaction Bundle of
+//! one DELETE entry (`request.url` = `Type/id`) per line, as the Bulk Data IG
+//! describes.
 //! Reads the store; never writes it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -165,6 +169,7 @@ fn build_job(
     let served = super::vendor::served_types(cfg, store);
     let wanted: Vec<String> = request.types.clone().unwrap_or_else(|| served.clone());
     let mut medications = BTreeSet::new();
+    let mut deleted = Vec::new();
     for rtype in &wanted {
         if !cfg.vendor.serves(rtype) {
             errors.push(
@@ -185,6 +190,19 @@ fn build_job(
                 && filters.is_none_or(|fs| fs.iter().any(|c| c.matches(s)))
         };
         let chosen: Vec<&Stored> = store.all(rtype).filter(keep).collect();
+        if let Some(since) = request.since {
+            let in_scope = |id: &str, d: &super::store::Deleted| match patients {
+                None => true,
+                Some(set) if rtype == "Patient" => set.contains(id),
+                Some(set) => d.patients.iter().any(|p| set.contains(p)),
+            };
+            deleted.extend(
+                store
+                    .deleted(rtype)
+                    .filter(|(id, d)| d.at > since && in_scope(id, d))
+                    .map(|(id, d)| deletion(rtype, id, d.at)),
+            );
+        }
         if patients.is_some() {
             for s in &chosen {
                 if let Some(m) = s
@@ -217,6 +235,9 @@ fn build_job(
     let error_refs: Vec<&Value> = errors.iter().collect();
     let mut error_out = Vec::new();
     add_file(cfg, job_id, "OperationOutcome", &error_refs, &mut files, &mut error_out);
+    let deleted_refs: Vec<&Value> = deleted.iter().collect();
+    let mut deleted_out = Vec::new();
+    add_file(cfg, job_id, "Bundle", &deleted_refs, &mut files, &mut deleted_out);
     let polls = cfg.bulk_polls;
     Job {
         polls_left: polls,
@@ -227,9 +248,19 @@ fn build_job(
             "requiresAccessToken": cfg.auth.is_smart() && !cfg.vendor.redirects_downloads(),
             "output": output,
             "error": error_out,
+            "deleted": deleted_out,
         }),
         files,
     }
+}
+
+/// One line of a `deleted` file: a transaction Bundle deleting `rtype/id`.
+fn deletion(rtype: &str, id: &str, at: clock::Instant) -> Value {
+    json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "meta": {"lastUpdated": clock::format(at)},
+        "entry": [{"request": {"method": "DELETE", "url": format!("{rtype}/{id}")}}],
+    })
 }
 
 fn add_file(

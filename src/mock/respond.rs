@@ -171,6 +171,10 @@ fn route(cfg: &Config, state: &mut State, call: &Call<'_>, repeat: bool) -> Repl
         ("GET", [t, id]) if is_type(t) => read(&state.store, t, id),
         ("POST", [t]) if is_type(t) => write::create(cfg, &mut state.store, t, call),
         ("PUT", [t, id]) if is_type(t) => write::update(cfg, &mut state.store, t, id, call),
+        ("DELETE", [t, id]) if is_type(t) => match state.store.delete(t, id) {
+            true => Reply::empty(204),
+            false => Reply::outcome(404, "not-found", "resource not found"),
+        },
         _ => Reply::outcome(404, "not-found", "no such endpoint"),
     }
 }
@@ -180,6 +184,7 @@ fn read(store: &Store, rtype: &str, id: &str) -> Reply {
         Some(s) => Reply::json_bytes(200, s.raw.get().as_bytes().to_vec())
             .header("etag", format!("W/\"{}\"", s.version))
             .header("last-modified", super::clock::format(s.updated)),
+        None if store.is_deleted(rtype, id) => Reply::outcome(410, "deleted", "resource deleted"),
         None => Reply::outcome(404, "not-found", "resource not found"),
     }
 }

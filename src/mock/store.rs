@@ -35,9 +35,21 @@ pub struct Store {
     /// reference, as [`patient_ids`] reads them): a patient search looks at
     /// those only, not at every resource of the type.
     by_patient: HashMap<String, HashMap<String, BTreeSet<String>>>,
+    /// Deleted resources by (type, id): when, and the patients they named
+    /// (a bulk export with `_since` lists them in its `deleted` files).
+    deleted: BTreeMap<(String, String), Deleted>,
     /// The logical clock: the latest lastUpdated given out.
     pub now: Instant,
     next_id: u64,
+}
+
+/// A deleted resource.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    /// When it was deleted (on the logical clock).
+    pub at: Instant,
+    /// The Patient ids its `subject`/`patient` named.
+    pub patients: Vec<String>,
 }
 
 impl Store {
@@ -65,6 +77,7 @@ impl Store {
 
     /// Holds `stored` as `rtype/id`, keeping the patient index in step.
     fn insert(&mut self, rtype: &str, id: &str, stored: Stored) {
+        self.deleted.remove(&(rtype.to_string(), id.to_string()));
         let index = self.by_patient.entry(rtype.to_string()).or_default();
         let by_type = self.types.entry(rtype.to_string()).or_default();
         if let Some(old) = by_type.get(id) {
@@ -102,6 +115,38 @@ impl Store {
     /// All resources of a type, in id order.
     pub fn all(&self, rtype: &str) -> impl Iterator<Item = &Stored> {
         self.types.get(rtype).into_iter().flat_map(|m| m.values())
+    }
+
+    /// Deletes `rtype/id` (the clock moves one second); false when it is not held.
+    pub fn delete(&mut self, rtype: &str, id: &str) -> bool {
+        let Some(old) = self.types.get_mut(rtype).and_then(|m| m.remove(id)) else {
+            return false;
+        };
+        let patients: Vec<String> = patient_ids(&old.value).map(str::to_string).collect();
+        if let Some(index) = self.by_patient.get_mut(rtype) {
+            for p in &patients {
+                if let Some(ids) = index.get_mut(p) {
+                    ids.remove(id);
+                }
+            }
+        }
+        self.now += 1;
+        let deleted = Deleted { at: self.now, patients };
+        self.deleted.insert((rtype.to_string(), id.to_string()), deleted);
+        true
+    }
+
+    /// Whether `rtype/id` was deleted (and not written again).
+    pub fn is_deleted(&self, rtype: &str, id: &str) -> bool {
+        self.deleted.contains_key(&(rtype.to_string(), id.to_string()))
+    }
+
+    /// The ids of `rtype` deleted, with when and whose, in id order.
+    pub fn deleted<'a>(&'a self, rtype: &'a str) -> impl Iterator<Item = (&'a str, &'a Deleted)> + 'a {
+        self.deleted
+            .iter()
+            .filter(move |((t, _), _)| t == rtype)
+            .map(|((_, id), d)| (id.as_str(), d))
     }
 
     /// A fresh server-assigned id.

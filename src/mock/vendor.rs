@@ -125,7 +125,7 @@ impl Vendor {
                     .collect();
                 let mut r = json!({
                     "type": t,
-                    "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}, {"code": "update"}],
+                    "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}, {"code": "update"}, {"code": "delete"}],
                     "versioning": "versioned",
                     "conditionalCreate": true,
                     "searchParam": params,

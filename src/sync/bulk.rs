@@ -5,7 +5,10 @@
 //! manifest's files are downloaded `concurrency` at a time, checked against
 //! their `count`, and written in chunks of [`CHUNK`] resources per transaction.
 //! The `error` files' OperationOutcomes are kept in the store (never logged:
-//! their text may name patients). A finished export is DELETEd on the server.
+//! their text may name patients). The `deleted` files (sent with `_since`:
+//! Bundles of DELETE entries, `request.url` = `Type/id`) remove those
+//! resources from the store once every output file is written, counted in
+//! [`super::SyncReport::deleted`]. A finished export is DELETEd on the server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use tokio::task::JoinSet;
 
 use super::{bulk_level, lock, Capabilities, Ctx, Progress, SyncError, SyncOptions, SYNCED_TYPES};
 use crate::client::{BulkPoll, FhirClient};
+use crate::fhir::reference::Ref;
 use crate::store::Store;
 
 /// Resources written per transaction while storing a bulk file.
@@ -116,15 +120,23 @@ async fn poll(ctx: &Ctx, status_url: &str, options: &SyncOptions) -> Result<Valu
     }
 }
 
+/// Which list of the manifest a file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Output,
+    Error,
+    Deleted,
+}
+
 /// One manifest file to fetch.
 struct File {
     url: String,
     count: Option<u64>,
-    error: bool,
+    kind: Kind,
 }
 
 fn files(manifest: &Value) -> Vec<File> {
-    let list = |key: &str, error: bool| {
+    let list = |key: &str, kind: Kind| {
         manifest[key]
             .as_array()
             .into_iter()
@@ -133,14 +145,30 @@ fn files(manifest: &Value) -> Vec<File> {
                 Some(File {
                     url: f["url"].as_str()?.to_string(),
                     count: f["count"].as_u64(),
-                    error,
+                    kind,
                 })
             })
             .collect::<Vec<_>>()
     };
-    let mut all = list("output", false);
-    all.extend(list("error", true));
+    let mut all = list("output", Kind::Output);
+    all.extend(list("error", Kind::Error));
+    all.extend(list("deleted", Kind::Deleted));
     all
+}
+
+/// The `(type, id)` of every DELETE entry of the `deleted` files' Bundles,
+/// and how many entries could not be read as one.
+fn deletions(bundles: &[Value]) -> (Vec<(String, String)>, u64) {
+    let (mut refs, mut unreadable) = (Vec::new(), 0);
+    for entry in bundles.iter().flat_map(|b| b["entry"].as_array().into_iter().flatten()) {
+        let request = &entry["request"];
+        let target = request["url"].as_str().map(crate::fhir::reference::parse);
+        match (request["method"].as_str(), target) {
+            (Some("DELETE"), Some(Ref::Typed { resource_type, id })) => refs.push((resource_type, id)),
+            _ => unreadable += 1,
+        }
+    }
+    (refs, unreadable)
 }
 
 async fn download_all(ctx: &Arc<Ctx>, manifest: &Value, concurrency: usize) -> Result<(), SyncError> {
@@ -161,16 +189,16 @@ async fn download_all(ctx: &Arc<Ctx>, manifest: &Value, concurrency: usize) -> R
             let _permit = permits.acquire_owned().await;
             let got = ctx.client.bulk_download(&file.url, with_token, file.count).await?;
             ctx.progress(Progress::Step);
-            if file.error {
-                return Ok::<_, SyncError>(got.resources);
+            if file.kind != Kind::Output {
+                return Ok::<_, SyncError>((file.kind, got.resources));
             }
             for chunk in got.resources.chunks(CHUNK) {
                 ctx.write(chunk)?;
             }
-            Ok(Vec::new())
+            Ok((file.kind, Vec::new()))
         });
     }
-    let mut outcomes = Vec::new();
+    let (mut outcomes, mut deleted) = (Vec::new(), Vec::new());
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
         match done.unwrap_or_else(|source| {
@@ -179,7 +207,8 @@ async fn download_all(ctx: &Arc<Ctx>, manifest: &Value, concurrency: usize) -> R
                 source,
             })
         }) {
-            Ok(o) => outcomes.extend(o),
+            Ok((Kind::Deleted, bundles)) => deleted.extend(bundles),
+            Ok((_, o)) => outcomes.extend(o),
             Err(e) if first_error.is_none() => {
                 tasks.abort_all();
                 first_error = Some(e);
@@ -199,7 +228,17 @@ async fn download_all(ctx: &Arc<Ctx>, manifest: &Value, concurrency: usize) -> R
         );
     }
     lock(&ctx.store).replace_outcomes(&ctx.site, &outcomes)?;
+    let (refs, unreadable) = deletions(&deleted);
+    if unreadable > 0 {
+        tracing::warn!(
+            unreadable,
+            "entries of the export's deleted files are not DELETEs of Type/id; ignored"
+        );
+    }
+    let removed = lock(&ctx.store).delete(&ctx.site, &refs)?;
+    tracing::info!(listed = refs.len(), removed, "deleted resources removed from the store");
     let mut report = ctx.report.lock().unwrap_or_else(|e| e.into_inner());
+    report.deleted = removed;
     report.server_issues = issues as u64;
     report.patients = report.received.get("Patient").copied().unwrap_or(0);
     Ok(())
@@ -234,7 +273,20 @@ mod tests {
                        "error": [{"type": "OperationOutcome", "url": "http://h/e/1"}]});
         let f = files(&m);
         assert_eq!(f.len(), 2, "an entry without url is skipped");
-        assert_eq!((f[0].count, f[0].error), (Some(3), false));
-        assert_eq!((f[1].count, f[1].error), (None, true));
+        assert_eq!((f[0].count, f[0].kind), (Some(3), Kind::Output));
+        assert_eq!((f[1].count, f[1].kind), (None, Kind::Error));
+    }
+
+    #[test]
+    fn deletions_from_bundles_of_delete_entries() {
+        let line = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"request": {"method": "DELETE", "url": "Observation/o1"}},
+            {"request": {"method": "DELETE", "url": "http://h/fhir/Patient/p2"}},
+            {"request": {"method": "PUT", "url": "Observation/o3"}},
+            {"request": {"method": "DELETE", "url": "Observation?code=x"}}]});
+        let (refs, unreadable) = deletions(&[line]);
+        let want = [("Observation", "o1"), ("Patient", "p2")].map(|(t, i)| (t.to_string(), i.to_string()));
+        assert_eq!(refs, want);
+        assert_eq!(unreadable, 2);
     }
 }

@@ -44,6 +44,7 @@ pub const OBSERVATION_CATEGORIES: &[&str] = &[
 pub const SINCE_CREATED_PARAMS: &[(&str, &str)] = &[
     ("Condition", "recorded-date"),
     ("Observation", "date"),
+    ("DiagnosticReport", "date"),
     ("MedicationStatement", "effective"),
     ("MedicationRequest", "authoredon"),
     ("MedicationAdministration", "effective-time"),
@@ -219,9 +220,11 @@ async fn cohort(
     Ok(())
 }
 
-/// The types searched per patient: Patient, Condition, Observation and the declared medication types.
+/// The types searched per patient: Patient, Condition, Observation and the
+/// declared DiagnosticReport and medication types.
 fn patient_types(caps: &Capabilities) -> Vec<&'static str> {
     let mut types = vec!["Patient", "Condition", "Observation"];
+    types.extend(Some("DiagnosticReport").filter(|t| caps.supports(t)));
     types.extend(MEDICATION_TYPES.iter().copied().filter(|t| caps.supports(t)));
     types
 }

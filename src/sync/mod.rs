@@ -4,11 +4,13 @@
 //! Two modes. **Crawl** (`crawl`): read the CapabilityStatement, find the
 //! cohort (a Condition search by the IMNM diagnosis codes of the mappings, a
 //! list of Patient ids, or a Group's members), then per patient (bounded
-//! concurrency) search Patient, Condition, Observation and every medication
+//! concurrency) search Patient, Condition, Observation, DiagnosticReport and every medication
 //! type the server declares. **Bulk** ([`bulk`](mod@bulk)): a Group, Patient or
 //! system `$export`, polled to its manifest, files downloaded in parallel and
 //! checked against the manifest's counts. After either, every referenced
-//! Medication not already held is fetched.
+//! Medication not already held is fetched, and every Observation a
+//! DiagnosticReport's `result` references and the run did not bring
+//! (`hydrate`).
 //!
 //! A run is for one **site** ([`SyncOptions::site`], by default derived from
 //! the base URL): every page, the sync state, the remembered cohort and the
@@ -27,6 +29,7 @@
 
 pub mod bulk;
 pub(crate) mod crawl;
+mod hydrate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -134,6 +137,7 @@ pub const SYNCED_TYPES: &[&str] = &[
     "Patient",
     "Condition",
     "Observation",
+    "DiagnosticReport",
     "MedicationStatement",
     "MedicationRequest",
     "MedicationAdministration",
@@ -278,8 +282,14 @@ pub struct SyncReport {
     pub inserted: u64,
     /// Resources replaced by a newer version.
     pub updated: u64,
+    /// Resources removed from the store: the bulk manifest's `deleted` files
+    /// listed them (deleted on the server after `_since`).
+    pub deleted: u64,
     /// Medications fetched by reference.
     pub medications_fetched: u64,
+    /// Observations a DiagnosticReport's `result` or a panel's `hasMember`
+    /// references, read one by one because the searches did not bring them.
+    pub results_fetched: u64,
     /// OperationOutcomes the server reported in bulk `error` files (kept in the store).
     pub server_issues: u64,
     /// Bulk: whether polling resumed a status URL saved by an interrupted run.
@@ -473,10 +483,11 @@ pub async fn run(
             Mode::Crawl => crawl::run(&ctx, &caps, mappings, options, since.as_deref()).await?,
             Mode::Bulk => bulk::run(&ctx, &caps, options, since.as_deref()).await?,
         };
-        let fetched = hydrate_medications(&ctx, &caps).await?;
+        let fetched = hydrate::run(&ctx, &caps).await?;
         let mut report = ctx.report();
         report.site = site.clone();
-        report.medications_fetched = fetched;
+        report.medications_fetched = fetched.medications;
+        report.results_fetched = fetched.results;
         report.since = since.clone();
         report.watermark = Some(watermark.unwrap_or_else(|| local_watermark(started)));
         Ok::<_, SyncError>(report)
@@ -556,48 +567,6 @@ fn patient_ref_id(reference: &str) -> Option<String> {
     })?;
     let id = id.split('/').next().unwrap_or(id);
     (!id.is_empty()).then(|| id.to_string())
-}
-
-/// Fetches every `Medication/ID` referenced by a stored resource and not held, by `_id` searches.
-async fn hydrate_medications(ctx: &Ctx, caps: &Capabilities) -> Result<u64, SyncError> {
-    if !caps.supports("Medication") {
-        return Ok(0);
-    }
-    let missing: Vec<String> = {
-        let store = lock(&ctx.store);
-        let mut wanted = BTreeSet::new();
-        store.for_each_in(&ctx.site, |row| {
-            if MEDICATION_TYPES.contains(&row.rtype.as_str()) {
-                if let Ok(v) = serde_json::from_str::<Value>(&row.json) {
-                    if let Some(id) = v["medicationReference"]["reference"]
-                        .as_str()
-                        .and_then(|r| r.strip_prefix("Medication/"))
-                    {
-                        wanted.insert(id.to_string());
-                    }
-                }
-            }
-        })?;
-        let mut missing = Vec::new();
-        for id in wanted {
-            if !store.contains(&ctx.site, "Medication", &id)? {
-                missing.push(id);
-            }
-        }
-        missing
-    };
-    let mut fetched = 0;
-    ctx.progress(Progress::Phase {
-        name: "medications",
-        total: Some(missing.len() as u64),
-    });
-    for chunk in missing.chunks(50) {
-        fetched += ctx.crawl("Medication", vec![("_id", chunk.join(","))]).await?.len() as u64;
-        for _ in chunk {
-            ctx.progress(Progress::Step);
-        }
-    }
-    Ok(fetched)
 }
 
 /// The bulk level `options` ask for.

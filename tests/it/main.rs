@@ -66,6 +66,12 @@ mod linkage;
 // Sites in one store (issue 23): same ids from two EHRs kept apart, the old store upgraded, sync --config per site.
 mod sync_sites;
 
+// Real hospital data shapes (issue 24): panels (component, hasMember), DiagnosticReports, nothing counted twice.
+mod shapes;
+
+// Antibody cutoffs by unit form (CU, U, U/mL, AU/mL, [arb'U]/mL, titres), method, referenceRange, order of evidence.
+mod cutoffs;
+
 // The registry service (issue 25): imnm serve against mock sites, its API, tokens, audit, metrics, the page in Chromium.
 mod serve;
 

@@ -19,6 +19,9 @@ mod bulk;
 // `--since auto`: only changes are asked for and stored.
 mod incremental;
 
+// Bulk `deleted` files: resources deleted on the server leave the store and the cohort.
+mod deleted;
+
 // Interrupted syncs (aborts at random moments, kill -9) then a rerun: the clean store.
 mod kill;
 

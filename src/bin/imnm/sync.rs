@@ -207,9 +207,15 @@ fn print_report(
         .context("counting the store")
         .or_exit(exit::OUTPUT)?;
     eprintln!(
-        "synced {} patient(s): {} page(s), {} new, {} updated, {} medication(s) fetched by reference",
-        report.patients, report.pages, report.inserted, report.updated, report.medications_fetched
+        "synced {} patient(s): {} page(s), {} new, {} updated, {} medication(s) and {} report result(s) fetched by reference",
+        report.patients, report.pages, report.inserted, report.updated, report.medications_fetched, report.results_fetched
     );
+    if report.deleted > 0 {
+        eprintln!(
+            "{} resource(s) deleted on the server removed from the store",
+            report.deleted
+        );
+    }
     if report.resumed {
         eprintln!("resumed the bulk export an interrupted run had started");
     }
@@ -307,7 +313,7 @@ impl RunLog {
         let mut line = match result {
             Ok(r) => serde_json::json!({"event": "done", "patients": r.patients, "pages": r.pages,
                 "received": r.received, "inserted": r.inserted, "updated": r.updated,
-                "medications_fetched": r.medications_fetched, "server_issues": r.server_issues,
+                "medications_fetched": r.medications_fetched, "results_fetched": r.results_fetched, "deleted": r.deleted, "server_issues": r.server_issues,
                 "resumed": r.resumed, "since": r.since, "watermark": r.watermark}),
             Err(Stopped::Interrupted(_)) => serde_json::json!({"event": "interrupted"}),
             Err(Stopped::Sync(e)) => serde_json::json!({"event": "failed", "error": e.to_string()}),

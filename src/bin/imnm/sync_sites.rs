@@ -269,6 +269,15 @@ fn summary(
                 if let Some(since) = &r.since {
                     line.push_str(&format!(", changes since {since}"));
                 }
+                if r.results_fetched > 0 {
+                    line.push_str(&format!(
+                        ", {} report result(s) fetched by reference",
+                        r.results_fetched
+                    ));
+                }
+                if r.deleted > 0 {
+                    line.push_str(&format!(", {} deleted on the server removed", r.deleted));
+                }
                 if r.server_issues > 0 {
                     line.push_str(&format!(", {} server problem(s) kept", r.server_issues));
                 }

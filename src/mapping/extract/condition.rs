@@ -22,7 +22,9 @@ pub fn read(c: &Condition, ctx: &mut Ctx<'_>) {
         .as_deref()
         .and_then(|v| status_code(v, VER_SYSTEM));
     if let Some(v) = &verification {
-        if ctx.m.statuses.excludes("Condition_verification", v) {
+        if ctx.excluded("Condition_verification", Some(v), || {
+            "Condition.verificationStatus".into()
+        }) {
             return;
         }
     }

@@ -94,7 +94,7 @@ struct Given<'a> {
 }
 
 fn exposure(g: Given<'_>, ctx: &mut Ctx<'_>) {
-    if ctx.m.statuses.excludes(g.resource_type, g.status.unwrap_or("").trim()) || ctx.out.subject.is_none() {
+    if ctx.out.subject.is_none() || ctx.excluded(g.resource_type, g.status, || format!("{}.status", g.resource_type)) {
         return;
     }
     let path = format!("{}.medicationReference", g.resource_type);

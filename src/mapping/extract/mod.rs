@@ -1,13 +1,20 @@
-//! Reading typed FHIR resources into domain facts, one file per resource kind.
+//! Reading typed FHIR resources into domain facts, one file per resource kind
+//! (`observation` with its panels' components, `report` for DiagnosticReport),
+//! plus `antibody` (an antibody result's order of evidence) and `numeric`
+//! (numbers sent as text).
 //!
 //! Each function is pure: a resource and the mapping set in, facts and issues
 //! out. Issues name the resource (`Type/id`) and the FHIR path, never a value.
 
+mod antibody;
 mod condition;
+#[cfg(test)]
+mod coverage;
 mod medication;
 mod numeric;
 mod observation;
 mod patient;
+mod report;
 
 use crate::domain::{DiagnosisFact, Fact, FhirDate, Sex, SourceRef};
 use crate::fhir::model::types::{CodeableConcept, Reference};
@@ -96,6 +103,19 @@ impl<'m> Ctx<'m> {
         self.out
             .issues
             .push(Issue::new(severity, code, location, message).at(path));
+    }
+
+    /// True when the rules exclude `status` for `key` (a resource type, or
+    /// `Condition_verification`): then an information issue at `path` says
+    /// so, as a resource a rule matched never vanishes silently.
+    pub fn excluded(&mut self, key: &str, status: Option<&str>, path: impl FnOnce() -> String) -> bool {
+        let status = status.unwrap_or("").trim();
+        if !self.m.statuses.excludes(key, status) {
+            return false;
+        }
+        let msg = format!("status {status:?} is excluded by the rules ([status] in rules.toml); not mapped");
+        self.issue(Severity::Information, IssueCode::ExcludedStatus, path(), msg);
+        true
     }
 
     /// Parses a FHIR date at `path`; a bad one becomes an issue.
@@ -192,6 +212,7 @@ pub fn extract(resource: &Resource, m: &MappingSet, fallback_id: &str) -> Extrac
         Resource::Patient(p) => patient::read(p, &mut ctx),
         Resource::Condition(c) => condition::read(c, &mut ctx),
         Resource::Observation(o) => observation::read(o, &mut ctx),
+        Resource::DiagnosticReport(r) => report::read(r, &mut ctx),
         Resource::Medication(med) => medication::read_medication(med, &mut ctx),
         Resource::MedicationStatement(r) => medication::read_statement(r, &mut ctx),
         Resource::MedicationRequest(r) => medication::read_request(r, &mut ctx),
@@ -208,6 +229,7 @@ pub fn type_and_id(resource: &Resource) -> (&'static str, Option<String>) {
         Resource::Patient(r) => ("Patient", r.id.v().map(str::to_string)),
         Resource::Condition(r) => ("Condition", r.id.v().map(str::to_string)),
         Resource::Observation(r) => ("Observation", r.id.v().map(str::to_string)),
+        Resource::DiagnosticReport(r) => ("DiagnosticReport", r.id.v().map(str::to_string)),
         Resource::Medication(r) => ("Medication", r.id.v().map(str::to_string)),
         Resource::MedicationStatement(r) => ("MedicationStatement", r.id.v().map(str::to_string)),
         Resource::MedicationRequest(r) => ("MedicationRequest", r.id.v().map(str::to_string)),

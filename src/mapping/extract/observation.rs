@@ -1,10 +1,22 @@
 //! Observation → CK peak, antibodies, clinical findings, MRI, outcome.
+//!
+//! An Observation gives results of its own value and of each of its
+//! `component`s (a panel: an antibody panel, a CK inside a chemistry panel).
+//! A component is read as a result of its own ([`Reading`]): its code, value,
+//! interpretation and reference range, with the subject, status and effective
+//! date of its parent; its facts name it `Observation/id#component[i]` and
+//! its issues `Observation.component[i].…`. Results a panel's `hasMember` or
+//! a DiagnosticReport's `result` reference are ordinary Observations of the
+//! input, read once each on their own (the collector keeps one copy per
+//! `Type/id`), never through the reference.
 
 use super::{codings, concept_matches, decimal, first_code, texts, Ctx, Prim};
 use crate::domain::facts::MriPart;
-use crate::domain::{AntibodyStatus, Fact, FactValue, FhirDate, Outcome};
-use crate::fhir::model::resources::{Observation, ObservationEffective, ObservationValue};
-use crate::fhir::model::types::{CodeableConcept, Quantity};
+use crate::domain::{Fact, FactValue, FhirDate, Outcome, SourceRef};
+use crate::fhir::model::resources::{
+    Observation, ObservationComponentValue, ObservationEffective, ObservationReferenceRange, ObservationValue,
+};
+use crate::fhir::model::types::{CodeableConcept, Extension, Quantity, Ratio};
 use crate::mapping::{MappingSet, RuleKind};
 use crate::report::{IssueCode, Severity};
 
@@ -13,13 +25,84 @@ pub const RESULT_COUNT_URL: &str = "https://imnm-fhir.org/fhir/StructureDefiniti
 
 const UCUM: &str = "http://unitsofmeasure.org";
 
-/// Reads an Observation: every rule whose value set holds its code gets a fact.
+/// A result's value, borrowed from an Observation or one of its components
+/// (two FHIR types with the same choices).
+#[derive(Clone, Copy)]
+pub(super) enum Value<'o> {
+    Quantity(&'o Quantity),
+    Concept(&'o CodeableConcept),
+    String(&'o crate::fhir::model::types::String),
+    Boolean(Option<bool>),
+    Integer(Option<i32>),
+    Ratio(&'o Ratio),
+    /// Another type (Range, Ratio, a time…), or an invalid value.
+    Other,
+}
+
+impl<'o> Value<'o> {
+    fn of(v: &'o ObservationValue) -> Self {
+        match v {
+            ObservationValue::Quantity(q) => Value::Quantity(q),
+            ObservationValue::CodeableConcept(c) => Value::Concept(c),
+            ObservationValue::String(s) => Value::String(s),
+            ObservationValue::Boolean(b) => Value::Boolean(b.value),
+            ObservationValue::Integer(i) => Value::Integer(i.value),
+            ObservationValue::Ratio(r) => Value::Ratio(r),
+            _ => Value::Other,
+        }
+    }
+
+    fn of_component(v: &'o ObservationComponentValue) -> Self {
+        match v {
+            ObservationComponentValue::Quantity(q) => Value::Quantity(q),
+            ObservationComponentValue::CodeableConcept(c) => Value::Concept(c),
+            ObservationComponentValue::String(s) => Value::String(s),
+            ObservationComponentValue::Boolean(b) => Value::Boolean(b.value),
+            ObservationComponentValue::Integer(i) => Value::Integer(i.value),
+            ObservationComponentValue::Ratio(r) => Value::Ratio(r),
+            _ => Value::Other,
+        }
+    }
+}
+
+/// One result: an Observation's own value, or one component's.
+pub(super) struct Reading<'o> {
+    pub(super) code: &'o CodeableConcept,
+    pub(super) value: Option<Value<'o>>,
+    pub(super) interpretation: &'o [CodeableConcept],
+    pub(super) reference_range: &'o [ObservationReferenceRange],
+    extension: &'o [Extension],
+    /// `Observation.method` (a component's is its parent's).
+    pub(super) method: Option<&'o CodeableConcept>,
+    /// The component's index, for a component.
+    component: Option<usize>,
+}
+
+impl Reading<'_> {
+    /// The FHIR path of `element` of this result.
+    pub(super) fn path(&self, element: &str) -> String {
+        match self.component {
+            Some(i) => format!("Observation.component[{i}].{element}"),
+            None => format!("Observation.{element}"),
+        }
+    }
+
+    /// What a fact of this result names: the resource, or `Observation/id#component[i]`.
+    fn source(&self, resource: &SourceRef) -> SourceRef {
+        match self.component {
+            Some(i) => SourceRef::new(
+                resource.resource_type.clone(),
+                format!("{}#component[{i}]", resource.id),
+            ),
+            None => resource.clone(),
+        }
+    }
+}
+
+/// Reads an Observation: every rule whose value set holds its code (or a
+/// component's) gets a fact.
 pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
-    if ctx
-        .m
-        .statuses
-        .excludes("Observation", o.status.v().unwrap_or("").trim())
-    {
+    if ctx.excluded("Observation", o.status.v(), || "Observation.status".into()) {
         return;
     }
     ctx.subject(o.subject.as_deref(), "Observation.subject");
@@ -27,40 +110,68 @@ pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
         return;
     }
     let date = effective(o, ctx);
+    let own = Reading {
+        code: &o.code,
+        value: o.value.as_ref().map(Value::of),
+        interpretation: &o.interpretation,
+        reference_range: &o.reference_range,
+        extension: &o.extension,
+        method: o.method.as_deref(),
+        component: None,
+    };
+    read_result(&own, date, ctx);
+    for (i, c) in o.component.iter().enumerate() {
+        let part = Reading {
+            code: &c.code,
+            value: c.value.as_ref().map(Value::of_component),
+            interpretation: &c.interpretation,
+            reference_range: &c.reference_range,
+            extension: &c.extension,
+            method: o.method.as_deref(),
+            component: Some(i),
+        };
+        read_result(&part, date, ctx);
+    }
+}
+
+/// Every rule whose value set holds the result's code gets a fact.
+fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
     let m = ctx.m;
     for (i, rule) in m.rules.iter().enumerate() {
         let value = match rule.kind {
-            RuleKind::LabPeak { valueset, quantity } if concept_matches(m, valueset, &o.code) => lab(o, quantity, ctx),
-            RuleKind::Antibody { valueset } if concept_matches(m, valueset, &o.code) => antibody(o, valueset, ctx),
-            RuleKind::Finding { valueset } if concept_matches(m, valueset, &o.code) => {
-                yes_no(o, ctx).map(|(v, d)| (FactValue::Present(v), d))
+            RuleKind::LabPeak { valueset, quantity } if concept_matches(m, valueset, r.code) => lab(r, quantity, ctx),
+            RuleKind::Antibody { valueset } if concept_matches(m, valueset, r.code) => {
+                super::antibody::read(r, valueset, ctx)
+            }
+            RuleKind::Finding { valueset } if concept_matches(m, valueset, r.code) => {
+                yes_no(r, ctx).map(|(v, d)| (FactValue::Present(v), d))
             }
             RuleKind::Mri { edema, fatty } => {
-                let part = if concept_matches(m, edema, &o.code) {
+                let part = if concept_matches(m, edema, r.code) {
                     MriPart::Edema
-                } else if concept_matches(m, fatty, &o.code) {
+                } else if concept_matches(m, fatty, r.code) {
                     MriPart::Fatty
                 } else {
                     continue;
                 };
-                yes_no(o, ctx).map(|(v, d)| (FactValue::Mri(part, v), d))
+                yes_no(r, ctx).map(|(v, d)| (FactValue::Mri(part, v), d))
             }
             RuleKind::Outcome {
                 valueset,
                 complete,
                 partial,
                 none,
-            } if concept_matches(m, valueset, &o.code) => outcome(o, [complete, partial, none], ctx),
+            } if concept_matches(m, valueset, r.code) => outcome(r, [complete, partial, none], ctx),
             _ => continue,
         };
         if let Some((value, detail)) = value {
-            let source = ctx.out.source.clone();
+            let source = r.source(&ctx.out.source);
             ctx.out.facts.push(Fact {
                 rule: i,
                 value,
                 date,
                 source,
-                code: first_code(&o.code),
+                code: first_code(r.code),
                 detail,
                 via: None,
             });
@@ -77,7 +188,7 @@ fn effective(o: &Observation, ctx: &mut Ctx<'_>) -> Option<FhirDate> {
     }
 }
 
-fn quantity_units(q: &Quantity) -> (Option<&str>, Option<&str>) {
+pub(super) fn quantity_units(q: &Quantity) -> (Option<&str>, Option<&str>) {
     let ucum = match q.system.v() {
         Some(s) if s.trim() == UCUM || s.trim() == "urn:oid:2.16.840.1.113883.6.8" => q.code.v(),
         None => q.code.v(),
@@ -96,19 +207,19 @@ struct LabValue<'o> {
     unit_text: Option<String>,
     /// The element read and its raw value, for provenance.
     raw: String,
-    /// The FHIR path an unusable unit is reported at.
+    /// The element an unusable unit is reported at (below the result's path).
     unit_path: &'static str,
 }
 
-fn lab_value<'o>(o: &'o Observation, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
-    match &o.value {
-        Some(ObservationValue::Quantity(q)) => {
+fn lab_value<'o>(r: &Reading<'o>, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
+    match r.value {
+        Some(Value::Quantity(q)) => {
             let Some(value) = decimal(&q.value) else {
                 let msg = "valueQuantity without a numeric value; not counted";
                 ctx.issue(
                     Severity::Warning,
                     IssueCode::MissingValue,
-                    "Observation.valueQuantity.value",
+                    r.path("valueQuantity.value"),
                     msg,
                 );
                 return None;
@@ -122,23 +233,18 @@ fn lab_value<'o>(o: &'o Observation, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> 
                 ucum,
                 unit_text: text.map(str::to_string),
                 raw,
-                unit_path: "Observation.valueQuantity.unit",
+                unit_path: "valueQuantity.unit",
             })
         }
-        Some(ObservationValue::String(s)) => {
+        Some(Value::String(s)) => {
             let text = s.v().unwrap_or("");
             let Some(n) = super::numeric::parse(text) else {
                 let msg = "valueString is not one number (with an optional comparator and unit); not counted";
-                ctx.issue(
-                    Severity::Warning,
-                    IssueCode::MissingValue,
-                    "Observation.valueString",
-                    msg,
-                );
+                ctx.issue(Severity::Warning, IssueCode::MissingValue, r.path("valueString"), msg);
                 return None;
             };
-            let range_unit = o.reference_range.iter().find_map(|r| {
-                let q = r.low.as_deref().or(r.high.as_deref())?;
+            let range_unit = r.reference_range.iter().find_map(|rr| {
+                let q = rr.low.as_deref().or(rr.high.as_deref())?;
                 let (ucum, text) = quantity_units(q);
                 ucum.or(text).map(str::to_string)
             });
@@ -149,19 +255,19 @@ fn lab_value<'o>(o: &'o Observation, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> 
                 ucum: None,
                 unit_text: n.unit.or(range_unit),
                 raw,
-                unit_path: "Observation.valueString",
+                unit_path: "valueString",
             })
         }
         _ => {
             let msg = "lab result without a valueQuantity or a number as text; not counted";
-            ctx.issue(Severity::Warning, IssueCode::MissingValue, "Observation.value[x]", msg);
+            ctx.issue(Severity::Warning, IssueCode::MissingValue, r.path("value[x]"), msg);
             None
         }
     }
 }
 
-fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
-    let v = lab_value(o, ctx)?;
+fn lab(r: &Reading<'_>, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
+    let v = lab_value(r, ctx)?;
     let def = &ctx.m.quantities[quantity];
     let Some(factor) = def.factor(v.ucum, v.unit_text.as_deref()) else {
         let unit = v.ucum.or(v.unit_text.as_deref()).unwrap_or("(none)");
@@ -169,7 +275,12 @@ fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
             "unit {unit:?} does not convert to {}; result not counted",
             def.canonical
         );
-        ctx.issue(Severity::Warning, IssueCode::UnitNotConvertible, v.unit_path, msg);
+        ctx.issue(
+            Severity::Warning,
+            IssueCode::UnitNotConvertible,
+            r.path(v.unit_path),
+            msg,
+        );
         return None;
     };
     let unit = v.ucum.or(v.unit_text.as_deref()).unwrap_or("");
@@ -177,9 +288,9 @@ fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
     if let Some(c) = &v.comparator {
         // Documented rule: a bounded result counts at its bound, never silently as exact.
         let msg = format!("result {c} a bound: counted at its bound (the peak may be higher or lower)");
-        ctx.issue(Severity::Warning, IssueCode::Comparator, "Observation.value[x]", msg);
+        ctx.issue(Severity::Warning, IssueCode::Comparator, r.path("value[x]"), msg);
     }
-    match super::extension_integer(&o.extension, RESULT_COUNT_URL).and_then(|n| u32::try_from(n).ok()) {
+    match super::extension_integer(r.extension, RESULT_COUNT_URL).and_then(|n| u32::try_from(n).ok()) {
         Some(count) if count > 1 => Some((
             FactValue::Summary {
                 peak: v.value * factor,
@@ -192,7 +303,12 @@ fn lab(o: &Observation, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
 }
 
 /// Which answer set a coding or text is in.
-fn answer_of(m: &MappingSet, sets: &[(usize, u8)], cc: Option<&CodeableConcept>, text: Option<&str>) -> Option<u8> {
+pub(super) fn answer_of(
+    m: &MappingSet,
+    sets: &[(usize, u8)],
+    cc: Option<&CodeableConcept>,
+    text: Option<&str>,
+) -> Option<u8> {
     let by_code = cc.and_then(|cc| {
         codings(cc).find_map(|(s, c)| sets.iter().find(|(vs, _)| m.in_valueset(*vs, s, c)).map(|x| x.1))
     });
@@ -213,129 +329,22 @@ fn answer_of(m: &MappingSet, sets: &[(usize, u8)], cc: Option<&CodeableConcept>,
     })
 }
 
-fn antibody(o: &Observation, valueset: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
-    let a = ctx.m.answers;
-    let sets = [(a.positive, 0u8), (a.negative, 1), (a.indeterminate, 2)];
-    let status = |k: u8| {
-        [
-            AntibodyStatus::Positive,
-            AntibodyStatus::Negative,
-            AntibodyStatus::Indeterminate,
-        ][k as usize]
-    };
-    let interpretation = || {
-        o.interpretation
-            .iter()
-            .find_map(|i| answer_of(ctx.m, &sets, Some(i), None))
-    };
-    let found = match &o.value {
-        Some(ObservationValue::CodeableConcept(cc)) => answer_of(ctx.m, &sets, Some(cc), None)
-            .map(|k| (status(k), format!("valueCodeableConcept {}", first_code(cc)))),
-        Some(ObservationValue::String(s)) => {
-            answer_of(ctx.m, &sets, None, s.v()).map(|k| (status(k), format!("valueString {:?}", s.v().unwrap_or(""))))
-        }
-        Some(ObservationValue::Boolean(b)) => b.value.map(|v| {
-            (
-                if v {
-                    AntibodyStatus::Positive
-                } else {
-                    AntibodyStatus::Negative
-                },
-                format!("valueBoolean {v}"),
-            )
-        }),
-        Some(ObservationValue::Quantity(q)) => {
-            let found = cutoff(o, q, valueset, ctx)
-                .or_else(|| interpretation().map(|k| (FactValue::Antibody(status(k)), "interpretation".into())));
-            if found.is_none() && !o.interpretation.is_empty() {
-                let msg = "antibody quantity without a cutoff for its assay and unit, and its interpretation \
-                           flag is not a known positive/negative/indeterminate code; not mapped";
-                ctx.issue(
-                    Severity::Warning,
-                    IssueCode::NoCutoff,
-                    "Observation.interpretation",
-                    msg,
-                );
-            }
-            return found;
-        }
-        _ => None,
-    };
-    let found = found.or_else(|| interpretation().map(|k| (status(k), "interpretation".to_string())));
-    if found.is_none() {
-        ctx.issue(
-            Severity::Warning,
-            IssueCode::UnknownCode,
-            "Observation.value[x]",
-            "antibody result is not a known positive/negative/indeterminate value; not mapped",
-        );
-    }
-    found.map(|(s, d)| (FactValue::Antibody(s), d))
-}
-
-fn cutoff(o: &Observation, q: &Quantity, valueset: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
-    let value = decimal(&q.value)?;
-    let (ucum, text) = quantity_units(q);
-    let unit = crate::mapping::codes::normalize_unit_text(ucum.or(text).unwrap_or(""));
-    let m = ctx.m;
-    let code_keys: Vec<(usize, String)> = codings(&o.code)
-        .filter_map(|(s, c)| Some((m.systems.lookup(s?)?, c?)))
-        .map(|(s, c)| (s, m.systems.normalize_code(s, c)))
-        .collect();
-    let assay = m.assays.iter().find(|a| {
-        a.valueset == valueset
-            && a.codes.iter().any(|k| code_keys.contains(k))
-            && (a.units.is_empty() || a.units.contains(&unit))
-    });
-    let Some(assay) = assay else {
-        if o.interpretation.is_empty() {
-            ctx.issue(
-                Severity::Warning,
-                IssueCode::NoCutoff,
-                "Observation.valueQuantity",
-                format!("no cutoff in mappings/cutoffs for this assay code and unit {unit:?}; not mapped"),
-            );
-        }
-        return None;
-    };
-    let status = match q.comparator.v().map(str::trim) {
-        Some("<") | Some("<=") if value <= assay.negative_below => AntibodyStatus::Negative,
-        Some(">") | Some(">=") if value >= assay.positive_from => AntibodyStatus::Positive,
-        _ if value < assay.negative_below => AntibodyStatus::Negative,
-        _ if value >= assay.positive_from => AntibodyStatus::Positive,
-        _ => AntibodyStatus::Indeterminate,
-    };
-    let raw = format!(
-        "{}{} {}",
-        q.comparator.v().unwrap_or(""),
-        q.value.v().unwrap_or(""),
-        ucum.or(text).unwrap_or("")
-    );
-    Some((
-        FactValue::Antibody(status),
-        format!("valueQuantity {raw} by cutoff {}", assay.id),
-    ))
-}
-
-fn yes_no(o: &Observation, ctx: &mut Ctx<'_>) -> Option<(bool, String)> {
+fn yes_no(r: &Reading<'_>, ctx: &mut Ctx<'_>) -> Option<(bool, String)> {
     let a = ctx.m.answers;
     let sets = [(a.yes, 1u8), (a.no, 0u8)];
-    let found = match &o.value {
-        Some(ObservationValue::Boolean(b)) => b.value.map(|v| (v, format!("valueBoolean {v}"))),
-        Some(ObservationValue::CodeableConcept(cc)) => answer_of(ctx.m, &sets, Some(cc), None)
+    let found = match r.value {
+        Some(Value::Boolean(b)) => b.map(|v| (v, format!("valueBoolean {v}"))),
+        Some(Value::Concept(cc)) => answer_of(ctx.m, &sets, Some(cc), None)
             .map(|k| (k == 1, format!("valueCodeableConcept {}", first_code(cc)))),
-        Some(ObservationValue::String(s)) => {
-            answer_of(ctx.m, &sets, None, s.v()).map(|k| (k == 1, "valueString".to_string()))
-        }
-        Some(ObservationValue::Integer(i)) => i
-            .value
+        Some(Value::String(s)) => answer_of(ctx.m, &sets, None, s.v()).map(|k| (k == 1, "valueString".to_string())),
+        Some(Value::Integer(i)) => i
             .filter(|v| *v == 0 || *v == 1)
             .map(|v| (v == 1, format!("valueInteger {v}"))),
         None => {
             ctx.issue(
                 Severity::Warning,
                 IssueCode::MissingValue,
-                "Observation.value[x]",
+                r.path("value[x]"),
                 "finding without a value; not mapped",
             );
             return None;
@@ -346,24 +355,24 @@ fn yes_no(o: &Observation, ctx: &mut Ctx<'_>) -> Option<(bool, String)> {
         ctx.issue(
             Severity::Warning,
             IssueCode::UnknownCode,
-            "Observation.value[x]",
+            r.path("value[x]"),
             "finding value is not a known yes/no value; not mapped",
         );
     }
     found
 }
 
-fn outcome(o: &Observation, sets: [usize; 3], ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
+fn outcome(r: &Reading<'_>, sets: [usize; 3], ctx: &mut Ctx<'_>) -> Option<(FactValue, String)> {
     let levels = [
         Outcome::CompleteRemission,
         Outcome::PartialRemission,
         Outcome::NoRemission,
     ];
-    let Some(ObservationValue::CodeableConcept(cc)) = &o.value else {
+    let Some(Value::Concept(cc)) = r.value else {
         ctx.issue(
             Severity::Warning,
             IssueCode::MissingValue,
-            "Observation.valueCodeableConcept",
+            r.path("valueCodeableConcept"),
             "outcome without a coded value; not mapped",
         );
         return None;
@@ -378,7 +387,7 @@ fn outcome(o: &Observation, sets: [usize; 3], ctx: &mut Ctx<'_>) -> Option<(Fact
             ctx.issue(
                 Severity::Warning,
                 IssueCode::UnknownCode,
-                "Observation.valueCodeableConcept",
+                r.path("valueCodeableConcept"),
                 "outcome code is not in outcome-complete/partial/none; not mapped",
             );
             None

@@ -1,0 +1,105 @@
+//! DiagnosticReport → clinical findings and thigh MRI.
+//!
+//! Two shapes sites send: a report (an EMG, a muscle biopsy, an MRI) whose
+//! `conclusionCode`s name the findings seen, each in a finding or MRI value
+//! set (the finding is present); and one report per finding, whose `code` is
+//! the finding and whose conclusion (`conclusionCode`, else `conclusion`)
+//! answers yes or no. The Observations a report's `result` references are
+//! ordinary resources of the input, read once each on their own; the report
+//! never reads them again. Lab and antibody codes on a report give nothing
+//! (its results carry the values).
+
+use super::observation::answer_of;
+use super::{concept_matches, first_code, Ctx, Prim};
+use crate::domain::facts::MriPart;
+use crate::domain::{Fact, FactValue, FhirDate};
+use crate::fhir::model::resources::{DiagnosticReport, DiagnosticReportEffective};
+use crate::fhir::model::types::CodeableConcept;
+use crate::mapping::{MappingSet, RuleKind};
+use crate::report::{IssueCode, Severity};
+
+/// Reads a DiagnosticReport: its conclusion codes, then its own code.
+pub fn read(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
+    if ctx.excluded("DiagnosticReport", r.status.v(), || "DiagnosticReport.status".into()) {
+        return;
+    }
+    ctx.subject(r.subject.as_deref(), "DiagnosticReport.subject");
+    if ctx.out.subject.is_none() {
+        return;
+    }
+    let date = match &r.effective {
+        Some(DiagnosticReportEffective::DateTime(d)) => ctx.date(d.v(), "DiagnosticReport.effectiveDateTime"),
+        Some(DiagnosticReportEffective::Period(p)) => ctx.date(p.start.v(), "DiagnosticReport.effectivePeriod.start"),
+        _ => ctx.date(r.issued.v(), "DiagnosticReport.issued"),
+    };
+    let m = ctx.m;
+    let mut found = vec![false; m.rules.len()];
+    for (k, cc) in r.conclusion_code.iter().enumerate() {
+        for (i, value) in findings(m, cc) {
+            let detail = format!("DiagnosticReport.conclusionCode[{k}] {}", first_code(cc));
+            push(ctx, i, value(true), date, first_code(cc), detail);
+            found[i] = true;
+        }
+    }
+    for (i, value) in findings(m, &r.code) {
+        if found[i] {
+            continue;
+        }
+        match conclusion(r, m) {
+            Some((yes, how)) => {
+                let detail = format!("DiagnosticReport.code {} with {how}", first_code(&r.code));
+                push(ctx, i, value(yes), date, first_code(&r.code), detail);
+            }
+            None => ctx.issue(
+                Severity::Warning,
+                IssueCode::MissingValue,
+                "DiagnosticReport.conclusionCode",
+                "report coded as a finding without a yes/no conclusion (conclusionCode or conclusion); not mapped",
+            ),
+        }
+    }
+}
+
+/// A fact's value, given whether the finding is present.
+type ValueOf = fn(bool) -> FactValue;
+
+/// The finding and MRI rules whose value sets hold `cc`, with how their value is made.
+fn findings(m: &MappingSet, cc: &CodeableConcept) -> Vec<(usize, ValueOf)> {
+    let mut out: Vec<(usize, ValueOf)> = Vec::new();
+    for (i, rule) in m.rules.iter().enumerate() {
+        match rule.kind {
+            RuleKind::Finding { valueset } if concept_matches(m, valueset, cc) => out.push((i, FactValue::Present)),
+            RuleKind::Mri { edema, .. } if concept_matches(m, edema, cc) => {
+                out.push((i, |v| FactValue::Mri(MriPart::Edema, v)));
+            }
+            RuleKind::Mri { fatty, .. } if concept_matches(m, fatty, cc) => {
+                out.push((i, |v| FactValue::Mri(MriPart::Fatty, v)));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The yes/no answer of a report coded as a finding: a conclusion code in the
+/// answer value sets, else the conclusion's text.
+fn conclusion(r: &DiagnosticReport, m: &MappingSet) -> Option<(bool, String)> {
+    let sets = [(m.answers.yes, 1u8), (m.answers.no, 0u8)];
+    let coded = r.conclusion_code.iter().enumerate().find_map(|(k, cc)| {
+        answer_of(m, &sets, Some(cc), None).map(|a| (a == 1, format!("conclusionCode[{k}] {}", first_code(cc))))
+    });
+    coded.or_else(|| answer_of(m, &sets, None, r.conclusion.v()).map(|a| (a == 1, "conclusion".to_string())))
+}
+
+fn push(ctx: &mut Ctx<'_>, rule: usize, value: FactValue, date: Option<FhirDate>, code: String, detail: String) {
+    let source = ctx.out.source.clone();
+    ctx.out.facts.push(Fact {
+        rule,
+        value,
+        date,
+        source,
+        code,
+        detail,
+        via: None,
+    });
+}
