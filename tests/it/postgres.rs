@@ -18,14 +18,7 @@ pub(crate) fn pg_url() -> Option<String> {
     testing::fresh_database().unwrap()
 }
 
-pub(crate) async fn ehr_serving(resources: Vec<Value>) -> MockEhr {
-    MockEhr::builder()
-        .dataset(resources)
-        .retry_after(Duration::ZERO)
-        .start()
-        .await
-        .unwrap()
-}
+use crate::sync_sites::ehr_serving;
 
 /// A generated hospital-wide export's resources (the bench generator's NDJSON lines).
 fn bench_resources(n: u64) -> Vec<Value> {
@@ -69,22 +62,7 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// Every file of `dir`, by name.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().to_string(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
+use crate::support::dir_files as files;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_postgres_stores_give_the_same_rows_and_cohort() {

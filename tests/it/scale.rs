@@ -6,21 +6,7 @@ use imnm_fhir::bench_data::{self, Spec};
 
 use crate::support::imnm;
 
-fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().to_string(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
+use crate::support::dir_files as outputs;
 
 fn cohort(inputs: &[&Path], out: &Path, extra: &[&str]) -> Vec<(String, Vec<u8>)> {
     let mut args = vec!["cohort", "--out", out.to_str().unwrap()];

@@ -15,7 +15,7 @@ use crate::mock::demo_resources;
 use crate::support::{imnm, mappings, root};
 use crate::sync::{client, new_store, rows};
 
-async fn ehr_serving(resources: Vec<Value>) -> MockEhr {
+pub(crate) async fn ehr_serving(resources: Vec<Value>) -> MockEhr {
     MockEhr::builder()
         .dataset(resources)
         .retry_after(Duration::ZERO)
