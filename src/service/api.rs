@@ -54,6 +54,8 @@ pub(crate) fn router(app: App) -> Router {
         .layer(axum::middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/login", get(super::login::form).post(super::login::sign_in))
+        .route("/logout", get(super::login::sign_out))
         .merge(guarded)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found", "no such route").into_response() })
         .with_state(app)
@@ -111,17 +113,15 @@ async fn authorize(State(app): State<App>, mut request: Request, next: Next) -> 
             role: Role::Operator,
         }
     } else {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let hash = given.map(super::hash_token);
+        let hash = super::login::token(request.headers()).map(super::hash_token);
         match tokens.iter().find(|t| Some(&t.sha256) == hash.as_ref()) {
             Some(t) => Caller {
                 name: t.name.clone(),
                 role: t.role,
             },
+            None if super::login::wants_html(request.headers()) => {
+                return axum::response::Redirect::to("/login").into_response();
+            }
             None => {
                 let mut r = problem(
                     StatusCode::UNAUTHORIZED,
@@ -135,7 +135,16 @@ async fn authorize(State(app): State<App>, mut request: Request, next: Next) -> 
             }
         }
     };
-    if request.method() != Method::GET && request.method() != Method::HEAD && !caller.operator() {
+    let writes = request.method() != Method::GET && request.method() != Method::HEAD;
+    if writes && super::login::cross_site(request.headers()) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "a request from another site may not start anything",
+        )
+        .into_response();
+    }
+    if writes && !caller.operator() {
         return problem(
             StatusCode::FORBIDDEN,
             "Forbidden",

@@ -6,7 +6,8 @@
 //! exponential backoff after a failure capped at the interval, one task per
 //! site so a site that is down never delays another), the in-memory run state
 //! of each site (`state`), the latest built cohort (`snapshot`), the HTTP API
-//! with its bearer tokens, audit log and problem documents (`api`, `audit`),
+//! with its bearer tokens (a browser signs in with one: `login`), audit log and
+//! problem documents (`api`, `audit`),
 //! and the page (`page`, `chart`). It reuses, and must not re-implement, the
 //! sync ([`crate::sync::run`], one site at a time, incremental from the
 //! store's watermark), reading the store ([`crate::pipeline::collect_store_sites`])
@@ -21,6 +22,7 @@
 mod api;
 mod audit;
 mod chart;
+mod login;
 mod page;
 mod schedule;
 mod snapshot;

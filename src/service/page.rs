@@ -49,7 +49,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;p
 th{background:#f2f2f2}.ok{color:#1a7f37}.failed{color:#c0392b}.running{color:#b7791f}.never{color:#777}\
 .err{font-size:12px;color:#555;max-width:40em}form{display:inline}";
 
-fn document(title: &str, body: &str) -> Html<String> {
+pub(crate) fn document(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
         esc(title)

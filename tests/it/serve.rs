@@ -448,6 +448,59 @@ async fn tokens_give_readers_get_and_operators_post() {
         .unwrap()
         .iter()
         .all(|r| r.get("suppressed").is_none()));
+    // A browser signs in with a token (a cookie) and is sent to /login without one;
+    // a form posted from another site starts nothing.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser
+        .get(format!("{base}/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.status().as_u16(), &page.headers()["location"]),
+        (303, &"/login".parse().unwrap())
+    );
+    let wrong = browser
+        .post(format!("{base}/login"))
+        .body("token=nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let signed = browser
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=operator-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let page = browser
+        .get(format!("{base}/"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Table 1"));
+    let forged = browser
+        .post(format!("{base}/sites/a/sync"))
+        .header("cookie", &pair)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
     // The audit log names the token, not the token's text.
     let _ = get("/api/cohort", Some("reader-secret")).await.unwrap();
     let audit = std::fs::read_to_string(dir.path().join("out/audit.ndjson")).unwrap();
