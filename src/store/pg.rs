@@ -6,9 +6,13 @@
 //! comes from the standard `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and
 //! `PGDATABASE` variables (then `localhost`, 5432, the login name, no password,
 //! the user name). Plain TCP or a Unix socket (a `host=/run/postgresql` query
-//! parameter, or `PGHOST` set to a folder); a URL asking for TLS
-//! (`sslmode=require`) is refused by the driver (not built in). The password
-//! is never shown: errors name the URL through [`redact`].
+//! parameter, or `PGHOST` set to a folder). TLS is rustls: `sslmode=prefer`
+//! (the default) uses it when the server offers it, `sslmode=require` insists,
+//! `disable` never. As libpq does, the server's certificate is checked only
+//! when a root is named: `PGSSLROOTCERT=/path/ca.pem` (a registry's own CA) or
+//! `PGSSLROOTCERT=system` (the system's roots); without it the connection is
+//! encrypted but the server unverified (libpq's `require`). The password is
+//! never shown: errors name the URL through [`redact`].
 //!
 //! # Schema
 //! The tables of [`super::schema`] at [`SCHEMA_VERSION`], with the version in
@@ -28,7 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 
 use postgres::types::ToSql;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 
 use super::location::redact;
 use super::{decide, Backend, Incoming, Lease, Row, StoreError, SyncState, Table, WriteStats, SCHEMA_VERSION};
@@ -74,11 +78,15 @@ impl Pg {
     /// Connects and brings the database to [`SCHEMA_VERSION`].
     pub(super) fn connect(url: &str) -> Result<Self, StoreError> {
         let config = config_for(url)?;
+        let tls = tls().map_err(|reason| StoreError::BadUrl {
+            url: redact(url),
+            reason,
+        })?;
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready_tx, ready) = mpsc::sync_channel::<Result<(), postgres::Error>>(1);
         let thread = std::thread::Builder::new()
             .name("imnm-store-pg".into())
-            .spawn(move || match config.connect(NoTls) {
+            .spawn(move || match config.connect(tls) {
                 Ok(mut client) => {
                     let _ = ready_tx.send(Ok(()));
                     for job in inbox {
@@ -168,6 +176,88 @@ fn config_for(url: &str) -> Result<Config, StoreError> {
     config.application_name("imnm");
     config.connect_timeout(std::time::Duration::from_secs(30));
     Ok(config)
+}
+
+/// The TLS connector (see the module docs): verifying against `PGSSLROOTCERT`
+/// (a PEM file, or `system`), else encrypting without verifying, as libpq.
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let config = match std::env::var_os("PGSSLROOTCERT").filter(|v| !v.is_empty()) {
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+        Some(name) => {
+            let mut roots = rustls::RootCertStore::empty();
+            if name == "system" {
+                // Unreadable system certificates leave fewer roots: the server then fails to verify, clearly.
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            } else {
+                let pem = std::fs::read(&name).map_err(|e| format!("PGSSLROOTCERT: {e}"))?;
+                for cert in pem_certs(&pem)? {
+                    roots.add(cert).map_err(|e| format!("PGSSLROOTCERT: {e}"))?;
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// libpq's `sslmode=require` without a root: any certificate, signatures still checked.
+#[derive(Debug)]
+struct Unverified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The certificates of a PEM file.
+fn pem_certs(text: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(text)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("PGSSLROOTCERT: {e}"))?;
+    if certs.is_empty() {
+        return Err("PGSSLROOTCERT: no certificate in the file".into());
+    }
+    Ok(certs)
 }
 
 /// Creates or checks the schema, once among processes starting together.

@@ -393,3 +393,60 @@ async fn the_cohort_tables_are_published_for_a_read_only_role() {
     .unwrap();
     assert!(refused, "the reader can write the cohort or read the raw resources");
 }
+
+/// The test server's CA (`.ci/postgres` makes it), when the server offers TLS.
+fn test_ca() -> Option<std::path::PathBuf> {
+    let ca = crate::support::root().join("target/pg/ca.pem");
+    ca.is_file().then_some(ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_over_tls_checks_the_servers_certificate() {
+    let Some(url) = pg_url() else { return };
+    let Some(ca) = test_ca() else {
+        assert!(
+            std::env::var("IMNM_PG").as_deref() != Ok("1"),
+            "CI's server offers TLS (.ci/postgres)"
+        );
+        eprintln!("no target/pg/ca.pem: the TLS test is skipped");
+        return;
+    };
+    let ehr = ehr_serving(demo_resources()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls_url = format!("{url}?sslmode=require");
+    let sync = |roots: Option<&std::ffi::OsStr>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imnm"));
+        cmd.args([
+            "sync",
+            "--base-url",
+            &ehr.base_url().to_string(),
+            "--site",
+            "a",
+            "--store",
+            &tls_url,
+        ])
+        .current_dir(dir.path());
+        match roots {
+            Some(ca) => cmd.env("PGSSLROOTCERT", ca),
+            None => cmd.env_remove("PGSSLROOTCERT"),
+        };
+        cmd.output().unwrap()
+    };
+    // Trusting the registry's CA: the sync goes over TLS (sslmode=require allows nothing else);
+    // without a root, as libpq, encrypted and unverified.
+    for roots in [Some(ca.as_os_str()), None] {
+        let ok = sync(roots);
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    }
+    // With only the system's roots the test CA is unknown: refused, and said so without secrets or query.
+    let refused = sync(Some(std::ffi::OsStr::new("system")));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(imnm_fhir::exit::OUTPUT as i32), "{stderr}");
+    assert!(
+        stderr.contains("certificate") || stderr.contains("Certificate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sslmode"), "{stderr}");
+    let store = StoreLocation::parse(&url).open().unwrap();
+    assert!(store.counts_in("a").unwrap()["Patient"] >= 10);
+}
