@@ -83,6 +83,14 @@ pub enum Command {
         after_help = "Examples:\n  imnm push bundle.json --base-url https://fhir.example.org/R4\n  IMNM_TOKEN=... imnm push bundle.json --base-url URL --auth bearer --batch-size 8"
     )]
     Push(PushArgs),
+    /// Write a site's (or shard's) facts as versioned Parquet, for SQL at the centre (docs/facts.md).
+    #[command(
+        after_help = "Examples:\n  imnm facts --input export/ --out facts/ --site hospital-a --site-key site.key\n  imnm facts --input a=export-a/ --input b=export-b/ --out facts/"
+    )]
+    Facts(crate::facts::FactsArgs),
+    /// Print the SQL (Spark or DuckDB) that turns facts into the cohort and Table 1 (docs/facts.md).
+    #[command(after_help = "Example:\n  imnm sql --dialect duckdb > cohort.sql")]
+    Sql(crate::facts::SqlArgs),
 }
 
 /// `imnm to-fhir`.

@@ -3,6 +3,7 @@
 mod casefhir;
 mod cli;
 mod demo;
+mod facts;
 mod mock_ehr;
 mod registry;
 mod share;
@@ -134,6 +135,8 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::ToFhir(args) => casefhir::to_fhir(args),
         Command::Push(args) => casefhir::push(args),
         Command::Registry(RegistryCommand::Check { file }) => registry::check(&file),
+        Command::Facts(args) => facts::facts(args),
+        Command::Sql(args) => facts::sql(args),
     }
 }
 
