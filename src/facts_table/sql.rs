@@ -95,6 +95,11 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
             (Dialect::Duckdb, false) => format!("CREATE OR REPLACE TEMPORARY TABLE {name} AS"),
             (Dialect::Spark, false) => format!("DROP VIEW IF EXISTS {name};\nCACHE TABLE {name} AS"),
         };
+        // The text type is the one type name the dialects spell differently.
+        let body = match o.dialect {
+            Dialect::Spark => body,
+            Dialect::Duckdb => body.replace(" AS STRING)", " AS VARCHAR)"),
+        };
         let _ = write!(s, "\n{head}\n{body};\n");
     }
     s
@@ -131,7 +136,9 @@ fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
         ),
         ("imnm_cohort", cohort(d, o.dialect)),
         ("imnm_groups", groups()),
+        ("imnm_t1_values", t1_values(d, o.dialect)),
         ("imnm_table1", table1(d, o.dialect)),
+        ("imnm_cells", cells()),
         ("imnm_hidden", hidden(o.min_cell)),
         ("imnm_table1_suppressed", suppressed(o.min_cell)),
     ]
@@ -379,72 +386,94 @@ fn groups() -> String {
     )
 }
 
-/// `imnm_table1`: Table 1 rows in `table1.json`'s fields, `ord` the row order within a site.
-fn table1(d: &Dictionary, dialect: Dialect) -> String {
-    let total = "COUNT(*)";
-    let pct = |n: &str| format!("ROUND(CAST({n} AS DOUBLE) * CAST(1000 AS DOUBLE) / {total}) / CAST(10 AS DOUBLE)");
-    let nulls5 =
-        "CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE)";
-    let select = |ord: usize, variable: &str, level: Option<&str>, body: String| {
-        let level = level.map_or("CAST(NULL AS STRING)".to_string(), lit);
-        format!(
-            "SELECT grp AS site, {ord} AS ord, {} AS variable, {level} AS level, {body}\nFROM imnm_groups GROUP BY grp",
-            lit(variable)
-        )
-    };
-    let mut parts = vec![select(
-        0,
-        "n",
-        None,
-        format!("CAST({total} AS BIGINT) AS n, CAST(NULL AS DOUBLE) AS percent, {}, CAST(NULL AS BIGINT) AS missing",
-            "CAST(NULL AS DOUBLE) AS median, CAST(NULL AS DOUBLE) AS q1, CAST(NULL AS DOUBLE) AS q3, CAST(NULL AS DOUBLE) AS min, CAST(NULL AS DOUBLE) AS max"),
-    )];
+/// `imnm_t1_values`: each case's Table 1 values, long (one row per group, variable and case).
+fn t1_values(d: &Dictionary, dialect: Dialect) -> String {
+    let mut parts = Vec::new();
     for &i in &d.table1 {
         let c = &d.columns[i];
-        let q = dialect.quote(&c.name);
-        let count = |level: &str| format!("SUM(CASE WHEN {q} = {} THEN 1 ELSE 0 END)", lit(level));
-        match c.kind.summary() {
-            Summary::None => {}
-            Summary::Continuous => {
-                let x = format!("CAST({q} AS DOUBLE)");
-                parts.push(select(
-                    parts.len(),
-                    &c.name,
-                    None,
-                    format!(
-                        "CAST(COUNT({q}) AS BIGINT), CAST(NULL AS DOUBLE), {}, {}, {}, MIN({x}), MAX({x}), CAST({total} - COUNT({q}) AS BIGINT)",
-                        dialect.quantile(&x, 0.5),
-                        dialect.quantile(&x, 0.25),
-                        dialect.quantile(&x, 0.75)
-                    ),
-                ));
-            }
-            Summary::Levels { missing } => {
-                let missing_n = missing.map_or("CAST(NULL AS BIGINT)".to_string(), |m| {
-                    format!("CAST({} AS BIGINT)", count(m))
-                });
-                for level in c.levels.iter().filter(|l| Some(l.as_str()) != missing) {
-                    let n = count(level);
-                    parts.push(select(
-                        parts.len(),
-                        &c.name,
-                        Some(level),
-                        format!("CAST({n} AS BIGINT), {}, {nulls5}, {missing_n}", pct(&n)),
-                    ));
-                }
-            }
-            Summary::YesCount => {
-                let n = count("yes");
-                parts.push(select(
-                    parts.len(),
-                    &c.name,
-                    Some("yes"),
-                    format!("CAST({n} AS BIGINT), {}, {nulls5}, CAST(NULL AS BIGINT)", pct(&n)),
-                ));
-            }
+        if c.kind.summary() == Summary::None {
+            continue;
         }
+        let q = dialect.quote(&c.name);
+        let x = match c.kind.summary() {
+            Summary::Continuous => format!("CAST({q} AS DOUBLE)"),
+            _ => "CAST(NULL AS DOUBLE)".to_string(),
+        };
+        parts.push(format!(
+            "SELECT grp, {} AS variable, CAST({q} AS STRING) AS v, {x} AS x FROM imnm_groups",
+            lit(&c.name)
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(
+            "SELECT grp, 'n' AS variable, CAST(NULL AS STRING) AS v, CAST(NULL AS DOUBLE) AS x FROM imnm_groups".into(),
+        );
     }
     parts.join("\nUNION ALL\n") + "\n"
+}
+
+/// One Table 1 row of a dictionary: `(ord, variable, level, summary, missing level)`.
+type LayoutRow = (usize, String, Option<String>, &'static str, Option<&'static str>);
+
+/// The Table 1 rows a dictionary has.
+fn t1_layout(d: &Dictionary) -> Vec<LayoutRow> {
+    let mut rows = vec![(0, "n".to_string(), None, "n", None)];
+    for &i in &d.table1 {
+        let c = &d.columns[i];
+        match c.kind.summary() {
+            Summary::None => {}
+            Summary::Continuous => rows.push((rows.len(), c.name.clone(), None, "continuous", None)),
+            Summary::Levels { missing } => {
+                for level in c.levels.iter().filter(|l| Some(l.as_str()) != missing) {
+                    rows.push((rows.len(), c.name.clone(), Some(level.clone()), "levels", missing));
+                }
+            }
+            Summary::YesCount => rows.push((rows.len(), c.name.clone(), Some("yes".into()), "yes", None)),
+        }
+    }
+    rows
+}
+
+/// `imnm_table1`: Table 1 rows in `table1.json`'s fields, `ord` the row order within a site.
+fn table1(d: &Dictionary, dialect: Dialect) -> String {
+    let opt = |x: &Option<String>| x.as_deref().map_or("CAST(NULL AS STRING)".to_string(), lit);
+    let rows: Vec<String> = t1_layout(d)
+        .iter()
+        .map(|(ord, v, level, summary, missing)| {
+            let missing = missing.map(str::to_string);
+            format!("({ord}, {}, {}, '{summary}', {})", lit(v), opt(level), opt(&missing))
+        })
+        .collect();
+    let layout = match dialect {
+        Dialect::Spark => format!(
+            "VALUES {} AS l(ord, variable, level, summary, missing_level)",
+            rows.join(", ")
+        ),
+        Dialect::Duckdb => format!(
+            "(VALUES {}) l(ord, variable, level, summary, missing_level)",
+            rows.join(", ")
+        ),
+    };
+    let pct = "ROUND(CAST(COALESCE(k.n, 0) AS DOUBLE) * CAST(1000 AS DOUBLE) / g.total) / CAST(10 AS DOUBLE)";
+    format!(
+        "SELECT g.grp AS site, l.ord, l.variable, l.level,\n\
+         \x20 CAST(CASE l.summary WHEN 'n' THEN g.total WHEN 'continuous' THEN s.n ELSE COALESCE(k.n, 0) END AS BIGINT) AS n,\n\
+         \x20 CASE WHEN l.summary IN ('levels', 'yes') THEN {pct} END AS percent,\n\
+         \x20 s.median, s.q1, s.q3, s.min, s.max,\n\
+         \x20 CAST(CASE WHEN l.summary = 'continuous' THEN g.total - s.n WHEN l.missing_level IS NOT NULL THEN COALESCE(m.n, 0) END AS BIGINT) AS missing\n\
+         FROM (SELECT grp, COUNT(*) AS total FROM imnm_groups GROUP BY grp) g\n\
+         CROSS JOIN {layout}\n\
+         LEFT JOIN (SELECT grp, variable, v, COUNT(*) AS n FROM imnm_t1_values GROUP BY grp, variable, v) k\n\
+         \x20 ON k.grp = g.grp AND k.variable = l.variable AND k.v = l.level\n\
+         LEFT JOIN (SELECT grp, variable, v, COUNT(*) AS n FROM imnm_t1_values GROUP BY grp, variable, v) m\n\
+         \x20 ON m.grp = g.grp AND m.variable = l.variable AND m.v = l.missing_level\n\
+         LEFT JOIN (SELECT grp, variable, COUNT(x) AS n, {}, {}, {},\n\
+         \x20   MIN(x) AS min, MAX(x) AS max FROM imnm_t1_values GROUP BY grp, variable) s\n\
+         \x20 ON s.grp = g.grp AND s.variable = l.variable AND l.summary = 'continuous'\n",
+        dialect.quantile("x", 0.5) + " AS median",
+        dialect.quantile("x", 0.25) + " AS q1",
+        dialect.quantile("x", 0.75) + " AS q3",
+    )
 }
 
 /// `imnm_table1_suppressed`: primary and secondary suppression as
@@ -476,30 +505,30 @@ fn suppressed(min_cell: u64) -> String {
     )
 }
 
-/// `imnm_hidden`: each displayed count of a variable (its levels' n, then its
-/// missing count as `cell_ord` 1000000) and whether it is hidden.
+/// `imnm_cells`: each displayed count of a variable: its levels' n, then
+/// its missing count as `cell_ord` 1000000.
+fn cells() -> String {
+    "SELECT site, variable, ord AS cell_ord, n AS v FROM imnm_table1 WHERE variable <> 'n' AND n IS NOT NULL\n\
+     UNION ALL\n\
+     SELECT site, variable, 1000000 AS cell_ord, MIN(missing) AS v FROM imnm_table1\n\
+     WHERE variable <> 'n' GROUP BY site, variable HAVING MIN(missing) IS NOT NULL\n"
+        .to_string()
+}
+
+/// `imnm_hidden`: each cell of [`cells`] and whether it is hidden (primary,
+/// or the secondary cell of a variable whose cells add up to the cases).
 fn hidden(min_cell: u64) -> String {
     let n = min_cell;
+    let small = format!("CASE WHEN v > 0 AND v < {n} THEN 1 ELSE 0 END");
     format!(
         "SELECT p.site, p.variable, p.cell_ord,\n\
          \x20 CASE WHEN p.small = 1 OR (v.hidden = 1 AND v.s = p.total AND v.k > 1 AND k.rn = 1) THEN 1 ELSE 0 END AS hide\n\
-         FROM (\n\
-         \x20 SELECT c.*, tot.total, CASE WHEN c.v > 0 AND c.v < {n} THEN 1 ELSE 0 END AS small FROM (\n\
-         \x20   SELECT site, variable, ord AS cell_ord, n AS v FROM imnm_table1 WHERE variable <> 'n' AND n IS NOT NULL\n\
-         \x20   UNION ALL\n\
-         \x20   SELECT site, variable, 1000000 AS cell_ord, MIN(missing) AS v FROM imnm_table1\n\
-         \x20   WHERE variable <> 'n' GROUP BY site, variable HAVING MIN(missing) IS NOT NULL) c\n\
+         FROM (SELECT c.*, tot.total, {small} AS small FROM imnm_cells c\n\
          \x20 JOIN (SELECT site, n AS total FROM imnm_table1 WHERE variable = 'n') tot ON tot.site = c.site) p\n\
-         JOIN (SELECT site, variable, SUM(v) AS s, COUNT(*) AS k, SUM(CASE WHEN v > 0 AND v < {n} THEN 1 ELSE 0 END) AS hidden\n\
-         \x20 FROM (SELECT site, variable, n AS v FROM imnm_table1 WHERE variable <> 'n' AND n IS NOT NULL\n\
-         \x20   UNION ALL SELECT site, variable, MIN(missing) FROM imnm_table1 WHERE variable <> 'n'\n\
-         \x20   GROUP BY site, variable HAVING MIN(missing) IS NOT NULL) u GROUP BY site, variable) v\n\
-         \x20 ON v.site = p.site AND v.variable = p.variable\n\
+         JOIN (SELECT site, variable, SUM(v) AS s, COUNT(*) AS k, SUM({small}) AS hidden\n\
+         \x20 FROM imnm_cells GROUP BY site, variable) v ON v.site = p.site AND v.variable = p.variable\n\
          LEFT JOIN (SELECT site, variable, cell_ord, ROW_NUMBER() OVER (PARTITION BY site, variable ORDER BY v, cell_ord) AS rn\n\
-         \x20 FROM (SELECT site, variable, ord AS cell_ord, n AS v FROM imnm_table1 WHERE variable <> 'n' AND n IS NOT NULL\n\
-         \x20   UNION ALL SELECT site, variable, 1000000, MIN(missing) FROM imnm_table1 WHERE variable <> 'n'\n\
-         \x20   GROUP BY site, variable HAVING MIN(missing) IS NOT NULL) w\n\
-         \x20 WHERE NOT (v > 0 AND v < {n})) k\n\
+         \x20 FROM imnm_cells WHERE {small} = 0) k\n\
          \x20 ON k.site = p.site AND k.variable = p.variable AND k.cell_ord = p.cell_ord\n"
     )
 }
