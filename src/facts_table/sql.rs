@@ -95,8 +95,11 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
             (Dialect::Duckdb, false) => format!("CREATE OR REPLACE TEMPORARY TABLE {name} AS"),
             (Dialect::Spark, false) => format!("DROP VIEW IF EXISTS {name};\nCACHE TABLE {name} AS"),
         };
-        // The text type is the one type name the dialects spell differently.
+        // The text type is the one type name the dialects spell differently;
+        // Spark keeps a small step in few partitions (a union of a step per
+        // Table 1 variable would otherwise be hundreds of tiny tasks).
         let body = match o.dialect {
+            Dialect::Spark if SMALL.contains(&name) => format!("SELECT /*+ COALESCE(1) */ * FROM (\n{body}) small\n"),
             Dialect::Spark => body,
             Dialect::Duckdb => body.replace(" AS STRING)", " AS VARCHAR)"),
         };
@@ -108,7 +111,18 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
 /// The steps kept as views; every other step is computed once and kept (a
 /// temporary table in DuckDB, a cached table in Spark), so later steps do
 /// not expand the whole chain again.
-const VIEWS: [&str; 2] = ["imnm_values", "imnm_groups"];
+const VIEWS: [&str; 1] = ["imnm_values"];
+
+/// The steps whose rows are per case or fewer (the cohort and Table 1).
+const SMALL: [&str; 7] = [
+    "imnm_cohort",
+    "imnm_groups",
+    "imnm_t1_wide",
+    "imnm_table1",
+    "imnm_cells",
+    "imnm_hidden",
+    "imnm_table1_suppressed",
+];
 
 /// Every view, in the order they are created.
 fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
@@ -136,7 +150,7 @@ fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
         ),
         ("imnm_cohort", cohort(d, o.dialect)),
         ("imnm_groups", groups()),
-        ("imnm_t1_values", t1_values(d, o.dialect)),
+        ("imnm_t1_wide", t1_wide(d, o.dialect)),
         ("imnm_table1", table1(d, o.dialect)),
         ("imnm_cells", cells()),
         ("imnm_hidden", hidden(o.min_cell)),
@@ -386,33 +400,39 @@ fn groups() -> String {
     )
 }
 
-/// `imnm_t1_values`: each case's Table 1 values, long (one row per group, variable and case).
-fn t1_values(d: &Dictionary, dialect: Dialect) -> String {
-    let mut parts = Vec::new();
-    for &i in &d.table1 {
-        let c = &d.columns[i];
-        if c.kind.summary() == Summary::None {
-            continue;
+/// `imnm_t1_wide`: one row per group with every Table 1 figure as a column
+/// (`c{k}` the count of layout row `k`, `m{k}` its variable's missing level,
+/// `md{k}`/`lo{k}`/`hi{k}`/`mn{k}`/`mx{k}` a continuous row's figures): one
+/// pass over the cases.
+fn t1_wide(d: &Dictionary, dialect: Dialect) -> String {
+    let mut cols = vec!["COUNT(*) AS total".to_string()];
+    for (k, (_, variable, level, summary, missing)) in t1_layout(d).iter().enumerate() {
+        let Some(i) = d.index(variable) else { continue };
+        let q = dialect.quote(&d.columns[i].name);
+        let count = |l: &str| format!("SUM(CASE WHEN {q} = {} THEN 1 ELSE 0 END)", lit(l));
+        match (*summary, level) {
+            ("continuous", _) => {
+                let x = format!("CAST({q} AS DOUBLE)");
+                cols.push(format!("COUNT({q}) AS c{k}"));
+                cols.push(format!("{} AS md{k}", dialect.quantile(&x, 0.5)));
+                cols.push(format!("{} AS lo{k}", dialect.quantile(&x, 0.25)));
+                cols.push(format!("{} AS hi{k}", dialect.quantile(&x, 0.75)));
+                cols.push(format!("MIN({x}) AS mn{k}, MAX({x}) AS mx{k}"));
+            }
+            (_, Some(level)) => {
+                cols.push(format!("{} AS c{k}", count(level)));
+                if let Some(m) = missing {
+                    cols.push(format!("{} AS m{k}", count(m)));
+                }
+            }
+            _ => {}
         }
-        let q = dialect.quote(&c.name);
-        let x = match c.kind.summary() {
-            Summary::Continuous => format!("CAST({q} AS DOUBLE)"),
-            _ => "CAST(NULL AS DOUBLE)".to_string(),
-        };
-        parts.push(format!(
-            "SELECT grp, {} AS variable, CAST({q} AS STRING) AS v, {x} AS x FROM imnm_groups",
-            lit(&c.name)
-        ));
     }
-    if parts.is_empty() {
-        parts.push(
-            "SELECT grp, 'n' AS variable, CAST(NULL AS STRING) AS v, CAST(NULL AS DOUBLE) AS x FROM imnm_groups".into(),
-        );
-    }
-    parts.join("\nUNION ALL\n") + "\n"
+    format!("SELECT grp,\n  {}\nFROM imnm_groups GROUP BY grp\n", cols.join(",\n  "))
 }
 
-/// One Table 1 row of a dictionary: `(ord, variable, level, summary, missing level)`.
+/// One Table 1 row of a dictionary: `(ord, variable, level, summary, missing level)`;
+/// summary `n`, `continuous`, `levels` or `yes`.
 type LayoutRow = (usize, String, Option<String>, &'static str, Option<&'static str>);
 
 /// The Table 1 rows a dictionary has.
@@ -434,45 +454,59 @@ fn t1_layout(d: &Dictionary) -> Vec<LayoutRow> {
     rows
 }
 
-/// `imnm_table1`: Table 1 rows in `table1.json`'s fields, `ord` the row order within a site.
+/// `imnm_table1`: Table 1 rows in `table1.json`'s fields, `ord` the row
+/// order within a site: the layout rows, each taking its figures from
+/// [`t1_wide`].
 fn table1(d: &Dictionary, dialect: Dialect) -> String {
+    let layout = t1_layout(d);
     let opt = |x: &Option<String>| x.as_deref().map_or("CAST(NULL AS STRING)".to_string(), lit);
-    let rows: Vec<String> = t1_layout(d)
+    let rows: Vec<String> = layout
         .iter()
-        .map(|(ord, v, level, summary, missing)| {
-            let missing = missing.map(str::to_string);
-            format!("({ord}, {}, {}, '{summary}', {})", lit(v), opt(level), opt(&missing))
-        })
+        .map(|(ord, v, level, summary, _)| format!("({ord}, {}, {}, '{summary}')", lit(v), opt(level)))
         .collect();
-    let layout = match dialect {
-        Dialect::Spark => format!(
-            "VALUES {} AS l(ord, variable, level, summary, missing_level)",
-            rows.join(", ")
-        ),
-        Dialect::Duckdb => format!(
-            "(VALUES {}) l(ord, variable, level, summary, missing_level)",
-            rows.join(", ")
-        ),
+    let values = match dialect {
+        Dialect::Spark => format!("VALUES {} AS l(ord, variable, level, summary)", rows.join(", ")),
+        Dialect::Duckdb => format!("(VALUES {}) l(ord, variable, level, summary)", rows.join(", ")),
     };
-    let pct = "ROUND(CAST(COALESCE(k.n, 0) AS DOUBLE) * CAST(1000 AS DOUBLE) / g.total) / CAST(10 AS DOUBLE)";
+    let pick = |name: &str, of: &dyn Fn(usize, &LayoutRow) -> Option<String>, ty: &str| {
+        let arms: String = layout
+            .iter()
+            .enumerate()
+            .filter_map(|(k, r)| of(k, r).map(|e| format!(" WHEN {k} THEN {e}")))
+            .collect();
+        if arms.is_empty() {
+            format!("CAST(NULL AS {ty}) AS {name}")
+        } else {
+            format!("CAST(CASE l.ord{arms} END AS {ty}) AS {name}")
+        }
+    };
+    let continuous = |r: &LayoutRow| r.3 == "continuous";
+    let fig = |p: &'static str| move |k: usize, r: &LayoutRow| continuous(r).then(|| format!("w.{p}{k}"));
+    let n = pick(
+        "n",
+        &|k, r| Some(if r.3 == "n" { "w.total".to_string() } else { format!("w.c{k}") }),
+        "BIGINT",
+    );
+    let missing = pick(
+        "missing",
+        &|k, r| match (continuous(r), r.4) {
+            (true, _) => Some(format!("w.total - w.c{k}")),
+            (false, Some(_)) => Some(format!("w.m{k}")),
+            _ => None,
+        },
+        "BIGINT",
+    );
+    let figures: Vec<String> = [("median", "md"), ("q1", "lo"), ("q3", "hi"), ("min", "mn"), ("max", "mx")]
+        .iter()
+        .map(|(name, p)| pick(name, &fig(p), "DOUBLE"))
+        .collect();
     format!(
-        "SELECT g.grp AS site, l.ord, l.variable, l.level,\n\
-         \x20 CAST(CASE l.summary WHEN 'n' THEN g.total WHEN 'continuous' THEN s.n ELSE COALESCE(k.n, 0) END AS BIGINT) AS n,\n\
-         \x20 CASE WHEN l.summary IN ('levels', 'yes') THEN {pct} END AS percent,\n\
-         \x20 s.median, s.q1, s.q3, s.min, s.max,\n\
-         \x20 CAST(CASE WHEN l.summary = 'continuous' THEN g.total - s.n WHEN l.missing_level IS NOT NULL THEN COALESCE(m.n, 0) END AS BIGINT) AS missing\n\
-         FROM (SELECT grp, COUNT(*) AS total FROM imnm_groups GROUP BY grp) g\n\
-         CROSS JOIN {layout}\n\
-         LEFT JOIN (SELECT grp, variable, v, COUNT(*) AS n FROM imnm_t1_values GROUP BY grp, variable, v) k\n\
-         \x20 ON k.grp = g.grp AND k.variable = l.variable AND k.v = l.level\n\
-         LEFT JOIN (SELECT grp, variable, v, COUNT(*) AS n FROM imnm_t1_values GROUP BY grp, variable, v) m\n\
-         \x20 ON m.grp = g.grp AND m.variable = l.variable AND m.v = l.missing_level\n\
-         LEFT JOIN (SELECT grp, variable, COUNT(x) AS n, {}, {}, {},\n\
-         \x20   MIN(x) AS min, MAX(x) AS max FROM imnm_t1_values GROUP BY grp, variable) s\n\
-         \x20 ON s.grp = g.grp AND s.variable = l.variable AND l.summary = 'continuous'\n",
-        dialect.quantile("x", 0.5) + " AS median",
-        dialect.quantile("x", 0.25) + " AS q1",
-        dialect.quantile("x", 0.75) + " AS q3",
+        "SELECT t.site, t.ord, t.variable, t.level, t.n,\n\
+         \x20 CASE WHEN t.summary IN ('levels', 'yes') THEN ROUND(CAST(t.n AS DOUBLE) * CAST(1000 AS DOUBLE) / t.total) / CAST(10 AS DOUBLE) END AS percent,\n\
+         \x20 t.median, t.q1, t.q3, t.min, t.max, t.missing\n\
+         FROM (SELECT w.grp AS site, w.total, l.ord, l.variable, l.level, l.summary,\n  {n},\n  {},\n  {missing}\n\
+         \x20 FROM imnm_t1_wide w CROSS JOIN {values}) t\n",
+        figures.join(",\n  ")
     )
 }
 
