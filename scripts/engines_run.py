@@ -12,6 +12,7 @@ One engine session serves every job (Spark starts once, local[2]).
 import json
 import os
 import sys
+import tempfile
 
 
 def statements(path):
@@ -54,7 +55,9 @@ def run_spark(jobs):
     from pyspark.sql import SparkSession
     spark = (SparkSession.builder.master("local[2]").appName("imnm-engines")
              .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
-             .config("spark.driver.memory", "1g").getOrCreate())
+             .config("spark.driver.memory", "1g")
+             .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="imnm-spark-warehouse-"))
+             .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     try:
         for facts, sql, out in jobs:

@@ -93,7 +93,7 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
         let head = match (o.dialect, VIEWS.contains(&name)) {
             (_, true) => format!("CREATE OR REPLACE TEMPORARY VIEW {name} AS"),
             (Dialect::Duckdb, false) => format!("CREATE OR REPLACE TEMPORARY TABLE {name} AS"),
-            (Dialect::Spark, false) => format!("DROP VIEW IF EXISTS {name};\nCACHE TABLE {name} AS"),
+            (Dialect::Spark, false) => format!("DROP TABLE IF EXISTS {name};\nCREATE TABLE {name} USING parquet AS"),
         };
         // The text type is the one type name the dialects spell differently;
         // Spark keeps a small step in few partitions (a union of a step per
@@ -109,8 +109,9 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
 }
 
 /// The steps kept as views; every other step is computed once and kept (a
-/// temporary table in DuckDB, a cached table in Spark), so later steps do
-/// not expand the whole chain again.
+/// temporary table in DuckDB, a table in Spark's warehouse: a cached view
+/// would carry its whole lineage into every later plan, which then grows
+/// past the driver's heap), so later steps do not expand the chain again.
 const VIEWS: [&str; 1] = ["imnm_values"];
 
 /// The steps whose rows are per case or fewer (the cohort and Table 1).
@@ -484,7 +485,13 @@ fn table1(d: &Dictionary, dialect: Dialect) -> String {
     let fig = |p: &'static str| move |k: usize, r: &LayoutRow| continuous(r).then(|| format!("w.{p}{k}"));
     let n = pick(
         "n",
-        &|k, r| Some(if r.3 == "n" { "w.total".to_string() } else { format!("w.c{k}") }),
+        &|k, r| {
+            Some(if r.3 == "n" {
+                "w.total".to_string()
+            } else {
+                format!("w.c{k}")
+            })
+        },
         "BIGINT",
     );
     let missing = pick(
@@ -496,10 +503,16 @@ fn table1(d: &Dictionary, dialect: Dialect) -> String {
         },
         "BIGINT",
     );
-    let figures: Vec<String> = [("median", "md"), ("q1", "lo"), ("q3", "hi"), ("min", "mn"), ("max", "mx")]
-        .iter()
-        .map(|(name, p)| pick(name, &fig(p), "DOUBLE"))
-        .collect();
+    let figures: Vec<String> = [
+        ("median", "md"),
+        ("q1", "lo"),
+        ("q3", "hi"),
+        ("min", "mn"),
+        ("max", "mx"),
+    ]
+    .iter()
+    .map(|(name, p)| pick(name, &fig(p), "DOUBLE"))
+    .collect();
     format!(
         "SELECT t.site, t.ord, t.variable, t.level, t.n,\n\
          \x20 CASE WHEN t.summary IN ('levels', 'yes') THEN ROUND(CAST(t.n AS DOUBLE) * CAST(1000 AS DOUBLE) / t.total) / CAST(10 AS DOUBLE) END AS percent,\n\

@@ -1,6 +1,6 @@
-//! `imnm sql` on real engines: DuckDB (and Spark local mode with
-//! IMNM_ENGINES_SPARK=1) over the facts of three demo sites (one cut into a
-//! shard per resource file) and of a bench input cut into 32 shards; the
+//! `imnm sql` on real engines: DuckDB and Spark (local[2], one session for
+//! every query) over the facts of three demo sites (one cut into a shard per
+//! resource file) and of a bench input cut into 32 shards; the
 //! engine's cohort equals `imnm cohort`'s cohort.csv cell for cell and its
 //! Table 1 equals table1.json figure for figure.
 //!
