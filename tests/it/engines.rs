@@ -101,6 +101,62 @@ fn compare(want: &Path, got: &Path, what: &str) {
         }
     }
     assert_eq!(engine.len(), table.len(), "{what}: as many Table 1 rows");
+    compare_suppressed(&table, got, what);
+}
+
+/// The engine's suppressed Table 1 equals `cohort::suppress` (min cell 5) of `imnm cohort`'s Table 1.
+fn compare_suppressed(table: &[BTreeMap<String, Value>], got: &Path, what: &str) {
+    let num = |r: &BTreeMap<String, Value>, f: &str| r[f].as_f64();
+    let int = |r: &BTreeMap<String, Value>, f: &str| r[f].as_u64();
+    let rows: Vec<imnm_fhir::cohort::table1::Table1Row> = table
+        .iter()
+        .map(|r| imnm_fhir::cohort::table1::Table1Row {
+            site: r["site"].as_str().unwrap().to_string(),
+            variable: r["variable"].as_str().unwrap().to_string(),
+            level: r["level"].as_str().map(str::to_string),
+            n: int(r, "n"),
+            percent: num(r, "percent"),
+            median: num(r, "median"),
+            q1: num(r, "q1"),
+            q3: num(r, "q3"),
+            min: num(r, "min"),
+            max: num(r, "max"),
+            missing: int(r, "missing"),
+        })
+        .collect();
+    let want = imnm_fhir::cohort::suppress::suppress(&rows, 5);
+    let engine = keyed(
+        &std::fs::read_to_string(got.join("table1_suppressed.json")).unwrap(),
+        &["site", "variable", "level"],
+    );
+    assert_eq!(engine.len(), want.len(), "{what}: as many suppressed rows");
+    let mut hidden = 0;
+    for w in &want {
+        let w: BTreeMap<String, Value> = serde_json::from_value(serde_json::to_value(w).unwrap()).unwrap();
+        let key: Vec<String> = ["site", "variable", "level"].iter().map(|f| cell(&w[*f])).collect();
+        let e = &engine[&key];
+        for f in [
+            "n",
+            "percent",
+            "median",
+            "q1",
+            "q3",
+            "min",
+            "max",
+            "missing",
+            "suppressed",
+            "missing_suppressed",
+        ] {
+            assert_eq!(e[f], cell(&w[f]), "{what}: suppressed Table 1 {key:?} {f}");
+        }
+        hidden += usize::from(w["suppressed"] == Value::Bool(true));
+    }
+    if what.ends_with("demo") {
+        assert!(
+            hidden > 0,
+            "{what}: some cells are suppressed (10 cases a site), so the rule is exercised"
+        );
+    }
 }
 
 /// The demo as three sites: a Bundle, an NDJSON folder, and the same folder one shard per file.
@@ -211,11 +267,5 @@ fn duckdb_and_spark_give_imnm_cohorts_cohort_and_table1_on_the_demo_sites_and_32
     let (bench_facts, bench_cohort) = bench(tmp.path());
     let sets = [("demo", demo_facts, demo_cohort), ("bench", bench_facts, bench_cohort)];
     engine(&python, "duckdb", &sets, tmp.path());
-    if std::env::var("IMNM_ENGINES_SPARK").is_ok() {
-        engine(&python, "spark", &sets, tmp.path());
-    } else {
-        eprintln!(
-            "Spark run skipped (IMNM_ENGINES_SPARK unset: it runs out of heap on the Table 1 plan, see docs/facts.md)"
-        );
-    }
+    engine(&python, "spark", &sets, tmp.path());
 }
