@@ -26,7 +26,7 @@
 //! | facts | [`collect`], [`run_error`], [`sync`], [`push`] |
 //! | registry | [`registry`] (the registry config) |
 //! | reading | [`pipeline`] |
-//! | outputs | [`cohort`], [`deid`], [`export`], [`to_fhir`], [`profile`] |
+//! | outputs | [`cohort`], [`deid`], [`export`], [`to_fhir`], [`profile`], [`facts_table`] (site facts as Parquet, the cohort as SQL) |
 //! | api | [`error`] (the top-level [`Error`], wrapping each layer's), [`exit`] (exit codes) |
 //!
 //! The `imnm` binary sits on top of them all.
@@ -42,6 +42,7 @@ pub mod domain;
 pub mod error;
 pub mod exit;
 pub mod export;
+pub mod facts_table;
 pub mod fhir;
 pub mod mapping;
 pub mod mock;

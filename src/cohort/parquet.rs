@@ -188,7 +188,7 @@ pub fn write_table(path: &Path, table: &Table) -> Result<()> {
 }
 
 /// A Parquet file being written, a row group at a time.
-struct Writer<'a> {
+pub(crate) struct Writer<'a> {
     path: &'a Path,
     columns: Vec<(String, Kind)>,
     inner: SerializedFileWriter<File>,
@@ -197,6 +197,15 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn create<S: AsRef<str>>(path: &'a Path, columns: &[(S, Kind)]) -> Result<Self> {
+        Self::create_with(path, columns, &[])
+    }
+
+    /// A new file of `columns` whose footer holds the key-value `metadata`.
+    pub(crate) fn create_with<S: AsRef<str>>(
+        path: &'a Path,
+        columns: &[(S, Kind)],
+        metadata: &[(&str, String)],
+    ) -> Result<Self> {
         let err = |e: parquet::errors::ParquetError| output_error(path, e.to_string());
         let fields = columns
             .iter()
@@ -207,7 +216,14 @@ impl<'a> Writer<'a> {
             .with_fields(fields)
             .build()
             .map_err(err)?;
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let kv: Vec<parquet::file::metadata::KeyValue> = metadata
+            .iter()
+            .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.to_string(), v.clone()))
+            .collect();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_key_value_metadata((!kv.is_empty()).then_some(kv))
+            .build();
         let file = File::create(path).map_err(|e| RunError::Output {
             path: path.to_path_buf(),
             source: e,
@@ -222,7 +238,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Writes `rows` (one cell per column, "" = NULL) as one row group.
-    fn write_group(&mut self, rows: &[Vec<String>]) -> Result<()> {
+    pub(crate) fn write_group(&mut self, rows: &[Vec<String>]) -> Result<()> {
         let path = self.path;
         let err = |e: String| output_error(path, e);
         let mut group = self.inner.next_row_group().map_err(|e| err(e.to_string()))?;
@@ -265,7 +281,8 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn close(self) -> Result<()> {
+    /// Writes the footer.
+    pub(crate) fn close(self) -> Result<()> {
         let path = self.path;
         self.inner.close().map_err(|e| output_error(path, e.to_string()))?;
         Ok(())

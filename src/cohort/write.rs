@@ -126,7 +126,12 @@ fn write_provenance(dir: &Path, cohort: &Cohort) -> Result<()> {
 
 /// `issues.ndjson`: every issue kept, in the order found.
 fn write_issues(dir: &Path, issues: &mut Issues) -> Result<()> {
-    write_lines(dir, "issues.ndjson", |line| issues.try_for_each(line))
+    write_issues_as(dir, "issues.ndjson", issues)
+}
+
+/// Every issue kept, one JSON line each, into `dir/name`.
+pub(crate) fn write_issues_as(dir: &Path, name: &str, issues: &mut Issues) -> Result<()> {
+    write_lines(dir, name, |line| issues.try_for_each(line))
 }
 
 /// One more line for [`write_lines`].

@@ -97,4 +97,31 @@ pub struct Collected {
     pub stats: ReadStats,
     /// Bundle entry fullUrls (e.g. `urn:uuid:…`) of parsed resources, to what they name.
     pub aliases: BTreeMap<String, SourceRef>,
+    /// What references outside this input (kept only when reading with
+    /// `ReadOptions::keep_open`; else empty and reported as issues).
+    pub open: OpenReferences,
+}
+
+/// References a shard cannot resolve alone, kept for a join elsewhere
+/// (`imnm facts` writes them as facts; `imnm sql` joins them).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OpenReferences {
+    /// Medication requests naming a Medication not in this input.
+    pub requests: Vec<OpenRequest>,
+    /// Every Medication read: its id and the exposure rules it matches (rule
+    /// index, the matching coding or text).
+    pub medications: Vec<(String, Vec<(usize, String)>)>,
+}
+
+/// A medication request naming a Medication not in the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenRequest {
+    /// The patient id (the subject reference as written when it names no Patient read).
+    pub subject: String,
+    /// The request.
+    pub source: SourceRef,
+    /// The Medication's id.
+    pub medication_id: String,
+    /// When it was given or ordered.
+    pub date: Option<crate::domain::FhirDate>,
 }

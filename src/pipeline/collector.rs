@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::collect::{Collected, PatientData, Patients, ReadStats, Texts};
+use crate::collect::{Collected, OpenReferences, OpenRequest, PatientData, Patients, ReadStats, Texts};
 use crate::domain::SourceRef;
 use crate::fhir::prefilter::Prefilter;
 use crate::fhir::reference::{self, Ref};
@@ -54,6 +54,8 @@ pub struct Collector<'m> {
     prefilter: Prefilter,
     /// Spill state of `by_subject` and `pending`.
     spill: Spill,
+    /// What references outside the input: kept (see [`Collector::keep_open`]) when `Some`.
+    open: Option<OpenReferences>,
 }
 
 impl<'m> Collector<'m> {
@@ -76,7 +78,16 @@ impl<'m> Collector<'m> {
                 after: usize::MAX,
                 ..Spill::default()
             },
+            open: None,
         }
+    }
+
+    /// Keeps a medication reference to a Medication not in the input, and
+    /// every Medication read, in [`Collected::open`] instead of reporting the
+    /// reference as dangling (a shard whose Medications are in another shard).
+    pub fn keep_open(mut self) -> Self {
+        self.open = Some(OpenReferences::default());
+        self
     }
 
     /// Records an issue found outside resource reading (e.g. an unreadable file).
@@ -173,6 +184,10 @@ impl<'m> Collector<'m> {
             }
         }
         if let Some(matches) = out.medication {
+            if let Some(open) = &mut self.open {
+                let rules = matches.iter().map(|m| (m.rule, m.detail.clone())).collect();
+                open.medications.push((out.source.id.clone(), rules));
+            }
             self.medications.insert(out.source.id.clone(), matches);
             return;
         }
@@ -248,6 +263,7 @@ impl<'m> Collector<'m> {
             };
             patients.entry(id).or_default().absorb(data);
         }
+        let open = self.open_resolved();
         Collected {
             site: crate::collect::LOCAL_SITE.to_string(),
             patients: Patients::new(std::mem::take(&mut self.spill.runs), patients),
@@ -255,7 +271,33 @@ impl<'m> Collector<'m> {
             issues: self.issues,
             stats: self.stats,
             aliases: self.aliases,
+            open,
         }
+    }
+
+    /// The open references, their subjects resolved to patient ids.
+    fn open_resolved(&mut self) -> OpenReferences {
+        let mut open = self.open.take().unwrap_or_default();
+        let requests = std::mem::take(&mut open.requests);
+        for mut r in requests {
+            match self.patient_id(&r.subject) {
+                Some(id) => {
+                    r.subject = id;
+                    open.requests.push(r);
+                }
+                None => {
+                    let msg = "a medication request's subject names no Patient; not mapped";
+                    let issue = Issue::new(
+                        Severity::Warning,
+                        IssueCode::DanglingReference,
+                        r.source.to_string(),
+                        msg,
+                    );
+                    self.issues.push(issue);
+                }
+            }
+        }
+        open
     }
 
     fn patient_id(&self, subject: &str) -> Option<String> {
@@ -301,6 +343,15 @@ impl<'m> Collector<'m> {
             None => p.exposure.medication_id.clone(),
         };
         let Some(matches) = self.medications.get(&id).cloned() else {
+            if let Some(open) = &mut self.open {
+                open.requests.push(OpenRequest {
+                    subject: p.subject,
+                    source: p.source,
+                    medication_id: id,
+                    date: p.exposure.date,
+                });
+                return;
+            }
             let msg = "medicationReference names a Medication that is not in the input; not mapped";
             let issue = Issue::new(
                 Severity::Warning,

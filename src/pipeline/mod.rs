@@ -71,6 +71,9 @@ pub fn collect_with(
         source: e,
     })?;
     let mut collector = Collector::new(mappings).spill_after(opts.spill_after);
+    if opts.keep_open {
+        collector = collector.keep_open();
+    }
     if !opts.prefilter {
         collector = collector.without_prefilter();
     }

@@ -30,7 +30,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Reading: inputs or a store → collected data.
     ("reading", &["pipeline"]),
     // Outputs: the registry's tables, study bundles, case reports → FHIR, validation.
-    ("outputs", &["cohort", "deid", "export", "to_fhir", "profile"]),
+    (
+        "outputs",
+        &["cohort", "deid", "export", "to_fhir", "profile", "facts_table"],
+    ),
     // The registry service: schedules syncs, rebuilds the outputs, serves the API and page.
     ("service", &["service"]),
     // The library's API edge: the top-level error wrapping every layer's, and the exit codes.

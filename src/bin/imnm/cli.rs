@@ -89,6 +89,14 @@ pub enum Command {
         after_help = "Examples:\n  imnm serve --config registry.toml\n  imnm serve --config registry.toml --listen 127.0.0.1:9090 --out registry-out\n  printf %s \"$TOKEN\" | imnm serve hash-token\n\nStops on SIGTERM or Ctrl-C (exit 0); a non-loopback --listen needs [[serve.token]] in the config (else exit 2)."
     )]
     Serve(ServeArgs),
+    /// Write a site's (or shard's) facts as versioned Parquet, for SQL at the centre (docs/facts.md).
+    #[command(
+        after_help = "Examples:\n  imnm facts --input export/ --out facts/ --site hospital-a --site-key site.key\n  imnm facts --input a=export-a/ --input b=export-b/ --out facts/"
+    )]
+    Facts(crate::facts::FactsArgs),
+    /// Print the SQL (Spark or DuckDB) that turns facts into the cohort and Table 1 (docs/facts.md).
+    #[command(after_help = "Example:\n  imnm sql --dialect duckdb > cohort.sql")]
+    Sql(crate::facts::SqlArgs),
 }
 
 /// `imnm serve`.

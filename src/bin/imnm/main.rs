@@ -3,6 +3,7 @@
 mod casefhir;
 mod cli;
 mod demo;
+mod facts;
 mod mock_ehr;
 mod registry;
 mod serve;
@@ -138,6 +139,8 @@ fn run(cli: Cli) -> Result<u8, Exit> {
         Command::Push(args) => casefhir::push(args),
         Command::Registry(RegistryCommand::Check { file }) => registry::check(&file),
         Command::Serve(args) => serve::run(args),
+        Command::Facts(args) => facts::facts(args),
+        Command::Sql(args) => facts::sql(args),
     }
 }
 

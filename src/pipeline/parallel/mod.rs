@@ -52,6 +52,11 @@ pub struct ReadOptions {
     /// [`crate::collect::texts`], [`crate::collect::patients`]). Default: 2 MiB (measured: the
     /// same time as 8 MiB, 48 against 65 MB at 10 GB; see BENCHMARKS.md).
     pub spill_after: usize,
+    /// Keep what a reference names outside this input open instead of
+    /// reporting it (a MedicationRequest naming a Medication in another shard,
+    /// the Medications it may name): [`crate::collect::Collected::open`], for
+    /// `imnm facts`, whose SQL joins them across shards. Default: off.
+    pub keep_open: bool,
 }
 
 impl Default for ReadOptions {
@@ -61,6 +66,7 @@ impl Default for ReadOptions {
             chunk_bytes: 2 << 20,
             prefilter: true,
             spill_after: 2 << 20,
+            keep_open: false,
         }
     }
 }

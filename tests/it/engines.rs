@@ -1,0 +1,271 @@
+//! `imnm sql` on real engines: DuckDB and Spark (local[2], one session for
+//! every query) over the facts of three demo sites (one cut into a shard per
+//! resource file) and of a bench input cut into 32 shards; the
+//! engine's cohort equals `imnm cohort`'s cohort.csv cell for cell and its
+//! Table 1 equals table1.json figure for figure.
+//!
+//! Normalisation, one rule: a number the engine returns is printed with the
+//! cohort's own `format_number` (at most 3 decimals, no trailing zeros), the
+//! way cohort.csv and table1.md print it; text is compared as is.
+//! Needs `.ci/engines-install` (target/engines/venv); skips with a message
+//! without it, unless IMNM_ENGINES=1 (CI), which makes a missing venv a failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use imnm_fhir::domain::case::format_number;
+use serde_json::Value;
+
+use crate::support::{imnm, root};
+
+fn python() -> Option<PathBuf> {
+    let p = root().join("target/engines/venv/bin/python");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("IMNM_ENGINES").is_err(),
+        "IMNM_ENGINES=1 but {} is missing: run .ci/engines-install",
+        p.display()
+    );
+    eprintln!("SKIPPED engines tests: no {} (run .ci/engines-install)", p.display());
+    None
+}
+
+fn run(args: &[&str]) {
+    let o = imnm(args, &root());
+    assert!(
+        o.status.success(),
+        "imnm {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A cell as the test compares it.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Number(n) => n.as_f64().map(format_number).unwrap_or_default(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Rows of a JSON-lines file keyed by `key` fields, every field normalised.
+fn keyed(lines: &str, key: &[&str]) -> BTreeMap<Vec<String>, BTreeMap<String, String>> {
+    lines
+        .lines()
+        .map(|l| {
+            let row: BTreeMap<String, Value> = serde_json::from_str(l).unwrap();
+            let k = key.iter().map(|f| cell(&row[*f])).collect();
+            (k, row.iter().map(|(f, v)| (f.clone(), cell(v))).collect())
+        })
+        .collect()
+}
+
+/// Compares the engine's outputs in `got` with `imnm cohort`'s in `want`.
+fn compare(want: &Path, got: &Path, what: &str) {
+    let mut csv = csv::Reader::from_path(want.join("cohort.csv")).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_string).collect();
+    let engine = keyed(
+        &std::fs::read_to_string(got.join("cohort.json")).unwrap(),
+        &["site", "patient_id"],
+    );
+    let mut rows = 0;
+    for r in csv.records() {
+        let r = r.unwrap();
+        let key = vec![r[0].to_string(), r[1].to_string()];
+        let Some(e) = engine.get(&key) else {
+            panic!("{what}: case {key:?} missing from the engine's cohort")
+        };
+        for (name, value) in header.iter().zip(r.iter()) {
+            assert_eq!(e[name], value, "{what}: case {key:?} column {name}");
+        }
+        rows += 1;
+    }
+    assert_eq!(engine.len(), rows, "{what}: as many cases");
+    assert!(rows > 0, "{what}: cases");
+    let table: Vec<BTreeMap<String, Value>> =
+        serde_json::from_str(&std::fs::read_to_string(want.join("table1.json")).unwrap()).unwrap();
+    let engine = keyed(
+        &std::fs::read_to_string(got.join("table1.json")).unwrap(),
+        &["site", "variable", "level"],
+    );
+    for r in &table {
+        let key: Vec<String> = ["site", "variable", "level"].iter().map(|f| cell(&r[*f])).collect();
+        let Some(e) = engine.get(&key) else {
+            panic!("{what}: Table 1 row {key:?} missing")
+        };
+        for f in ["n", "percent", "median", "q1", "q3", "min", "max", "missing"] {
+            assert_eq!(e[f], cell(&r[f]), "{what}: Table 1 {key:?} {f}");
+        }
+    }
+    assert_eq!(engine.len(), table.len(), "{what}: as many Table 1 rows");
+    compare_suppressed(&table, got, what);
+}
+
+/// The engine's suppressed Table 1 equals `cohort::suppress` (min cell 5) of `imnm cohort`'s Table 1.
+fn compare_suppressed(table: &[BTreeMap<String, Value>], got: &Path, what: &str) {
+    let num = |r: &BTreeMap<String, Value>, f: &str| r[f].as_f64();
+    let int = |r: &BTreeMap<String, Value>, f: &str| r[f].as_u64();
+    let rows: Vec<imnm_fhir::cohort::table1::Table1Row> = table
+        .iter()
+        .map(|r| imnm_fhir::cohort::table1::Table1Row {
+            site: r["site"].as_str().unwrap().to_string(),
+            variable: r["variable"].as_str().unwrap().to_string(),
+            level: r["level"].as_str().map(str::to_string),
+            n: int(r, "n"),
+            percent: num(r, "percent"),
+            median: num(r, "median"),
+            q1: num(r, "q1"),
+            q3: num(r, "q3"),
+            min: num(r, "min"),
+            max: num(r, "max"),
+            missing: int(r, "missing"),
+        })
+        .collect();
+    let want = imnm_fhir::cohort::suppress::suppress(&rows, 5);
+    let engine = keyed(
+        &std::fs::read_to_string(got.join("table1_suppressed.json")).unwrap(),
+        &["site", "variable", "level"],
+    );
+    assert_eq!(engine.len(), want.len(), "{what}: as many suppressed rows");
+    let mut hidden = 0;
+    for w in &want {
+        let w: BTreeMap<String, Value> = serde_json::from_value(serde_json::to_value(w).unwrap()).unwrap();
+        let key: Vec<String> = ["site", "variable", "level"].iter().map(|f| cell(&w[*f])).collect();
+        let e = &engine[&key];
+        for f in [
+            "n",
+            "percent",
+            "median",
+            "q1",
+            "q3",
+            "min",
+            "max",
+            "missing",
+            "suppressed",
+            "missing_suppressed",
+        ] {
+            assert_eq!(e[f], cell(&w[f]), "{what}: suppressed Table 1 {key:?} {f}");
+        }
+        hidden += usize::from(w["suppressed"] == Value::Bool(true));
+    }
+    if what.ends_with("demo") {
+        assert!(
+            hidden > 0,
+            "{what}: some cells are suppressed (10 cases a site), so the rule is exercised"
+        );
+    }
+}
+
+/// The demo as three sites: a Bundle, an NDJSON folder, and the same folder one shard per file.
+fn demo(dir: &Path) -> (PathBuf, PathBuf) {
+    let d = root().join("examples/demo-cohort");
+    let facts = dir.join("demo-facts");
+    let (a, b) = (
+        format!("site-a={}", d.join("bundle.json").display()),
+        format!("site-b={}", d.join("ndjson").display()),
+    );
+    run(&["facts", "--input", &a, "--input", &b, "--out", facts.to_str().unwrap()]);
+    for e in std::fs::read_dir(d.join("ndjson")).unwrap() {
+        let c = format!("site-c={}", e.unwrap().path().display());
+        run(&["facts", "--input", &c, "--out", facts.to_str().unwrap()]);
+    }
+    let cohort = dir.join("demo-cohort");
+    let c = format!("site-c={}", d.join("ndjson").display());
+    run(&[
+        "cohort",
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--input",
+        &c,
+        "--out",
+        cohort.to_str().unwrap(),
+    ]);
+    (facts, cohort)
+}
+
+/// A generated export cut into 32 shards of consecutive lines (Medications in the first only).
+fn bench(dir: &Path) -> (PathBuf, PathBuf) {
+    let whole = dir.join("bench.ndjson");
+    let spec = imnm_fhir::bench_data::Spec::new(20_000);
+    imnm_fhir::bench_data::write_one_ndjson(&spec, &whole, None).unwrap();
+    let text = std::fs::read_to_string(&whole).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let per = lines.len().div_ceil(32);
+    let facts = dir.join("bench-facts");
+    for (i, chunk) in lines.chunks(per).enumerate() {
+        let shard = dir.join(format!("shard-{i:02}.ndjson"));
+        std::fs::write(&shard, chunk.join("\n") + "\n").unwrap();
+        let input = format!("bench={}", shard.display());
+        run(&[
+            "facts",
+            "--input",
+            &input,
+            "--out",
+            facts.to_str().unwrap(),
+            "--shard",
+            &format!("{i:02}"),
+        ]);
+    }
+    let n = std::fs::read_dir(&facts)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "parquet"))
+        .count();
+    assert_eq!(n, 32);
+    let cohort = dir.join("bench-cohort");
+    run(&[
+        "cohort",
+        "--input",
+        &format!("bench={}", whole.display()),
+        "--out",
+        cohort.to_str().unwrap(),
+    ]);
+    (facts, cohort)
+}
+
+fn engine(python: &Path, dialect: &str, sets: &[(&str, PathBuf, PathBuf)], dir: &Path) {
+    let sql = dir.join(format!("{dialect}.sql"));
+    let o = imnm(&["sql", "--dialect", dialect], &root());
+    assert!(o.status.success());
+    std::fs::write(&sql, o.stdout).unwrap();
+    let jobs: Vec<String> = sets
+        .iter()
+        .map(|(name, facts, _)| {
+            format!(
+                "{},{},{}",
+                facts.display(),
+                sql.display(),
+                dir.join(format!("{dialect}-{name}")).display()
+            )
+        })
+        .collect();
+    let o = std::process::Command::new(python)
+        .arg(root().join("scripts/engines_run.py"))
+        .arg(dialect)
+        .args(&jobs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{dialect}: {}", String::from_utf8_lossy(&o.stderr));
+    for (name, _, cohort) in sets {
+        compare(
+            cohort,
+            &dir.join(format!("{dialect}-{name}")),
+            &format!("{dialect} {name}"),
+        );
+    }
+}
+
+#[test]
+fn duckdb_and_spark_give_imnm_cohorts_cohort_and_table1_on_the_demo_sites_and_32_bench_shards() {
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (demo_facts, demo_cohort) = demo(tmp.path());
+    let (bench_facts, bench_cohort) = bench(tmp.path());
+    let sets = [("demo", demo_facts, demo_cohort), ("bench", bench_facts, bench_cohort)];
+    engine(&python, "duckdb", &sets, tmp.path());
+    engine(&python, "spark", &sets, tmp.path());
+}
