@@ -152,6 +152,60 @@ impl CodeIndex {
     }
 }
 
+/// A local coding that a FHIR ConceptMap maps to a coding the value sets know.
+#[derive(Debug, Clone)]
+pub struct Translation {
+    /// The target system's index.
+    pub target_system: usize,
+    /// The target code, normalized for its system.
+    pub target_code: String,
+    /// The target as canonical `system|code`.
+    pub target: String,
+    /// The map: its `url`, else its file.
+    pub map: String,
+    /// The value sets holding the target (the local coding is read as in them).
+    pub valuesets: Vec<usize>,
+}
+
+/// The ConceptMaps of a mapping folder: (system, normalized local code) → translations.
+#[derive(Debug, Default, Clone)]
+pub struct ConceptMaps {
+    map: HashMap<(usize, String), Vec<Translation>>,
+    /// The maps loaded: (file, url or file).
+    pub files: Vec<(String, String)>,
+    /// Targets not used because of their equivalence (narrower, inexact, …).
+    pub skipped: usize,
+}
+
+impl ConceptMaps {
+    /// Records a translation of `code` of system `sys`.
+    pub fn insert(&mut self, systems: &SystemTable, sys: usize, code: &str, t: Translation) {
+        self.map
+            .entry((sys, systems.normalize_code(sys, code)))
+            .or_default()
+            .push(t);
+    }
+
+    /// The translations of a coding (none when no map names it).
+    pub fn get(&self, systems: &SystemTable, system: &str, code: &str) -> &[Translation] {
+        let Some(sys) = systems.lookup(system) else { return &[] };
+        self.map
+            .get(&(sys, systems.normalize_code(sys, code)))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// How many local codes the maps translate.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no map translates anything.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
 /// Lower-cases a unit text and folds the spellings labs use: `µ`/`μ` → `u`, no spaces.
 pub fn normalize_unit_text(unit: &str) -> String {
     unit.trim().to_lowercase().replace(['µ', 'μ'], "u").replace(' ', "")

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
-use super::codes::{normalize_unit_text, CodeIndex, CodeNormalization, SystemTable, ValueSet};
+use super::codes::{normalize_unit_text, CodeIndex, CodeNormalization, ConceptMaps, SystemTable, ValueSet};
 use super::spec::{RawFile, RawRule};
 use super::{
     role, Answers, Assay, CandidateRule, DiagnosisRule, ExcludedStatuses, MappingSet, QuantityDef, Rule, RuleKind,
@@ -13,6 +13,7 @@ use super::{
 };
 use crate::domain::{ColumnKind, Dictionary};
 
+mod conceptmap;
 mod dictionary;
 
 /// One problem in the mapping files.
@@ -49,12 +50,13 @@ impl fmt::Display for LoadErrors {
     }
 }
 
-/// Reads every `*.toml` below `dir` (sorted) and loads them.
+/// Reads every `*.toml` (and `*.json` ConceptMap) below `dir` (sorted) and loads them.
 pub fn load_dir(dir: &Path) -> Result<MappingSet, LoadErrors> {
     from_sources(read_dir(dir)?)
 }
 
-/// Every `*.toml` below `dir`, sorted, as `(name relative to dir, text)`.
+/// Every `*.toml` and `*.json` (a FHIR ConceptMap) below `dir`, sorted, as
+/// `(name relative to dir, text)`.
 pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadErrors> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
@@ -100,7 +102,7 @@ fn collect_toml(root: &Path, dir: &Path, out: &mut Vec<(String, std::path::PathB
         let path = entry.path();
         if path.is_dir() {
             collect_toml(root, &path, out, errors);
-        } else if path.extension().is_some_and(|e| e == "toml") {
+        } else if path.extension().is_some_and(|e| e == "toml" || e == "json") {
             let name = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
@@ -111,11 +113,20 @@ fn collect_toml(root: &Path, dir: &Path, out: &mut Vec<(String, std::path::PathB
     }
 }
 
-/// Loads mappings from `(file name, TOML text)` pairs.
+/// Loads mappings from `(file name, text)` pairs: TOML mapping files, and
+/// FHIR ConceptMaps in JSON for names ending in `.json`.
 pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>) -> Result<MappingSet, LoadErrors> {
     let mut errors = Vec::new();
     let mut files = Vec::new();
+    let mut maps = Vec::new();
     for (name, text) in sources {
+        if name.ends_with(".json") {
+            match conceptmap::parse(&name, &text) {
+                Ok(raw) => maps.push((name, raw)),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         match toml::from_str::<RawFile>(&text) {
             Ok(raw) => files.push((name, raw)),
             Err(e) => errors.push(LoadError {
@@ -130,6 +141,16 @@ pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>) -> Resu
         ..Builder::default()
     };
     b.resolve(&files);
+    conceptmap::resolve(
+        &maps,
+        conceptmap::Tables {
+            systems: &mut b.systems,
+            index: &mut b.index,
+            maps: &mut b.concept_maps,
+            valuesets: &mut b.valuesets,
+            errors: &mut b.errors,
+        },
+    );
     match b.finish() {
         Ok(set) => Ok(set),
         Err(errs) => Err(LoadErrors(errs)),
@@ -143,6 +164,7 @@ struct Builder {
     systems: SystemTable,
     valuesets: Vec<ValueSet>,
     index: CodeIndex,
+    concept_maps: ConceptMaps,
     quantities: Vec<QuantityDef>,
     assays: Vec<Assay>,
     statuses: ExcludedStatuses,
@@ -559,6 +581,7 @@ impl Builder {
             valuesets: self.valuesets,
             roles,
             index: self.index,
+            concept_maps: self.concept_maps,
             quantities: self.quantities,
             assays: self.assays,
             statuses: self.statuses,

@@ -17,7 +17,7 @@ pub(crate) mod spec;
 use std::collections::BTreeMap;
 
 use crate::domain::{ColumnKind, Dictionary};
-use codes::{normalize_unit_text, CodeIndex, SystemTable, ValueSet};
+use codes::{normalize_unit_text, CodeIndex, ConceptMaps, SystemTable, Translation, ValueSet};
 pub use load::{LoadError, LoadErrors};
 
 /// The mapping files built into the binary (the repository's `mappings/`).
@@ -253,8 +253,10 @@ pub struct MappingSet {
     pub valuesets: Vec<ValueSet>,
     /// Role bits per value set.
     pub roles: Vec<u8>,
-    /// Code index.
+    /// Code index (local codes of the ConceptMaps included).
     pub index: CodeIndex,
+    /// Local codes the ConceptMaps translate.
+    pub concept_maps: ConceptMaps,
     /// Canonical quantities.
     pub quantities: Vec<QuantityDef>,
     /// Antibody assays.
@@ -279,7 +281,7 @@ impl MappingSet {
         load::from_sources(BUILTIN.iter().map(|(n, s)| (n.to_string(), s.to_string())))
     }
 
-    /// Loads every `*.toml` below `dir`.
+    /// Loads every `*.toml` (and `*.json` ConceptMap) below `dir`.
     pub fn load_dir(dir: &std::path::Path) -> Result<Self, LoadErrors> {
         load::load_dir(dir)
     }
@@ -300,6 +302,14 @@ impl MappingSet {
             (Some(s), Some(c)) => self.valuesets_of(s, c).contains(&vs),
             _ => false,
         }
+    }
+
+    /// The ConceptMap translations of a local coding into value set `vs`.
+    pub fn translation(&self, vs: usize, system: &str, code: &str) -> Option<&Translation> {
+        self.concept_maps
+            .get(&self.systems, system, code)
+            .iter()
+            .find(|t| t.valuesets.contains(&vs))
     }
 
     /// True when a coding is in a value set used on resources with `role`.

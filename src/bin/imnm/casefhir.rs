@@ -22,7 +22,10 @@ pub(crate) fn load_profiles(dir: Option<&Path>, mappings: Option<&Path>) -> Resu
                 "generating the profiles' value sets from the mappings in {}",
                 m.display()
             );
-            let sources = imnm_fhir::mapping::load::read_dir(m).map_err(|e| Exit::from(e).context(context.clone()))?;
+            let mut sources =
+                imnm_fhir::mapping::load::read_dir(m).map_err(|e| Exit::from(e).context(context.clone()))?;
+            // ConceptMaps map local codes; the profiles' value sets hold the value sets' own codes.
+            sources.retain(|(name, _)| name.ends_with(".toml"));
             ProfileSet::for_mappings(&sources).map_err(|e| Exit::from(e).context(context))
         }
         (None, None) => ProfileSet::builtin().map_err(|e| Exit::from(e).context("loading the built-in profiles")),

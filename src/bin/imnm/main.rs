@@ -167,6 +167,18 @@ fn mappings_check(dir: Option<&Path>) -> Result<u8, Exit> {
     for (file, version) in &set.versions {
         println!("  {file} v{version}");
     }
+    let maps = &set.concept_maps;
+    if !maps.files.is_empty() {
+        println!(
+            "{} ConceptMap(s): {} local codes read as value set codes, {} targets skipped by equivalence",
+            maps.files.len(),
+            maps.len(),
+            maps.skipped
+        );
+        for (file, url) in &maps.files {
+            println!("  {file} ({url})");
+        }
+    }
     Ok(exit::OK)
 }
 

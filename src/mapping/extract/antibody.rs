@@ -132,10 +132,16 @@ fn range_unit(r: &Reading<'_>) -> Option<String> {
 
 /// The assay of `mappings/cutoffs.toml` for the result's code, unit and method.
 fn assay<'m>(r: &Reading<'_>, unit: &str, valueset: usize, m: &'m MappingSet) -> Option<&'m Assay> {
+    // A local code counts as the codes its ConceptMaps map it to.
     let keys = |cc| {
         codings(cc)
-            .filter_map(|(s, c)| Some((m.systems.lookup(s?)?, c?)))
-            .map(|(s, c)| (s, m.systems.normalize_code(s, c)))
+            .filter_map(|(s, c)| Some((s?, c?)))
+            .flat_map(|(s, c)| {
+                let own = m.systems.lookup(s).map(|i| (i, m.systems.normalize_code(i, c)));
+                let mapped = m.concept_maps.get(&m.systems, s, c).iter();
+                own.into_iter()
+                    .chain(mapped.map(|t| (t.target_system, t.target_code.clone())))
+            })
             .collect::<Vec<_>>()
     };
     let code_keys = keys(r.code);

@@ -175,11 +175,31 @@ pub fn codings(cc: &CodeableConcept) -> impl Iterator<Item = (Option<&str>, Opti
     cc.coding.iter().map(|c| (c.system.v(), c.code.v()))
 }
 
-/// The first coding of `cc` in value set `vs`, as canonical `system|code`.
+/// The first coding of `cc` in value set `vs`, as canonical `system|code`
+/// (a local code with the ConceptMap that maps it, [`via_concept_map`]).
 pub fn coding_in(m: &MappingSet, vs: usize, cc: &CodeableConcept) -> Option<String> {
-    codings(cc)
-        .find(|(s, c)| m.in_valueset(vs, *s, *c))
-        .map(|(s, c)| m.canonical_code(s.unwrap_or(""), c.unwrap_or("")))
+    codings(cc).find(|(s, c)| m.in_valueset(vs, *s, *c)).map(|(s, c)| {
+        let (s, c) = (s.unwrap_or(""), c.unwrap_or(""));
+        let code = m.canonical_code(s, c);
+        match m.translation(vs, s, c) {
+            Some(t) => format!("{code} {}", via(t)),
+            None => code,
+        }
+    })
+}
+
+fn via(t: &crate::mapping::codes::Translation) -> String {
+    format!("(as {} by ConceptMap {})", t.target, t.map)
+}
+
+/// How a local coding of `cc` was read as a value set's code: `(as
+/// system|code by ConceptMap url)`, for provenance; `None` when no coding
+/// came through a ConceptMap.
+pub fn via_concept_map(m: &MappingSet, cc: &CodeableConcept) -> Option<String> {
+    codings(cc).find_map(|(s, c)| {
+        let t = m.concept_maps.get(&m.systems, s?, c?).first()?;
+        Some(via(t))
+    })
 }
 
 /// The words of `cc`: its text, then each coding's display.

@@ -164,7 +164,10 @@ fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
             } if concept_matches(m, valueset, r.code) => outcome(r, [complete, partial, none], ctx),
             _ => continue,
         };
-        if let Some((value, detail)) = value {
+        if let Some((value, mut detail)) = value {
+            if let Some(via) = super::via_concept_map(m, r.code) {
+                detail = format!("{detail} {via}");
+            }
             let source = r.source(&ctx.out.source);
             ctx.out.facts.push(Fact {
                 rule: i,
