@@ -79,6 +79,9 @@ mod shapes;
 // Antibody cutoffs by unit form (CU, U, U/mL, AU/mL, [arb'U]/mL, titres), method, referenceRange, order of evidence.
 mod cutoffs;
 
+// Local codes through FHIR ConceptMaps in the mappings folder (issue 24 item 5).
+mod conceptmap;
+
 // The registry service (issue 25): imnm serve against mock sites, its API, tokens, audit, metrics, the page in Chromium.
 mod serve;
 

@@ -68,11 +68,11 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<RawConceptMap, LoadError> 
         serde_json::from_str(text).map_err(|e| error(file, None, format!("not a ConceptMap in JSON: {e}")))?;
     match raw.resource_type.as_deref() {
         Some("ConceptMap") => Ok(raw),
-        other => Err(error(
-            file,
-            None,
-            format!("resourceType {other:?} is not \"ConceptMap\" (every *.json in a mappings folder is a ConceptMap)"),
-        )),
+        other => {
+            let found = other.map_or("no resourceType".to_string(), |t| format!("resourceType {t:?}"));
+            let msg = format!("{found}, not a ConceptMap (every *.json in a mappings folder is a ConceptMap)");
+            Err(error(file, None, msg))
+        }
     }
 }
 

@@ -1,0 +1,146 @@
+//! Local codes through FHIR ConceptMaps (issue 24 item 5): a copy of
+//! `mappings/` with the example ConceptMap of `examples/conceptmaps/` reads a
+//! CK result and a methotrexate statement coded only with hospital A's local
+//! codes into the cohort (NDJSON, so through the byte-level prefilter too),
+//! provenance names the map; without the map they are not read; a bad map
+//! exits 2 naming file and element, in `cohort` and in `mappings check`.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::support::{copy_dir, imnm, imnm_condition, patient, read_ndjson, root};
+
+const MAP: &str = "examples/conceptmaps/hospital-a-local-codes.json";
+const MAP_URL: &str = "http://hospital-a.example/fhir/ConceptMap/local-codes";
+const CASE: &str = "cm-1";
+
+/// A copy of the built-in mappings with `maps` as `conceptmaps/<name>`.
+fn mappings_with(dir: &Path, maps: &[(&str, String)]) {
+    copy_dir(&root().join("mappings"), dir);
+    std::fs::create_dir_all(dir.join("conceptmaps")).unwrap();
+    for (name, text) in maps {
+        std::fs::write(dir.join("conceptmaps").join(name), text).unwrap();
+    }
+}
+
+/// A case whose CK and methotrexate carry only hospital A's local codes.
+fn local_resources() -> Vec<Value> {
+    vec![
+        patient(CASE),
+        imnm_condition("cm-c", CASE),
+        json!({"resourceType": "Observation", "id": "cm-ck", "status": "final",
+            "code": {"coding": [{"system": "http://hospital-a.example/lab", "code": "CK-TOTAL"}]},
+            "subject": {"reference": format!("Patient/{CASE}")}, "effectiveDateTime": "2015-02-01",
+            "valueQuantity": {"value": 8123, "unit": "U/L", "system": "http://unitsofmeasure.org", "code": "U/L"}}),
+        json!({"resourceType": "MedicationStatement", "id": "cm-mtx", "status": "active",
+            "medicationCodeableConcept": {"coding": [{"system": "http://hospital-a.example/pharmacy", "code": "MTX-2.5"}]},
+            "subject": {"reference": format!("Patient/{CASE}")}, "effectiveDateTime": "2015-04-01"}),
+    ]
+}
+
+fn cohort(d: &Path, mappings: &str) -> (String, String, Vec<Value>) {
+    let lines: Vec<String> = local_resources().iter().map(Value::to_string).collect();
+    std::fs::write(d.join("local.ndjson"), lines.join("\n") + "\n").unwrap();
+    let out = format!("out-{mappings}");
+    let o = imnm(
+        &[
+            "cohort",
+            "--mappings",
+            mappings,
+            "--input",
+            "local.ndjson",
+            "--out",
+            &out,
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut r = csv::Reader::from_path(d.join(&out).join("cohort.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let at = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let row = r
+        .records()
+        .map(Result::unwrap)
+        .find(|x| &x[at("patient_id")] == CASE)
+        .unwrap();
+    let prov = read_ndjson(&d.join(&out).join("provenance.ndjson"));
+    (
+        row[at("ck_peak_u_per_l")].to_string(),
+        row[at("methotrexate")].to_string(),
+        prov,
+    )
+}
+
+#[test]
+fn local_codes_are_read_through_a_conceptmap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let example = std::fs::read_to_string(root().join(MAP)).unwrap();
+    // A looser target (narrower) is not used: it is counted as skipped.
+    let narrower = example
+        .replace("\"CK-TOTAL\"", "\"CK-ANY\"")
+        .replace("\"equivalent\"", "\"narrower\"");
+    mappings_with(&d.join("m"), &[("site-a.json", example), ("loose.json", narrower)]);
+    copy_dir(&root().join("mappings"), &d.join("plain"));
+    let check = imnm(&["mappings", "check", "m"], d);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        stdout.contains("2 ConceptMap(s): 2 local codes read as value set codes, 2 targets skipped by equivalence")
+            && stdout.contains(&format!("conceptmaps/site-a.json ({MAP_URL})")),
+        "{stdout}"
+    );
+    let (ck, mtx, prov) = cohort(d, "m");
+    assert_eq!((ck.as_str(), mtx.as_str()), ("8123", "yes"));
+    for column in ["ck_peak_u_per_l", "methotrexate"] {
+        let p = prov
+            .iter()
+            .find(|p| p["patient_id"] == CASE && p["column"] == column)
+            .unwrap();
+        let detail = p["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(&format!("by ConceptMap {MAP_URL}")), "{column}: {p}");
+    }
+    // The same resources with the built-in value sets alone: not read.
+    let (ck, mtx, _) = cohort(d, "plain");
+    assert_eq!((ck.as_str(), mtx.as_str()), ("", "no"));
+}
+
+#[test]
+fn a_bad_conceptmap_exits_2_naming_file_and_element() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let example = std::fs::read_to_string(root().join(MAP)).unwrap();
+    let unknown_target = example.replace("\"2157-6\"", "\"9999-9\"");
+    mappings_with(
+        &d.join("m"),
+        &[
+            ("unknown-target.json", unknown_target),
+            ("not-json.json", "{\"resourceType\": \"ConceptMap\", ".into()),
+            ("patient.json", patient("x").to_string()),
+        ],
+    );
+    let expected = [
+        "conceptmaps/unknown-target.json:group[0].element[0].target[0] (CK-TOTAL): target http://loinc.org|9999-9 is in no value set of these mappings",
+        "conceptmaps/not-json.json: not a ConceptMap in JSON: EOF while parsing",
+        "conceptmaps/patient.json: resourceType \"Patient\", not a ConceptMap",
+    ];
+    let lines: Vec<String> = local_resources().iter().map(Value::to_string).collect();
+    std::fs::write(d.join("local.ndjson"), lines.join("\n") + "\n").unwrap();
+    for args in [
+        &["mappings", "check", "m"][..],
+        &["cohort", "--mappings", "m", "--input", "local.ndjson", "--out", "out"][..],
+    ] {
+        let o = imnm(args, d);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        for e in expected {
+            assert!(stderr.contains(e), "{args:?}: {e} in {stderr}");
+        }
+    }
+}
