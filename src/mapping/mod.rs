@@ -1,4 +1,5 @@
-//! Mappings as data: value sets, units, cutoffs and rules from `mappings/*.toml`.
+//! Mappings as data: value sets, units, cutoffs and rules from `mappings/*.toml`,
+//! and a site's local codes from FHIR ConceptMaps (`*.json`, `load/conceptmap.rs`).
 //!
 //! This module owns the meaning of the mapping files and the functions that
 //! read FHIR resources into domain facts (`extract/`), and which codes and

@@ -123,12 +123,17 @@ fn a_bad_conceptmap_exits_2_naming_file_and_element() {
             ("unknown-target.json", unknown_target),
             ("not-json.json", "{\"resourceType\": \"ConceptMap\", ".into()),
             ("patient.json", patient("x").to_string()),
+            (
+                "no-equivalence.json",
+                example.replace(", \"equivalence\": \"equivalent\"", ""),
+            ),
         ],
     );
     let expected = [
         "conceptmaps/unknown-target.json:group[0].element[0].target[0] (CK-TOTAL): target http://loinc.org|9999-9 is in no value set of these mappings",
         "conceptmaps/not-json.json: not a ConceptMap in JSON: EOF while parsing",
         "conceptmaps/patient.json: resourceType \"Patient\", not a ConceptMap",
+        "conceptmaps/no-equivalence.json:group[1].element[0].target[0] (MTX-2.5): no equivalence (R4 requires one)",
     ];
     let lines: Vec<String> = local_resources().iter().map(Value::to_string).collect();
     std::fs::write(d.join("local.ndjson"), lines.join("\n") + "\n").unwrap();

@@ -154,10 +154,13 @@ fn translation(
         None
     };
     if !USED.contains(&eq) {
-        return err(format!(
-            "equivalence {eq:?} is not an R4 ConceptMap equivalence (used: {})",
-            USED.join(", ")
-        ));
+        let found = to
+            .equivalence
+            .as_ref()
+            .map_or("no equivalence (R4 requires one)".to_string(), |e| {
+                format!("equivalence {e:?} is not an R4 ConceptMap equivalence")
+            });
+        return err(format!("{found}; used: {}", USED.join(", ")));
     }
     let Some(code) = to.code.as_deref().filter(|c| !c.trim().is_empty()) else {
         return err("a target without a code".into());
