@@ -1,7 +1,7 @@
 //! Local codes through FHIR ConceptMaps (issue 24 item 5): a copy of
 //! `mappings/` with the example ConceptMap of `examples/conceptmaps/` reads a
-//! CK result and a methotrexate statement coded only with hospital A's local
-//! codes into the cohort (NDJSON, so through the byte-level prefilter too),
+//! CK result, a methotrexate statement and an IMNM problem-list entry coded
+//! only with hospital A's local codes into the cohort (NDJSON, so through the byte-level prefilter too),
 //! provenance names the map; without the map they are not read; a bad map
 //! exits 2 naming file and element, in `cohort` and in `mappings check`.
 
@@ -14,6 +14,8 @@ use crate::support::{copy_dir, imnm, imnm_condition, patient, read_ndjson, root}
 const MAP: &str = "examples/conceptmaps/hospital-a-local-codes.json";
 const MAP_URL: &str = "http://hospital-a.example/fhir/ConceptMap/local-codes";
 const CASE: &str = "cm-1";
+/// A patient whose IMNM diagnosis is only a local problem-list code.
+const LOCAL_CASE: &str = "cm-2";
 
 /// A copy of the built-in mappings with `maps` as `conceptmaps/<name>`.
 fn mappings_with(dir: &Path, maps: &[(&str, String)]) {
@@ -36,10 +38,16 @@ fn local_resources() -> Vec<Value> {
         json!({"resourceType": "MedicationStatement", "id": "cm-mtx", "status": "active",
             "medicationCodeableConcept": {"coding": [{"system": "http://hospital-a.example/pharmacy", "code": "MTX-2.5"}]},
             "subject": {"reference": format!("Patient/{CASE}")}, "effectiveDateTime": "2015-04-01"}),
+        patient(LOCAL_CASE),
+        json!({"resourceType": "Condition", "id": "cm-c2",
+            "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
+            "code": {"coding": [{"system": "http://hospital-a.example/problems", "code": "MYOSITIS-NEC"}]},
+            "subject": {"reference": format!("Patient/{LOCAL_CASE}")}, "onsetDateTime": "2016-01-01"}),
     ]
 }
 
-fn cohort(d: &Path, mappings: &str) -> (String, String, Vec<Value>) {
+/// The cohort's CK peak and methotrexate of [`CASE`], whether [`LOCAL_CASE`] is a case, and provenance.
+fn cohort(d: &Path, mappings: &str) -> (String, String, bool, Vec<Value>) {
     let lines: Vec<String> = local_resources().iter().map(Value::to_string).collect();
     std::fs::write(d.join("local.ndjson"), lines.join("\n") + "\n").unwrap();
     let out = format!("out-{mappings}");
@@ -59,15 +67,14 @@ fn cohort(d: &Path, mappings: &str) -> (String, String, Vec<Value>) {
     let mut r = csv::Reader::from_path(d.join(&out).join("cohort.csv")).unwrap();
     let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     let at = |n: &str| header.iter().position(|h| h == n).unwrap();
-    let row = r
-        .records()
-        .map(Result::unwrap)
-        .find(|x| &x[at("patient_id")] == CASE)
-        .unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    let row = rows.iter().find(|x| &x[at("patient_id")] == CASE).unwrap();
+    let local_case = rows.iter().any(|x| &x[at("patient_id")] == LOCAL_CASE);
     let prov = read_ndjson(&d.join(&out).join("provenance.ndjson"));
     (
         row[at("ck_peak_u_per_l")].to_string(),
         row[at("methotrexate")].to_string(),
+        local_case,
         prov,
     )
 }
@@ -92,12 +99,12 @@ fn local_codes_are_read_through_a_conceptmap() {
         String::from_utf8_lossy(&check.stderr)
     );
     assert!(
-        stdout.contains("2 ConceptMap(s): 2 local codes read as value set codes, 2 targets skipped by equivalence")
+        stdout.contains("2 ConceptMap(s): 3 local codes read as value set codes, 3 targets skipped by equivalence")
             && stdout.contains(&format!("conceptmaps/site-a.json ({MAP_URL})")),
         "{stdout}"
     );
-    let (ck, mtx, prov) = cohort(d, "m");
-    assert_eq!((ck.as_str(), mtx.as_str()), ("8123", "yes"));
+    let (ck, mtx, local_case, prov) = cohort(d, "m");
+    assert_eq!((ck.as_str(), mtx.as_str(), local_case), ("8123", "yes", true));
     for column in ["ck_peak_u_per_l", "methotrexate"] {
         let p = prov
             .iter()
@@ -107,8 +114,8 @@ fn local_codes_are_read_through_a_conceptmap() {
         assert!(detail.contains(&format!("by ConceptMap {MAP_URL}")), "{column}: {p}");
     }
     // The same resources with the built-in value sets alone: not read.
-    let (ck, mtx, _) = cohort(d, "plain");
-    assert_eq!((ck.as_str(), mtx.as_str()), ("", "no"));
+    let (ck, mtx, local_case, _) = cohort(d, "plain");
+    assert_eq!((ck.as_str(), mtx.as_str(), local_case), ("", "no", false));
 }
 
 #[test]
@@ -133,7 +140,7 @@ fn a_bad_conceptmap_exits_2_naming_file_and_element() {
         "conceptmaps/unknown-target.json:group[0].element[0].target[0] (CK-TOTAL): target http://loinc.org|9999-9 is in no value set of these mappings",
         "conceptmaps/not-json.json: not a ConceptMap in JSON: EOF while parsing",
         "conceptmaps/patient.json: resourceType \"Patient\", not a ConceptMap",
-        "conceptmaps/no-equivalence.json:group[1].element[0].target[0] (MTX-2.5): no equivalence (R4 requires one)",
+        "conceptmaps/no-equivalence.json:group[2].element[0].target[0] (MTX-2.5): no equivalence (R4 requires one)",
     ];
     let lines: Vec<String> = local_resources().iter().map(Value::to_string).collect();
     std::fs::write(d.join("local.ndjson"), lines.join("\n") + "\n").unwrap();
