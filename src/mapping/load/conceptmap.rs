@@ -178,3 +178,73 @@ fn translation(
         valuesets,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::mapping::{MappingSet, BUILTIN};
+
+    const LAB: &str = "http://hospital-a.example/lab";
+    const LOINC: &str = "http://loinc.org";
+
+    fn load(maps: &[serde_json::Value]) -> Result<MappingSet, String> {
+        let mut sources: Vec<(String, String)> = BUILTIN.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect();
+        for (i, m) in maps.iter().enumerate() {
+            sources.push((format!("map{i}.json"), m.to_string()));
+        }
+        crate::mapping::load::from_sources(sources).map_err(|e| e.to_string())
+    }
+
+    fn map(source: &str, target: &str, elements: serde_json::Value) -> serde_json::Value {
+        json!({"resourceType": "ConceptMap", "group": [{"source": source, "target": target, "element": elements}]})
+    }
+
+    #[test]
+    fn wider_and_subsumes_are_used_looser_ones_skipped_and_maps_do_not_chain() {
+        let m = load(&[map(
+            LAB,
+            LOINC,
+            json!([
+                {"code": "CK-W", "target": [{"code": "2157-6", "equivalence": "wider"}]},
+                {"code": "CK-S", "target": [{"code": "2157-6", "equivalence": "subsumes"}]},
+                {"code": "CK-R", "target": [{"code": "2157-6", "equivalence": "relatedto"}]},
+                {"code": "CK-I", "target": [{"code": "2157-6", "equivalence": "inexact"}]},
+                {"code": "CK-U", "target": [{"equivalence": "unmatched"}]},
+            ]),
+        )])
+        .unwrap();
+        let ck = m.valueset("ck").unwrap();
+        for (code, read) in [
+            ("CK-W", true),
+            ("CK-S", true),
+            ("CK-R", false),
+            ("CK-I", false),
+            ("CK-U", false),
+        ] {
+            assert_eq!(m.in_valueset(ck, Some(LAB), Some(code)), read, "{code}");
+        }
+        assert_eq!((m.concept_maps.len(), m.concept_maps.skipped), (2, 2));
+        assert_eq!(m.translation(ck, LAB, "CK-W").unwrap().map, "map0.json");
+        // A map into another map's local code is refused: targets are the value sets' own codes.
+        let chained = [
+            map(
+                LAB,
+                LOINC,
+                json!([{"code": "CK-A", "target": [{"code": "2157-6", "equivalence": "equal"}]}]),
+            ),
+            map(
+                "http://other.example",
+                LAB,
+                json!([{"code": "X", "target": [{"code": "CK-A", "equivalence": "equal"}]}]),
+            ),
+        ];
+        let err = load(&chained).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "map1.json:group[0].element[0].target[0] (X): target {LAB}|CK-A is in no value set"
+            )),
+            "{err}"
+        );
+    }
+}
