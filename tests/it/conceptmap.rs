@@ -156,3 +156,34 @@ fn a_bad_conceptmap_exits_2_naming_file_and_element() {
         }
     }
 }
+
+/// An antibody result coded locally gets the cutoff of the assay its target
+/// code names (`mappings/cutoffs.toml`, read from the loaded set).
+#[test]
+fn a_local_antibody_code_uses_its_targets_assay_cutoff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cm = json!({"resourceType": "ConceptMap", "url": "http://hospital-a.example/fhir/ConceptMap/ab",
+        "group": [{"source": "http://hospital-a.example/lab", "target": "http://loinc.org",
+            "element": [{"code": "HMGCR", "target": [{"code": "93493-5", "equivalence": "equivalent"}]}]}]});
+    mappings_with(tmp.path(), &[("ab.json", cm.to_string())]);
+    let m = imnm_fhir::mapping::MappingSet::load_dir(tmp.path()).unwrap();
+    let assay = m.assays.iter().find(|a| a.id == "arup-hmgcr-igg-elisa").unwrap();
+    let (low, high) = (assay.negative_below / 2.0, assay.positive_from * 2.0);
+    for (value, expected) in [(low, "negative"), (high, "positive")] {
+        let obs = crate::support::observation(
+            "ab1",
+            "http://hospital-a.example/lab",
+            "HMGCR",
+            json!({"valueQuantity": {"value": value, "unit": "U"}}),
+        );
+        let text = crate::support::bundle(&[patient("p1"), imnm_condition("c1", "p1"), obs]);
+        let collected = imnm_fhir::pipeline::collect_json_text("t.json", &text, &m);
+        let mut issues = collected.issues;
+        let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).unwrap();
+        assert_eq!(
+            crate::support::cell(&cohort.rows[0], "anti_hmgcr"),
+            expected,
+            "{value} U"
+        );
+    }
+}
