@@ -134,6 +134,14 @@ fn a_bad_conceptmap_exits_2_naming_file_and_element() {
                 "no-equivalence.json",
                 example.replace(", \"equivalence\": \"equivalent\"", ""),
             ),
+            (
+                "depends-on.json",
+                example.replacen(
+                    "\"equivalence\": \"equivalent\"",
+                    "\"equivalence\": \"equivalent\", \"dependsOn\": [{\"property\": \"specimen\", \"value\": \"serum\"}]",
+                    1,
+                ),
+            ),
         ],
     );
     let expected = [
@@ -141,6 +149,7 @@ fn a_bad_conceptmap_exits_2_naming_file_and_element() {
         "conceptmaps/not-json.json: not a ConceptMap in JSON: EOF while parsing",
         "conceptmaps/patient.json: resourceType \"Patient\", not a ConceptMap",
         "conceptmaps/no-equivalence.json:group[2].element[0].target[0] (MTX-2.5): no equivalence (R4 requires one)",
+        "conceptmaps/depends-on.json:group[0].element[0].target[0] (CK-TOTAL): dependsOn is not read",
     ];
     let lines: Vec<String> = local_resources().iter().map(Value::to_string).collect();
     std::fs::write(d.join("local.ndjson"), lines.join("\n") + "\n").unwrap();

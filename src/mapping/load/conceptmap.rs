@@ -9,7 +9,9 @@
 //! means at least what the local code means) are used; `narrower`,
 //! `specializes`, `inexact` and `relatedto` are counted as skipped (reading the
 //! local code as the target could count what it does not mean); `unmatched` and
-//! `disjoint` are not mappings. This module reads no file and knows no resource.
+//! `disjoint` are not mappings. A used target with `dependsOn` is refused (its
+//! condition is not read); `unmapped` and `product` are not read. This module
+//! reads no file and knows no resource.
 
 use serde::Deserialize;
 
@@ -52,6 +54,8 @@ struct RawElement {
 struct RawTarget {
     code: Option<String>,
     equivalence: Option<String>,
+    #[serde(rename = "dependsOn", default)]
+    depends_on: Vec<serde_json::Value>,
 }
 
 fn error(file: &str, item: Option<String>, message: impl Into<String>) -> LoadError {
@@ -165,6 +169,9 @@ fn translation(
     let Some(code) = to.code.as_deref().filter(|c| !c.trim().is_empty()) else {
         return err("a target without a code".into());
     };
+    if !to.depends_on.is_empty() {
+        return err("dependsOn is not read (the mapping would apply without its condition); map without it".into());
+    }
     let valuesets = t.index.get(t.systems, system, code).to_vec();
     if valuesets.is_empty() {
         return err(format!("target {system}|{code} is in no value set of these mappings"));
