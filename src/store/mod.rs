@@ -470,6 +470,24 @@ mod tests {
     }
 
     #[test]
+    fn a_key_twice_in_one_page_counts_as_one_by_one() {
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            let page = [
+                obs("a", "1", "2024-01-01T00:00:00Z", 1),
+                obs("a", "2", "2024-01-02T00:00:00Z", 2),
+                obs("a", "1", "2024-01-01T00:00:00Z", 1),
+                obs("b", "1", "2024-01-01T00:00:00Z", 3),
+            ];
+            let stats = s.write_page("x", &page).unwrap();
+            assert_eq!((stats.inserted, stats.updated, stats.unchanged), (2, 1, 1));
+            assert_eq!(s.rows().unwrap()[0].version_id.as_deref(), Some("2"));
+            assert_eq!(s.rows().unwrap().len(), 2);
+        }
+    }
+
+    #[test]
     fn same_data_twice_changes_nothing() {
         for (name, open) in stores() {
             eprintln!("backend {name}");

@@ -295,22 +295,31 @@ struct Owned {
     json: String,
 }
 
-/// Writes a page inside one transaction: each resource's held row is locked and
-/// compared ([`decide`]), then inserted or replaced.
+/// What a key holds: (versionId, lastUpdated, JSON).
+type Held = (Option<String>, Option<String>, String);
+
+/// Writes a page inside one transaction in three round trips: the held rows of
+/// the page's keys are read and locked at once, each resource is compared in
+/// page order ([`decide`], a key written twice in a page against its first
+/// write, as one by one), and the keys that change are upserted together.
 fn write(c: &mut Client, site: &str, page: Vec<Owned>) -> Result<WriteStats, StoreError> {
+    use std::collections::HashMap;
     let mut tx = c.transaction()?;
-    let select = tx.prepare(
-        "SELECT version_id, last_updated, json FROM resource WHERE site = $1 AND rtype = $2 AND id = $3 FOR UPDATE",
-    )?;
-    let upsert = tx.prepare(
-        "INSERT INTO resource (site, rtype, id, version_id, last_updated, json) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (site, rtype, id) DO UPDATE SET version_id = $4, last_updated = $5, json = $6",
-    )?;
+    let (rtypes, ids): (Vec<&str>, Vec<&str>) = page.iter().map(|r| (r.rtype.as_str(), r.id.as_str())).unzip();
+    let mut current: HashMap<(String, String), Held> = HashMap::new();
+    for row in tx.query(
+        "SELECT rtype, id, version_id, last_updated, json FROM resource
+         WHERE site = $1 AND (rtype, id) IN (SELECT * FROM unnest($2::text[], $3::text[])) FOR UPDATE",
+        &[&site, &rtypes, &ids],
+    )? {
+        current.insert((row.get(0), row.get(1)), (row.get(2), row.get(3), row.get(4)));
+    }
     let mut stats = WriteStats::default();
+    // Keys to write, in first-change order (each once).
+    let mut changed: Vec<(String, String)> = Vec::new();
+    let mut marked: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     for r in &page {
-        let held = tx
-            .query_opt(&select, &[&site, &r.rtype, &r.id])?
-            .map(|row| (row.get(0), row.get(1), row.get(2)));
+        let key = (r.rtype.clone(), r.id.clone());
         let incoming = Incoming {
             rtype: &r.rtype,
             id: &r.id,
@@ -318,15 +327,38 @@ fn write(c: &mut Client, site: &str, page: Vec<Owned>) -> Result<WriteStats, Sto
             last_updated: r.last_updated.as_deref(),
             json: r.json.clone(),
         };
-        let one = decide(held, &incoming);
+        let one = decide(current.get(&key).cloned(), &incoming);
         if one.unchanged == 0 {
-            tx.execute(
-                &upsert,
-                &[&site, &r.rtype, &r.id, &r.version_id, &r.last_updated, &r.json],
-            )?;
+            if marked.insert(key.clone()) {
+                changed.push(key.clone());
+            }
+            current.insert(key, (r.version_id.clone(), r.last_updated.clone(), r.json.clone()));
         }
         stats.add(one);
     }
+    let mut cols: [Vec<Option<String>>; 5] = Default::default();
+    for key in &changed {
+        if let Some((v, lu, json)) = current.get(key) {
+            let cells = [
+                Some(key.0.clone()),
+                Some(key.1.clone()),
+                v.clone(),
+                lu.clone(),
+                Some(json.clone()),
+            ];
+            for (col, cell) in cols.iter_mut().zip(cells) {
+                col.push(cell);
+            }
+        }
+    }
+    let [t, i, v, lu, json] = &cols;
+    tx.execute(
+        "INSERT INTO resource (site, rtype, id, version_id, last_updated, json)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+         ON CONFLICT (site, rtype, id) DO UPDATE SET version_id = EXCLUDED.version_id,
+            last_updated = EXCLUDED.last_updated, json = EXCLUDED.json",
+        &[&site, t, i, v, lu, json],
+    )?;
     tx.execute(
         "INSERT INTO sync_state (site, pages_done) VALUES ($1, 1)
          ON CONFLICT (site) DO UPDATE SET pages_done = sync_state.pages_done + 1",
