@@ -24,11 +24,13 @@ pub(super) fn read_store_at<T>(
     at: &StoreLocation,
     read: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError>,
 ) -> crate::run_error::Result<T> {
-    if let Some(path) = at.path().filter(|_| !at.exists()) {
-        return Err(crate::run_error::RunError::Input {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no store file there"),
-        });
+    if let StoreLocation::Path(path) = at {
+        if !path.is_file() {
+            return Err(crate::run_error::RunError::Input {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no store file there"),
+            });
+        }
     }
     let err = |source| crate::run_error::RunError::Store {
         store: at.clone(),

@@ -177,18 +177,18 @@ impl Walk<'_> {
             self.error(line, "`store` is empty");
             return None;
         }
-        if values::url_scheme(text).is_some() {
-            if values::has_password(text) {
+        match StoreLocation::parse(text) {
+            StoreLocation::Url(url) if values::has_password(&url) => {
                 self.error(
                     line,
                     "`store` holds a password: secrets are never in the config file (give it through the \
                      environment or a password file)",
                 );
-                return None;
+                None
             }
-            return Some(StoreLocation::Url(text.to_string()));
+            StoreLocation::Path(relative) => Some(StoreLocation::Path(self.base_dir.join(relative))),
+            url => Some(url),
         }
-        Some(StoreLocation::Path(self.base_dir.join(text)))
     }
 
     fn link_identifiers(&mut self, registry: &DeTable<'_>) -> Vec<String> {

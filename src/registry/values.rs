@@ -121,14 +121,8 @@ pub(crate) fn is_env_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// The scheme of `text` when it is a URL (`scheme://…`); `None` for a path.
-pub fn url_scheme(text: &str) -> Option<&str> {
-    let (scheme, _) = text.split_once("://")?;
-    let mut bytes = scheme.bytes();
-    let ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    ok.then_some(scheme)
-}
+/// The scheme of `text` when it is a URL (`scheme://…`); `None` for a path (the store's rule).
+pub use crate::store::url_scheme;
 
 /// Whether a URL's authority holds `user:password@`.
 pub(crate) fn has_password(url: &str) -> bool {

@@ -390,9 +390,7 @@ pub(crate) fn case_doc(app: &App, snap: &Snapshot, site: &str, patient_id: &str)
 
 /// The stored JSON of each `(site, Type/id)`.
 fn read_sources(app: &App, wanted: &BTreeSet<(String, String)>) -> Vec<Value> {
-    let Ok(store) = app.store_at.open() else {
-        return Vec::new();
-    };
+    let store = lock(&app.store);
     wanted
         .iter()
         .filter_map(|(site, reference)| {
@@ -441,11 +439,7 @@ async fn source(
         known.or(Some("unknown")),
         1,
     );
-    let text = app
-        .store_at
-        .open()
-        .ok()
-        .and_then(|s| s.get(&site, &rtype, &id).ok().flatten());
+    let text = lock(&app.store).get(&site, &rtype, &id).ok().flatten();
     match text {
         Some(text) => ([(header::CONTENT_TYPE, "application/fhir+json")], text).into_response(),
         None => problem(StatusCode::NOT_FOUND, "Not Found", "no such resource in the store").into_response(),

@@ -61,9 +61,9 @@ pub(crate) fn members(row: &CaseRow) -> Vec<(String, String)> {
 /// Reads the store, rebuilds the outputs in the out folder and replaces the snapshot.
 pub(crate) fn rebuild(app: &Inner) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let store = app.store_at.open().map_err(|e| e.to_string())?;
+    // A connection of its own (the syncs keep writing through theirs), read from and published to.
+    let mut store = app.store_at.open().map_err(|e| e.to_string())?;
     let mut sites = crate::pipeline::collect_store_sites(&store, "store", &app.mappings).map_err(|e| e.to_string())?;
-    drop(store);
     let order: Vec<&str> = app.config.sites.iter().map(|s| s.id.as_str()).collect();
     sites.retain(|c| order.contains(&c.site.as_str()));
     sites.sort_by_key(|c| order.iter().position(|s| *s == c.site));
@@ -79,10 +79,10 @@ pub(crate) fn rebuild(app: &Inner) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // The registry's database gets the same outputs as tables (issue 26: cohort::publish).
     let tables = crate::cohort::publish::tables_of(&building).map_err(|e| e.to_string())?;
-    app.store_at
-        .open()
-        .and_then(|mut store| store.replace_tables(&tables))
+    store
+        .replace_tables(&tables)
         .map_err(|e| format!("publishing the cohort tables: {e}"))?;
+    drop(store);
     move_into(&building, &app.out).map_err(|e| e.to_string())?;
     let cohort = &outcome.cohort;
     let snapshot = Snapshot {

@@ -85,13 +85,8 @@ pub(crate) fn now() -> String {
     crate::domain::date::instant_from_unix(unix_now())
 }
 
-/// Seconds since 1970.
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// Seconds since 1970: the store's clock, so run times compare with its records.
+pub(crate) use crate::store::unix_now;
 
 /// A site's status from the store's record of its last run.
 fn status_of(stored: Option<&str>) -> &'static str {

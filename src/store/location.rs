@@ -21,7 +21,7 @@ impl StoreLocation {
     /// `postgres://…` and `postgresql://…` (any `scheme://`) are URLs; anything
     /// else is a file path.
     pub fn parse(text: &str) -> Self {
-        if has_scheme(text) {
+        if url_scheme(text).is_some() {
             StoreLocation::Url(text.to_string())
         } else {
             StoreLocation::Path(PathBuf::from(text))
@@ -38,15 +38,6 @@ impl StoreLocation {
                 url: redact(url),
                 reason: "only postgres:// (or postgresql://) URLs and SQLite file paths are stores".into(),
             }),
-        }
-    }
-
-    /// Whether the store exists already: a SQLite file is there; a database
-    /// URL is taken to exist (connecting tells).
-    pub fn exists(&self) -> bool {
-        match self {
-            StoreLocation::Path(p) => p.is_file(),
-            StoreLocation::Url(_) => true,
         }
     }
 
@@ -81,14 +72,14 @@ impl fmt::Display for StoreLocation {
     }
 }
 
-/// Whether `text` starts with `scheme://` (letters, digits, `+-.`).
-fn has_scheme(text: &str) -> bool {
-    text.split_once("://").is_some_and(|(scheme, _)| {
-        !scheme.is_empty()
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    })
+/// The scheme of `text` when it is a URL (`scheme://…`: a letter, then
+/// letters, digits, `+-.`); `None` for a path.
+pub fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut bytes = scheme.bytes();
+    let ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    ok.then_some(scheme)
 }
 
 /// Whether a URL is a PostgreSQL one.

@@ -43,7 +43,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-pub use location::StoreLocation;
+pub use location::{url_scheme, StoreLocation};
 pub use schema::SCHEMA_VERSION;
 pub use site::{check_site_id, site_id_for, SiteIdError, LOCAL_SITE, MAX_SITE_ID_LEN};
 pub use tables::Table;
@@ -396,8 +396,9 @@ impl Store {
     }
 }
 
-/// The clock of sync state and leases: Unix seconds.
-fn unix_now() -> i64 {
+/// The clock of sync state and leases (what [`SyncState::finished_at`] is
+/// written by): Unix seconds now.
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4))

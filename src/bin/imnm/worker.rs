@@ -78,7 +78,7 @@ impl Work<'_> {
     /// Whether `site` should be synced now (see the module docs and `--worker`).
     fn is_due(&self, site: &SiteConfig) -> Result<bool, Exit> {
         let state = self.with_store(|s| s.sync_state(&site.id))?;
-        Ok(due(state.as_ref(), site.every, now()))
+        Ok(due(state.as_ref(), site.every, imnm_fhir::store::unix_now()))
     }
 
     /// Renews the lease every third of its length until aborted.
@@ -116,13 +116,6 @@ fn due(state: Option<&SyncState>, every: Duration, now: i64) -> bool {
         _ => return true,
     };
     now.saturating_sub(ended) >= i64::try_from(wait.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// This worker's name in leases: host, process id and a random tag (never a patient's or user's data).
