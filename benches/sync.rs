@@ -12,6 +12,11 @@
 //! requests that cannot overlap anything (the CapabilityStatement, then the
 //! cohort's Condition search): with 290 requests at concurrency 8 they alone
 //! cap the ratio near 0.92; the wide cohort shows the steady state.
+//!
+//! Then three sites at once, as `imnm sync --config` and `imnm serve` run them:
+//! three mock EHRs, one client each, one SQLite store file shared behind its
+//! lock. The sites run side by side, so the ideal is the longest site's
+//! requests × latency / concurrency; the target is ≥ 0.9 of it.
 
 #![allow(
     clippy::unwrap_used,
@@ -109,6 +114,49 @@ async fn seen_latency(latency: Duration) -> Duration {
     started.elapsed() / 20
 }
 
+/// Three sites synced side by side into one SQLite file, each from its own mock EHR:
+/// (requests of each site, stored resources, wall time).
+async fn three_sites(
+    resources: &[Value],
+    mappings: &MappingSet,
+    concurrency: usize,
+    latency: Duration,
+) -> (Vec<usize>, usize, Duration) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("sites.db")).expect("store")));
+    let mut ehrs = Vec::new();
+    for _ in 0..3 {
+        let ehr = MockEhr::builder()
+            .dataset(resources.to_vec())
+            .faults(FaultPlan::none().latency(latency))
+            .start()
+            .await
+            .expect("mock starts");
+        ehrs.push(ehr);
+    }
+    let mut running = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for (i, ehr) in ehrs.iter().enumerate() {
+        let client = FhirClient::builder(ehr.base_url())
+            .concurrency(concurrency)
+            .build()
+            .expect("client");
+        let options = SyncOptions {
+            site: format!("site-{i}"),
+            concurrency,
+            ..SyncOptions::default()
+        };
+        let (store, mappings) = (store.clone(), mappings.clone());
+        running.spawn(async move { sync::run(&client, store, &mappings, &options).await.expect("sync") });
+    }
+    while let Some(done) = running.join_next().await {
+        done.expect("site task");
+    }
+    let took = started.elapsed();
+    let stored: u64 = store.lock().expect("store").counts().expect("counts").values().sum();
+    (ehrs.iter().map(|e| e.journal().len()).collect(), stored as usize, took)
+}
+
 fn store_write_rate(resources: &[Value]) -> (usize, Duration) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
@@ -158,6 +206,24 @@ fn main() {
                 ideal / took.as_secs_f64()
             );
         }
+    }
+    println!("three sites at once, one SQLite store file (ideal = the longest site's requests x latency / concurrency; target >= 0.9)");
+    println!(
+        "cohort  resources/site  concurrency  requests per site  stored  seconds  ideal s  ratio (ideal/measured)"
+    );
+    for (name, resources) in [("deep", &deep), ("wide", &wide)] {
+        let (requests, stored, took) = runtime.block_on(three_sites(resources, &mappings, 8, LATENCY));
+        let longest = requests.iter().copied().max().unwrap_or(0);
+        let ideal = LATENCY.as_secs_f64() * longest as f64 / 8.0;
+        let per_site: Vec<String> = requests.iter().map(ToString::to_string).collect();
+        println!(
+            "{name:>6}  {:>14}  {:>11}  {:>17}  {stored:>6}  {:>7.2}  {ideal:>7.2}  {:>5.2}",
+            resources.len(),
+            8,
+            per_site.join("/"),
+            took.as_secs_f64(),
+            ideal / took.as_secs_f64()
+        );
     }
     let (n, took) = store_write_rate(&deep);
     println!(

@@ -6,6 +6,7 @@
 //! cargo run --release --example gen_bench -- --resources 100000 --bulk-gz /tmp/b100k-gz     # Type.ndjson.gz
 //! cargo run --release --example gen_bench -- --resources 100000 --bundle /tmp/b100k.json    # one Bundle
 //! cargo run --release --example gen_bench -- --gb 10 --one /data/big.ndjson                 # the 10 GB file
+//! cargo run --release --example gen_bench -- --registry 100 --resources 150000 --bulk /tmp/r100  # every patient a case
 //! ```
 
 #![allow(
@@ -45,6 +46,11 @@ fn run() -> Result<(), String> {
             }
             "--seed" => {
                 spec.seed = num()?;
+                continue;
+            }
+            "--registry" => {
+                let pct = u8::try_from(num()?).map_err(|_| "--registry takes a percentage".to_string())?;
+                spec.registry = Some(pct.min(100));
                 continue;
             }
             "--faults" => {

@@ -24,6 +24,8 @@ use serde::Serialize;
 pub(crate) struct Log {
     file: Option<BufWriter<File>>,
     records: u64,
+    /// Bytes written (buffered included): where the next record starts.
+    end: u64,
     buf: Vec<u8>,
     /// Tests: pushes past this many fail, as on a full disk.
     #[cfg(test)]
@@ -33,6 +35,11 @@ pub(crate) struct Log {
 impl Log {
     /// Appends `record` (the file is created on the first).
     pub(crate) fn push(&mut self, record: &impl Serialize) -> std::io::Result<()> {
+        self.push_at(record).map(|_| ())
+    }
+
+    /// Appends `record`; returns the byte offset it starts at, for [`Log::read_at`].
+    pub(crate) fn push_at(&mut self, record: &impl Serialize) -> std::io::Result<u64> {
         #[cfg(test)]
         if self.fail_after.is_some_and(|n| self.records >= n) {
             return Err(std::io::Error::other("no space left (test)"));
@@ -48,7 +55,9 @@ impl Log {
         w.write_all(&(self.buf.len() as u64).to_le_bytes())?;
         w.write_all(&self.buf)?;
         self.records += 1;
-        Ok(())
+        let at = self.end;
+        self.end += 8 + self.buf.len() as u64;
+        Ok(at)
     }
 
     /// A log whose pushes past the first `records` fail.

@@ -21,8 +21,9 @@ use std::collections::BTreeMap;
 use crate::domain::SourceRef;
 use crate::spill::Log;
 
-/// Where a selected text lies.
-enum Place {
+/// Where a selected text lies (from [`Texts::places`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Place {
     /// Index in `Texts::memory`.
     Memory(usize),
     /// Offset of its record in `Texts::spilled`.
@@ -128,6 +129,15 @@ impl Texts {
         wanted: impl Fn(&SourceRef) -> bool,
         mut f: impl FnMut(&SourceRef, &str) -> Result<(), E>,
     ) -> Result<(), E> {
+        for (key, place) in self.places(wanted)? {
+            f(&key, &self.read(place)?)?;
+        }
+        Ok(())
+    }
+
+    /// The keys `wanted` accepts with where their texts lie, in key order (a
+    /// key stored twice keeps its order): one pass over the temporary file.
+    pub fn places(&mut self, wanted: impl Fn(&SourceRef) -> bool) -> std::io::Result<Vec<(SourceRef, Place)>> {
         let mut places: Vec<(SourceRef, Place)> = (self.memory.iter().enumerate())
             .filter(|(_, (key, _))| wanted(key))
             .map(|(i, (key, _))| (key.clone(), Place::Memory(i)))
@@ -141,14 +151,20 @@ impl Texts {
                 places.push((key, Place::Disk(pos)));
             }
         }
-        places.sort_by(|a, b| a.0.cmp(&b.0)); // stable: a key stored twice keeps its order
-        for (key, place) in places {
-            match place {
-                Place::Memory(i) => f(&key, &self.memory[i].1)?,
-                Place::Disk(pos) => f(&key, &self.spilled.read_at::<(SourceRef, String)>(pos)?.1)?,
-            }
+        places.sort_by(|a, b| a.0.cmp(&b.0)); // stable
+        Ok(places)
+    }
+
+    /// The text at `place` (one of [`Texts::places`]).
+    pub fn read(&self, place: Place) -> std::io::Result<std::borrow::Cow<'_, str>> {
+        match place {
+            Place::Memory(i) => self
+                .memory
+                .get(i)
+                .map(|(_, text)| std::borrow::Cow::Borrowed(&**text))
+                .ok_or_else(|| std::io::Error::other("text place out of range")),
+            Place::Disk(pos) => Ok(self.spilled.read_at::<(SourceRef, String)>(pos)?.1.into()),
         }
-        Ok(())
     }
 
     /// Calls `f` with every key and text in the order they were inserted;

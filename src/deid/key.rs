@@ -51,6 +51,26 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     to_hex(&Sha256::digest(bytes))
 }
 
+/// SHA-256 (hex) of a file's bytes, read in blocks (never whole in memory).
+///
+/// # Errors
+///
+/// Opening or reading the file.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut block = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(block.get(..n).unwrap_or_default());
+    }
+    Ok(to_hex(&hasher.finalize()))
+}
+
 impl SiteKey {
     /// A key from its 32 bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {

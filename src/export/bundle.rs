@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::manifest::{Manifest, FORMAT};
+use super::sink::Sink;
 use super::{cohort_csv, write_file, write_table1, ExportError};
+use crate::collect::texts::Place;
 use crate::deid::transform::{onset_age_extension, Dropped, Links};
-use crate::deid::{DeidRules, Deidentified, Deidentifier, Profile, RulesFired, SiteKey};
+use crate::deid::{DeidRules, Deidentifier, Profile, RulesFired, SiteKey};
 use crate::domain::{CaseRow, SourceRef};
 use crate::fhir::reference::{self, Ref};
 use crate::mapping::MappingSet;
@@ -36,38 +38,35 @@ pub struct ExportSummary {
 }
 
 /// Runs the cohort pipeline on `opts.inputs` and writes a study bundle into `opts.out`.
+///
+/// The resources go through one at a time (read back from the run's
+/// temporary files, de-identified, written to the bundle's own temporary
+/// file): memory holds their keys, not their text.
 pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Result<ExportSummary, ExportError> {
     let rules = DeidRules::builtin()?;
     check_empty(&opts.out)?;
     let mut collected = crate::pipeline::collect_input(&opts.input, mappings)?;
     let mut issues = collected.issues;
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues)?;
-    let selected = select(&cohort, &mut collected.sources, &collected.aliases)
-        .map_err(|source| crate::run_error::RunError::Spill { source })?;
+    let spill = |source| crate::run_error::RunError::Spill { source };
+    let places = select(&cohort, &mut collected.sources, &collected.aliases).map_err(spill)?;
+    let selected: BTreeSet<SourceRef> = places.iter().map(|(k, _)| k.clone()).collect();
     let links = links_into(&collected.aliases, &selected);
-    let ages = onset_ages(&cohort).map_err(|source| crate::run_error::RunError::Spill { source })?;
+    let ages = onset_ages(&cohort).map_err(spill)?;
     let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);
     let mut fired = RulesFired::default();
-    let (mut kept, mut dropped): (Vec<Deidentified>, Vec<Dropped>) = (Vec::new(), Vec::new());
-    for (src, raw) in &selected {
-        let Ok(value) = serde_json::from_str::<Value>(raw) else {
-            fired.fire("dropped:unparseable");
+    let mut written = Written::default();
+    for (i, (src, place)) in places.iter().enumerate() {
+        // A key stored twice: the later text is the one kept.
+        if places.get(i + 1).is_some_and(|(next, _)| next == src) {
             continue;
-        };
-        match deid.apply(&value, &mut fired) {
-            Ok(mut d) => {
-                if let (Some(age), Some(obj)) = (ages.get(src), d.resource.as_object_mut()) {
-                    obj.insert("extension".into(), json!([onset_age_extension(*age, &mut fired)]));
-                }
-                kept.push(d);
-            }
-            Err(d) => dropped.push(d),
         }
+        let raw = collected.sources.read(*place).map_err(spill)?;
+        written.add(&deid, &ages, src, &raw, &mut fired).map_err(spill)?;
     }
-    kept.sort_by(|a, b| (&a.resource_type, &a.pseudonym).cmp(&(&b.resource_type, &b.pseudonym)));
-    let counts = write_resources(&opts.out, &kept)?;
-    let bundle_text = std::fs::read_to_string(opts.out.join("bundle.json")).map_err(super::read_err(&opts.out))?;
-    let mut rows = rerun(&bundle_text, mappings)?;
+    let Written { sink, dropped } = written;
+    let counts = sink.finish(&opts.out)?;
+    let mut rows = rerun_file(&opts.out.join("bundle.json"), mappings)?;
     for r in &mut rows {
         r.site.clone_from(&opts.site);
     }
@@ -93,6 +92,42 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     Ok(ExportSummary { manifest })
 }
 
+/// What the de-identification made of the selected resources so far.
+#[derive(Default)]
+struct Written {
+    sink: Sink,
+    dropped: Vec<Dropped>,
+}
+
+impl Written {
+    /// De-identifies one source resource into the sink (or the dropped list).
+    fn add(
+        &mut self,
+        deid: &Deidentifier<'_>,
+        ages: &BTreeMap<SourceRef, u32>,
+        src: &SourceRef,
+        raw: &str,
+        fired: &mut RulesFired,
+    ) -> std::io::Result<()> {
+        let Ok(value) = serde_json::from_str::<Value>(raw) else {
+            fired.fire("dropped:unparseable");
+            return Ok(());
+        };
+        match deid.apply(&value, fired) {
+            Ok(mut d) => {
+                if let (Some(age), Some(obj)) = (ages.get(src), d.resource.as_object_mut()) {
+                    obj.insert("extension".into(), json!([onset_age_extension(*age, fired)]));
+                }
+                self.sink.push(&d.resource_type, &d.pseudonym, &d.resource)
+            }
+            Err(d) => {
+                self.dropped.push(d);
+                Ok(())
+            }
+        }
+    }
+}
+
 fn check_empty(out: &Path) -> Result<(), ExportError> {
     let non_empty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if non_empty {
@@ -104,26 +139,35 @@ fn check_empty(out: &Path) -> Result<(), ExportError> {
     std::fs::create_dir_all(out).map_err(super::out_err(out))
 }
 
-/// The cases' Patients, the resources behind their cohort cells, and the
-/// Medications those reference.
+/// Where the texts of the cases' Patients, the resources behind their cohort
+/// cells and the Medications those reference lie, in key order (only the
+/// medication resources' texts are read to find those).
 /// Reading a text back from the temporary file can fail.
 fn select(
     cohort: &crate::cohort::Cohort,
     sources: &mut crate::collect::Texts,
     aliases: &Links,
-) -> std::io::Result<BTreeMap<SourceRef, String>> {
-    let mut wanted: BTreeSet<String> = cohort
+) -> std::io::Result<Vec<(SourceRef, Place)>> {
+    let mut wanted: BTreeSet<SourceRef> = cohort
         .rows
         .iter()
-        .map(|r| format!("Patient/{}", r.patient_id))
+        .map(|r| SourceRef::new("Patient", &r.patient_id))
         .collect();
-    wanted.extend(cohort.provenance.sources()?);
-    let mut out = sources.select(|s| wanted.contains(&s.to_string()))?;
-    let meds: BTreeSet<SourceRef> = out.values().filter_map(|raw| medication_of(raw, aliases)).collect();
-    if !meds.is_empty() {
-        out.extend(sources.select(|s| meds.contains(s))?);
+    for s in cohort.provenance.sources()? {
+        if let Some((t, id)) = s.split_once('/') {
+            wanted.insert(SourceRef::new(t, id));
+        }
     }
-    Ok(out)
+    let mut meds: BTreeSet<SourceRef> = BTreeSet::new();
+    sources.try_for_each_selected(
+        |s| s.resource_type.starts_with("Medication") && wanted.contains(s),
+        |_, raw| {
+            meds.extend(medication_of(raw, aliases));
+            Ok::<_, std::io::Error>(())
+        },
+    )?;
+    wanted.extend(meds);
+    sources.places(|s| wanted.contains(s))
 }
 
 fn medication_of(raw: &str, aliases: &Links) -> Option<SourceRef> {
@@ -138,10 +182,10 @@ fn medication_of(raw: &str, aliases: &Links) -> Option<SourceRef> {
 
 /// The fullUrls of the resources going into the bundle: references to them
 /// are resolved, references to anything else are removed.
-fn links_into(aliases: &Links, selected: &BTreeMap<SourceRef, String>) -> Links {
+fn links_into(aliases: &Links, selected: &BTreeSet<SourceRef>) -> Links {
     aliases
         .iter()
-        .filter(|(_, target)| selected.contains_key(target))
+        .filter(|(_, target)| selected.contains(target))
         .map(|(url, target)| (url.clone(), target.clone()))
         .collect()
 }
@@ -178,33 +222,19 @@ fn onset_ages(cohort: &crate::cohort::Cohort) -> std::io::Result<BTreeMap<Source
     Ok(out)
 }
 
-fn write_resources(dir: &Path, kept: &[Deidentified]) -> Result<BTreeMap<String, u64>, ExportError> {
-    let entries: Vec<Value> = kept.iter().map(|d| json!({"resource": d.resource})).collect();
-    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
-    let text = serde_json::to_string_pretty(&bundle).map_err(|e| ExportError::Output {
-        path: dir.join("bundle.json"),
-        source: e.into(),
-    })?;
-    write_file(dir, "bundle.json", &(text + "\n"))?;
-    let mut per_type: BTreeMap<String, String> = BTreeMap::new();
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for d in kept {
-        let lines = per_type.entry(d.resource_type.clone()).or_default();
-        lines.push_str(&d.resource.to_string());
-        lines.push('\n');
-        *counts.entry(d.resource_type.clone()).or_default() += 1;
-    }
-    for (t, lines) in &per_type {
-        write_file(dir, &format!("ndjson/{t}.ndjson"), lines)?;
-    }
-    Ok(counts)
-}
-
 /// Re-runs the cohort pipeline on a de-identified `bundle.json`: the rows (onset
 /// ages come from the onset-age extension, which the mapping reads, since
 /// birthDate may be a year).
 pub fn rerun(bundle_text: &str, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
     let collected = crate::pipeline::collect_json_text("bundle.json", bundle_text, mappings);
+    let mut issues = collected.issues;
+    Ok(crate::cohort::build::build(&collected.patients, mappings, &mut issues)?.rows)
+}
+
+/// As [`rerun`], reading the `bundle.json` file at `path` as `imnm cohort`
+/// reads any input: streamed, never whole in memory.
+pub fn rerun_file(path: &Path, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
+    let collected = crate::pipeline::collect(&[path.to_path_buf()], mappings, |_| {})?;
     let mut issues = collected.issues;
     Ok(crate::cohort::build::build(&collected.patients, mappings, &mut issues)?.rows)
 }

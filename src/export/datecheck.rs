@@ -146,50 +146,50 @@ impl DateRules<'_> {
     }
 }
 
-/// Runs the date check over the bundle in `dir`.
+/// Runs the date check over the bundle in `dir`, one resource or line at a time.
 pub fn check(dir: &Path, m: &Manifest, rules: &DateRules<'_>, report: &mut VerifyReport) {
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-    let bundle: Value = serde_json::from_str(&read("bundle.json")).unwrap_or(Value::Null);
     let mut known: BTreeSet<String> = BTreeSet::new();
-    for e in bundle["entry"].as_array().into_iter().flatten() {
-        rules.resource(m, &e["resource"], "bundle.json", None, report);
-        walk(&e["resource"], "", &mut |key, text| {
+    // An unreadable Bundle was reported by the count check.
+    super::for_each_entry(&dir.join("bundle.json"), |r| {
+        rules.resource(m, r, "bundle.json", None, report);
+        walk(r, "", &mut |key, text| {
             if rules.elements.contains(key) && full_day(text).is_some() {
                 known.insert(text.get(..10).unwrap_or(text).to_string());
             }
         });
-    }
+    });
+    // Missing or unreadable files were reported by the hash and count checks.
     for t in m.resource_counts.keys() {
         let file = format!("ndjson/{t}.ndjson");
-        for (i, line) in read(&file).lines().enumerate() {
+        let _ = super::for_each_line(&dir.join(&file), |i, line| {
             if let Ok(r) = serde_json::from_str::<Value>(line) {
-                rules.resource(m, &r, &file, Some(i + 1), report);
+                rules.resource(m, &r, &file, Some(i), report);
             }
-        }
+        });
     }
-    for (i, line) in read("cohort.csv").lines().enumerate() {
+    let _ = super::for_each_line(&dir.join("cohort.csv"), |i, line| {
         if dates_in(line).iter().any(|d| !known.contains(*d)) {
             report.add(
                 CHECK,
                 "cohort.csv",
-                Some(i + 1),
+                Some(i),
                 IssueCode::DateNotInBundle,
                 "full date that no resource of the bundle holds",
             );
         }
-    }
+    });
     for file in ["table1.md", "table1.json"] {
-        for (i, line) in read(file).lines().enumerate() {
+        let _ = super::for_each_line(&dir.join(file), |i, line| {
             if !dates_in(line).is_empty() {
                 report.add(
                     CHECK,
                     file,
-                    Some(i + 1),
+                    Some(i),
                     IssueCode::DateInSummary,
                     "full date in a summary table",
                 );
             }
-        }
+        });
     }
 }
 

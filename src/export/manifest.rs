@@ -79,8 +79,8 @@ pub fn hash_files(dir: &Path) -> Result<BTreeMap<String, String>, ExportError> {
     let mut out = BTreeMap::new();
     for rel in list_files(dir)?.into_iter().filter(|f| f != "manifest.json") {
         let path = dir.join(&rel);
-        let bytes = std::fs::read(&path).map_err(super::read_err(&path))?;
-        out.insert(rel, crate::deid::key::sha256_hex(&bytes));
+        let hash = crate::deid::key::sha256_file(&path).map_err(super::read_err(&path))?;
+        out.insert(rel, hash);
     }
     Ok(out)
 }

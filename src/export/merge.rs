@@ -95,11 +95,10 @@ pub fn merge(
                 "its site key is the same as another bundle's (the same site twice?)".into(),
             ));
         }
-        let text = std::fs::read_to_string(dir.join("bundle.json")).map_err(super::read_err(dir))?;
         let bytes = std::fs::read(dir.join("manifest.json")).map_err(super::read_err(dir))?;
         sites.push((
             manifest,
-            super::rerun(&text, mappings)?,
+            super::rerun_file(&dir.join("bundle.json"), mappings)?,
             crate::deid::key::sha256_hex(&bytes),
         ));
     }

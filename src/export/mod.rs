@@ -15,11 +15,12 @@ pub mod datecheck;
 pub mod manifest;
 pub mod merge;
 pub mod scan;
+mod sink;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
 
-pub use bundle::{export, rerun, ExportOptions, ExportSummary};
+pub use bundle::{export, rerun, rerun_file, ExportOptions, ExportSummary};
 pub use manifest::Manifest;
 pub use merge::merge;
 pub use verify::{verify, VerifyReport};
@@ -88,6 +89,49 @@ fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), ExportError> {
         std::fs::create_dir_all(parent).map_err(out_err(parent))?;
     }
     std::fs::write(&path, text).map_err(out_err(&path))
+}
+
+/// Calls `f` with each line of the file at `path` (1-based number, text
+/// without its line break, bytes that are not UTF-8 replaced), reading in
+/// blocks: a bundle's files are never whole in memory.
+fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str)) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+    let mut buf = Vec::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        n += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        f(n, &String::from_utf8_lossy(line));
+    }
+}
+
+/// Calls `f` with each entry's resource of the Bundle file at `path`, one at a
+/// time as `imnm cohort` reads Bundles. False when the file is not a readable
+/// Bundle (a piece that is not JSON, or a single resource).
+fn for_each_entry(path: &Path, mut f: impl FnMut(&serde_json::Value)) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut readable = true;
+    let name: std::sync::Arc<str> = path.to_string_lossy().into();
+    crate::fhir::source::read_json(name, std::io::BufReader::new(file), &mut |item| match item {
+        crate::fhir::item::Item::Resource { location, text, .. } => {
+            let whole = location.pos == crate::fhir::item::Pos::Whole;
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v) if !whole => f(&v),
+                _ => readable = false,
+            }
+        }
+        crate::fhir::item::Item::Unreadable { .. } => readable = false,
+        crate::fhir::item::Item::NoResource { .. } => {}
+    });
+    readable
 }
 
 /// `cohort.csv` text for rows (the site first, as `imnm cohort` writes it).

@@ -98,23 +98,29 @@ impl SourceTerms {
 pub fn scan_text(text: &str, terms: Option<&SourceTerms>) -> Vec<(usize, IssueCode, &'static str)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        if has_email(line) {
-            out.push((i + 1, IssueCode::EmailAddress, "e-mail address"));
-        }
-        if has_phone(line) {
-            out.push((i + 1, IssueCode::PhoneNumber, "phone number"));
-        }
-        if let Some(terms) = terms {
-            let lower = line.to_lowercase();
-            for (term, kind) in &terms.terms {
-                let found = (i + 1, IssueCode::SourceIdentifier, *kind);
-                if lower.contains(term.as_str()) && !out.contains(&found) {
-                    out.push(found);
-                }
+        scan_line(i + 1, line, terms, &mut out);
+    }
+    out
+}
+
+/// [`scan_text`] for one line (`n`, 1-based), appending to `out`.
+pub fn scan_line(n: usize, line: &str, terms: Option<&SourceTerms>, out: &mut Vec<(usize, IssueCode, &'static str)>) {
+    if has_email(line) {
+        out.push((n, IssueCode::EmailAddress, "e-mail address"));
+    }
+    if has_phone(line) {
+        out.push((n, IssueCode::PhoneNumber, "phone number"));
+    }
+    if let Some(terms) = terms {
+        let lower = line.to_lowercase();
+        let before = out.len();
+        for (term, kind) in &terms.terms {
+            let found = (n, IssueCode::SourceIdentifier, *kind);
+            if lower.contains(term.as_str()) && !out.get(before..).is_some_and(|o| o.contains(&found)) {
+                out.push(found);
             }
         }
     }
-    out
 }
 
 fn has_email(line: &str) -> bool {

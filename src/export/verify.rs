@@ -7,10 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::Value;
-
 use super::manifest::{list_files, Manifest};
-use super::scan::{scan_text, SourceTerms};
+use super::scan::{scan_line, SourceTerms};
 use super::ExportError;
 use crate::report::{Issue, IssueCode, Location, Severity};
 
@@ -52,8 +50,8 @@ pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, E
     let mut report = VerifyReport::default();
     let present = list_files(dir)?;
     for (name, expected) in &manifest.files {
-        match std::fs::read(dir.join(name)) {
-            Ok(bytes) if crate::deid::key::sha256_hex(&bytes) == *expected => {}
+        match crate::deid::key::sha256_file(&dir.join(name)) {
+            Ok(hash) if hash == *expected => {}
             Ok(_) => report.add(
                 "manifest",
                 name,
@@ -90,11 +88,10 @@ pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, E
     super::datecheck::check(dir, &manifest, &dates, &mut report);
     for name in &present {
         report.files += 1;
-        let Ok(bytes) = std::fs::read(dir.join(name)) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        for (line, code, kind) in scan_text(&text, terms) {
+        let mut found = Vec::new();
+        // An unreadable file was reported by the hash check.
+        let _ = super::for_each_line(&dir.join(name), |n, line| scan_line(n, line, terms, &mut found));
+        for (line, code, kind) in found {
             report.add("scan", name, Some(line), code, kind);
         }
     }
@@ -103,10 +100,12 @@ pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, E
 
 fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
     let mut in_bundle: BTreeMap<String, u64> = BTreeMap::new();
-    let bundle = std::fs::read_to_string(dir.join("bundle.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-    let Some(bundle) = bundle else {
+    let readable = super::for_each_entry(&dir.join("bundle.json"), |r| {
+        if let Some(t) = r["resourceType"].as_str() {
+            *in_bundle.entry(t.to_string()).or_default() += 1;
+        }
+    });
+    if !readable {
         return report.add(
             "counts",
             "bundle.json",
@@ -114,11 +113,6 @@ fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
             IssueCode::UnreadableFile,
             "not a readable JSON Bundle",
         );
-    };
-    for e in bundle["entry"].as_array().into_iter().flatten() {
-        if let Some(t) = e["resource"]["resourceType"].as_str() {
-            *in_bundle.entry(t.to_string()).or_default() += 1;
-        }
     }
     if in_bundle != manifest.resource_counts {
         report.add(
@@ -131,9 +125,8 @@ fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
     }
     for (t, n) in &manifest.resource_counts {
         let name = format!("ndjson/{t}.ndjson");
-        let lines = std::fs::read_to_string(dir.join(&name))
-            .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count() as u64)
-            .unwrap_or(0);
+        let mut lines = 0u64;
+        let _ = super::for_each_line(&dir.join(&name), |_, l| lines += u64::from(!l.trim().is_empty()));
         if lines != *n {
             report.add(
                 "counts",

@@ -55,7 +55,10 @@ pub(crate) fn source_rows() -> Vec<CaseRow> {
 }
 
 pub(crate) fn exported_rows(dir: &Path) -> Vec<CaseRow> {
-    export::rerun(&std::fs::read_to_string(dir.join("bundle.json")).unwrap(), &mappings()).unwrap()
+    let streamed = export::rerun_file(&dir.join("bundle.json"), &mappings()).unwrap();
+    let whole = export::rerun(&std::fs::read_to_string(dir.join("bundle.json")).unwrap(), &mappings()).unwrap();
+    assert_eq!(streamed, whole, "bundle.json streamed or whole: the same rows");
+    streamed
 }
 
 #[test]
@@ -287,6 +290,18 @@ fn verify_passes_clean_bundles_and_fails_on_one_altered_byte_or_an_injected_name
         "{stdout}"
     );
     assert!(!stdout.contains("Demo-B5"), "the report never prints what it found");
+
+    // bundle.json cut in the middle of an entry (read as a stream, entry by entry).
+    let cut = tmp.path().join("cut");
+    copy_dir(&dir, &cut);
+    let path = cut.join("bundle.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let o = imnm(&["export", "--verify", cut.to_str().unwrap()], tmp.path());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(5), "{stdout}");
+    assert!(stdout.contains("bundle.json: SHA-256 differs"), "{stdout}");
+    assert!(stdout.contains("bundle.json: not a readable JSON Bundle"), "{stdout}");
 }
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) {
