@@ -61,22 +61,31 @@ fn dataset(patients: usize, observations: usize) -> Vec<Value> {
     out
 }
 
+/// The in-process mock EHR serving `resources` with `latency` per response.
+async fn mock(resources: &[Value], latency: Duration) -> MockEhr {
+    MockEhr::builder()
+        .dataset(resources.to_vec())
+        .faults(FaultPlan::none().latency(latency))
+        .start()
+        .await
+        .expect("mock starts")
+}
+
+fn client_of(ehr: &MockEhr, concurrency: usize) -> FhirClient {
+    FhirClient::builder(ehr.base_url())
+        .concurrency(concurrency)
+        .build()
+        .expect("client")
+}
+
 async fn crawl(
     resources: &[Value],
     mappings: &MappingSet,
     concurrency: usize,
     latency: Duration,
 ) -> (usize, usize, Duration) {
-    let ehr = MockEhr::builder()
-        .dataset(resources.to_vec())
-        .faults(FaultPlan::none().latency(latency))
-        .start()
-        .await
-        .expect("mock starts");
-    let client = FhirClient::builder(ehr.base_url())
-        .concurrency(concurrency)
-        .build()
-        .expect("client");
+    let ehr = mock(resources, latency).await;
+    let client = client_of(&ehr, concurrency);
     let store = Arc::new(Mutex::new(Store::in_memory().expect("store")));
     let options = SyncOptions {
         concurrency,
@@ -126,21 +135,12 @@ async fn three_sites(
     let store = Arc::new(Mutex::new(Store::open(&dir.path().join("sites.db")).expect("store")));
     let mut ehrs = Vec::new();
     for _ in 0..3 {
-        let ehr = MockEhr::builder()
-            .dataset(resources.to_vec())
-            .faults(FaultPlan::none().latency(latency))
-            .start()
-            .await
-            .expect("mock starts");
-        ehrs.push(ehr);
+        ehrs.push(mock(resources, latency).await);
     }
     let mut running = tokio::task::JoinSet::new();
     let started = Instant::now();
     for (i, ehr) in ehrs.iter().enumerate() {
-        let client = FhirClient::builder(ehr.base_url())
-            .concurrency(concurrency)
-            .build()
-            .expect("client");
+        let client = client_of(ehr, concurrency);
         let options = SyncOptions {
             site: format!("site-{i}"),
             concurrency,
