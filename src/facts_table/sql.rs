@@ -129,9 +129,10 @@ const SMALL: [&str; 7] = [
 fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
     let d = &m.dictionary;
     vec![
-        ("imnm_values", values(&o.facts)),
-        ("imnm_dx", diagnoses(&o.facts)),
-        ("imnm_case", cases(&o.facts)),
+        ("imnm_facts", deduplicated(&o.facts)),
+        ("imnm_values", values(FACTS)),
+        ("imnm_dx", diagnoses(FACTS)),
+        ("imnm_case", cases(FACTS)),
         ("imnm_agg", aggregates(d)),
         (
             "imnm_peak",
@@ -157,6 +158,21 @@ fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
         ("imnm_hidden", hidden(o.min_cell)),
         ("imnm_table1_suppressed", suppressed(o.min_cell)),
     ]
+}
+
+/// The step every later step reads: the facts with each resource's rows from one shard only.
+const FACTS: &str = "imnm_facts";
+
+/// A resource sent in several shards (the same `source` of a site in two
+/// files) gives its rows once: those of the first shard by name, as `imnm
+/// cohort` uses the first copy of a resource it reads twice.
+fn deduplicated(facts: &str) -> String {
+    format!(
+        "SELECT f.* FROM {facts} f
+         JOIN (SELECT site, source, MIN(shard) AS shard FROM {facts} GROUP BY site, source) k
+           ON k.site = f.site AND k.source = f.source AND k.shard = f.shard
+"
+    )
 }
 
 /// Every value a rule read, medication references joined to the Medications they name.
