@@ -5,7 +5,7 @@ Usage: engines_run.py duckdb|spark JOB [JOB ...]   with JOB = FACTS_DIR,SQL_FILE
 
 For each job: the facts view reads every facts-*.parquet in FACTS_DIR, the SQL file's statements
 (each ending with `;` at the end of a line) run in order, and OUT_DIR receives cohort.json,
-table1.json and table1_suppressed.json: one JSON object per line, the view's columns in order,
+candidates.json, table1.json and table1_suppressed.json: one JSON object per line, the view's columns in order,
 numbers as the engine returns them (the test prints them the way `imnm cohort` does).
 One engine session serves every job (Spark starts once, local[2]).
 """
@@ -33,7 +33,7 @@ def write(out, name, columns, rows):
             f.write(json.dumps(dict(zip(columns, [plain(v) for v in r]))) + "\n")
 
 
-VIEWS = [("cohort.json", "imnm_cohort"), ("table1.json", "imnm_table1"),
+VIEWS = [("cohort.json", "imnm_cohort"), ("candidates.json", "imnm_candidates"), ("table1.json", "imnm_table1"),
          ("table1_suppressed.json", "imnm_table1_suppressed")]
 
 
