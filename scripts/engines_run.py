@@ -51,14 +51,20 @@ def run_duckdb(jobs):
             write(out, name, cols, cur.fetchall())
 
 
-def run_spark(jobs):
+def spark_session(name, memory):
+    """A Spark session in local mode (local[2], 4 shuffle partitions, no UI), its warehouse in a temporary folder."""
     from pyspark.sql import SparkSession
-    spark = (SparkSession.builder.master("local[2]").appName("imnm-engines")
+    spark = (SparkSession.builder.master("local[2]").appName(name)
              .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
-             .config("spark.driver.memory", "1g")
+             .config("spark.driver.memory", memory)
              .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="imnm-spark-warehouse-"))
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def run_spark(jobs):
+    spark = spark_session("imnm-engines", "1g")
     try:
         for facts, sql, out in jobs:
             spark.read.parquet(os.path.join(facts, "facts-*.parquet")).createOrReplaceTempView("facts")

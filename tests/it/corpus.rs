@@ -124,26 +124,6 @@ fn demo_by_patient() -> (BTreeMap<String, Vec<Value>>, HashMap<String, Value>) {
     (by, medications)
 }
 
-/// Rewrites every `reference` found in `map` (demo `Type/id` → `urn:uuid:…`).
-fn rewrite(v: &mut Value, map: &HashMap<String, String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                match x {
-                    Value::String(s) if k == "reference" => {
-                        if let Some(to) = map.get(s.as_str()) {
-                            *s = to.clone();
-                        }
-                    }
-                    _ => rewrite(x, map),
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, map)),
-        _ => {}
-    }
-}
-
 /// Writes one demo patient's resources into a Synthea transaction Bundle as
 /// Synthea writes its own: POST entries, `urn:uuid` fullUrls and references.
 fn write_into(bundle: &mut Value, demo: &[Value], medications: &HashMap<String, Value>, next: &mut u64) {
@@ -178,7 +158,7 @@ fn write_into(bundle: &mut Value, demo: &[Value], medications: &HashMap<String, 
         map.insert(key, format!("urn:uuid:00002416-0000-4000-8000-{:012x}", *next));
     }
     for mut r in added {
-        rewrite(&mut r, &map);
+        imnm_fhir::demo::rewrite_references(&mut r, &map);
         let key = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
         let ty = r["resourceType"].clone();
         entries.push(json!({"fullUrl": map[&key], "resource": r, "request": {"method": "POST", "url": ty}}));

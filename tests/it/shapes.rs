@@ -158,6 +158,26 @@ fn results_reached_by_has_member_and_report_result_count_once() {
     assert_eq!(cell(&row, "ck_count"), values.len().to_string());
 }
 
+/// `imnm cohort` over `resources` written as one NDJSON file in `dir`; its output folder.
+fn ndjson_cohort(dir: &std::path::Path, resources: &[Value]) -> std::path::PathBuf {
+    let lines: Vec<String> = resources.iter().map(Value::to_string).collect();
+    let input = dir.join("in.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.join("out");
+    let o = imnm(
+        &[
+            "cohort",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
 /// NDJSON goes through the byte-level prefilter: a panel holding a rule's
 /// code gets through it, and its resource goes to sources.ndjson.
 #[test]
@@ -176,24 +196,7 @@ fn the_prefilter_lets_panels_through_and_sources_hold_the_panel() {
         "subject": {"reference": "Patient/p1"},
         "component": [component("8480-6", json!({"valueQuantity": {"value": 120, "unit": "mm[Hg]"}}))],
     });
-    let lines: Vec<String> = [patient("p1"), imnm_condition("c1", "p1"), bp, chem]
-        .iter()
-        .map(Value::to_string)
-        .collect();
-    let input = dir.path().join("in.ndjson");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let out = dir.path().join("out");
-    let o = imnm(
-        &[
-            "cohort",
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = ndjson_cohort(dir.path(), &[patient("p1"), imnm_condition("c1", "p1"), bp, chem]);
     let csv = std::fs::read_to_string(out.join("cohort.csv")).unwrap();
     assert!(csv.contains(",4100,"), "{csv}");
     let sources = read_ndjson(&out.join("sources.ndjson"));
@@ -423,24 +426,7 @@ fn a_reports_contained_results_are_read_once_naming_the_report() {
     assert_eq!(gone[0].fhir_path.as_deref(), Some("DiagnosticReport.result[2]"));
     // NDJSON goes through the prefilter and the peek: a report whose own code no rule uses gets through.
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.ndjson");
-    let lines: Vec<String> = [patient("p1"), imnm_condition("c1", "p1"), report]
-        .iter()
-        .map(Value::to_string)
-        .collect();
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let out = dir.path().join("out");
-    let o = imnm(
-        &[
-            "cohort",
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = ndjson_cohort(dir.path(), &[patient("p1"), imnm_condition("c1", "p1"), report]);
     let csv = std::fs::read_to_string(out.join("cohort.csv")).unwrap();
     assert!(csv.contains(&format!(",{},", format_number(inside))), "{csv}");
 }
