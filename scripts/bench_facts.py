@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from engines_run import spark_session, statements  # noqa: E402
 
 DIR = "target/bench-facts"
-IMNM = "target/release/imnm"
+BUILD = os.environ.get("IMNM_BENCH_BUILD", "target/release")  # target/debug: only to try the script
+IMNM = f"{BUILD}/imnm"
 
 
 def timed(cmd):
@@ -39,7 +40,7 @@ def timed(cmd):
 def facts_per_core(resources, repeat):
     data = os.path.join(DIR, f"all-{resources}.ndjson")
     if not os.path.exists(data):
-        subprocess.run(["target/release/examples/gen_bench", "--resources", str(resources), "--one", data], check=True)
+        subprocess.run([f"{BUILD}/examples/gen_bench", "--resources", str(resources), "--one", data], check=True)
     mb = os.path.getsize(data) / 1e6
     rows = []
     for threads in (1, 2):
