@@ -5,7 +5,7 @@ Usage: engines_run.py duckdb|spark JOB [JOB ...]   with JOB = FACTS_DIR,SQL_FILE
 
 For each job: the facts view reads every facts-*.parquet in FACTS_DIR, the SQL file's statements
 (each ending with `;` at the end of a line) run in order, and OUT_DIR receives cohort.json,
-table1.json and table1_suppressed.json: one JSON object per line, the view's columns in order,
+candidates.json, table1.json and table1_suppressed.json: one JSON object per line, the view's columns in order,
 numbers as the engine returns them (the test prints them the way `imnm cohort` does).
 One engine session serves every job (Spark starts once, local[2]).
 """
@@ -33,7 +33,7 @@ def write(out, name, columns, rows):
             f.write(json.dumps(dict(zip(columns, [plain(v) for v in r]))) + "\n")
 
 
-VIEWS = [("cohort.json", "imnm_cohort"), ("table1.json", "imnm_table1"),
+VIEWS = [("cohort.json", "imnm_cohort"), ("candidates.json", "imnm_candidates"), ("table1.json", "imnm_table1"),
          ("table1_suppressed.json", "imnm_table1_suppressed")]
 
 
@@ -51,14 +51,20 @@ def run_duckdb(jobs):
             write(out, name, cols, cur.fetchall())
 
 
-def run_spark(jobs):
+def spark_session(name, memory):
+    """A Spark session in local mode (local[2], 4 shuffle partitions, no UI), its warehouse in a temporary folder."""
     from pyspark.sql import SparkSession
-    spark = (SparkSession.builder.master("local[2]").appName("imnm-engines")
+    spark = (SparkSession.builder.master("local[2]").appName(name)
              .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
-             .config("spark.driver.memory", "1g")
+             .config("spark.driver.memory", memory)
              .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="imnm-spark-warehouse-"))
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def run_spark(jobs):
+    spark = spark_session("imnm-engines", "1g")
     try:
         for facts, sql, out in jobs:
             spark.read.parquet(os.path.join(facts, "facts-*.parquet")).createOrReplaceTempView("facts")

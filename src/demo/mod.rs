@@ -83,7 +83,9 @@ pub fn renumber(resources: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn rewrite_references(v: &mut Value, ids: &HashMap<String, String>) {
+/// Rewrites every `reference` of `v` (at any depth) that `ids` maps
+/// (`Type/id` → its new reference), leaving the others as written.
+pub fn rewrite_references(v: &mut Value, ids: &HashMap<String, String>) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {

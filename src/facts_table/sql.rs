@@ -5,6 +5,7 @@
 //! The script reads a table or view of facts (default `facts`: every
 //! `facts-*.parquet` of every site and shard) and creates temporary views:
 //! `imnm_cohort` (one row per case, the columns of `cohort.csv`),
+//! `imnm_candidates` (the rows of `candidates.csv`),
 //! `imnm_table1` (Table 1 pooled, site `all`, and per site when there are
 //! several, as `table1.json`) and `imnm_table1_suppressed` (small cells
 //! hidden as `cohort`/`export` --min-cell do). Statements end with `;` at the
@@ -15,7 +16,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use crate::domain::dictionary::Summary;
-use crate::domain::{AntibodyStatus, ColumnKind, Dictionary};
+use crate::domain::{AntibodyStatus, ColumnKind, DiagnosisKind, Dictionary};
 use crate::mapping::MappingSet;
 
 /// The SQL engines the script is written for.
@@ -52,6 +53,17 @@ impl Dialect {
         }
     }
 
+    /// The values of `x` where it is not NULL, ordered by `order`, joined by `sep` (NULL when none).
+    fn joined(self, x: &str, order: &str, sep: &str) -> String {
+        match self {
+            Self::Spark => format!(
+                "NULLIF(array_join(transform(array_sort(collect_list(CASE WHEN {x} IS NOT NULL THEN struct({order} AS o, {x} AS v) END)), e -> e.v), {}), '')",
+                lit(sep)
+            ),
+            Self::Duckdb => format!("string_agg({x}, {} ORDER BY {order})", lit(sep)),
+        }
+    }
+
     /// The linear-interpolation quantile (R type 7) of `x`.
     fn quantile(self, x: &str, p: f64) -> String {
         match self {
@@ -80,7 +92,7 @@ fn lit(s: &str) -> String {
 /// The whole script.
 pub fn script(m: &MappingSet, o: &Options) -> String {
     let mut s = format!(
-        "-- imnm sql --dialect {}: facts (schema v{}) -> imnm_cohort, imnm_table1, imnm_table1_suppressed.\n\
+        "-- imnm sql --dialect {}: facts (schema v{}) -> imnm_cohort, imnm_candidates, imnm_table1, imnm_table1_suppressed.\n\
          -- Generated from the data dictionary (v{}); see docs/facts.md.\n",
         match o.dialect {
             Dialect::Spark => "spark",
@@ -115,8 +127,9 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
 const VIEWS: [&str; 1] = ["imnm_values"];
 
 /// The steps whose rows are per case or fewer (the cohort and Table 1).
-const SMALL: [&str; 7] = [
+const SMALL: [&str; 8] = [
     "imnm_cohort",
+    "imnm_candidates",
     "imnm_groups",
     "imnm_t1_wide",
     "imnm_table1",
@@ -129,9 +142,10 @@ const SMALL: [&str; 7] = [
 fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
     let d = &m.dictionary;
     vec![
-        ("imnm_values", values(&o.facts)),
-        ("imnm_dx", diagnoses(&o.facts)),
-        ("imnm_case", cases(&o.facts)),
+        ("imnm_facts", deduplicated(&o.facts)),
+        ("imnm_values", values(FACTS)),
+        ("imnm_dx", diagnoses(FACTS)),
+        ("imnm_case", cases(FACTS)),
         ("imnm_agg", aggregates(d)),
         (
             "imnm_peak",
@@ -150,6 +164,7 @@ fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
             ),
         ),
         ("imnm_cohort", cohort(d, o.dialect)),
+        ("imnm_candidates", candidates(m, o.dialect)),
         ("imnm_groups", groups()),
         ("imnm_t1_wide", t1_wide(d, o.dialect)),
         ("imnm_table1", table1(d, o.dialect)),
@@ -157,6 +172,21 @@ fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
         ("imnm_hidden", hidden(o.min_cell)),
         ("imnm_table1_suppressed", suppressed(o.min_cell)),
     ]
+}
+
+/// The step every later step reads: the facts with each resource's rows from one shard only.
+const FACTS: &str = "imnm_facts";
+
+/// A resource sent in several shards (the same `source` of a site in two
+/// files) gives its rows once: those of the first shard by name, as `imnm
+/// cohort` uses the first copy of a resource it reads twice.
+fn deduplicated(facts: &str) -> String {
+    format!(
+        "SELECT f.* FROM {facts} f
+         JOIN (SELECT site, source, MIN(shard) AS shard FROM {facts} GROUP BY site, source) k
+           ON k.site = f.site AND k.source = f.source AND k.shard = f.shard
+"
+    )
 }
 
 /// Every value a rule read, medication references joined to the Medications they name.
@@ -345,17 +375,7 @@ fn cohort(d: &Dictionary, dialect: Dialect) -> String {
                 None => "CAST(NULL AS STRING)".to_string(),
             },
             ColumnKind::LabCount => format!("COALESCE(a.a{i}, 0)"),
-            ColumnKind::Antibody => {
-                let back: String = [
-                    AntibodyStatus::Positive,
-                    AntibodyStatus::Negative,
-                    AntibodyStatus::Indeterminate,
-                ]
-                .iter()
-                .map(|s| format!(" WHEN {} THEN '{}'", s.rank(), s.as_str()))
-                .collect();
-                format!("CASE a.a{i}{back} ELSE '{}' END", AntibodyStatus::NotTested.as_str())
-            }
+            ColumnKind::Antibody => antibody_level(&format!("a.a{i}")),
             ColumnKind::Finding => level_of(&format!("a.a{i}"), "yes", "no", "unknown"),
             ColumnKind::Mri => mri(&format!("a.a{i}"), &format!("a.a{i}_fatty")),
             ColumnKind::Exposure => format!("CASE WHEN a.a{i} = 1 THEN 'yes' ELSE 'no' END"),
@@ -374,6 +394,95 @@ fn cohort(d: &Dictionary, dialect: Dialect) -> String {
         "SELECT {}\nFROM imnm_case c\nLEFT JOIN imnm_agg a ON a.site = c.site AND a.patient = c.patient\n{joins}",
         cols.join(",\n  ")
     )
+}
+
+/// A number as `format_number` prints it (at most 3 decimals, no trailing zeros).
+fn number_text(x: &str) -> String {
+    format!("regexp_replace(regexp_replace(printf('%.3f', {x}), '0+$', ''), '[.]$', '')")
+}
+
+/// `imnm_candidates`: the rows of candidates.csv (`cohort::build`'s
+/// candidate rule): patients with no qualifying diagnosis whose lab peak is
+/// above `[candidates] above` with an antibody positive, or with a myositis
+/// parent code without IMNM wording, or a Condition text naming IMNM.
+fn candidates(m: &MappingSet, dialect: Dialect) -> String {
+    let d = &m.dictionary;
+    let lab_name = lit(d.columns.get(m.candidates.lab_peak).map_or("", |c| c.name.as_str()));
+    let positive = AntibodyStatus::Positive.rank();
+    let antibodies: Vec<usize> = d.of_kind(ColumnKind::Antibody).collect();
+    let positives: Vec<String> = antibodies
+        .iter()
+        .map(|&i| format!("CASE WHEN a.a{i} = {positive} THEN {} END", lit(&d.columns[i].name)))
+        .collect();
+    let positives = format!("NULLIF(concat_ws(', ', {}), '')", positives.join(", "));
+    let lab_reason = format!(
+        "CASE WHEN l.value_num > {above} AND {positives} IS NOT NULL THEN\n\
+         \x20     {lab_name} || ' ' || {num} || ' > ' || {above_text} || ' and ' || {positives} || ' positive' END",
+        above = m.candidates.above,
+        num = number_text("l.value_num"),
+        above_text = lit(&crate::domain::case::format_number(m.candidates.above)),
+    );
+    let codes = |kind: DiagnosisKind| {
+        let x = format!(
+            "CASE WHEN value_text = '{}' THEN value_code END",
+            super::rows::diagnosis_kind(kind)
+        );
+        dialect.joined(&x, "source", ", ")
+    };
+    let mut cols = vec![
+        format!("x.site AS {}", dialect.quote(crate::domain::SITE_COLUMN)),
+        "x.patient AS patient_id".to_string(),
+        "x.reason".to_string(),
+        "COALESCE(x.all_codes, '') AS diagnosis_codes".to_string(),
+    ];
+    let mut joins = String::new();
+    for i in d.candidate_columns() {
+        let c = &d.columns[i];
+        let q = dialect.quote(&c.name);
+        if c.kind == ColumnKind::LabPeak {
+            let _ = writeln!(
+                joins,
+                "LEFT JOIN imnm_peak p{i} ON p{i}.site = x.site AND p{i}.patient = x.patient AND p{i}.column_name = {}",
+                lit(&c.name)
+            );
+            cols.push(format!("p{i}.value_num AS {q}"));
+        } else {
+            cols.push(format!("{} AS {q}", antibody_level(&format!("x.a{i}"))));
+        }
+    }
+    format!(
+        "SELECT {cols}\nFROM (\n\
+         \x20 SELECT n.site, n.patient{antibodies}, g.all_codes,\n\
+         \x20   NULLIF(concat_ws('; ', {lab_reason},\n\
+         \x20     'myositis parent code ' || g.parent_codes || ' without IMNM wording',\n\
+         \x20     'Condition text names IMNM but its code (' || g.text_codes || ') is not an IMNM or parent code'), '') AS reason\n\
+         \x20 FROM (SELECT DISTINCT site, patient FROM {FACTS} WHERE patient IS NOT NULL) n\n\
+         \x20 LEFT JOIN imnm_case c ON c.site = n.site AND c.patient = n.patient\n\
+         \x20 LEFT JOIN imnm_agg a ON a.site = n.site AND a.patient = n.patient\n\
+         \x20 LEFT JOIN imnm_peak l ON l.site = n.site AND l.patient = n.patient AND l.column_name = {lab_name}\n\
+         \x20 LEFT JOIN (SELECT site, patient, {all} AS all_codes, {parent} AS parent_codes, {text} AS text_codes\n\
+         \x20   FROM {FACTS} WHERE role = 'diagnosis' GROUP BY site, patient) g ON g.site = n.site AND g.patient = n.patient\n\
+         \x20 WHERE c.patient IS NULL) x\n\
+         {joins}WHERE x.reason IS NOT NULL\n",
+        cols = cols.join(",\n  "),
+        antibodies = antibodies.iter().map(|i| format!(", a.a{i}")).collect::<String>(),
+        all = dialect.joined("value_code", "source", ";"),
+        parent = codes(DiagnosisKind::ParentOnly),
+        text = codes(DiagnosisKind::TextOnly),
+    )
+}
+
+/// An antibody level from its aggregate rank (`AntibodyStatus::rank`).
+fn antibody_level(x: &str) -> String {
+    let back: String = [
+        AntibodyStatus::Positive,
+        AntibodyStatus::Negative,
+        AntibodyStatus::Indeterminate,
+    ]
+    .iter()
+    .map(|s| format!(" WHEN {} THEN '{}'", s.rank(), s.as_str()))
+    .collect();
+    format!("CASE {x}{back} ELSE '{}' END", AntibodyStatus::NotTested.as_str())
 }
 
 /// The thigh MRI level from its two parts (`MriThigh::from_parts`).

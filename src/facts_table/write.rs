@@ -10,7 +10,7 @@ use crate::mapping::MappingSet;
 use crate::run_error::{Result, Streaming};
 
 /// The columns of the facts table, in order (docs/facts.md).
-pub const COLUMNS: [(&str, Kind); 16] = [
+pub const COLUMNS: [(&str, Kind); 17] = [
     ("site", Kind::Text),
     ("patient", Kind::Text),
     ("role", Kind::Text),
@@ -27,6 +27,7 @@ pub const COLUMNS: [(&str, Kind); 16] = [
     ("fact_date", Kind::Text),
     ("source", Kind::Text),
     ("dictionary_version", Kind::Int),
+    ("shard", Kind::Text),
 ];
 
 /// What [`write`] wrote.
@@ -71,7 +72,7 @@ pub fn write(
     let mut group: Vec<Vec<String>> = Vec::with_capacity(1024);
     let (mut rows, mut patients) = (0u64, 0u64);
     let mut push = |row: FactRow, group: &mut Vec<Vec<String>>, writer: &mut Writer<'_>| {
-        group.push(cells(&site, &version, row));
+        group.push(cells(&site, &version, shard, row));
         rows += 1;
         if group.len() >= FACT_ROWS_PER_GROUP {
             writer.write_group(group)?;
@@ -97,7 +98,7 @@ pub fn write(
 }
 
 /// A row's cells in [`COLUMNS`] order ("" is NULL).
-fn cells(site: &str, version: &str, r: FactRow) -> Vec<String> {
+fn cells(site: &str, version: &str, shard: &str, r: FactRow) -> Vec<String> {
     let s = |x: Option<String>| x.unwrap_or_default();
     vec![
         site.to_string(),
@@ -116,5 +117,6 @@ fn cells(site: &str, version: &str, r: FactRow) -> Vec<String> {
         s(r.date),
         r.source,
         version.to_string(),
+        shard.to_string(),
     ]
 }

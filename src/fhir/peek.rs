@@ -55,6 +55,9 @@ pub struct Peek<'a> {
     /// `component` (an Observation panel's results): only their codes.
     #[serde(borrow, default)]
     pub component: Option<Vec<PeekComponent<'a>>>,
+    /// `contained` resources, peeked the same way (a DiagnosticReport's contained results).
+    #[serde(borrow, default)]
+    pub contained: Option<Vec<Peek<'a>>>,
 }
 
 /// An Observation component, borrowed: its code only.
@@ -188,6 +191,10 @@ fn relevance(p: &Peek<'_>, mappings: &impl Relevant) -> Relevance {
                     .iter()
                     .flatten()
                     .any(|c| concept_has_role(c, mappings, Role::Report))
+                || p.contained
+                    .iter()
+                    .flatten()
+                    .any(|c| c.resource_type == "Observation" && relevance(c, mappings) == Relevance::Parse)
         }
         "Medication" => {
             return if code_has(Role::Medication) {

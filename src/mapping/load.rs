@@ -113,6 +113,35 @@ fn collect_toml(root: &Path, dir: &Path, out: &mut Vec<(String, std::path::PathB
     }
 }
 
+/// The ConceptMap files `maps` (a registry config's `concept_maps`) as
+/// `(path, text)` sources, each named by its path; an unreadable one is a
+/// problem naming it, and so is one not named `*.json`.
+pub fn read_maps(maps: &[std::path::PathBuf]) -> Result<Vec<(String, String)>, LoadErrors> {
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for path in maps {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(_) if !file.ends_with(".json") => errors.push(LoadError {
+                file,
+                item: None,
+                message: "a ConceptMap file's name ends in .json".into(),
+            }),
+            Ok(text) => sources.push((file, text)),
+            Err(e) => errors.push(LoadError {
+                file,
+                item: None,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(sources)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
 /// Loads mappings from `(file name, text)` pairs: TOML mapping files, and
 /// FHIR ConceptMaps in JSON for names ending in `.json`.
 pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>) -> Result<MappingSet, LoadErrors> {

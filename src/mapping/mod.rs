@@ -287,6 +287,18 @@ impl MappingSet {
         load::load_dir(dir)
     }
 
+    /// Loads `dir` (the built-in mappings when `None`) together with the
+    /// ConceptMap files `maps` (a registry config's `concept_maps`), in the
+    /// same two phases: every problem of every file at once, a map's named by its path.
+    pub fn load_with_maps(dir: Option<&std::path::Path>, maps: &[std::path::PathBuf]) -> Result<Self, LoadErrors> {
+        let mut sources = match dir {
+            Some(d) => load::read_dir(d)?,
+            None => BUILTIN.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
+        };
+        sources.extend(load::read_maps(maps)?);
+        load::from_sources(sources)
+    }
+
     /// The value set index of id `id`.
     pub fn valueset(&self, id: &str) -> Option<usize> {
         self.valuesets.iter().position(|v| v.id == id)

@@ -28,6 +28,10 @@ pub struct RegistryConfig {
     pub store: StoreLocation,
     /// Identifier systems that link one child across sites (`[registry] link_identifiers`).
     pub link_identifiers: Vec<String>,
+    /// FHIR R4 ConceptMap files (`[registry] concept_maps`, paths resolved against the config's
+    /// folder), loaded with the mappings for every command that reads the config: one set for all
+    /// sites, as a site's local codes carry its own code system.
+    pub concept_maps: Vec<PathBuf>,
     /// The registry service's settings (`[serve]`).
     pub serve: ServeConfig,
     /// The sites, in file order (`[[site]]`); at least one, ids unique.

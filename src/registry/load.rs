@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
@@ -18,7 +18,7 @@ use super::values;
 /// The top level's keys.
 const TOP_KEYS: &[&str] = &["store", "registry", "serve", "site"];
 /// `[registry]`'s keys.
-const REGISTRY_KEYS: &[&str] = &["link_identifiers"];
+const REGISTRY_KEYS: &[&str] = &["link_identifiers", "concept_maps"];
 /// `[serve]`'s keys.
 const SERVE_KEYS: &[&str] = &["listen", "token"];
 /// `[[serve.token]]`'s keys.
@@ -150,15 +150,16 @@ impl Walk<'_> {
     fn registry(&mut self, root: &DeTable<'_>) -> Option<RegistryConfig> {
         self.check_keys(root, TOP_KEYS);
         let store = self.store(root);
-        let link_identifiers = match self.table(root, "registry") {
-            Some(t) => self.within("[registry]", |w| w.link_identifiers(t)),
-            None => Vec::new(),
+        let (link_identifiers, concept_maps) = match self.table(root, "registry") {
+            Some(t) => self.within("[registry]", |w| (w.link_identifiers(t), w.concept_maps(t))),
+            None => (Vec::new(), Vec::new()),
         };
         let serve = self.serve(root);
         let sites = self.sites(root);
         Some(RegistryConfig {
             store: store?,
             link_identifiers,
+            concept_maps,
             serve: serve?,
             sites: sites?,
         })
@@ -228,6 +229,44 @@ impl Walk<'_> {
             }
         }
         systems
+    }
+
+    /// `concept_maps`: ConceptMap JSON files, each once, relative to the config's folder.
+    fn concept_maps(&mut self, registry: &DeTable<'_>) -> Vec<PathBuf> {
+        let Some((key, value)) = find(registry, "concept_maps") else {
+            return Vec::new();
+        };
+        let line = self.key_line(key);
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(line, wrong_type("concept_maps", "an array of strings", value));
+            return Vec::new();
+        };
+        let mut maps = Vec::new();
+        for item in items.iter() {
+            let item_line = self.line(item.span().start);
+            match item.get_ref() {
+                DeValue::String(s) if s.ends_with(".json") => {
+                    let path = self.base_dir.join(s.as_ref());
+                    if maps.contains(&path) {
+                        self.error(item_line, "`concept_maps` names the same file twice");
+                    } else {
+                        maps.push(path);
+                    }
+                }
+                DeValue::String(_) => self.error(
+                    item_line,
+                    "`concept_maps`: each is a FHIR R4 ConceptMap in JSON, a `*.json` path relative to this file",
+                ),
+                other => self.error(
+                    item_line,
+                    format!(
+                        "`concept_maps`: each must be a string, not {}",
+                        article(other.type_str())
+                    ),
+                ),
+            }
+        }
+        maps
     }
 
     fn serve(&mut self, root: &DeTable<'_>) -> Option<ServeConfig> {

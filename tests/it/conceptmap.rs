@@ -196,3 +196,80 @@ fn a_local_antibody_code_uses_its_targets_assay_cutoff() {
         );
     }
 }
+
+/// A registry config over a store holding [`local_resources`] at site `hospital-a`, with `registry` lines.
+fn registry_with(d: &Path, registry: &str) {
+    let mut store = imnm_fhir::store::Store::open(&d.join("registry.db")).unwrap();
+    store.write_page("hospital-a", &local_resources()).unwrap();
+    let config = format!(
+        "store = \"registry.db\"\n[registry]\n{registry}\n\n[[site]]\nid = \"hospital-a\"\nname = \"A\"\n\
+         base_url = \"https://ehr-a.example.org/fhir\"\n"
+    );
+    std::fs::write(d.join("registry.toml"), config).unwrap();
+}
+
+/// `[registry] concept_maps` in a registry config: `cohort --config` reads the
+/// store's local codes through them (without the key, not), `registry check`
+/// counts them, and a bad map exits 2 naming its path and element in both.
+#[test]
+fn registry_concept_maps_are_loaded_with_the_mappings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir(d.join("maps")).unwrap();
+    let example = std::fs::read_to_string(root().join(MAP)).unwrap();
+    std::fs::write(d.join("maps/hospital-a.json"), &example).unwrap();
+    let ck = local_resources().into_iter().find(|r| r["id"] == "cm-ck").unwrap()["valueQuantity"]["value"].to_string();
+    let cases = |key: &str| {
+        registry_with(d, key);
+        let o = imnm(
+            &["cohort", "--config", "registry.toml", "--out", "out", "--no-publish"],
+            d,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(d.join("out/cohort.csv")).unwrap()
+    };
+    let with = cases("concept_maps = [\"maps/hospital-a.json\"]");
+    assert!(with.contains(&format!(",{ck},")), "{with}");
+    assert!(with.contains(LOCAL_CASE), "{with}");
+    let o = imnm(&["registry", "check", "registry.toml"], d);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("concept_maps: 1 ConceptMap(s)"));
+    let without = cases("");
+    assert!(
+        !without.contains(&format!(",{ck},")) && !without.contains(LOCAL_CASE),
+        "{without}"
+    );
+
+    std::fs::write(d.join("maps/bad.json"), example.replace("\"2157-6\"", "\"9999-9\"")).unwrap();
+    registry_with(d, "concept_maps = [\"maps/bad.json\", \"maps/missing.json\"]");
+    for args in [
+        &["registry", "check", "registry.toml"][..],
+        &["cohort", "--config", "registry.toml", "--out", "out"][..],
+    ] {
+        let o = imnm(args, d);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("maps/missing.json: cannot read"), "{args:?}: {stderr}");
+    }
+    registry_with(d, "concept_maps = [\"maps/bad.json\"]");
+    let o = imnm(&["cohort", "--config", "registry.toml", "--out", "out"], d);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "maps/bad.json:group[0].element[0].target[0] (CK-TOTAL): target http://loinc.org|9999-9 is in no value set"
+        ),
+        "{stderr}"
+    );
+    registry_with(d, "concept_maps = [\"maps/hospital-a.toml\", 3]");
+    let o = imnm(&["registry", "check", "registry.toml"], d);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`concept_maps`: each is a FHIR R4 ConceptMap in JSON"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`concept_maps`: each must be a string, not an integer"),
+        "{stderr}"
+    );
+}

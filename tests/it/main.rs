@@ -58,6 +58,10 @@ mod facts;
 // `.ci/engines-install`; skips loudly without, fails with IMNM_ENGINES=1).
 mod engines;
 
+// Corpus from elsewhere (issue 24): the HL7 R4 examples and Synthea children with the demo's IMNM data
+// written in (needs `.ci/corpus-install`; skips loudly without, fails with IMNM_CORPUS=1).
+mod corpus;
+
 // Modules form a DAG: each module of src/ imports only lower layers, siblings one way (issue 22).
 mod layers;
 

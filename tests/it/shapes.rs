@@ -4,6 +4,9 @@
 
 use serde_json::{json, Value};
 
+use imnm_fhir::domain::case::format_number;
+use imnm_fhir::report::IssueCode;
+
 use crate::support::{cell, imnm, imnm_condition, observation, patient, read_ndjson, run};
 
 const LOINC: &str = "http://loinc.org";
@@ -155,6 +158,26 @@ fn results_reached_by_has_member_and_report_result_count_once() {
     assert_eq!(cell(&row, "ck_count"), values.len().to_string());
 }
 
+/// `imnm cohort` over `resources` written as one NDJSON file in `dir`; its output folder.
+fn ndjson_cohort(dir: &std::path::Path, resources: &[Value]) -> std::path::PathBuf {
+    let lines: Vec<String> = resources.iter().map(Value::to_string).collect();
+    let input = dir.join("in.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.join("out");
+    let o = imnm(
+        &[
+            "cohort",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
 /// NDJSON goes through the byte-level prefilter: a panel holding a rule's
 /// code gets through it, and its resource goes to sources.ndjson.
 #[test]
@@ -173,24 +196,7 @@ fn the_prefilter_lets_panels_through_and_sources_hold_the_panel() {
         "subject": {"reference": "Patient/p1"},
         "component": [component("8480-6", json!({"valueQuantity": {"value": 120, "unit": "mm[Hg]"}}))],
     });
-    let lines: Vec<String> = [patient("p1"), imnm_condition("c1", "p1"), bp, chem]
-        .iter()
-        .map(Value::to_string)
-        .collect();
-    let input = dir.path().join("in.ndjson");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let out = dir.path().join("out");
-    let o = imnm(
-        &[
-            "cohort",
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = ndjson_cohort(dir.path(), &[patient("p1"), imnm_condition("c1", "p1"), bp, chem]);
     let csv = std::fs::read_to_string(out.join("cohort.csv")).unwrap();
     assert!(csv.contains(",4100,"), "{csv}");
     let sources = read_ndjson(&out.join("sources.ndjson"));
@@ -377,4 +383,50 @@ fn a_study_bundle_keeps_panels_and_reports() {
     for column in ["anti_hmgcr", "ck_peak_u_per_l", "emg_myopathic"] {
         assert_eq!(cell(&again.rows[0], column), cell(&source.rows[0], column), "{column}");
     }
+}
+
+/// A lab report whose CK result is `contained` (`result: [{reference: "#ck-in"}]`),
+/// the contained Observation without subject or date (the report's are used).
+fn report_with_contained_ck(value: f64) -> Value {
+    let mut inner = ck("ck-in", value);
+    for f in ["subject", "effectiveDateTime"] {
+        inner.as_object_mut().unwrap().remove(f);
+    }
+    json!({
+        "resourceType": "DiagnosticReport", "id": "dr-lab", "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "24323-8"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2016-04-05",
+        "contained": [inner],
+        "result": [{"reference": "#ck-in"}, {"reference": "Observation/ck-out"}, {"reference": "#gone"}],
+    })
+}
+
+#[test]
+fn a_reports_contained_results_are_read_once_naming_the_report() {
+    let (inside, outside) = (7300.0, 3000.0);
+    let report = report_with_contained_ck(inside);
+    // The report twice (as an `_include` answer may send it) and the referenced result on its own.
+    let (row, issues, cohort) = case(vec![report.clone(), ck("ck-out", outside), report.clone()]);
+    assert_eq!(cell(&row, "ck_count"), "2", "each result once");
+    assert_eq!(cell(&row, "ck_peak_u_per_l"), format_number(inside.max(outside)));
+    assert_eq!(
+        cell(&row, "ck_peak_date"),
+        report["effectiveDateTime"].as_str().unwrap()
+    );
+    assert_eq!(
+        sources_of(&cohort, "ck_peak_u_per_l"),
+        ["DiagnosticReport/dr-lab#ck-in"]
+    );
+    let gone: Vec<_> = issues
+        .iter()
+        .filter(|i| i.code == IssueCode::DanglingReference)
+        .collect();
+    assert_eq!(gone.len(), 1, "{issues:#?}");
+    assert_eq!(gone[0].fhir_path.as_deref(), Some("DiagnosticReport.result[2]"));
+    // NDJSON goes through the prefilter and the peek: a report whose own code no rule uses gets through.
+    let dir = tempfile::tempdir().unwrap();
+    let out = ndjson_cohort(dir.path(), &[patient("p1"), imnm_condition("c1", "p1"), report]);
+    let csv = std::fs::read_to_string(out.join("cohort.csv")).unwrap();
+    assert!(csv.contains(&format!(",{},", format_number(inside))), "{csv}");
 }

@@ -153,6 +153,22 @@ pub(crate) fn load_mappings(dir: Option<&Path>) -> Result<MappingSet, Exit> {
     }
 }
 
+/// The mappings (`dir`, else the built-in ones) with a registry config's
+/// `concept_maps`, loaded in the same two phases as one set.
+pub(crate) fn load_registry_mappings(
+    dir: Option<&Path>,
+    config: &imnm_fhir::registry::RegistryConfig,
+) -> Result<MappingSet, Exit> {
+    if config.concept_maps.is_empty() {
+        return load_mappings(dir);
+    }
+    let what = match dir {
+        Some(d) => format!("loading mappings from {} with the registry's concept_maps", d.display()),
+        None => "loading the built-in mappings with the registry's concept_maps".to_string(),
+    };
+    MappingSet::load_with_maps(dir, &config.concept_maps).map_err(|e| Exit::from(e).context(what))
+}
+
 fn mappings_check(dir: Option<&Path>) -> Result<u8, Exit> {
     let set = load_mappings(dir)?;
     let codes: usize = set.valuesets.iter().map(|v| v.code_count).sum();
@@ -192,8 +208,7 @@ fn progress_bar(total: u64) -> ProgressBar {
 }
 
 fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
-    let mappings = load_mappings(args.mappings.as_deref())?;
-    let (store, link) = cohort_config(&args)?;
+    let (store, link, mappings) = cohort_config(&args)?;
     if let Some(path) = &store {
         let mut sites = pipeline::collect_store_at(path, &mappings)?;
         if !args.site.is_empty() {
@@ -253,20 +268,22 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     finish_cohort(sites, &mappings, &args, &link)
 }
 
-/// The store to read (`--store`, or `--config`'s) and the identifier systems
-/// that link sites (`--link-identifier`, then `--config`'s `link_identifiers`).
-fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<StoreLocation>, Vec<String>), Exit> {
+/// The store to read (`--store`, or `--config`'s), the identifier systems
+/// that link sites (`--link-identifier`, then `--config`'s `link_identifiers`)
+/// and the mappings (`--mappings`, with `--config`'s `concept_maps`).
+fn cohort_config(args: &cli::CohortArgs) -> Result<(Option<StoreLocation>, Vec<String>, MappingSet), Exit> {
     let mut link = args.link_identifier.clone();
     let Some(file) = &args.config else {
-        return Ok((args.store.clone(), link));
+        return Ok((args.store.clone(), link, load_mappings(args.mappings.as_deref())?));
     };
     let config = registry::load(file)?;
+    let mappings = load_registry_mappings(args.mappings.as_deref(), &config)?;
     for system in config.link_identifiers {
         if !link.contains(&system) {
             link.push(system);
         }
     }
-    Ok((Some(config.store), link))
+    Ok((Some(config.store), link, mappings))
 }
 
 /// Writes the cohort outputs in `out` into the store's database as tables

@@ -17,6 +17,15 @@ pub fn load(file: &Path) -> Result<RegistryConfig, Exit> {
 /// the key or a token.
 pub fn check(file: &Path) -> Result<u8, Exit> {
     let config = load(file)?;
+    if !config.concept_maps.is_empty() {
+        let maps = crate::load_registry_mappings(None, &config)?.concept_maps;
+        eprintln!(
+            "concept_maps: {} ConceptMap(s), {} local codes read as value set codes, {} targets skipped by equivalence",
+            maps.files.len(),
+            maps.len(),
+            maps.skipped
+        );
+    }
     let store = config.store.redacted();
     let n = config.sites.len();
     eprintln!(

@@ -43,7 +43,7 @@ pub fn run(args: ServeArgs) -> Result<u8, Exit> {
         .with_context(|| format!("creating {}", out.display()))
         .or_exit(exit::OUTPUT)?;
     let log = Arc::new(RunLog::create(&out.join("sync-log.ndjson"))?);
-    let mappings = Arc::new(crate::load_mappings(args.mappings.as_deref())?);
+    let mappings = Arc::new(crate::load_registry_mappings(args.mappings.as_deref(), &config)?);
     let prepare: service::Prepare = Arc::new(move |site| {
         crate::sync_sites::prepare(site, Since::Auto, None, &log).map_err(|e| crate::message(&e.error))
     });

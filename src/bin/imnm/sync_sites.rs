@@ -57,7 +57,10 @@ pub fn run(path: PathBuf, text: &str, args: SyncArgs) -> Result<u8, Exit> {
         Some(t) => Since::At(sync::check_instant(t)?),
     };
     let parallel = usize::try_from(args.parallel_sites.unwrap_or(1)).unwrap_or(1).max(1);
-    let mappings = Arc::new(crate::load_mappings(args.settings.mappings.as_deref())?);
+    let mappings = Arc::new(crate::load_registry_mappings(
+        args.settings.mappings.as_deref(),
+        &config,
+    )?);
     let log_path = args
         .settings
         .log

@@ -6,15 +6,20 @@
 //! the finding and whose conclusion (`conclusionCode`, else `conclusion`)
 //! answers yes or no. The Observations a report's `result` references are
 //! ordinary resources of the input, read once each on their own; the report
-//! never reads them again. Lab and antibody codes on a report give nothing
-//! (its results carry the values).
+//! never reads them again — except results `contained` in the report
+//! (`result: [{reference: "#obs1"}]`), which exist nowhere else: each is read
+//! here as an Observation, once, with the report's subject and date where it
+//! has none, its facts and issues naming `DiagnosticReport/id#obs1`. Lab and
+//! antibody codes on a report give nothing (its results carry the values).
 
 use super::observation::answer_of;
 use super::{concept_matches, first_code, Ctx, Prim};
 use crate::domain::facts::MriPart;
+use crate::domain::SourceRef;
 use crate::domain::{Fact, FactValue, FhirDate};
-use crate::fhir::model::resources::{DiagnosticReport, DiagnosticReportEffective};
+use crate::fhir::model::resources::{DiagnosticReport, DiagnosticReportEffective, Observation, ObservationEffective};
 use crate::fhir::model::types::CodeableConcept;
+use crate::fhir::model::Resource;
 use crate::mapping::{MappingSet, RuleKind};
 use crate::report::{IssueCode, Severity};
 
@@ -32,6 +37,7 @@ pub fn read(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
         Some(DiagnosticReportEffective::Period(p)) => ctx.date(p.start.v(), "DiagnosticReport.effectivePeriod.start"),
         _ => ctx.date(r.issued.v(), "DiagnosticReport.issued"),
     };
+    contained_results(r, ctx);
     let m = ctx.m;
     let mut found = vec![false; m.rules.len()];
     for (k, cc) in r.conclusion_code.iter().enumerate() {
@@ -58,6 +64,49 @@ pub fn read(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
             ),
         }
     }
+}
+
+/// Reads each `result` that names an Observation contained in the report
+/// (`#id`); one that names nothing contained is a warning.
+fn contained_results(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
+    for (k, result) in r.result.iter().enumerate() {
+        let Some(id) = result.reference.v().and_then(|s| s.strip_prefix('#')) else {
+            continue;
+        };
+        let Some(o) = contained_observation(r, id) else {
+            ctx.issue(
+                Severity::Warning,
+                IssueCode::DanglingReference,
+                format!("DiagnosticReport.result[{k}]"),
+                "contained result not found in DiagnosticReport.contained; not mapped",
+            );
+            continue;
+        };
+        let mut o = o.clone();
+        if o.subject.is_none() {
+            o.subject.clone_from(&r.subject);
+        }
+        if o.effective.is_none() && o.issued.is_none() {
+            o.effective = match &r.effective {
+                Some(DiagnosticReportEffective::DateTime(d)) => Some(ObservationEffective::DateTime(d.clone())),
+                Some(DiagnosticReportEffective::Period(p)) => Some(ObservationEffective::Period(p.clone())),
+                _ => None,
+            };
+            o.issued.clone_from(&r.issued);
+        }
+        let source = SourceRef::new("DiagnosticReport", format!("{}#{id}", ctx.out.source.id));
+        let mut inner = Ctx::new(ctx.m, source);
+        super::observation::read(&o, &mut inner);
+        ctx.out.facts.append(&mut inner.out.facts);
+        ctx.out.issues.append(&mut inner.out.issues);
+    }
+}
+
+fn contained_observation<'r>(r: &'r DiagnosticReport, id: &str) -> Option<&'r Observation> {
+    r.contained.iter().find_map(|c| match c {
+        Resource::Observation(o) if o.id.v() == Some(id) => Some(&**o),
+        _ => None,
+    })
 }
 
 /// A fact's value, given whether the finding is present.
