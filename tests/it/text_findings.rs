@@ -349,3 +349,130 @@ fn conflicts_uncertainty_and_other_content_are_issues() {
     assert!(has(IssueCode::UnreadAttachment, "DocumentReference/n3"), "{issues:#?}");
     assert!(!issues.iter().any(|i| i.message.contains("heliotrope discoloration")));
 }
+
+/// `cohort.csv` of `dir` as `patient_id → column → value`.
+fn cohort_csv(dir: &std::path::Path) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(dir.join("cohort.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    let id = header.iter().position(|h| h == "patient_id").unwrap();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let cells = header.iter().cloned().zip(rec.iter().map(str::to_string)).collect();
+            (rec[id].to_string(), cells)
+        })
+        .collect()
+}
+
+/// `imnm sync` from an Epic-style mock whose notes and reports hold their
+/// text as Binary urls (and base64 and HTML and conclusions), then `imnm
+/// cohort --store`: the demo's findings, column by column; the Binaries on
+/// the server's base URL are fetched into the stored notes (so
+/// `sources.ndjson` keeps the text), a url elsewhere is counted and never asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imnm_sync_fetches_binary_urls_and_gives_the_findings() {
+    use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};
+    let (mut data, expected) = text_only_demo(&[Form::Url, Form::Html, Form::Conclusion, Form::Plain]);
+    let first = expected.keys().next().unwrap().clone();
+    let mut away = note("away", &first, "Heliotrope rash.", Form::Url).remove(0);
+    away["content"][0]["attachment"]["url"] = json!("https://elsewhere.example.org/fhir/Binary/x1");
+    data.push(away);
+    let ehr = MockEhr::builder()
+        .dataset(data)
+        .vendor(Vendor::Epic)
+        .faults(FaultPlan::none())
+        .retry_after(std::time::Duration::ZERO)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cwd) = (ehr.base_url(), dir.path().to_path_buf());
+    let (s, c) = tokio::task::spawn_blocking(move || {
+        let s = crate::support::imnm(&["sync", "--base-url", &base, "--store", "s.db"], &cwd);
+        let c = crate::support::imnm(&["cohort", "--store", "s.db", "--out", "out"], &cwd);
+        (s, c)
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&s.stderr);
+    assert!(s.status.success(), "{stderr}");
+    assert!(
+        c.status.success() || c.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    let binaries = expected.len().div_ceil(4) * 4; // every fourth patient's reports and note
+    assert!(
+        stderr.contains("attachment(s) fetched from Binary urls; 1 url(s) off"),
+        "{stderr}"
+    );
+    let journal = ehr.journal();
+    let reads = journal.iter().filter(|e| e.path.starts_with("/Binary/")).count();
+    assert!(reads >= 3 && reads <= binaries, "{reads}");
+    assert!(journal.iter().any(|e| e.path == "/DocumentReference"));
+    let got = cohort_csv(&dir.path().join("out"));
+    for (patient, cells) in &expected {
+        for (column, value) in cells {
+            assert_eq!(&got[patient][column], value, "{patient} {column}");
+        }
+    }
+    let sources = std::fs::read_to_string(dir.path().join("out/sources.ndjson")).unwrap();
+    let hydrated = sources
+        .lines()
+        .filter(|l| l.contains("\"DocumentReference\"") && l.contains("\"url\":\"Binary/") && l.contains("\"data\""))
+        .count();
+    assert!(
+        hydrated >= 1,
+        "a note read from a Binary url keeps its text in sources.ndjson"
+    );
+}
+
+/// A study bundle of the text-only cohort holds no sentence of any note or
+/// report (the de-identification rules keep no conclusion, presentedForm or
+/// DocumentReference), whatever the words' encoding.
+#[test]
+fn no_note_sentence_reaches_a_study_bundle() {
+    let (resources, _) = text_only_demo(&[Form::Conclusion, Form::Plain, Form::Html]);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("text.json");
+    std::fs::write(&input, crate::support::bundle(&resources)).unwrap();
+    let out = tmp.path().join("study");
+    let opts = imnm_fhir::export::ExportOptions {
+        input: imnm_fhir::pipeline::Input::Files(vec![input]),
+        out: out.clone(),
+        profile: Default::default(),
+        min_cell: 5,
+        site: "T".into(),
+    };
+    let key = imnm_fhir::deid::SiteKey::from_bytes(&[7; 32]);
+    imnm_fhir::export::export(&opts, &key, &mappings()).expect("export runs");
+    let mut sentences: Vec<String> = Vec::new();
+    for rule in [
+        "proximal-weakness",
+        "rash",
+        "emg-myopathic",
+        "biopsy-necrosis",
+        "mri-thigh",
+    ] {
+        for value in ["yes", "no", "edema", "fatty", "edema_and_fatty", "normal"] {
+            for i in 0..3 {
+                sentences.extend(sentence(rule, value, i).map(|s| s.trim_end_matches('.').to_string()));
+            }
+        }
+    }
+    sentences.push("Follow-up visit".into());
+    let mut encoded: Vec<String> = sentences.iter().map(|s| b64(s)).collect();
+    encoded.retain(|e| e.len() > 12);
+    let files = imnm_fhir::export::manifest::list_files(&out).unwrap();
+    assert!(files.iter().any(|f| f.ends_with("bundle.json")), "{files:?}");
+    for f in files {
+        let text = String::from_utf8_lossy(&std::fs::read(out.join(&f)).unwrap()).to_lowercase();
+        for s in &sentences {
+            assert!(!text.contains(&s.to_lowercase()), "{f} holds {s:?}");
+        }
+        for e in &encoded {
+            assert!(!text.contains(&e[..12].to_lowercase()), "{f} holds base64 text");
+        }
+        assert!(!text.contains("documentreference/"), "{f} names a note");
+    }
+}
