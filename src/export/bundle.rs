@@ -42,8 +42,9 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let mut collected = crate::pipeline::collect_input(&opts.input, mappings)?;
     let mut issues = collected.issues;
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues)?;
-    let selected = select(&cohort, &mut collected.sources, &collected.aliases)
-        .map_err(|source| crate::run_error::RunError::Spill { source })?;
+    let spill = |source| crate::run_error::RunError::Spill { source };
+    let mut selected = select(&cohort, &mut collected.sources, &collected.aliases).map_err(spill)?;
+    selected.extend(super::derived::text_findings(&cohort, mappings).map_err(spill)?);
     let links = links_into(&collected.aliases, &selected);
     let ages = onset_ages(&cohort).map_err(|source| crate::run_error::RunError::Spill { source })?;
     let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);

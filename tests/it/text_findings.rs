@@ -432,7 +432,7 @@ async fn imnm_sync_fetches_binary_urls_and_gives_the_findings() {
 /// DocumentReference), whatever the words' encoding.
 #[test]
 fn no_note_sentence_reaches_a_study_bundle() {
-    let (resources, _) = text_only_demo(&[Form::Conclusion, Form::Plain, Form::Html]);
+    let (resources, expected) = text_only_demo(&[Form::Conclusion, Form::Plain, Form::Html]);
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("text.json");
     std::fs::write(&input, crate::support::bundle(&resources)).unwrap();
@@ -463,6 +463,25 @@ fn no_note_sentence_reaches_a_study_bundle() {
     sentences.push("Follow-up visit".into());
     let mut encoded: Vec<String> = sentences.iter().map(|s| b64(s)).collect();
     encoded.retain(|e| e.len() > 12);
+    // The findings still reach the bundle's cohort, as coded Observations (ids differ: compare per column).
+    let rows =
+        imnm_fhir::export::rerun(&std::fs::read_to_string(out.join("bundle.json")).unwrap(), &mappings()).unwrap();
+    let per_column = |cells: Vec<(String, String)>| {
+        let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (c, v) in cells {
+            by.entry(c).or_default().push(v);
+        }
+        by.values_mut().for_each(|v| v.sort());
+        by
+    };
+    let want = per_column(expected.values().flatten().cloned().collect());
+    let columns: Vec<String> = want.keys().cloned().collect();
+    let got = per_column(
+        rows.iter()
+            .flat_map(|r| columns.iter().map(|c| (c.clone(), cell(r, c))))
+            .collect(),
+    );
+    assert_eq!(got, want);
     let files = imnm_fhir::export::manifest::list_files(&out).unwrap();
     assert!(files.iter().any(|f| f.ends_with("bundle.json")), "{files:?}");
     for f in files {
