@@ -8,8 +8,9 @@
 //! `sources.ndjson` keeps the text a value came from. Only text/plain and
 //! text/html (or untyped) attachments are fetched. Logs hold counts only.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
-use tokio::task::JoinSet;
 
 use super::{lock, Ctx, Progress, SyncError};
 
@@ -123,27 +124,19 @@ fn binary_id(url: &str, base: &str) -> Option<String> {
 }
 
 /// Reads each Binary, as many at once as the client allows.
-async fn fetch(ctx: &Ctx, ids: Vec<String>) -> Result<std::collections::HashMap<String, Value>, SyncError> {
+async fn fetch(ctx: &Ctx, ids: Vec<String>) -> Result<HashMap<String, Value>, SyncError> {
     ctx.progress(Progress::Phase {
         name: "attachments",
         total: Some(ids.len() as u64),
     });
-    let mut out = std::collections::HashMap::new();
-    let mut ids = ids.into_iter();
-    let mut reads = JoinSet::new();
-    loop {
-        while reads.len() < ctx.client.concurrency().max(1) {
-            let Some(id) = ids.next() else { break };
-            let client = ctx.client.clone();
-            reads.spawn(async move { (client.read("Binary", &id).await, id) });
-        }
-        let Some(done) = reads.join_next().await else { break };
-        let (read, id) = done.map_err(|source| SyncError::Task { task: "crawl", source })?;
-        if let Some(b) = read?.filter(|b| b["resourceType"] == "Binary" && b["data"].is_string()) {
+    let mut out = HashMap::new();
+    super::hydrate::read_each(ctx, "Binary", ids, |id, read| {
+        if let Some(b) = read.filter(|b| b["resourceType"] == "Binary" && b["data"].is_string()) {
             out.insert(id, b);
         }
-        ctx.progress(Progress::Step);
-    }
+        Ok(())
+    })
+    .await?;
     Ok(out)
 }
 
