@@ -91,6 +91,12 @@ pub enum IssueCode {
     Comparator,
     /// A resource whose status the rules exclude (`[status]` in rules.toml): not mapped.
     ExcludedStatus,
+    /// A finding mentioned in report or note text with an uncertainty cue ("possible rash"): not mapped.
+    UncertainText,
+    /// Report or note texts of one kind that disagree about a finding (the kind's rule decides).
+    ConflictingText,
+    /// A report or note attachment not read: a content type other than text, only a url, or undecodable data.
+    UnreadAttachment,
     /// A case-sheet cell `to-fhir` could not read (left out).
     BadCell,
     /// A case-sheet row `to-fhir` skipped (or a sheet it could not read).
@@ -149,7 +155,7 @@ pub enum IssueCode {
 
 impl IssueCode {
     /// Every code, in declaration order.
-    pub const ALL: [IssueCode; 46] = [
+    pub const ALL: [IssueCode; 49] = [
         IssueCode::MalformedJson,
         IssueCode::InvalidUtf8,
         IssueCode::NotAResource,
@@ -171,6 +177,9 @@ impl IssueCode {
         IssueCode::EntryWithoutResource,
         IssueCode::Comparator,
         IssueCode::ExcludedStatus,
+        IssueCode::UncertainText,
+        IssueCode::ConflictingText,
+        IssueCode::UnreadAttachment,
         IssueCode::BadCell,
         IssueCode::BadRow,
         IssueCode::Cardinality,
@@ -222,6 +231,9 @@ impl IssueCode {
             IssueCode::EntryWithoutResource => "entry-without-resource",
             IssueCode::Comparator => "comparator",
             IssueCode::ExcludedStatus => "excluded-status",
+            IssueCode::UncertainText => "uncertain-text",
+            IssueCode::ConflictingText => "conflicting-text",
+            IssueCode::UnreadAttachment => "unread-attachment",
             IssueCode::BadCell => "bad-cell",
             IssueCode::BadRow => "bad-row",
             IssueCode::Cardinality => "cardinality",

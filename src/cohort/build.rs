@@ -8,8 +8,8 @@ use crate::collect::{PatientData, Patients};
 use crate::domain::case::format_number;
 use crate::domain::facts::MriPart;
 use crate::domain::{
-    AntibodyStatus, CaseRow, Cell, ColumnKind, DiagnosisFact, DiagnosisKind, Fact, FactValue, FhirDate, MriThigh,
-    Onset, Outcome, SourceRef, YesNoUnknown,
+    AntibodyStatus, CaseRow, Cell, ColumnKind, DiagnosisFact, DiagnosisKind, Evidence, Fact, FactValue, FhirDate,
+    MriThigh, Onset, Outcome, SourceRef, YesNoUnknown,
 };
 use crate::mapping::{MappingSet, Rule, RuleKind};
 use crate::report::{Issue, IssueCode, Issues, Severity};
@@ -155,11 +155,55 @@ fn add_case(cohort: &mut Cohort, key: Key, data: &PatientData, m: &MappingSet, i
     b.demographics(data, issues);
     b.diagnosis(&qualifying, data, issues);
     for (i, rule) in m.rules.iter().enumerate() {
-        let facts: Vec<&Fact> = data.facts.iter().filter(|f| f.rule == i).collect();
+        let facts = best_evidence(data.facts.iter().filter(|f| f.rule == i).collect());
         b.apply(rule, &facts, &qualifying);
+        conflicting_text(&b.patient, rule, &facts, issues);
     }
     cohort.rows.push(b.row);
     add_provenance(cohort, b.prov, issues);
+}
+
+/// The facts of the best evidence among `facts` (README "Findings from
+/// text"): coded before text, text of a kind its text rule lists earlier
+/// before a later one. Rules other than findings and MRI only have coded facts.
+fn best_evidence(facts: Vec<&Fact>) -> Vec<&Fact> {
+    let Some(best) = facts.iter().map(|f| f.evidence).min() else {
+        return facts;
+    };
+    facts.into_iter().filter(|f| f.evidence == best).collect()
+}
+
+/// An issue when the text a finding column was taken from says yes and no
+/// (or, for MRI, yes and no about one part): the column follows its kind's
+/// rule (a finding: yes wins; MRI: a part seen anywhere is present).
+fn conflicting_text(patient: &str, rule: &Rule, facts: &[&Fact], issues: &mut Issues) {
+    if !facts.iter().any(|f| matches!(f.evidence, Evidence::Text(_))) {
+        return;
+    }
+    let says = |v: bool| {
+        facts.iter().any(|f| match f.value {
+            FactValue::Present(b) | FactValue::Mri(_, b) => b == v,
+            _ => false,
+        })
+    };
+    let parts_differ = |p: MriPart| {
+        let of = |v: bool| facts.iter().any(|f| f.value == FactValue::Mri(p, v));
+        of(true) && of(false)
+    };
+    let conflict = match rule.kind {
+        RuleKind::Finding { .. } => says(true) && says(false),
+        RuleKind::Mri { .. } => parts_differ(MriPart::Edema) || parts_differ(MriPart::Fatty),
+        _ => false,
+    };
+    if conflict {
+        let sources: Vec<String> = facts.iter().map(|f| f.source.to_string()).collect();
+        let msg = format!(
+            "report or note texts of one kind disagree for rule {} ({}); the yes wins",
+            rule.id,
+            sources.join(", ")
+        );
+        issues.push(Issue::new(Severity::Warning, IssueCode::ConflictingText, patient, msg));
+    }
 }
 
 /// Keeps a case's provenance, and counts it per column and source type (for completeness).

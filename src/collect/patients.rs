@@ -181,6 +181,7 @@ mod tests {
             code: "http://loinc.org|2157-6".into(),
             detail: format!("{value} U/L"),
             via: None,
+            evidence: Default::default(),
         };
         PatientData {
             record: None,

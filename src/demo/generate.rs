@@ -19,7 +19,9 @@
 //! * **Site C (HAPI style)**, children 7, 8, 9: UUID-like ids, a parent code
 //!   with IMNM wording, WHO ICD-10, a Condition with only `recordedDate`, CK in
 //!   "IU/L" without UCUM code, `MedicationAdministration` with contained
-//!   `Medication`s and `MedicationDispense`.
+//!   `Medication`s and `MedicationDispense`, and its findings only as text:
+//!   a clinic note (HTML), an EMG report's conclusion, biopsy and thigh MRI
+//!   reports (base64 text/plain and HTML), read by `mappings/text.toml`.
 //!
 //! Distractors that must not change the figures: a dermatomyositis patient
 //! (D1), a refuted IMNM diagnosis with high CK and positive anti-HMGCR (D2, a
@@ -49,7 +51,6 @@ const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
 const ATC: &str = "http://www.whocc.no/atc";
 const UCUM: &str = "http://unitsofmeasure.org";
 const LOCAL: &str = "https://imnm-fhir.org/fhir/CodeSystem/imnm-case";
-const HPO: &str = "http://purl.obolibrary.org/obo/hp";
 const INTERP: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
 const VERIFICATION: &str = "http://terminology.hl7.org/CodeSystem/condition-ver-status";
@@ -612,27 +613,83 @@ fn local(code: &str, display: &str) -> Value {
     concept(vec![coding(LOCAL, code, display)], display)
 }
 
-/// Proximal weakness, rash, EMG, biopsy and thigh MRI findings of a child.
-fn findings(ctx: &mut Ctx, c: &Child) -> Vec<Value> {
-    let (at, site_c) = (c.onset, ctx.site == Site::C);
-    let weakness = if site_c {
-        concept(
-            vec![coding(HPO, "HP:0003701", "Proximal muscle weakness")],
-            "Proximal muscle weakness",
-        )
+/// Site C's findings as text: a clinic note (HTML) with weakness and rash,
+/// an EMG report's conclusion, a biopsy report (base64 text/plain) and a
+/// thigh MRI report (base64 HTML), read by the rules of `mappings/text.toml`.
+fn text_findings(ctx: &mut Ctx, c: &Child) -> Vec<Value> {
+    let at = c.onset;
+    let rash = if c.rash {
+        "Heliotrope rash of both eyelids and Gottron's papules over the knuckles."
     } else {
-        local("prox-weak-sym", "Symmetric proximal weakness")
+        "No rash."
     };
+    let note = format!(
+        "<p>Seen in clinic with both parents.</p><p>Symmetric proximal muscle weakness, hip flexors 3/5, positive Gowers sign. {rash}</p><p>Plan discussed with the family.</p>"
+    );
+    let mri = match c.mri {
+        Mri::Edema => "STIR hyperintensity of both quadriceps without fatty infiltration.",
+        Mri::Fatty => "Fatty replacement of the thigh muscles; no edema.",
+        Mri::Both => "Muscle edema and fatty infiltration of both thighs.",
+    };
+    let emg =
+        "Short duration, small amplitude polyphasic motor unit potentials with early recruitment: a myopathic pattern.";
+    let biopsy = "Scattered necrotic and regenerating myofibers. No vasculitis.";
+    let progress = concept(vec![coding(LOINC, "11506-3", "Progress note")], "Progress note");
+    let doc = ctx.base("DocumentReference");
+    let doc = with(doc, "status", json!("current"));
+    let doc = with(doc, "type", progress);
+    let doc = with(doc, "subject", ctx.subject());
+    let doc = with(doc, "date", json!(ctx.when(at)));
+    let doc = with(
+        doc,
+        "content",
+        json!([{ "attachment": attachment("text/html", &note) }]),
+    );
+    let emg_code = concept(vec![coding(SCT, "42803009", "Electromyography")], "EMG");
+    let emg = with(report(ctx, emg_code, at), "conclusion", json!(emg));
+    let bx_code = concept(
+        vec![coding(LOINC, "11529-5", "Surgical pathology study")],
+        "Muscle biopsy",
+    );
+    let bx = report(ctx, bx_code, at.plus_months(1));
+    let bx = with(bx, "presentedForm", json!([attachment("text/plain", biopsy)]));
+    let mri_code = concept(vec![coding(LOINC, "18748-4", "Diagnostic imaging study")], "MRI thighs");
+    let mri_report = report(ctx, mri_code, at);
+    let mri_report = with(
+        mri_report,
+        "presentedForm",
+        json!([attachment("text/html", &format!("<p>{mri}</p>"))]),
+    );
+    vec![doc, emg, bx, mri_report]
+}
+
+fn report(ctx: &mut Ctx, code: Value, day: Day) -> Value {
+    let v = ctx.base("DiagnosticReport");
+    let v = with(v, "status", json!("final"));
+    let v = with(v, "code", code);
+    let v = with(v, "subject", ctx.subject());
+    with(v, "effectiveDateTime", json!(ctx.when(day)))
+}
+
+fn attachment(content_type: &str, text: &str) -> Value {
+    use base64::Engine;
+    json!({ "contentType": content_type, "data": base64::engine::general_purpose::STANDARD.encode(text) })
+}
+
+/// Proximal weakness, rash, EMG, biopsy and thigh MRI findings of a child
+/// (site C writes them as text, [`text_findings`]).
+fn findings(ctx: &mut Ctx, c: &Child) -> Vec<Value> {
+    if ctx.site == Site::C {
+        return text_findings(ctx, c);
+    }
+    let at = c.onset;
+    let weakness = local("prox-weak-sym", "Symmetric proximal weakness");
     let rash = if c.rash && ctx.site != Site::A {
         local("heliotrope", "Heliotrope / periorbital rash")
     } else {
         local("gottron", "Gottron's sign or papules")
     };
-    let (procedure, imaging) = if site_c {
-        ("procedure", "imaging")
-    } else {
-        ("exam", "exam")
-    };
+    let (procedure, imaging) = ("exam", "exam");
     let edema = matches!(c.mri, Mri::Edema | Mri::Both);
     let fatty = matches!(c.mri, Mri::Fatty | Mri::Both);
     vec![

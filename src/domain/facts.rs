@@ -140,6 +140,19 @@ pub enum FactValue {
     Outcome(Outcome),
 }
 
+/// How a fact was read, for the order of evidence (README "Findings from
+/// text"): a code wins over text, and text of a kind a text rule lists
+/// earlier wins over text of a later kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub enum Evidence {
+    /// A code: an Observation, a Condition, a report's conclusionCode or a
+    /// report coded as the finding.
+    #[default]
+    Coded,
+    /// Report or note text of the `n`-th source kind its text rule lists (0 first).
+    Text(u8),
+}
+
 /// One value read by one rule from one resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fact {
@@ -157,4 +170,7 @@ pub struct Fact {
     pub detail: String,
     /// A second resource the value depends on (the Medication a request names).
     pub via: Option<SourceRef>,
+    /// Coded, or which kind of text.
+    #[serde(default)]
+    pub evidence: Evidence,
 }

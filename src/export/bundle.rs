@@ -50,7 +50,9 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues)?;
     let spill = |source| crate::run_error::RunError::Spill { source };
     let places = select(&cohort, &mut collected.sources, &collected.aliases).map_err(spill)?;
-    let selected: BTreeSet<SourceRef> = places.iter().map(|(k, _)| k.clone()).collect();
+    let derived = super::derived::text_findings(&cohort, mappings).map_err(spill)?;
+    let mut selected: BTreeSet<SourceRef> = places.iter().map(|(k, _)| k.clone()).collect();
+    selected.extend(derived.keys().cloned());
     let links = links_into(&collected.aliases, &selected);
     let ages = onset_ages(&cohort).map_err(spill)?;
     let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);
@@ -58,11 +60,14 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let mut written = Written::default();
     for (i, (src, place)) in places.iter().enumerate() {
         // A key stored twice: the later text is the one kept.
-        if places.get(i + 1).is_some_and(|(next, _)| next == src) {
+        if places.get(i + 1).is_some_and(|(next, _)| next == src) || derived.contains_key(src) {
             continue;
         }
         let raw = collected.sources.read(*place).map_err(spill)?;
         written.add(&deid, &ages, src, &raw, &mut fired).map_err(spill)?;
+    }
+    for (src, raw) in &derived {
+        written.add(&deid, &ages, src, raw, &mut fired).map_err(spill)?;
     }
     let Written { sink, dropped } = written;
     let counts = sink.finish(&opts.out)?;

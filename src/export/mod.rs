@@ -2,7 +2,8 @@
 //! and pooling several sites' bundles (`imnm merge`).
 //!
 //! This module owns which resources go into a bundle (the cases' Patients and
-//! the resources behind their cohort cells), the folder layout, the manifest
+//! the resources behind their cohort cells; a finding read from report or
+//! note text goes as a coded Observation, `derived`), the folder layout, the manifest
 //! and its hashes. It must not change resources itself (that is `deid/`),
 //! decide cohort rules (that is `cohort/`) or read mapping files.
 //!
@@ -12,6 +13,7 @@
 
 pub mod bundle;
 pub mod datecheck;
+mod derived;
 pub mod manifest;
 pub mod merge;
 pub mod scan;

@@ -62,6 +62,7 @@ pub fn parse(text: &str) -> Option<Resource> {
         Condition,
         Observation,
         DiagnosticReport,
+        DocumentReference,
         Medication,
         MedicationStatement,
         MedicationRequest,

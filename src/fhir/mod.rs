@@ -32,6 +32,7 @@ pub const MAPPED_TYPES: &[&str] = &[
     "Condition",
     "Observation",
     "DiagnosticReport",
+    "DocumentReference",
     "Medication",
     "MedicationStatement",
     "MedicationRequest",

@@ -86,7 +86,9 @@ pub fn issue_type(code: IssueCode) -> &'static str {
         C::Superseded | C::EntryWithoutResource | C::ExcludedStatus => "informational",
         C::Comparator | C::BadCell => "value",
         C::BadRow => "structure",
-        C::Profile => "not-supported",
+        C::Profile | C::UnreadAttachment => "not-supported",
+        C::UncertainText => "informational",
+        C::ConflictingText => "business-rule",
         C::HashMismatch
         | C::UnlistedFile
         | C::CountMismatch

@@ -20,6 +20,8 @@ pub enum Role {
     Medication,
     /// `DiagnosticReport.code` and `DiagnosticReport.conclusionCode`.
     Report,
+    /// `DiagnosticReport.code` of a report whose text rules read.
+    Text,
 }
 
 /// Which codes and words make a resource worth parsing in full.
@@ -29,6 +31,13 @@ pub trait Relevant {
     /// True when the text (a CodeableConcept's `text` or a coding's
     /// `display`) matters on resources of `role`.
     fn text_matters(&self, text: &str, role: Role) -> bool;
+    /// True when every resource of `resource_type` may matter, whatever its
+    /// codes (a DocumentReference when text rules read notes: the peek does
+    /// not read a note's type).
+    fn reads_every(&self, resource_type: &str) -> bool {
+        let _ = resource_type;
+        false
+    }
 }
 
 /// The few elements the relevance decision needs.
@@ -187,6 +196,8 @@ fn relevance(p: &Peek<'_>, mappings: &impl Relevant) -> Relevance {
         // Observations its `result` references are read on their own.
         "DiagnosticReport" => {
             code_has(Role::Report)
+                || code_has(Role::Text)
+                || mappings.reads_every("DiagnosticReport")
                 || p.conclusion_code
                     .iter()
                     .flatten()
@@ -209,6 +220,7 @@ fn relevance(p: &Peek<'_>, mappings: &impl Relevant) -> Relevance {
                     .as_ref()
                     .is_some_and(|c| concept_has_role(c, mappings, Role::Medication))
         }
+        "DocumentReference" => mappings.reads_every("DocumentReference"),
         _ => false,
     };
     if relevant {

@@ -15,6 +15,7 @@ use crate::domain::{ColumnKind, Dictionary};
 
 mod conceptmap;
 mod dictionary;
+mod text;
 
 /// One problem in the mapping files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,9 +206,19 @@ struct Builder {
     dictionary: Option<(String, Dictionary)>,
     /// Rules with the file each came from.
     rules: Vec<(String, Rule)>,
+    /// Text rules (`text.toml`).
+    text: super::text::TextRules,
 }
 
-const KINDS: &[&str] = &["systems", "valuesets", "units", "cutoffs", "dictionary", "rules"];
+const KINDS: &[&str] = &[
+    "systems",
+    "valuesets",
+    "units",
+    "cutoffs",
+    "dictionary",
+    "rules",
+    "text",
+];
 
 impl Builder {
     fn err(&mut self, file: &str, item: Option<&str>, message: impl Into<String>) {
@@ -245,6 +256,11 @@ impl Builder {
             self.add_assays(name, raw);
             self.add_rules(name, raw);
         }
+        let known = text::Known {
+            valuesets: &self.valuesets,
+            rules: &self.rules,
+        };
+        self.text = text::resolve(files, &known, &mut self.errors);
     }
 
     fn check_sections(&mut self, name: &str, raw: &RawFile) {
@@ -261,6 +277,10 @@ impl Builder {
                     || raw.diagnosis.is_some()
                     || raw.candidates.is_some()
                     || raw.answers.is_some(),
+            ),
+            (
+                "text",
+                raw.cues.is_some() || !raw.source.is_empty() || !raw.text_rule.is_empty(),
             ),
         ];
         for (kind, has) in present {
@@ -571,6 +591,9 @@ impl Builder {
                 roles[vs] |= role;
             }
         }
+        for vs in self.text.sources.iter().filter_map(|s| s.valueset) {
+            roles[vs] |= role::TEXT;
+        }
         roles
     }
 
@@ -619,6 +642,7 @@ impl Builder {
             candidates,
             dictionary,
             rules: self.rules.into_iter().map(|(_, r)| r).collect(),
+            text: self.text,
         })
     }
 
@@ -703,5 +727,32 @@ mod tests {
             text.contains("units.toml: TOML parse error at line 48") && text.contains("unknown field `bogus`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn text_rule_problems_are_reported_at_once() {
+        let files = super::super::BUILTIN.iter().map(|(n, s)| {
+            let text = match *n {
+                "text.toml" => s
+                    .replace(
+                        "from = [\"clinic-note\"]\npresent = [\n  \"rash\"",
+                        "from = [\"nope\"]\npresent = [\n  \"rash\"",
+                    )
+                    .replace("rule = \"emg-myopathic\"", "rule = \"ck-peak\"")
+                    .replace("valueset = \"report-mri\"", "valueset = \"report-xray\"")
+                    .replace("\"gottron*\"", "\"... gottron\""),
+                _ => s.to_string(),
+            };
+            (n.to_string(), text)
+        });
+        let text = from_sources(files).unwrap_err().to_string();
+        for want in [
+            "text.toml:rash-text: from \"nope\" is not a [[source]]",
+            "text.toml:emg-myopathic-text: rule \"ck-peak\" is not of kind finding or mri",
+            "text.toml:mri-report: valueset \"report-xray\" is not a value set",
+            "text.toml:rash-text: phrase \"... gottron\" starts or ends with \"...\"",
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
     }
 }

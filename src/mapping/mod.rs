@@ -14,6 +14,7 @@ pub(crate) mod extract;
 pub mod load;
 pub(crate) mod relevance;
 pub(crate) mod spec;
+pub mod text;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("cutoffs.toml", include_str!("../../mappings/cutoffs.toml")),
     ("dictionary.toml", include_str!("../../mappings/dictionary.toml")),
     ("rules.toml", include_str!("../../mappings/rules.toml")),
+    ("text.toml", include_str!("../../mappings/text.toml")),
     ("codes/answers.toml", include_str!("../../mappings/codes/answers.toml")),
     (
         "codes/diagnosis.toml",
@@ -38,6 +40,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../mappings/codes/findings.toml"),
     ),
     ("codes/labs.toml", include_str!("../../mappings/codes/labs.toml")),
+    ("codes/reports.toml", include_str!("../../mappings/codes/reports.toml")),
     (
         "codes/medications.toml",
         include_str!("../../mappings/codes/medications.toml"),
@@ -54,6 +57,8 @@ pub mod role {
     pub const MEDICATION: u8 = 4;
     /// DiagnosticReport.code and conclusionCode (findings and MRI).
     pub const REPORT: u8 = 8;
+    /// A report or note kind whose text rules read (`text.toml` sources).
+    pub const TEXT: u8 = 16;
 }
 
 /// One unit that converts to a canonical unit.
@@ -274,6 +279,8 @@ pub struct MappingSet {
     pub dictionary: Dictionary,
     /// One rule per dictionary column that rules fill.
     pub rules: Vec<Rule>,
+    /// Findings from report and note text (`text.toml`).
+    pub text: text::TextRules,
 }
 
 impl MappingSet {

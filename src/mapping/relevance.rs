@@ -3,6 +3,7 @@
 //! for them here ([`Relevant`] for [`MappingSet`],
 //! [`MappingSet::observation_codes`]).
 
+use super::text::DocResource;
 use super::{role, MappingSet};
 use crate::fhir::peek::{Relevant, Role};
 
@@ -13,6 +14,7 @@ fn bit(role: Role) -> u8 {
         Role::Condition => role::CONDITION,
         Role::Medication => role::MEDICATION,
         Role::Report => role::REPORT,
+        Role::Text => role::TEXT,
     }
 }
 
@@ -23,6 +25,20 @@ impl Relevant for MappingSet {
 
     fn text_matters(&self, text: &str, role: Role) -> bool {
         self.text_has_role(text, bit(role))
+    }
+
+    fn reads_every(&self, resource_type: &str) -> bool {
+        let any_of = |resource| {
+            self.text
+                .sources
+                .iter()
+                .any(|s| s.resource == resource && s.valueset.is_none())
+        };
+        match resource_type {
+            "DocumentReference" => self.text.reads(DocResource::Note),
+            "DiagnosticReport" => any_of(DocResource::Report),
+            _ => false,
+        }
     }
 }
 

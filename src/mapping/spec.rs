@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub struct RawFile {
     /// The file's version; bump it with a "Version history" line.
     pub version: u32,
-    /// `systems`, `valuesets`, `units`, `cutoffs`, `dictionary` or `rules`.
+    /// `systems`, `valuesets`, `units`, `cutoffs`, `dictionary`, `rules` or `text`.
     pub kind: String,
     #[serde(default)]
     pub system: Vec<RawSystem>,
@@ -33,6 +33,62 @@ pub struct RawFile {
     #[serde(default)]
     pub column: Vec<RawColumn>,
     pub table1: Option<RawTable1>,
+    /// `text` files: negation and uncertainty cues.
+    pub cues: Option<RawCues>,
+    /// `text` files: report and note kinds.
+    #[serde(default)]
+    pub source: Vec<RawTextSource>,
+    /// `text` files: phrases per finding rule.
+    #[serde(default)]
+    pub text_rule: Vec<RawTextRule>,
+}
+
+/// Negation and uncertainty cues of a `text` file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCues {
+    pub window: usize,
+    pub negation: Vec<String>,
+    #[serde(default)]
+    pub post_negation: Vec<String>,
+    #[serde(default)]
+    pub uncertainty: Vec<String>,
+    #[serde(default)]
+    pub post_uncertainty: Vec<String>,
+    #[serde(default)]
+    pub pseudo: Vec<String>,
+    #[serde(default)]
+    pub terminate: Vec<String>,
+}
+
+/// A kind of report or note text rules read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTextSource {
+    pub id: String,
+    pub resource: String,
+    pub valueset: Option<String>,
+}
+
+/// The phrases that feed one finding or MRI rule from text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTextRule {
+    pub id: String,
+    pub rule: String,
+    pub from: Vec<String>,
+    #[serde(default)]
+    pub present: Vec<String>,
+    #[serde(default)]
+    pub absent: Vec<String>,
+    #[serde(default)]
+    pub negated_only: Vec<String>,
+    #[serde(default)]
+    pub edema: Vec<String>,
+    #[serde(default)]
+    pub fatty: Vec<String>,
+    #[serde(default)]
+    pub normal: Vec<String>,
 }
 
 /// One column of the data dictionary.

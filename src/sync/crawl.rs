@@ -45,6 +45,7 @@ pub const SINCE_CREATED_PARAMS: &[(&str, &str)] = &[
     ("Condition", "recorded-date"),
     ("Observation", "date"),
     ("DiagnosticReport", "date"),
+    ("DocumentReference", "date"),
     ("MedicationStatement", "effective"),
     ("MedicationRequest", "authoredon"),
     ("MedicationAdministration", "effective-time"),
@@ -221,10 +222,14 @@ async fn cohort(
 }
 
 /// The types searched per patient: Patient, Condition, Observation and the
-/// declared DiagnosticReport and medication types.
+/// declared DiagnosticReport, DocumentReference and medication types.
 fn patient_types(caps: &Capabilities) -> Vec<&'static str> {
     let mut types = vec!["Patient", "Condition", "Observation"];
-    types.extend(Some("DiagnosticReport").filter(|t| caps.supports(t)));
+    types.extend(
+        ["DiagnosticReport", "DocumentReference"]
+            .into_iter()
+            .filter(|t| caps.supports(t)),
+    );
     types.extend(MEDICATION_TYPES.iter().copied().filter(|t| caps.supports(t)));
     types
 }

@@ -105,27 +105,43 @@ async fn read_results(ctx: &Ctx, missing: Vec<String>) -> Result<u64, SyncError>
         total: Some(missing.len() as u64),
     });
     let (mut fetched, mut gone) = (0u64, 0u64);
-    let mut ids = missing.into_iter();
-    let mut reads = JoinSet::new();
-    loop {
-        while reads.len() < ctx.client.concurrency().max(1) {
-            let Some(id) = ids.next() else { break };
-            let client = ctx.client.clone();
-            reads.spawn(async move { client.read("Observation", &id).await });
-        }
-        let Some(done) = reads.join_next().await else { break };
-        let read = done.map_err(|source| SyncError::Task { task: "crawl", source })?;
-        match read? {
+    read_each(ctx, "Observation", missing, |_, read| {
+        match read {
             Some(resource) if resource["resourceType"] == "Observation" => {
                 ctx.write(std::slice::from_ref(&resource))?;
                 fetched += 1;
             }
             _ => gone += 1,
         }
-        ctx.progress(Progress::Step);
-    }
+        Ok(())
+    })
+    .await?;
     if gone > 0 {
         tracing::warn!(gone, "report results the server no longer has");
     }
     Ok(fetched)
+}
+
+/// Reads `rtype/ID` for each id, as many at once as the client allows,
+/// handing each answer (`None`: gone) to `f` as it arrives, one progress step each.
+pub(super) async fn read_each(
+    ctx: &Ctx,
+    rtype: &'static str,
+    ids: Vec<String>,
+    mut f: impl FnMut(String, Option<Value>) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let mut ids = ids.into_iter();
+    let mut reads = JoinSet::new();
+    loop {
+        while reads.len() < ctx.client.concurrency().max(1) {
+            let Some(id) = ids.next() else { break };
+            let client = ctx.client.clone();
+            reads.spawn(async move { (client.read(rtype, &id).await, id) });
+        }
+        let Some(done) = reads.join_next().await else { break };
+        let (read, id) = done.map_err(|source| SyncError::Task { task: "crawl", source })?;
+        f(id, read?)?;
+        ctx.progress(Progress::Step);
+    }
+    Ok(())
 }

@@ -4,13 +4,15 @@
 //! Two modes. **Crawl** (`crawl`): read the CapabilityStatement, find the
 //! cohort (a Condition search by the IMNM diagnosis codes of the mappings, a
 //! list of Patient ids, or a Group's members), then per patient (bounded
-//! concurrency) search Patient, Condition, Observation, DiagnosticReport and every medication
-//! type the server declares. **Bulk** ([`bulk`](mod@bulk)): a Group, Patient or
+//! concurrency) search Patient, Condition, Observation, DiagnosticReport,
+//! DocumentReference and every medication type the server declares. **Bulk** ([`bulk`](mod@bulk)): a Group, Patient or
 //! system `$export`, polled to its manifest, files downloaded in parallel and
 //! checked against the manifest's counts. After either, every referenced
 //! Medication not already held is fetched, and every Observation a
 //! DiagnosticReport's `result` references and the run did not bring
-//! (`hydrate`).
+//! (`hydrate`); then report and note attachments given by a url to a Binary
+//! on the server's base URL are fetched into the stored resource
+//! (`attachments`; the token is never sent to another origin).
 //!
 //! A run is for one **site** ([`SyncOptions::site`], by default derived from
 //! the base URL): every page, the sync state, the remembered cohort and the
@@ -27,6 +29,7 @@
 //! HTTP is [`crate::client`]'s job and the database is the store's; this
 //! module must not touch the cohort rules. Logs hold counts, never ids.
 
+mod attachments;
 pub mod bulk;
 pub(crate) mod crawl;
 mod hydrate;
@@ -138,6 +141,7 @@ pub const SYNCED_TYPES: &[&str] = &[
     "Condition",
     "Observation",
     "DiagnosticReport",
+    "DocumentReference",
     "MedicationStatement",
     "MedicationRequest",
     "MedicationAdministration",
@@ -290,6 +294,10 @@ pub struct SyncReport {
     /// Observations a DiagnosticReport's `result` or a panel's `hasMember`
     /// references, read one by one because the searches did not bring them.
     pub results_fetched: u64,
+    /// Binaries fetched into report and note attachments given by url (on the server's base URL).
+    pub attachments_fetched: u64,
+    /// Attachment urls off the server's base URL: not fetched (the token goes nowhere else).
+    pub attachments_elsewhere: u64,
     /// OperationOutcomes the server reported in bulk `error` files (kept in the store).
     pub server_issues: u64,
     /// Bulk: whether polling resumed a status URL saved by an interrupted run.
@@ -488,6 +496,9 @@ pub async fn run(
         report.site = site.clone();
         report.medications_fetched = fetched.medications;
         report.results_fetched = fetched.results;
+        let attached = attachments::run(&ctx).await?;
+        report.attachments_fetched = attached.fetched;
+        report.attachments_elsewhere = attached.elsewhere;
         report.since = since.clone();
         report.watermark = Some(watermark.unwrap_or_else(|| local_watermark(started)));
         Ok::<_, SyncError>(report)

@@ -77,6 +77,9 @@ mod linkage;
 // Sites in one store (issue 23): same ids from two EHRs kept apart, the old store upgraded, sync --config per site.
 mod sync_sites;
 
+// Findings from report and note text (issue 28): text-only demo as Bundle, NDJSON and sync; negation; order of evidence.
+mod text_findings;
+
 // Real hospital data shapes (issue 24): panels (component, hasMember), DiagnosticReports, nothing counted twice.
 mod shapes;
 

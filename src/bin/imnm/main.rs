@@ -180,6 +180,13 @@ fn mappings_check(dir: Option<&Path>) -> Result<u8, Exit> {
         set.rules.len(),
         set.assays.len()
     );
+    let phrases: usize = set.text.rules.iter().map(|r| r.triggers.len()).sum();
+    println!(
+        "text: {} rules ({} phrases) from {} report and note kinds",
+        set.text.rules.len(),
+        phrases,
+        set.text.sources.len()
+    );
     for (file, version) in &set.versions {
         println!("  {file} v{version}");
     }

@@ -210,6 +210,12 @@ fn print_report(
         "synced {} patient(s): {} page(s), {} new, {} updated, {} medication(s) and {} report result(s) fetched by reference",
         report.patients, report.pages, report.inserted, report.updated, report.medications_fetched, report.results_fetched
     );
+    if report.attachments_fetched + report.attachments_elsewhere > 0 {
+        eprintln!(
+            "{} report/note attachment(s) fetched from Binary urls; {} url(s) off the server's base URL not fetched",
+            report.attachments_fetched, report.attachments_elsewhere
+        );
+    }
     if report.deleted > 0 {
         eprintln!(
             "{} resource(s) deleted on the server removed from the store",
@@ -313,7 +319,8 @@ impl RunLog {
         let mut line = match result {
             Ok(r) => serde_json::json!({"event": "done", "patients": r.patients, "pages": r.pages,
                 "received": r.received, "inserted": r.inserted, "updated": r.updated,
-                "medications_fetched": r.medications_fetched, "results_fetched": r.results_fetched, "deleted": r.deleted, "server_issues": r.server_issues,
+                "medications_fetched": r.medications_fetched, "results_fetched": r.results_fetched,
+                "attachments_fetched": r.attachments_fetched, "attachments_elsewhere": r.attachments_elsewhere, "deleted": r.deleted, "server_issues": r.server_issues,
                 "resumed": r.resumed, "since": r.since, "watermark": r.watermark}),
             Err(Stopped::Interrupted(_)) => serde_json::json!({"event": "interrupted"}),
             Err(Stopped::Sync(e)) => serde_json::json!({"event": "failed", "error": e.to_string()}),

@@ -278,6 +278,9 @@ fn summary(
                         r.results_fetched
                     ));
                 }
+                if r.attachments_fetched > 0 {
+                    line.push_str(&format!(", {} attachment(s) fetched", r.attachments_fetched));
+                }
                 if r.deleted > 0 {
                     line.push_str(&format!(", {} deleted on the server removed", r.deleted));
                 }

@@ -137,6 +137,7 @@ fn read_findings(c: &Condition, code: &CodeableConcept, ctx: &mut Ctx<'_>) {
                     code: first_code(code),
                     detail,
                     via: None,
+                    evidence: Default::default(),
                 });
             }
         }

@@ -164,6 +164,7 @@ pub fn push_matches(matches: &[MedicationMatch], date: Option<FhirDate>, via: Op
             code: mm.detail.clone(),
             detail: mm.detail.clone(),
             via: via.cloned(),
+            evidence: Default::default(),
         });
     }
 }

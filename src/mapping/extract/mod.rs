@@ -1,5 +1,7 @@
 //! Reading typed FHIR resources into domain facts, one file per resource kind
-//! (`observation` with its panels' components, `report` for DiagnosticReport),
+//! (`observation` with its panels' components, `report` for DiagnosticReport,
+//! `note` for DocumentReference; `text` reads report and note text with the
+//! rules of `text.toml`, `attachment` decodes attachments),
 //! plus `antibody` (an antibody result's order of evidence) and `numeric`
 //! (numbers sent as text).
 //!
@@ -7,14 +9,17 @@
 //! out. Issues name the resource (`Type/id`) and the FHIR path, never a value.
 
 mod antibody;
+mod attachment;
 mod condition;
 #[cfg(test)]
 mod coverage;
 mod medication;
+mod note;
 mod numeric;
 mod observation;
 mod patient;
 mod report;
+pub(crate) mod text;
 
 use crate::domain::{DiagnosisFact, Fact, FhirDate, Sex, SourceRef};
 use crate::fhir::model::types::{CodeableConcept, Reference};
@@ -162,7 +167,18 @@ macro_rules! prim {
         }
     )*};
 }
-prim!(String, Code, Uri, Id, Date, DateTime, Instant, Decimal);
+prim!(
+    String,
+    Code,
+    Uri,
+    Id,
+    Date,
+    DateTime,
+    Instant,
+    Decimal,
+    Base64Binary,
+    Url
+);
 
 impl<T: Prim> Prim for Option<T> {
     fn v(&self) -> Option<&str> {
@@ -233,6 +249,7 @@ pub fn extract(resource: &Resource, m: &MappingSet, fallback_id: &str) -> Extrac
         Resource::Condition(c) => condition::read(c, &mut ctx),
         Resource::Observation(o) => observation::read(o, &mut ctx),
         Resource::DiagnosticReport(r) => report::read(r, &mut ctx),
+        Resource::DocumentReference(d) => note::read(d, &mut ctx),
         Resource::Medication(med) => medication::read_medication(med, &mut ctx),
         Resource::MedicationStatement(r) => medication::read_statement(r, &mut ctx),
         Resource::MedicationRequest(r) => medication::read_request(r, &mut ctx),
@@ -250,6 +267,7 @@ pub fn type_and_id(resource: &Resource) -> (&'static str, Option<String>) {
         Resource::Condition(r) => ("Condition", r.id.v().map(str::to_string)),
         Resource::Observation(r) => ("Observation", r.id.v().map(str::to_string)),
         Resource::DiagnosticReport(r) => ("DiagnosticReport", r.id.v().map(str::to_string)),
+        Resource::DocumentReference(r) => ("DocumentReference", r.id.v().map(str::to_string)),
         Resource::Medication(r) => ("Medication", r.id.v().map(str::to_string)),
         Resource::MedicationStatement(r) => ("MedicationStatement", r.id.v().map(str::to_string)),
         Resource::MedicationRequest(r) => ("MedicationRequest", r.id.v().map(str::to_string)),

@@ -177,6 +177,7 @@ fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
                 code: first_code(r.code),
                 detail,
                 via: None,
+                evidence: Default::default(),
             });
         }
     }

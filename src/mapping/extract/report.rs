@@ -11,15 +11,21 @@
 //! here as an Observation, once, with the report's subject and date where it
 //! has none, its facts and issues naming `DiagnosticReport/id#obs1`. Lab and
 //! antibody codes on a report give nothing (its results carry the values).
+//!
+//! A report of a kind `text.toml` reads (an EMG, biopsy or MRI report, by
+//! its code) has its `conclusion` and `presentedForm` read for findings in
+//! text (`text.rs`); a coded finding wins over them when the cohort is built.
 
 use super::observation::answer_of;
-use super::{concept_matches, first_code, Ctx, Prim};
+use super::text::{self, Body, Doc};
+use super::{attachment, concept_matches, first_code, Ctx, Prim};
 use crate::domain::facts::MriPart;
 use crate::domain::SourceRef;
 use crate::domain::{Fact, FactValue, FhirDate};
 use crate::fhir::model::resources::{DiagnosticReport, DiagnosticReportEffective, Observation, ObservationEffective};
 use crate::fhir::model::types::CodeableConcept;
 use crate::fhir::model::Resource;
+use crate::mapping::text::DocResource;
 use crate::mapping::{MappingSet, RuleKind};
 use crate::report::{IssueCode, Severity};
 
@@ -38,6 +44,12 @@ pub fn read(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
         _ => ctx.date(r.issued.v(), "DiagnosticReport.issued"),
     };
     contained_results(r, ctx);
+    coded(r, ctx, date);
+    texts(r, ctx, date);
+}
+
+/// The findings of a report's conclusion codes and its own code.
+fn coded(r: &DiagnosticReport, ctx: &mut Ctx<'_>, date: Option<FhirDate>) {
     let m = ctx.m;
     let mut found = vec![false; m.rules.len()];
     for (k, cc) in r.conclusion_code.iter().enumerate() {
@@ -109,6 +121,27 @@ fn contained_observation<'r>(r: &'r DiagnosticReport, id: &str) -> Option<&'r Ob
     })
 }
 
+/// The findings of a report's conclusion and presented forms, when a text rule reads its kind.
+fn texts(r: &DiagnosticReport, ctx: &mut Ctx<'_>, date: Option<FhirDate>) {
+    let doc = Doc {
+        resource: DocResource::Report,
+        kinds: vec![&r.code],
+        date,
+    };
+    if text::applicable(ctx.m, &doc).is_empty() {
+        return;
+    }
+    let mut bodies = Vec::new();
+    if let Some(c) = r.conclusion.v() {
+        let (path, how, text) = ("DiagnosticReport.conclusion".to_string(), "string", c.to_string());
+        bodies.push(Body { path, how, text });
+    }
+    for (i, a) in r.presented_form.iter().enumerate() {
+        bodies.extend(attachment::body(ctx, a, format!("DiagnosticReport.presentedForm[{i}]")));
+    }
+    text::read(ctx, &doc, &bodies);
+}
+
 /// A fact's value, given whether the finding is present.
 type ValueOf = fn(bool) -> FactValue;
 
@@ -150,5 +183,6 @@ fn push(ctx: &mut Ctx<'_>, rule: usize, value: FactValue, date: Option<FhirDate>
         code,
         detail,
         via: None,
+        evidence: Default::default(),
     });
 }

@@ -83,8 +83,11 @@ async fn kick_off_needs_prefer_and_honours_type_and_since() {
         BTreeMap::from([("Condition".to_string(), 14), ("Patient".to_string(), 14)])
     );
     // `_since` keeps what changed after the instant (Bulk Data spec), so an export `_since` the
-    // previous transactionTime brings nothing twice: 00:04:11..00:04:19.
-    let (manifest, _) = export(&ehr, "$export?_since=2024-01-01T00:04:10Z").await;
+    // previous transactionTime brings nothing twice: the last 9 resources, stamped one second
+    // apart up to (resources - 1) seconds after 2024-01-01T00:00:00Z.
+    let since = crate::mock::demo_resources().len() - 10;
+    let q = format!("$export?_since=2024-01-01T00:{:02}:{:02}Z", since / 60, since % 60);
+    let (manifest, _) = export(&ehr, &q).await;
     assert_eq!(download(&manifest).await.values().sum::<usize>(), 9);
     let resp = kick_off(http().post(format!("{}/Group/no-such-group/$export", ehr.base_url()))).await;
     assert_eq!(resp.status(), 404);
