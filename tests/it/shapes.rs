@@ -269,6 +269,23 @@ fn a_report_per_finding_reads_its_yes_no_conclusion_and_reports_a_missing_one() 
 }
 
 #[test]
+fn a_report_without_a_subject_is_an_error_only_when_it_would_have_given_a_value() {
+    let mut coded = report("emg3", (SCT, "42803009"), &[(LOCAL, "emg-myopathic")]);
+    coded.as_object_mut().unwrap().remove("subject");
+    // A pathology report (a kind the text rules read) about something else, as in the HL7 examples.
+    let mut other = report("path1", (LOINC, "11526-1"), &[]);
+    other.as_object_mut().unwrap().remove("subject");
+    other["conclusion"] = json!("Benign fibrous gingival mass.");
+    let (_, issues, _) = case(vec![coded, other]);
+    let missing: Vec<String> = issues
+        .iter()
+        .filter(|i| i.code == IssueCode::MissingSubject)
+        .map(|i| i.location.input.to_string())
+        .collect();
+    assert_eq!(missing, ["DiagnosticReport/emg3"]);
+}
+
+#[test]
 fn excluded_report_statuses_do_not_count() {
     let mut eie = report("emg3", (SCT, "42803009"), &[(LOCAL, "emg-myopathic")]);
     eie["status"] = json!("entered-in-error");

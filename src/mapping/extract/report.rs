@@ -29,15 +29,31 @@ use crate::mapping::text::DocResource;
 use crate::mapping::{MappingSet, RuleKind};
 use crate::report::{IssueCode, Severity};
 
-/// Reads a DiagnosticReport: its conclusion codes, then its own code.
+/// Reads a DiagnosticReport: its contained results, conclusion codes, own code and text.
 pub fn read(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
     if ctx.excluded("DiagnosticReport", r.status.v(), || "DiagnosticReport.status".into()) {
         return;
     }
-    ctx.subject(r.subject.as_deref(), "DiagnosticReport.subject");
-    if ctx.out.subject.is_none() {
+    let names_subject = r
+        .subject
+        .as_ref()
+        .and_then(|s| s.reference.as_ref())
+        .and_then(|s| s.value.as_ref());
+    if names_subject.is_none() {
+        // Valid FHIR (subject is 0..1): only a loss when the report would have given a value.
+        let mut probe = Ctx::new(ctx.m, ctx.out.source.clone());
+        probe.out.subject = Some(String::new());
+        values(r, &mut probe);
+        if !probe.out.facts.is_empty() {
+            ctx.subject(None, "DiagnosticReport.subject");
+        }
         return;
     }
+    ctx.subject(r.subject.as_deref(), "DiagnosticReport.subject");
+    values(r, ctx);
+}
+
+fn values(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
     let date = match &r.effective {
         Some(DiagnosticReportEffective::DateTime(d)) => ctx.date(d.v(), "DiagnosticReport.effectiveDateTime"),
         Some(DiagnosticReportEffective::Period(p)) => ctx.date(p.start.v(), "DiagnosticReport.effectivePeriod.start"),
