@@ -9,11 +9,12 @@
 //! which `mapping` provides.
 //!
 //! Inside, lowest first: [`item`] (what readers deliver), [`reference`](mod@reference),
-//! `skim`, [`outcome`] → `bundle` (the Bundle reader), `direct`, [`peek`]
+//! `skim`, [`outcome`] → `bundle` (the Bundle reader), `fast`, `direct`, [`peek`]
 //! → [`source`] (plans and reads inputs), [`parse`], `prefilter`.
 
 pub(crate) mod bundle;
 pub(crate) mod direct;
+pub(crate) mod fast;
 pub mod item;
 pub mod outcome;
 pub mod parse;
