@@ -41,7 +41,11 @@ pub fn parse(text: &str) -> Option<Resource> {
 /// empty string (which FHIR forbids), `null`, an empty array or object (the
 /// caller removes these first), an escaped character.
 fn plain(text: &str) -> bool {
-    !(text.contains("\"\"") || text.contains("null") || text.contains("[]") || text.contains("{}") || text.contains('\\'))
+    !(text.contains("\"\"")
+        || text.contains("null")
+        || text.contains("[]")
+        || text.contains("{}")
+        || text.contains('\\'))
 }
 
 /// A borrowed string (an escaped one fails the parse: the shortcut stands aside).

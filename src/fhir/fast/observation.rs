@@ -139,7 +139,14 @@ fn value(
     i: Option<i32>,
     r: Option<&Ratio<'_>>,
 ) -> Option<Option<Value>> {
-    one_of(&[q.is_some(), cc.is_some(), s.is_some(), b.is_some(), i.is_some(), r.is_some()])?;
+    one_of(&[
+        q.is_some(),
+        cc.is_some(),
+        s.is_some(),
+        b.is_some(),
+        i.is_some(),
+        r.is_some(),
+    ])?;
     Some(if let Some(q) = q {
         Some(Value::Quantity(q.boxed()?))
     } else if let Some(cc) = cc {

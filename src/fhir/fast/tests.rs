@@ -24,7 +24,11 @@ fn agrees(text: &str) -> Result<bool, String> {
     };
     match resource_path(text) {
         Some(r) if r == fast => {}
-        Some(r) => return Err(format!("the shortcut differs from fhirbolt on {text}:\n{fast:?}\n{r:?}")),
+        Some(r) => {
+            return Err(format!(
+                "the shortcut differs from fhirbolt on {text}:\n{fast:?}\n{r:?}"
+            ))
+        }
         None => return Err(format!("the shortcut took what fhirbolt refuses: {text}")),
     }
     match crate::fhir::direct::parse(text) {
@@ -72,7 +76,10 @@ fn agrees_with_fhirbolt_on_every_generated_resource() {
             assert!(took, "the shortcut passed over {text}");
         }
     }
-    assert!(observations > 1000 && taken == observations, "{taken} of {observations}");
+    assert!(
+        observations > 1000 && taken == observations,
+        "{taken} of {observations}"
+    );
 }
 
 #[test]

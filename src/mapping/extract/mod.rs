@@ -361,7 +361,12 @@ mod tests {
         }
         for set in &m.valuesets {
             for w in set.text.iter().chain(&set.text_exclude) {
-                for t in [w.clone(), format!("  {} ", w.to_uppercase()), format!("anti-{w} antibody"), format!("not {w}")] {
+                for t in [
+                    w.clone(),
+                    format!("  {} ", w.to_uppercase()),
+                    format!("anti-{w} antibody"),
+                    format!("not {w}"),
+                ] {
                     concepts.push(concept(Some("urn:x"), Some("1"), Some(&t)));
                 }
             }
