@@ -33,6 +33,10 @@ pub fn already_compact(raw: &str) -> bool {
         return false;
     }
     let b = raw.as_bytes();
+    // No escape and no control character anywhere (whitespace outside strings is looked for below).
+    if memchr::memchr(b'\\', b).is_some() || !b.iter().all(|&c| c >= b' ') {
+        return false;
+    }
     // The keys of the open objects' members so far, and where each object's start.
     let (mut keys, mut starts): (Vec<&[u8]>, Vec<usize>) = (Vec::new(), Vec::new());
     // Open containers, innermost last: true for an object.
@@ -43,9 +47,8 @@ pub fn already_compact(raw: &str) -> bool {
         match b[i] {
             b'"' => {
                 let start = i + 1;
-                let len = match b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20) {
-                    Some(n) if b[start + n] == b'"' => n,
-                    _ => return false,
+                let Some(len) = memchr::memchr(b'"', &b[start..]) else {
+                    return false;
                 };
                 if expect_key {
                     let key = &b[start..start + len];
@@ -75,7 +78,7 @@ pub fn already_compact(raw: &str) -> bool {
             b',' => expect_key = objects.last() == Some(&true),
             // serde_json writes an exponent its own way (`1E3` as `1e+3`).
             b'e' | b'E' if i > 0 && b[i - 1].is_ascii_digit() => return false,
-            c if c <= b' ' => return false,
+            b' ' => return false,
             _ => {}
         }
         i += 1;
