@@ -8,12 +8,14 @@
 //! [`peek::Relevant`] and the code list of `prefilter::Prefilter::new`,
 //! which `mapping` provides.
 //!
-//! Inside, lowest first: [`item`] (what readers deliver), [`reference`](mod@reference),
-//! `skim`, [`outcome`] → `bundle` (the Bundle reader), `direct`, [`peek`]
+//! Inside, lowest first: [`item`] (what readers deliver), [`reference`](mod@reference), `compact`,
+//! `skim`, [`outcome`] → `bundle` (the Bundle reader), `fast`, `direct`, [`peek`]
 //! → [`source`] (plans and reads inputs), [`parse`], `prefilter`.
 
 pub(crate) mod bundle;
+mod compact;
 pub(crate) mod direct;
+pub(crate) mod fast;
 pub mod item;
 pub mod outcome;
 pub mod parse;
@@ -40,10 +42,4 @@ pub const MAPPED_TYPES: &[&str] = &[
     "MedicationDispense",
 ];
 
-/// A resource's JSON on one line (pretty Bundle entries span several).
-pub fn compact_json(raw: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(v) => v.to_string(),
-        Err(_) => raw.replace(['\n', '\r'], " "),
-    }
-}
+pub use compact::compact_json;

@@ -88,9 +88,10 @@ impl ParseError {
     }
 }
 
-/// Parses one resource's JSON text: straight into its concrete type where
-/// `super::direct` can, else through fhirbolt's `Resource` enum (which
-/// gives the same resource, and the only errors and notes reported).
+/// Parses one resource's JSON text: through the borrowed structs of
+/// `super::fast` where they apply, else straight into its concrete type where
+/// `super::direct` can, else through fhirbolt's `Resource` enum (all three
+/// give the same resource; the last gives the only errors and notes reported).
 ///
 /// FHIR JSON forbids empty arrays, empty objects and nulls, and fhirbolt 0.4
 /// panics on some of them; they are removed first (with a note). A panic inside
@@ -129,7 +130,7 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
 }
 
 fn parse_modes(text: &str) -> Result<Parsed, ParseError> {
-    if let Some(resource) = super::direct::parse(text) {
+    if let Some(resource) = super::fast::parse(text).or_else(|| super::direct::parse(text)) {
         return Ok(Parsed {
             resource,
             lenient_note: None,

@@ -48,8 +48,8 @@ const INNER: &[(&str, Table)] = &[
     (
         "fhir",
         &[
-            ("pieces", &["item", "reference", "skim", "outcome"]),
-            ("readers", &["bundle", "direct", "peek"]),
+            ("pieces", &["item", "reference", "skim", "outcome", "compact"]),
+            ("readers", &["bundle", "direct", "fast", "peek"]),
             ("deciders", &["source", "parse", "prefilter"]),
         ],
     ),

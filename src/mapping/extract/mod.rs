@@ -239,6 +239,34 @@ pub fn concept_matches(m: &MappingSet, vs: usize, cc: &CodeableConcept) -> bool 
     coding_in(m, vs, cc).is_some() || texts(cc).any(|t| m.valuesets[vs].matches_text(t))
 }
 
+/// [`concept_matches`] of one CodeableConcept against many value sets: its
+/// codings' value sets and its words (trimmed, lower-cased) worked out once.
+pub struct ConceptMatch {
+    sets: Vec<usize>,
+    words: Vec<String>,
+}
+
+impl ConceptMatch {
+    /// What `cc` matches.
+    pub fn new(m: &MappingSet, cc: &CodeableConcept) -> Self {
+        let mut sets = Vec::new();
+        for (s, c) in codings(cc) {
+            if let (Some(s), Some(c)) = (s, c) {
+                sets.extend_from_slice(m.valuesets_of(s, c));
+            }
+        }
+        let words = texts(cc).map(|t| t.trim().to_lowercase()).collect();
+        Self { sets, words }
+    }
+
+    /// The same as `concept_matches(m, vs, cc)`.
+    pub fn matches(&self, m: &MappingSet, vs: usize) -> bool {
+        let set = &m.valuesets[vs];
+        self.sets.contains(&vs)
+            || (!set.text.is_empty() && self.words.iter().any(|w| set.text_match_len_lowered(w).is_some()))
+    }
+}
+
 /// Reads one resource. `location` names it when it has no id.
 pub fn extract(resource: &Resource, m: &MappingSet, fallback_id: &str) -> Extracted {
     let (resource_type, id) = type_and_id(resource);
@@ -293,4 +321,82 @@ pub fn extension_integer(extensions: &[crate::fhir::model::types::Extension], ur
         Some(ExtensionValue::UnsignedInt(i)) => i.value.map(i64::from),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test: a failure should stop it loudly")]
+
+    use super::{concept_matches, ConceptMatch};
+    use crate::fhir::model::types::{CodeableConcept, Coding};
+    use crate::fhir::model::Resource;
+    use crate::mapping::MappingSet;
+
+    fn concept(system: Option<&str>, code: Option<&str>, text: Option<&str>) -> CodeableConcept {
+        let prim = |v: Option<&str>| v.map(|v| v.to_string());
+        CodeableConcept {
+            coding: vec![Coding {
+                system: prim(system).map(|value| crate::fhir::model::types::Uri {
+                    value: Some(value),
+                    ..Default::default()
+                }),
+                code: prim(code).map(|value| crate::fhir::model::types::Code {
+                    value: Some(value),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            text: prim(text).map(|value| crate::fhir::model::types::String {
+                value: Some(value),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Every code of the demo and the generator, and every value set's words
+    /// (padded, upper-cased, inside other words): the same answer for every value set.
+    #[test]
+    fn concept_match_answers_as_concept_matches() {
+        let m = MappingSet::builtin().unwrap();
+        let mut concepts = Vec::new();
+        let mut texts: Vec<String> = crate::demo::generate::demo_resources()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        crate::bench_data::for_each(&crate::bench_data::Spec::registry(3_000, 50), |_, j| {
+            texts.push(j.to_string())
+        });
+        for text in &texts {
+            match crate::fhir::parse::resource(text).map(|p| p.resource) {
+                Ok(Resource::Observation(o)) => {
+                    concepts.push(*o.code.clone());
+                    concepts.extend(o.component.iter().map(|c| *c.code.clone()));
+                }
+                Ok(Resource::Condition(c)) => concepts.extend(c.code.as_deref().cloned()),
+                _ => {}
+            }
+        }
+        for set in &m.valuesets {
+            for w in set.text.iter().chain(&set.text_exclude) {
+                for t in [
+                    w.clone(),
+                    format!("  {} ", w.to_uppercase()),
+                    format!("anti-{w} antibody"),
+                    format!("not {w}"),
+                ] {
+                    concepts.push(concept(Some("urn:x"), Some("1"), Some(&t)));
+                }
+            }
+        }
+        concepts.push(concept(None, Some("2157-6"), None));
+        concepts.push(concept(Some(" http://loinc.org "), Some(" 2157-6"), None));
+        assert!(concepts.len() > 100, "{}", concepts.len());
+        for cc in &concepts {
+            let once = ConceptMatch::new(&m, cc);
+            for vs in 0..m.valuesets.len() {
+                assert_eq!(once.matches(&m, vs), concept_matches(&m, vs, cc), "{vs} {cc:?}");
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@
 //! input, read once each on their own (the collector keeps one copy per
 //! `Type/id`), never through the reference.
 
-use super::{codings, concept_matches, decimal, first_code, texts, Ctx, Prim};
+use super::{codings, concept_matches, decimal, first_code, texts, ConceptMatch, Ctx, Prim};
 use crate::domain::facts::MriPart;
 use crate::domain::{Fact, FactValue, FhirDate, Outcome, SourceRef};
 use crate::fhir::model::resources::{
@@ -137,19 +137,19 @@ pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
 /// Every rule whose value set holds the result's code gets a fact.
 fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
     let m = ctx.m;
+    let code = ConceptMatch::new(m, r.code);
+    let matches = |vs| code.matches(m, vs);
     for (i, rule) in m.rules.iter().enumerate() {
         let value = match rule.kind {
-            RuleKind::LabPeak { valueset, quantity } if concept_matches(m, valueset, r.code) => lab(r, quantity, ctx),
-            RuleKind::Antibody { valueset } if concept_matches(m, valueset, r.code) => {
-                super::antibody::read(r, valueset, ctx)
-            }
-            RuleKind::Finding { valueset } if concept_matches(m, valueset, r.code) => {
+            RuleKind::LabPeak { valueset, quantity } if matches(valueset) => lab(r, quantity, ctx),
+            RuleKind::Antibody { valueset } if matches(valueset) => super::antibody::read(r, valueset, ctx),
+            RuleKind::Finding { valueset } if matches(valueset) => {
                 yes_no(r, ctx).map(|(v, d)| (FactValue::Present(v), d))
             }
             RuleKind::Mri { edema, fatty } => {
-                let part = if concept_matches(m, edema, r.code) {
+                let part = if matches(edema) {
                     MriPart::Edema
-                } else if concept_matches(m, fatty, r.code) {
+                } else if matches(fatty) {
                     MriPart::Fatty
                 } else {
                     continue;
@@ -161,7 +161,7 @@ fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
                 complete,
                 partial,
                 none,
-            } if concept_matches(m, valueset, r.code) => outcome(r, [complete, partial, none], ctx),
+            } if matches(valueset) => outcome(r, [complete, partial, none], ctx),
             _ => continue,
         };
         if let Some((value, mut detail)) = value {

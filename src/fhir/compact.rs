@@ -1,0 +1,192 @@
+//! A resource's JSON on one line, as `serde_json` writes it, without
+//! re-serialising what is already written that way: most inputs (NDJSON
+//! lines, a store's rows) are, and reading them into a `serde_json::Value`
+//! and back costs more than everything else `imnm cohort` does with a
+//! resource (BENCHMARKS.md, issue 29).
+//!
+//! [`already_compact`] proves from the bytes alone that the round trip would
+//! give the text back: no whitespace outside strings, no escapes and no
+//! control characters, no exponent (numbers otherwise keep their text:
+//! serde_json's `arbitrary_precision`, turned on by fhirbolt), no key twice in
+//! one object (the `Value` would keep one). Anything else takes the round trip.
+
+use std::borrow::Cow;
+
+/// `raw` on one line: the text itself when [`already_compact`], else
+/// re-serialised compactly (pretty Bundle entries span lines); text that is
+/// not JSON has its line breaks turned into spaces.
+pub fn compact_json(raw: &str) -> Cow<'_, str> {
+    if already_compact(raw) {
+        return Cow::Borrowed(raw);
+    }
+    Cow::Owned(match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v) => v.to_string(),
+        Err(_) => raw.replace(['\n', '\r'], " "),
+    })
+}
+
+/// True when reading `raw` into a `serde_json::Value` and writing it out
+/// again would give `raw` itself (or `raw` is no JSON and has no line break).
+pub fn already_compact(raw: &str) -> bool {
+    if raw.contains("$serde_json") {
+        // `arbitrary_precision` reads an object with this key as a number.
+        return false;
+    }
+    let b = raw.as_bytes();
+    // No escape and no control character anywhere (whitespace outside strings is looked for below).
+    if memchr::memchr(b'\\', b).is_some() || !b.iter().all(|&c| c >= b' ') {
+        return false;
+    }
+    // The keys of the open objects' members so far, and where each object's start.
+    let (mut keys, mut starts): (Vec<&[u8]>, Vec<usize>) = (Vec::new(), Vec::new());
+    // Open containers, innermost last: true for an object.
+    let mut objects: Vec<bool> = Vec::new();
+    let mut expect_key = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                let Some(len) = memchr::memchr(b'"', &b[start..]) else {
+                    return false;
+                };
+                if expect_key {
+                    let key = &b[start..start + len];
+                    let Some(&from) = starts.last() else { return false };
+                    if keys[from..].contains(&key) {
+                        return false;
+                    }
+                    keys.push(key);
+                    expect_key = false;
+                }
+                i = start + len + 1;
+                continue;
+            }
+            b'{' => {
+                objects.push(true);
+                starts.push(keys.len());
+                expect_key = true;
+            }
+            b'[' => objects.push(false),
+            b'}' => {
+                objects.pop();
+                keys.truncate(starts.pop().unwrap_or(0));
+            }
+            b']' => {
+                objects.pop();
+            }
+            b',' => expect_key = objects.last() == Some(&true),
+            // serde_json writes an exponent its own way (`1E3` as `1e+3`).
+            b'e' | b'E' if i > 0 && b[i - 1].is_ascii_digit() => return false,
+            b' ' => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test: a failure should stop it loudly")]
+
+    use proptest::prelude::*;
+
+    use super::{already_compact, compact_json};
+
+    fn round_trip(raw: &str) -> String {
+        match serde_json::from_str::<serde_json::Value>(raw) {
+            Ok(v) => v.to_string(),
+            Err(_) => raw.replace(['\n', '\r'], " "),
+        }
+    }
+
+    /// The claim: wherever the bytes say "already compact", the round trip agrees.
+    fn holds(raw: &str) -> Result<(), String> {
+        if already_compact(raw) && round_trip(raw) != raw {
+            return Err(format!("not compact after all: {raw:?} → {:?}", round_trip(raw)));
+        }
+        (compact_json(raw) == round_trip(raw))
+            .then_some(())
+            .ok_or_else(|| format!("differs: {raw:?}"))
+    }
+
+    #[test]
+    fn generated_lines_are_already_compact_and_other_shapes_take_the_round_trip() {
+        let mut n = 0;
+        crate::bench_data::for_each(&crate::bench_data::Spec::registry(3_000, 50), |_, j| {
+            assert!(already_compact(j), "{j}");
+            holds(j).unwrap();
+            n += 1;
+        });
+        assert!(n > 2_000);
+        for raw in [
+            r#"{"a":1, "b":2}"#,
+            "{\"a\":1,\n\"b\":2}",
+            r#"{"a":"x\"y"}"#,
+            r#"{"a":"\u00e9"}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":{"b":1,"b":1}}"#,
+            " {\"a\":1}",
+            "{\"a\":\"x\ty\"}",
+            r#"{"$serde_json::private::Number":"1"}"#,
+            r#"{"d":1E3}"#,
+            r#"{"d":1e-2}"#,
+        ] {
+            assert!(!already_compact(raw), "{raw}");
+            holds(raw).unwrap();
+        }
+        for raw in [
+            r#"{"a":{"b":1},"b":[{"b":2},{"b":3}],"c":-0,"e":2.50,"f":[],"g":{}}"#,
+            r#"[1,"a",{"a":null}]"#,
+            r#"{"a":"é ü","b":true}"#,
+            r#"{"a":1"#,
+        ] {
+            assert!(already_compact(raw), "{raw}");
+            holds(raw).unwrap();
+        }
+    }
+
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\n",
+            "\"a\"",
+            "\"b\"",
+            "\"a b\"",
+            "\"\\n\"",
+            "\"\\u0041\"",
+            "\"\\/\"",
+            "1",
+            "-0",
+            "1.50",
+            "1e2",
+            "1E+2",
+            "true",
+            "null",
+            "\"é\"",
+            "\"\t\"",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        /// Random token soups (mostly not JSON) and JSON objects built from them.
+        #[test]
+        fn never_claims_compact_wrongly(parts in prop::collection::vec(piece(), 0..24), members in prop::collection::vec((0usize..3, piece()), 0..6)) {
+            holds(&parts.concat()).map_err(TestCaseError::fail)?;
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", ["\"a\"", "\"b\"", "\"c\""][*k]))
+                .collect();
+            holds(&format!("{{{}}}", body.join(","))).map_err(TestCaseError::fail)?;
+            holds(&format!("[{{{}}},{{{}}}]", body.join(","), body.join(","))).map_err(TestCaseError::fail)?;
+        }
+    }
+}
