@@ -276,13 +276,21 @@ fn a_report_without_a_subject_is_an_error_only_when_it_would_have_given_a_value(
     let mut other = report("path1", (LOINC, "11526-1"), &[]);
     other.as_object_mut().unwrap().remove("subject");
     other["conclusion"] = json!("Benign fibrous gingival mass.");
-    let (_, issues, _) = case(vec![coded, other]);
+    let mut pdf = other.clone();
+    pdf["id"] = json!("path2");
+    pdf["presentedForm"] = json!([{"contentType": "application/pdf", "data": "JVBERi0xLjcK"}]);
+    let (_, issues, _) = case(vec![coded, other, pdf]);
     let missing: Vec<String> = issues
         .iter()
         .filter(|i| i.code == IssueCode::MissingSubject)
         .map(|i| i.location.input.to_string())
         .collect();
     assert_eq!(missing, ["DiagnosticReport/emg3"]);
+    let unread = issues.iter().find(|i| i.code == IssueCode::UnreadAttachment);
+    assert_eq!(
+        unread.map(|i| i.location.input.to_string()).as_deref(),
+        Some("DiagnosticReport/path2")
+    );
 }
 
 #[test]

@@ -40,11 +40,14 @@ pub fn read(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
         .and_then(|s| s.reference.as_ref())
         .and_then(|s| s.value.as_ref());
     if names_subject.is_none() {
-        // Valid FHIR (subject is 0..1): only a loss when the report would have given a value.
+        // Valid FHIR (subject is 0..1): only a loss when the report would have given a
+        // value; what could not be read (an attachment) is said either way.
         let mut probe = Ctx::new(ctx.m, ctx.out.source.clone());
         probe.out.subject = Some(String::new());
         values(r, &mut probe);
-        if !probe.out.facts.is_empty() {
+        if probe.out.facts.is_empty() {
+            ctx.out.issues.append(&mut probe.out.issues);
+        } else {
             ctx.subject(None, "DiagnosticReport.subject");
         }
         return;
