@@ -23,9 +23,12 @@ use crate::support::{bundle, mappings, read_ndjson, root};
 
 const CLIENT: &str = "smart-fetch-client";
 
-/// What SMART Fetch fetches of the demo data (its patient types the mock serves, plus hydrated Medications).
-const FETCHED: [&str; 7] = [
+/// What SMART Fetch fetches of the demo data (its patient types the mock serves, plus hydrated
+/// Medications): the reports and notes of site C, whose findings are text, too.
+const FETCHED: [&str; 9] = [
     "Condition",
+    "DiagnosticReport",
+    "DocumentReference",
     "Encounter",
     "Medication",
     "MedicationDispense",
