@@ -163,16 +163,17 @@ fn select(
             wanted.insert(SourceRef::new(t, id));
         }
     }
+    // One pass over the texts finds the wanted ones and every Medication; the
+    // Medications no wanted resource references are then left out.
+    let mut places = sources.places(|s| wanted.contains(s) || s.resource_type == "Medication")?;
     let mut meds: BTreeSet<SourceRef> = BTreeSet::new();
-    sources.try_for_each_selected(
-        |s| s.resource_type.starts_with("Medication") && wanted.contains(s),
-        |_, raw| {
-            meds.extend(medication_of(raw, aliases));
-            Ok::<_, std::io::Error>(())
-        },
-    )?;
-    wanted.extend(meds);
-    sources.places(|s| wanted.contains(s))
+    for (key, place) in &places {
+        if key.resource_type.starts_with("Medication") && wanted.contains(key) {
+            meds.extend(medication_of(&sources.read(*place)?, aliases));
+        }
+    }
+    places.retain(|(key, _)| wanted.contains(key) || meds.contains(key));
+    Ok(places)
 }
 
 fn medication_of(raw: &str, aliases: &Links) -> Option<SourceRef> {
@@ -231,15 +232,22 @@ fn onset_ages(cohort: &crate::cohort::Cohort) -> std::io::Result<BTreeMap<Source
 /// ages come from the onset-age extension, which the mapping reads, since
 /// birthDate may be a year).
 pub fn rerun(bundle_text: &str, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
-    let collected = crate::pipeline::collect_json_text("bundle.json", bundle_text, mappings);
-    let mut issues = collected.issues;
-    Ok(crate::cohort::build::build(&collected.patients, mappings, &mut issues)?.rows)
+    rows_of(
+        crate::pipeline::collect_json_text("bundle.json", bundle_text, mappings),
+        mappings,
+    )
 }
 
 /// As [`rerun`], reading the `bundle.json` file at `path` as `imnm cohort`
 /// reads any input: streamed, never whole in memory.
 pub fn rerun_file(path: &Path, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
-    let collected = crate::pipeline::collect(&[path.to_path_buf()], mappings, |_| {})?;
+    rows_of(
+        crate::pipeline::collect(&[path.to_path_buf()], mappings, |_| {})?,
+        mappings,
+    )
+}
+
+fn rows_of(collected: crate::collect::Collected, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
     let mut issues = collected.issues;
     Ok(crate::cohort::build::build(&collected.patients, mappings, &mut issues)?.rows)
 }

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -56,43 +56,36 @@ impl Sink {
     /// Writes `ndjson/{Type}.ndjson` and `bundle.json` into `dir`, resources
     /// sorted by type and pseudonym; returns the count per type.
     pub(super) fn finish(mut self, dir: &Path) -> Result<BTreeMap<String, u64>, ExportError> {
-        let temp = |source: std::io::Error| ExportError::Output {
-            path: dir.to_path_buf(),
-            source,
-        };
-        self.log.flush().map_err(temp)?;
+        self.log.flush().map_err(|e| output(dir, e))?;
         self.placed
             .sort_by(|a, b| (&a.resource_type, &a.pseudonym).cmp(&(&b.resource_type, &b.pseudonym)));
         let bundle_path = dir.join("bundle.json");
         let mut bundle = create(&bundle_path)?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut lines: Option<(String, BufWriter<File>)> = None;
-        let out = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ExportError::Output { path, source }
-        };
+        // The NDJSON file of the type being written: (type, path, writer).
+        let mut lines: Option<(String, PathBuf, BufWriter<File>)> = None;
         let head = if self.placed.is_empty() { EMPTY } else { HEAD };
-        bundle.write_all(head.as_bytes()).map_err(out(&bundle_path))?;
+        bundle.write_all(head.as_bytes()).map_err(|e| output(&bundle_path, e))?;
         for (i, p) in self.placed.iter().enumerate() {
-            let (line, entry): (String, String) = self.log.read_at(p.at).map_err(temp)?;
-            if lines.as_ref().is_none_or(|(t, _)| *t != p.resource_type) {
-                finish_file(lines.take(), dir)?;
+            let (line, entry): (String, String) = self.log.read_at(p.at).map_err(|e| output(dir, e))?;
+            if lines.as_ref().is_none_or(|(t, _, _)| *t != p.resource_type) {
+                finish_file(lines.take())?;
                 let path = dir.join(format!("ndjson/{}.ndjson", p.resource_type));
-                lines = Some((p.resource_type.clone(), create(&path)?));
+                let w = create(&path)?;
+                lines = Some((p.resource_type.clone(), path, w));
             }
-            if let Some((t, w)) = lines.as_mut() {
-                let path = dir.join(format!("ndjson/{t}.ndjson"));
-                writeln!(w, "{line}").map_err(out(&path))?;
+            if let Some((_, path, w)) = lines.as_mut() {
+                writeln!(w, "{line}").map_err(|e| output(path, e))?;
             }
             *counts.entry(p.resource_type.clone()).or_default() += 1;
             let sep = if i == 0 { "\n" } else { ",\n" };
-            write!(bundle, "{sep}{entry}").map_err(out(&bundle_path))?;
+            write!(bundle, "{sep}{entry}").map_err(|e| output(&bundle_path, e))?;
         }
-        finish_file(lines, dir)?;
+        finish_file(lines)?;
         if !self.placed.is_empty() {
-            bundle.write_all(TAIL.as_bytes()).map_err(out(&bundle_path))?;
+            bundle.write_all(TAIL.as_bytes()).map_err(|e| output(&bundle_path, e))?;
         }
-        bundle.flush().map_err(out(&bundle_path))?;
+        bundle.flush().map_err(|e| output(&bundle_path, e))?;
         Ok(counts)
     }
 }
@@ -114,25 +107,25 @@ fn entry_text(resource: &Value) -> std::io::Result<String> {
     Ok(out)
 }
 
-fn create(path: &Path) -> Result<BufWriter<File>, ExportError> {
-    let err = |source| ExportError::Output {
+fn output(path: &Path, source: std::io::Error) -> ExportError {
+    ExportError::Output {
         path: path.to_path_buf(),
         source,
-    };
+    }
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>, ExportError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(err)?;
+        std::fs::create_dir_all(parent).map_err(|e| output(path, e))?;
     }
     File::create(path)
         .map(|f| BufWriter::with_capacity(1 << 16, f))
-        .map_err(err)
+        .map_err(|e| output(path, e))
 }
 
-fn finish_file(lines: Option<(String, BufWriter<File>)>, dir: &Path) -> Result<(), ExportError> {
-    let Some((t, mut w)) = lines else { return Ok(()) };
-    w.flush().map_err(|source| ExportError::Output {
-        path: dir.join(format!("ndjson/{t}.ndjson")),
-        source,
-    })
+fn finish_file(lines: Option<(String, PathBuf, BufWriter<File>)>) -> Result<(), ExportError> {
+    let Some((_, path, mut w)) = lines else { return Ok(()) };
+    w.flush().map_err(|e| output(&path, e))
 }
 
 #[cfg(test)]
