@@ -69,19 +69,20 @@ fn facts_carry_schema_version_site_and_every_role_and_shards_join_medications() 
         .all(|r| r["site"] == "site-c" && r["dictionary_version"] == "1"));
     // The MedicationRequest file alone names Medications it does not hold: kept as open references.
     let shard = tmp.path().join("shard");
-    let o = imnm(
-        &[
+    let facts_of_file = |name: &str| {
+        let input = demo.join(name);
+        let args = [
             "facts",
             "--input",
-            demo.join("MedicationRequest.ndjson").to_str().unwrap(),
+            input.to_str().unwrap(),
             "--out",
             shard.to_str().unwrap(),
             "--site",
             "site-c",
-        ],
-        &root(),
-    );
-    assert!(o.status.success());
+        ];
+        assert!(imnm(&args, &root()).status.success(), "imnm facts {name}");
+    };
+    facts_of_file("MedicationRequest.ndjson");
     let (rows, _) = read_facts(&shard);
     let refs = rows.iter().filter(|r| r["role"] == "medication-reference").count();
     assert!(refs > 0, "open references written");
@@ -96,19 +97,7 @@ fn facts_carry_schema_version_site_and_every_role_and_shards_join_medications() 
             .contains("medicationReference names a Medication"),
         "not reported as dangling in a shard"
     );
-    let o = imnm(
-        &[
-            "facts",
-            "--input",
-            demo.join("Medication.ndjson").to_str().unwrap(),
-            "--out",
-            shard.to_str().unwrap(),
-            "--site",
-            "site-c",
-        ],
-        &root(),
-    );
-    assert!(o.status.success());
+    facts_of_file("Medication.ndjson");
     let (rows, _) = read_facts(&shard);
     let named: Vec<&str> = rows
         .iter()
