@@ -11,7 +11,9 @@
 pub(crate) mod phrase;
 mod scope;
 
-pub use phrase::Phrase;
+use std::sync::OnceLock;
+
+pub use phrase::{Phrase, PhraseIndex};
 
 /// Negation and uncertainty cues, with their scope.
 #[derive(Debug, Clone, Default)]
@@ -100,12 +102,44 @@ pub struct TextRules {
     pub sources: Vec<Source>,
     /// The rules.
     pub rules: Vec<TextRule>,
+    /// Every rule's phrases by first word, built on the first [`scan`]
+    /// (the rules are not changed once loaded).
+    index: OnceLock<TriggerIndex>,
 }
 
 impl TextRules {
     /// True when some rule reads resources of `resource`.
     pub fn reads(&self, resource: DocResource) -> bool {
         self.sources.iter().any(|s| s.resource == resource)
+    }
+
+    fn index(&self) -> &TriggerIndex {
+        self.index.get_or_init(|| TriggerIndex::new(&self.rules))
+    }
+}
+
+/// Every trigger of every rule in one [`PhraseIndex`], with its owner.
+#[derive(Debug, Clone, Default)]
+struct TriggerIndex {
+    phrases: PhraseIndex,
+    /// `(rule, trigger)` of each indexed phrase.
+    owner: Vec<(usize, usize)>,
+}
+
+impl TriggerIndex {
+    fn new(rules: &[TextRule]) -> Self {
+        let mut owner = Vec::new();
+        let mut phrases = Vec::new();
+        for (r, rule) in rules.iter().enumerate() {
+            for (t, trigger) in rule.triggers.iter().enumerate() {
+                owner.push((r, t));
+                phrases.push(trigger.phrase.clone());
+            }
+        }
+        Self {
+            phrases: PhraseIndex::new(phrases),
+            owner,
+        }
     }
 }
 
@@ -136,16 +170,31 @@ pub struct Hit {
 }
 
 /// The mentions of the rules `which` (indexes into `rules.rules`) in `text`,
-/// sentence by sentence. In one sentence, a rule's longer match wins over a
-/// shorter one it overlaps.
+/// sentence by sentence, rules in the order of `which`. In one sentence, a
+/// rule's longer match wins over a shorter one it overlaps. Cues are looked
+/// for only in sentences with a mention.
 pub fn scan(rules: &TextRules, which: &[usize], text: &str) -> Vec<Hit> {
+    let index = rules.index();
+    let mut wanted = vec![false; rules.rules.len()];
+    for &r in which {
+        if let Some(w) = wanted.get_mut(r) {
+            *w = true;
+        }
+    }
     let mut hits = Vec::new();
     for sentence in phrase::sentences(text) {
         let words = phrase::words(text, sentence.0, sentence.1);
+        let found = index.phrases.find_all(&words, |id| wanted[index.owner[id].0]);
+        if found.is_empty() {
+            continue;
+        }
         let scope = scope::Scope::new(&rules.cues, &words);
         for &r in which {
-            let Some(rule) = rules.rules.get(r) else { continue };
-            for (trigger, (a, b)) in best_matches(rule, &words) {
+            let of_rule = found
+                .iter()
+                .filter(|(id, _)| index.owner[*id].0 == r)
+                .map(|&(id, m)| (index.owner[id].1, m));
+            for (trigger, (a, b)) in best_matches(of_rule.collect()) {
                 hits.push(Hit {
                     rule: r,
                     trigger,
@@ -159,13 +208,9 @@ pub fn scan(rules: &TextRules, which: &[usize], text: &str) -> Vec<Hit> {
     hits
 }
 
-/// A rule's matches in one sentence, `(trigger, (first word, end))`: the
+/// Of one rule's matches in a sentence, `(trigger, (first word, end))`: the
 /// longest first, dropping any that overlaps one already kept.
-fn best_matches(rule: &TextRule, words: &[phrase::Word]) -> Vec<(usize, (usize, usize))> {
-    let mut all: Vec<(usize, (usize, usize))> = Vec::new();
-    for (t, trigger) in rule.triggers.iter().enumerate() {
-        all.extend(trigger.phrase.find_all(words).into_iter().map(|m| (t, m)));
-    }
+fn best_matches(mut all: Vec<(usize, (usize, usize))>) -> Vec<(usize, (usize, usize))> {
     all.sort_by_key(|(t, (a, b))| (std::cmp::Reverse(b - a), *a, *t));
     let mut kept: Vec<(usize, (usize, usize))> = Vec::new();
     for (t, (a, b)) in all {

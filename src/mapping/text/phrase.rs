@@ -3,6 +3,8 @@
 //! matches a run of words. Positions are byte offsets into the text read,
 //! so a match names its character span.
 
+use std::collections::HashMap;
+
 /// Words a `...` gap may skip.
 const GAP: usize = 3;
 
@@ -131,6 +133,56 @@ impl Phrase {
                     at = end.max(at + 1);
                 }
                 None => at += 1,
+            }
+        }
+        out
+    }
+}
+
+/// Phrases indexed by their first word, so a sentence is matched by looking
+/// each word up once instead of trying every phrase at every word.
+#[derive(Debug, Clone, Default)]
+pub struct PhraseIndex {
+    phrases: Vec<Phrase>,
+    exact: HashMap<String, Vec<usize>>,
+    prefix: Vec<(String, usize)>,
+}
+
+impl PhraseIndex {
+    /// Indexes `phrases`; a match names a phrase by its position here.
+    pub fn new(phrases: Vec<Phrase>) -> Self {
+        let mut index = Self::default();
+        for (id, p) in phrases.iter().enumerate() {
+            let Some(Tok::Word(alts)) = p.toks.first() else {
+                continue;
+            };
+            for alt in alts {
+                match alt.strip_suffix('*') {
+                    Some(prefix) => index.prefix.push((prefix.to_string(), id)),
+                    None => index.exact.entry(alt.clone()).or_default().push(id),
+                }
+            }
+        }
+        index.phrases = phrases;
+        index
+    }
+
+    /// Every match of the phrases `wanted` accepts, as `(phrase, (first word,
+    /// end))`: for each phrase the matches [`Phrase::find_all`] gives.
+    pub fn find_all(&self, words: &[Word], wanted: impl Fn(usize) -> bool) -> Vec<(usize, (usize, usize))> {
+        let mut next = vec![0; self.phrases.len()];
+        let mut out = Vec::new();
+        for (at, w) in words.iter().enumerate() {
+            let exact = self.exact.get(&w.norm).into_iter().flatten().copied();
+            let prefix = self.prefix.iter().filter(|(p, _)| w.norm.starts_with(p.as_str()));
+            for id in exact.chain(prefix.map(|(_, id)| *id)) {
+                if at < next[id] || !wanted(id) {
+                    continue;
+                }
+                if let Some(end) = self.phrases[id].match_at(words, at) {
+                    out.push((id, (at, end)));
+                    next[id] = end.max(at + 1);
+                }
             }
         }
         out

@@ -131,3 +131,61 @@ fn spans_name_the_mention() {
         ["rash", "Gottron"]
     );
 }
+
+/// The phrase index finds, for every phrase of the built-in rules and cues,
+/// exactly what trying that phrase at every word finds, on sentences made of
+/// whole phrases, their words, their prefixes' words and filler.
+mod index {
+    use super::super::phrase::{words, Phrase, PhraseIndex};
+    use crate::mapping::MappingSet;
+    use proptest::prelude::*;
+
+    fn phrases() -> Vec<Phrase> {
+        let m = MappingSet::builtin().unwrap();
+        let c = &m.text.cues;
+        let cues = [
+            &c.negation,
+            &c.post_negation,
+            &c.uncertainty,
+            &c.post_uncertainty,
+            &c.pseudo,
+            &c.terminate,
+        ];
+        let triggers = m.text.rules.iter().flat_map(|r| r.triggers.iter().map(|t| &t.phrase));
+        triggers.chain(cues.into_iter().flatten()).cloned().collect()
+    }
+
+    fn vocabulary(phrases: &[Phrase]) -> Vec<String> {
+        let mut v: Vec<String> = phrases
+            .iter()
+            .flat_map(|p| p.text.split([' ', '|']).map(|w| w.replace('*', "ish")))
+            .filter(|w| w != "...")
+            .collect();
+        v.extend(phrases.iter().map(|p| p.text.replace("...", "and").replace('*', "ish")));
+        v.extend(["the", "and", "today", "4/5", "mild"].map(String::from));
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn equals_every_phrase_tried_at_every_word(picks in prop::collection::vec(any::<prop::sample::Index>(), 0..24)) {
+            let phrases = phrases();
+            let vocab = vocabulary(&phrases);
+            let text = picks.iter().map(|i| i.get(&vocab).as_str()).collect::<Vec<_>>().join(" ");
+            let w = words(&text, 0, text.len());
+            let index = PhraseIndex::new(phrases.clone());
+            let mut got = index.find_all(&w, |_| true);
+            got.sort();
+            let mut want: Vec<(usize, (usize, usize))> = phrases
+                .iter()
+                .enumerate()
+                .flat_map(|(id, p)| p.find_all(&w).into_iter().map(move |m| (id, m)))
+                .collect();
+            want.sort();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
