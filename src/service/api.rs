@@ -45,6 +45,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/sources/{site}/{rtype}/{id}", get(source))
         .route("/api/sites", get(sites))
         .route("/api/sites/{id}/sync", post(sync_site))
+        .route("/api/sites/{id}/runs", get(site_runs))
         .route("/api/cohort", get(cohort))
         .route("/api/table1", get(table1))
         .route("/api/completeness", get(completeness))
@@ -162,6 +163,37 @@ async fn healthz() -> Json<Value> {
 
 async fn sites(State(app): State<App>) -> Json<Value> {
     Json(json!({ "sites": app.site_runs() }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunsQuery {
+    limit: Option<u64>,
+}
+
+/// A site's run history, newest first (`?limit=`, default 20, at most
+/// [`RUNS_KEPT`](crate::store::RUNS_KEPT)): 404 for a site not in the config.
+async fn site_runs(State(app): State<App>, Path(id): Path<String>, Query(q): Query<RunsQuery>) -> Response {
+    if !app.wake.contains_key(&id) {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "no such site in the registry config",
+        )
+        .into_response();
+    }
+    let limit = q.limit.unwrap_or(20).min(crate::store::RUNS_KEPT);
+    match lock(&app.store).runs(&id, limit) {
+        Ok(runs) => Json(json!({ "site": id, "runs": runs })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the run history failed");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                "the store could not be read",
+            )
+            .into_response()
+        }
+    }
 }
 
 /// Starts a sync of a site now: 202, 409 when it runs, 404 for an unknown site.

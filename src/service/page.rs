@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::api::{built, case_doc, Caller};
 use super::snapshot::Snapshot;
-use super::state::App;
+use super::state::{lock, App};
 use crate::cohort::table1::Table1Row;
 use crate::domain::case::format_number;
 
@@ -111,6 +111,38 @@ fn sites_section(app: &App, caller: &Caller, body: &mut String) {
             opt(&r.next_run),
             opt(&r.last_error)
         );
+    }
+    body.push_str("</table>");
+    runs_section(app, body);
+}
+
+/// Runs shown per site under "Recent runs".
+const RUNS_SHOWN: u64 = 5;
+
+/// Each site's latest runs from the store's run history (kept across restarts).
+fn runs_section(app: &App, body: &mut String) {
+    body.push_str("<h3>Recent runs</h3><table id=\"runs\"><tr><th>site</th><th>started</th><th>ended</th><th>status</th><th>seconds</th><th>new</th><th>updated</th><th>error</th></tr>");
+    for site in &app.config.sites {
+        let runs = lock(&app.store).runs(&site.id, RUNS_SHOWN);
+        let runs = runs.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the run history failed");
+            Vec::new()
+        });
+        for r in runs {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td class=\"err\">{}</td></tr>",
+                esc(&site.id),
+                esc(&r.started),
+                esc(&r.ended),
+                esc(&r.status),
+                esc(&r.status),
+                r.seconds,
+                r.new,
+                r.updated,
+                esc(r.error.as_deref().unwrap_or(""))
+            );
+        }
     }
     body.push_str("</table>");
 }

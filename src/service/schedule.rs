@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::state::{lock, now, unix_now, App};
 use crate::registry::SiteConfig;
+use crate::store::RunRecord;
 use crate::sync::{self, Since, SyncReport};
 
 /// The first backoff after a failure: a sixteenth of the interval, at least a second (never more than the interval).
@@ -97,9 +98,10 @@ async fn site_loop(app: App, site: SiteConfig, mut stop: watch::Receiver<bool>) 
 
 /// One sync of `site`; `None` when stopped meanwhile, else whether it succeeded.
 async fn run_once(app: &App, site: &SiteConfig, stop: &mut watch::Receiver<bool>) -> Option<bool> {
+    let started_at = now();
     app.update_run(&site.id, |r| {
         r.status = "running";
-        r.last_start = Some(now());
+        r.last_start = Some(started_at.clone());
         r.next_run = None;
     });
     let started = Instant::now();
@@ -116,13 +118,38 @@ async fn run_once(app: &App, site: &SiteConfig, stop: &mut watch::Receiver<bool>
                     // The run stopped at its await point: pages written so far stay; a pending export is cancelled.
                     let _ = sync::bulk::cancel(&client, &app.store, &site.id).await;
                     app.update_run(&site.id, |r| r.status = "failed");
+                    let stopped = Err("stopped: the service shut down during the run".to_string());
+                    remember(app, &site.id, &started_at, &stopped, started.elapsed().as_secs_f64());
                     return None;
                 }
             }
         }
     };
     let seconds = started.elapsed().as_secs_f64();
+    remember(app, &site.id, &started_at, &outcome, seconds);
     Some(record(app, &site.id, outcome, seconds))
+}
+
+/// Adds a finished run to the store's run history (what the page and
+/// `/api/sites/{id}/runs` show, kept across restarts); a store error is
+/// logged and the run goes on.
+fn remember(app: &App, site: &str, started: &str, outcome: &Result<SyncReport, String>, seconds: f64) {
+    let (status, new, updated, error) = match outcome {
+        Ok(r) => ("ok", r.inserted, r.updated, None),
+        Err(text) => ("failed", 0, 0, Some(text.clone())),
+    };
+    let run = RunRecord {
+        started: started.to_string(),
+        ended: now(),
+        status: status.to_string(),
+        new,
+        updated,
+        seconds,
+        error,
+    };
+    if let Err(e) = lock(&app.store).record_run(site, &run) {
+        tracing::warn!(site, error = %e, "recording the run in the store's history failed");
+    }
 }
 
 /// Records a run's outcome in the site's state and counters; asks for a rebuild after a success.

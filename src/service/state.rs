@@ -41,6 +41,21 @@ pub(crate) struct SiteRun {
     pub failures_in_row: u32,
 }
 
+/// A site's last run as the store's run history tells it (`history` newest
+/// first): a restarted service shows what happened before it stopped.
+fn restore(run: &mut SiteRun, history: &[crate::store::RunRecord]) {
+    let Some(last) = history.first() else { return };
+    run.last_start = Some(last.started.clone());
+    run.last_end = Some(last.ended.clone());
+    run.last_error.clone_from(&last.error);
+    let failed = history.iter().take_while(|r| r.status != "ok").count();
+    run.failures_in_row = u32::try_from(failed).unwrap_or(u32::MAX);
+    if let Some(ok) = history.iter().find(|r| r.status == "ok") {
+        run.new = ok.new;
+        run.updated = ok.updated;
+    }
+}
+
 /// Counters per site for `/metrics` (since the service started).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counters {
@@ -124,6 +139,10 @@ impl Inner {
                 watermark: held.and_then(|s| s.watermark),
                 ..SiteRun::default()
             };
+            match store.runs(&site.id, crate::store::RUNS_KEPT) {
+                Ok(history) => restore(&mut run, &history),
+                Err(e) => tracing::warn!(site = %site.id, error = %e, "reading the run history failed"),
+            }
             if unfinished {
                 run.last_error = Some("the last run did not finish (the service stopped); the next run resumes".into());
             }

@@ -166,6 +166,29 @@ pub struct SyncState {
     pub finished_at: Option<i64>,
 }
 
+/// One finished sync run of a site, as the service records it: times,
+/// outcome and counts, and a failure's text (no identifiers, no URL queries).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct RunRecord {
+    /// When it started (an instant, `YYYY-MM-DDThh:mm:ssZ`).
+    pub started: String,
+    /// When it ended.
+    pub ended: String,
+    /// `ok` or `failed`.
+    pub status: String,
+    /// Resources new in the store.
+    pub new: u64,
+    /// Resources updated.
+    pub updated: u64,
+    /// How long it took.
+    pub seconds: f64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Runs kept per site in the run history: recording one more drops the oldest.
+pub const RUNS_KEPT: u64 = 200;
+
 /// One resource of a page to write, its keys read once (both backends take these).
 pub(crate) struct Incoming<'a> {
     rtype: &'a str,
@@ -219,6 +242,8 @@ trait Backend: Send {
     fn take_lease(&mut self, lease: &Lease<'_>) -> Result<bool, StoreError>;
     fn release_lease(&mut self, site: &str, holder: &str) -> Result<(), StoreError>;
     fn replace_tables(&mut self, tables: &[Table]) -> Result<(), StoreError>;
+    fn record_run(&mut self, site: &str, run: &RunRecord) -> Result<(), StoreError>;
+    fn runs(&self, site: &str, limit: u64) -> Result<Vec<RunRecord>, StoreError>;
 }
 
 /// The store. Open one with [`Store::open`] (a SQLite file), [`Store::connect`]
@@ -303,6 +328,17 @@ impl Store {
     /// Calls `f` with every row of `site`, ordered by type, id, one at a time.
     pub fn for_each_in(&self, site: &str, mut f: impl FnMut(Row)) -> Result<(), StoreError> {
         self.backend.for_each(Some(site), &mut f)
+    }
+
+    /// Adds a finished run to `site`'s run history (keeping the newest [`RUNS_KEPT`]).
+    pub fn record_run(&mut self, site: &str, run: &RunRecord) -> Result<(), StoreError> {
+        check_site_id(site)?;
+        self.backend.record_run(site, run)
+    }
+
+    /// `site`'s recorded runs, newest first, at most `limit`.
+    pub fn runs(&self, site: &str, limit: u64) -> Result<Vec<RunRecord>, StoreError> {
+        self.backend.runs(site, limit)
     }
 
     /// Resources held per type, over all sites.
@@ -595,6 +631,73 @@ mod tests {
             assert_eq!(s.sync_state("b").unwrap().unwrap().status_url, None);
             assert!(s.outcomes("b").unwrap().is_empty());
         }
+    }
+
+    fn run(n: u64, ok: bool) -> RunRecord {
+        RunRecord {
+            started: format!("2026-12-06T10:{:02}:00Z", n % 60),
+            ended: format!("2026-12-06T10:{:02}:30Z", n % 60),
+            status: if ok { "ok" } else { "failed" }.into(),
+            new: n,
+            updated: n * 2,
+            seconds: 1.5,
+            error: (!ok).then(|| format!("failure {n}")),
+        }
+    }
+
+    #[test]
+    fn the_run_history_keeps_each_sites_newest_runs() {
+        for (name, open) in stores() {
+            eprintln!("backend {name}");
+            let mut s = open();
+            assert!(s.runs("a", 10).unwrap().is_empty());
+            for n in 1..=RUNS_KEPT + 3 {
+                s.record_run("a", &run(n, n % 3 != 0)).unwrap();
+            }
+            s.record_run("b", &run(7, false)).unwrap();
+            let a = s.runs("a", RUNS_KEPT + 10).unwrap();
+            assert_eq!(a.len() as u64, RUNS_KEPT);
+            assert_eq!(a[0], run(RUNS_KEPT + 3, (RUNS_KEPT + 3) % 3 != 0));
+            assert_eq!(a.last().unwrap().new, 4, "the oldest three dropped");
+            assert_eq!(s.runs("a", 2).unwrap().len(), 2);
+            assert_eq!(s.runs("b", 10).unwrap(), [run(7, false)]);
+            assert!(s.record_run("no such site!", &run(1, true)).is_err());
+        }
+    }
+
+    #[test]
+    fn a_version_3_store_gains_the_run_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.write_page("a", &[obs("x", "1", "2024-01-01T00:00:00Z", 1)]).unwrap();
+        }
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE sync_run; PRAGMA user_version = 3;")
+            .unwrap();
+        drop(conn);
+        let mut s = Store::open(&path).unwrap();
+        s.record_run("a", &run(1, true)).unwrap();
+        assert_eq!(s.runs("a", 5).unwrap(), [run(1, true)]);
+        assert!(s.contains("a", "Observation", "x").unwrap());
+        let Some(url) = testing::fresh_database().unwrap() else {
+            return;
+        };
+        drop(Store::connect(&url).unwrap());
+        let sql = "DROP TABLE sync_run; DELETE FROM imnm_schema; INSERT INTO imnm_schema (version) VALUES (3);";
+        let u = url.clone();
+        std::thread::spawn(move || {
+            postgres::Client::connect(&u, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        let mut pg = Store::connect(&url).unwrap();
+        pg.record_run("a", &run(2, false)).unwrap();
+        assert_eq!(pg.runs("a", 5).unwrap(), [run(2, false)]);
     }
 
     #[test]

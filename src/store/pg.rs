@@ -35,7 +35,10 @@ use postgres::types::ToSql;
 use postgres::{Client, Config};
 
 use super::location::redact;
-use super::{decide, Backend, Incoming, Lease, Row, StoreError, SyncState, Table, WriteStats, SCHEMA_VERSION};
+use super::{
+    decide, Backend, Incoming, Lease, Row, RunRecord, StoreError, SyncState, Table, WriteStats, RUNS_KEPT,
+    SCHEMA_VERSION,
+};
 
 /// A job for the connection's thread.
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
@@ -68,6 +71,11 @@ CREATE TABLE IF NOT EXISTS server_outcome (
 );
 CREATE TABLE IF NOT EXISTS site_lease (
     site TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_run (
+    site TEXT COLLATE \"C\" NOT NULL, seq BIGINT NOT NULL, started TEXT NOT NULL, ended TEXT NOT NULL,
+    status TEXT NOT NULL, new_count BIGINT NOT NULL, updated_count BIGINT NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL, error TEXT, PRIMARY KEY (site, seq)
 );
 ";
 
@@ -276,6 +284,11 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
             })
         }
         Some(v) if v == SCHEMA_VERSION => {}
+        // Version 3 lacked only the run history (`sync_run`), which SCHEMA creates.
+        Some(3) => {
+            tx.batch_execute(SCHEMA)?;
+            tx.execute("INSERT INTO imnm_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])?;
+        }
         Some(v) => return Err(StoreError::UnknownSchema { found: v }),
         None => {
             tx.batch_execute(SCHEMA)?;
@@ -596,6 +609,62 @@ impl Backend for Pg {
             vec![s(site), s(holder)],
         )
         .map(drop)
+    }
+
+    fn record_run(&mut self, site: &str, run: &RunRecord) -> Result<(), StoreError> {
+        let (site, run) = (site.to_string(), run.clone());
+        let keep = i64::try_from(RUNS_KEPT).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            let mut tx = c.transaction()?;
+            let (new, updated) = (
+                i64::try_from(run.new).unwrap_or(i64::MAX),
+                i64::try_from(run.updated).unwrap_or(i64::MAX),
+            );
+            tx.execute(
+                "INSERT INTO sync_run (site, seq, started, ended, status, new_count, updated_count, seconds, error)
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8 FROM sync_run WHERE site = $1",
+                &[
+                    &site,
+                    &run.started,
+                    &run.ended,
+                    &run.status,
+                    &new,
+                    &updated,
+                    &run.seconds,
+                    &run.error,
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM sync_run WHERE site = $1 AND seq <= (SELECT MAX(seq) FROM sync_run WHERE site = $1) - $2",
+                &[&site, &keep],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn runs(&self, site: &str, limit: u64) -> Result<Vec<RunRecord>, StoreError> {
+        let site = site.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            let rows = c.query(
+                "SELECT started, ended, status, new_count, updated_count, seconds, error FROM sync_run
+                 WHERE site = $1 ORDER BY seq DESC LIMIT $2",
+                &[&site, &limit],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| RunRecord {
+                    started: r.get(0),
+                    ended: r.get(1),
+                    status: r.get(2),
+                    new: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                    updated: u64::try_from(r.get::<_, i64>(4)).unwrap_or(0),
+                    seconds: r.get(5),
+                    error: r.get(6),
+                })
+                .collect())
+        })
     }
 }
 

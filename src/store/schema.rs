@@ -7,12 +7,15 @@
 //!   the same (type, id) replaced each other (issue 23).
 //! - **2**: everything keyed by site; `sync_state` keeps the base URL as a
 //!   column.
-//! - **3** ([`SCHEMA_VERSION`]): `sync_state.finished_at` (when the last run
+//! - **3**: `sync_state.finished_at` (when the last run
 //!   ended, Unix seconds: which sites are due) and `site_lease` (which worker
 //!   syncs a site, until when). A version 2 store gains both in place.
+//! - **4** ([`SCHEMA_VERSION`]): `sync_run`, the service's run history (one row
+//!   per finished run of a site, the newest [`RUNS_KEPT`](super::RUNS_KEPT)
+//!   kept). A version 2 or 3 store gains it in place.
 //!
 //! The PostgreSQL backend keeps the same tables at the same version (see
-//! [`pg`](super::pg)); it never held an earlier one.
+//! [`pg`](super::pg)); a version 3 database gains `sync_run` in place.
 //!
 //! # Upgrading a version 1 store
 //! In one transaction (an interruption leaves the version 1 store as it was):
@@ -36,7 +39,7 @@ use super::site::{site_id_for, LOCAL_SITE};
 use super::StoreError;
 
 /// The schema version this release writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The tables of [`SCHEMA_VERSION`].
 const SCHEMA: &str = "
@@ -74,12 +77,33 @@ CREATE TABLE IF NOT EXISTS site_lease (
     holder TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sync_run (
+    site TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT NOT NULL,
+    status TEXT NOT NULL,
+    new_count INTEGER NOT NULL,
+    updated_count INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    error TEXT,
+    PRIMARY KEY (site, seq)
+);
 ";
 
 /// Version 2 → 3: when a site's last run ended, and the sync workers' leases.
 const UPGRADE_V2: &str = "
 ALTER TABLE sync_state ADD COLUMN finished_at INTEGER;
 CREATE TABLE IF NOT EXISTS site_lease (site TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+";
+
+/// Version 3 → 4: the run history.
+const UPGRADE_V3: &str = "
+CREATE TABLE IF NOT EXISTS sync_run (
+    site TEXT NOT NULL, seq INTEGER NOT NULL, started TEXT NOT NULL, ended TEXT NOT NULL, status TEXT NOT NULL,
+    new_count INTEGER NOT NULL, updated_count INTEGER NOT NULL, seconds REAL NOT NULL, error TEXT,
+    PRIMARY KEY (site, seq)
+);
 ";
 
 /// Brings the database to [`SCHEMA_VERSION`]: creates a new one, upgrades a
@@ -104,8 +128,11 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
         )
         .optional()?
         .is_some();
-    if version == 2 {
+    if version == 3 {
+        tx.execute_batch(UPGRADE_V3)?;
+    } else if version == 2 {
         tx.execute_batch(UPGRADE_V2)?;
+        tx.execute_batch(UPGRADE_V3)?;
     } else if version == 1 || (version == 0 && has_resource) {
         upgrade_from_v1(&tx)?;
     } else if version == 0 {

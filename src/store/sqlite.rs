@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{decide, Backend, Incoming, Lease, Row, StoreError, SyncState, Table, WriteStats};
+use super::{decide, Backend, Incoming, Lease, Row, RunRecord, StoreError, SyncState, Table, WriteStats, RUNS_KEPT};
 
 /// A SQLite connection holding a store of [`super::SCHEMA_VERSION`].
 pub(super) struct Sqlite {
@@ -265,6 +265,49 @@ impl Backend for Sqlite {
             params![site, holder],
         )?;
         Ok(())
+    }
+
+    fn record_run(&mut self, site: &str, run: &RunRecord) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO sync_run (site, seq, started, ended, status, new_count, updated_count, seconds, error)
+             SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM sync_run WHERE site = ?1",
+            params![
+                site,
+                run.started,
+                run.ended,
+                run.status,
+                i64::try_from(run.new).unwrap_or(i64::MAX),
+                i64::try_from(run.updated).unwrap_or(i64::MAX),
+                run.seconds,
+                run.error
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM sync_run WHERE site = ?1 AND seq <= (SELECT MAX(seq) FROM sync_run WHERE site = ?1) - ?2",
+            params![site, i64::try_from(RUNS_KEPT).unwrap_or(i64::MAX)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn runs(&self, site: &str, limit: u64) -> Result<Vec<RunRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT started, ended, status, new_count, updated_count, seconds, error FROM sync_run
+             WHERE site = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![site, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(RunRecord {
+                started: r.get(0)?,
+                ended: r.get(1)?,
+                status: r.get(2)?,
+                new: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                updated: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                seconds: r.get(5)?,
+                error: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

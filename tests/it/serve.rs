@@ -344,9 +344,57 @@ async fn serve_syncs_every_site_on_schedule_and_answers_the_api() {
     }
     assert!(lines.iter().all(|l| l.as_object().unwrap().len() == 5), "{audit}");
 
+    // The run history: the site that was down failed, then came back; unknown sites are 404.
+    let history = get_json(&format!("{base}/api/sites/down/runs?limit=200")).await;
+    let runs = history["runs"].as_array().unwrap().clone();
+    let failed: Vec<&Value> = runs.iter().filter(|r| r["status"] == "failed").collect();
+    assert!(
+        !failed.is_empty() && runs.iter().any(|r| r["status"] == "ok"),
+        "{history}"
+    );
+    assert!(failed
+        .iter()
+        .all(|r| r["error"].as_str().is_some_and(|e| !e.contains('?'))));
+    assert_eq!(post("nowhere").await.unwrap().status(), 404);
+    let missing = reqwest::get(format!("{base}/api/sites/nowhere/runs")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let page = reqwest::get(format!("{base}/")).await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("<table id=\"runs\">") && page.contains("failed"),
+        "no recent runs on the page"
+    );
+
+    let a_newest = get_json(&format!("{base}/api/sites/a/runs?limit=1")).await["runs"][0].clone();
+
     // SIGTERM: exit 0.
     let status = served.terminate().await;
     assert_eq!(status.code(), Some(0));
+
+    // A restart shows what happened before it: the run history and the last runs are the store's,
+    // and the request log goes on in the same file.
+    let log_before = std::fs::read_to_string(dir.path().join("out/sync-log.ndjson")).unwrap();
+    let served = serve(dir.path()).await;
+    let base = served.base.clone();
+    let sites = get_json(&format!("{base}/api/sites")).await;
+    for site in sites["sites"].as_array().unwrap() {
+        assert!(site["last_end"].is_string(), "{site}");
+    }
+    let again = get_json(&format!("{base}/api/sites/down/runs?limit=200")).await;
+    let again = again["runs"].as_array().unwrap();
+    assert!(again.len() >= runs.len(), "runs before the restart lost");
+    let first_failure = failed.last().unwrap();
+    assert!(
+        again.iter().any(|r| r == *first_failure),
+        "the first failure is kept across the restart"
+    );
+    wait_for(Duration::from_secs(30), "a run after the restart", || async {
+        let h = get_json(&format!("{base}/api/sites/a/runs?limit=1")).await;
+        h["runs"][0] != a_newest && h["runs"][0]["status"] == "ok"
+    })
+    .await;
+    let log_after = std::fs::read_to_string(dir.path().join("out/sync-log.ndjson")).unwrap();
+    assert!(log_after.starts_with(&log_before) && log_after.len() > log_before.len());
+    assert_eq!(served.terminate().await.code(), Some(0));
 }
 
 // See: issue 25 (bearer tokens stored as hashes, reader and operator roles, no open network listener).

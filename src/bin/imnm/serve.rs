@@ -16,6 +16,10 @@ use imnm_fhir::sync::Since;
 
 use crate::cli::{ServeArgs, ServeCommand};
 use crate::sync::RunLog;
+
+/// `sync-log.ndjson` is renamed to `sync-log.ndjson.1` past this size (64 MiB), so an
+/// unattended service's request log stays bounded (two files at most).
+const SYNC_LOG_LIMIT: u64 = 64 << 20;
 use crate::{Exit, OrExit};
 
 /// Runs `imnm serve` as `args` ask.
@@ -42,7 +46,7 @@ pub fn run(args: ServeArgs) -> Result<u8, Exit> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("creating {}", out.display()))
         .or_exit(exit::OUTPUT)?;
-    let log = Arc::new(RunLog::create(&out.join("sync-log.ndjson"))?);
+    let log = Arc::new(RunLog::rotating(&out.join("sync-log.ndjson"), SYNC_LOG_LIMIT)?);
     let mappings = Arc::new(crate::load_registry_mappings(args.mappings.as_deref(), &config)?);
     let prepare: service::Prepare = Arc::new(move |site| {
         crate::sync_sites::prepare(site, Since::Auto, None, &log).map_err(|e| crate::message(&e.error))

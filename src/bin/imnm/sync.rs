@@ -275,22 +275,73 @@ pub(crate) fn interrupted_message(cancelled: Result<bool, SyncError>) -> &'stati
 /// The run's `log.ndjson`: one line per request attempt (method, path without
 /// query or ids, status, retry wait), then one line with the outcome and counts.
 pub(crate) struct RunLog {
-    file: Arc<Mutex<std::io::BufWriter<std::fs::File>>>,
+    file: Arc<Mutex<LogFile>>,
 }
 
-impl RunLog {
-    pub(crate) fn create(path: &Path) -> Result<Self, Exit> {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("creating the log {}", path.display()))
-            .or_exit(exit::OUTPUT)?;
-        Ok(RunLog {
-            file: Arc::new(Mutex::new(std::io::BufWriter::new(file))),
+/// The log's file; with a limit, a file grown past it is renamed to
+/// `NAME.1` (replacing the one before) and a new file started.
+struct LogFile {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    written: u64,
+    limit: Option<u64>,
+}
+
+impl LogFile {
+    fn open(path: &Path, append: bool, limit: Option<u64>) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)?;
+        Ok(LogFile {
+            written: file.metadata()?.len(),
+            path: path.to_path_buf(),
+            out: std::io::BufWriter::new(file),
+            limit,
         })
     }
 
-    fn write(file: &Mutex<std::io::BufWriter<std::fs::File>>, line: &serde_json::Value) {
-        let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(f, "{line}");
+    fn line(&mut self, line: &serde_json::Value) {
+        let text = line.to_string();
+        let _ = writeln!(self.out, "{text}");
+        self.written += text.len() as u64 + 1;
+        if self.limit.is_some_and(|l| self.written > l) {
+            let _ = self.out.flush();
+            let mut old = self.path.clone().into_os_string();
+            old.push(".1");
+            let renamed = std::fs::rename(&self.path, &old);
+            if let (Ok(()), Ok(fresh)) = (renamed, LogFile::open(&self.path, false, self.limit)) {
+                *self = fresh;
+            }
+        }
+    }
+}
+
+impl RunLog {
+    /// A log written afresh at `path` (one `imnm sync` run).
+    pub(crate) fn create(path: &Path) -> Result<Self, Exit> {
+        Self::open(path, false, None)
+    }
+
+    /// A log appended to at `path` across restarts (the service's), rotated
+    /// to `path.1` when it grows past `limit` bytes.
+    pub(crate) fn rotating(path: &Path, limit: u64) -> Result<Self, Exit> {
+        Self::open(path, true, Some(limit))
+    }
+
+    fn open(path: &Path, append: bool, limit: Option<u64>) -> Result<Self, Exit> {
+        let file = LogFile::open(path, append, limit)
+            .with_context(|| format!("opening the log {}", path.display()))
+            .or_exit(exit::OUTPUT)?;
+        Ok(RunLog {
+            file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    fn write(file: &Mutex<LogFile>, line: &serde_json::Value) {
+        file.lock().unwrap_or_else(|e| e.into_inner()).line(line);
     }
 
     /// The client's event sink for `site`: one line per request attempt, with the site id.
@@ -311,7 +362,7 @@ impl RunLog {
             &self.file,
             &serde_json::json!({"event": "failed", "site": site, "error": error}),
         );
-        let _ = self.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
+        let _ = self.file.lock().unwrap_or_else(|e| e.into_inner()).out.flush();
     }
 
     /// The last line of `site`'s run: its outcome and counts.
@@ -327,7 +378,7 @@ impl RunLog {
         };
         line["site"] = site.into();
         RunLog::write(&self.file, &line);
-        let _ = self.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
+        let _ = self.file.lock().unwrap_or_else(|e| e.into_inner()).out.flush();
     }
 }
 
@@ -388,5 +439,41 @@ impl Bars {
         if let Some(bar) = self.current.lock().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_log_appends_across_restarts_and_rotates_past_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync-log.ndjson");
+        let line = serde_json::json!({"event": "request", "site": "a", "status": 200});
+        let size = line.to_string().len() as u64 + 1;
+        {
+            let log = RunLog::rotating(&path, size * 10).ok().unwrap();
+            (0..4).for_each(|_| RunLog::write(&log.file, &line));
+            log.failed("a", "x");
+        }
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(first.lines().count(), 5);
+        let log = RunLog::rotating(&path, size * 10).ok().unwrap();
+        (0..6).for_each(|_| RunLog::write(&log.file, &line));
+        drop(log);
+        let rotated = std::fs::read_to_string(dir.path().join("sync-log.ndjson.1")).unwrap();
+        assert!(
+            rotated.starts_with(&first),
+            "the earlier run's lines are in the rotated file"
+        );
+        assert!(std::fs::metadata(&path).unwrap().len() <= size * 10);
+        let fresh = RunLog::create(&path).ok().unwrap();
+        drop(fresh);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "imnm sync's log starts afresh"
+        );
     }
 }
