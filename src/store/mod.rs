@@ -230,6 +230,7 @@ trait Backend: Send {
     fn get(&self, site: &str, rtype: &str, id: &str) -> Result<Option<String>, StoreError>;
     fn sites(&self) -> Result<Vec<String>, StoreError>;
     fn for_each(&self, site: Option<&str>, f: &mut dyn FnMut(Row)) -> Result<(), StoreError>;
+    fn for_each_of(&self, site: &str, rtype: &str, f: &mut dyn FnMut(Row)) -> Result<(), StoreError>;
     fn counts(&self, site: Option<&str>) -> Result<BTreeMap<String, u64>, StoreError>;
     fn sync_state(&self, site: &str) -> Result<Option<SyncState>, StoreError>;
     fn begin_run(&mut self, site: &str, base_url: &str) -> Result<(), StoreError>;
@@ -339,6 +340,12 @@ impl Store {
     /// `site`'s recorded runs, newest first, at most `limit`.
     pub fn runs(&self, site: &str, limit: u64) -> Result<Vec<RunRecord>, StoreError> {
         self.backend.runs(site, limit)
+    }
+
+    /// Calls `f` with every row of `site` of type `rtype`, ordered by id, one
+    /// at a time (read through the key: the other types are not read).
+    pub fn for_each_of(&self, site: &str, rtype: &str, mut f: impl FnMut(Row)) -> Result<(), StoreError> {
+        self.backend.for_each_of(site, rtype, &mut f)
     }
 
     /// Resources held per type, over all sites.
@@ -731,6 +738,10 @@ mod tests {
             let mut in_b = Vec::new();
             s.for_each_in("b", |r| in_b.push(r.rtype)).unwrap();
             assert_eq!(in_b, ["Observation", "Patient"]);
+            let mut patients = Vec::new();
+            s.for_each_of("b", "Patient", |r| patients.push((r.site, r.id))).unwrap();
+            assert_eq!(patients, [("b".to_string(), "p".to_string())]);
+            s.for_each_of("a", "Patient", |_| panic!("site a holds no Patient")).unwrap();
             assert_eq!(s.counts().unwrap()["Observation"], 2);
             assert_eq!(s.counts_in("a").unwrap().len(), 1);
             assert!(s.counts_in("c").unwrap().is_empty());

@@ -119,6 +119,24 @@ impl Pg {
     }
 
     /// Runs `f` on the connection's thread and waits for its answer.
+    /// Streams the rows of `scope` (every site; one site; one site's type) to `f`.
+    fn rows_of(&self, scope: Option<(String, Option<String>)>, f: &mut dyn FnMut(Row)) -> Result<(), StoreError> {
+        let (rows_tx, rows) = mpsc::sync_channel::<Row>(1024);
+        let (done_tx, done) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |c| {
+            let _ = done_tx.send(stream(c, scope, &rows_tx));
+        });
+        self.jobs
+            .as_ref()
+            .ok_or(StoreError::Disconnected)?
+            .send(job)
+            .map_err(|_| StoreError::Disconnected)?;
+        for row in rows {
+            f(row);
+        }
+        done.recv().map_err(|_| StoreError::Disconnected)?
+    }
+
     fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<R, StoreError> + Send + 'static,
@@ -450,21 +468,11 @@ impl Backend for Pg {
     }
 
     fn for_each(&self, site: Option<&str>, f: &mut dyn FnMut(Row)) -> Result<(), StoreError> {
-        let site = site.map(str::to_string);
-        let (rows_tx, rows) = mpsc::sync_channel::<Row>(1024);
-        let (done_tx, done) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |c| {
-            let _ = done_tx.send(stream(c, site, &rows_tx));
-        });
-        self.jobs
-            .as_ref()
-            .ok_or(StoreError::Disconnected)?
-            .send(job)
-            .map_err(|_| StoreError::Disconnected)?;
-        for row in rows {
-            f(row);
-        }
-        done.recv().map_err(|_| StoreError::Disconnected)?
+        self.rows_of(site.map(|s| (s.to_string(), None)), f)
+    }
+
+    fn for_each_of(&self, site: &str, rtype: &str, f: &mut dyn FnMut(Row)) -> Result<(), StoreError> {
+        self.rows_of(Some((site.to_string(), Some(rtype.to_string()))), f)
     }
 
     fn counts(&self, site: Option<&str>) -> Result<BTreeMap<String, u64>, StoreError> {
@@ -669,17 +677,25 @@ impl Backend for Pg {
 }
 
 /// Streams the rows of one site (or all) to `out`, in the store's order.
-fn stream(c: &mut Client, site: Option<String>, out: &mpsc::SyncSender<Row>) -> Result<(), StoreError> {
+fn stream(
+    c: &mut Client,
+    scope: Option<(String, Option<String>)>,
+    out: &mpsc::SyncSender<Row>,
+) -> Result<(), StoreError> {
     use postgres::fallible_iterator::FallibleIterator;
     let cols = "site, rtype, id, version_id, last_updated, json";
-    let mut rows = match &site {
+    let mut rows = match &scope {
         None => c.query_raw(
             &format!("SELECT {cols} FROM resource ORDER BY site, rtype, id"),
             std::iter::empty::<&str>(),
         )?,
-        Some(site) => c.query_raw(
+        Some((site, None)) => c.query_raw(
             &format!("SELECT {cols} FROM resource WHERE site = $1 ORDER BY rtype, id"),
             [site],
+        )?,
+        Some((site, Some(rtype))) => c.query_raw(
+            &format!("SELECT {cols} FROM resource WHERE site = $1 AND rtype = $2 ORDER BY id"),
+            [site, rtype],
         )?,
     };
     while let Some(r) = rows.next()? {

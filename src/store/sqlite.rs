@@ -118,6 +118,14 @@ impl Backend for Sqlite {
         each_row(rows, f)
     }
 
+    fn for_each_of(&self, site: &str, rtype: &str, f: &mut dyn FnMut(Row)) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM resource WHERE site = ?1 AND rtype = ?2 ORDER BY id"
+        ))?;
+        let rows = stmt.query(params![site, rtype])?;
+        each_row(rows, f)
+    }
+
     fn counts(&self, site: Option<&str>) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT rtype, COUNT(*) FROM resource WHERE ?1 IS NULL OR site = ?1 GROUP BY rtype ORDER BY rtype",

@@ -66,42 +66,45 @@ pub(super) async fn run(ctx: &Ctx) -> Result<Attachments, SyncError> {
     Ok(Attachments { fetched, elsewhere })
 }
 
-/// Stored reports and notes with url-only text attachments, and how many urls are off `base`.
+/// Stored reports and notes with url-only text attachments, and how many urls
+/// are off `base`. Only the site's reports and notes are read, not its whole store.
 fn pending(ctx: &Ctx, base: &str) -> Result<(Vec<Pending>, u64), SyncError> {
     let store = lock(&ctx.store);
     let mut out = Vec::new();
     let mut elsewhere = 0;
-    store.for_each_in(&ctx.site, |row| {
-        let key = match row.rtype.as_str() {
-            "DocumentReference" => "content",
-            "DiagnosticReport" => "presentedForm",
-            _ => return,
-        };
-        if !row.json.contains("\"url\"") {
-            return;
-        }
-        let Ok(json) = serde_json::from_str::<Value>(&row.json) else {
-            return;
-        };
-        let mut slots = Vec::new();
-        for (i, item) in json[key].as_array().into_iter().flatten().enumerate() {
-            let (a, pointer) = match key {
-                "content" => (&item["attachment"], format!("/content/{i}/attachment")),
-                _ => (item, format!("/presentedForm/{i}")),
-            };
-            let Some(url) = a["url"].as_str().filter(|_| a["data"].is_null() && is_text(a)) else {
-                continue;
-            };
-            match binary_id(url, base) {
-                Some(id) => slots.push((pointer, id)),
-                None => elsewhere += 1,
-            }
-        }
-        if !slots.is_empty() {
-            out.push(Pending { json, slots });
-        }
-    })?;
+    for (rtype, key) in [("DiagnosticReport", "presentedForm"), ("DocumentReference", "content")] {
+        store.for_each_of(&ctx.site, rtype, |row| {
+            slots_of(&row.json, key, base, &mut out, &mut elsewhere)
+        })?;
+    }
     Ok((out, elsewhere))
+}
+
+/// Notes `json`'s url-only text attachments under `key` in `out` (or counts them as elsewhere).
+fn slots_of(json: &str, key: &str, base: &str, out: &mut Vec<Pending>, elsewhere: &mut u64) {
+    if !json.contains("\"url\"") {
+        return;
+    }
+    let Ok(json) = serde_json::from_str::<Value>(json) else {
+        return;
+    };
+    let mut slots = Vec::new();
+    for (i, item) in json[key].as_array().into_iter().flatten().enumerate() {
+        let (a, pointer) = match key {
+            "content" => (&item["attachment"], format!("/content/{i}/attachment")),
+            _ => (item, format!("/presentedForm/{i}")),
+        };
+        let Some(url) = a["url"].as_str().filter(|_| a["data"].is_null() && is_text(a)) else {
+            continue;
+        };
+        match binary_id(url, base) {
+            Some(id) => slots.push((pointer, id)),
+            None => *elsewhere += 1,
+        }
+    }
+    if !slots.is_empty() {
+        out.push(Pending { json, slots });
+    }
 }
 
 /// A text attachment (text/plain, text/html) or one that says nothing of its type.
