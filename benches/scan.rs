@@ -389,8 +389,9 @@ fn timed(mut cmd: Command) -> (f64, f64) {
     let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(got, pid, "wait4 failed");
+    // 1: error-level data issues (the generator writes a few on purpose), outputs written.
     assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        libc::WIFEXITED(status) && matches!(libc::WEXITSTATUS(status), 0 | 1),
         "{cmd:?} failed: status {status}"
     );
     std::mem::forget(child);

@@ -739,9 +739,11 @@ mod tests {
             s.for_each_in("b", |r| in_b.push(r.rtype)).unwrap();
             assert_eq!(in_b, ["Observation", "Patient"]);
             let mut patients = Vec::new();
-            s.for_each_of("b", "Patient", |r| patients.push((r.site, r.id))).unwrap();
+            s.for_each_of("b", "Patient", |r| patients.push((r.site, r.id)))
+                .unwrap();
             assert_eq!(patients, [("b".to_string(), "p".to_string())]);
-            s.for_each_of("a", "Patient", |_| panic!("site a holds no Patient")).unwrap();
+            s.for_each_of("a", "Patient", |_| panic!("site a holds no Patient"))
+                .unwrap();
             assert_eq!(s.counts().unwrap()["Observation"], 2);
             assert_eq!(s.counts_in("a").unwrap().len(), 1);
             assert!(s.counts_in("c").unwrap().is_empty());

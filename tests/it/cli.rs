@@ -226,20 +226,37 @@ fn exit_codes_and_fail_on_issues() {
         ],
         &root(),
     );
-    assert_eq!(o.status.code(), Some(0));
-    let o = imnm(
-        &[
-            "cohort",
-            "--input",
-            bad.to_str().unwrap(),
-            "--out",
-            out.path().join("o").to_str().unwrap(),
-            "--fail-on-issues",
-        ],
-        &root(),
-    );
+    // Something could not be read: exit 1, the outputs written from the rest.
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("malformed-json"));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("malformed-json") && stderr.contains("1 error-level issue"),
+        "{stderr}"
+    );
+    assert!(out.path().join("o/cohort.csv").exists());
+    // A warning alone (a CK result without a value): exit 0, and 1 with --fail-on-issues.
+    let warned = out.path().join("warned.ndjson");
+    let ck = r#"{"resourceType":"Observation","id":"ck","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"2157-6"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2020-01-01"}"#;
+    std::fs::write(
+        &warned,
+        format!("{{\"resourceType\":\"Patient\",\"id\":\"p1\"}}\n{ck}\n"),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let (input, o) = (warned.to_str().unwrap(), out.path().join("w"));
+        let mut args = vec!["cohort", "--input", input, "--out", o.to_str().unwrap()];
+        args.extend(extra);
+        imnm(&args, &root())
+    };
+    assert_eq!(run(&[]).status.code(), Some(0));
+    let issues = std::fs::read_to_string(out.path().join("w/issues.ndjson")).unwrap();
+    assert!(
+        issues.contains("\"warning\"") && !issues.contains("\"error\""),
+        "{issues}"
+    );
+    let strict = run(&["--fail-on-issues"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("1 warning(s)"));
 }
 
 #[test]

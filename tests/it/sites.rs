@@ -86,7 +86,7 @@ fn a_path_is_the_local_sites_and_issues_name_their_site() {
         ],
         tmp.path(),
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let issues = read_ndjson(&tmp.path().join("out/issues.ndjson"));
     let bad = issues.iter().find(|i| i["code"] == "malformed-json").unwrap();
     assert_eq!(bad["site"], "c");

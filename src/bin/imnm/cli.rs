@@ -20,7 +20,7 @@ pub struct Cli {
 /// Exit codes, shown in --help.
 pub const EXIT_CODES: &str = "Exit codes:
   0  success
-  1  data issues found (only with --fail-on-issues); validate, to-fhir: errors found
+  1  cohort: something could not be read (an error-level data issue; with --fail-on-issues warnings too), outputs written from the rest; validate, to-fhir: errors found
   2  usage or configuration error (bad arguments, mapping files with problems)
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written
@@ -259,7 +259,7 @@ pub struct CohortArgs {
     /// Mapping folder (default: the mappings built into this binary).
     #[arg(long)]
     pub mappings: Option<PathBuf>,
-    /// Exit 1 when any data issue of severity error or warning was found.
+    /// Exit 1 on warnings too (error-level data issues always give exit 1).
     #[arg(long)]
     pub fail_on_issues: bool,
     /// Table format of cohort and candidates: csv, parquet (adds facts.parquet) or both.

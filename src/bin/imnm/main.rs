@@ -330,18 +330,36 @@ fn finish_cohort(
         imnm_fhir::cohort::table1::to_markdown(&outcome.cohort.table1(), &outcome.cohort.dictionary)
     );
     summary(&outcome, &args.out);
-    let serious = outcome
-        .issues
-        .counts()
-        .iter()
-        .filter(|((s, _), _)| *s != Severity::Information)
-        .map(|(_, n)| n)
-        .sum::<u64>();
-    Ok(if args.fail_on_issues && serious > 0 {
+    Ok(data_exit(&outcome.issues, args.fail_on_issues))
+}
+
+/// The exit code of a run that wrote its outputs: [`exit::DATA_ISSUES`] when
+/// something could not be read (an error-level issue), or with `strict` any
+/// warning too; said on stderr.
+fn data_exit(issues: &imnm_fhir::report::Issues, strict: bool) -> u8 {
+    let count = |severity: Severity| {
+        issues
+            .counts()
+            .iter()
+            .filter(|((s, _), _)| *s == severity)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    if errors > 0 || (strict && warnings > 0) {
+        eprintln!(
+            "exit {}: {errors} error-level issue(s){} (outputs written from what could be read)",
+            exit::DATA_ISSUES,
+            if strict {
+                format!(", {warnings} warning(s)")
+            } else {
+                String::new()
+            }
+        );
         exit::DATA_ISSUES
     } else {
         exit::OK
-    })
+    }
 }
 
 fn demo(out: &Path) -> Result<u8, Exit> {
