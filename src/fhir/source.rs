@@ -288,7 +288,8 @@ fn deliver_line(file: &Arc<str>, line: u64, bytes: &[u8], f: &mut dyn FnMut(Item
         Ok(text) if text.trim().is_empty() => {}
         Ok(text) => f(Item::Resource {
             location,
-            text: text.trim_end(),
+            // A byte order mark starts a file a Windows tool wrote (or each part of a `cat`).
+            text: text.trim_start_matches('\u{feff}').trim_end(),
             full_url: None,
         }),
         Err(_) => f(Item::Unreadable {
@@ -307,7 +308,10 @@ fn deliver_line(file: &Arc<str>, line: u64, bytes: &[u8], f: &mut dyn FnMut(Item
 /// item; the entries before it have been delivered.
 pub fn read_json(file: Arc<str>, reader: impl Read, f: &mut dyn FnMut(Item<'_>)) {
     // A Bundle that says so first is read from a buffer (much faster); the rest streams through serde.
-    if let Err((read, reader)) = super::bundle::read_bundle(&file, reader, f) {
+    if let Err((mut read, reader)) = super::bundle::read_bundle(&file, reader, f) {
+        if read.starts_with(super::bundle::BOM) {
+            read.drain(..super::bundle::BOM.len());
+        }
         read_json_streaming(file, std::io::Cursor::new(read).chain(reader), f);
     }
 }

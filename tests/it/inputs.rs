@@ -73,3 +73,93 @@ fn numbered_folders_symlinks_error_and_deleted_files() {
     // Symlinked files are read once: no duplicate issues.
     assert_eq!(issues.iter().filter(|i| i.code == IssueCode::Duplicate).count(), 0);
 }
+
+/// Files a Windows tool wrote: a UTF-8 byte order mark before the first line
+/// (or before each part of files joined with `cat`) and CRLF line ends, as
+/// NDJSON, as a Bundle and as one resource, gzipped or not, read by one thread
+/// and by two, give the outputs of the same files without them.
+#[test]
+fn a_byte_order_mark_and_crlf_change_nothing() {
+    use crate::support::{dir_files, imnm};
+    let tmp = tempfile::tempdir().unwrap();
+    let resources = crate::mock::demo_resources();
+    let lines: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+    let half = lines.len() / 2;
+    let bundle = serde_json::json!({"resourceType": "Bundle", "type": "collection",
+        "entry": resources.iter().map(|r| serde_json::json!({"resource": r})).collect::<Vec<_>>()});
+    let bom = "\u{feff}";
+    let write = |dir: &str, files: &[(&str, String)]| {
+        let d = tmp.path().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        for (name, text) in files {
+            if let Some(plain) = name.strip_suffix(".gz") {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+                std::fs::write(d.join(format!("{plain}.gz")), gz.finish().unwrap()).unwrap();
+            } else {
+                std::fs::write(d.join(name), text).unwrap();
+            }
+        }
+        d
+    };
+    let clean = write("clean", &[("all.ndjson", lines.join("\n") + "\n")]);
+    let joined = format!(
+        "{bom}{}\r\n{bom}{}\r\n",
+        lines[..half].join("\r\n"),
+        lines[half..].join("\r\n")
+    );
+    let windows = [
+        write("ndjson", &[("all.ndjson", joined.clone())]),
+        write("gz", &[("all.ndjson.gz", joined)]),
+        write("bundle", &[("all.json", format!("{bom}{bundle}"))]),
+        write(
+            "single",
+            &lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    (
+                        Box::leak(format!("r{i:04}.json").into_boxed_str()) as &str,
+                        format!("{bom}{l}"),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    let cohort = |input: &std::path::Path, threads: &str| {
+        let out = tmp.path().join(format!(
+            "out-{}-{threads}",
+            input.file_name().unwrap().to_str().unwrap()
+        ));
+        let o = imnm(
+            &[
+                "cohort",
+                "--input",
+                input.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--threads",
+                threads,
+            ],
+            tmp.path(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let files = dir_files(&out);
+        files
+            .into_iter()
+            .filter(|(n, _)| n != "issues.ndjson" && n != "sources.ndjson")
+            .collect::<Vec<_>>()
+    };
+    let want = cohort(&clean, "1");
+    let cases = want.iter().find(|(n, _)| n == "cohort.csv").unwrap();
+    assert!(String::from_utf8_lossy(&cases.1).lines().count() > 1);
+    for input in &windows {
+        for threads in ["1", "2"] {
+            assert!(
+                cohort(input, threads) == want,
+                "{} -t{threads} differs",
+                input.display()
+            );
+        }
+    }
+}

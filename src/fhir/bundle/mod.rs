@@ -98,6 +98,9 @@ struct Buffer<R> {
     dropped: u64,
 }
 
+/// The UTF-8 byte order mark, skipped where a document or line starts.
+pub(crate) const BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// JSON's white space.
 fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r')
@@ -297,6 +300,11 @@ impl<R: Read> Buffer<R> {
 
     /// `{ "resourceType" : "Bundle"` at the start, spaces allowed.
     fn opens_a_bundle(&mut self) -> Result<bool, Problem> {
+        // A UTF-8 byte order mark (Windows tools write one) is not the document's.
+        while self.pos == 0 && self.buf.len() < BOM.len() && self.fill()? {}
+        if self.pos == 0 && self.buf.starts_with(BOM) {
+            self.pos = BOM.len();
+        }
         if self.peek()? != Some(b'{') {
             return Ok(false);
         }
