@@ -80,6 +80,13 @@ pub enum ClientError {
         /// What was asked.
         what: String,
     },
+    /// The server's paging goes round: a `next` link back to a page already
+    /// read, or a page repeating the one before. The search stops there.
+    #[error("{what}: the server's paging repeats itself (a next link back to a page already read, or the same page again); stopped")]
+    PagingLoop {
+        /// What was asked.
+        what: String,
+    },
 }
 
 /// Why one attempt (or the last one) gave no usable answer. Transport errors

@@ -269,6 +269,8 @@ impl FhirClient {
             what: format!("{rtype} search"),
             next: Some(self.url(rtype, params)),
             server_time: None,
+            seen: std::collections::HashSet::new(),
+            last_page: None,
         }
     }
 
@@ -533,6 +535,11 @@ pub struct Pages {
     what: String,
     next: Option<Url>,
     server_time: Option<String>,
+    /// The page URLs asked for so far: a `next` link back to one is a loop.
+    seen: std::collections::HashSet<Url>,
+    /// The last page's `Type/id`s: a server that ignores its own offset
+    /// parameter sends the same page again under new URLs.
+    last_page: Option<Vec<String>>,
 }
 
 impl Pages {
@@ -543,12 +550,39 @@ impl Pages {
         self.server_time.as_deref()
     }
 
+    /// Refuses a page holding exactly the resources of the page before (a
+    /// server ignoring its own paging parameter would repeat it forever).
+    fn check_not_repeated(&mut self, resources: &[Value]) -> Result<(), ClientError> {
+        let keys: Vec<String> = resources
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["resourceType"].as_str().unwrap_or(""),
+                    r["id"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        if !keys.is_empty() && self.last_page.as_ref() == Some(&keys) {
+            return Err(ClientError::PagingLoop {
+                what: self.what.clone(),
+            });
+        }
+        self.last_page = Some(keys);
+        Ok(())
+    }
+
     /// The next page's resources (entries with `search.mode` `match` or absent,
     /// plus `include`d ones), or `None` after the last page.
     pub async fn next(&mut self) -> Result<Option<Vec<Value>>, ClientError> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
+        if !self.seen.insert(url.clone()) {
+            return Err(ClientError::PagingLoop {
+                what: self.what.clone(),
+            });
+        }
         let (mut bundle, date) = self.client.send(&Req::get(url, &self.what), dated_json_body).await?;
         if bundle["resourceType"] != "Bundle" {
             return Err(ClientError::GaveUp {
@@ -568,6 +602,7 @@ impl Pages {
                 .collect(),
             _ => Vec::new(),
         };
+        self.check_not_repeated(&resources)?;
         let next = bundle["link"]
             .as_array()
             .into_iter()

@@ -452,3 +452,74 @@ async fn patients_are_searched_while_the_cohort_search_still_pages() {
     sync_into(&ehr, &resync).await;
     assert_eq!(rows(&store), rows(&resync), "the same store as with larger pages");
 }
+
+/// A server whose paging goes round — a `next` link back to the first page,
+/// or an offset it ignores so the same page comes again under new URLs — ends
+/// the search with an error naming the search (no URL), after reading each
+/// page once, instead of reading forever.
+#[tokio::test]
+async fn a_search_whose_paging_goes_round_stops_with_an_error() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let base = server.uri();
+    let page = |ids: &[&str], next: &str| {
+        let entry: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|id| serde_json::json!({"resource": {"resourceType": "Patient", "id": id}}))
+            .collect();
+        serde_json::json!({"resourceType": "Bundle", "type": "searchset", "entry": entry,
+            "link": [{"relation": "next", "url": format!("{base}{next}")}]})
+    };
+    let mounts = [
+        // Round: page 1 → page 2 → page 1.
+        Mock::given(method("GET"))
+            .and(path("/Patient"))
+            .and(query_param("name", "round"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(&["a", "b"], "/_page?p=2")))
+            .expect(1),
+        Mock::given(method("GET"))
+            .and(path("/_page"))
+            .and(query_param("p", "2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(&["c"], "/Patient?name=round")))
+            .expect(1),
+        // Ignored offset: every page is the first one again.
+        Mock::given(method("GET"))
+            .and(path("/Patient"))
+            .and(query_param("name", "stuck"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(page(&["x", "y"], "/Observation?name=stuck&_offset=2")),
+            )
+            .expect(1),
+        Mock::given(method("GET"))
+            .and(path("/Observation"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(page(&["x", "y"], "/Observation?name=stuck&_offset=4")),
+            )
+            .expect(1),
+    ];
+    for m in mounts {
+        m.mount(&server).await;
+    }
+    let client = FhirClient::builder(base).build().unwrap();
+    for (name, pages_before) in [("round", 2), ("stuck", 1)] {
+        let mut pages = client.search("Patient", &[("name", name.to_string())]);
+        let mut read = 0;
+        let err = loop {
+            match pages.next().await {
+                Ok(Some(_)) => read += 1,
+                Ok(None) => panic!("{name}: the search ended"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(read, pages_before, "{name}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("Patient search: the server's paging repeats itself"),
+            "{text}"
+        );
+        assert!(!text.contains("http") && !text.contains('?'), "{text}");
+        assert_eq!(imnm_fhir::exit::ExitCode::exit_code(&err), imnm_fhir::exit::REMOTE);
+    }
+    server.verify().await;
+}
