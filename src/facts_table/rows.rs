@@ -4,7 +4,7 @@
 use crate::collect::{OpenReferences, PatientData};
 use crate::deid::SiteKey;
 use crate::domain::facts::MriPart;
-use crate::domain::{ColumnKind, DiagnosisFact, DiagnosisKind, Fact, FactValue, FhirDate, Onset, SourceRef};
+use crate::domain::{ColumnKind, DiagnosisFact, DiagnosisKind, Evidence, Fact, FactValue, FhirDate, Onset, SourceRef};
 use crate::mapping::{MappingSet, RuleKind};
 
 /// What a row is; the SQL reads each role its own way (docs/facts.md).
@@ -87,6 +87,17 @@ pub struct FactRow {
     pub date: Option<String>,
     /// The resource it came from, `Type/id`.
     pub source: String,
+    /// The order of evidence of a value ([`evidence_rank`]); `None` for other roles.
+    pub evidence: Option<i64>,
+}
+
+/// A value's place in the order of evidence (README "Findings from text"),
+/// lowest best: 0 coded, `1 + n` text of the `n`-th kind its text rule lists.
+pub fn evidence_rank(e: Evidence) -> i64 {
+    match e {
+        Evidence::Coded => 0,
+        Evidence::Text(n) => 1 + i64::from(n),
+    }
 }
 
 /// Patient keys, resource ids and dates as the facts table writes them:
@@ -235,6 +246,7 @@ fn value_row(patient: &str, f: &Fact, m: &MappingSet, k: &Keying<'_>) -> Option<
         rule: Some(rule.id.clone()),
         date: k.date(patient, f.date),
         source: k.source(&f.source),
+        evidence: Some(evidence_rank(f.evidence)),
         ..FactRow::default()
     };
     let yes_no = |b: bool| Some(if b { "yes" } else { "no" }.to_string());
@@ -293,6 +305,7 @@ pub fn open_rows(open: &OpenReferences, m: &MappingSet, k: &Keying<'_>) -> Vec<F
                 value_code: Some("yes".into()),
                 value_text: Some(detail.clone()),
                 source: k.source(&SourceRef::new("Medication", id.as_str())),
+                evidence: Some(evidence_rank(Evidence::Coded)),
                 ..FactRow::default()
             });
         }

@@ -3,7 +3,7 @@
 //! [`ColumnKind`], as `cohort::build` fills it, never its name.
 //!
 //! The script reads a table or view of facts (default `facts`: every
-//! `facts-*.parquet` of every site and shard) and creates temporary views:
+//! `facts-*.parquet` of every site and shard) and creates tables (temporary in DuckDB):
 //! `imnm_cohort` (one row per case, the columns of `cohort.csv`),
 //! `imnm_candidates` (the rows of `candidates.csv`),
 //! `imnm_table1` (Table 1 pooled, site `all`, and per site when there are
@@ -102,10 +102,13 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
         m.versions.get("dictionary.toml").copied().unwrap_or(0)
     );
     for (name, body) in views(m, o) {
-        let head = match (o.dialect, VIEWS.contains(&name)) {
-            (_, true) => format!("CREATE OR REPLACE TEMPORARY VIEW {name} AS"),
-            (Dialect::Duckdb, false) => format!("CREATE OR REPLACE TEMPORARY TABLE {name} AS"),
-            (Dialect::Spark, false) => format!("DROP TABLE IF EXISTS {name};\nCREATE TABLE {name} USING parquet AS"),
+        // Every step is computed once and kept (a temporary table in DuckDB,
+        // a table in Spark's warehouse: a cached view would carry its whole
+        // lineage into every later plan, which then grows past the driver's
+        // heap), so later steps do not expand the chain again.
+        let head = match o.dialect {
+            Dialect::Duckdb => format!("CREATE OR REPLACE TEMPORARY TABLE {name} AS"),
+            Dialect::Spark => format!("DROP TABLE IF EXISTS {name};\nCREATE TABLE {name} USING parquet AS"),
         };
         // The text type is the one type name the dialects spell differently;
         // Spark keeps a small step in few partitions (a union of a step per
@@ -119,12 +122,6 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
     }
     s
 }
-
-/// The steps kept as views; every other step is computed once and kept (a
-/// temporary table in DuckDB, a table in Spark's warehouse: a cached view
-/// would carry its whole lineage into every later plan, which then grows
-/// past the driver's heap), so later steps do not expand the chain again.
-const VIEWS: [&str; 1] = ["imnm_values"];
 
 /// The steps whose rows are per case or fewer (the cohort and Table 1).
 const SMALL: [&str; 8] = [
@@ -189,16 +186,22 @@ fn deduplicated(facts: &str) -> String {
     )
 }
 
-/// Every value a rule read, medication references joined to the Medications they name.
+/// Every value a rule read, medication references joined to the Medications
+/// they name, of the best evidence only: per case and rule, the rows of the
+/// lowest `evidence` (coded before text, a report of the rule's first kind
+/// before a clinic note), as `cohort::build`'s `best_evidence` keeps them.
 fn values(facts: &str) -> String {
     format!(
-        "SELECT site, patient, column_name, kind, value_num, value_int, value_code, value_text, fact_date, source\n\
-         FROM {facts} WHERE role = 'value'\n\
-         UNION ALL\n\
-         SELECT DISTINCT r.site, r.patient, m.column_name, m.kind, CAST(NULL AS DOUBLE), CAST(NULL AS BIGINT),\n\
-         \x20 m.value_code, m.value_text, r.fact_date, r.source\n\
-         FROM {facts} r JOIN {facts} m ON m.site = r.site AND m.source = r.value_text\n\
-         WHERE r.role = 'medication-reference' AND m.role = 'medication'\n"
+        "SELECT site, patient, column_name, kind, value_num, value_int, value_code, value_text, fact_date, source FROM (\n\
+         \x20 SELECT u.*, MIN(evidence) OVER (PARTITION BY site, patient, rule) AS best FROM (\n\
+         \x20   SELECT site, patient, rule, evidence, column_name, kind, value_num, value_int, value_code, value_text, fact_date, source\n\
+         \x20   FROM {facts} WHERE role = 'value'\n\
+         \x20   UNION ALL\n\
+         \x20   SELECT DISTINCT r.site, r.patient, m.rule, m.evidence, m.column_name, m.kind, CAST(NULL AS DOUBLE), CAST(NULL AS BIGINT),\n\
+         \x20     m.value_code, m.value_text, r.fact_date, r.source\n\
+         \x20   FROM {facts} r JOIN {facts} m ON m.site = r.site AND m.source = r.value_text\n\
+         \x20   WHERE r.role = 'medication-reference' AND m.role = 'medication') u) v\n\
+         WHERE evidence = best\n"
     )
 }
 

@@ -174,7 +174,54 @@ fn compare_suppressed(table: &[BTreeMap<String, Value>], got: &Path, what: &str)
     }
 }
 
-/// The demo as three sites: a Bundle, an NDJSON folder, and the same folder one shard per file.
+/// Site D: cases whose findings are read from codes, reports and notes that
+/// disagree, so the order of evidence decides (README "Findings from text"):
+/// a coded "no" over a note's "yes", an EMG report's "normal" over a note's
+/// "myopathic", an MRI report's edema over an MRI note's fatty infiltration; and
+/// a note alone, which counts.
+fn evidence_site(dir: &Path) -> PathBuf {
+    use crate::text_findings::{note, report, Form};
+    let sct = "http://snomed.info/sct";
+    let mut all = Vec::new();
+    for p in ["d1", "d2", "d3", "d4"] {
+        all.push(crate::support::patient(p));
+        all.push(crate::support::imnm_condition(&format!("{p}-c"), p));
+    }
+    all.push(crate::support::observation(
+        "d1-o",
+        "https://imnm-fhir.org/fhir/CodeSystem/imnm-case",
+        "rash",
+        serde_json::json!({"valueBoolean": false, "subject": {"reference": "Patient/d1"}}),
+    ));
+    all.extend(note("d1-n", "d1", "Heliotrope rash.", Form::Plain));
+    all.extend(report(
+        "d2-r",
+        "d2",
+        (sct, "42803009"),
+        "Normal EMG study.",
+        Form::Conclusion,
+    ));
+    all.extend(note("d2-n", "d2", "EMG showed a myopathic pattern.", Form::Plain));
+    all.extend(note("d3-n", "d3", "EMG showed a myopathic pattern.", Form::Plain));
+    let mri = ("http://loinc.org", "18748-4");
+    all.extend(report(
+        "d4-r",
+        "d4",
+        mri,
+        "Muscle edema of both thighs.",
+        Form::Conclusion,
+    ));
+    let mut mri_note = note("d4-n", "d4", "Fatty infiltration of the thighs.", Form::Plain);
+    mri_note[0]["type"] = serde_json::json!({"coding": [{"system": mri.0, "code": mri.1}]});
+    all.extend(mri_note);
+    let path = dir.join("site-d.ndjson");
+    let lines: Vec<String> = all.iter().map(serde_json::Value::to_string).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+/// The demo as three sites (a Bundle, an NDJSON folder, and the same folder
+/// one shard per file) and site D of [`evidence_site`].
 fn demo(dir: &Path) -> (PathBuf, PathBuf) {
     let d = root().join("examples/demo-cohort");
     let facts = dir.join("demo-facts");
@@ -182,7 +229,18 @@ fn demo(dir: &Path) -> (PathBuf, PathBuf) {
         format!("site-a={}", d.join("bundle.json").display()),
         format!("site-b={}", d.join("ndjson").display()),
     );
-    run(&["facts", "--input", &a, "--input", &b, "--out", facts.to_str().unwrap()]);
+    let site_d = format!("site-d={}", evidence_site(dir).display());
+    run(&[
+        "facts",
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--input",
+        &site_d,
+        "--out",
+        facts.to_str().unwrap(),
+    ]);
     for e in std::fs::read_dir(d.join("ndjson")).unwrap() {
         let c = format!("site-c={}", e.unwrap().path().display());
         run(&["facts", "--input", &c, "--out", facts.to_str().unwrap()]);
@@ -197,9 +255,24 @@ fn demo(dir: &Path) -> (PathBuf, PathBuf) {
         &b,
         "--input",
         &c,
+        "--input",
+        &site_d,
         "--out",
         cohort.to_str().unwrap(),
     ]);
+    let cases = std::fs::read_to_string(cohort.join("cohort.csv")).unwrap();
+    for (case, column, value) in [
+        ("d1", "rash", "no"),
+        ("d2", "emg_myopathic", "no"),
+        ("d3", "emg_myopathic", "yes"),
+        ("d4", "mri_thigh", "edema"),
+    ] {
+        let mut csv = csv::Reader::from_reader(cases.as_bytes());
+        let header = csv.headers().unwrap().clone();
+        let at = header.iter().position(|h| h == column).unwrap();
+        let row = csv.records().map(Result::unwrap).find(|r| &r[1] == case).unwrap();
+        assert_eq!(&row[at], value, "imnm cohort: {case} {column} by the order of evidence");
+    }
     (facts, cohort)
 }
 
