@@ -19,6 +19,8 @@ use crate::domain::dictionary::Summary;
 use crate::domain::{AntibodyStatus, ColumnKind, DiagnosisKind, Dictionary};
 use crate::mapping::MappingSet;
 
+mod link;
+
 /// The SQL engines the script is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -82,6 +84,9 @@ pub struct Options {
     pub min_cell: u64,
     /// The table or view of facts read.
     pub facts: String,
+    /// Rounds of label propagation that group linked patients (a group
+    /// whose patients are further apart makes the script fail, saying so).
+    pub link_rounds: usize,
 }
 
 /// A SQL string literal.
@@ -114,7 +119,9 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
         // Spark keeps a small step in few partitions (a union of a step per
         // Table 1 variable would otherwise be hundreds of tiny tasks).
         let body = match o.dialect {
-            Dialect::Spark if SMALL.contains(&name) => format!("SELECT /*+ COALESCE(1) */ * FROM (\n{body}) small\n"),
+            Dialect::Spark if SMALL.contains(&name.as_str()) => {
+                format!("SELECT /*+ COALESCE(1) */ * FROM (\n{body}) small\n")
+            }
             Dialect::Spark => body,
             Dialect::Duckdb => body.replace(" AS STRING)", " AS VARCHAR)"),
         };
@@ -136,10 +143,11 @@ const SMALL: [&str; 8] = [
 ];
 
 /// Every view, in the order they are created.
-fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
+fn views(m: &MappingSet, o: &Options) -> Vec<(String, String)> {
     let d = &m.dictionary;
-    vec![
-        ("imnm_facts", deduplicated(&o.facts)),
+    let mut steps = vec![("imnm_dedup".to_string(), deduplicated(&o.facts))];
+    steps.extend(link::steps(o.dialect, o.link_rounds, "imnm_dedup"));
+    let rest = vec![
         ("imnm_values", values(FACTS)),
         ("imnm_dx", diagnoses(FACTS)),
         ("imnm_case", cases(FACTS)),
@@ -162,16 +170,19 @@ fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
         ),
         ("imnm_cohort", cohort(d, o.dialect)),
         ("imnm_candidates", candidates(m, o.dialect)),
-        ("imnm_groups", groups()),
+        ("imnm_groups", groups(o.dialect)),
         ("imnm_t1_wide", t1_wide(d, o.dialect)),
         ("imnm_table1", table1(d, o.dialect)),
         ("imnm_cells", cells()),
         ("imnm_hidden", hidden(o.min_cell)),
         ("imnm_table1_suppressed", suppressed(o.min_cell)),
-    ]
+    ];
+    steps.extend(rest.into_iter().map(|(n, b)| (n.to_string(), b)));
+    steps
 }
 
-/// The step every later step reads: the facts with each resource's rows from one shard only.
+/// The step every later step reads: the facts with each resource's rows
+/// from one shard only, linked patients' rows moved to their case ([`link`]).
 const FACTS: &str = "imnm_facts";
 
 /// A resource sent in several shards (the same `source` of a site in two
@@ -199,7 +210,7 @@ fn values(facts: &str) -> String {
          \x20   UNION ALL\n\
          \x20   SELECT DISTINCT r.site, r.patient, m.rule, m.evidence, m.column_name, m.kind, CAST(NULL AS DOUBLE), CAST(NULL AS BIGINT),\n\
          \x20     m.value_code, m.value_text, r.fact_date, r.source\n\
-         \x20   FROM {facts} r JOIN {facts} m ON m.site = r.site AND m.source = r.value_text\n\
+         \x20   FROM {facts} r JOIN {facts} m ON m.home = r.home AND m.source = r.value_text\n\
          \x20   WHERE r.role = 'medication-reference' AND m.role = 'medication') u) v\n\
          WHERE evidence = best\n"
     )
@@ -261,9 +272,11 @@ fn cases(facts: &str) -> String {
          \x20     CASE WHEN dx.onset_date IS NOT NULL THEN 0 WHEN dx.onset_years IS NOT NULL THEN 1 ELSE 2 END,\n\
          \x20     CASE WHEN dx.onset_date IS NOT NULL THEN dx.onset_date WHEN dx.onset_years IS NULL THEN dx.recorded END ASC NULLS FIRST, dx.source) AS rn\n\
          \x20 FROM imnm_dx dx) x\n\
-         LEFT JOIN (SELECT site, patient, MIN(CASE WHEN kind = 'sex' THEN value_code END) AS sex,\n\
-         \x20   MIN(CASE WHEN kind = 'birth-date' THEN value_date END) AS birth\n\
-         \x20 FROM {facts} WHERE role = 'patient' GROUP BY site, patient) p ON p.site = x.site AND p.patient = x.patient\n\
+         LEFT JOIN (SELECT * FROM (SELECT site, patient, MIN(CASE WHEN kind = 'sex' THEN value_code END) AS sex,\n\
+         \x20   MIN(CASE WHEN kind = 'birth-date' THEN value_date END) AS birth,\n\
+         \x20   ROW_NUMBER() OVER (PARTITION BY site, patient ORDER BY home) AS first\n\
+         \x20 FROM {facts} WHERE role = 'patient' GROUP BY site, patient, home) q WHERE first = 1) p\n\
+         \x20 ON p.site = x.site AND p.patient = x.patient\n\
          WHERE x.rn = 1\n"
     )
 }
@@ -502,13 +515,18 @@ fn mri(edema: &str, fatty: &str) -> String {
     )
 }
 
-/// The cohort once pooled (`grp` = `all`) and, with several sites, once per site.
-fn groups() -> String {
+/// The cohort once pooled (`grp` = `all`) and, with several sites, once per
+/// site: a linked case (`a+b`) once in each of its sites.
+fn groups(dialect: Dialect) -> String {
+    let each = match dialect {
+        Dialect::Spark => "explode(split(c.site, '[+]'))",
+        Dialect::Duckdb => "unnest(string_split(c.site, '+'))",
+    };
     format!(
         "SELECT '{all}' AS grp, c.* FROM imnm_cohort c\n\
          UNION ALL\n\
-         SELECT c.site AS grp, c.* FROM imnm_cohort c\n\
-         WHERE (SELECT COUNT(DISTINCT site) FROM imnm_cohort) > 1\n",
+         SELECT s.grp, c.* FROM imnm_cohort c JOIN (SELECT DISTINCT site, {each} AS grp FROM imnm_cohort c) s ON s.site = c.site\n\
+         WHERE (SELECT COUNT(DISTINCT grp) FROM (SELECT {each} AS grp FROM imnm_cohort c) t) > 1\n",
         all = crate::cohort::table1::ALL_SITES
     )
 }
