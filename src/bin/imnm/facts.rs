@@ -60,8 +60,8 @@ pub struct SqlArgs {
     /// The table (or view) the facts are read from.
     #[arg(long, default_value = "facts")]
     pub facts_table: String,
-    /// Rounds of label propagation that group patients linked across sites (`link` rows): a chain of
-    /// linked patients longer than this makes the script fail, saying so.
+    /// Rounds of label propagation that group patients linked across sites (`link` rows): a group whose
+    /// patients are more than this many links apart makes the script fail, saying so.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub link_rounds: u16,
 }
