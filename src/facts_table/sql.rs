@@ -145,8 +145,8 @@ const SMALL: [&str; 8] = [
 /// Every view, in the order they are created.
 fn views(m: &MappingSet, o: &Options) -> Vec<(String, String)> {
     let d = &m.dictionary;
-    let mut steps = vec![("imnm_dedup".to_string(), deduplicated(&o.facts))];
-    steps.extend(link::steps(o.dialect, o.link_rounds, "imnm_dedup"));
+    let mut steps = vec![("imnm_keep".to_string(), kept_shards(&o.facts))];
+    steps.extend(link::steps(o.dialect, o.link_rounds, &deduplicated(&o.facts)));
     let rest = vec![
         ("imnm_values", values(FACTS)),
         ("imnm_dx", diagnoses(FACTS)),
@@ -185,15 +185,20 @@ fn views(m: &MappingSet, o: &Options) -> Vec<(String, String)> {
 /// from one shard only, linked patients' rows moved to their case ([`link`]).
 const FACTS: &str = "imnm_facts";
 
-/// A resource sent in several shards (the same `source` of a site in two
-/// files) gives its rows once: those of the first shard by name, as `imnm
-/// cohort` uses the first copy of a resource it reads twice.
+/// `imnm_keep`: the shard whose rows of each resource count. A resource
+/// sent in several shards (the same `source` of a site in two files) gives
+/// its rows once: those of the first shard by name, as `imnm cohort` uses the
+/// first copy of a resource it reads twice.
+fn kept_shards(facts: &str) -> String {
+    format!("SELECT site, source, MIN(shard) AS shard FROM {facts} GROUP BY site, source\n")
+}
+
+/// The facts of the kept shards ([`kept_shards`]), as a subquery: read
+/// once into `imnm_facts`, and for the few `link` and diagnosis rows the
+/// linkage steps need.
 fn deduplicated(facts: &str) -> String {
     format!(
-        "SELECT f.* FROM {facts} f
-         JOIN (SELECT site, source, MIN(shard) AS shard FROM {facts} GROUP BY site, source) k
-           ON k.site = f.site AND k.source = f.source AND k.shard = f.shard
-"
+        "(SELECT f.* FROM {facts} f JOIN imnm_keep k ON k.site = f.site AND k.source = f.source AND k.shard = f.shard)"
     )
 }
 

@@ -15,13 +15,13 @@
 
 use super::{lit, Dialect};
 
-/// The steps, in order: `(name, body)`; `dedup` is the deduplicated facts.
+/// The steps, in order: `(name, body)`; `dedup` is the deduplicated facts (a subquery).
 pub(super) fn steps(dialect: Dialect, rounds: usize, dedup: &str) -> Vec<(String, String)> {
     let mut out = vec![
         (
             "imnm_links".to_string(),
             format!(
-                "SELECT DISTINCT site, patient, value_code AS link FROM {dedup}\n\
+                "SELECT DISTINCT site, patient, value_code AS link FROM {dedup} d\n\
                  WHERE role = 'link' AND patient IS NOT NULL AND value_code IS NOT NULL\n"
             ),
         ),
@@ -69,7 +69,7 @@ fn round(previous: &str) -> String {
 /// of two or more patients, no two of one site, at least one a case.
 fn members(dialect: Dialect, labels: &str, dedup: &str) -> String {
     let qualifying = format!(
-        "SELECT DISTINCT site, patient FROM {dedup} WHERE role = 'diagnosis' AND value_text IN ('{}', '{}')",
+        "SELECT DISTINCT site, patient FROM {dedup} d WHERE role = 'diagnosis' AND value_text IN ('{}', '{}')",
         super::super::rows::diagnosis_kind(crate::domain::DiagnosisKind::Qualifying),
         super::super::rows::diagnosis_kind(crate::domain::DiagnosisKind::ParentWithText),
     );
