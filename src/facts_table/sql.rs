@@ -10,7 +10,9 @@
 //! several, as `table1.json`) and `imnm_table1_suppressed` (small cells
 //! hidden as `cohort`/`export` --min-cell do). Statements end with `;` at the
 //! end of a line; it runs on DuckDB and Spark SQL (the two dialects differ
-//! in quoting and the quantile function only).
+//! in quoting, the text type, string aggregation, the quantile function,
+//! splitting a linked case's sites and raising an error). Patients linked
+//! across sites are grouped by the steps of `sql/link.rs`.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
