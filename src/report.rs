@@ -95,6 +95,8 @@ pub enum IssueCode {
     UncertainText,
     /// Report or note texts of one kind that disagree about a finding (the kind's rule decides).
     ConflictingText,
+    /// Patients of several sites share linking identifiers but two are of one site: not linked.
+    LinkConflict,
     /// A report or note attachment not read: a content type other than text, only a url, or undecodable data.
     UnreadAttachment,
     /// A case-sheet cell `to-fhir` could not read (left out).
@@ -155,7 +157,7 @@ pub enum IssueCode {
 
 impl IssueCode {
     /// Every code, in declaration order.
-    pub const ALL: [IssueCode; 49] = [
+    pub const ALL: [IssueCode; 50] = [
         IssueCode::MalformedJson,
         IssueCode::InvalidUtf8,
         IssueCode::NotAResource,
@@ -179,6 +181,7 @@ impl IssueCode {
         IssueCode::ExcludedStatus,
         IssueCode::UncertainText,
         IssueCode::ConflictingText,
+        IssueCode::LinkConflict,
         IssueCode::UnreadAttachment,
         IssueCode::BadCell,
         IssueCode::BadRow,
@@ -233,6 +236,7 @@ impl IssueCode {
             IssueCode::ExcludedStatus => "excluded-status",
             IssueCode::UncertainText => "uncertain-text",
             IssueCode::ConflictingText => "conflicting-text",
+            IssueCode::LinkConflict => "link-conflict",
             IssueCode::UnreadAttachment => "unread-attachment",
             IssueCode::BadCell => "bad-cell",
             IssueCode::BadRow => "bad-row",

@@ -3,9 +3,13 @@
 //! Patients of *different* sites that share one `system|value` of an
 //! identifier system the user names (`imnm cohort --link-identifier`, the
 //! registry config's `link_identifiers`) are one child, transitively
-//! (union-find). Two patients of the same site are never merged: a union that
-//! would put two of one site together is left out. Without named systems
-//! nothing is linked.
+//! (union-find). Two patients of the same site are never merged: a group
+//! that would hold two patients of one site is not linked at all (its
+//! patients stay with their sites; [`Linked::conflicts`] names it for a
+//! `link-conflict` warning). The rule does not depend on the order patients
+//! or identifiers are read, so SQL over keyed hashes of the identifiers
+//! (`imnm sql`) gives the same groups. Without named systems nothing is
+//! linked.
 //!
 //! This module only groups patients; [`super::build`] builds a group's row
 //! and [`super::run`] sets its members aside from their sites' cohorts.
@@ -69,66 +73,57 @@ impl Linkage {
     }
 
     /// The groups of two or more patients of different sites of which at
-    /// least one is a case: members in (site, id) order, groups in the order
-    /// of their first member.
-    pub fn groups(&self) -> Vec<Vec<Member>> {
-        let mut sets = Sets::new(self.members.iter().map(|((site, _), _)| *site));
+    /// least one is a case (members in (site, id) order, groups in the order
+    /// of their first member), and the groups left out because they would
+    /// hold two patients of one site (likewise ordered).
+    pub fn groups(&self) -> Linked {
+        let mut parent: Vec<usize> = (0..self.members.len()).collect();
         for indices in self.by_key.values() {
             for pair in indices.windows(2) {
-                sets.union(pair[0], pair[1]);
+                let (a, b) = (find(&mut parent, pair[0]), find(&mut parent, pair[1]));
+                parent[a.max(b)] = a.min(b);
             }
         }
-        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut components: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for i in 0..self.members.len() {
-            groups.entry(sets.find(i)).or_default().push(i);
+            components.entry(find(&mut parent, i)).or_default().push(i);
         }
-        let mut out: Vec<Vec<Member>> = groups
-            .into_values()
-            .filter(|g| g.len() > 1 && g.iter().any(|&i| self.members[i].1))
-            .map(|g| {
-                let mut m: Vec<Member> = g.into_iter().map(|i| self.members[i].0.clone()).collect();
-                m.sort();
-                m
-            })
-            .collect();
-        out.sort();
+        let mut out = Linked::default();
+        for c in components.into_values() {
+            if c.len() < 2 || !c.iter().any(|&i| self.members[i].1) {
+                continue;
+            }
+            let mut m: Vec<Member> = c.into_iter().map(|i| self.members[i].0.clone()).collect();
+            m.sort();
+            let sites: BTreeSet<usize> = m.iter().map(|(s, _)| *s).collect();
+            if sites.len() == m.len() {
+                out.groups.push(m);
+            } else if sites.len() > 1 {
+                out.conflicts.push(m);
+            }
+        }
+        out.groups.sort();
+        out.conflicts.sort();
         out
     }
 }
 
-/// Union-find over patients, each set knowing its sites: a union of two sets
-/// that share a site is refused.
-struct Sets {
-    parent: Vec<usize>,
-    sites: Vec<BTreeSet<usize>>,
+/// What [`Linkage::groups`] finds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Linked {
+    /// The groups linked: one case each.
+    pub groups: Vec<Vec<Member>>,
+    /// The groups of several sites not linked because two of their patients are of one site.
+    pub conflicts: Vec<Vec<Member>>,
 }
 
-impl Sets {
-    fn new(sites: impl Iterator<Item = usize>) -> Self {
-        let sites: Vec<BTreeSet<usize>> = sites.map(|s| BTreeSet::from([s])).collect();
-        Self {
-            parent: (0..sites.len()).collect(),
-            sites,
-        }
+/// The root of `i`'s set (union-find with path halving).
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
     }
-
-    fn find(&mut self, mut i: usize) -> usize {
-        while self.parent[i] != i {
-            self.parent[i] = self.parent[self.parent[i]];
-            i = self.parent[i];
-        }
-        i
-    }
-
-    fn union(&mut self, a: usize, b: usize) {
-        let (a, b) = (self.find(a), self.find(b));
-        if a == b || !self.sites[a].is_disjoint(&self.sites[b]) {
-            return;
-        }
-        let moved = std::mem::take(&mut self.sites[b]);
-        self.sites[a].extend(moved);
-        self.parent[b] = a;
-    }
+    i
 }
 
 #[cfg(test)]
@@ -148,9 +143,7 @@ mod tests {
         l.add(0, "a1", &id(NHS, "1"), true);
         l.add(1, "b1", &[format!("{NHS}|1"), format!("{MRN}|x")], false);
         l.add(2, "c1", &id(MRN, "x"), false);
-        // Same number at site a again: never merged with a1.
-        l.add(0, "a2", &id(NHS, "1"), true);
-        // Linked to each other only within site b: not a group.
+        // Linked to each other only within site b: not a group, no conflict.
         l.add(1, "b2", &id(NHS, "2"), true);
         l.add(1, "b3", &id(NHS, "2"), true);
         // Another system than the named ones: ignored.
@@ -161,7 +154,41 @@ mod tests {
             (1, "b1".to_string()),
             (2, "c1".to_string()),
         ]];
-        assert_eq!(l.groups(), expected);
+        assert_eq!(
+            l.groups(),
+            Linked {
+                groups: expected,
+                conflicts: vec![]
+            }
+        );
+    }
+
+    /// The same number at site a twice: the whole group a1, a2, b1, c1 is
+    /// left out, whatever order the patients and identifiers come in.
+    #[test]
+    fn a_group_with_two_of_one_site_is_not_linked_in_any_order() {
+        let patients: [(usize, &str, Vec<String>); 4] = [
+            (0, "a1", id(NHS, "1")),
+            (1, "b1", vec![format!("{MRN}|x"), format!("{NHS}|1")]),
+            (2, "c1", id(MRN, "x")),
+            (0, "a2", id(MRN, "x")),
+        ];
+        let conflict: Vec<Member> = [(0, "a1"), (0, "a2"), (1, "b1"), (2, "c1")]
+            .iter()
+            .map(|(s, i)| (*s, i.to_string()))
+            .collect();
+        for rotation in 0..patients.len() {
+            let mut l = Linkage::new(&[NHS.to_string(), MRN.to_string()]);
+            for k in 0..patients.len() {
+                let (site, p, ids) = &patients[(k + rotation) % patients.len()];
+                l.add(*site, p, ids, true);
+            }
+            let want = Linked {
+                groups: vec![],
+                conflicts: vec![conflict.clone()],
+            };
+            assert_eq!(l.groups(), want, "rotation {rotation}");
+        }
     }
 
     #[test]
@@ -170,10 +197,10 @@ mod tests {
         off.add(0, "a1", &id(NHS, "1"), true);
         off.add(1, "b1", &id(NHS, "1"), true);
         assert!(!off.is_on());
-        assert!(off.groups().is_empty());
+        assert_eq!(off.groups(), Linked::default());
         let mut l = Linkage::new(&[NHS.to_string()]);
         l.add(0, "a1", &id(NHS, "1"), false);
         l.add(1, "b1", &id(NHS, "1"), false);
-        assert!(l.groups().is_empty(), "candidates are not linked");
+        assert_eq!(l.groups(), Linked::default(), "candidates are not linked");
     }
 }

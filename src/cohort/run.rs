@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::cohort::link::{Linkage, Member};
 use crate::collect::{Collected, PatientData, ReadStats};
 use crate::mapping::MappingSet;
-use crate::report::Issues;
+use crate::report::{Issue, IssueCode, Issues, Severity};
 
 /// The result of a cohort run.
 #[derive(Debug)]
@@ -89,12 +89,12 @@ pub fn build_and_write_linked(
 ) -> crate::run_error::Result<RunOutcome> {
     let spill = |source| crate::run_error::RunError::Spill { source };
     let systems: Vec<String> = link_systems.iter().map(|s| mappings.canonical_system(s)).collect();
-    let groups = link_groups(&sites, &systems).map_err(spill)?;
+    let mut issues = Issues::default();
+    let groups = link_groups(&sites, &systems, &mut issues).map_err(spill)?;
     let mut cohort = crate::cohort::Cohort {
         dictionary: mappings.dictionary.clone(),
         ..crate::cohort::Cohort::default()
     };
-    let mut issues = Issues::default();
     let mut stats = ReadStats::default();
     let mut parts = Vec::with_capacity(sites.len());
     let mut aside = Vec::with_capacity(sites.len());
@@ -154,8 +154,9 @@ fn write_all(
     Ok(())
 }
 
-/// The groups of linked patients (one pass over each site's patients; none without systems).
-fn link_groups(sites: &[Collected], systems: &[String]) -> std::io::Result<Vec<Vec<Member>>> {
+/// The groups of linked patients (one pass over each site's patients; none
+/// without systems); a `link-conflict` warning for each group left out.
+fn link_groups(sites: &[Collected], systems: &[String], issues: &mut Issues) -> std::io::Result<Vec<Vec<Member>>> {
     let mut linkage = Linkage::new(systems);
     if !linkage.is_on() {
         return Ok(Vec::new());
@@ -169,9 +170,28 @@ fn link_groups(sites: &[Collected], systems: &[String]) -> std::io::Result<Vec<V
             Ok::<_, std::io::Error>(())
         })?;
     }
-    let groups = linkage.groups();
-    tracing::debug!(groups = groups.len(), "patients linked across sites");
-    Ok(groups)
+    let linked = linkage.groups();
+    for group in &linked.conflicts {
+        let names: Vec<String> = group
+            .iter()
+            .map(|(s, id)| format!("{}:Patient/{id}", sites[*s].site))
+            .collect();
+        let mut joined: Vec<&str> = group.iter().map(|(s, _)| sites[*s].site.as_str()).collect();
+        joined.dedup();
+        let msg = format!(
+            "patients {} share linking identifiers, but two of them are of one site: not linked, each stays with its site",
+            names.join(", ")
+        );
+        let mut issue = Issue::new(Severity::Warning, IssueCode::LinkConflict, names[0].clone(), msg);
+        issue.site = Some(joined.join("+"));
+        issues.push(issue);
+    }
+    tracing::debug!(
+        groups = linked.groups.len(),
+        conflicts = linked.conflicts.len(),
+        "patients linked across sites"
+    );
+    Ok(linked.groups)
 }
 
 /// The ids of site `index`'s patients that belong to a group.

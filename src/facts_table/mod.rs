@@ -24,7 +24,7 @@ pub use write::{file_name, write, FactsWritten};
 
 /// The facts table's layout version (Parquet key-value metadata
 /// `imnm.facts.schema_version`; docs/facts.md lists the changes).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The key-value metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_KEY: &str = "imnm.facts.schema_version";

@@ -4,7 +4,7 @@
 use crate::collect::{OpenReferences, PatientData};
 use crate::deid::SiteKey;
 use crate::domain::facts::MriPart;
-use crate::domain::{ColumnKind, DiagnosisFact, DiagnosisKind, Fact, FactValue, FhirDate, Onset, SourceRef};
+use crate::domain::{ColumnKind, DiagnosisFact, DiagnosisKind, Evidence, Fact, FactValue, FhirDate, Onset, SourceRef};
 use crate::mapping::{MappingSet, RuleKind};
 
 /// What a row is; the SQL reads each role its own way (docs/facts.md).
@@ -27,6 +27,9 @@ pub enum Role {
     MedicationReference,
     /// A Medication an exposure rule matches (no patient; source: `Medication/id`).
     Medication,
+    /// A linking identifier of the patient, keyed (value_code: HMAC-SHA256 hex
+    /// of `system|value` under the registry's link key; `imnm facts --link-key`).
+    Link,
 }
 
 impl Role {
@@ -41,6 +44,7 @@ impl Role {
             Self::Remission => "remission",
             Self::MedicationReference => "medication-reference",
             Self::Medication => "medication",
+            Self::Link => "link",
         }
     }
 }
@@ -87,6 +91,17 @@ pub struct FactRow {
     pub date: Option<String>,
     /// The resource it came from, `Type/id`.
     pub source: String,
+    /// The order of evidence of a value ([`evidence_rank`]); `None` for other roles.
+    pub evidence: Option<i64>,
+}
+
+/// A value's place in the order of evidence (README "Findings from text"),
+/// lowest best: 0 coded, `1 + n` text of the `n`-th kind its text rule lists.
+pub fn evidence_rank(e: Evidence) -> i64 {
+    match e {
+        Evidence::Coded => 0,
+        Evidence::Text(n) => 1 + i64::from(n),
+    }
 }
 
 /// Patient keys, resource ids and dates as the facts table writes them:
@@ -94,13 +109,44 @@ pub struct FactRow {
 pub struct Keying<'k> {
     key: Option<&'k SiteKey>,
     max_offset_days: u32,
+    link: Option<(&'k SiteKey, &'k [String])>,
 }
 
 impl<'k> Keying<'k> {
     /// Without a key (`None`) ids and dates are written as read; with one,
     /// as `imnm export` writes them (shift of at most `max_offset_days`).
     pub fn new(key: Option<&'k SiteKey>, max_offset_days: u32) -> Self {
-        Self { key, max_offset_days }
+        Self {
+            key,
+            max_offset_days,
+            link: None,
+        }
+    }
+
+    /// The same, writing a [`Role::Link`] row for each identifier of
+    /// `systems` (canonical URIs) a Patient holds, keyed with `link_key`.
+    pub fn with_link(self, link_key: &'k SiteKey, systems: &'k [String]) -> Self {
+        Self {
+            link: Some((link_key, systems)),
+            ..self
+        }
+    }
+
+    /// The keyed values of the linking identifiers among `identifiers`
+    /// (`system|value`), each once, in order; none without a link key.
+    fn links(&self, identifiers: &[String]) -> Vec<String> {
+        let Some((key, systems)) = self.link else {
+            return Vec::new();
+        };
+        let named = identifiers.iter().filter(|i| {
+            i.split_once('|')
+                .is_some_and(|(system, value)| !value.is_empty() && systems.iter().any(|s| s == system))
+        });
+        let named: std::collections::BTreeSet<&String> = named.collect();
+        named
+            .into_iter()
+            .map(|i| crate::deid::key::to_hex(&key.hmac(i)))
+            .collect()
     }
 
     /// The patient key of patient `id`.
@@ -147,7 +193,17 @@ pub fn patient_rows(id: &str, data: &PatientData, m: &MappingSet, k: &Keying<'_>
         if let Some(birth) = k.date(id, rec.birth_date) {
             out.push(FactRow {
                 value_date: Some(birth),
-                ..base(Role::Patient, ColumnKind::BirthDate, src)
+                ..base(Role::Patient, ColumnKind::BirthDate, src.clone())
+            });
+        }
+        for link in k.links(&rec.identifiers) {
+            out.push(FactRow {
+                role: Role::Link.as_str(),
+                patient: Some(key.clone()),
+                kind: Role::Link.as_str(),
+                value_code: Some(link),
+                source: src.clone(),
+                ..FactRow::default()
             });
         }
     }
@@ -235,6 +291,7 @@ fn value_row(patient: &str, f: &Fact, m: &MappingSet, k: &Keying<'_>) -> Option<
         rule: Some(rule.id.clone()),
         date: k.date(patient, f.date),
         source: k.source(&f.source),
+        evidence: Some(evidence_rank(f.evidence)),
         ..FactRow::default()
     };
     let yes_no = |b: bool| Some(if b { "yes" } else { "no" }.to_string());
@@ -293,6 +350,7 @@ pub fn open_rows(open: &OpenReferences, m: &MappingSet, k: &Keying<'_>) -> Vec<F
                 value_code: Some("yes".into()),
                 value_text: Some(detail.clone()),
                 source: k.source(&SourceRef::new("Medication", id.as_str())),
+                evidence: Some(evidence_rank(Evidence::Coded)),
                 ..FactRow::default()
             });
         }

@@ -3,14 +3,16 @@
 //! [`ColumnKind`], as `cohort::build` fills it, never its name.
 //!
 //! The script reads a table or view of facts (default `facts`: every
-//! `facts-*.parquet` of every site and shard) and creates temporary views:
+//! `facts-*.parquet` of every site and shard) and creates tables (temporary in DuckDB):
 //! `imnm_cohort` (one row per case, the columns of `cohort.csv`),
 //! `imnm_candidates` (the rows of `candidates.csv`),
 //! `imnm_table1` (Table 1 pooled, site `all`, and per site when there are
 //! several, as `table1.json`) and `imnm_table1_suppressed` (small cells
 //! hidden as `cohort`/`export` --min-cell do). Statements end with `;` at the
 //! end of a line; it runs on DuckDB and Spark SQL (the two dialects differ
-//! in quoting and the quantile function only).
+//! in quoting, the text type, string aggregation, the quantile function,
+//! splitting a linked case's sites and raising an error). Patients linked
+//! across sites are grouped by the steps of `sql/link.rs`.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -18,6 +20,8 @@ use std::str::FromStr;
 use crate::domain::dictionary::Summary;
 use crate::domain::{AntibodyStatus, ColumnKind, DiagnosisKind, Dictionary};
 use crate::mapping::MappingSet;
+
+mod link;
 
 /// The SQL engines the script is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,9 @@ pub struct Options {
     pub min_cell: u64,
     /// The table or view of facts read.
     pub facts: String,
+    /// Rounds of label propagation that group linked patients (a group
+    /// whose patients are further apart makes the script fail, saying so).
+    pub link_rounds: usize,
 }
 
 /// A SQL string literal.
@@ -102,16 +109,21 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
         m.versions.get("dictionary.toml").copied().unwrap_or(0)
     );
     for (name, body) in views(m, o) {
-        let head = match (o.dialect, VIEWS.contains(&name)) {
-            (_, true) => format!("CREATE OR REPLACE TEMPORARY VIEW {name} AS"),
-            (Dialect::Duckdb, false) => format!("CREATE OR REPLACE TEMPORARY TABLE {name} AS"),
-            (Dialect::Spark, false) => format!("DROP TABLE IF EXISTS {name};\nCREATE TABLE {name} USING parquet AS"),
+        // Every step is computed once and kept (a temporary table in DuckDB,
+        // a table in Spark's warehouse: a cached view would carry its whole
+        // lineage into every later plan, which then grows past the driver's
+        // heap), so later steps do not expand the chain again.
+        let head = match o.dialect {
+            Dialect::Duckdb => format!("CREATE OR REPLACE TEMPORARY TABLE {name} AS"),
+            Dialect::Spark => format!("DROP TABLE IF EXISTS {name};\nCREATE TABLE {name} USING parquet AS"),
         };
         // The text type is the one type name the dialects spell differently;
         // Spark keeps a small step in few partitions (a union of a step per
         // Table 1 variable would otherwise be hundreds of tiny tasks).
         let body = match o.dialect {
-            Dialect::Spark if SMALL.contains(&name) => format!("SELECT /*+ COALESCE(1) */ * FROM (\n{body}) small\n"),
+            Dialect::Spark if SMALL.contains(&name.as_str()) => {
+                format!("SELECT /*+ COALESCE(1) */ * FROM (\n{body}) small\n")
+            }
             Dialect::Spark => body,
             Dialect::Duckdb => body.replace(" AS STRING)", " AS VARCHAR)"),
         };
@@ -119,12 +131,6 @@ pub fn script(m: &MappingSet, o: &Options) -> String {
     }
     s
 }
-
-/// The steps kept as views; every other step is computed once and kept (a
-/// temporary table in DuckDB, a table in Spark's warehouse: a cached view
-/// would carry its whole lineage into every later plan, which then grows
-/// past the driver's heap), so later steps do not expand the chain again.
-const VIEWS: [&str; 1] = ["imnm_values"];
 
 /// The steps whose rows are per case or fewer (the cohort and Table 1).
 const SMALL: [&str; 8] = [
@@ -139,10 +145,11 @@ const SMALL: [&str; 8] = [
 ];
 
 /// Every view, in the order they are created.
-fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
+fn views(m: &MappingSet, o: &Options) -> Vec<(String, String)> {
     let d = &m.dictionary;
-    vec![
-        ("imnm_facts", deduplicated(&o.facts)),
+    let mut steps = vec![("imnm_keep".to_string(), kept_shards(&o.facts))];
+    steps.extend(link::steps(o.dialect, o.link_rounds, &deduplicated(&o.facts)));
+    let rest = vec![
         ("imnm_values", values(FACTS)),
         ("imnm_dx", diagnoses(FACTS)),
         ("imnm_case", cases(FACTS)),
@@ -165,40 +172,54 @@ fn views(m: &MappingSet, o: &Options) -> Vec<(&'static str, String)> {
         ),
         ("imnm_cohort", cohort(d, o.dialect)),
         ("imnm_candidates", candidates(m, o.dialect)),
-        ("imnm_groups", groups()),
+        ("imnm_groups", groups(o.dialect)),
         ("imnm_t1_wide", t1_wide(d, o.dialect)),
         ("imnm_table1", table1(d, o.dialect)),
         ("imnm_cells", cells()),
         ("imnm_hidden", hidden(o.min_cell)),
         ("imnm_table1_suppressed", suppressed(o.min_cell)),
-    ]
+    ];
+    steps.extend(rest.into_iter().map(|(n, b)| (n.to_string(), b)));
+    steps
 }
 
-/// The step every later step reads: the facts with each resource's rows from one shard only.
+/// The step every later step reads: the facts with each resource's rows
+/// from one shard only, linked patients' rows moved to their case ([`link`]).
 const FACTS: &str = "imnm_facts";
 
-/// A resource sent in several shards (the same `source` of a site in two
-/// files) gives its rows once: those of the first shard by name, as `imnm
-/// cohort` uses the first copy of a resource it reads twice.
+/// `imnm_keep`: the shard whose rows of each resource count. A resource
+/// sent in several shards (the same `source` of a site in two files) gives
+/// its rows once: those of the first shard by name, as `imnm cohort` uses the
+/// first copy of a resource it reads twice.
+fn kept_shards(facts: &str) -> String {
+    format!("SELECT site, source, MIN(shard) AS shard FROM {facts} GROUP BY site, source\n")
+}
+
+/// The facts of the kept shards ([`kept_shards`]), as a subquery: read
+/// once into `imnm_facts`, and for the few `link` and diagnosis rows the
+/// linkage steps need.
 fn deduplicated(facts: &str) -> String {
     format!(
-        "SELECT f.* FROM {facts} f
-         JOIN (SELECT site, source, MIN(shard) AS shard FROM {facts} GROUP BY site, source) k
-           ON k.site = f.site AND k.source = f.source AND k.shard = f.shard
-"
+        "(SELECT f.* FROM {facts} f JOIN imnm_keep k ON k.site = f.site AND k.source = f.source AND k.shard = f.shard)"
     )
 }
 
-/// Every value a rule read, medication references joined to the Medications they name.
+/// Every value a rule read, medication references joined to the Medications
+/// they name, of the best evidence only: per case and rule, the rows of the
+/// lowest `evidence` (coded before text, a report of the rule's first kind
+/// before a clinic note), as `cohort::build`'s `best_evidence` keeps them.
 fn values(facts: &str) -> String {
     format!(
-        "SELECT site, patient, column_name, kind, value_num, value_int, value_code, value_text, fact_date, source\n\
-         FROM {facts} WHERE role = 'value'\n\
-         UNION ALL\n\
-         SELECT DISTINCT r.site, r.patient, m.column_name, m.kind, CAST(NULL AS DOUBLE), CAST(NULL AS BIGINT),\n\
-         \x20 m.value_code, m.value_text, r.fact_date, r.source\n\
-         FROM {facts} r JOIN {facts} m ON m.site = r.site AND m.source = r.value_text\n\
-         WHERE r.role = 'medication-reference' AND m.role = 'medication'\n"
+        "SELECT site, patient, column_name, kind, value_num, value_int, value_code, value_text, fact_date, source FROM (\n\
+         \x20 SELECT u.*, MIN(evidence) OVER (PARTITION BY site, patient, rule) AS best FROM (\n\
+         \x20   SELECT site, patient, rule, evidence, column_name, kind, value_num, value_int, value_code, value_text, fact_date, source\n\
+         \x20   FROM {facts} WHERE role = 'value'\n\
+         \x20   UNION ALL\n\
+         \x20   SELECT DISTINCT r.site, r.patient, m.rule, m.evidence, m.column_name, m.kind, CAST(NULL AS DOUBLE), CAST(NULL AS BIGINT),\n\
+         \x20     m.value_code, m.value_text, r.fact_date, r.source\n\
+         \x20   FROM {facts} r JOIN {facts} m ON m.home = r.home AND m.source = r.value_text\n\
+         \x20   WHERE r.role = 'medication-reference' AND m.role = 'medication') u) v\n\
+         WHERE evidence = best\n"
     )
 }
 
@@ -258,9 +279,11 @@ fn cases(facts: &str) -> String {
          \x20     CASE WHEN dx.onset_date IS NOT NULL THEN 0 WHEN dx.onset_years IS NOT NULL THEN 1 ELSE 2 END,\n\
          \x20     CASE WHEN dx.onset_date IS NOT NULL THEN dx.onset_date WHEN dx.onset_years IS NULL THEN dx.recorded END ASC NULLS FIRST, dx.source) AS rn\n\
          \x20 FROM imnm_dx dx) x\n\
-         LEFT JOIN (SELECT site, patient, MIN(CASE WHEN kind = 'sex' THEN value_code END) AS sex,\n\
-         \x20   MIN(CASE WHEN kind = 'birth-date' THEN value_date END) AS birth\n\
-         \x20 FROM {facts} WHERE role = 'patient' GROUP BY site, patient) p ON p.site = x.site AND p.patient = x.patient\n\
+         LEFT JOIN (SELECT * FROM (SELECT site, patient, MIN(CASE WHEN kind = 'sex' THEN value_code END) AS sex,\n\
+         \x20   MIN(CASE WHEN kind = 'birth-date' THEN value_date END) AS birth,\n\
+         \x20   ROW_NUMBER() OVER (PARTITION BY site, patient ORDER BY home) AS first\n\
+         \x20 FROM {facts} WHERE role = 'patient' GROUP BY site, patient, home) q WHERE first = 1) p\n\
+         \x20 ON p.site = x.site AND p.patient = x.patient\n\
          WHERE x.rn = 1\n"
     )
 }
@@ -499,13 +522,18 @@ fn mri(edema: &str, fatty: &str) -> String {
     )
 }
 
-/// The cohort once pooled (`grp` = `all`) and, with several sites, once per site.
-fn groups() -> String {
+/// The cohort once pooled (`grp` = `all`) and, with several sites, once per
+/// site: a linked case (`a+b`) once in each of its sites.
+fn groups(dialect: Dialect) -> String {
+    let each = match dialect {
+        Dialect::Spark => "explode(split(c.site, '[+]'))",
+        Dialect::Duckdb => "unnest(string_split(c.site, '+'))",
+    };
     format!(
         "SELECT '{all}' AS grp, c.* FROM imnm_cohort c\n\
          UNION ALL\n\
-         SELECT c.site AS grp, c.* FROM imnm_cohort c\n\
-         WHERE (SELECT COUNT(DISTINCT site) FROM imnm_cohort) > 1\n",
+         SELECT s.grp, c.* FROM imnm_cohort c JOIN (SELECT DISTINCT site, {each} AS grp FROM imnm_cohort c) s ON s.site = c.site\n\
+         WHERE (SELECT COUNT(DISTINCT grp) FROM (SELECT {each} AS grp FROM imnm_cohort c) t) > 1\n",
         all = crate::cohort::table1::ALL_SITES
     )
 }

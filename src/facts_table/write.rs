@@ -10,7 +10,7 @@ use crate::mapping::MappingSet;
 use crate::run_error::{Result, Streaming};
 
 /// The columns of the facts table, in order (docs/facts.md).
-pub const COLUMNS: [(&str, Kind); 17] = [
+pub const COLUMNS: [(&str, Kind); 18] = [
     ("site", Kind::Text),
     ("patient", Kind::Text),
     ("role", Kind::Text),
@@ -28,6 +28,7 @@ pub const COLUMNS: [(&str, Kind); 17] = [
     ("source", Kind::Text),
     ("dictionary_version", Kind::Int),
     ("shard", Kind::Text),
+    ("evidence", Kind::Int),
 ];
 
 /// What [`write`] wrote.
@@ -118,5 +119,6 @@ fn cells(site: &str, version: &str, shard: &str, r: FactRow) -> Vec<String> {
         r.source,
         version.to_string(),
         shard.to_string(),
+        s(r.evidence.map(|x| x.to_string())),
     ]
 }

@@ -88,7 +88,7 @@ pub fn issue_type(code: IssueCode) -> &'static str {
         C::BadRow => "structure",
         C::Profile | C::UnreadAttachment => "not-supported",
         C::UncertainText => "informational",
-        C::ConflictingText => "business-rule",
+        C::ConflictingText | C::LinkConflict => "business-rule",
         C::HashMismatch
         | C::UnlistedFile
         | C::CountMismatch

@@ -189,3 +189,53 @@ fn sql_is_generated_from_the_dictionary_kinds() {
     let bad = imnm(&["sql", "--dialect", "oracle"], &root());
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `--link-key` with `--link-identifier`: a `link` row per linking identifier,
+/// its value the HMAC of `system|value` under the link key (equal at two
+/// sites, never the number itself); none without the key; the flags go
+/// together and a site key is refused as link key.
+#[test]
+fn link_rows_are_keyed_identifiers_equal_across_sites() {
+    const NHS: &str = "https://nhs.example/nhs-number";
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let mut p = crate::support::patient("pa");
+    p["identifier"] =
+        serde_json::json!([{"system": NHS, "value": " 943 476 5919 "}, {"system": "urn:other", "value": "x"}]);
+    std::fs::write(t.join("a.json"), crate::support::bundle(&[p.clone()])).unwrap();
+    p["id"] = serde_json::json!("pb");
+    std::fs::write(t.join("b.json"), crate::support::bundle(&[p])).unwrap();
+    let (link, site) = (t.join("link.key"), t.join("site.key"));
+    for k in [&link, &site] {
+        assert!(imnm(&["keygen", "--out", k.to_str().unwrap()], t).status.success());
+    }
+    let facts = |out: &str, extra: &[&str]| {
+        let mut args = vec!["facts", "--input", "a=a.json", "--input", "b=b.json", "--out", out];
+        args.extend(extra);
+        imnm(&args, t)
+    };
+    let with = ["--link-key", "link.key", "--link-identifier", NHS];
+    assert!(facts("linked", &with).status.success());
+    let (rows, _) = read_facts(&t.join("linked"));
+    let links: Vec<&Row> = rows.iter().filter(|r| r["role"] == "link").collect();
+    assert_eq!(links.len(), 2, "one per site's patient, the other system left out");
+    let key = imnm_fhir::deid::SiteKey::load(&link).unwrap();
+    let want = imnm_fhir::deid::key::to_hex(&key.hmac(&format!("{NHS}|943 476 5919")));
+    assert!(links.iter().all(|r| r["value_code"] == want), "{links:?}");
+    assert!(rows.iter().all(|r| r.values().all(|v| !v.contains("943 476"))));
+    assert!(facts("plain", &[]).status.success());
+    let (rows, _) = read_facts(&t.join("plain"));
+    assert!(rows.iter().all(|r| r["role"] != "link"), "no link key, no link rows");
+    assert_eq!(facts("x", &with[..2]).status.code(), Some(2), "--link-key alone");
+    let same = [
+        "--link-key",
+        "site.key",
+        "--link-identifier",
+        NHS,
+        "--site-key",
+        "site.key",
+    ];
+    let o = facts("y", &same);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the link key must be the registry's"));
+}

@@ -156,6 +156,44 @@ fn a_child_at_two_sites_is_one_case_when_linked() {
     assert_no_identifier(&out);
 }
 
+/// Site b holds the child twice (pb, and pd with the same NHS number): the
+/// group a, b, b is not linked at all, whichever order it is read in, and a
+/// `link-conflict` warning names its patients (never the number).
+#[test]
+fn a_group_with_two_patients_of_one_site_is_not_linked() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(tmp.path(), &[]);
+    let mut b = read_ndjson(&tmp.path().join("b.ndjson"));
+    b.insert(0, referred("pd", "male"));
+    write_ndjson(&tmp.path().join("b.ndjson"), &b);
+    let args = [
+        "cohort",
+        "--input",
+        "a=a.ndjson",
+        "--input",
+        "b=b.ndjson",
+        "--out",
+        "conflict",
+        "--link-identifier",
+        NHS,
+    ];
+    let o = imnm(&args, tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = tmp.path().join("conflict");
+    let keys: Vec<(String, String)> = rows(&out)
+        .iter()
+        .map(|r| (r["site"].clone(), r["patient_id"].clone()))
+        .collect();
+    assert_eq!(keys, [("a".into(), "pa".into()), ("b".into(), "pc".into())]);
+    let issues = read_ndjson(&out.join("issues.ndjson"));
+    let conflict: Vec<&Value> = issues.iter().filter(|i| i["code"] == "link-conflict").collect();
+    assert_eq!(conflict.len(), 1, "{issues:#?}");
+    let msg = conflict[0]["message"].as_str().unwrap();
+    assert!(msg.contains("a:Patient/pa, b:Patient/pb, b:Patient/pd"), "{msg}");
+    assert_eq!(conflict[0]["site"], "a+b");
+    assert_no_identifier(&out);
+}
+
 #[test]
 fn without_linkage_the_two_patients_stay_apart() {
     let tmp = tempfile::tempdir().unwrap();

@@ -91,7 +91,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write a site's (or shard's) facts as versioned Parquet, for SQL at the centre (docs/facts.md).
     #[command(
-        after_help = "Examples:\n  imnm facts --input export/ --out facts/ --site hospital-a --site-key site.key\n  imnm facts --input a=export-a/ --input b=export-b/ --out facts/"
+        after_help = "Examples:\n  imnm facts --input export/ --out facts/ --site hospital-a --site-key site.key\n  imnm facts --input a=export-a/ --input b=export-b/ --out facts/\n  imnm facts --input export/ --out facts/ --site hospital-a --site-key site.key --link-key link.key --link-identifier https://nhs.example/nhs-number"
     )]
     Facts(crate::facts::FactsArgs),
     /// Print the SQL (Spark or DuckDB) that turns facts into the cohort and Table 1 (docs/facts.md).

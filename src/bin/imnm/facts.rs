@@ -27,6 +27,13 @@ pub struct FactsArgs {
     /// Site key (from `imnm keygen`): patient keys, resource ids and dates as `imnm export` writes them.
     #[arg(long)]
     pub site_key: Option<PathBuf>,
+    /// Registry link key (from `imnm keygen`, shared by the sites, not a site key): writes a `link` row per
+    /// linking identifier, its `system|value` keyed with HMAC-SHA256 (the identifier itself never).
+    #[arg(long, requires = "link_identifier")]
+    pub link_key: Option<PathBuf>,
+    /// Identifier system (URI) that links one child across sites, as `imnm cohort --link-identifier` (repeatable).
+    #[arg(long, requires = "link_key")]
+    pub link_identifier: Vec<String>,
     /// Shard name in the file names (default: derived from the input paths, so shards of one site never collide).
     #[arg(long)]
     pub shard: Option<String>,
@@ -53,6 +60,10 @@ pub struct SqlArgs {
     /// The table (or view) the facts are read from.
     #[arg(long, default_value = "facts")]
     pub facts_table: String,
+    /// Rounds of label propagation that group patients linked across sites (`link` rows): a group whose
+    /// patients are more than this many links apart makes the script fail, saying so.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub link_rounds: u16,
 }
 
 pub(crate) fn facts(args: FactsArgs) -> Result<u8, Exit> {
@@ -62,7 +73,27 @@ pub(crate) fn facts(args: FactsArgs) -> Result<u8, Exit> {
         None => None,
     };
     let max_days = DeidRules::builtin()?.max_offset_days;
-    let keying = Keying::new(key.as_ref(), max_days);
+    let link_key = match &args.link_key {
+        Some(p) => Some(SiteKey::load(p)?),
+        None => None,
+    };
+    if let (Some(l), Some(k)) = (&link_key, &key) {
+        if l.key_id() == k.key_id() {
+            let e = anyhow::anyhow!(
+                "--link-key is the --site-key: the link key must be the registry's, shared by the sites"
+            );
+            return Err(Exit::new(exit::USAGE, e));
+        }
+    }
+    let systems: Vec<String> = args
+        .link_identifier
+        .iter()
+        .map(|s| mappings.canonical_system(s))
+        .collect();
+    let keying = match &link_key {
+        Some(l) => Keying::new(key.as_ref(), max_days).with_link(l, &systems),
+        None => Keying::new(key.as_ref(), max_days),
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))
         .or_exit(exit::OUTPUT)?;
@@ -119,6 +150,7 @@ pub(crate) fn sql(args: SqlArgs) -> Result<u8, Exit> {
         dialect: args.dialect,
         min_cell: args.min_cell,
         facts: args.facts_table,
+        link_rounds: usize::from(args.link_rounds),
     };
     print!("{}", facts_table::sql::script(&mappings, &opts));
     Ok(exit::OK)
