@@ -239,3 +239,48 @@ fn link_rows_are_keyed_identifiers_equal_across_sites() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("the link key must be the registry's"));
 }
+
+/// A shard with a line that cannot be read: its issue is written, the rest's
+/// facts too, and `imnm facts` exits 1 (a clean shard: 0).
+#[test]
+fn facts_of_a_shard_with_an_unreadable_line_exit_1_with_the_rest_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string(root().join("examples/demo-cohort/ndjson/Observation.ndjson")).unwrap();
+    let damaged = tmp.path().join("Observation.ndjson");
+    std::fs::write(
+        &damaged,
+        format!("{demo}{{\"resourceType\": \"Observation\", \"id\": \n"),
+    )
+    .unwrap();
+    let run = |input: &std::path::Path, out: &str| {
+        let out = tmp.path().join(out);
+        let o = imnm(
+            &[
+                "facts",
+                "--input",
+                input.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--site",
+                "a",
+            ],
+            &root(),
+        );
+        (o.status.code(), read_facts(&out).0.len(), out)
+    };
+    let (code, rows, out) = run(&damaged, "damaged");
+    assert_eq!(code, Some(1));
+    let clean = root().join("examples/demo-cohort/ndjson/Observation.ndjson");
+    let (clean_code, clean_rows, _) = run(&clean, "clean");
+    assert_eq!((clean_code, rows), (Some(0), clean_rows));
+    let issues: String = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        issues.contains("malformed-json") && issues.contains("Observation.ndjson:"),
+        "{issues}"
+    );
+}

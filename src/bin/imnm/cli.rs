@@ -20,7 +20,7 @@ pub struct Cli {
 /// Exit codes, shown in --help.
 pub const EXIT_CODES: &str = "Exit codes:
   0  success
-  1  cohort: something could not be read (an error-level data issue; with --fail-on-issues warnings too), outputs written from the rest; validate, to-fhir: errors found
+  1  cohort, facts: something could not be read (an error-level data issue; with --fail-on-issues warnings too), outputs written from the rest; validate, to-fhir: errors found
   2  usage or configuration error (bad arguments, mapping files with problems)
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written

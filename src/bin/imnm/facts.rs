@@ -104,6 +104,7 @@ pub(crate) fn facts(args: FactsArgs) -> Result<u8, Exit> {
     if let Some(n) = args.threads {
         opts.threads = usize::from(n.max(1));
     }
+    let mut code = exit::OK;
     for (site, paths) in imnm_fhir::collect::inputs_by_site(&args.input) {
         if let Some(missing) = paths.iter().find(|p| !p.exists()) {
             let e = anyhow::anyhow!("input {} does not exist", missing.display());
@@ -125,8 +126,9 @@ pub(crate) fn facts(args: FactsArgs) -> Result<u8, Exit> {
             written.path.display(),
             collected.issues.total()
         );
+        code = code.max(crate::data_exit(&collected.issues, false));
     }
-    Ok(exit::OK)
+    Ok(code)
 }
 
 /// A shard name from the input paths: 12 hex digits of their SHA-256.

@@ -336,7 +336,7 @@ fn finish_cohort(
 /// The exit code of a run that wrote its outputs: [`exit::DATA_ISSUES`] when
 /// something could not be read (an error-level issue), or with `strict` any
 /// warning too; said on stderr.
-fn data_exit(issues: &imnm_fhir::report::Issues, strict: bool) -> u8 {
+pub(crate) fn data_exit(issues: &imnm_fhir::report::Issues, strict: bool) -> u8 {
     let count = |severity: Severity| {
         issues
             .counts()
