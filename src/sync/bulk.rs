@@ -94,6 +94,7 @@ async fn poll(ctx: &Ctx, status_url: &str, options: &SyncOptions) -> Result<Valu
         total: None,
     });
     let mut backoff = Duration::from_secs(1).min(options.max_poll_wait);
+    let started = std::time::Instant::now();
     loop {
         match ctx.client.bulk_poll(status_url).await? {
             BulkPoll::Done(manifest) => return Ok(manifest),
@@ -114,6 +115,11 @@ async fn poll(ctx: &Ctx, status_url: &str, options: &SyncOptions) -> Result<Valu
                     wait_ms = wait.as_millis() as u64,
                     "bulk export running"
                 );
+                if started.elapsed() + wait > options.max_export_wait {
+                    return Err(SyncError::ExportStillRunning {
+                        waited_secs: started.elapsed().as_secs(),
+                    });
+                }
                 tokio::time::sleep(wait).await;
             }
         }

@@ -108,6 +108,14 @@ pub enum SyncError {
         /// The origin asked for now.
         given: String,
     },
+    /// A bulk export still running after [`SyncOptions::max_export_wait`].
+    #[error(
+        "the bulk export is still running after {waited_secs} s; its status URL is kept and the next run resumes polling it"
+    )]
+    ExportStillRunning {
+        /// How long this run polled it.
+        waited_secs: u64,
+    },
     /// `--since` is not a FHIR instant.
     #[error("--since '{value}' is not a FHIR instant like 2024-01-01T00:00:00Z (or 'auto')")]
     Since {
@@ -244,6 +252,10 @@ pub struct SyncOptions {
     pub since_mode: SinceMode,
     /// Longest wait between two bulk status polls when the server sends no `Retry-After`. Default 10 s.
     pub max_poll_wait: Duration,
+    /// Longest a run waits for a bulk export to finish: past it the run fails
+    /// ([`SyncError::ExportStillRunning`]) and the next run resumes polling the
+    /// same export (its status URL stays in the store). Default 12 hours.
+    pub max_export_wait: Duration,
     /// Where progress goes. Default nowhere.
     pub progress: Option<ProgressSink>,
     /// Sync the site even when the store last synced it from another server
@@ -265,6 +277,7 @@ impl Default for SyncOptions {
             since: Since::All,
             since_mode: SinceMode::LastUpdated,
             max_poll_wait: Duration::from_secs(10),
+            max_export_wait: Duration::from_secs(12 * 3600),
             progress: None,
             new_base_url: false,
         }

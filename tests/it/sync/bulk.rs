@@ -282,6 +282,38 @@ async fn polls_honour_retry_after() {
     assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
+/// An export that stays "running" longer than `max_export_wait`: the run
+/// fails with a clear error (exit 6), keeps the status URL, and the next run
+/// resumes polling that export (no second kick-off) and completes.
+#[tokio::test]
+async fn an_export_running_past_the_wait_limit_fails_and_the_next_run_resumes_it() {
+    let ehr = MockEhr::builder()
+        .dataset(demo_path())
+        .retry_after(Duration::from_secs(1))
+        .bulk_polls(3)
+        .start()
+        .await
+        .unwrap();
+    let store = new_store();
+    let impatient = SyncOptions {
+        max_export_wait: Duration::from_millis(1500),
+        ..bulk_options()
+    };
+    let err = sync::run(&client(&ehr), store.clone(), &mappings(), &impatient)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, sync::SyncError::ExportStillRunning { .. }), "{err}");
+    assert!(err.to_string().contains("the next run resumes polling it"), "{err}");
+    assert_eq!(imnm_fhir::exit::ExitCode::exit_code(&err), imnm_fhir::exit::REMOTE);
+    let held = store.lock().unwrap().sync_state(SITE).unwrap().unwrap();
+    assert!(held.status_url.is_some(), "the status URL is kept");
+    let report = bulk_into(&ehr, &store, &bulk_options()).await;
+    assert!(report.resumed, "the next run polls the same export");
+    assert!(report.inserted > 0);
+    let kick_offs = ehr.journal().iter().filter(|e| e.path.ends_with("$export")).count();
+    assert_eq!(kick_offs, 1, "one export, kicked off once");
+}
+
 #[tokio::test]
 async fn an_interrupted_export_resumes_from_the_saved_status_url() {
     let ehr = MockEhr::builder()
