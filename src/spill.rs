@@ -17,7 +17,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Records appended to an anonymous temporary file.
 #[derive(Debug, Default)]
@@ -101,6 +101,24 @@ impl Log {
         read_record(&mut ReadAt { file, pos }, &mut Vec::new()).map(|(_, record)| record)
     }
 
+    /// The record at byte offset `pos` that takes `size` bytes in the file
+    /// (length included; see [`Reader::next_borrowed`]), read with one
+    /// positional read into `buf` and borrowing from it.
+    pub(crate) fn read_sized<'b, T: Deserialize<'b>>(
+        &self,
+        pos: u64,
+        size: u64,
+        buf: &'b mut Vec<u8>,
+    ) -> std::io::Result<T> {
+        let file = self
+            .flushed()?
+            .ok_or_else(|| std::io::Error::other("record file read before any record"))?;
+        buf.resize(usize::try_from(size).map_err(std::io::Error::other)?, 0);
+        ReadAt { file, pos }.read_exact(buf)?;
+        let body = buf.get(8..).ok_or_else(|| invalid("record shorter than its length"))?;
+        postcard::from_bytes(body).map_err(invalid)
+    }
+
     /// The file, when it exists and nothing is left in the write buffer.
     fn flushed(&self) -> std::io::Result<Option<&File>> {
         match &self.file {
@@ -118,8 +136,13 @@ fn read_record<T: DeserializeOwned>(r: &mut impl Read, buf: &mut Vec<u8>) -> std
     let size = u64::from_le_bytes(len);
     buf.resize(usize::try_from(size).map_err(std::io::Error::other)?, 0);
     r.read_exact(buf)?;
-    let record = postcard::from_bytes(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let record = postcard::from_bytes(buf).map_err(invalid)?;
     Ok((8 + size, record))
+}
+
+/// A record file that does not read back as written.
+fn invalid(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
 }
 
 /// The records of a [`Log`], in order.
@@ -144,7 +167,28 @@ impl<T: DeserializeOwned> Reader<'_, T> {
         Ok(Some(record))
     }
 
+    /// The next record read as `U`, which may borrow from the reader's
+    /// buffer (a text read as `&str`: no copy of its own), with where it
+    /// starts and its size in the file, for [`Log::read_sized`]; `None` after the last.
+    pub(crate) fn next_borrowed<'b, U: Deserialize<'b>>(&'b mut self) -> std::io::Result<Option<(u64, u64, U)>> {
+        let Some(r) = self.r.as_mut().filter(|_| self.left > 0) else {
+            return Ok(None);
+        };
+        self.left -= 1;
+        let mut len = [0u8; 8];
+        r.read_exact(&mut len)?;
+        let size = u64::from_le_bytes(len);
+        self.buf
+            .resize(usize::try_from(size).map_err(std::io::Error::other)?, 0);
+        r.read_exact(&mut self.buf)?;
+        let at = self.pos;
+        self.pos += 8 + size;
+        let record = postcard::from_bytes(&self.buf).map_err(invalid)?;
+        Ok(Some((at, 8 + size, record)))
+    }
+
     /// Where the next record starts, for [`Log::read_at`].
+    #[cfg(test)]
     pub(crate) fn position(&self) -> u64 {
         self.pos
     }
@@ -324,5 +368,32 @@ mod tests {
         let mut c = log.reader::<(u32, String)>().unwrap();
         let last = std::iter::from_fn(|| c.next().unwrap()).last();
         assert_eq!(last, Some((1000, "more".to_string())));
+    }
+
+    #[test]
+    fn borrowed_records_come_back_with_their_place_and_are_read_again_there() {
+        let mut log = Log::default();
+        for i in 0..100u32 {
+            log.push(&(i, "x".repeat(i as usize))).unwrap();
+        }
+        log.flush().unwrap();
+        let mut r = log.reader::<(u32, String)>().unwrap();
+        let mut places = Vec::new();
+        while let Some((at, size, (i, text))) = r.next_borrowed::<(u32, &str)>().unwrap() {
+            assert_eq!(text.len(), i as usize);
+            places.push((at, size, i));
+        }
+        assert_eq!(places.len(), 100);
+        assert_eq!(
+            places[1].0,
+            places[0].0 + places[0].1,
+            "each record right after the one before"
+        );
+        let mut buf = Vec::new();
+        for (at, size, i) in places.into_iter().rev() {
+            let (j, text): (u32, &str) = log.read_sized(at, size, &mut buf).unwrap();
+            assert_eq!((j, text.len()), (i, i as usize));
+            assert_eq!(log.read_at::<(u32, String)>(at).unwrap().0, i);
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Writing the cohort outputs into a folder.
 
-use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use super::completeness::completeness;
 use super::table1::to_markdown;
 use super::{Candidate, Cohort, SiteData};
 use crate::domain::CaseRow;
+use crate::pipeline::scan::{digest, resource_key};
 use crate::report::Issues;
 use crate::run_error::Streaming;
 use crate::run_error::{Result, RunError};
@@ -157,31 +158,47 @@ fn write_lines<T: Serialize>(
 /// `{"site": …, "resource": …}`, site by site (a linked case's sources,
 /// `SITE:Type/id`, each at its own site).
 fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<()> {
-    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    // Per site, the digests of the resources wanted (a `Type/id` splits at
+    // its first `/`: a resource type never holds one; the digest is the
+    // duplicate check's, 16 bytes a resource).
+    let mut wanted: HashMap<String, HashSet<u128>> = HashMap::new();
+    let mut want = |site: &str, resource: &str| {
+        if let Some((resource_type, id)) = resource.split_once('/') {
+            let key = digest(resource_type, id);
+            match wanted.get_mut(site) {
+                Some(set) => {
+                    set.insert(key);
+                }
+                None => {
+                    wanted.insert(site.to_string(), HashSet::from([key]));
+                }
+            }
+        }
+    };
     cohort
         .provenance
         .try_for_each(|p| {
-            wanted.extend(
-                p.sources
-                    .iter()
-                    .map(|s| match super::link::split_source(super::resource_of(s)) {
-                        (Some(site), resource) => (site.to_string(), resource.to_string()),
-                        (None, resource) => (p.site.clone(), resource.to_string()),
-                    }),
-            );
+            for s in &p.sources {
+                match super::link::split_source(super::resource_of(s)) {
+                    (Some(site), resource) => want(site, resource),
+                    (None, resource) => want(&p.site, resource),
+                }
+            }
             Ok::<_, std::io::Error>(())
         })
         .map_err(|source| RunError::Spill { source })?;
     for c in &cohort.candidates {
-        wanted.insert((c.site.clone(), format!("Patient/{}", c.patient_id)));
+        want(&c.site, &format!("Patient/{}", c.patient_id));
     }
     let (path, mut w) = create(dir, "sources.ndjson")?;
     let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
+    let none = HashSet::new();
     for part in sites.iter_mut() {
         let site = serde_json::Value::String(part.site.clone()).to_string();
+        let wanted = wanted.get(&part.site).unwrap_or(&none);
         // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
         let written = part.sources.try_for_each_selected(
-            |src| wanted.contains(&(part.site.clone(), src.to_string())),
+            |src| wanted.contains(&resource_key(src)),
             |_, raw| {
                 let resource = crate::fhir::compact_json(raw);
                 writeln!(w, "{{\"site\":{site},\"resource\":{resource}}}").map_err(out)

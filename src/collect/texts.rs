@@ -26,9 +26,15 @@ use crate::spill::Log;
 pub enum Place {
     /// Index in `Texts::memory`.
     Memory(usize),
-    /// Offset of its record in `Texts::spilled`.
-    Disk(u64),
+    /// Offset of its record in `Texts::spilled`, and the record's size there.
+    Disk(u64, u64),
 }
+
+/// A spilled text's record: its key and its text.
+type Record = (SourceRef, String);
+
+/// A record's key read in place (a [`SourceRef`]'s two fields, borrowed).
+type Key<'a> = (&'a str, &'a str);
 
 /// Resource texts by `Type/id`.
 #[derive(Debug)]
@@ -129,8 +135,15 @@ impl Texts {
         wanted: impl Fn(&SourceRef) -> bool,
         mut f: impl FnMut(&SourceRef, &str) -> Result<(), E>,
     ) -> Result<(), E> {
+        let mut buf = Vec::new();
         for (key, place) in self.places(wanted)? {
-            f(&key, &self.read(place)?)?;
+            match place {
+                Place::Disk(at, size) => {
+                    let (_, text): (Key<'_>, &str) = self.spilled.read_sized(at, size, &mut buf)?;
+                    f(&key, text)?;
+                }
+                Place::Memory(_) => f(&key, &self.read(place)?)?,
+            }
         }
         Ok(())
     }
@@ -143,12 +156,10 @@ impl Texts {
             .map(|(i, (key, _))| (key.clone(), Place::Memory(i)))
             .collect();
         self.spilled.flush()?;
-        let mut records = self.spilled.reader::<(SourceRef, String)>()?;
-        loop {
-            let pos = records.position();
-            let Some((key, _)) = records.next()? else { break };
+        let mut records = self.spilled.reader::<Record>()?;
+        while let Some((at, size, (key, _))) = records.next_borrowed::<(SourceRef, &str)>()? {
             if wanted(&key) {
-                places.push((key, Place::Disk(pos)));
+                places.push((key, Place::Disk(at, size)));
             }
         }
         places.sort_by(|a, b| a.0.cmp(&b.0)); // stable
@@ -163,7 +174,11 @@ impl Texts {
                 .get(i)
                 .map(|(_, text)| std::borrow::Cow::Borrowed(&**text))
                 .ok_or_else(|| std::io::Error::other("text place out of range")),
-            Place::Disk(pos) => Ok(self.spilled.read_at::<(SourceRef, String)>(pos)?.1.into()),
+            Place::Disk(at, size) => {
+                let mut buf = Vec::new();
+                let (_, text): (Key<'_>, &str) = self.spilled.read_sized(at, size, &mut buf)?;
+                Ok(text.to_string().into())
+            }
         }
     }
 
@@ -178,9 +193,9 @@ impl Texts {
             f(key, text)?;
         }
         self.spilled.flush()?;
-        let mut records = self.spilled.reader::<(SourceRef, String)>()?;
-        while let Some((key, text)) = records.next()? {
-            f(&key, &text)?;
+        let mut records = self.spilled.reader::<Record>()?;
+        while let Some((_, _, (key, text))) = records.next_borrowed::<(SourceRef, &str)>()? {
+            f(&key, text)?;
         }
         after.iter().try_for_each(|(key, text)| f(key, text))
     }

@@ -97,7 +97,7 @@ impl ParseError {
 /// panics on some of them; they are removed first (with a note). A panic inside
 /// fhirbolt on anything else is caught and reported as [`ParseError::Panicked`].
 pub fn resource(text: &str) -> Result<Parsed, ParseError> {
-    let cleaned = if text.contains("[]") || text.contains("{}") || text.contains("null") {
+    let cleaned = if super::fast::has_any(text.as_bytes(), &["[]", "{}", "null"]) {
         remove_empties(text)
     } else {
         None

@@ -177,7 +177,8 @@ fn concept_texts<'b>(c: &'b PeekConcept<'_>) -> impl Iterator<Item = &'b str> {
         .chain(c.coding.iter().filter_map(|cd| cd.display.as_deref()))
 }
 
-fn relevance(p: &Peek<'_>, mappings: &impl Relevant) -> Relevance {
+/// What the peek `p` decides (see [`classify`]).
+pub(crate) fn relevance(p: &Peek<'_>, mappings: &impl Relevant) -> Relevance {
     let code_has = |role| p.code.as_ref().is_some_and(|c| concept_has_role(c, mappings, role));
     let relevant = match p.resource_type.as_ref() {
         "Patient" => true,

@@ -49,6 +49,13 @@ impl Prefilter {
         Self { codes: None }
     }
 
+    /// True unless the prefilter never skips ([`Prefilter::off`], or a value
+    /// set matches by text): then most Observations that reach the peek are ones a rule uses.
+    #[must_use]
+    pub fn is_on(&self) -> bool {
+        self.codes.is_some()
+    }
+
     /// The resource type when `text` is surely a resource no rule uses; `None` when unsure.
     #[must_use]
     pub fn skip<'a>(&self, text: &'a str) -> Option<&'a str> {

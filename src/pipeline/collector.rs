@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::collect::{Collected, OpenReferences, OpenRequest, PatientData, Patients, ReadStats, Texts};
 use crate::domain::SourceRef;
 use crate::fhir::prefilter::Prefilter;
-use crate::fhir::reference::{self, Ref};
 use crate::fhir::source::Item;
 use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PendingExposure};
 use crate::mapping::MappingSet;
@@ -47,7 +46,7 @@ pub struct Collector<'m> {
     sources: Texts,
     issues: Issues,
     stats: ReadStats,
-    /// [`resource_key`] of every resource absorbed (past a limit on disk, see [`keys`]).
+    /// [`scan::resource_key`] of every resource absorbed (past a limit on disk, see [`keys`]).
     seen_ids: KeySet,
     deleted: HashSet<String>,
     batch: Batch,
@@ -151,18 +150,25 @@ impl<'m> Collector<'m> {
                 Event::KnownMedication(id) => {
                     self.medications.entry(id).or_default();
                 }
-                Event::Parsed { full_url, out, text } => {
+                Event::Parsed {
+                    full_url,
+                    out,
+                    text,
+                    key,
+                    subject,
+                } => {
                     if let Some(url) = full_url {
                         self.aliases.insert(url, out.source.clone());
                     }
-                    self.absorb(*out, text);
+                    self.absorb(*out, text, key, subject);
                 }
             }
         }
     }
 
-    fn absorb(&mut self, out: Extracted, text: Option<String>) {
-        let new = self.seen_ids.insert(resource_key(&out.source));
+    /// Keeps what `out` gave, unless a resource of its `key` came before.
+    fn absorb(&mut self, out: Extracted, text: Option<String>, key: u128, subject: Option<String>) {
+        let new = self.seen_ids.insert(key);
         for trouble in self.seen_ids.take_troubles() {
             self.issues.push(keys_issue(trouble));
         }
@@ -191,7 +197,7 @@ impl<'m> Collector<'m> {
             self.medications.insert(out.source.id.clone(), matches);
             return;
         }
-        let Some(subject) = out.subject.map(|s| subject_key(&s)) else {
+        let Some(subject) = subject else {
             return;
         };
         for exposure in out.pending {
@@ -392,24 +398,5 @@ fn keys_issue(trouble: keys::Trouble) -> Issue {
             );
             Issue::new(Severity::Error, IssueCode::UnreadableFile, "(temporary file)", msg)
         }
-    }
-}
-
-/// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
-/// between two resources of one run has a chance of about n² / 2¹²⁹.
-fn resource_key(source: &SourceRef) -> u128 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let half = |salt: u8| {
-        let mut h = DefaultHasher::new();
-        (salt, &source.resource_type, &source.id).hash(&mut h);
-        h.finish()
-    };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
-}
-
-fn subject_key(reference: &str) -> String {
-    match reference::parse(reference) {
-        Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
-        _ => reference.trim().to_string(),
     }
 }

@@ -8,8 +8,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::fhir::peek::{classify, PeekError, Relevance};
+use crate::domain::SourceRef;
+use crate::fhir::parse::Parsed;
+use crate::fhir::peek::{classify, relevance, PeekError, Relevance};
 use crate::fhir::prefilter::Prefilter;
+use crate::fhir::reference::{self, Ref};
 use crate::fhir::source::{Item, Location};
 use crate::mapping::extract::{self, Extracted};
 use crate::mapping::MappingSet;
@@ -30,6 +33,10 @@ pub enum Event {
         out: Box<Extracted>,
         /// Its raw JSON, kept only when it gave something.
         text: Option<String>,
+        /// Its [`resource_key`], for the duplicate check.
+        key: u128,
+        /// Its [`subject_key`], when it names a subject.
+        subject: Option<String>,
     },
 }
 
@@ -121,6 +128,27 @@ fn scan_resource(scanner: Scanner<'_>, location: &Location, text: &str, full_url
         if let Some(resource_type) = prefilter.skip(text) {
             return batch.count(resource_type);
         }
+        // Past the prefilter an Observation is most likely one a rule uses:
+        // one borrowed parse serves the peek and the typed resource both.
+        if prefilter.is_on() {
+            if let Some(obs) = crate::fhir::fast::observation(text) {
+                batch.count("Observation");
+                if relevance(&obs.peek(), mappings) == Relevance::Skip {
+                    return;
+                }
+                return match obs.typed() {
+                    Some(resource) => {
+                        batch.parsed += 1;
+                        let parsed = Parsed {
+                            resource,
+                            lenient_note: None,
+                        };
+                        extract_parsed(mappings, location, text, full_url, parsed, batch);
+                    }
+                    None => parse_and_extract(mappings, location, text, full_url, batch),
+                };
+            }
+        }
     }
     let (resource_type, relevance) = match classify(text, mappings) {
         Ok(x) => x,
@@ -166,6 +194,18 @@ fn parse_and_extract(
             return batch.issue(Severity::Error, IssueCode::ParseError, location.to_string(), msg);
         }
     };
+    extract_parsed(mappings, location, text, full_url, parsed, batch);
+}
+
+/// Extracts a parsed resource into `batch` (its issues, its text when it gave something).
+fn extract_parsed(
+    mappings: &MappingSet,
+    location: &Location,
+    text: &str,
+    full_url: Option<&str>,
+    parsed: Parsed,
+    batch: &mut Batch,
+) {
     let out = extract::extract(&parsed.resource, mappings, &location.to_string());
     if let Some(note) = parsed.lenient_note {
         let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
@@ -190,6 +230,8 @@ fn parse_and_extract(
         || out.medication.as_ref().is_some_and(|m| !m.is_empty());
     batch.events.push(Event::Parsed {
         full_url: full_url.map(str::to_string),
+        key: resource_key(&out.source),
+        subject: out.subject.as_deref().map(subject_key),
         out: Box::new(out),
         text: used.then(|| text.to_string()),
     });
@@ -202,4 +244,96 @@ pub fn peek_id(text: &str) -> Option<String> {
         id: Option<String>,
     }
     serde_json::from_str::<IdOnly>(text).ok()?.id
+}
+
+/// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
+/// between two resources of one run has a chance of about n² / 2¹²⁹.
+pub(crate) fn resource_key(source: &SourceRef) -> u128 {
+    digest(&source.resource_type, &source.id)
+}
+
+/// [`resource_key`] of `resource_type/id`, from its two parts.
+pub(crate) fn digest(resource_type: &str, id: &str) -> u128 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        (salt, resource_type, id).hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+/// The key of a subject reference: `Patient/id` for a Patient however written, else the reference trimmed.
+pub(super) fn subject_key(reference: &str) -> String {
+    match reference::parse(reference) {
+        Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
+        _ => reference.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test: a failure should stop it loudly")]
+
+    use super::*;
+    use crate::fhir::source::Pos;
+
+    /// Everything a scan gave, as text (events, counts).
+    fn scanned(scanner: Scanner<'_>, text: &str) -> String {
+        let location = Location {
+            file: "t.ndjson".into(),
+            pos: Pos::Line(7),
+        };
+        let mut batch = Batch::default();
+        let item = Item::Resource {
+            location,
+            text,
+            full_url: None,
+        };
+        scan_item(scanner, item, &mut batch);
+        format!("{:?} {:?} {}", batch.events, batch.seen, batch.parsed)
+    }
+
+    /// The one borrowed parse of an Observation past the prefilter gives what
+    /// the peek and then the full parse give (the prefilter off takes that way).
+    #[test]
+    fn the_fused_observation_path_gives_the_events_of_the_peek_and_the_parse() {
+        let m = MappingSet::builtin().unwrap();
+        let deleted = HashSet::new();
+        let on = Prefilter::new(m.observation_codes());
+        let off = Prefilter::off();
+        assert!(on.is_on() && !off.is_on());
+        let fused = Scanner {
+            mappings: &m,
+            deleted: &deleted,
+            prefilter: &on,
+        };
+        let classic = Scanner {
+            prefilter: &off,
+            ..fused
+        };
+        let mut texts = Vec::new();
+        crate::bench_data::for_each(&crate::bench_data::Spec::registry(2_000, 50), |_, j| {
+            texts.push(j.to_string());
+        });
+        let ck = r#"{"resourceType":"Observation","id":"ck","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"2157-6"}]},"subject":{"reference":"Patient/p"},"effectiveDateTime":"2020-01-01","valueQuantity":{"value":9000,"unit":"U/L"}}"#;
+        texts.extend([
+            ck.to_string(),
+            // No id, no subject, a bad date, a loose code match the peek then skips,
+            // a shape the shortcut refuses (an unknown element), a panel.
+            ck.replace(r#""id":"ck","#, ""),
+            ck.replace(r#""subject":{"reference":"Patient/p"},"#, ""),
+            ck.replace("2020-01-01", "2020-13-45"),
+            ck.replace("2157-6", "2157.6"),
+            ck.replace(r#""status":"final","#, r#""status":"final","fooBar":1,"#),
+            ck.replace(r#""status":"final","#, r#""status":"cancelled","#),
+            r#"{"resourceType":"Observation","id":"p","status":"final","code":{"text":"panel"},"subject":{"reference":"Patient/p"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"2157-6"}]},"valueQuantity":{"value":12}}]}"#.to_string(),
+        ]);
+        let mut fused_parses = 0;
+        for text in &texts {
+            assert_eq!(scanned(fused, text), scanned(classic, text), "{text}");
+            fused_parses += usize::from(crate::fhir::fast::observation(text).is_some());
+        }
+        assert!(fused_parses > 500, "the fused path was taken: {fused_parses}");
+    }
 }

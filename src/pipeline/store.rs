@@ -1,6 +1,6 @@
 //! Reading a sync store (see [`crate::store`]) into [`Collected`] data, one
 //! per site: every resource it holds goes through the site's [`Collector`],
-//! as a file's would.
+//! as a file's would, with the same memory limit.
 
 use std::sync::Arc;
 
@@ -77,7 +77,9 @@ pub fn collect_store_site(
     label: &str,
     mappings: &MappingSet,
 ) -> Result<Collected, crate::store::StoreError> {
-    let mut collector = Collector::new(mappings);
+    // Memory as flat as a file's reading: texts and facts past the limit go to
+    // temporary files (held in memory, they cost more in page faults than the spill does).
+    let mut collector = Collector::new(mappings).spill_after(super::ReadOptions::default().spill_after);
     let file: Arc<str> = label.into();
     let mut index = 0usize;
     store.for_each_in(site, |row| {

@@ -20,10 +20,13 @@
 
 mod observation;
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::model::{types, Resource};
+use super::peek::{Peek, PeekCoding, PeekConcept};
 
 /// `text` as its typed resource, when the shortcut applies; `None` otherwise.
 pub fn parse(text: &str) -> Option<Resource> {
@@ -37,15 +40,47 @@ pub fn parse(text: &str) -> Option<Resource> {
     }
 }
 
+/// An Observation's text read by the shortcut's borrowed struct, before its
+/// conversion: what the peek reads of it, and the typed resource.
+pub(crate) struct ObservationText<'a>(observation::Obs<'a>);
+
+/// `text` read by the shortcut's Observation struct, when it applies (as
+/// [`parse`] would: `None` sends the caller on to the peek and the full parse).
+pub(crate) fn observation(text: &str) -> Option<ObservationText<'_>> {
+    if !plain(text) || !text.starts_with("{\"resourceType\":\"Observation\"") {
+        return None;
+    }
+    observation::read(text).map(ObservationText)
+}
+
+impl<'a> ObservationText<'a> {
+    /// What `peek::classify` reads of the same text (the struct refuses what
+    /// the peek reads and it does not: `contained`, a medication).
+    pub(crate) fn peek(&self) -> Peek<'a> {
+        self.0.peek()
+    }
+
+    /// The typed resource, equal to [`parse`]'s answer: `None` where the
+    /// shortcut stands aside.
+    pub(crate) fn typed(&self) -> Option<Resource> {
+        self.0.typed().map(|o| Resource::Observation(Box::new(o)))
+    }
+}
+
 /// True when `text` has nothing the shortcut leaves to fhirbolt anyway: an
 /// empty string (which FHIR forbids), `null`, an empty array or object (the
 /// caller removes these first), an escaped character.
 fn plain(text: &str) -> bool {
-    !(text.contains("\"\"")
-        || text.contains("null")
-        || text.contains("[]")
-        || text.contains("{}")
-        || text.contains('\\'))
+    let b = text.as_bytes();
+    memchr::memchr(b'\\', b).is_none() && !has_any(b, &["\"\"", "null", "[]", "{}"])
+}
+
+/// True when `text` holds one of `needles` (`memmem`'s search looks for two
+/// bytes at once: `str::contains` stops at every `"` of `""`).
+pub(crate) fn has_any(text: &[u8], needles: &[&str]) -> bool {
+    needles
+        .iter()
+        .any(|n| memchr::memmem::find(text, n.as_bytes()).is_some())
 }
 
 /// A borrowed string (an escaped one fails the parse: the shortcut stands aside).
@@ -82,7 +117,15 @@ struct Coding<'a> {
     user_selected: Option<bool>,
 }
 
-impl Coding<'_> {
+impl<'a> Coding<'a> {
+    fn peek(&self) -> PeekCoding<'a> {
+        PeekCoding {
+            system: self.system.map(Cow::Borrowed),
+            code: self.code.map(Cow::Borrowed),
+            display: self.display.map(Cow::Borrowed),
+        }
+    }
+
     fn typed(&self) -> types::Coding {
         types::Coding {
             system: opt!(Uri, self.system),
@@ -107,7 +150,14 @@ struct Concept<'a> {
     text: Option<Str<'a>>,
 }
 
-impl Concept<'_> {
+impl<'a> Concept<'a> {
+    fn peek(&self) -> PeekConcept<'a> {
+        PeekConcept {
+            coding: self.coding.iter().map(Coding::peek).collect(),
+            text: self.text.map(Cow::Borrowed),
+        }
+    }
+
     fn typed(&self) -> types::CodeableConcept {
         types::CodeableConcept {
             coding: self.coding.iter().map(Coding::typed).collect(),

@@ -4,6 +4,8 @@
 //! and Ratio, `effectiveTiming`, a reference range's `age`, `specimen`,
 //! `device`, element `id`s and extensions below the resource.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::{
@@ -15,10 +17,11 @@ use crate::fhir::model::resources::{
     ObservationValue,
 };
 use crate::fhir::model::types;
+use crate::fhir::peek::{Peek, PeekComponent};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Obs<'a> {
+pub(super) struct Obs<'a> {
     #[serde(borrow)]
     resource_type: Str<'a>,
     id: Option<Str<'a>>,
@@ -216,7 +219,28 @@ impl Component<'_> {
     }
 }
 
-impl Obs<'_> {
+impl<'a> Obs<'a> {
+    /// What the peek reads: the type, the id, the code and the components' codes.
+    pub(super) fn peek(&self) -> Peek<'a> {
+        let component = (!self.component.is_empty()).then(|| {
+            (self.component.iter())
+                .map(|c| PeekComponent {
+                    code: Some(c.code.peek()),
+                })
+                .collect()
+        });
+        Peek {
+            resource_type: Cow::Borrowed(self.resource_type),
+            id: self.id.map(Cow::Borrowed),
+            code: Some(self.code.peek()),
+            medication: None,
+            medication_reference: None,
+            conclusion_code: None,
+            component,
+            contained: None,
+        }
+    }
+
     fn effective(&self) -> Option<Option<ObservationEffective>> {
         let (d, p, i) = (
             self.effective_date_time,
@@ -232,7 +256,7 @@ impl Obs<'_> {
         })
     }
 
-    fn typed(&self) -> Option<Observation> {
+    pub(super) fn typed(&self) -> Option<Observation> {
         let value = value(
             self.value_quantity.as_ref(),
             self.value_codeable_concept.as_ref(),
@@ -276,7 +300,11 @@ impl Obs<'_> {
 
 /// `text` as an Observation, when the shortcut applies.
 pub(super) fn parse(text: &str) -> Option<Observation> {
+    read(text)?.typed()
+}
+
+/// `text` in the borrowed struct, when it fits.
+pub(super) fn read(text: &str) -> Option<Obs<'_>> {
     let obs: Obs<'_> = serde_json::from_str(text).ok()?;
-    (obs.resource_type == "Observation").then_some(())?;
-    obs.typed()
+    (obs.resource_type == "Observation").then_some(obs)
 }
