@@ -3,7 +3,8 @@
 //! order, through the same scan and [`Collector`] as when `imnm cohort` reads
 //! the finished file (the entry text is the resource's NDJSON line, byte for
 //! byte), so the rows are those of [`super::rerun_file`] without reading the
-//! file back (tested: `export::rows_recounted_are_those_read_back`).
+//! file back (tested: `export::a_generated_export_verifies_clean` and the demo export, through
+//! `assert_cohort_csv_is_read_back`).
 //!
 //! This module owns that feeding only; the rows are `cohort::build`'s.
 
