@@ -134,15 +134,20 @@ impl DeidRules {
         ];
         let mut result = Allowed::No;
         for p in lists.into_iter().flatten().flatten() {
-            if p == path || path.starts_with(&format!("{p}.")) {
+            if p == path || below(path, p) {
                 return Allowed::Whole;
             }
-            if p.starts_with(&format!("{path}.")) {
+            if below(p, path) {
                 result = Allowed::Partly;
             }
         }
         result
     }
+}
+
+/// True when dotted `path` lies below `parent` (`parent.` starts it).
+fn below(path: &str, parent: &str) -> bool {
+    path.strip_prefix(parent).is_some_and(|rest| rest.starts_with('.'))
 }
 
 /// The answer of [`DeidRules::allowed`].

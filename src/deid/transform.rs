@@ -32,7 +32,19 @@ pub struct RulesFired(pub BTreeMap<String, u64>);
 impl RulesFired {
     /// Counts one firing of `rule`.
     pub fn fire(&mut self, rule: &str) {
-        *self.0.entry(rule.to_string()).or_default() += 1;
+        match self.0.get_mut(rule) {
+            Some(n) => *n += 1,
+            None => {
+                self.0.insert(rule.to_string(), 1);
+            }
+        }
+    }
+
+    /// Adds the counts of `other` (firings counted elsewhere, e.g. on another thread).
+    pub fn add(&mut self, other: RulesFired) {
+        for (rule, n) in other.0 {
+            *self.0.entry(rule).or_default() += n;
+        }
     }
 }
 
@@ -58,42 +70,43 @@ pub struct Dropped {
     pub rule: String,
 }
 
-/// Element names whose removal is counted by name; others count as `removed:other`.
+/// The rules of the elements whose removal is counted by name (`removed:` and
+/// the element name); others count as `removed:other`.
 const NAMED_REMOVALS: &[&str] = &[
-    "identifier",
-    "name",
-    "telecom",
-    "address",
-    "text",
-    "note",
-    "extension",
-    "meta",
-    "contact",
-    "photo",
-    "generalPractitioner",
-    "managingOrganization",
-    "performer",
-    "encounter",
-    "dosage",
-    "dosageInstruction",
-    "requester",
-    "recorder",
-    "asserter",
-    "reasonCode",
-    "reasonReference",
-    "maritalStatus",
-    "communication",
-    "link",
-    "multipleBirthBoolean",
-    "multipleBirthInteger",
-    "deceasedDateTime",
-    "issued",
-    "referenceRange",
-    "specimen",
-    "device",
-    "bodySite",
-    "method",
-    "component",
+    "removed:identifier",
+    "removed:name",
+    "removed:telecom",
+    "removed:address",
+    "removed:text",
+    "removed:note",
+    "removed:extension",
+    "removed:meta",
+    "removed:contact",
+    "removed:photo",
+    "removed:generalPractitioner",
+    "removed:managingOrganization",
+    "removed:performer",
+    "removed:encounter",
+    "removed:dosage",
+    "removed:dosageInstruction",
+    "removed:requester",
+    "removed:recorder",
+    "removed:asserter",
+    "removed:reasonCode",
+    "removed:reasonReference",
+    "removed:maritalStatus",
+    "removed:communication",
+    "removed:link",
+    "removed:multipleBirthBoolean",
+    "removed:multipleBirthInteger",
+    "removed:deceasedDateTime",
+    "removed:issued",
+    "removed:referenceRange",
+    "removed:specimen",
+    "removed:device",
+    "removed:bodySite",
+    "removed:method",
+    "removed:component",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -112,8 +125,8 @@ struct Ctx<'f> {
 
 impl Ctx<'_> {
     fn removed(&mut self, key: &str) {
-        let name = if NAMED_REMOVALS.contains(&key) { key } else { "other" };
-        self.fired.fire(&format!("removed:{name}"));
+        let named = NAMED_REMOVALS.iter().find(|r| r.strip_prefix("removed:") == Some(key));
+        self.fired.fire(named.copied().unwrap_or("removed:other"));
     }
 }
 
@@ -222,7 +235,11 @@ impl<'a> Deidentifier<'a> {
             let child = if path.is_empty() {
                 k.clone()
             } else {
-                format!("{path}.{k}")
+                let mut c = String::with_capacity(path.len() + 1 + k.len());
+                c.push_str(path);
+                c.push('.');
+                c.push_str(k);
+                c
             };
             let child_whole = whole || {
                 match self.rules.allowed(&ctx.resource_type, &child, self.profile) {

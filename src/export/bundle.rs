@@ -28,6 +28,9 @@ pub struct ExportOptions {
     pub min_cell: u64,
     /// Site name written to the manifest.
     pub site: String,
+    /// Threads reading the input and de-identifying (default: the available
+    /// cores). Any number writes the same bundle.
+    pub threads: Option<usize>,
 }
 
 /// What an export wrote.
@@ -39,13 +42,24 @@ pub struct ExportSummary {
 
 /// Runs the cohort pipeline on `opts.inputs` and writes a study bundle into `opts.out`.
 ///
-/// The resources go through one at a time (read back from the run's
-/// temporary files, de-identified, written to the bundle's own temporary
-/// file): memory holds their keys, not their text.
+/// The resources go through a stretch at a time (read back from the run's
+/// temporary files, de-identified on `opts.threads` threads, written to the
+/// bundle's own temporary file): memory holds their keys, not their text.
+/// The cohort is recomputed from them as `bundle.json` is written (`recount`).
 pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Result<ExportSummary, ExportError> {
     let rules = DeidRules::builtin()?;
     check_empty(&opts.out)?;
-    let mut collected = crate::pipeline::collect_input(&opts.input, mappings)?;
+    let threads = opts.threads.unwrap_or_else(super::default_threads).max(1);
+    let mut collected = match &opts.input {
+        crate::pipeline::Input::Files(paths) => {
+            let read = crate::pipeline::ReadOptions {
+                threads,
+                ..Default::default()
+            };
+            crate::pipeline::collect_with(paths, mappings, read, |_| {})?
+        }
+        store => crate::pipeline::collect_input(store, mappings)?,
+    };
     let mut issues = collected.issues;
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues)?;
     let spill = |source| crate::run_error::RunError::Spill { source };
@@ -56,22 +70,24 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let links = links_into(&collected.aliases, &selected);
     let ages = onset_ages(&cohort).map_err(spill)?;
     let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);
-    let mut fired = RulesFired::default();
-    let mut written = Written::default();
-    for (i, (src, place)) in places.iter().enumerate() {
-        // A key stored twice: the later text is the one kept.
-        if places.get(i + 1).is_some_and(|(next, _)| next == src) || derived.contains_key(src) {
-            continue;
-        }
-        let raw = collected.sources.read(*place).map_err(spill)?;
-        written.add(&deid, &ages, src, &raw, &mut fired).map_err(spill)?;
-    }
-    for (src, raw) in &derived {
-        written.add(&deid, &ages, src, raw, &mut fired).map_err(spill)?;
-    }
-    let Written { sink, dropped } = written;
-    let counts = sink.finish(&opts.out)?;
-    let mut rows = rerun_file(&opts.out.join("bundle.json"), mappings)?;
+    // A key stored twice: the later text is the one kept.
+    let stored = places
+        .iter()
+        .enumerate()
+        .filter(|(i, (src, _))| places.get(i + 1).is_none_or(|(next, _)| next != src) && !derived.contains_key(src))
+        .map(|(_, (src, place))| (src, Text::Stored(*place)));
+    let jobs: Vec<(&SourceRef, Text<'_>)> = stored
+        .chain(derived.iter().map(|(src, raw)| (src, Text::Made(raw))))
+        .collect();
+    let work = Work {
+        deid: &deid,
+        ages: &ages,
+        sources: &collected.sources,
+    };
+    let Written { sink, dropped, fired } = work.run(&jobs, threads).map_err(spill)?;
+    let mut recount = super::recount::Recount::new(mappings, &opts.out.join("bundle.json"), threads);
+    let counts = sink.finish(&opts.out, |texts| recount.feed(texts))?;
+    let mut rows = recount.rows()?;
     for r in &mut rows {
         r.site.clone_from(&opts.site);
     }
@@ -97,39 +113,82 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     Ok(ExportSummary { manifest })
 }
 
-/// What the de-identification made of the selected resources so far.
+/// Where a selected resource's source text is.
+enum Text<'a> {
+    /// In the run's texts.
+    Stored(Place),
+    /// Made by the export (a finding read from text, see `derived`).
+    Made(&'a str),
+}
+
+/// What the de-identification of one resource gave.
+enum Outcome {
+    /// Its type, pseudonym and compact JSON.
+    Kept(String, String, String),
+    /// Left out, and why.
+    Dropped(Dropped),
+    /// Not JSON (counted as `dropped:unparseable`).
+    Unparseable,
+}
+
+/// The de-identification of the selected resources.
+struct Work<'a> {
+    deid: &'a Deidentifier<'a>,
+    ages: &'a BTreeMap<SourceRef, u32>,
+    sources: &'a crate::collect::Texts,
+}
+
+/// What the de-identification made of the selected resources.
 #[derive(Default)]
 struct Written {
     sink: Sink,
     dropped: Vec<Dropped>,
+    fired: RulesFired,
 }
 
-impl Written {
-    /// De-identifies one source resource into the sink (or the dropped list).
-    fn add(
-        &mut self,
-        deid: &Deidentifier<'_>,
-        ages: &BTreeMap<SourceRef, u32>,
-        src: &SourceRef,
-        raw: &str,
-        fired: &mut RulesFired,
-    ) -> std::io::Result<()> {
-        let Ok(value) = serde_json::from_str::<Value>(raw) else {
-            fired.fire("dropped:unparseable");
-            return Ok(());
-        };
-        match deid.apply(&value, fired) {
-            Ok(mut d) => {
-                if let (Some(age), Some(obj)) = (ages.get(src), d.resource.as_object_mut()) {
-                    obj.insert("extension".into(), json!([onset_age_extension(*age, fired)]));
+/// Resources de-identified at a time (split among the threads), so memory
+/// holds a stretch of them, never all.
+const STRETCH: usize = 2048;
+
+impl Work<'_> {
+    /// De-identifies `jobs` on `threads` threads, a stretch at a time, into
+    /// the sink in job order: any number of threads writes the same.
+    fn run(&self, jobs: &[(&SourceRef, Text<'_>)], threads: usize) -> std::io::Result<Written> {
+        let mut written = Written::default();
+        for stretch in jobs.chunks(STRETCH) {
+            let (outcomes, fired) =
+                super::par::map_in_order(stretch, threads, |_, (src, text), fired| self.one(src, text, fired));
+            fired.into_iter().for_each(|f| written.fired.add(f));
+            for outcome in outcomes {
+                match outcome? {
+                    Outcome::Kept(t, pseudonym, line) => written.sink.push(&t, &pseudonym, &line)?,
+                    Outcome::Dropped(d) => written.dropped.push(d),
+                    Outcome::Unparseable => {}
                 }
-                self.sink.push(&d.resource_type, &d.pseudonym, &d.resource)
-            }
-            Err(d) => {
-                self.dropped.push(d);
-                Ok(())
             }
         }
+        Ok(written)
+    }
+
+    /// De-identifies one source resource (reading its text back can fail).
+    fn one(&self, src: &SourceRef, text: &Text<'_>, fired: &mut RulesFired) -> std::io::Result<Outcome> {
+        let raw = match text {
+            Text::Stored(place) => self.sources.read(*place)?,
+            Text::Made(raw) => std::borrow::Cow::Borrowed(*raw),
+        };
+        let Ok(value) = serde_json::from_str::<Value>(&raw) else {
+            fired.fire("dropped:unparseable");
+            return Ok(Outcome::Unparseable);
+        };
+        Ok(match self.deid.apply(&value, fired) {
+            Ok(mut d) => {
+                if let (Some(age), Some(obj)) = (self.ages.get(src), d.resource.as_object_mut()) {
+                    obj.insert("extension".into(), json!([onset_age_extension(*age, fired)]));
+                }
+                Outcome::Kept(d.resource_type, d.pseudonym, d.resource.to_string())
+            }
+            Err(d) => Outcome::Dropped(d),
+        })
     }
 }
 
@@ -247,7 +306,10 @@ pub fn rerun_file(path: &Path, mappings: &MappingSet) -> Result<Vec<CaseRow>, Ex
     )
 }
 
-fn rows_of(collected: crate::collect::Collected, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
+pub(super) fn rows_of(
+    collected: crate::collect::Collected,
+    mappings: &MappingSet,
+) -> Result<Vec<CaseRow>, ExportError> {
     let mut issues = collected.issues;
     Ok(crate::cohort::build::build(&collected.patients, mappings, &mut issues)?.rows)
 }

@@ -146,50 +146,71 @@ impl DateRules<'_> {
     }
 }
 
-/// Runs the date check over the bundle in `dir`, one resource or line at a time.
-pub fn check(dir: &Path, m: &Manifest, rules: &DateRules<'_>, report: &mut VerifyReport) {
-    let mut known: BTreeSet<String> = BTreeSet::new();
-    // An unreadable Bundle was reported by the count check.
-    super::for_each_entry(&dir.join("bundle.json"), |r| {
-        rules.resource(m, r, "bundle.json", None, report);
+/// The date check of one bundle: its `bundle.json` entries one at a time
+/// ([`Check::entry`], in the pass that also counts them), then the rest of its
+/// files ([`Check::rest`]).
+pub(super) struct Check<'r> {
+    rules: &'r DateRules<'r>,
+    /// The full dates of shifted elements in the entries (what `cohort.csv` may hold).
+    known: BTreeSet<String>,
+}
+
+impl<'r> Check<'r> {
+    /// A check with `rules`.
+    pub(super) fn new(rules: &'r DateRules<'r>) -> Self {
+        Self {
+            rules,
+            known: BTreeSet::new(),
+        }
+    }
+
+    /// Checks one resource of `bundle.json`.
+    pub(super) fn entry(&mut self, m: &Manifest, r: &Value, report: &mut VerifyReport) {
+        self.rules.resource(m, r, "bundle.json", None, report);
+        let (elements, known) = (self.rules.elements, &mut self.known);
         walk(r, "", &mut |key, text| {
-            if rules.elements.contains(key) && full_day(text).is_some() {
+            if elements.contains(key) && full_day(text).is_some() {
                 known.insert(text.get(..10).unwrap_or(text).to_string());
             }
         });
-    });
-    // Missing or unreadable files were reported by the hash and count checks.
-    for t in m.resource_counts.keys() {
-        let file = format!("ndjson/{t}.ndjson");
-        let _ = super::for_each_line(&dir.join(&file), |i, line| {
-            if let Ok(r) = serde_json::from_str::<Value>(line) {
-                rules.resource(m, &r, &file, Some(i), report);
-            }
-        });
     }
-    let _ = super::for_each_line(&dir.join("cohort.csv"), |i, line| {
-        if dates_in(line).iter().any(|d| !known.contains(*d)) {
-            report.add(
-                CHECK,
-                "cohort.csv",
-                Some(i),
-                IssueCode::DateNotInBundle,
-                "full date that no resource of the bundle holds",
-            );
+
+    /// Checks the NDJSON files, `cohort.csv` and the Table 1 files.
+    pub(super) fn rest(self, dir: &Path, m: &Manifest, report: &mut VerifyReport) {
+        let (rules, known) = (self.rules, self.known);
+        // Missing or unreadable files were reported by the hash and count checks.
+        for t in m.resource_counts.keys() {
+            let file = format!("ndjson/{t}.ndjson");
+            let _ = super::for_each_line(&dir.join(&file), |i, line| {
+                if let Ok(r) = serde_json::from_str::<Value>(line) {
+                    rules.resource(m, &r, &file, Some(i), report);
+                }
+            });
         }
-    });
-    for file in ["table1.md", "table1.json"] {
-        let _ = super::for_each_line(&dir.join(file), |i, line| {
-            if !dates_in(line).is_empty() {
+        let _ = super::for_each_line(&dir.join("cohort.csv"), |i, line| {
+            if dates_in(line).iter().any(|d| !known.contains(*d)) {
                 report.add(
                     CHECK,
-                    file,
+                    "cohort.csv",
                     Some(i),
-                    IssueCode::DateInSummary,
-                    "full date in a summary table",
+                    IssueCode::DateNotInBundle,
+                    "full date that no resource of the bundle holds",
                 );
             }
         });
+        for file in ["table1.md", "table1.json"] {
+            let _ = super::for_each_line(&dir.join(file), |i, line| {
+                if !dates_in(line).is_empty() {
+                    report.add(
+                        CHECK,
+                        file,
+                        Some(i),
+                        IssueCode::DateInSummary,
+                        "full date in a summary table",
+                    );
+                }
+            });
+        }
     }
 }
 

@@ -59,8 +59,19 @@ pub fn merge(
     mappings: &MappingSet,
 ) -> Result<MergedManifest, ExportError> {
     let mut sites: Vec<(Manifest, Vec<CaseRow>, String)> = Vec::new();
+    let threads = super::default_threads();
     for dir in dirs {
-        let report = super::verify(dir, None)?;
+        // The cohort is recomputed from bundle.json in the pass that verifies it.
+        let mut recount = super::recount::Recount::new(mappings, &dir.join("bundle.json"), threads);
+        let mut stretch: Vec<String> = Vec::new();
+        let report = super::verify::verify_with(dir, None, |text| {
+            stretch.push(text.to_string());
+            if stretch.len() == super::recount::STRETCH {
+                recount.feed(&stretch);
+                stretch.clear();
+            }
+        })?;
+        recount.feed(&stretch);
         if let Some(f) = report.findings.first() {
             return Err(refused(
                 dir,
@@ -96,11 +107,7 @@ pub fn merge(
             ));
         }
         let bytes = std::fs::read(dir.join("manifest.json")).map_err(super::read_err(dir))?;
-        sites.push((
-            manifest,
-            super::rerun_file(&dir.join("bundle.json"), mappings)?,
-            crate::deid::key::sha256_hex(&bytes),
-        ));
+        sites.push((manifest, recount.rows()?, crate::deid::key::sha256_hex(&bytes)));
     }
     std::fs::create_dir_all(out).map_err(super::out_err(out))?;
     for (m, rows, _) in &mut sites {

@@ -16,6 +16,8 @@ pub mod datecheck;
 mod derived;
 pub mod manifest;
 pub mod merge;
+mod par;
+mod recount;
 pub mod scan;
 mod sink;
 pub mod verify;
@@ -113,10 +115,11 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str)) -> std::io::Result
     }
 }
 
-/// Calls `f` with each entry's resource of the Bundle file at `path`, one at a
-/// time as `imnm cohort` reads Bundles. False when the file is not a readable
-/// Bundle (a piece that is not JSON, or a single resource).
-fn for_each_entry(path: &Path, mut f: impl FnMut(&serde_json::Value)) -> bool {
+/// Calls `f` with each entry's resource of the Bundle file at `path` (its
+/// text as read and its JSON), one at a time as `imnm cohort` reads Bundles.
+/// False when the file is not a readable Bundle (a piece that is not JSON, or
+/// a single resource).
+fn for_each_entry(path: &Path, mut f: impl FnMut(&str, &serde_json::Value)) -> bool {
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
@@ -126,7 +129,7 @@ fn for_each_entry(path: &Path, mut f: impl FnMut(&serde_json::Value)) -> bool {
         crate::fhir::item::Item::Resource { location, text, .. } => {
             let whole = location.pos == crate::fhir::item::Pos::Whole;
             match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(v) if !whole => f(&v),
+                Ok(v) if !whole => f(text, &v),
                 _ => readable = false,
             }
         }
@@ -134,6 +137,11 @@ fn for_each_entry(path: &Path, mut f: impl FnMut(&serde_json::Value)) -> bool {
         crate::fhir::item::Item::NoResource { .. } => {}
     });
     readable
+}
+
+/// The threads an export or merge uses unless told: the available cores.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// `cohort.csv` text for rows (the site first, as `imnm cohort` writes it).

@@ -1,29 +1,30 @@
 //! The de-identified resources of a bundle on their way to its files, off the
-//! heap: each is written to a temporary record file as it is made (its NDJSON
-//! line and its `bundle.json` entry), and only its type, pseudonym and place
-//! stay in memory. [`Sink::finish`] sorts those by type and pseudonym and
-//! copies the records out into `ndjson/{Type}.ndjson` and `bundle.json`, so an
-//! export's memory does not grow with the resources it writes (tens of bytes
-//! each instead of the resource).
+//! heap: each is written to a temporary record file as it is made (its JSON
+//! text, one line), and only its type, pseudonym and place stay in memory.
+//! [`Sink::finish`] sorts those by type and pseudonym and copies the records
+//! out into `ndjson/{Type}.ndjson` and `bundle.json`, so an export's memory
+//! does not grow with the resources it writes (tens of bytes each instead of
+//! the resource).
 //!
-//! `bundle.json` comes out byte for byte as `serde_json::to_string_pretty` of
-//! the whole Bundle would write it (tested below). This module owns the two
-//! files' layout; which resources go in is `bundle`'s, their content `deid`'s.
+//! `bundle.json` holds one entry a line, `{"resource":` and the resource's
+//! NDJSON line `}`, between a first line opening the Bundle and a last line
+//! closing it: the same JSON as `serde_json` of the whole Bundle (tested
+//! below), and each entry's resource text is its NDJSON line byte for byte.
+//! This module owns the two files' layout; which resources go in is
+//! `bundle`'s, their content `deid`'s.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::ExportError;
 use crate::spill::Log;
 
 /// The head of `bundle.json` up to the first entry, and its tail.
-const HEAD: &str = "{\n  \"resourceType\": \"Bundle\",\n  \"type\": \"collection\",\n  \"entry\": [";
-const TAIL: &str = "\n  ]\n}\n";
-const EMPTY: &str = "{\n  \"resourceType\": \"Bundle\",\n  \"type\": \"collection\",\n  \"entry\": []\n}\n";
+const HEAD: &str = "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[";
+const TAIL: &str = "\n]}\n";
+const EMPTY: &str = "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[]}\n";
 
 /// One resource's place in the record file.
 struct Placed {
@@ -40,11 +41,9 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    /// Keeps `resource` (of `resource_type`, known by `pseudonym`) for the bundle.
-    pub(super) fn push(&mut self, resource_type: &str, pseudonym: &str, resource: &Value) -> std::io::Result<()> {
-        let line = resource.to_string();
-        let entry = entry_text(resource)?;
-        let at = self.log.push_at(&(line, entry))?;
+    /// Keeps `line` (the compact JSON of a resource of `resource_type`, known by `pseudonym`) for the bundle.
+    pub(super) fn push(&mut self, resource_type: &str, pseudonym: &str, line: &str) -> std::io::Result<()> {
+        let at = self.log.push_at(&line)?;
         self.placed.push(Placed {
             resource_type: resource_type.to_string(),
             pseudonym: pseudonym.to_string(),
@@ -54,8 +53,13 @@ impl Sink {
     }
 
     /// Writes `ndjson/{Type}.ndjson` and `bundle.json` into `dir`, resources
-    /// sorted by type and pseudonym; returns the count per type.
-    pub(super) fn finish(mut self, dir: &Path) -> Result<BTreeMap<String, u64>, ExportError> {
+    /// sorted by type and pseudonym, handing their texts to `each` in that
+    /// order, a stretch at a time; returns the count per type.
+    pub(super) fn finish(
+        mut self,
+        dir: &Path,
+        mut each: impl FnMut(&[String]),
+    ) -> Result<BTreeMap<String, u64>, ExportError> {
         self.log.flush().map_err(|e| output(dir, e))?;
         self.placed
             .sort_by(|a, b| (&a.resource_type, &a.pseudonym).cmp(&(&b.resource_type, &b.pseudonym)));
@@ -66,8 +70,9 @@ impl Sink {
         let mut lines: Option<(String, PathBuf, BufWriter<File>)> = None;
         let head = if self.placed.is_empty() { EMPTY } else { HEAD };
         bundle.write_all(head.as_bytes()).map_err(|e| output(&bundle_path, e))?;
+        let mut stretch: Vec<String> = Vec::with_capacity(super::recount::STRETCH);
         for (i, p) in self.placed.iter().enumerate() {
-            let (line, entry): (String, String) = self.log.read_at(p.at).map_err(|e| output(dir, e))?;
+            let line: String = self.log.read_at(p.at).map_err(|e| output(dir, e))?;
             if lines.as_ref().is_none_or(|(t, _, _)| *t != p.resource_type) {
                 finish_file(lines.take())?;
                 let path = dir.join(format!("ndjson/{}.ndjson", p.resource_type));
@@ -79,7 +84,15 @@ impl Sink {
             }
             *counts.entry(p.resource_type.clone()).or_default() += 1;
             let sep = if i == 0 { "\n" } else { ",\n" };
-            write!(bundle, "{sep}{entry}").map_err(|e| output(&bundle_path, e))?;
+            write!(bundle, "{sep}{{\"resource\":{line}}}").map_err(|e| output(&bundle_path, e))?;
+            stretch.push(line);
+            if stretch.len() == super::recount::STRETCH {
+                each(&stretch);
+                stretch.clear();
+            }
+        }
+        if !stretch.is_empty() {
+            each(&stretch);
         }
         finish_file(lines)?;
         if !self.placed.is_empty() {
@@ -88,23 +101,6 @@ impl Sink {
         bundle.flush().map_err(|e| output(&bundle_path, e))?;
         Ok(counts)
     }
-}
-
-/// `{"resource": resource}` pretty-printed as an element of the Bundle's
-/// `entry` array: indented by two levels (four spaces).
-fn entry_text(resource: &Value) -> std::io::Result<String> {
-    let entry = serde_json::json!({ "resource": resource });
-    let pretty = serde_json::to_string_pretty(&entry).map_err(std::io::Error::other)?;
-    let mut out = String::with_capacity(pretty.len() + pretty.len() / 8);
-    // JSON strings hold no raw line break, so every line is one of the layout's.
-    for (i, line) in pretty.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        out.push_str("    ");
-        out.push_str(line);
-    }
-    Ok(out)
 }
 
 fn output(path: &Path, source: std::io::Error) -> ExportError {
@@ -131,15 +127,18 @@ fn finish_file(lines: Option<(String, PathBuf, BufWriter<File>)>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn written(resources: &[(&str, &str, Value)]) -> (String, BTreeMap<String, String>) {
+    type Written = (String, BTreeMap<String, String>, Vec<String>);
+
+    fn written(resources: &[(&str, &str, Value)]) -> Written {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = Sink::default();
         for (t, p, r) in resources {
-            sink.push(t, p, r).unwrap();
+            sink.push(t, p, &r.to_string()).unwrap();
         }
-        sink.finish(dir.path()).unwrap();
+        let mut fed = Vec::new();
+        sink.finish(dir.path(), |s| fed.extend_from_slice(s)).unwrap();
         let bundle = std::fs::read_to_string(dir.path().join("bundle.json")).unwrap();
         let mut files = BTreeMap::new();
         for t in ["Observation", "Patient"] {
@@ -147,30 +146,38 @@ mod tests {
                 files.insert(t.to_string(), text);
             }
         }
-        (bundle, files)
+        (bundle, files, fed)
     }
 
     #[test]
-    fn bundle_json_is_what_to_string_pretty_of_the_whole_bundle_writes() {
+    fn bundle_json_is_the_whole_bundle_one_entry_a_line_each_its_ndjson_line() {
         let obs = |p: &str| json!({"resourceType": "Observation", "id": p, "valueQuantity": {"value": 1.5}, "note": [{"text": "a\nb"}]});
         let pat = json!({"resourceType": "Patient", "id": "p1", "birthDate": "2010"});
-        let (bundle, files) = written(&[
+        let (bundle, files, fed) = written(&[
             ("Observation", "o2", obs("o2")),
             ("Patient", "p1", pat.clone()),
             ("Observation", "o1", obs("o1")),
         ]);
         let whole = json!({"resourceType": "Bundle", "type": "collection",
             "entry": [{"resource": obs("o1")}, {"resource": obs("o2")}, {"resource": pat}]});
-        assert_eq!(bundle, serde_json::to_string_pretty(&whole).unwrap() + "\n");
+        assert_eq!(serde_json::from_str::<Value>(&bundle).unwrap(), whole);
         assert_eq!(files["Observation"], format!("{}\n{}\n", obs("o1"), obs("o2")));
-        assert_eq!(files["Patient"].lines().count(), 1);
+        assert_eq!(files["Patient"], format!("{pat}\n"));
+        let lines: Vec<&str> = bundle.lines().collect();
+        assert_eq!(lines.len(), 5, "head, one line per entry, tail");
+        let ndjson: Vec<&str> = files.values().flat_map(|t| t.lines()).collect();
+        assert_eq!(fed, ndjson, "the texts handed on, in the bundle's order");
+        for (entry, line) in lines[1..4].iter().zip(&ndjson) {
+            let entry = entry.trim_end_matches(',');
+            assert_eq!(entry, format!("{{\"resource\":{line}}}"));
+        }
     }
 
     #[test]
-    fn an_empty_bundle_is_what_to_string_pretty_writes() {
-        let (bundle, files) = written(&[]);
+    fn an_empty_bundle_is_the_bundle_without_entries() {
+        let (bundle, files, fed) = written(&[]);
         let whole = json!({"resourceType": "Bundle", "type": "collection", "entry": []});
-        assert_eq!(bundle, serde_json::to_string_pretty(&whole).unwrap() + "\n");
-        assert!(files.is_empty());
+        assert_eq!(bundle, format!("{whole}\n"));
+        assert!(files.is_empty() && fed.is_empty());
     }
 }

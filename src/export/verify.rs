@@ -46,6 +46,16 @@ impl VerifyReport {
 /// Verifies the bundle in `dir`; `terms` (from the original input) adds the
 /// source identifier, name and birth-date scan.
 pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, ExportError> {
+    verify_with(dir, terms, |_| {})
+}
+
+/// As [`verify`], handing each `bundle.json` entry's resource text to `entry`
+/// in order (merge's recount), in the one pass that counts and date-checks them.
+pub(super) fn verify_with(
+    dir: &Path,
+    terms: Option<&SourceTerms>,
+    mut entry: impl FnMut(&str),
+) -> Result<VerifyReport, ExportError> {
     let manifest = Manifest::read(dir)?;
     let mut report = VerifyReport::default();
     let present = list_files(dir)?;
@@ -79,13 +89,27 @@ pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, E
             );
         }
     }
-    check_counts(dir, &manifest, &mut report);
     let rules = crate::deid::DeidRules::builtin()?;
     let dates = super::datecheck::DateRules {
         elements: &rules.date_elements,
         source: terms.map(|t| &t.dates),
     };
-    super::datecheck::check(dir, &manifest, &dates, &mut report);
+    let mut date_check = super::datecheck::Check::new(&dates);
+    // The entries' date findings come after the count findings.
+    let mut entry_dates = VerifyReport::default();
+    let mut in_bundle: BTreeMap<String, u64> = BTreeMap::new();
+    let readable = super::for_each_entry(&dir.join("bundle.json"), |text, r| {
+        if let Some(t) = r["resourceType"].as_str() {
+            *in_bundle.entry(t.to_string()).or_default() += 1;
+        }
+        date_check.entry(&manifest, r, &mut entry_dates);
+        entry(text);
+    });
+    check_counts(dir, &manifest, readable.then_some(&in_bundle), &mut report);
+    report.findings.append(&mut entry_dates.findings);
+    // An unreadable Bundle was reported by the count check, missing or
+    // unreadable files by the hash and count checks.
+    date_check.rest(dir, &manifest, &mut report);
     for name in &present {
         report.files += 1;
         let mut found = Vec::new();
@@ -98,14 +122,10 @@ pub fn verify(dir: &Path, terms: Option<&SourceTerms>) -> Result<VerifyReport, E
     Ok(report)
 }
 
-fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
-    let mut in_bundle: BTreeMap<String, u64> = BTreeMap::new();
-    let readable = super::for_each_entry(&dir.join("bundle.json"), |r| {
-        if let Some(t) = r["resourceType"].as_str() {
-            *in_bundle.entry(t.to_string()).or_default() += 1;
-        }
-    });
-    if !readable {
+/// Checks the counts of `bundle.json` (`None`: not a readable Bundle) and of
+/// the NDJSON files against the manifest.
+fn check_counts(dir: &Path, manifest: &Manifest, in_bundle: Option<&BTreeMap<String, u64>>, report: &mut VerifyReport) {
+    let Some(in_bundle) = in_bundle else {
         return report.add(
             "counts",
             "bundle.json",
@@ -113,8 +133,8 @@ fn check_counts(dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
             IssueCode::UnreadableFile,
             "not a readable JSON Bundle",
         );
-    }
-    if in_bundle != manifest.resource_counts {
+    };
+    if *in_bundle != manifest.resource_counts {
         report.add(
             "counts",
             "bundle.json",

@@ -28,6 +28,7 @@ pub(crate) fn export_demo(dir: &Path, key_byte: u8, site: &str) -> PathBuf {
         profile: Default::default(),
         min_cell: 5,
         site: site.into(),
+        threads: None,
     };
     export::export(&opts, &key(key_byte), &mappings()).expect("export runs");
     out
@@ -61,10 +62,28 @@ pub(crate) fn exported_rows(dir: &Path) -> Vec<CaseRow> {
     streamed
 }
 
+/// `cohort.csv` (the rows recounted as `bundle.json` was written) holds the
+/// rows read back from the finished `bundle.json`.
+fn assert_cohort_csv_is_read_back(dir: &Path, site: &str) {
+    let mut rows = export::rerun_file(&dir.join("bundle.json"), &mappings()).unwrap();
+    for r in &mut rows {
+        r.site = site.into();
+    }
+    let read_back: Vec<Vec<String>> = rows.iter().map(CaseRow::cells).collect();
+    let mut csv = csv::Reader::from_path(dir.join("cohort.csv")).unwrap();
+    let written: Vec<Vec<String>> = csv
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    assert!(!written.is_empty());
+    assert_eq!(written, read_back, "cohort.csv is the cohort of bundle.json");
+}
+
 #[test]
 fn demo_export_leaks_no_source_identifier_and_is_deterministic_per_key() {
     let tmp = tempfile::tempdir().unwrap();
     let a = export_demo(tmp.path(), 1, "A");
+    assert_cohort_csv_is_read_back(&a, "A");
     let a_again = export_demo(tmp.path(), 1, "A2");
     let b = export_demo(tmp.path(), 2, "B");
     let terms = SourceTerms::from_inputs(&[demo()]).unwrap();
@@ -446,4 +465,27 @@ fn a_generated_export_verifies_clean() {
     assert!(cases >= 10, "{cases} cases");
     let v = imnm(&["export", "--verify", "bundle"], tmp.path());
     assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stdout));
+    assert_cohort_csv_is_read_back(&tmp.path().join("bundle"), "a");
+    // Any number of threads writes the same bundle, byte for byte.
+    for threads in ["1", "3"] {
+        let out = format!("bundle-{threads}");
+        let args = [
+            "export",
+            "--input",
+            "in",
+            "--out",
+            &out,
+            "--site-key",
+            "k.key",
+            "--site",
+            "a",
+        ];
+        let o = imnm(&[&args[..], &["--threads", threads]].concat(), tmp.path());
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            all_files(&tmp.path().join(&out)),
+            all_files(&tmp.path().join("bundle")),
+            "{threads} thread(s)"
+        );
+    }
 }

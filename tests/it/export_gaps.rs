@@ -31,6 +31,7 @@ fn export_with(input: Input, out: &Path, key: &SiteKey) -> export::ExportSummary
         profile: Default::default(),
         min_cell: 5,
         site: "A".into(),
+        threads: None,
     };
     export::export(&opts, key, &mappings()).expect("export runs")
 }
@@ -220,6 +221,7 @@ fn merge_reads_the_mappings_the_bundles_were_made_with() {
             profile: Default::default(),
             min_cell: 5,
             site: site.into(),
+            threads: None,
         };
         export::export(&opts, &crate::export::key(byte), &local).unwrap();
         bundles.push(out);

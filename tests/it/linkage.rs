@@ -248,6 +248,7 @@ fn the_study_bundle_export_drops_the_linking_identifier() {
         profile: Default::default(),
         min_cell: 5,
         site: "A".into(),
+        threads: None,
     };
     let outcome = imnm_fhir::export::export(&opts, &crate::export::key(7), &crate::support::mappings());
     outcome.expect("export runs");

@@ -384,6 +384,7 @@ fn a_study_bundle_keeps_panels_and_reports() {
         profile: Default::default(),
         min_cell: 1,
         site: "A".into(),
+        threads: None,
     };
     let key = imnm_fhir::deid::key::SiteKey::from_bytes(&[7; 32]);
     export::export(&opts, &key, &crate::support::mappings()).unwrap();

@@ -450,6 +450,7 @@ fn no_note_sentence_reaches_a_study_bundle() {
         profile: Default::default(),
         min_cell: 5,
         site: "T".into(),
+        threads: None,
     };
     let key = imnm_fhir::deid::SiteKey::from_bytes(&[7; 32]);
     imnm_fhir::export::export(&opts, &key, &mappings()).expect("export runs");

@@ -196,6 +196,10 @@ pub struct ExportArgs {
     /// Mapping folder (default: the mappings built into this binary).
     #[arg(long)]
     pub mappings: Option<PathBuf>,
+    /// Threads reading the input and de-identifying (default: the available cores).
+    /// Any number writes the same bundle.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Verify the study bundle in this folder instead of exporting.
     #[arg(long, conflicts_with_all = ["input", "store", "out", "site_key"])]
     pub verify: Option<PathBuf>,

@@ -50,6 +50,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
         profile: args.profile,
         min_cell: args.min_cell,
         site: args.site,
+        threads: args.threads.map(usize::from),
     };
     let summary = export::export(&opts, &key, &mappings)?;
     let m = &summary.manifest;
