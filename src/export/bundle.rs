@@ -33,11 +33,15 @@ pub struct ExportOptions {
     pub threads: Option<usize>,
 }
 
-/// What an export wrote.
-#[derive(Debug, Clone)]
+/// What an export wrote, and what reading its input found.
+#[derive(Debug)]
 pub struct ExportSummary {
     /// The manifest written.
     pub manifest: Manifest,
+    /// The data issues of reading the input and building the cohort (as
+    /// `imnm cohort`'s `issues.ndjson`): never in the bundle, whose files are
+    /// shared (they name files, lines and resource ids).
+    pub issues: crate::report::Issues,
 }
 
 /// Runs the cohort pipeline on `opts.inputs` and writes a study bundle into `opts.out`.
@@ -110,7 +114,7 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
         files: BTreeMap::new(),
     };
     let manifest = manifest.seal_and_write(&opts.out)?;
-    Ok(ExportSummary { manifest })
+    Ok(ExportSummary { manifest, issues })
 }
 
 /// Where a selected resource's source text is.

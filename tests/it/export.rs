@@ -489,3 +489,59 @@ fn a_generated_export_verifies_clean() {
         );
     }
 }
+
+/// An input with a line that cannot be read: the bundle is written from the
+/// rest, `imnm export` exits 1 and counts the issue, `--issues FILE` writes
+/// it out, and nothing of it enters the (shared) bundle.
+#[test]
+fn export_of_an_input_with_an_unreadable_line_exits_1_and_keeps_its_issues_out_of_the_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ndjson = root().join("examples/demo-cohort/ndjson");
+    let input = tmp.path().join("in");
+    copy_dir(&ndjson, &input);
+    let obs = input.join("Observation.ndjson");
+    let text = std::fs::read_to_string(&obs).unwrap();
+    std::fs::write(&obs, format!("{text}{{\"resourceType\": \"Observation\", \"id\": \n")).unwrap();
+    let key = tmp.path().join("site.key");
+    assert!(imnm(&["keygen", "--out", key.to_str().unwrap()], tmp.path())
+        .status
+        .success());
+    let export = |out: &str, extra: &[&str]| {
+        let mut args = vec!["export", "--input", input.to_str().unwrap(), "--out", out, "--site-key"];
+        args.push(key.to_str().unwrap());
+        args.extend(extra);
+        imnm(&args, tmp.path())
+    };
+    let o = export("b1", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("malformed-json") && stderr.contains("--issues FILE"),
+        "{stderr}"
+    );
+    let o = export("b2", &["--issues", "issues.ndjson"]);
+    assert_eq!(o.status.code(), Some(1));
+    let issues = std::fs::read_to_string(tmp.path().join("issues.ndjson")).unwrap();
+    assert!(
+        issues.contains("malformed-json") && issues.contains("Observation.ndjson:"),
+        "{issues}"
+    );
+    for b in ["b1", "b2"] {
+        let files = all_files(&tmp.path().join(b));
+        assert!(files.keys().all(|f| !f.contains("issues")), "{files:?}");
+        assert!(files
+            .values()
+            .all(|bytes| !String::from_utf8_lossy(bytes).contains("malformed")));
+    }
+    assert_eq!(
+        all_files(&tmp.path().join("b1"))["cohort.csv"],
+        all_files(&tmp.path().join("b2"))["cohort.csv"]
+    );
+    let verify = imnm(&["export", "--verify", "b2"], tmp.path());
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

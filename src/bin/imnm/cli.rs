@@ -20,7 +20,7 @@ pub struct Cli {
 /// Exit codes, shown in --help.
 pub const EXIT_CODES: &str = "Exit codes:
   0  success
-  1  cohort, facts: something could not be read (an error-level data issue; with --fail-on-issues warnings too), outputs written from the rest; validate, to-fhir: errors found
+  1  cohort, facts, export: something could not be read (an error-level data issue; with --fail-on-issues warnings too), outputs written from the rest; validate, to-fhir: errors found
   2  usage or configuration error (bad arguments, mapping files with problems)
   3  input unreadable (a path that does not exist or cannot be listed)
   4  output cannot be written
@@ -200,8 +200,12 @@ pub struct ExportArgs {
     /// Any number writes the same bundle.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Write the data issues of reading the input (as `cohort`'s issues.ndjson) to this file;
+    /// never into the bundle, which is shared. Without it only their counts are printed.
+    #[arg(long)]
+    pub issues: Option<PathBuf>,
     /// Verify the study bundle in this folder instead of exporting.
-    #[arg(long, conflicts_with_all = ["input", "store", "out", "site_key"])]
+    #[arg(long, conflicts_with_all = ["input", "store", "out", "site_key", "issues"])]
     pub verify: Option<PathBuf>,
     /// With --verify: the original input, to scan for its identifiers, names and birth dates.
     #[arg(long, requires = "verify", num_args = 1..)]

@@ -67,7 +67,46 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Exit> {
         eprintln!("{n} reference(s) to resources outside the bundle removed (rules_fired in manifest.json)");
     }
     print!("{}", std::fs::read_to_string(out.join("table1.md")).unwrap_or_default());
-    Ok(exit::OK)
+    let mut issues = summary.issues;
+    report_issues(&mut issues, args.issues.as_deref())?;
+    Ok(crate::data_exit(&issues, false))
+}
+
+/// The input's data issues: counted on stderr, written to `to` when given
+/// (outside the bundle: they name files, lines and resource ids).
+fn report_issues(issues: &mut imnm_fhir::report::Issues, to: Option<&Path>) -> Result<(), Exit> {
+    if issues.is_empty() {
+        eprintln!("issues: none");
+        return Ok(());
+    }
+    for ((severity, code), n) in issues.counts() {
+        let code = serde_json::to_value(code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
+        let severity = format!("{severity:?}").to_lowercase();
+        eprintln!("  {severity:<12} {:<22} {n}", code.unwrap_or_default());
+    }
+    let Some(path) = to else {
+        eprintln!(
+            "issues: {} (--issues FILE writes them out; never into the bundle)",
+            issues.total()
+        );
+        return Ok(());
+    };
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("creating {}", path.display()))
+        .or_exit(exit::OUTPUT)?;
+    let mut w = std::io::BufWriter::new(file);
+    issues
+        .try_for_each(|i| {
+            serde_json::to_writer(&mut w, i).map_err(std::io::Error::other)?;
+            std::io::Write::write_all(&mut w, b"\n")
+        })
+        .and_then(|()| std::io::Write::flush(&mut w))
+        .with_context(|| format!("writing {}", path.display()))
+        .or_exit(exit::OUTPUT)?;
+    eprintln!("issues: {} (details in {})", issues.total(), path.display());
+    Ok(())
 }
 
 fn verify(dir: &Path, sources: &[std::path::PathBuf]) -> Result<u8, Exit> {

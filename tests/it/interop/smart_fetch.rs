@@ -281,7 +281,19 @@ async fn managed_exports_numbered_folders_links_and_a_deletion() {
         .position(|r| r["resourceType"] == "Condition" && r["code"].to_string().contains("715863001"))
         .unwrap();
     let gone = resources.remove(gone)["id"].as_str().unwrap().to_string();
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    // The port comes free once the first server's connections close: wait for it (a loaded machine).
+    let mut tries = 0;
+    let listener = loop {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => break l,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                eprintln!("port {port} not free yet ({e}); waiting");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("port {port} never came free: {e}"),
+        }
+    };
     let second = mock_on(resources, Vendor::Generic, Some(listener)).await;
     let again = smart_fetch(&exe, &second, Key::Rs384Pem, &["export", "--nickname", "later"], &out);
     run_ok_async(again, "smart-fetch export (second)").await;
