@@ -21,8 +21,9 @@ work=target/bench-export
 mkdir -p "$work"
 
 cargo build --release --quiet --bin imnm --example gen_bench
-imnm=target/release/imnm
-gen=target/release/examples/gen_bench
+build="${CARGO_TARGET_DIR:-target}/release"   # the binaries cargo just built, wherever its target is
+imnm="$build/imnm"
+gen="$build/examples/gen_bench"
 
 venv=target/cumulus/venv
 cumulus_ready() { [ -x "$venv/bin/cumulus-etl" ]; }
