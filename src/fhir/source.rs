@@ -360,14 +360,33 @@ struct Entry {
 impl<'de> DeserializeSeed<'de> for Top<'_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+        d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Top<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a FHIR resource or Bundle")
+        f.write_str("a FHIR resource, a Bundle or an array of resources")
+    }
+
+    /// A JSON array of resources (some tools write one instead of a Bundle
+    /// or NDJSON): each element read as an entry of a Bundle would be.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            let location = Location {
+                file: self.file.clone(),
+                pos: Pos::Entry(index),
+            };
+            (self.f)(Item::Resource {
+                location,
+                text: raw.get(),
+                full_url: None,
+            });
+            index += 1;
+        }
+        Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {

@@ -163,3 +163,48 @@ fn a_byte_order_mark_and_crlf_change_nothing() {
         }
     }
 }
+
+/// A JSON array of resources (some tools write one instead of a Bundle or
+/// NDJSON) reads as the same resources; an element that is no resource is an
+/// issue naming its place (`file#entry[i]`), and the rest is read.
+#[test]
+fn a_json_array_of_resources_reads_as_its_resources() {
+    use crate::support::{dir_files, imnm};
+    let tmp = tempfile::tempdir().unwrap();
+    let resources = crate::mock::demo_resources();
+    let lines: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+    std::fs::write(tmp.path().join("all.ndjson"), lines.join("\n") + "\n").unwrap();
+    let mut with_junk = resources.clone();
+    with_junk.insert(1, serde_json::json!(42));
+    std::fs::write(
+        tmp.path().join("array.json"),
+        serde_json::to_string_pretty(&resources).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("junk.json"), serde_json::to_string(&with_junk).unwrap()).unwrap();
+    let cohort = |input: &str| {
+        let out = tmp.path().join(format!("out-{input}"));
+        let o = imnm(
+            &["cohort", "--input", input, "--out", out.to_str().unwrap()],
+            tmp.path(),
+        );
+        let files = dir_files(&out);
+        let code = o.status.code();
+        (
+            code,
+            files
+                .into_iter()
+                .filter(|(n, _)| n.ends_with(".csv") || n.starts_with("table1"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (code, want) = cohort("all.ndjson");
+    assert_eq!(code, Some(0));
+    assert_eq!(cohort("array.json"), (Some(0), want.clone()));
+    assert_eq!(cohort("junk.json"), (Some(1), want));
+    let issues = std::fs::read_to_string(tmp.path().join("out-junk.json/issues.ndjson")).unwrap();
+    assert!(
+        issues.contains("junk.json#entry[1]") && issues.contains("not-a-resource"),
+        "{issues}"
+    );
+}
