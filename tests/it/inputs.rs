@@ -74,13 +74,38 @@ fn numbered_folders_symlinks_error_and_deleted_files() {
     assert_eq!(issues.iter().filter(|i| i.code == IssueCode::Duplicate).count(), 0);
 }
 
+/// Runs `imnm cohort` on `input` (output folder named after it and `extra`):
+/// its exit code and its outputs but `issues.ndjson` and `sources.ndjson`,
+/// which name the input files and lines.
+fn cohort_outputs(
+    dir: &std::path::Path,
+    input: &std::path::Path,
+    extra: &[&str],
+) -> (Option<i32>, Vec<(String, Vec<u8>)>) {
+    let name = input.file_name().unwrap().to_str().unwrap();
+    let out = dir.join(format!("out-{name}{}", extra.join("")));
+    let mut args = vec![
+        "cohort",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let o = crate::support::imnm(&args, dir);
+    let files = crate::support::dir_files(&out);
+    let kept = files
+        .into_iter()
+        .filter(|(n, _)| n != "issues.ndjson" && n != "sources.ndjson");
+    (o.status.code(), kept.collect())
+}
+
 /// Files a Windows tool wrote: a UTF-8 byte order mark before the first line
 /// (or before each part of files joined with `cat`) and CRLF line ends, as
 /// NDJSON, as a Bundle and as one resource, gzipped or not, read by one thread
 /// and by two, give the outputs of the same files without them.
 #[test]
 fn a_byte_order_mark_and_crlf_change_nothing() {
-    use crate::support::{dir_files, imnm};
     let tmp = tempfile::tempdir().unwrap();
     let resources = crate::mock::demo_resources();
     let lines: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
@@ -127,28 +152,9 @@ fn a_byte_order_mark_and_crlf_change_nothing() {
         ),
     ];
     let cohort = |input: &std::path::Path, threads: &str| {
-        let out = tmp.path().join(format!(
-            "out-{}-{threads}",
-            input.file_name().unwrap().to_str().unwrap()
-        ));
-        let o = imnm(
-            &[
-                "cohort",
-                "--input",
-                input.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--threads",
-                threads,
-            ],
-            tmp.path(),
-        );
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-        let files = dir_files(&out);
+        let (code, files) = cohort_outputs(tmp.path(), input, &["--threads", threads]);
+        assert_eq!(code, Some(0));
         files
-            .into_iter()
-            .filter(|(n, _)| n != "issues.ndjson" && n != "sources.ndjson")
-            .collect::<Vec<_>>()
     };
     let want = cohort(&clean, "1");
     let cases = want.iter().find(|(n, _)| n == "cohort.csv").unwrap();
@@ -169,7 +175,6 @@ fn a_byte_order_mark_and_crlf_change_nothing() {
 /// issue naming its place (`file#entry[i]`), and the rest is read.
 #[test]
 fn a_json_array_of_resources_reads_as_its_resources() {
-    use crate::support::{dir_files, imnm};
     let tmp = tempfile::tempdir().unwrap();
     let resources = crate::mock::demo_resources();
     let lines: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
@@ -182,22 +187,7 @@ fn a_json_array_of_resources_reads_as_its_resources() {
     )
     .unwrap();
     std::fs::write(tmp.path().join("junk.json"), serde_json::to_string(&with_junk).unwrap()).unwrap();
-    let cohort = |input: &str| {
-        let out = tmp.path().join(format!("out-{input}"));
-        let o = imnm(
-            &["cohort", "--input", input, "--out", out.to_str().unwrap()],
-            tmp.path(),
-        );
-        let files = dir_files(&out);
-        let code = o.status.code();
-        (
-            code,
-            files
-                .into_iter()
-                .filter(|(n, _)| n.ends_with(".csv") || n.starts_with("table1"))
-                .collect::<Vec<_>>(),
-        )
-    };
+    let cohort = |input: &str| cohort_outputs(tmp.path(), &tmp.path().join(input), &[]);
     let (code, want) = cohort("all.ndjson");
     assert_eq!(code, Some(0));
     assert_eq!(cohort("array.json"), (Some(0), want.clone()));

@@ -382,6 +382,20 @@ fn demo(out: &Path) -> Result<u8, Exit> {
     Ok(exit::OK)
 }
 
+/// One stderr line per (severity, code) of `issues`, with its count.
+pub(crate) fn print_issue_counts(issues: &imnm_fhir::report::Issues) {
+    for ((severity, code), n) in issues.counts() {
+        eprintln!(
+            "  {:<12} {:<22} {n}",
+            format!("{severity:?}").to_lowercase(),
+            serde_json::to_value(code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        );
+    }
+}
+
 /// The one-screen summary on stderr. Counts only: no identifiers.
 fn summary(outcome: &RunOutcome, out: &Path) {
     let seen: u64 = outcome.stats.seen.values().sum();
@@ -405,16 +419,7 @@ fn summary(outcome: &RunOutcome, out: &Path) {
             outcome.issues.total(),
             out.join("issues.ndjson").display()
         );
-        for ((severity, code), n) in outcome.issues.counts() {
-            eprintln!(
-                "  {:<12} {:<22} {n}",
-                format!("{severity:?}").to_lowercase(),
-                serde_json::to_value(code)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            );
-        }
+        print_issue_counts(&outcome.issues);
         if outcome.issues.dropped() > 0 {
             eprintln!(
                 "  ({} issues past the first {} were counted but not written: no temporary file could be written for them)",

@@ -79,13 +79,7 @@ fn report_issues(issues: &mut imnm_fhir::report::Issues, to: Option<&Path>) -> R
         eprintln!("issues: none");
         return Ok(());
     }
-    for ((severity, code), n) in issues.counts() {
-        let code = serde_json::to_value(code)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string));
-        let severity = format!("{severity:?}").to_lowercase();
-        eprintln!("  {severity:<12} {:<22} {n}", code.unwrap_or_default());
-    }
+    crate::print_issue_counts(issues);
     let Some(path) = to else {
         eprintln!(
             "issues: {} (--issues FILE writes them out; never into the bundle)",
