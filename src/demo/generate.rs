@@ -53,6 +53,7 @@ const UCUM: &str = "http://unitsofmeasure.org";
 const LOCAL: &str = "https://imnm-fhir.org/fhir/CodeSystem/imnm-case";
 const INTERP: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+const US_CORE_DOC_CATEGORY: &str = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category";
 const VERIFICATION: &str = "http://terminology.hl7.org/CodeSystem/condition-ver-status";
 const OBS_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 const COND_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/condition-category";
@@ -638,6 +639,8 @@ fn text_findings(ctx: &mut Ctx, c: &Child) -> Vec<Value> {
     let doc = ctx.base("DocumentReference");
     let doc = with(doc, "status", json!("current"));
     let doc = with(doc, "type", progress);
+    let note_category = status_cc(US_CORE_DOC_CATEGORY, "clinical-note", "Clinical Note");
+    let doc = with(doc, "category", json!([note_category]));
     let doc = with(doc, "subject", ctx.subject());
     let doc = with(doc, "date", json!(ctx.when(at)));
     let doc = with(

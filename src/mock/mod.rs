@@ -169,6 +169,10 @@ pub(crate) struct Config {
     retry_after: Duration,
     token_lifetime: Duration,
     bulk_polls: u32,
+    /// The CapabilityStatement's `software.name` (default: names the vendor).
+    software: Option<String>,
+    /// Search parameters required besides the vendor's: (type, parameter).
+    required: Vec<(&'static str, &'static str)>,
     /// The delay asked of wiremock for `faults.latency` (see [`timer_lateness`]).
     delay: Duration,
 }
@@ -189,6 +193,8 @@ pub struct MockEhrBuilder {
     retry_after: Duration,
     token_lifetime: Duration,
     bulk_polls: u32,
+    software: Option<String>,
+    required: Vec<(&'static str, &'static str)>,
     listener: Option<TcpListener>,
 }
 
@@ -232,6 +238,20 @@ impl MockEhrBuilder {
     /// How many status polls answer 202 before the manifest. Default is 2.
     pub fn bulk_polls(mut self, polls: u32) -> Self {
         self.bulk_polls = polls;
+        self
+    }
+
+    /// The `software.name` the CapabilityStatement gives. Default names the vendor
+    /// (`imnm mock EHR (epic)`); a gateway in front of a real EHR often names itself.
+    pub fn software(mut self, name: impl Into<String>) -> Self {
+        self.software = Some(name.into());
+        self
+    }
+
+    /// Refuse (400) searches of `rtype` without `param`, besides what the vendor
+    /// requires: some servers refuse e.g. a DocumentReference search without `category`.
+    pub fn require_param(mut self, rtype: &'static str, param: &'static str) -> Self {
+        self.required.push((rtype, param));
         self
     }
 
@@ -282,6 +302,8 @@ impl MockEhrBuilder {
             retry_after: self.retry_after,
             token_lifetime: self.token_lifetime,
             bulk_polls: self.bulk_polls,
+            software: self.software,
+            required: self.required,
         };
         let shared = Arc::new(Shared {
             cfg,
@@ -345,6 +367,8 @@ impl MockEhr {
             retry_after: Duration::from_secs(1),
             token_lifetime: Duration::from_secs(300),
             bulk_polls: 2,
+            software: None,
+            required: Vec::new(),
             listener: None,
         }
     }

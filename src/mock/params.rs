@@ -23,7 +23,12 @@ pub fn token_fields(param: &str, rtype: &str) -> &'static [&'static str] {
         }
         (
             "category",
-            "Observation" | "Condition" | "MedicationRequest" | "MedicationStatement" | "DiagnosticReport",
+            "Observation"
+            | "Condition"
+            | "MedicationRequest"
+            | "MedicationStatement"
+            | "DiagnosticReport"
+            | "DocumentReference",
         ) => &["category"],
         _ => &[],
     }

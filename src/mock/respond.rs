@@ -104,9 +104,12 @@ fn handle(cfg: &Config, state: &mut State, call: &Call<'_>) -> (Reply, Option<Fa
         ("GET", ["metadata"]) => {
             let token = cfg.auth.is_smart().then(|| cfg.token_url());
             let types = served_types(cfg, &state.store);
-            let body = cfg
-                .vendor
-                .capability_statement(&cfg.base, types.iter().map(String::as_str), token.as_deref());
+            let mut body =
+                cfg.vendor
+                    .capability_statement(&cfg.base, types.iter().map(String::as_str), token.as_deref());
+            if let Some(name) = &cfg.software {
+                body["software"] = serde_json::json!({ "name": name });
+            }
             return (Reply::json(200, &body), None);
         }
         ("GET", [".well-known", "smart-configuration"]) => return (auth::smart_configuration(cfg), None),
@@ -206,7 +209,15 @@ fn page(cfg: &Config, store: &Store, call: &Call<'_>, repeat: bool) -> Reply {
 }
 
 fn searchset(cfg: &Config, store: &Store, token: PageToken, repeat: bool) -> Reply {
-    match search::parse(cfg.vendor, &token.t, &token.q) {
+    let missing = cfg
+        .required
+        .iter()
+        .find(|(t, p)| *t == token.t && !token.q.iter().any(|(n, _)| n == p));
+    let parsed = match missing {
+        Some((_, p)) => Err(search::Refusal::Missing(p)),
+        None => search::parse(cfg.vendor, &token.t, &token.q),
+    };
+    match parsed {
         Ok(criteria) => {
             let page = Page {
                 base: &cfg.base,

@@ -4,7 +4,6 @@
 //! [`SinceMode::Created`] each type's clinical date parameter.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -34,6 +33,22 @@ pub const OBSERVATION_CATEGORIES: &[&str] = &[
     "functional-status",
     "core-characteristics",
 ];
+
+/// DocumentReference categories sent where a server refuses a DocumentReference
+/// search without one (a 400): `clinical-note`, the US Core category of notes.
+/// Epic is not asked for one (SMART Fetch, tested against Epic, sends none either).
+pub const DOCUMENT_CATEGORIES: &[&str] = &["clinical-note"];
+
+/// The types searched per patient that may need `category`, with the categories sent.
+const CATEGORY_SEARCHES: &[(&str, &[&str])] = &[
+    ("Observation", OBSERVATION_CATEGORIES),
+    ("DocumentReference", DOCUMENT_CATEGORIES),
+];
+
+/// `rtype` and its searches' categories, if a server may need them.
+fn categories(rtype: &str) -> Option<(&'static str, &'static [&'static str])> {
+    CATEGORY_SEARCHES.iter().find(|(t, _)| *t == rtype).copied()
+}
 
 /// `--since-mode created`, and any type whose `_lastUpdated` the server does not
 /// declare: the date search parameter used per type (with `ge` and the
@@ -245,29 +260,35 @@ async fn search(ctx: &Ctx, caps: &Capabilities, pid: &str, rtype: &str, filter: 
     };
     let mut params = vec![(param, pid.to_string())];
     params.extend(filter.param(caps, rtype));
-    if rtype == "Observation" {
-        observations(ctx, caps, params).await
-    } else {
-        ctx.crawl(rtype, params).await.map(drop)
+    match categories(rtype) {
+        Some((rtype, categories)) => by_category(ctx, caps, rtype, categories, params).await,
+        None => ctx.crawl(rtype, params).await.map(drop),
     }
 }
 
-/// One Observation search without `category` (it finds uncategorised results too);
-/// where the server needs `category` (Epic, or a 400 here), the twelve categories instead.
-async fn observations(ctx: &Ctx, caps: &Capabilities, mut params: Vec<(&str, String)>) -> Result<(), SyncError> {
-    let needs = || ctx.observation_category.load(Ordering::Relaxed);
+/// One search of a type that may need `category` (Observation, DocumentReference)
+/// without it (it finds uncategorised resources too); where the server needs it
+/// (Epic, or a 400 here), the type's categories instead.
+async fn by_category(
+    ctx: &Ctx,
+    caps: &Capabilities,
+    rtype: &'static str,
+    categories: &[&str],
+    mut params: Vec<(&str, String)>,
+) -> Result<(), SyncError> {
+    let needs = || lock(&ctx.categorised).contains(rtype);
     if !needs() {
-        match ctx.crawl("Observation", params.clone()).await {
+        match ctx.crawl(rtype, params.clone()).await {
             Ok(_) => return Ok(()),
-            Err(SyncError::Client(e)) if e.status() == Some(400) && caps.has_param("Observation", "category") => {
-                tracing::info!("the server refuses Observation searches without category; sending categories");
-                ctx.observation_category.store(true, Ordering::Relaxed);
+            Err(SyncError::Client(e)) if e.status() == Some(400) && caps.has_param(rtype, "category") => {
+                tracing::info!("the server refuses {rtype} searches without category; sending categories");
+                lock(&ctx.categorised).insert(rtype);
             }
             Err(e) => return Err(e),
         }
     }
-    params.push(("category", OBSERVATION_CATEGORIES.join(",")));
-    ctx.crawl("Observation", params).await?;
+    params.push(("category", categories.join(",")));
+    ctx.crawl(rtype, params).await?;
     Ok(())
 }
 

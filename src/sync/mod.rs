@@ -44,7 +44,7 @@ use crate::client::{BulkLevel, ClientError, FhirClient};
 use crate::mapping::MappingSet;
 use crate::store::{site_id_for, SiteIdError, Store, StoreError};
 
-pub use crawl::{OBSERVATION_CATEGORIES, SINCE_CREATED_PARAMS};
+pub use crawl::{DOCUMENT_CATEGORIES, OBSERVATION_CATEGORIES, SINCE_CREATED_PARAMS};
 
 /// Why a sync stopped.
 #[derive(Debug, thiserror::Error)]
@@ -351,6 +351,8 @@ impl Capabilities {
 
     /// Whether Observation searches need `category`: declared, and the server is known
     /// to refuse a search without it (its CapabilityStatement's software names Epic).
+    /// Other servers that refuse a search without it (Observation, DocumentReference)
+    /// are found by their 400 (see the crawl).
     pub fn observation_needs_category(&self) -> bool {
         self.has_param("Observation", "category") && self.software.to_ascii_lowercase().contains("epic")
     }
@@ -396,8 +398,8 @@ struct Ctx {
     /// The earliest server clock seen (search Bundle `meta.lastUpdated`).
     server_time: Mutex<Option<String>>,
     progress: Option<ProgressSink>,
-    /// Observation searches carry `category` (Epic, or a server that refused a search without it).
-    observation_category: std::sync::atomic::AtomicBool,
+    /// The types whose searches carry `category` (Epic, or a server that refused a search without it).
+    categorised: Mutex<std::collections::BTreeSet<&'static str>>,
 }
 
 impl Ctx {
@@ -455,8 +457,10 @@ impl Ctx {
     }
 }
 
-fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|e| e.into_inner())
+/// A lock, taken even if another task panicked holding it (a poisoned lock is no
+/// reason to stop a site's sync).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Syncs the server behind `client` into `store` as `options` say; see the module docs.
@@ -494,12 +498,13 @@ pub async fn run(
         page_size: options.page_size.max(1),
         server_time: Mutex::new(None),
         progress: options.progress.clone(),
-        observation_category: std::sync::atomic::AtomicBool::new(false),
+        categorised: Mutex::new(std::collections::BTreeSet::new()),
     });
     let result = async {
         let caps = Capabilities::from_statement(&client.capabilities().await?);
-        ctx.observation_category
-            .store(caps.observation_needs_category(), std::sync::atomic::Ordering::Relaxed);
+        if caps.observation_needs_category() {
+            lock(&ctx.categorised).insert("Observation");
+        }
         let watermark = match options.mode {
             Mode::Crawl => crawl::run(&ctx, &caps, mappings, options, since.as_deref()).await?,
             Mode::Bulk => bulk::run(&ctx, &caps, options, since.as_deref()).await?,

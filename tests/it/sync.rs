@@ -202,8 +202,51 @@ async fn epic_profile_observations_by_category_and_medications_from_requests() {
     let counts = store.lock().unwrap().counts().unwrap();
     assert!(!counts.contains_key("MedicationStatement"));
     assert!(
-        counts["MedicationRequest"] > 0 && counts["Medication"] > 0,
+        counts["MedicationRequest"] > 0 && counts["Medication"] > 0 && counts["DocumentReference"] > 0,
         "{counts:?}"
+    );
+}
+
+/// Epic behind a gateway that names itself, which also refuses DocumentReference
+/// searches without `category`: its CapabilityStatement does not say Epic, so the
+/// first Observation and DocumentReference searches go without `category`, are
+/// refused (400), and are sent again with the categories.
+#[tokio::test]
+async fn a_server_refusing_searches_without_category_is_searched_by_category() {
+    let named = mock(Vendor::Epic, FaultPlan::none()).await;
+    let named_store = new_store();
+    sync_into(&named, &named_store).await;
+    let gateway = MockEhr::builder()
+        .dataset(demo_path())
+        .vendor(Vendor::Epic)
+        .software("Acme FHIR gateway")
+        .require_param("DocumentReference", "category")
+        .retry_after(Duration::ZERO)
+        .start()
+        .await
+        .unwrap();
+    let store = new_store();
+    sync_into(&gateway, &store).await;
+    let journal = gateway.journal();
+    for rtype in ["/Observation", "/DocumentReference"] {
+        let searches: Vec<_> = journal.iter().filter(|e| e.path == rtype).collect();
+        let refused: Vec<_> = searches.iter().filter(|e| e.status == 400).collect();
+        assert!(
+            !refused.is_empty(),
+            "{rtype}: the gateway refused a search without category"
+        );
+        assert!(
+            refused.iter().all(|e| !e.params.iter().any(|p| p == "category")),
+            "{rtype}: only searches without category were refused"
+        );
+        assert!(searches
+            .iter()
+            .any(|e| e.status == 200 && e.params.iter().any(|p| p == "category")));
+    }
+    assert_eq!(
+        rows(&store),
+        rows(&named_store),
+        "the same resources as from Epic named"
     );
 }
 
