@@ -307,7 +307,7 @@ fn excluded_report_statuses_do_not_count() {
 /// read by reference, and the cohort from the store has them.
 #[tokio::test]
 async fn sync_fetches_reports_and_hydrates_their_results() {
-    use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};
+    use imnm_fhir::mock::{FaultPlan, Vendor};
     let uncategorised_ck = ck("ck9", 9100.0);
     let mut emg = report("emg9", (SCT, "42803009"), &[(LOCAL, "emg-myopathic")]);
     emg["result"] = json!([{"reference": "Observation/ck9"}]);
@@ -323,14 +323,7 @@ async fn sync_fetches_reports_and_hydrates_their_results() {
         member_ck,
         grouper,
     ];
-    let ehr = MockEhr::builder()
-        .dataset(data)
-        .vendor(Vendor::Epic)
-        .faults(FaultPlan::none())
-        .retry_after(std::time::Duration::ZERO)
-        .start()
-        .await
-        .unwrap();
+    let ehr = crate::sync::mock_with(data, Vendor::Epic, FaultPlan::none()).await;
     let store = crate::sync::new_store();
     let report = imnm_fhir::sync::crawl(
         &crate::sync::client(&ehr),

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imnm_fhir::client::{Auth, FhirClient, RetryPolicy, Smart};
-use imnm_fhir::mock::{Fault, FaultPlan, MockEhr, Vendor};
+use imnm_fhir::mock::{Dataset, Fault, FaultPlan, MockEhr, Vendor};
 use imnm_fhir::store::{Row, Store};
 use imnm_fhir::sync::{self, SyncOptions, SyncReport};
 
@@ -26,8 +26,13 @@ mod deleted;
 mod kill;
 
 pub(crate) async fn mock(vendor: Vendor, faults: FaultPlan) -> MockEhr {
+    mock_with(demo_path(), vendor, faults).await
+}
+
+/// A mock EHR of `vendor` serving `data`, with `faults` and no waits between retries.
+pub(crate) async fn mock_with(data: impl Into<Dataset>, vendor: Vendor, faults: FaultPlan) -> MockEhr {
     MockEhr::builder()
-        .dataset(demo_path())
+        .dataset(data)
         .vendor(vendor)
         .faults(faults)
         .retry_after(Duration::ZERO)

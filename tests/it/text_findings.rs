@@ -378,20 +378,13 @@ fn cohort_csv(dir: &std::path::Path) -> BTreeMap<String, BTreeMap<String, String
 /// `sources.ndjson` keeps the text), a url elsewhere is counted and never asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imnm_sync_fetches_binary_urls_and_gives_the_findings() {
-    use imnm_fhir::mock::{FaultPlan, MockEhr, Vendor};
+    use imnm_fhir::mock::{FaultPlan, Vendor};
     let (mut data, expected) = text_only_demo(&[Form::Url, Form::Html, Form::Conclusion, Form::Plain]);
     let first = expected.keys().next().unwrap().clone();
     let mut away = note("away", &first, "Heliotrope rash.", Form::Url).remove(0);
     away["content"][0]["attachment"]["url"] = json!("https://elsewhere.example.org/fhir/Binary/x1");
     data.push(away);
-    let ehr = MockEhr::builder()
-        .dataset(data)
-        .vendor(Vendor::Epic)
-        .faults(FaultPlan::none())
-        .retry_after(std::time::Duration::ZERO)
-        .start()
-        .await
-        .unwrap();
+    let ehr = crate::sync::mock_with(data, Vendor::Epic, FaultPlan::none()).await;
     let dir = tempfile::tempdir().unwrap();
     let (base, cwd) = (ehr.base_url(), dir.path().to_path_buf());
     let (s, c) = tokio::task::spawn_blocking(move || {
