@@ -1,9 +1,16 @@
 //! Scanning text for identifier-shaped content: e-mail addresses, phone
-//! numbers, and the identifiers, names and exact birth dates of a source.
+//! numbers, and the identifiers, ids, names, telecoms and address lines of a
+//! source (all of them looked for at once, one automaton per source).
 //! Findings name the kind of thing and the line, never the text found.
+//!
+//! Source birth dates are not terms here: the date check (`datecheck`) finds a
+//! full date anywhere but in a shifted element, and inside shifted elements a
+//! source's birth date turns up by chance (a thousand children's birth dates
+//! cover a sixth of fifteen years' days), so a match there tells nothing.
 
 use std::path::PathBuf;
 
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
 
 use crate::fhir::source::{self, Format, Item};
@@ -13,13 +20,15 @@ use crate::report::IssueCode;
 #[derive(Debug, Default, Clone)]
 pub struct SourceTerms {
     terms: Vec<(String, &'static str)>,
+    /// Every term at once, built at the first scan after the last term was added.
+    matcher: std::sync::OnceLock<Option<AhoCorasick>>,
     /// The source's full dates (verify's shifted-range check).
     pub dates: super::datecheck::SourceDates,
 }
 
 impl SourceTerms {
-    /// Collects identifier values, Patient ids, names, telecoms, address
-    /// lines and full birth dates from the inputs.
+    /// Collects identifier values, Patient ids, names, telecoms and address
+    /// lines from the inputs (and every full date, for the date check).
     pub fn from_inputs(inputs: &[PathBuf]) -> std::io::Result<Self> {
         let plan = source::plan(inputs)?;
         let mut terms = SourceTerms::default();
@@ -48,7 +57,15 @@ impl SourceTerms {
     fn add(&mut self, value: &Value, kind: &'static str, min_len: usize) {
         if let Some(s) = value.as_str().map(str::trim).filter(|s| s.chars().count() >= min_len) {
             self.terms.push((s.to_lowercase(), kind));
+            self.matcher.take();
         }
+    }
+
+    /// The automaton of every term (`None` when there are none or it cannot be built).
+    fn matcher(&self) -> Option<&AhoCorasick> {
+        self.matcher
+            .get_or_init(|| AhoCorasick::new(self.terms.iter().map(|(t, _)| t)).ok())
+            .as_ref()
     }
 
     /// Adds the identifying strings of one resource.
@@ -75,9 +92,6 @@ impl SourceTerms {
             for l in a["line"].as_array().into_iter().flatten() {
                 self.add(l, "address from the source", 5);
             }
-        }
-        if v["birthDate"].as_str().is_some_and(|d| d.len() >= 10) {
-            self.add(&v["birthDate"], "exact birth date from the source", 10);
         }
     }
 
@@ -111,12 +125,15 @@ pub fn scan_line(n: usize, line: &str, terms: Option<&SourceTerms>, out: &mut Ve
     if has_phone(line) {
         out.push((n, IssueCode::PhoneNumber, "phone number"));
     }
-    if let Some(terms) = terms {
+    if let Some((terms, matcher)) = terms.and_then(|t| Some((t, t.matcher()?))) {
         let lower = line.to_lowercase();
         let before = out.len();
-        for (term, kind) in &terms.terms {
+        for m in matcher.find_overlapping_iter(&lower) {
+            let Some((_, kind)) = terms.terms.get(m.pattern().as_usize()) else {
+                continue;
+            };
             let found = (n, IssueCode::SourceIdentifier, *kind);
-            if lower.contains(term.as_str()) && !out.get(before..).is_some_and(|o| o.contains(&found)) {
+            if !out.get(before..).is_some_and(|o| o.contains(&found)) {
                 out.push(found);
             }
         }
@@ -208,5 +225,34 @@ mod tests {
         assert!(!has_phone(
             "\"bundle.json\": \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\""
         ));
+    }
+
+    #[test]
+    fn every_kind_of_source_term_on_a_line_is_found_once_and_birth_dates_are_not_terms() {
+        let mut terms = SourceTerms::default();
+        terms.add_resource(&serde_json::json!({
+            "resourceType": "Patient", "id": "pat-000042", "birthDate": "2010-03-04",
+            "identifier": [{"value": "MRN77881"}],
+            "name": [{"family": "Okonkwo", "given": ["Ada"]}],
+            "address": [{"line": ["12 Elm Street"]}]
+        }));
+        let line = "{\"note\":\"ada OKONKWO (mrn77881), okonkwo again, born 2010-03-04, of 12 elm street\"}";
+        let found: Vec<&str> = scan_text(line, Some(&terms)).into_iter().map(|(_, _, k)| k).collect();
+        let mut kinds = found.clone();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(found.len(), kinds.len(), "each kind once a line: {found:?}");
+        assert_eq!(
+            kinds,
+            [
+                "address from the source",
+                "identifier value from the source",
+                "name from the source"
+            ]
+        );
+        // A term added after a scan is looked for at the next one.
+        terms.add_resource(&serde_json::json!({"resourceType": "Patient", "id": "pat-000043"}));
+        let found = scan_text("x pat-000043 y", Some(&terms));
+        assert_eq!(found, [(1, IssueCode::SourceIdentifier, "Patient id from the source")]);
     }
 }
