@@ -53,6 +53,7 @@ pub mod registry;
 pub mod report;
 pub mod run_error;
 pub mod service;
+mod sorted;
 mod spill;
 pub mod store;
 pub mod sync;

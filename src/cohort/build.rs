@@ -45,6 +45,7 @@ pub fn build_site_except(
 ) -> crate::run_error::Result<(Cohort, BTreeMap<String, PatientData>)> {
     let mut cohort = Cohort {
         dictionary: m.dictionary.clone(),
+        rows: super::rows::Rows::with_budget(patients.budget()),
         ..Cohort::default()
     };
     let mut kept = BTreeMap::new();
@@ -58,10 +59,9 @@ pub fn build_site_except(
             Ok::<_, std::io::Error>(())
         })
         .map_err(|source| crate::run_error::RunError::Spill { source })?;
-    cohort
-        .provenance
-        .flush()
-        .map_err(|source| crate::run_error::RunError::Spill { source })?;
+    let spill = |source| crate::run_error::RunError::Spill { source };
+    cohort.provenance.flush().map_err(spill)?;
+    cohort.rows.flush().map_err(spill)?;
     Ok((cohort, kept))
 }
 
@@ -159,7 +159,9 @@ fn add_case(cohort: &mut Cohort, key: Key, data: &PatientData, m: &MappingSet, i
         b.apply(rule, &facts, &qualifying);
         conflicting_text(&b.patient, rule, &facts, issues);
     }
-    cohort.rows.push(b.row);
+    if let Some(e) = cohort.rows.push(b.row) {
+        issues.push(Issue::temporary_file("cohort rows", &e, "keeping them in memory"));
+    }
     add_provenance(cohort, b.prov, issues);
 }
 

@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
+use super::tally::Group;
 use super::Cohort;
-use crate::domain::{CaseRow, ColumnKind};
+use crate::domain::ColumnKind;
 
 /// One row of `completeness.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,21 +29,20 @@ pub struct CompletenessRow {
 /// absence of evidence); `ck_count` when > 0. Rows for every site pooled
 /// (`all`), then, when there are several sites, for each site.
 pub fn completeness(cohort: &Cohort) -> Vec<CompletenessRow> {
-    let rows: Vec<&CaseRow> = cohort.rows.iter().collect();
-    let mut out = of_rows(cohort, "all", &rows, true);
+    let tally = cohort.rows.tally();
+    let mut out = of_rows(cohort, "all", tally.all(), true);
     let sites = cohort.sites();
     if sites.len() > 1 {
         for site in sites {
-            let rows: Vec<&CaseRow> = cohort.rows.iter().filter(|r| super::at_site(r, site)).collect();
-            out.extend(of_rows(cohort, site, &rows, false));
+            out.extend(of_rows(cohort, site, &tally.site(site), false));
         }
     }
     out
 }
 
 /// The rows of `site` (`by_source`: with the per-resource-type rows, known pooled only).
-fn of_rows(cohort: &Cohort, site: &str, rows: &[&CaseRow], by_source: bool) -> Vec<CompletenessRow> {
-    let cases = rows.len() as u64;
+fn of_rows(cohort: &Cohort, site: &str, rows: &Group, by_source: bool) -> Vec<CompletenessRow> {
+    let cases = rows.total;
     let pct = |n: u64| {
         if cases == 0 {
             0.0
@@ -54,7 +54,7 @@ fn of_rows(cohort: &Cohort, site: &str, rows: &[&CaseRow], by_source: bool) -> V
     let columns = cohort.dictionary.columns.iter().enumerate();
     for (i, column) in columns.filter(|(_, c)| c.kind != ColumnKind::PatientId) {
         let column = column.name.as_str();
-        let n = rows.iter().filter(|r| r.get(i).has_value()).count() as u64;
+        let n = rows.valued(i);
         out.push(CompletenessRow {
             site: site.to_string(),
             variable: column.to_string(),
@@ -83,7 +83,7 @@ fn of_rows(cohort: &Cohort, site: &str, rows: &[&CaseRow], by_source: bool) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Cell, YesNoUnknown};
+    use crate::domain::{CaseRow, Cell, YesNoUnknown};
 
     #[test]
     fn absent_findings_count_and_absent_treatments_do_not() {
@@ -95,7 +95,7 @@ mod tests {
         let mut b = CaseRow::empty("b", &d);
         b.set(col("ivig"), Cell::Exposure(true));
         let cohort = Cohort {
-            rows: vec![a, b],
+            rows: vec![a, b].into(),
             dictionary: d.clone(),
             ..Cohort::default()
         };

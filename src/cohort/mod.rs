@@ -13,9 +13,11 @@ pub mod completeness;
 pub mod link;
 pub mod parquet;
 pub mod publish;
+pub mod rows;
 pub mod run;
 pub mod suppress;
 pub mod table1;
+pub mod tally;
 pub mod write;
 
 pub use run::{
@@ -104,8 +106,8 @@ impl Candidate {
 pub struct Cohort {
     /// The data dictionary the rows follow.
     pub dictionary: crate::domain::Dictionary,
-    /// One row per case, by patient id.
-    pub rows: Vec<CaseRow>,
+    /// One row per case, by patient id (past a budget, on disk).
+    pub rows: rows::Rows,
     /// Provenance of every filled cell.
     pub provenance: Provenances,
     /// Per column, per resource type: how many cases have a value from it.
@@ -122,7 +124,17 @@ impl Cohort {
     /// provenance record that cannot go to the temporary file is noted in
     /// `issues`. Errors are reading `other`'s temporary file back.
     pub fn absorb(&mut self, other: Cohort, issues: &mut crate::report::Issues) -> std::io::Result<()> {
-        self.rows.extend(other.rows);
+        other.rows.try_for_each(|r| {
+            if let Some(e) = self.rows.push(r.clone()) {
+                issues.push(crate::report::Issue::temporary_file(
+                    "cohort rows",
+                    &e,
+                    "keeping them in memory",
+                ));
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        self.rows.flush()?;
         self.candidates.extend(other.candidates);
         for (column, by_type) in other.cases_by_source {
             let held = self.cases_by_source.entry(column).or_default();
@@ -144,7 +156,7 @@ impl Cohort {
     /// `a+b` names sites `a` and `b`).
     /// Sites without a case are left out; with [`Cohort::site_order`], in that order.
     pub fn sites(&self) -> Vec<&str> {
-        let held = sites_of(&self.rows);
+        let held = self.rows.tally().sites();
         let ordered = self.site_order.iter().map(String::as_str).filter(|s| held.contains(s));
         let mut out: Vec<&str> = ordered.collect();
         out.extend(held.into_iter().filter(|s| !self.site_order.iter().any(|o| o == s)));
@@ -153,7 +165,7 @@ impl Cohort {
 
     /// Table 1 of the cases.
     pub fn table1(&self) -> Vec<table1::Table1Row> {
-        table1::table1_of(&self.rows, &self.sites(), &self.dictionary)
+        table1::of_tally(self.rows.tally(), &self.sites(), &self.dictionary)
     }
 }
 

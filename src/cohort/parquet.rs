@@ -69,16 +69,27 @@ fn column_type(kind: ColumnKind) -> Kind {
     }
 }
 
-/// `cohort.csv` as a table.
-#[must_use]
-pub fn cohort_table(cohort: &Cohort) -> Table {
+/// `cohort.csv` as a table (one row group: the rows are read into memory).
+///
+/// # Errors
+///
+/// Reading the rows back from their temporary file.
+pub fn cohort_table(cohort: &Cohort) -> Result<Table> {
     let d = &cohort.dictionary;
     let site = (crate::domain::SITE_COLUMN.to_string(), Kind::Text);
     let columns = d.columns.iter().map(|c| (c.name.clone(), column_type(c.kind)));
-    Table {
+    let mut rows = Vec::with_capacity(cohort.rows.len());
+    cohort
+        .rows
+        .try_for_each(|r| {
+            rows.push(r.cells());
+            Ok::<_, std::io::Error>(())
+        })
+        .map_err(|source| RunError::Spill { source })?;
+    Ok(Table {
         columns: std::iter::once(site).chain(columns).collect(),
-        rows: cohort.rows.iter().map(crate::domain::CaseRow::cells).collect(),
-    }
+        rows,
+    })
 }
 
 /// `candidates.csv` as a table.
@@ -315,7 +326,7 @@ fn field(name: &str, kind: Kind) -> parquet::errors::Result<Type> {
 ///
 /// A file cannot be written.
 pub fn write_all(dir: &Path, cohort: &Cohort, sites: &[(&str, &Patients)], mappings: &MappingSet) -> Result<()> {
-    write_table(&dir.join("cohort.parquet"), &cohort_table(cohort))?;
+    write_table(&dir.join("cohort.parquet"), &cohort_table(cohort)?)?;
     write_table(&dir.join("candidates.parquet"), &candidates_table(cohort))?;
     write_facts(&dir.join("facts.parquet"), sites, mappings, FACT_ROWS_PER_GROUP)
 }

@@ -91,8 +91,10 @@ pub fn build_and_write_linked(
     let systems: Vec<String> = link_systems.iter().map(|s| mappings.canonical_system(s)).collect();
     let mut issues = Issues::default();
     let groups = link_groups(&sites, &systems, &mut issues).map_err(spill)?;
+    let budget = sites.iter().map(|c| c.patients.budget()).min().unwrap_or(usize::MAX);
     let mut cohort = crate::cohort::Cohort {
         dictionary: mappings.dictionary.clone(),
+        rows: crate::cohort::rows::Rows::with_budget(budget),
         ..crate::cohort::Cohort::default()
     };
     let mut stats = ReadStats::default();
@@ -225,6 +227,7 @@ fn add_linked(
         let mut group_issues = Issues::default();
         crate::cohort::build::add_linked(&mut part, members, mappings, &mut group_issues);
         part.provenance.flush().map_err(spill)?;
+        part.rows.flush().map_err(spill)?;
         cohort.absorb(part, issues).map_err(spill)?;
         issues.extend_site(group_issues, &joined).map_err(spill)?;
     }

@@ -88,16 +88,6 @@ fn continuous(variable: &str, values: Vec<f64>, total: u64) -> Table1Row {
     }
 }
 
-fn levels(variable: &str, shown: &[&str], values: &[Option<&str>], missing: Option<u64>, total: u64) -> Vec<Table1Row> {
-    shown
-        .iter()
-        .map(|l| {
-            let n = values.iter().filter(|v| **v == Some(*l)).count() as u64;
-            Table1Row::count(variable, l, n, total, missing)
-        })
-        .collect()
-}
-
 /// The `site` of pooled Table 1 rows.
 pub const ALL_SITES: &str = "all";
 
@@ -112,12 +102,16 @@ pub fn table1(rows: &[CaseRow], dictionary: &Dictionary) -> Vec<Table1Row> {
 
 /// As [`table1`], the per-site groups in the order of `sites`.
 pub fn table1_of(rows: &[CaseRow], sites: &[&str], dictionary: &Dictionary) -> Vec<Table1Row> {
-    let all: Vec<&CaseRow> = rows.iter().collect();
-    let mut out = group(&all, dictionary);
+    of_tally(&super::tally::Tally::of(rows), sites, dictionary)
+}
+
+/// Table 1 from the counts of the rows ([`table1_of`] without the rows), the
+/// per-site groups in the order of `sites`.
+pub fn of_tally(tally: &super::tally::Tally, sites: &[&str], dictionary: &Dictionary) -> Vec<Table1Row> {
+    let mut out = group(tally.all(), dictionary);
     if sites.len() > 1 {
         for site in sites {
-            let of_site: Vec<&CaseRow> = rows.iter().filter(|r| super::at_site(r, site)).collect();
-            let mut part = group(&of_site, dictionary);
+            let mut part = group(&tally.site(site), dictionary);
             for r in &mut part {
                 r.site = (*site).to_string();
             }
@@ -128,8 +122,8 @@ pub fn table1_of(rows: &[CaseRow], sites: &[&str], dictionary: &Dictionary) -> V
 }
 
 /// One group's rows (site `all`; the caller renames it).
-fn group(rows: &[&CaseRow], dictionary: &Dictionary) -> Vec<Table1Row> {
-    let total = rows.len() as u64;
+fn group(counts: &super::tally::Group, dictionary: &Dictionary) -> Vec<Table1Row> {
+    let total = counts.total;
     let mut out = vec![Table1Row {
         site: ALL_SITES.into(),
         variable: "n".into(),
@@ -148,28 +142,13 @@ fn group(rows: &[&CaseRow], dictionary: &Dictionary) -> Vec<Table1Row> {
         let name = column.name.as_str();
         match column.kind.summary() {
             Summary::None => {}
-            Summary::Continuous => {
-                out.push(continuous(
-                    name,
-                    rows.iter().filter_map(|r| r.get(i).number()).collect(),
-                    total,
-                ));
-            }
+            Summary::Continuous => out.push(continuous(name, counts.numbers(i), total)),
             Summary::Levels { missing } => {
-                let values: Vec<Option<&str>> = rows.iter().map(|r| r.get(i).level()).collect();
-                let shown: Vec<&str> = column
-                    .levels
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|l| Some(*l) != missing)
-                    .collect();
-                let missing = missing.map(|m| values.iter().filter(|v| **v == Some(m)).count() as u64);
-                out.extend(levels(name, &shown, &values, missing, total));
+                let missing_n = missing.map(|m| counts.at_level(i, m));
+                let shown = column.levels.iter().filter(|l| Some(l.as_str()) != missing);
+                out.extend(shown.map(|l| Table1Row::count(name, l, counts.at_level(i, l), total, missing_n)));
             }
-            Summary::YesCount => {
-                let n = rows.iter().filter(|r| r.get(i).level() == Some("yes")).count() as u64;
-                out.push(Table1Row::count(name, "yes", n, total, None));
-            }
+            Summary::YesCount => out.push(Table1Row::count(name, "yes", counts.at_level(i, "yes"), total, None)),
         }
     }
     out

@@ -1,6 +1,5 @@
 //! Writing the cohort outputs into a folder.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -10,11 +9,13 @@ use serde::Serialize;
 use super::completeness::completeness;
 use super::table1::to_markdown;
 use super::{Candidate, Cohort, SiteData};
+use crate::collect::texts::Place;
 use crate::domain::CaseRow;
-use crate::pipeline::scan::{digest, resource_key};
+use crate::domain::SourceRef;
 use crate::report::Issues;
 use crate::run_error::Streaming;
 use crate::run_error::{Result, RunError};
+use crate::sorted::{Sorted, Sorter};
 
 /// The files a cohort run writes, relative to the output folder.
 pub const FILES: &[&str] = &[
@@ -83,9 +84,11 @@ fn write_cohort(dir: &Path, cohort: &Cohort) -> Result<()> {
     let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
     w.write_record(CaseRow::header(&cohort.dictionary))
         .map_err(csv_err(&path))?;
-    for row in &cohort.rows {
-        w.write_record(row.cells()).map_err(csv_err(&path))?;
-    }
+    let written = cohort.rows.try_for_each(|row| {
+        w.write_record(row.cells())
+            .map_err(|e| Streaming::Out(csv_err(&path)(e)))
+    });
+    written?;
     w.flush().map_err(out_err(&path))
 }
 
@@ -156,57 +159,87 @@ fn write_lines<T: Serialize>(
 
 /// `sources.ndjson`: one line per resource behind a cell or candidate,
 /// `{"site": …, "resource": …}`, site by site (a linked case's sources,
-/// `SITE:Type/id`, each at its own site).
+/// `SITE:Type/id`, each at its own site), each site's in key order. The keys
+/// wanted and the places of each site's texts are sorted on disk past the
+/// memory budget and joined, so memory holds no key per resource.
 fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<()> {
-    // Per site, the digests of the resources wanted (a `Type/id` splits at
-    // its first `/`: a resource type never holds one; the digest is the
-    // duplicate check's, 16 bytes a resource).
-    let mut wanted: HashMap<String, HashSet<u128>> = HashMap::new();
-    let mut want = |site: &str, resource: &str| {
-        if let Some((resource_type, id)) = resource.split_once('/') {
-            let key = digest(resource_type, id);
-            match wanted.get_mut(site) {
-                Some(set) => {
-                    set.insert(key);
-                }
-                None => {
-                    wanted.insert(site.to_string(), HashSet::from([key]));
-                }
-            }
-        }
-    };
-    cohort
-        .provenance
-        .try_for_each(|p| {
-            for s in &p.sources {
-                match super::link::split_source(super::resource_of(s)) {
-                    (Some(site), resource) => want(site, resource),
-                    (None, resource) => want(&p.site, resource),
-                }
-            }
-            Ok::<_, std::io::Error>(())
-        })
-        .map_err(|source| RunError::Spill { source })?;
-    for c in &cohort.candidates {
-        want(&c.site, &format!("Patient/{}", c.patient_id));
-    }
+    let spill = |source| RunError::Spill { source };
+    let budget = sites.iter().map(|p| p.patients.budget()).min().unwrap_or(usize::MAX);
+    let budget = budget / KEY_BYTES;
+    let wanted = wanted_sources(cohort, sites, budget).map_err(spill)?;
+    let mut wanted = wanted.iter().map_err(spill)?;
+    let mut next = wanted.next().map_err(spill)?;
     let (path, mut w) = create(dir, "sources.ndjson")?;
     let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
-    let none = HashSet::new();
-    for part in sites.iter_mut() {
+    for (index, part) in sites.iter_mut().enumerate() {
         let site = serde_json::Value::String(part.site.clone()).to_string();
-        let wanted = wanted.get(&part.site).unwrap_or(&none);
-        // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
-        let written = part.sources.try_for_each_selected(
-            |src| wanted.contains(&resource_key(src)),
-            |_, raw| {
-                let resource = crate::fhir::compact_json(raw);
-                writeln!(w, "{{\"site\":{site},\"resource\":{resource}}}").map_err(out)
-            },
-        );
-        written?;
+        let mut places: Sorter<(SourceRef, u64, (u8, u64, u64))> = Sorter::new(budget);
+        let mut seq = 0u64;
+        part.sources
+            .try_for_each_place(|key, place| {
+                seq += 1; // a key stored twice keeps its order
+                places.push((key.clone(), seq, place_rec(place)))
+            })
+            .map_err(spill)?;
+        let places = places.finish();
+        let mut all = places.iter().map_err(spill)?;
+        while let Some((key, _, place)) = all.next().map_err(spill)? {
+            while next.as_ref().is_some_and(|(i, k)| (*i, k) < (index, &key)) {
+                next = wanted.next().map_err(spill)?;
+            }
+            if next.as_ref().is_some_and(|(i, k)| *i == index && *k == key) {
+                let raw = part.sources.read(place_of(place)).map_err(spill)?;
+                // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
+                let resource = crate::fhir::compact_json(&raw);
+                writeln!(w, "{{\"site\":{site},\"resource\":{resource}}}").map_err(out)?;
+            }
+        }
     }
     Ok(w.flush().map_err(out)?)
+}
+
+/// About how many bytes a key being sorted takes in memory: a budget of
+/// bytes holds `budget / KEY_BYTES` keys in each sort.
+pub(crate) const KEY_BYTES: usize = 128;
+
+/// The resources behind the cells and candidates, as `(site index, key)`, sorted (repeats kept).
+fn wanted_sources(cohort: &Cohort, sites: &[SiteData], budget: usize) -> std::io::Result<Sorted<(usize, SourceRef)>> {
+    let index = |site: &str| sites.iter().position(|p| p.site == site);
+    let mut wanted: Sorter<(usize, SourceRef)> = Sorter::new(budget);
+    // A `Type/id` splits at its first `/`: a resource type never holds one.
+    let mut want = |site: &str, resource: &str| match (index(site), resource.split_once('/')) {
+        (Some(i), Some((t, id))) => wanted.push((i, SourceRef::new(t, id))),
+        _ => Ok(()),
+    };
+    cohort.provenance.try_for_each(|p| {
+        for s in &p.sources {
+            match super::link::split_source(super::resource_of(s)) {
+                (Some(site), resource) => want(site, resource)?,
+                (None, resource) => want(&p.site, resource)?,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    for c in &cohort.candidates {
+        want(&c.site, &format!("Patient/{}", c.patient_id))?;
+    }
+    Ok(wanted.finish())
+}
+
+/// A text's place as a sortable record: memory `(0, index, 0)`, disk `(1, offset, size)`.
+pub(crate) fn place_rec(place: Place) -> (u8, u64, u64) {
+    match place {
+        Place::Memory(i) => (0, i as u64, 0),
+        Place::Disk(at, size) => (1, at, size),
+    }
+}
+
+/// The place of a record of [`place_rec`].
+pub(crate) fn place_of((kind, a, b): (u8, u64, u64)) -> Place {
+    match kind {
+        0 => Place::Memory(usize::try_from(a).unwrap_or(usize::MAX)),
+        _ => Place::Disk(a, b),
+    }
 }
 
 /// Writes `relevant.ndjson` (with several sites, `relevant.<site>.ndjson` per

@@ -18,17 +18,42 @@ use crate::domain::{DiagnosisFact, Fact, SourceRef};
 use crate::spill::{Log, Reader};
 
 /// Every patient's data, by patient id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Patients {
     /// Each flushed, in id order.
     runs: Vec<Log>,
     memory: BTreeMap<String, PatientData>,
+    /// About how many bytes of what is made from them (the cohort's rows) may stay in memory.
+    budget: usize,
+}
+
+impl Default for Patients {
+    fn default() -> Self {
+        Self::new(Vec::new(), BTreeMap::new())
+    }
 }
 
 impl Patients {
-    /// Patients with `runs` written earlier (see [`write_run`]) and `memory` after them.
+    /// Patients with `runs` written earlier (see [`write_run`]) and `memory`
+    /// after them; no memory budget.
     pub(crate) fn new(runs: Vec<Log>, memory: BTreeMap<String, PatientData>) -> Self {
-        Self { runs, memory }
+        Self {
+            runs,
+            memory,
+            budget: usize::MAX,
+        }
+    }
+
+    /// The same, with about `bytes` of what is made from them allowed in
+    /// memory (the read's [`ReadOptions::spill_after`](crate::pipeline::ReadOptions::spill_after)).
+    pub(crate) fn with_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
+    }
+
+    /// About how many bytes of what is made from them (the cohort's rows) may stay in memory.
+    pub fn budget(&self) -> usize {
+        self.budget
     }
 
     /// How many runs went to disk.

@@ -166,6 +166,25 @@ impl Texts {
         Ok(places)
     }
 
+    /// Calls `f` with every key and where its text lies, in the order of
+    /// [`Texts::places`] before its sort (the texts in memory, then the
+    /// spilled ones), holding nothing: one pass over the temporary file,
+    /// texts not read.
+    pub fn try_for_each_place<E: From<std::io::Error>>(
+        &mut self,
+        mut f: impl FnMut(&SourceRef, Place) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for (i, (key, _)) in self.memory.iter().enumerate() {
+            f(key, Place::Memory(i))?;
+        }
+        self.spilled.flush()?;
+        let mut records = self.spilled.reader::<Record>()?;
+        while let Some((at, size, (key, _))) = records.next_borrowed::<(SourceRef, &str)>()? {
+            f(&key, Place::Disk(at, size))?;
+        }
+        Ok(())
+    }
+
     /// The text at `place` (one of [`Texts::places`]).
     pub fn read(&self, place: Place) -> std::io::Result<std::borrow::Cow<'_, str>> {
         match place {

@@ -6,7 +6,7 @@ use super::dictionary::{ColumnKind, Dictionary};
 use super::values::{AntibodyStatus, MriThigh, Outcome, Sex, UnknownLevel, YesNoUnknown};
 
 /// One cell, typed by its column's kind.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Cell {
     /// The patient id (written from [`CaseRow::patient_id`]).
     PatientId,
@@ -171,7 +171,7 @@ fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
 pub const SITE_COLUMN: &str = "site";
 
 /// One IMNM case: its site, patient id and one cell per dictionary column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CaseRow {
     /// The registry site the case's data came from (`local` for files given without one).
     pub site: String,

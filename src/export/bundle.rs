@@ -7,12 +7,11 @@ use serde_json::{json, Value};
 
 use super::manifest::{Manifest, FORMAT};
 use super::sink::Sink;
-use super::{cohort_csv, write_file, write_table1, ExportError};
+use super::{write_rows, ExportError};
 use crate::collect::texts::Place;
-use crate::deid::transform::{onset_age_extension, Dropped, Links};
+use crate::deid::transform::{onset_age_extension, Dropped};
 use crate::deid::{DeidRules, Deidentifier, Profile, RulesFired, SiteKey};
 use crate::domain::{CaseRow, SourceRef};
-use crate::fhir::reference::{self, Ref};
 use crate::mapping::MappingSet;
 
 /// What to export.
@@ -67,36 +66,33 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     let mut issues = collected.issues;
     let cohort = crate::cohort::build::build(&collected.patients, mappings, &mut issues)?;
     let spill = |source| crate::run_error::RunError::Spill { source };
-    let places = select(&cohort, &mut collected.sources, &collected.aliases).map_err(spill)?;
     let derived = super::derived::text_findings(&cohort, mappings).map_err(spill)?;
-    let mut selected: BTreeSet<SourceRef> = places.iter().map(|(k, _)| k.clone()).collect();
-    selected.extend(derived.keys().cloned());
-    let links = links_into(&collected.aliases, &selected);
+    // The read's memory budget (2 MiB unless told) bounds each sort of keys.
+    let budget = collected.patients.budget() / crate::cohort::write::KEY_BYTES;
+    let selection =
+        super::select::select(&cohort, &mut collected.sources, &collected.aliases, &derived, budget).map_err(spill)?;
     let ages = onset_ages(&cohort).map_err(spill)?;
-    let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&links);
-    // A key stored twice: the later text is the one kept.
-    let stored = places
-        .iter()
-        .enumerate()
-        .filter(|(i, (src, _))| places.get(i + 1).is_none_or(|(next, _)| next != src) && !derived.contains_key(src))
-        .map(|(_, (src, place))| (src, Text::Stored(*place)));
-    let jobs: Vec<(&SourceRef, Text<'_>)> = stored
-        .chain(derived.iter().map(|(src, raw)| (src, Text::Made(raw))))
-        .collect();
+    let deid = Deidentifier::new(&rules, key, opts.profile, mappings).with_links(&selection.links);
     let work = Work {
         deid: &deid,
         ages: &ages,
         sources: &collected.sources,
     };
-    let Written { sink, dropped, fired } = work.run(&jobs, threads).map_err(spill)?;
+    let mut written = Written::default();
+    selection
+        .try_for_each_stretch(STRETCH, |stretch| {
+            let jobs: Vec<(&SourceRef, Text<'_>)> =
+                stretch.iter().map(|(src, place)| (src, Text::Stored(*place))).collect();
+            work.run(&jobs, threads, &mut written)
+        })
+        .map_err(spill)?;
+    let made: Vec<(&SourceRef, Text<'_>)> = derived.iter().map(|(src, raw)| (src, Text::Made(raw))).collect();
+    work.run(&made, threads, &mut written).map_err(spill)?;
+    let Written { sink, dropped, fired } = written;
     let mut recount = super::recount::Recount::new(mappings, &opts.out.join("bundle.json"), threads);
     let counts = sink.finish(&opts.out, |texts| recount.feed(texts))?;
-    let mut rows = recount.rows()?;
-    for r in &mut rows {
-        r.site.clone_from(&opts.site);
-    }
-    write_file(&opts.out, "cohort.csv", &cohort_csv(&rows, &mappings.dictionary))?;
-    write_table1(&opts.out, &rows, &mappings.dictionary, opts.min_cell)?;
+    let rows = recount.rows()?;
+    let cases = write_rows(&opts.out, &[(&opts.site, &rows)], &mappings.dictionary, opts.min_cell)?;
     let manifest = Manifest {
         format: FORMAT.into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -107,7 +103,7 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
         mapping_versions: mappings.versions.clone(),
         deid_rules_version: rules.version,
         date_shift_max_days: rules.max_offset_days,
-        cases: rows.len() as u64,
+        cases,
         resource_counts: counts,
         rules_fired: fired.0,
         dropped,
@@ -156,9 +152,8 @@ const STRETCH: usize = 2048;
 
 impl Work<'_> {
     /// De-identifies `jobs` on `threads` threads, a stretch at a time, into
-    /// the sink in job order: any number of threads writes the same.
-    fn run(&self, jobs: &[(&SourceRef, Text<'_>)], threads: usize) -> std::io::Result<Written> {
-        let mut written = Written::default();
+    /// `written`'s sink in job order: any number of threads writes the same.
+    fn run(&self, jobs: &[(&SourceRef, Text<'_>)], threads: usize, written: &mut Written) -> std::io::Result<()> {
         for stretch in jobs.chunks(STRETCH) {
             let (outcomes, fired) =
                 super::par::map_in_order(stretch, threads, |_, (src, text), fired| self.one(src, text, fired));
@@ -171,7 +166,7 @@ impl Work<'_> {
                 }
             }
         }
-        Ok(written)
+        Ok(())
     }
 
     /// De-identifies one source resource (reading its text back can fail).
@@ -207,71 +202,18 @@ fn check_empty(out: &Path) -> Result<(), ExportError> {
     std::fs::create_dir_all(out).map_err(super::out_err(out))
 }
 
-/// Where the texts of the cases' Patients, the resources behind their cohort
-/// cells and the Medications those reference lie, in key order (only the
-/// medication resources' texts are read to find those).
-/// Reading a text back from the temporary file can fail.
-fn select(
-    cohort: &crate::cohort::Cohort,
-    sources: &mut crate::collect::Texts,
-    aliases: &Links,
-) -> std::io::Result<Vec<(SourceRef, Place)>> {
-    let mut wanted: BTreeSet<SourceRef> = cohort
-        .rows
-        .iter()
-        .map(|r| SourceRef::new("Patient", &r.patient_id))
-        .collect();
-    for s in cohort.provenance.sources()? {
-        if let Some((t, id)) = s.split_once('/') {
-            wanted.insert(SourceRef::new(t, id));
-        }
-    }
-    // One pass over the texts finds the wanted ones and every Medication; the
-    // Medications no wanted resource references are then left out.
-    let mut places = sources.places(|s| wanted.contains(s) || s.resource_type == "Medication")?;
-    let mut meds: BTreeSet<SourceRef> = BTreeSet::new();
-    for (key, place) in &places {
-        if key.resource_type.starts_with("Medication") && wanted.contains(key) {
-            meds.extend(medication_of(&sources.read(*place)?, aliases));
-        }
-    }
-    places.retain(|(key, _)| wanted.contains(key) || meds.contains(key));
-    Ok(places)
-}
-
-fn medication_of(raw: &str, aliases: &Links) -> Option<SourceRef> {
-    let v: Value = serde_json::from_str(raw).ok()?;
-    let target = match reference::parse(v["medicationReference"]["reference"].as_str()?) {
-        Ref::Typed { resource_type, id } => SourceRef::new(resource_type, id),
-        Ref::Opaque(url) => aliases.get(&url)?.clone(),
-        Ref::Contained(_) => return None,
-    };
-    (target.resource_type == "Medication").then_some(target)
-}
-
-/// The fullUrls of the resources going into the bundle: references to them
-/// are resolved, references to anything else are removed.
-fn links_into(aliases: &Links, selected: &BTreeSet<SourceRef>) -> Links {
-    aliases
-        .iter()
-        .filter(|(_, target)| selected.contains(target))
-        .map(|(url, target)| (url.clone(), target.clone()))
-        .collect()
-}
-
 /// Onset age per qualifying Condition (the source of the case's diagnosis_code).
 /// Reading provenance back from the temporary file can fail.
 fn onset_ages(cohort: &crate::cohort::Cohort) -> std::io::Result<BTreeMap<SourceRef, u32>> {
     use crate::domain::{Cell, ColumnKind};
     let d = &cohort.dictionary;
-    let ages: BTreeMap<&str, u32> = cohort
-        .rows
-        .iter()
-        .filter_map(|r| match r.first(d, ColumnKind::OnsetAge) {
-            Some(Cell::Age(Some(a))) => Some((r.patient_id.as_str(), *a)),
-            _ => None,
-        })
-        .collect();
+    let mut ages: BTreeMap<String, u32> = BTreeMap::new();
+    cohort.rows.try_for_each(|r| {
+        if let Some(Cell::Age(Some(a))) = r.first(d, ColumnKind::OnsetAge) {
+            ages.insert(r.patient_id.clone(), *a);
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
     let diagnosis = d.first(ColumnKind::DiagnosisCode).map(|i| d.columns[i].name.as_str());
     let mut out = BTreeMap::new();
     let mut seen = BTreeSet::new();
@@ -295,25 +237,32 @@ fn onset_ages(cohort: &crate::cohort::Cohort) -> std::io::Result<BTreeMap<Source
 /// ages come from the onset-age extension, which the mapping reads, since
 /// birthDate may be a year).
 pub fn rerun(bundle_text: &str, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
-    rows_of(
+    all_rows(rows_of(
         crate::pipeline::collect_json_text("bundle.json", bundle_text, mappings),
         mappings,
-    )
+    )?)
 }
 
 /// As [`rerun`], reading the `bundle.json` file at `path` as `imnm cohort`
 /// reads any input: streamed, never whole in memory.
 pub fn rerun_file(path: &Path, mappings: &MappingSet) -> Result<Vec<CaseRow>, ExportError> {
-    rows_of(
+    all_rows(rows_of(
         crate::pipeline::collect(&[path.to_path_buf()], mappings, |_| {})?,
         mappings,
-    )
+    )?)
 }
 
+/// The rows of a cohort, in memory.
+fn all_rows(rows: crate::cohort::rows::Rows) -> Result<Vec<CaseRow>, ExportError> {
+    rows.all()
+        .map_err(|source| ExportError::Pipeline(crate::run_error::RunError::Spill { source }))
+}
+
+/// The rows of the cohort of `collected` (past its memory budget, on disk).
 pub(super) fn rows_of(
     collected: crate::collect::Collected,
     mappings: &MappingSet,
-) -> Result<Vec<CaseRow>, ExportError> {
+) -> Result<crate::cohort::rows::Rows, ExportError> {
     let mut issues = collected.issues;
     Ok(crate::cohort::build::build(&collected.patients, mappings, &mut issues)?.rows)
 }

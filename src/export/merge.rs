@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::manifest::{hash_files, Manifest};
-use super::{cohort_csv, write_file, write_table1, ExportError};
-use crate::domain::CaseRow;
+use super::{write_file, write_rows, ExportError};
+use crate::cohort::rows::Rows;
 use crate::mapping::MappingSet;
 
 /// One pooled site in the merged manifest.
@@ -58,7 +58,7 @@ pub fn merge(
     min_cell: u64,
     mappings: &MappingSet,
 ) -> Result<MergedManifest, ExportError> {
-    let mut sites: Vec<(Manifest, Vec<CaseRow>, String)> = Vec::new();
+    let mut sites: Vec<(Manifest, Rows, String)> = Vec::new();
     let threads = super::default_threads();
     for dir in dirs {
         // The cohort is recomputed from bundle.json in the pass that verifies it.
@@ -110,14 +110,8 @@ pub fn merge(
         sites.push((manifest, recount.rows()?, crate::deid::key::sha256_hex(&bytes)));
     }
     std::fs::create_dir_all(out).map_err(super::out_err(out))?;
-    for (m, rows, _) in &mut sites {
-        for r in rows.iter_mut() {
-            r.site.clone_from(&m.site);
-        }
-    }
-    let all: Vec<CaseRow> = sites.iter().flat_map(|(_, rows, _)| rows.iter().cloned()).collect();
-    write_file(out, "cohort.csv", &cohort_csv(&all, &mappings.dictionary))?;
-    write_table1(out, &all, &mappings.dictionary, min_cell)?;
+    let parts: Vec<(&str, &Rows)> = sites.iter().map(|(m, rows, _)| (m.site.as_str(), rows)).collect();
+    let cases = write_rows(out, &parts, &mappings.dictionary, min_cell)?;
     let first = sites.first().map(|(m, _, _)| m.clone());
     let mut manifest = MergedManifest {
         format: "imnm-merged-cohort".into(),
@@ -134,7 +128,7 @@ pub fn merge(
         mapping_versions: first.as_ref().map(|m| m.mapping_versions.clone()).unwrap_or_default(),
         deid_rules_version: first.as_ref().map(|m| m.deid_rules_version).unwrap_or_default(),
         min_cell,
-        cases: all.len() as u64,
+        cases,
         files: BTreeMap::new(),
     };
     manifest.files = hash_files(out)?;

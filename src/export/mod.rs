@@ -19,6 +19,7 @@ pub mod merge;
 mod par;
 mod recount;
 pub mod scan;
+mod select;
 mod sink;
 pub mod verify;
 
@@ -144,30 +145,44 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
-/// `cohort.csv` text for rows (the site first, as `imnm cohort` writes it).
-fn cohort_csv(rows: &[crate::domain::CaseRow], dictionary: &crate::domain::Dictionary) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    // Writing to a Vec cannot fail; errors would only drop a line.
-    let _ = w.write_record(crate::domain::CaseRow::header(dictionary));
-    for row in rows {
-        let _ = w.write_record(row.cells());
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
-}
-
-/// Writes `table1.md` and `table1.json` with suppression.
-fn write_table1(
+/// Writes `cohort.csv` (the site first, as `imnm cohort` writes it) and the
+/// suppressed Table 1 of the rows of `parts`, each part's rows named with its
+/// site, streamed (rows may be on disk); returns the number of rows.
+fn write_rows(
     dir: &Path,
-    rows: &[crate::domain::CaseRow],
+    parts: &[(&str, &crate::cohort::rows::Rows)],
     dictionary: &crate::domain::Dictionary,
     min_cell: u64,
-) -> Result<(), ExportError> {
+) -> Result<u64, ExportError> {
     use crate::cohort::suppress::{suppress, to_markdown};
-    let t = suppress(&crate::cohort::table1::table1(rows, dictionary), min_cell);
+    let path = dir.join("cohort.csv");
+    let file = std::fs::File::create(&path).map_err(out_err(&path))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let csv_err = |e: csv::Error| crate::run_error::RunError::Output {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    };
+    let header = w.write_record(crate::domain::CaseRow::header(dictionary));
+    header.map_err(|e| ExportError::Pipeline(csv_err(e)))?;
+    let mut tally = crate::cohort::tally::Tally::default();
+    for (site, rows) in parts {
+        let written = rows.try_for_each(|row| {
+            let mut row = row.clone();
+            row.site = (*site).to_string();
+            tally.add(&row);
+            w.write_record(row.cells())
+                .map_err(|e| crate::run_error::Streaming::Out(csv_err(e)))
+        });
+        written.map_err(|e| ExportError::Pipeline(e.into()))?;
+    }
+    w.flush().map_err(out_err(&path))?;
+    let t = crate::cohort::table1::of_tally(&tally, &tally.sites(), dictionary);
+    let t = suppress(&t, min_cell);
     write_file(dir, "table1.md", &to_markdown(&t, min_cell))?;
     let json = serde_json::to_string_pretty(&t).map_err(|e| ExportError::Output {
         path: dir.join("table1.json"),
         source: e.into(),
     })?;
-    write_file(dir, "table1.json", &(json + "\n"))
+    write_file(dir, "table1.json", &(json + "\n"))?;
+    Ok(tally.all().total)
 }

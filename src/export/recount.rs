@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use crate::domain::CaseRow;
 use crate::fhir::item::{Location, Pos};
 use crate::fhir::source::Item;
 use crate::mapping::MappingSet;
@@ -71,7 +70,7 @@ impl<'m> Recount<'m> {
     }
 
     /// The recomputed rows.
-    pub(super) fn rows(self) -> Result<Vec<CaseRow>, ExportError> {
+    pub(super) fn rows(self) -> Result<crate::cohort::rows::Rows, ExportError> {
         let mut collected = self.collector.finish();
         collected.stats.files = 1;
         super::bundle::rows_of(collected, self.mappings)

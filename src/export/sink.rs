@@ -26,30 +26,38 @@ const HEAD: &str = "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry
 const TAIL: &str = "\n]}\n";
 const EMPTY: &str = "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[]}\n";
 
-/// One resource's place in the record file.
-struct Placed {
-    resource_type: String,
-    pseudonym: String,
-    at: u64,
-}
+/// One resource's place in the record file: its type, pseudonym and offset
+/// (sorted in this order: by type and pseudonym, a tie in the order pushed).
+type Placed = (String, String, u64);
+
+/// Places held in memory before they are sorted on disk (about 100 bytes each).
+const PLACED_BUDGET: usize = 1 << 16;
 
 /// De-identified resources held in a temporary file until they are written.
-#[derive(Default)]
 pub(super) struct Sink {
     log: Log,
-    placed: Vec<Placed>,
+    placed: crate::sorted::Sorter<Placed>,
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Self::with_budget(PLACED_BUDGET)
+    }
 }
 
 impl Sink {
     /// Keeps `line` (the compact JSON of a resource of `resource_type`, known by `pseudonym`) for the bundle.
     pub(super) fn push(&mut self, resource_type: &str, pseudonym: &str, line: &str) -> std::io::Result<()> {
         let at = self.log.push_at(&line)?;
-        self.placed.push(Placed {
-            resource_type: resource_type.to_string(),
-            pseudonym: pseudonym.to_string(),
-            at,
-        });
-        Ok(())
+        self.placed.push((resource_type.to_string(), pseudonym.to_string(), at))
+    }
+
+    /// A sink holding at most `budget` places in memory.
+    fn with_budget(budget: usize) -> Self {
+        Self {
+            log: Log::default(),
+            placed: crate::sorted::Sorter::new(budget),
+        }
     }
 
     /// Writes `ndjson/{Type}.ndjson` and `bundle.json` into `dir`, resources
@@ -61,28 +69,30 @@ impl Sink {
         mut each: impl FnMut(&[String]),
     ) -> Result<BTreeMap<String, u64>, ExportError> {
         self.log.flush().map_err(|e| output(dir, e))?;
-        self.placed
-            .sort_by(|a, b| (&a.resource_type, &a.pseudonym).cmp(&(&b.resource_type, &b.pseudonym)));
+        let empty = self.placed.len() == 0;
+        let placed = self.placed.finish();
+        let mut placed = placed.iter().map_err(|e| output(dir, e))?;
         let bundle_path = dir.join("bundle.json");
         let mut bundle = create(&bundle_path)?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         // The NDJSON file of the type being written: (type, path, writer).
         let mut lines: Option<(String, PathBuf, BufWriter<File>)> = None;
-        let head = if self.placed.is_empty() { EMPTY } else { HEAD };
+        let head = if empty { EMPTY } else { HEAD };
         bundle.write_all(head.as_bytes()).map_err(|e| output(&bundle_path, e))?;
         let mut stretch: Vec<String> = Vec::with_capacity(super::recount::STRETCH);
-        for (i, p) in self.placed.iter().enumerate() {
-            let line: String = self.log.read_at(p.at).map_err(|e| output(dir, e))?;
-            if lines.as_ref().is_none_or(|(t, _, _)| *t != p.resource_type) {
+        let mut i = 0;
+        while let Some((resource_type, _, at)) = placed.next().map_err(|e| output(dir, e))? {
+            let line: String = self.log.read_at(at).map_err(|e| output(dir, e))?;
+            if lines.as_ref().is_none_or(|(t, _, _)| *t != resource_type) {
                 finish_file(lines.take())?;
-                let path = dir.join(format!("ndjson/{}.ndjson", p.resource_type));
+                let path = dir.join(format!("ndjson/{resource_type}.ndjson"));
                 let w = create(&path)?;
-                lines = Some((p.resource_type.clone(), path, w));
+                lines = Some((resource_type.clone(), path, w));
             }
             if let Some((_, path, w)) = lines.as_mut() {
                 writeln!(w, "{line}").map_err(|e| output(path, e))?;
             }
-            *counts.entry(p.resource_type.clone()).or_default() += 1;
+            *counts.entry(resource_type).or_default() += 1;
             let sep = if i == 0 { "\n" } else { ",\n" };
             write!(bundle, "{sep}{{\"resource\":{line}}}").map_err(|e| output(&bundle_path, e))?;
             stretch.push(line);
@@ -90,12 +100,13 @@ impl Sink {
                 each(&stretch);
                 stretch.clear();
             }
+            i += 1;
         }
         if !stretch.is_empty() {
             each(&stretch);
         }
         finish_file(lines)?;
-        if !self.placed.is_empty() {
+        if !empty {
             bundle.write_all(TAIL.as_bytes()).map_err(|e| output(&bundle_path, e))?;
         }
         bundle.flush().map_err(|e| output(&bundle_path, e))?;
@@ -132,8 +143,15 @@ mod tests {
     type Written = (String, BTreeMap<String, String>, Vec<String>);
 
     fn written(resources: &[(&str, &str, Value)]) -> Written {
+        let tiny = written_with(resources, 1);
+        let whole = written_with(resources, PLACED_BUDGET);
+        assert_eq!(tiny, whole, "a budget of one place writes the same");
+        whole
+    }
+
+    fn written_with(resources: &[(&str, &str, Value)], budget: usize) -> Written {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = Sink::default();
+        let mut sink = Sink::with_budget(budget);
         for (t, p, r) in resources {
             sink.push(t, p, &r.to_string()).unwrap();
         }

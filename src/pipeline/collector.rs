@@ -75,6 +75,7 @@ impl<'m> Collector<'m> {
             prefilter: Prefilter::new(mappings.observation_codes()),
             spill: Spill {
                 after: usize::MAX,
+                budget: usize::MAX,
                 ..Spill::default()
             },
             open: None,
@@ -126,6 +127,7 @@ impl<'m> Collector<'m> {
     pub fn spill_after(mut self, bytes: usize) -> Self {
         self.sources = Texts::new(bytes);
         self.spill.after = bytes;
+        self.spill.budget = bytes;
         self.seen_ids = KeySet::with_limit(bytes / KEY_BYTES_SHARE);
         self
     }
@@ -272,7 +274,7 @@ impl<'m> Collector<'m> {
         let open = self.open_resolved();
         Collected {
             site: crate::collect::LOCAL_SITE.to_string(),
-            patients: Patients::new(std::mem::take(&mut self.spill.runs), patients),
+            patients: Patients::new(std::mem::take(&mut self.spill.runs), patients).with_budget(self.spill.budget),
             sources: self.sources,
             issues: self.issues,
             stats: self.stats,

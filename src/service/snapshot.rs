@@ -88,7 +88,7 @@ pub(crate) fn rebuild(app: &Inner) -> Result<(), String> {
     let snapshot = Snapshot {
         built: now(),
         dictionary: cohort.dictionary.clone(),
-        rows: cohort.rows.clone(),
+        rows: cohort.rows.all().map_err(|e| e.to_string())?,
         provenance: cohort.provenance.all().map_err(|e| e.to_string())?,
         table1: cohort.table1(),
         completeness: crate::cohort::completeness::completeness(cohort),

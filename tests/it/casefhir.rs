@@ -33,7 +33,7 @@ fn round_trip(rows: &[CaseRow]) -> Vec<CaseRow> {
     let report = files::validate_bundle(&profiles(), &bundle, "bundle.json");
     assert_eq!(report.errors(), 0, "{}", report.summary());
     let (cohort, _) = run_text(&bundle.to_string());
-    cohort.rows
+    cohort.rows.all().unwrap()
 }
 
 #[test]

@@ -190,7 +190,7 @@ fn a_local_antibody_code_uses_its_targets_assay_cutoff() {
         let mut issues = collected.issues;
         let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).unwrap();
         assert_eq!(
-            crate::support::cell(&cohort.rows[0], "anti_hmgcr"),
+            crate::support::cell(&cohort.rows.all().unwrap()[0], "anti_hmgcr"),
             expected,
             "{value} U"
         );

@@ -122,7 +122,7 @@ fn a_cutoff_outranks_the_reference_range_and_nothing_vanishes() {
         json!({"valueQuantity": {"value": 7, "unit": "IU/mL"}}),
     );
     let (cohort, issues) = crate::support::run(&[patient("p1"), imnm_condition("c1", "p1"), bare]);
-    assert_eq!(cell(&cohort.rows[0], "anti_hmgcr"), "not_tested");
+    assert_eq!(cell(&cohort.rows.all().unwrap()[0], "anti_hmgcr"), "not_tested");
     let issue = issues
         .iter()
         .find(|i| i.location.input == "Observation/a1")
@@ -167,7 +167,7 @@ source = "test"
         let collected = imnm_fhir::pipeline::collect_json_text("t.json", &text, &m);
         let mut issues = collected.issues;
         let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).unwrap();
-        crate::support::cell(&cohort.rows[0], "anti_srp")
+        crate::support::cell(&cohort.rows.all().unwrap()[0], "anti_srp")
     };
     assert_eq!(read(Some("line-blot")), "positive");
     assert_eq!(read(Some("elisa")), "not_tested");

@@ -53,6 +53,8 @@ pub(crate) fn source_rows() -> Vec<CaseRow> {
     imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues)
         .unwrap()
         .rows
+        .all()
+        .unwrap()
 }
 
 pub(crate) fn exported_rows(dir: &Path) -> Vec<CaseRow> {

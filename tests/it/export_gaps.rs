@@ -181,7 +181,9 @@ fn urn_uuid_references_of_a_transaction_bundle_are_resolved_and_dangling_ones_co
     let mut issues = direct.issues;
     let src_rows = imnm_fhir::cohort::build::build(&direct.patients, &m, &mut issues)
         .unwrap()
-        .rows;
+        .rows
+        .all()
+        .unwrap();
     let exported = crate::export::exported_rows(&out);
     assert_eq!(exported.len(), 10);
     use imnm_fhir::cohort::table1::table1;

@@ -60,8 +60,11 @@ fn numbered_folders_symlinks_error_and_deleted_files() {
     let (cohort, issues) = crate::support::run_paths(&[dir.path().to_path_buf()]);
     // p2's only diagnosis was deleted; o2 too.
     assert_eq!(cohort.rows.len(), 1);
-    assert_eq!(crate::support::cell(&cohort.rows[0], "ck_peak_u_per_l"), "2080");
-    assert_eq!(crate::support::cell(&cohort.rows[0], "ck_count"), "1");
+    assert_eq!(
+        crate::support::cell(&cohort.rows.all().unwrap()[0], "ck_peak_u_per_l"),
+        "2080"
+    );
+    assert_eq!(crate::support::cell(&cohort.rows.all().unwrap()[0], "ck_count"), "1");
     assert_eq!(issues.iter().filter(|i| i.code == IssueCode::Deleted).count(), 2);
     let errors: Vec<_> = issues.iter().filter(|i| i.code == IssueCode::ExportError).collect();
     assert_eq!(errors.len(), 1);

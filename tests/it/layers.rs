@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// The layers of `src/`, lowest first.
 const LAYERS: &[(&str, &[&str])] = &[
     // Pure: the case model, findings, temporary files, generated data. No JSON reading, HTTP or SQL.
-    ("pure", &["domain", "report", "spill", "demo", "bench_data"]),
+    ("pure", &["domain", "report", "spill", "sorted", "demo", "bench_data"]),
     // Raw data: FHIR bytes and resources, kept resources (SQLite), HTTP with FHIR servers.
     ("raw", &["fhir", "store", "client"]),
     // Meaning: what a resource means for a column; the mock EHR (serves FHIR, knows no meaning).

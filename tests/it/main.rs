@@ -94,3 +94,6 @@ mod serve;
 
 // The shared registry database: PostgreSQL beside SQLite, several sync workers (issue 26).
 mod postgres;
+
+// Flat memory (issue 29 item 3): past a budget rows go to disk; outputs unchanged.
+mod memory;

@@ -151,8 +151,11 @@ fn onset_age_from_onset_age_element() {
         json!({"value": 5, "unit": "years", "system": "http://unitsofmeasure.org", "code": "a"}),
     );
     let (cohort, _) = run(&[patient("p1"), c]);
-    assert_eq!(crate::support::cell(&cohort.rows[0], "onset_age_years"), "5");
-    assert_eq!(crate::support::cell(&cohort.rows[0], "onset_date"), "");
+    assert_eq!(
+        crate::support::cell(&cohort.rows.all().unwrap()[0], "onset_age_years"),
+        "5"
+    );
+    assert_eq!(crate::support::cell(&cohort.rows.all().unwrap()[0], "onset_date"), "");
     let prov = cohort.provenance.all().unwrap();
     let prov = prov.iter().find(|p| p.column == "onset_age_years").unwrap();
     assert_eq!(prov.detail, "Condition.onsetAge");
@@ -171,11 +174,17 @@ fn onset_age_from_onset_period_and_recorded_date() {
     c.as_object_mut().unwrap().remove("onsetDateTime");
     c["onsetPeriod"] = json!({"start": "2014-01-14"});
     let (cohort, _) = run(&[patient("p1"), c.clone()]);
-    assert_eq!(crate::support::cell(&cohort.rows[0], "onset_age_years"), "3");
+    assert_eq!(
+        crate::support::cell(&cohort.rows.all().unwrap()[0], "onset_age_years"),
+        "3"
+    );
     c.as_object_mut().unwrap().remove("onsetPeriod");
     c["recordedDate"] = json!("2022-06-30");
     let (cohort, _) = run(&[patient("p1"), c]);
-    assert_eq!(crate::support::cell(&cohort.rows[0], "onset_age_years"), "12");
+    assert_eq!(
+        crate::support::cell(&cohort.rows.all().unwrap()[0], "onset_age_years"),
+        "12"
+    );
     let prov = cohort.provenance.all().unwrap();
     let prov = prov.iter().find(|p| p.column == "onset_age_years").unwrap();
     assert!(prov.detail.contains("recordedDate"), "{}", prov.detail);
@@ -202,7 +211,7 @@ fn icd_codes_and_parent_codes_with_wording_select_cases() {
     let mut icd = imnm_condition("c1", "p1");
     icd["code"] = json!({"coding": [{"system": "urn:oid:2.16.840.1.113883.6.90", "code": "G7249"}]});
     assert_eq!(
-        crate::support::cell(&run(&[patient("p1"), icd]).0.rows[0], "diagnosis_code"),
+        crate::support::cell(&run(&[patient("p1"), icd]).0.rows.all().unwrap()[0], "diagnosis_code"),
         "http://hl7.org/fhir/sid/icd-10-cm|G7249"
     );
     let mut who = imnm_condition("c1", "p1");
@@ -296,7 +305,7 @@ fn outcome_observation_then_clinical_status() {
     let mut c = imnm_condition("c1", "p1");
     c["clinicalStatus"] = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "remission"}]});
     assert_eq!(
-        crate::support::cell(&run(&[patient("p1"), c]).0.rows[0], "outcome"),
+        crate::support::cell(&run(&[patient("p1"), c]).0.rows.all().unwrap()[0], "outcome"),
         "complete_remission"
     );
     assert_eq!(case_cell(vec![], "outcome"), "unknown");
@@ -449,8 +458,11 @@ fn ck_numbers_sent_as_text_are_read() {
     resources.push(text("o2", "no result", range.clone()));
     resources.push(text("o3", "4000", json!({})));
     let (cohort, issues) = crate::support::run(&resources);
-    assert_eq!(crate::support::cell(&cohort.rows[0], "ck_peak_u_per_l"), "13000");
-    assert_eq!(crate::support::cell(&cohort.rows[0], "ck_count"), "1");
+    assert_eq!(
+        crate::support::cell(&cohort.rows.all().unwrap()[0], "ck_peak_u_per_l"),
+        "13000"
+    );
+    assert_eq!(crate::support::cell(&cohort.rows.all().unwrap()[0], "ck_count"), "1");
     let code = |i: &imnm_fhir::report::Issue| serde_json::to_value(i.code).unwrap();
     let bound = issues
         .iter()
@@ -491,7 +503,10 @@ fn antibody_flags_and_lab_strings() {
     let mut resources = vec![patient("p1"), imnm_condition("c1", "p1")];
     resources.push(observation("a1", LOINC, "33921-8", flagged("XYZ")));
     let (cohort, issues) = run(&resources);
-    assert_eq!(crate::support::cell(&cohort.rows[0], "anti_srp"), "not_tested");
+    assert_eq!(
+        crate::support::cell(&cohort.rows.all().unwrap()[0], "anti_srp"),
+        "not_tested"
+    );
     let issue = issues
         .iter()
         .find(|i| i.location == "Observation/a1")

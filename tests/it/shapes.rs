@@ -50,7 +50,7 @@ fn case(
     resources.extend(extra);
     let (cohort, issues) = run(&resources);
     assert_eq!(cohort.rows.len(), 1, "p1 should be a case");
-    (cohort.rows[0].clone(), issues, cohort)
+    (cohort.rows.all().unwrap()[0].clone(), issues, cohort)
 }
 
 fn sources_of(cohort: &imnm_fhir::cohort::Cohort, column: &str) -> Vec<String> {
@@ -343,9 +343,9 @@ async fn sync_fetches_reports_and_hydrates_their_results() {
     let mut issues = collected.issues;
     let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).unwrap();
     assert_eq!(cohort.rows.len(), 1);
-    assert_eq!(cell(&cohort.rows[0], "emg_myopathic"), "yes");
-    assert_eq!(cell(&cohort.rows[0], "ck_peak_u_per_l"), "9100");
-    assert_eq!(cell(&cohort.rows[0], "ck_count"), "2");
+    assert_eq!(cell(&cohort.rows.all().unwrap()[0], "emg_myopathic"), "yes");
+    assert_eq!(cell(&cohort.rows.all().unwrap()[0], "ck_peak_u_per_l"), "9100");
+    assert_eq!(cell(&cohort.rows.all().unwrap()[0], "ck_count"), "2");
 }
 
 /// A study bundle of a site that sends panels and reports: the de-identified
@@ -400,7 +400,11 @@ fn a_study_bundle_keeps_panels_and_reports() {
     let (again, issues) = crate::support::run_paths(&[out.join("ndjson")]);
     assert_eq!(again.rows.len(), 1, "{issues:?}");
     for column in ["anti_hmgcr", "ck_peak_u_per_l", "emg_myopathic"] {
-        assert_eq!(cell(&again.rows[0], column), cell(&source.rows[0], column), "{column}");
+        assert_eq!(
+            cell(&again.rows.all().unwrap()[0], column),
+            cell(&source.rows.all().unwrap()[0], column),
+            "{column}"
+        );
     }
 }
 

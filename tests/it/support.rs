@@ -84,7 +84,7 @@ pub fn case_cell(extra: Vec<Value>, column: &str) -> String {
     resources.extend(extra);
     let (cohort, _) = run(&resources);
     assert_eq!(cohort.rows.len(), 1, "p1 should be a case");
-    cell(&cohort.rows[0], column)
+    cell(&cohort.rows.all().unwrap()[0], column)
 }
 
 /// An Observation for p1 with `code` (system, code) and extra fields merged in.

@@ -112,7 +112,7 @@ async fn r23_two_ehrs_with_the_same_ids_keep_both_sites() {
     let out = tempfile::tempdir().unwrap();
     let formats = imnm_fhir::cohort::Formats::default();
     let run = imnm_fhir::cohort::build_and_write_sites(sites, &mappings(), out.path(), formats).unwrap();
-    let rows = &run.cohort.rows;
+    let rows = &run.cohort.rows.all().unwrap();
     let of = |site: &str| rows.iter().filter(|r| r.site == site).collect::<Vec<_>>();
     assert_eq!((of("a").len(), of("b").len()), (10, 10), "20 cases, not 10");
     for (x, y) in of("a").iter().zip(of("b")) {

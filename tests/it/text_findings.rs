@@ -165,7 +165,7 @@ pub(crate) fn text_only_demo(forms: &[Form]) -> (Vec<Value>, Expected) {
     let columns = finding_columns(&m);
     let mut expected = Expected::new();
     let mut out: Vec<Value> = demo.into_iter().filter(|r| !coded_finding(&m, r)).collect();
-    for (i, row) in coded.rows.iter().enumerate() {
+    for (i, row) in coded.rows.all().unwrap().iter().enumerate() {
         let p = row.patient_id.as_str();
         let form = forms[i % forms.len()];
         let mut clinic = Vec::new();
@@ -202,7 +202,7 @@ pub(crate) fn text_only_demo(forms: &[Form]) -> (Vec<Value>, Expected) {
 pub(crate) fn assert_findings(cohort: &imnm_fhir::cohort::Cohort, expected: &Expected) {
     assert_eq!(cohort.rows.len(), expected.len());
     let mut checked = 0;
-    for row in &cohort.rows {
+    for row in &cohort.rows.all().unwrap() {
         for (column, value) in &expected[&row.patient_id] {
             assert_eq!(&cell(row, column), value, "{} {column}", row.patient_id);
             checked += 1;
@@ -245,7 +245,8 @@ fn findings_only_in_text_give_the_coded_cohort_as_a_bundle() {
     }
     assert!(n >= 40, "{n}");
     let (coded, _) = run(&imnm_fhir::demo::generate::demo_resources());
-    let differ = cohort.rows.iter().zip(&coded.rows).filter(|(a, b)| a != b).count();
+    let (rows, coded) = (cohort.rows.all().unwrap(), coded.rows.all().unwrap());
+    let differ = rows.iter().zip(&coded).filter(|(a, b)| a != b).count();
     assert_eq!(differ, 0, "every other column is the demo's too");
 }
 
@@ -308,7 +309,7 @@ fn one_case(extra: Vec<Value>) -> (imnm_fhir::domain::CaseRow, Vec<Issue>) {
     ];
     all.extend(extra);
     let (cohort, issues) = run(&all);
-    (cohort.rows.into_iter().next().unwrap(), issues)
+    (cohort.rows.all().unwrap().into_iter().next().unwrap(), issues)
 }
 
 /// Order of evidence: a coded finding wins over text; an EMG report wins over a clinic note.

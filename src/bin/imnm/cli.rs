@@ -295,8 +295,9 @@ pub struct CohortArgs {
     /// Size in bytes of the blocks a plain NDJSON file is cut into for the threads (tests and tuning).
     #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_bytes: Option<u32>,
-    /// About how many bytes of relevant resources' raw JSON, and as many of patients' facts, stay
-    /// in memory before the rest goes to temporary files in TMPDIR (tests and tuning; default 2 MiB).
+    /// About how many bytes of relevant resources' raw JSON, and as many of patients' facts, of
+    /// cohort rows and of each sort of resource keys, stay in memory before the rest goes to
+    /// temporary files in TMPDIR (tests and tuning; default 2 MiB).
     #[arg(long, hide = true)]
     pub spill_after_bytes: Option<u64>,
 }

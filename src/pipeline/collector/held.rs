@@ -19,6 +19,8 @@ pub(super) struct Spill {
     pub(super) pending_held: usize,
     /// Past this, patients go to a run and pending exposures to the log.
     pub(super) after: usize,
+    /// The limit given ([`Collector::spill_after`](super::Collector::spill_after)); `after` may grow past it.
+    pub(super) budget: usize,
     pub(super) runs: Vec<spill::Log>,
     pub(super) pending_log: spill::Log,
     /// A temporary file could not be written: everything stays in memory.

@@ -25,7 +25,7 @@ fn cohort_row(store: &std::sync::Mutex<imnm_fhir::store::Store>) -> imnm_fhir::d
     let mut issues = collected.issues;
     let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).unwrap();
     assert_eq!(cohort.rows.len(), 1);
-    cohort.rows[0].clone()
+    cohort.rows.all().unwrap()[0].clone()
 }
 
 #[tokio::test]
