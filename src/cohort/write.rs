@@ -38,7 +38,8 @@ fn out_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 fn create(dir: &Path, name: &str) -> Result<(PathBuf, BufWriter<File>)> {
     let path = dir.join(name);
     let file = File::create(&path).map_err(out_err(&path))?;
-    Ok((path, BufWriter::new(file)))
+    // Large writes: `sources.ndjson` can be as large as the input.
+    Ok((path, BufWriter::with_capacity(1 << 20, file)))
 }
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> RunError + '_ {
@@ -197,12 +198,21 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<
         let site = serde_json::Value::String(part.site.clone()).to_string();
         let wanted = wanted.get(&part.site).unwrap_or(&none);
         // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
-        let written = part.sources.try_for_each_selected(
+        // Rendered on the read's threads, written in key order.
+        let written = part.sources.try_render_selected(
             |src| wanted.contains(&resource_key(src)),
-            |_, raw| {
+            |_, raw, line| {
                 let resource = crate::fhir::compact_json(raw);
-                writeln!(w, "{{\"site\":{site},\"resource\":{resource}}}").map_err(out)
+                let pieces: [&[u8]; 5] = [
+                    b"{\"site\":",
+                    site.as_bytes(),
+                    b",\"resource\":",
+                    resource.as_bytes(),
+                    b"}\n",
+                ];
+                pieces.iter().for_each(|piece| line.extend_from_slice(piece));
             },
+            |bytes| w.write_all(bytes).map_err(out),
         );
         written?;
     }
