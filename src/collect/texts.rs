@@ -130,8 +130,8 @@ impl Texts {
                 (Held::Text(text), size)
             }
             Kept::At { file, offset, len } => {
-                // What it costs in memory: the place and the key's text.
-                let size = 24 + key.id.len();
+                // What it costs in memory: its entry and its key's text.
+                let size = std::mem::size_of::<(SourceRef, Held<Box<str>>)>() + key.resource_type.len() + key.id.len();
                 (
                     Held::At {
                         file: self.file_number(file),
@@ -486,8 +486,8 @@ mod tests {
         let path = dir.path().join("a.ndjson");
         std::fs::write(&path, "{\"id\":\"a\"}\n{\"id\":\"b\"}\n").unwrap();
         let name: Arc<str> = path.display().to_string().into();
-        // A place costs 24 bytes and its id's: `a` stays in memory, the rest go to disk.
-        let mut texts = Texts::new(30);
+        // A place costs its entry and its key's bytes (about 84): `a` stays in memory, the rest go to disk.
+        let mut texts = Texts::new(120);
         for (id, offset) in [("a", 0), ("b", 11)] {
             let at = Kept::At {
                 file: name.clone(),
