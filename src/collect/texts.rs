@@ -22,13 +22,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::SourceRef;
-use crate::spill::Log;
+use crate::spill::{Log, ReadAt};
 
 /// Where a selected text lies (from [`Texts::places`]).
 #[derive(Debug, Clone, Copy)]
@@ -202,10 +202,12 @@ impl Texts {
             .as_ref()
             .map_err(|e| std::io::Error::other(format!("{}: cannot open again: {e}", input.name)))?;
         buf.resize(len as usize, 0);
-        handle.read_exact_at(buf, offset).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => changed(),
-            _ => e,
-        })?;
+        ReadAt::new(handle, offset)
+            .read_exact(buf)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => changed(),
+                _ => e,
+            })?;
         // The text was a JSON object, so it starts and ends as one.
         if buf.first() != Some(&b'{') || buf.last() != Some(&b'}') {
             return Err(changed());
