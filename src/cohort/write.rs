@@ -39,7 +39,8 @@ fn out_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 fn create(dir: &Path, name: &str) -> Result<(PathBuf, BufWriter<File>)> {
     let path = dir.join(name);
     let file = File::create(&path).map_err(out_err(&path))?;
-    Ok((path, BufWriter::new(file)))
+    // Large writes: `sources.ndjson` can be as large as the input.
+    Ok((path, BufWriter::with_capacity(1 << 20, file)))
 }
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> RunError + '_ {
@@ -183,17 +184,39 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<
             .map_err(spill)?;
         let places = places.finish();
         let mut all = places.iter().map_err(spill)?;
+        // One line per resource: re-serialize compactly (pretty Bundle entries span lines),
+        // rendered on the read's threads a round at a time, written in key order.
+        let render = |_: &SourceRef, raw: &str, line: &mut Vec<u8>| {
+            let resource = crate::fhir::compact_json(raw);
+            let pieces: [&[u8]; 5] = [
+                b"{\"site\":",
+                site.as_bytes(),
+                b",\"resource\":",
+                resource.as_bytes(),
+                b"}\n",
+            ];
+            pieces.iter().for_each(|piece| line.extend_from_slice(piece));
+        };
+        let mut round: Vec<(SourceRef, Place)> = Vec::new();
+        let mut write_round = |round: &mut Vec<(SourceRef, Place)>| {
+            let written = part
+                .sources
+                .try_render_places(round, render, |bytes| w.write_all(bytes).map_err(out));
+            round.clear();
+            written
+        };
         while let Some((key, _, place)) = all.next().map_err(spill)? {
             while next.as_ref().is_some_and(|(i, k)| (*i, k) < (index, &key)) {
                 next = wanted.next().map_err(spill)?;
             }
             if next.as_ref().is_some_and(|(i, k)| *i == index && *k == key) {
-                let raw = part.sources.read(place_of(place)).map_err(spill)?;
-                // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
-                let resource = crate::fhir::compact_json(&raw);
-                writeln!(w, "{{\"site\":{site},\"resource\":{resource}}}").map_err(out)?;
+                round.push((key, place_of(place)));
+                if round.len() >= part.sources.render_round() {
+                    write_round(&mut round)?;
+                }
             }
         }
+        write_round(&mut round)?;
     }
     Ok(w.flush().map_err(out)?)
 }

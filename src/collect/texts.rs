@@ -4,11 +4,18 @@
 //! [`ReadOptions::spill_after`](crate::pipeline::ReadOptions::spill_after) bytes stay in
 //! memory; later texts are appended, with their key, to a `spill::Log` (an
 //! anonymous temporary file in `TMPDIR`), with nothing kept in memory for
-//! them: a 10 GB export costs no memory per relevant resource here. Reading
+//! them: a 10 GB export costs no memory per relevant resource here. A text
+//! that lies unchanged in a regular input file (a plain NDJSON line,
+//! [`Kept::At`]) is not copied at all: only where it lies is kept, and it is
+//! read there again when written out (at 100 % relevant that halves the
+//! bytes a run moves). Reading
 //! back is a sequential pass over the file, which is how outputs want them: all
 //! of them in the order they came ([`Texts::try_for_each`]), or the resources
-//! behind cohort rows in key order ([`Texts::try_for_each_selected`]: one pass
-//! to find them, then a positional read each, with only their keys held).
+//! behind cohort rows in key order: `cohort::write` sorts the places of
+//! [`Texts::try_for_each_place`] on disk, joins them with the keys it wants and
+//! renders those on the threads ([`Texts::try_render_places`]: a positional
+//! read each); [`Texts::try_for_each_selected`] does the same holding the
+//! chosen keys in memory.
 //! If the temporary file cannot be written, texts stay in memory and the
 //! caller is told once (see [`Texts::insert`]).
 //!
@@ -17,9 +24,14 @@
 //! written out by `cohort::write` and `export`.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
 
 use crate::domain::SourceRef;
-use crate::spill::Log;
+use crate::spill::{Log, ReadAt};
 
 /// Where a selected text lies (from [`Texts::places`]).
 #[derive(Debug, Clone, Copy)]
@@ -30,26 +42,64 @@ pub enum Place {
     Disk(u64, u64),
 }
 
-/// A spilled text's record: its key and its text.
-type Record = (SourceRef, String);
+/// A relevant resource's text as handed to [`Texts::insert`].
+#[derive(Debug)]
+pub enum Kept {
+    /// The text itself.
+    Text(String),
+    /// Where it lies, unchanged, in a regular input file (read there again
+    /// when written out; the file must not change during the run).
+    At {
+        /// The file, as the input named it (opened again by that name).
+        file: Arc<str>,
+        /// The text's first byte in the file.
+        offset: u64,
+        /// Its length in bytes.
+        len: u32,
+    },
+}
+
+/// A text held: itself, or where it lies in `Texts::files[file]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Held<T> {
+    Text(T),
+    At { file: u32, offset: u64, len: u32 },
+}
+
+/// A spilled text's record: its key and its text (or where it lies).
+type Record = (SourceRef, Held<String>);
 
 /// A record's key read in place (a [`SourceRef`]'s two fields, borrowed).
 type Key<'a> = (&'a str, &'a str);
+
+/// An input file texts lie in, opened again on the first read.
+#[derive(Debug)]
+struct Input {
+    name: Arc<str>,
+    open: OnceLock<Result<File, String>>,
+}
 
 /// Resource texts by `Type/id`.
 #[derive(Debug)]
 pub struct Texts {
     /// In the order inserted: `memory[..split]` came before every spilled
     /// text, `memory[split..]` (kept once the temporary file failed) after.
-    memory: Vec<(SourceRef, Box<str>)>,
+    memory: Vec<(SourceRef, Held<Box<str>>)>,
     /// `(key, text)` records, between the two parts of `memory`.
     spilled: Log,
     /// The length of `memory` when the first text went to disk.
     split: Option<usize>,
+    /// The input files [`Held::At`] texts lie in.
+    files: Vec<Input>,
     in_memory: usize,
     spill_after: usize,
     spill_failed: bool,
+    /// Threads [`Texts::try_render_places`] reads and renders on.
+    threads: usize,
 }
+
+/// Texts a thread of [`Texts::try_render_places`] renders at a time (about 1 MB at 1 kB each).
+const STRETCH: usize = 1024;
 
 impl Default for Texts {
     fn default() -> Self {
@@ -64,6 +114,8 @@ impl Texts {
             memory: Vec::new(),
             spilled: Log::default(),
             split: None,
+            files: Vec::new(),
+            threads: 1,
             in_memory: 0,
             spill_after,
             spill_failed: false,
@@ -74,11 +126,29 @@ impl Texts {
     /// `Collector` keeps the first copy of a resource). Returns the error met
     /// the first time the temporary file could not be created or written; the
     /// text is then kept in memory, as are all later ones.
-    pub fn insert(&mut self, key: SourceRef, text: String) -> Option<std::io::Error> {
+    pub fn insert(&mut self, key: SourceRef, text: impl Into<Kept>) -> Option<std::io::Error> {
+        let (held, size) = match text.into() {
+            Kept::Text(text) => {
+                let size = text.len();
+                (Held::Text(text), size)
+            }
+            Kept::At { file, offset, len } => {
+                // What it costs in memory: its entry and its key's text.
+                let size = std::mem::size_of::<(SourceRef, Held<Box<str>>)>() + key.resource_type.len() + key.id.len();
+                (
+                    Held::At {
+                        file: self.file_number(file),
+                        offset,
+                        len,
+                    },
+                    size,
+                )
+            }
+        };
         // Once one text is on disk, all later ones go there too: memory holds a prefix.
-        let fits = self.spilled.len() == 0 && self.in_memory.saturating_add(text.len()) <= self.spill_after;
+        let fits = self.spilled.len() == 0 && self.in_memory.saturating_add(size) <= self.spill_after;
         if !fits && !self.spill_failed {
-            let record = (key, text);
+            let record = (key, held);
             match self.spilled.push(&record) {
                 Ok(()) => {
                     self.split.get_or_insert(self.memory.len());
@@ -86,18 +156,79 @@ impl Texts {
                 }
                 Err(e) => {
                     self.spill_failed = true;
-                    self.keep(record.0, record.1);
+                    self.keep(record.0, record.1, size);
                     return Some(e);
                 }
             }
         }
-        self.keep(key, text);
+        self.keep(key, held, size);
         None
     }
 
-    fn keep(&mut self, key: SourceRef, text: String) {
-        self.in_memory += text.len();
-        self.memory.push((key, text.into_boxed_str()));
+    /// The number of input file `name` among those texts lie in.
+    fn file_number(&mut self, name: Arc<str>) -> u32 {
+        // Texts come file by file: the last one is nearly always it.
+        let found = self.files.iter().rposition(|f| f.name == name);
+        let n = found.unwrap_or_else(|| {
+            self.files.push(Input {
+                name,
+                open: OnceLock::new(),
+            });
+            self.files.len() - 1
+        });
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    fn keep(&mut self, key: SourceRef, held: Held<String>, size: usize) {
+        self.in_memory += size;
+        let held = match held {
+            Held::Text(text) => Held::Text(text.into_boxed_str()),
+            Held::At { file, offset, len } => Held::At { file, offset, len },
+        };
+        self.memory.push((key, held));
+    }
+
+    /// The text at `offset` in input file `file`, read into `buf`.
+    fn read_input<'b>(&self, file: u32, offset: u64, len: u32, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
+        let input = (self.files.get(file as usize)).ok_or_else(|| std::io::Error::other("text place out of range"))?;
+        let open = input
+            .open
+            .get_or_init(|| File::open(&*input.name).map_err(|e| e.to_string()));
+        let changed = || {
+            let msg = format!(
+                "{}: changed while being read (a resource read before is no longer there)",
+                input.name
+            );
+            std::io::Error::other(msg)
+        };
+        let handle = open
+            .as_ref()
+            .map_err(|e| std::io::Error::other(format!("{}: cannot open again: {e}", input.name)))?;
+        buf.resize(len as usize, 0);
+        ReadAt::new(handle, offset)
+            .read_exact(buf)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => changed(),
+                _ => e,
+            })?;
+        // The text was a JSON object, so it starts and ends as one.
+        if buf.first() != Some(&b'{') || buf.last() != Some(&b'}') {
+            return Err(changed());
+        }
+        simdutf8::basic::from_utf8(buf).map_err(|_| changed())
+    }
+
+    /// The text `held` stands for (read into `buf` when it lies in an input file).
+    fn text_of<'s, T: AsRef<str>>(&'s self, held: &'s Held<T>, buf: &'s mut Vec<u8>) -> std::io::Result<&'s str> {
+        match held {
+            Held::Text(text) => Ok(text.as_ref()),
+            Held::At { file, offset, len } => self.read_input(*file, *offset, *len, buf),
+        }
+    }
+
+    /// Sets the threads [`Texts::try_render_places`] uses (at least 1).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     /// How many texts are held.
@@ -135,17 +266,96 @@ impl Texts {
         wanted: impl Fn(&SourceRef) -> bool,
         mut f: impl FnMut(&SourceRef, &str) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut buf = Vec::new();
+        let (mut buf, mut input) = (Vec::new(), Vec::new());
         for (key, place) in self.places(wanted)? {
             match place {
                 Place::Disk(at, size) => {
-                    let (_, text): (Key<'_>, &str) = self.spilled.read_sized(at, size, &mut buf)?;
-                    f(&key, text)?;
+                    let (_, held): (Key<'_>, Held<&str>) = self.spilled.read_sized(at, size, &mut buf)?;
+                    f(&key, self.text_of(&held, &mut input)?)?;
                 }
-                Place::Memory(_) => f(&key, &self.read(place)?)?,
+                Place::Memory(i) => {
+                    let (_, held) = self
+                        .memory
+                        .get(i)
+                        .ok_or_else(|| std::io::Error::other("text place out of range"))?;
+                    f(&key, self.text_of(held, &mut input)?)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// As [`Texts::try_for_each_selected`], rendering each text into bytes
+    /// with `render` on up to the set threads (in stretches of [`STRETCH`]
+    /// texts, read and rendered side by side), then handing the stretches'
+    /// bytes to `write` in key order: the same bytes for any number of threads.
+    pub fn try_render_selected<E: From<std::io::Error>>(
+        &mut self,
+        wanted: impl Fn(&SourceRef) -> bool,
+        render: impl Fn(&SourceRef, &str, &mut Vec<u8>) + Sync,
+        write: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let places = self.places(wanted)?;
+        self.try_render_places(&places, render, write)
+    }
+
+    /// How many places one round of [`Texts::try_render_places`] spreads over the threads.
+    pub fn render_round(&self) -> usize {
+        STRETCH * self.threads.max(1)
+    }
+
+    /// The rendering of [`Texts::try_render_selected`] for places already chosen
+    /// (of [`Texts::places`] or [`Texts::try_for_each_place`]), in their order.
+    pub fn try_render_places<E: From<std::io::Error>>(
+        &self,
+        places: &[(SourceRef, Place)],
+        render: impl Fn(&SourceRef, &str, &mut Vec<u8>) + Sync,
+        mut write: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let render = &render;
+        let stretch = move |part: &[(SourceRef, Place)]| -> std::io::Result<Vec<u8>> {
+            let (mut out, mut buf, mut input) = (Vec::new(), Vec::new(), Vec::new());
+            for (key, place) in part {
+                render(key, self.text_at(*place, &mut buf, &mut input)?, &mut out);
+            }
+            Ok(out)
+        };
+        for round in places.chunks(self.render_round()) {
+            let mut parts = round.chunks(STRETCH);
+            let first = parts.next().unwrap_or_default();
+            let rendered: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|s| {
+                let others: Vec<_> = parts.map(|part| s.spawn(move || stretch(part))).collect();
+                let mut all = vec![stretch(first)];
+                for h in others {
+                    all.push(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+                }
+                all
+            });
+            for bytes in rendered {
+                write(&bytes?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The text at `place`, read into `buf` (a spilled record) or `input` (a text in an input file).
+    fn text_at<'s>(&'s self, place: Place, buf: &'s mut Vec<u8>, input: &'s mut Vec<u8>) -> std::io::Result<&'s str> {
+        let held = match place {
+            Place::Disk(at, size) => self.spilled.read_sized::<(Key<'_>, Held<&str>)>(at, size, buf)?.1,
+            Place::Memory(i) => match self.memory.get(i) {
+                Some((_, Held::Text(text))) => return Ok(&**text),
+                Some((_, Held::At { file, offset, len })) => Held::At {
+                    file: *file,
+                    offset: *offset,
+                    len: *len,
+                },
+                None => return Err(std::io::Error::other("text place out of range")),
+            },
+        };
+        match held {
+            Held::Text(text) => Ok(text),
+            Held::At { file, offset, len } => self.read_input(file, offset, len, input),
+        }
     }
 
     /// The keys `wanted` accepts with where their texts lie, in key order (a
@@ -157,7 +367,7 @@ impl Texts {
             .collect();
         self.spilled.flush()?;
         let mut records = self.spilled.reader::<Record>()?;
-        while let Some((at, size, (key, _))) = records.next_borrowed::<(SourceRef, &str)>()? {
+        while let Some((at, size, (key, _))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
             if wanted(&key) {
                 places.push((key, Place::Disk(at, size)));
             }
@@ -179,7 +389,7 @@ impl Texts {
         }
         self.spilled.flush()?;
         let mut records = self.spilled.reader::<Record>()?;
-        while let Some((at, size, (key, _))) = records.next_borrowed::<(SourceRef, &str)>()? {
+        while let Some((at, size, (key, _))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
             f(&key, Place::Disk(at, size))?;
         }
         Ok(())
@@ -187,16 +397,17 @@ impl Texts {
 
     /// The text at `place` (one of [`Texts::places`]).
     pub fn read(&self, place: Place) -> std::io::Result<std::borrow::Cow<'_, str>> {
+        let mut input = Vec::new();
         match place {
-            Place::Memory(i) => self
-                .memory
-                .get(i)
-                .map(|(_, text)| std::borrow::Cow::Borrowed(&**text))
-                .ok_or_else(|| std::io::Error::other("text place out of range")),
+            Place::Memory(i) => match self.memory.get(i) {
+                Some((_, Held::Text(text))) => Ok(std::borrow::Cow::Borrowed(&**text)),
+                Some((_, held)) => Ok(self.text_of(held, &mut input)?.to_string().into()),
+                None => Err(std::io::Error::other("text place out of range")),
+            },
             Place::Disk(at, size) => {
                 let mut buf = Vec::new();
-                let (_, text): (Key<'_>, &str) = self.spilled.read_sized(at, size, &mut buf)?;
-                Ok(text.to_string().into())
+                let (_, held): (Key<'_>, Held<&str>) = self.spilled.read_sized(at, size, &mut buf)?;
+                Ok(self.text_of(&held, &mut input)?.to_string().into())
             }
         }
     }
@@ -208,15 +419,25 @@ impl Texts {
         mut f: impl FnMut(&SourceRef, &str) -> Result<(), E>,
     ) -> Result<(), E> {
         let (before, after) = self.memory.split_at(self.split.unwrap_or(self.memory.len()));
-        for (key, text) in before {
-            f(key, text)?;
+        let mut input = Vec::new();
+        for (key, held) in before {
+            f(key, self.text_of(held, &mut input)?)?;
         }
         self.spilled.flush()?;
         let mut records = self.spilled.reader::<Record>()?;
-        while let Some((_, _, (key, text))) = records.next_borrowed::<(SourceRef, &str)>()? {
-            f(&key, text)?;
+        while let Some((_, _, (key, held))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
+            f(&key, self.text_of(&held, &mut input)?)?;
         }
-        after.iter().try_for_each(|(key, text)| f(key, text))
+        for (key, held) in after {
+            f(key, self.text_of(held, &mut input)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl From<String> for Kept {
+    fn from(text: String) -> Self {
+        Kept::Text(text)
     }
 }
 
@@ -231,10 +452,10 @@ mod tests {
     #[test]
     fn texts_past_the_limit_go_to_disk_and_come_back_in_key_order() {
         let mut texts = Texts::new(10);
-        assert!(texts.insert(key("c"), "{\"id\":\"c\"}".into()).is_none()); // 10 bytes: fits
-        assert!(texts.insert(key("a"), "{\"id\":\"a\",\"é\":1}".into()).is_none());
-        assert!(texts.insert(key("b"), "{\"id\":\"b\"}".into()).is_none());
-        assert!(texts.insert(key("d"), "{}".into()).is_none()); // would fit; after a spilled one
+        assert!(texts.insert(key("c"), "{\"id\":\"c\"}".to_string()).is_none()); // 10 bytes: fits
+        assert!(texts.insert(key("a"), "{\"id\":\"a\",\"é\":1}".to_string()).is_none());
+        assert!(texts.insert(key("b"), "{\"id\":\"b\"}".to_string()).is_none());
+        assert!(texts.insert(key("d"), "{}".to_string()).is_none()); // would fit; after a spilled one
         assert_eq!((texts.len(), texts.spilled()), (4, 3));
         let all = texts.select(|_| true).unwrap();
         let seen: Vec<String> = all.iter().map(|(k, t)| format!("{}={t}", k.id)).collect();
@@ -250,7 +471,7 @@ mod tests {
         let some = texts.select(|k| k.id == "b" || k.id == "c").unwrap();
         assert_eq!(some.keys().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
         // Reading back leaves the file ready for more.
-        assert!(texts.insert(key("0"), "{\"e\":1}".into()).is_none());
+        assert!(texts.insert(key("0"), "{\"e\":1}".to_string()).is_none());
         assert_eq!(texts.select(|k| k.id == "0").unwrap()[&key("0")], "{\"e\":1}");
         let mut order = Vec::new();
         texts
@@ -295,5 +516,36 @@ mod tests {
             texts.insert(key(&i.to_string()), "x".repeat(1000));
         }
         assert_eq!((texts.len(), texts.spilled()), (100, 0));
+    }
+
+    #[test]
+    fn texts_kept_as_places_are_read_in_their_file_and_a_changed_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.ndjson");
+        std::fs::write(&path, "{\"id\":\"a\"}\n{\"id\":\"b\"}\n").unwrap();
+        let name: Arc<str> = path.display().to_string().into();
+        // A place costs its entry and its key's bytes (about 84): `a` stays in memory, the rest go to disk.
+        let mut texts = Texts::new(120);
+        for (id, offset) in [("a", 0), ("b", 11)] {
+            let at = Kept::At {
+                file: name.clone(),
+                offset,
+                len: 10,
+            };
+            assert!(texts.insert(key(id), at).is_none());
+        }
+        assert!(texts.insert(key("c"), "{\"id\":\"c\"}".to_string()).is_none());
+        assert_eq!((texts.len(), texts.spilled()), (3, 2));
+        let all = texts.select(|_| true).unwrap();
+        let seen: Vec<String> = all.iter().map(|(k, t)| format!("{}={t}", k.id)).collect();
+        assert_eq!(seen, ["a={\"id\":\"a\"}", "b={\"id\":\"b\"}", "c={\"id\":\"c\"}"]);
+        let places = texts.places(|k| k.id == "b").unwrap();
+        assert_eq!(texts.read(places[0].1).unwrap(), "{\"id\":\"b\"}");
+        // The input cut short: said, not written out wrong.
+        std::fs::write(&path, "{\"id\":\"a\"}\n").unwrap();
+        let err = texts.select(|_| true).unwrap_err();
+        assert!(err.to_string().contains("changed while being read"), "{err}");
+        let err = texts.try_for_each(|_, _| Ok::<_, std::io::Error>(())).unwrap_err();
+        assert!(err.to_string().contains("changed while being read"), "{err}");
     }
 }

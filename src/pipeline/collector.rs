@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::collect::{Collected, OpenReferences, OpenRequest, PatientData, Patients, ReadStats, Texts};
+use crate::collect::{Collected, Kept, OpenReferences, OpenRequest, PatientData, Patients, ReadStats, Texts};
 use crate::domain::SourceRef;
 use crate::fhir::prefilter::Prefilter;
 use crate::fhir::source::Item;
@@ -55,6 +55,8 @@ pub struct Collector<'m> {
     spill: Spill,
     /// What references outside the input: kept (see [`Collector::keep_open`]) when `Some`.
     open: Option<OpenReferences>,
+    /// Threads the collected texts are written out on (see [`Texts::try_render_places`]).
+    threads: usize,
 }
 
 impl<'m> Collector<'m> {
@@ -79,7 +81,14 @@ impl<'m> Collector<'m> {
                 ..Spill::default()
             },
             open: None,
+            threads: 1,
         }
+    }
+
+    /// Writes the collected texts out on `threads` threads (default 1).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 
     /// Keeps a medication reference to a Medication not in the input, and
@@ -169,7 +178,7 @@ impl<'m> Collector<'m> {
     }
 
     /// Keeps what `out` gave, unless a resource of its `key` came before.
-    fn absorb(&mut self, out: Extracted, text: Option<String>, key: u128, subject: Option<String>) {
+    fn absorb(&mut self, out: Extracted, text: Option<Kept>, key: u128, subject: Option<String>) {
         let new = self.seen_ids.insert(key);
         for trouble in self.seen_ids.take_troubles() {
             self.issues.push(keys_issue(trouble));
@@ -250,6 +259,7 @@ impl<'m> Collector<'m> {
             runs = self.spill.runs.len(),
             "medication references resolved"
         );
+        self.sources.set_threads(self.threads);
         let counts = std::mem::take(&mut self.batch);
         self.stats.seen = counts.seen;
         self.stats.parsed = counts.parsed;

@@ -29,7 +29,10 @@ mod store;
 use collector::side::{read_side_file, Side};
 pub use collector::Collector;
 pub use parallel::ReadOptions;
-pub use store::{collect_store, collect_store_at, collect_store_site, collect_store_sites};
+pub use store::{
+    collect_store, collect_store_at, collect_store_at_with, collect_store_site, collect_store_site_with,
+    collect_store_sites,
+};
 
 /// Where the cohort pipeline reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +73,9 @@ pub fn collect_with(
         path: inputs_label(inputs),
         source: e,
     })?;
-    let mut collector = Collector::new(mappings).spill_after(opts.spill_after);
+    let mut collector = Collector::new(mappings)
+        .spill_after(opts.spill_after)
+        .threads(opts.threads);
     if opts.keep_open {
         collector = collector.keep_open();
     }
@@ -103,13 +108,9 @@ pub fn collect_with(
     for path in &plan.errors {
         read_side_file(path, &mut collector, Side::Error);
     }
-    if opts.threads <= 1 {
-        for path in &plan.files {
-            read_file(path, &mut collector, progress.clone());
-        }
-    } else {
-        parallel::read_files(&plan.files, &mut collector, opts, progress);
-    }
+    // One thread too: the cutter reads plain NDJSON in blocks, whose lines'
+    // texts are then kept as places in the file (see `collect::texts`).
+    parallel::read_files(&plan.files, &mut collector, opts, progress);
     let mut collected = collector.finish();
     collected.stats.files = plan.files.len() as u64;
     tracing::info!(

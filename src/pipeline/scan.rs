@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::collect::Kept;
 use crate::domain::SourceRef;
 use crate::fhir::parse::Parsed;
 use crate::fhir::peek::{classify, relevance, PeekError, Relevance};
@@ -31,8 +32,8 @@ pub enum Event {
         full_url: Option<String>,
         /// What the mapping rules made of it.
         out: Box<Extracted>,
-        /// Its raw JSON, kept only when it gave something.
-        text: Option<String>,
+        /// Its raw JSON (or where it lies in its file), kept only when it gave something.
+        text: Option<Kept>,
         /// Its [`resource_key`], for the duplicate check.
         key: u128,
         /// Its [`subject_key`], when it names a subject.
@@ -88,6 +89,12 @@ pub struct Scanner<'a> {
 
 /// Reads one item into `batch`.
 pub fn scan_item(scanner: Scanner<'_>, item: Item<'_>, batch: &mut Batch) {
+    scan_item_at(scanner, item, None, batch);
+}
+
+/// As [`scan_item`]; `at`: where the resource's text lies, unchanged, in
+/// its file (a regular file, read again there when the text is written out).
+pub fn scan_item_at(scanner: Scanner<'_>, item: Item<'_>, at: Option<u64>, batch: &mut Batch) {
     match item {
         Item::Unreadable {
             location,
@@ -105,7 +112,15 @@ pub fn scan_item(scanner: Scanner<'_>, item: Item<'_>, batch: &mut Batch) {
             location,
             text,
             full_url,
-        } => scan_resource(scanner, &location, text, full_url, batch),
+        } => {
+            let read = Read {
+                location: &location,
+                text,
+                full_url,
+                at,
+            };
+            scan_resource(scanner, read, batch);
+        }
         Item::NoResource { location } => {
             let msg = "Bundle entry with a request or response and no resource (batch/transaction); nothing to read";
             batch.issue(
@@ -118,7 +133,17 @@ pub fn scan_item(scanner: Scanner<'_>, item: Item<'_>, batch: &mut Batch) {
     }
 }
 
-fn scan_resource(scanner: Scanner<'_>, location: &Location, text: &str, full_url: Option<&str>, batch: &mut Batch) {
+/// A resource as read: where, its text, its entry's fullUrl, where its text lies in its file.
+#[derive(Clone, Copy)]
+struct Read<'r> {
+    location: &'r Location,
+    text: &'r str,
+    full_url: Option<&'r str>,
+    at: Option<u64>,
+}
+
+fn scan_resource(scanner: Scanner<'_>, read: Read<'_>, batch: &mut Batch) {
+    let Read { location, text, .. } = read;
     let Scanner {
         mappings,
         deleted,
@@ -143,9 +168,9 @@ fn scan_resource(scanner: Scanner<'_>, location: &Location, text: &str, full_url
                             resource,
                             lenient_note: None,
                         };
-                        extract_parsed(mappings, location, text, full_url, parsed, batch);
+                        extract_parsed(mappings, read, parsed, batch);
                     }
-                    None => parse_and_extract(mappings, location, text, full_url, batch),
+                    None => parse_and_extract(mappings, read, batch),
                 };
             }
         }
@@ -175,37 +200,30 @@ fn scan_resource(scanner: Scanner<'_>, location: &Location, text: &str, full_url
                 batch.events.push(Event::KnownMedication(id));
             }
         }
-        Relevance::Parse => parse_and_extract(mappings, location, text, full_url, batch),
+        Relevance::Parse => parse_and_extract(mappings, read, batch),
     }
 }
 
-fn parse_and_extract(
-    mappings: &MappingSet,
-    location: &Location,
-    text: &str,
-    full_url: Option<&str>,
-    batch: &mut Batch,
-) {
+fn parse_and_extract(mappings: &MappingSet, read: Read<'_>, batch: &mut Batch) {
     batch.parsed += 1;
-    let parsed = match crate::fhir::parse::resource(text) {
+    let parsed = match crate::fhir::parse::resource(read.text) {
         Ok(p) => p,
         Err(e) => {
             let msg = format!("not a valid FHIR R4 resource: {e}");
-            return batch.issue(Severity::Error, IssueCode::ParseError, location.to_string(), msg);
+            return batch.issue(Severity::Error, IssueCode::ParseError, read.location.to_string(), msg);
         }
     };
-    extract_parsed(mappings, location, text, full_url, parsed, batch);
+    extract_parsed(mappings, read, parsed, batch);
 }
 
 /// Extracts a parsed resource into `batch` (its issues, its text when it gave something).
-fn extract_parsed(
-    mappings: &MappingSet,
-    location: &Location,
-    text: &str,
-    full_url: Option<&str>,
-    parsed: Parsed,
-    batch: &mut Batch,
-) {
+fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: &mut Batch) {
+    let Read {
+        location,
+        text,
+        full_url,
+        at,
+    } = read;
     let out = extract::extract(&parsed.resource, mappings, &location.to_string());
     if let Some(note) = parsed.lenient_note {
         let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
@@ -233,8 +251,21 @@ fn extract_parsed(
         key: resource_key(&out.source),
         subject: out.subject.as_deref().map(subject_key),
         out: Box::new(out),
-        text: used.then(|| text.to_string()),
+        text: used.then(|| kept(location, text, at)),
     });
+}
+
+/// A used resource's text as the collector keeps it: where it lies in its
+/// file when the reader said so, else a copy.
+fn kept(location: &Location, text: &str, at: Option<u64>) -> Kept {
+    match (at, u32::try_from(text.len())) {
+        (Some(offset), Ok(len)) => Kept::At {
+            file: location.file.clone(),
+            offset,
+            len,
+        },
+        _ => Kept::Text(text.to_string()),
+    }
 }
 
 /// The `id` of a resource's JSON text.

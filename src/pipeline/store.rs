@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::Collector;
+use super::{Collector, ReadOptions};
 use crate::collect::Collected;
 use crate::fhir::source::{self, Item, Location};
 use crate::mapping::MappingSet;
@@ -14,7 +14,22 @@ use crate::store::StoreLocation;
 /// [`collect_store_sites`] does. A missing file is an input error (opening
 /// would create an empty store).
 pub fn collect_store_at(at: &StoreLocation, mappings: &MappingSet) -> crate::run_error::Result<Vec<Collected>> {
-    read_store_at(at, |store| collect_store_sites(store, &at.redacted(), mappings))
+    collect_store_at_with(at, mappings, ReadOptions::default())
+}
+
+/// As [`collect_store_at`], on `opts.threads` threads (any number gives the
+/// same result) with `opts`' block size and memory limit.
+pub fn collect_store_at_with(
+    at: &StoreLocation,
+    mappings: &MappingSet,
+    opts: ReadOptions,
+) -> crate::run_error::Result<Vec<Collected>> {
+    read_store_at(at, |store| {
+        let sites = store.sites()?;
+        let label = at.redacted();
+        let each = |site: &String| collect_store_site_with(store, site, &label, mappings, opts);
+        sites.iter().map(each).collect()
+    })
 }
 
 /// Opens the existing sync store at `at` and reads it with `read`; both
@@ -48,10 +63,8 @@ pub fn collect_store_sites(
     mappings: &MappingSet,
 ) -> Result<Vec<Collected>, crate::store::StoreError> {
     let sites = store.sites()?;
-    sites
-        .iter()
-        .map(|site| collect_store_site(store, site, label, mappings))
-        .collect()
+    let each = |site: &String| collect_store_site_with(store, site, label, mappings, ReadOptions::default());
+    sites.iter().map(each).collect()
 }
 
 /// Reads the resources of a store holding one site ([`collect_store_site`]);
@@ -69,30 +82,56 @@ pub fn collect_store(
     }
 }
 
-/// Reads every resource of `site` held in a sync store. Issue locations are
-/// `LABEL#entry[N]`, N the row's position in the site (ordered by type, id).
+/// Reads every resource of `site` held in a sync store on all available
+/// cores ([`collect_store_site_with`]).
 pub fn collect_store_site(
     store: &crate::store::Store,
     site: &str,
     label: &str,
     mappings: &MappingSet,
 ) -> Result<Collected, crate::store::StoreError> {
+    collect_store_site_with(store, site, label, mappings, ReadOptions::default())
+}
+
+/// Reads every resource of `site` held in a sync store. Issue locations are
+/// `LABEL#entry[N]`, N the row's position in the site (ordered by type, id).
+/// On more than one thread the rows are scanned in blocks by the others
+/// while this one reads them (`parallel::read_rows`): the same result.
+pub fn collect_store_site_with(
+    store: &crate::store::Store,
+    site: &str,
+    label: &str,
+    mappings: &MappingSet,
+    opts: ReadOptions,
+) -> Result<Collected, crate::store::StoreError> {
     // Memory as flat as a file's reading: texts and facts past the limit go to
     // temporary files (held in memory, they cost more in page faults than the spill does).
-    let mut collector = Collector::new(mappings).spill_after(super::ReadOptions::default().spill_after);
+    let mut collector = Collector::new(mappings)
+        .spill_after(opts.spill_after)
+        .threads(opts.threads);
+    if !opts.prefilter {
+        collector = collector.without_prefilter();
+    }
     let file: Arc<str> = label.into();
-    let mut index = 0usize;
-    store.for_each_in(site, |row| {
-        collector.accept(Item::Resource {
-            location: Location {
-                file: file.clone(),
-                pos: source::Pos::Entry(index),
-            },
-            text: &row.json,
-            full_url: None,
-        });
-        index += 1;
-    })?;
+    if opts.threads > 1 {
+        let chunk = opts.chunk_bytes.max(1);
+        super::parallel::read_rows(&mut collector, opts.threads, chunk, &file, |f| {
+            store.for_each_in(site, |row| f(&row.json))
+        })?;
+    } else {
+        let mut index = 0usize;
+        store.for_each_in(site, |row| {
+            collector.accept(Item::Resource {
+                location: Location {
+                    file: file.clone(),
+                    pos: source::Pos::Entry(index),
+                },
+                text: &row.json,
+                full_url: None,
+            });
+            index += 1;
+        })?;
+    }
     let mut collected = collector.finish();
     collected.stats.files = 1;
     collected.site = site.to_string();

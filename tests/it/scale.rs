@@ -250,3 +250,84 @@ fn a_bundle_from_a_pipe_is_read_whole_with_the_outputs_of_a_file() {
     let cut = cohort(&[&file], &tmp.path().join("cut"), &args);
     assert!(cut == want, "a regular file cut into pieces differs");
 }
+
+/// A sync store read on several threads (the reading thread cuts its rows
+/// into blocks the others scan) writes the bytes of one thread, whatever the
+/// block size and the memory limit.
+#[test]
+fn a_store_read_on_several_threads_writes_the_same_bytes_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("s.db");
+    let mut store = imnm_fhir::store::Store::open(&db).unwrap();
+    let mut rows = Vec::new();
+    bench_data::for_each(&Spec::registry(6_000, 50), |_, json| {
+        rows.push(serde_json::from_str::<serde_json::Value>(json).unwrap());
+    });
+    for page in rows.chunks(1000) {
+        store.write_page("reg", page).unwrap();
+    }
+    drop(store);
+    let run = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec!["cohort", "--no-publish", "--store", db.to_str().unwrap()];
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        let run = imnm(&args, tmp.path());
+        assert!(
+            matches!(run.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        outputs(&out)
+    };
+    let one = run("t1", &["--threads", "1"]);
+    let cases = String::from_utf8_lossy(&one.iter().find(|(n, _)| n == "cohort.csv").unwrap().1).to_string();
+    assert!(cases.lines().count() > 10, "{cases}");
+    for args in [
+        ["--threads", "2", "--chunk-bytes", "4096", "--spill-after-bytes", "0"],
+        ["--threads", "3", "--chunk-bytes", "1", "--spill-after-bytes", "5000"],
+    ] {
+        let many = run(&args.join(""), &args);
+        assert_eq!(one.len(), many.len());
+        for ((name, a), (_, b)) in one.iter().zip(&many) {
+            assert!(a == b, "{name} differs with {args:?}");
+        }
+    }
+}
+
+/// NDJSON from a pipe cannot be read again at an offset: its relevant
+/// resources' texts are kept as copies, and the outputs are a file's.
+#[cfg(unix)]
+#[test]
+fn ndjson_from_a_pipe_writes_the_outputs_of_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file").join("all.ndjson");
+    std::fs::create_dir(file.parent().unwrap()).unwrap();
+    bench_data::write_one_ndjson(&Spec::registry(3_000, 50), &file, None).unwrap();
+    let want = cohort(
+        &[&file],
+        &tmp.path().join("from-file"),
+        &["--threads", "1", "--relevant"],
+    );
+    assert!(want.iter().any(|(n, b)| n == "sources.ndjson" && b.len() > 10_000));
+    for threads in ["1", "2"] {
+        let pipe = tmp.path().join(format!("pipe{threads}")).join("all.ndjson");
+        std::fs::create_dir(pipe.parent().unwrap()).unwrap();
+        let c_path = std::ffi::CString::new(pipe.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let writer = {
+            let (pipe, file) = (pipe.clone(), file.clone());
+            std::thread::spawn(move || std::fs::write(pipe, std::fs::read(file).unwrap()))
+        };
+        let args = ["--threads", threads, "--relevant"];
+        let got = cohort(&[&pipe], &tmp.path().join(format!("out{threads}")), &args);
+        writer.join().unwrap().unwrap();
+        assert_eq!(got.len(), want.len());
+        for ((name, a), (_, b)) in want.iter().zip(&got) {
+            // Issues name the file they came from.
+            if name != "issues.ndjson" {
+                assert!(a == b, "{name} differs from a pipe, {threads} thread(s)");
+            }
+        }
+    }
+}

@@ -281,7 +281,8 @@ pub struct CohortArgs {
     /// tables imnm_cohort_* in SQLite).
     #[arg(long)]
     pub no_publish: bool,
-    /// Threads reading the input (default: the available cores). Any number gives the same outputs.
+    /// Threads reading the input, files or a store, and writing sources.ndjson (default: the
+    /// available cores). Any number gives the same outputs.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     /// Give every line the full narrow peek (serde) instead of skipping, after a one-pass syntax
@@ -292,7 +293,8 @@ pub struct CohortArgs {
     /// Accepted for compatibility: the prefilter is on by default and checks syntax.
     #[arg(long, hide = true, conflicts_with = "no_prefilter")]
     pub prefilter: bool,
-    /// Size in bytes of the blocks a plain NDJSON file is cut into for the threads (tests and tuning).
+    /// Size in bytes of the blocks a plain NDJSON file (or a store's rows) is cut into for the
+    /// threads (tests and tuning).
     #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_bytes: Option<u32>,
     /// About how many bytes of relevant resources' raw JSON, and as many of patients' facts, of

@@ -216,8 +216,9 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     let (store, link, mappings) = cohort_config(&args)?;
+    let opts = read_options(&args);
     if let Some(path) = &store {
-        let mut sites = pipeline::collect_store_at(path, &mappings)?;
+        let mut sites = pipeline::collect_store_at_with(path, &mappings, opts)?;
         if !args.site.is_empty() {
             let held: Vec<String> = sites.iter().map(|c| c.site.clone()).collect();
             if let Some(missing) = args.site.iter().find(|s| !held.contains(s)) {
@@ -253,6 +254,19 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     }
     let pb = progress_bar(total);
     tracing::info!(sites = groups.len(), bytes = total, "reading inputs");
+    let mut sites = Vec::with_capacity(groups.len());
+    for (site, paths) in groups {
+        let counter = pb.clone();
+        let mut collected = pipeline::collect_with(&paths, &mappings, opts, move |n| counter.inc(n))?;
+        collected.site = site;
+        sites.push(collected);
+    }
+    pb.finish_and_clear();
+    finish_cohort(sites, &mappings, &args, &link)
+}
+
+/// How `imnm cohort` reads its inputs (files or a store): threads, block size, prefilter, memory limit.
+fn read_options(args: &cli::CohortArgs) -> pipeline::ReadOptions {
     let mut opts = pipeline::ReadOptions::default();
     if let Some(n) = args.threads {
         opts.threads = usize::from(n);
@@ -264,15 +278,7 @@ fn cohort(args: cli::CohortArgs) -> Result<u8, Exit> {
     if let Some(n) = args.spill_after_bytes {
         opts.spill_after = usize::try_from(n).unwrap_or(usize::MAX);
     }
-    let mut sites = Vec::with_capacity(groups.len());
-    for (site, paths) in groups {
-        let counter = pb.clone();
-        let mut collected = pipeline::collect_with(&paths, &mappings, opts, move |n| counter.inc(n))?;
-        collected.site = site;
-        sites.push(collected);
-    }
-    pb.finish_and_clear();
-    finish_cohort(sites, &mappings, &args, &link)
+    opts
 }
 
 /// The store to read (`--store`, or `--config`'s), the identifier systems

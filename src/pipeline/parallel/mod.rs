@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 mod bundles;
+mod rows;
+
+pub(crate) use rows::read_rows;
 
 use super::scan::{self, Batch, Event, Scanner};
 use super::Collector;
@@ -83,6 +86,9 @@ enum Task {
         file: Arc<str>,
         first_line: u64,
         len: usize,
+        /// The block's first byte in its file, when it is a regular plain file
+        /// (the texts of its lines are then kept as places in it).
+        at: Option<u64>,
     },
     /// A piece of a Bundle, in the worker's block unless it is the rest of the file.
     Piece(bundles::PieceTask),
@@ -96,10 +102,7 @@ enum Task {
 /// What the workers share.
 struct Shared<'a, 'm> {
     cutter: Mutex<Cutter<'a>>,
-    order: Mutex<Order>,
-    /// Signalled when `order.next` moves on or the run stops.
-    advanced: Condvar,
-    collector: Mutex<&'a mut Collector<'m>>,
+    in_order: InOrder<'a, 'm>,
     /// At most this many tasks handed out past the next batch to apply.
     ahead: usize,
     /// The numbering of Bundle entries across pieces.
@@ -144,9 +147,7 @@ where
     let threads = opts.threads.max(1);
     let shared = Shared {
         cutter: Mutex::new(Cutter::new(files, opts.chunk_bytes.max(1), threads > 1)),
-        order: Mutex::new(Order::default()),
-        advanced: Condvar::new(),
-        collector: Mutex::new(collector),
+        in_order: InOrder::new(collector),
         ahead: AHEAD_PER_THREAD * threads,
         chains: bundles::Chains::default(),
     };
@@ -157,7 +158,11 @@ where
         }
         work(&shared, scanner, &progress);
     });
-    let order = shared.order.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let order = shared
+        .in_order
+        .order
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     order.most_waiting
 }
 
@@ -173,8 +178,7 @@ struct Leaving<'s, 'a, 'm>(&'s Shared<'a, 'm>);
 impl Drop for Leaving<'_, '_, '_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            lock(&self.0.order).stop = true;
-            self.0.advanced.notify_all();
+            self.0.in_order.stop();
             self.0.chains.stop();
         }
     }
@@ -185,28 +189,52 @@ fn work<P: Fn(u64) + Clone + 'static>(shared: &Shared<'_, '_>, scanner: Scanner<
     let mut block = Vec::new();
     while let Some((seq, task)) = shared.take(&mut block, progress) {
         let mut batch = Batch::default();
-        let mut sink = |item: Item<'_>| scan::scan_item(scanner, item, &mut batch);
         let issue = match task {
-            Task::Lines { file, first_line, len } => {
+            Task::Lines {
+                file,
+                first_line,
+                len,
+                at,
+            } => {
                 // A copy of the name per block: every line clones it, and one count
                 // shared by all workers would bounce between their cores.
                 let own: Arc<str> = Arc::from(&*file);
-                source::read_ndjson_from(own, &block[..len], first_line, &mut sink)
+                let lines = &block[..len];
+                let mut sink = |item: Item<'_>| {
+                    let place = match (&item, at) {
+                        (Item::Resource { text, .. }, Some(at)) => place_in(lines, text, at),
+                        _ => None,
+                    };
+                    scan::scan_item_at(scanner, item, place, &mut batch);
+                };
+                source::read_ndjson_from(own, lines, first_line, &mut sink)
                     .err()
                     .map(|e| unreadable(&file, &format!("read failed part-way: {e}")))
             }
             Task::Piece(piece) => {
+                let mut sink = |item: Item<'_>| scan::scan_item(scanner, item, &mut batch);
                 bundles::read(&shared.chains, piece, &mut block, progress, &mut sink);
                 None
             }
-            Task::File(path) => super::read_file_items(&path, progress.clone(), &mut sink),
+            Task::File(path) => {
+                let mut sink = |item: Item<'_>| scan::scan_item(scanner, item, &mut batch);
+                super::read_file_items(&path, progress.clone(), &mut sink)
+            }
             Task::Issue(issue) => Some(issue),
         };
         if let Some(issue) = issue {
             batch.events.push(Event::Issue(issue));
         }
-        shared.hand_in(seq, batch);
+        shared.in_order.hand_in(seq, batch);
     }
+}
+
+/// Where `text`, a slice of `block` (whose first byte is at `at` in its
+/// file), lies in the file; `None` when it is not in `block` (a copy).
+fn place_in(block: &[u8], text: &str, at: u64) -> Option<u64> {
+    let (start, p) = (block.as_ptr() as usize, text.as_ptr() as usize);
+    let inside = p >= start && p + text.len() <= start + block.len();
+    inside.then(|| at + (p - start) as u64)
 }
 
 impl Shared<'_, '_> {
@@ -216,15 +244,44 @@ impl Shared<'_, '_> {
         // The cutter stays locked while this worker waits: any other would wait too, and
         // the worker the wait is for only needs `order` to hand its batch in.
         let mut cutter = lock(&self.cutter);
-        let mut order = lock(&self.order);
+        let mut order = lock(&self.in_order.order);
         while cutter.seq >= order.next + self.ahead && !order.stop {
-            order = self.advanced.wait(order).unwrap_or_else(PoisonError::into_inner);
+            order = self
+                .in_order
+                .advanced
+                .wait(order)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         if order.stop {
             return None;
         }
         drop(order);
         cutter.next(block, progress, self.chains.broken.load(Ordering::Relaxed))
+    }
+}
+
+/// Batches applied to the collector in their numbers' order, by whichever
+/// thread hands in the one due.
+pub(super) struct InOrder<'a, 'm> {
+    order: Mutex<Order>,
+    /// Signalled when `order.next` moves on or the run stops.
+    advanced: Condvar,
+    collector: Mutex<&'a mut Collector<'m>>,
+}
+
+impl<'a, 'm> InOrder<'a, 'm> {
+    fn new(collector: &'a mut Collector<'m>) -> Self {
+        Self {
+            order: Mutex::new(Order::default()),
+            advanced: Condvar::new(),
+            collector: Mutex::new(collector),
+        }
+    }
+
+    /// Stops the run: no more tasks are taken.
+    fn stop(&self) {
+        lock(&self.order).stop = true;
+        self.advanced.notify_all();
     }
 
     /// Files batch `seq`, and applies every batch now due unless another worker is at it.
@@ -336,6 +393,11 @@ struct Open {
     done: bool,
     /// The read failure to hand out after the lines read before it.
     failed: Option<Issue>,
+    /// Bytes read from a regular plain file so far (`None`: gzip or not a
+    /// regular file, whose texts are not read again in place).
+    read: Option<u64>,
+    /// The current block's first byte in the file, when `read` is kept.
+    block_at: Option<u64>,
 }
 
 /// Where a file's bytes come from.
@@ -367,6 +429,8 @@ impl Read for Tally {
 impl Open {
     fn new(name: Arc<str>, path: &std::path::Path, gzip: bool) -> std::io::Result<Self> {
         let file = std::fs::File::open(path)?;
+        // Only a regular file can be read again at an offset (not a pipe).
+        let regular = !gzip && file.metadata()?.is_file();
         let reader = if gzip {
             let read = Arc::new(AtomicU64::new(0));
             let inner = Box::new(source::gunzip(Tally(file, read.clone())));
@@ -381,6 +445,8 @@ impl Open {
             first_line: 1,
             done: false,
             failed: None,
+            read: regular.then_some(0),
+            block_at: None,
         })
     }
 
@@ -396,7 +462,9 @@ impl Open {
                 block.resize(want, 0);
             }
             block[..start].copy_from_slice(&self.carry);
+            self.block_at = self.read.map(|read| read - start as u64);
             let (filled, result) = self.reader.fill(&mut block[..want], start, progress);
+            self.read = self.read.map(|read| read + (filled - start) as u64);
             let eof = match result {
                 Ok(eof) => eof,
                 Err(e) => {
@@ -438,7 +506,13 @@ impl Open {
         let first_line = self.first_line;
         self.first_line += memchr::memchr_iter(b'\n', &block[..len]).count() as u64;
         let file = self.name.clone();
-        Some(Task::Lines { file, first_line, len })
+        let at = self.block_at;
+        Some(Task::Lines {
+            file,
+            first_line,
+            len,
+            at,
+        })
     }
 }
 
