@@ -3,14 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::manifest::{Manifest, FORMAT};
 use super::sink::Sink;
 use super::{cohort_csv, write_file, write_table1, ExportError};
 use crate::collect::texts::Place;
-use crate::deid::transform::{onset_age_extension, Dropped, Links};
-use crate::deid::{DeidRules, Deidentifier, Profile, RulesFired, SiteKey};
+use crate::deid::transform::{Dropped, Links};
+use crate::deid::{Applied, DeidRules, Deidentifier, Profile, RulesFired, Scratch, SiteKey};
 use crate::domain::{CaseRow, SourceRef};
 use crate::fhir::reference::{self, Ref};
 use crate::mapping::MappingSet;
@@ -90,13 +90,15 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     };
     let Written { sink, dropped, fired } = work.run(&jobs, threads).map_err(spill)?;
     let mut recount = super::recount::Recount::new(mappings, &opts.out.join("bundle.json"), threads);
-    let counts = sink.finish(&opts.out, |texts| recount.feed(texts))?;
+    let mut hashes = super::hashed::Hashes::default();
+    let counts = sink.finish(&opts.out, &mut hashes, |texts| recount.feed(texts))?;
     let mut rows = recount.rows()?;
     for r in &mut rows {
         r.site.clone_from(&opts.site);
     }
-    write_file(&opts.out, "cohort.csv", &cohort_csv(&rows, &mappings.dictionary))?;
-    write_table1(&opts.out, &rows, &mappings.dictionary, opts.min_cell)?;
+    let csv = cohort_csv(&rows, &mappings.dictionary);
+    write_file(&opts.out, "cohort.csv", &csv, &mut hashes)?;
+    write_table1(&opts.out, &rows, &mappings.dictionary, opts.min_cell, &mut hashes)?;
     let manifest = Manifest {
         format: FORMAT.into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -113,7 +115,7 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
         dropped,
         files: BTreeMap::new(),
     };
-    let manifest = manifest.seal_and_write(&opts.out)?;
+    let manifest = manifest.seal_and_write(&opts.out, hashes)?;
     Ok(ExportSummary { manifest, issues })
 }
 
@@ -123,16 +125,6 @@ enum Text<'a> {
     Stored(Place),
     /// Made by the export (a finding read from text, see `derived`).
     Made(&'a str),
-}
-
-/// What the de-identification of one resource gave.
-enum Outcome {
-    /// Its type, pseudonym and compact JSON.
-    Kept(String, String, String),
-    /// Left out, and why.
-    Dropped(Dropped),
-    /// Not JSON (counted as `dropped:unparseable`).
-    Unparseable,
 }
 
 /// The de-identification of the selected resources.
@@ -160,14 +152,14 @@ impl Work<'_> {
     fn run(&self, jobs: &[(&SourceRef, Text<'_>)], threads: usize) -> std::io::Result<Written> {
         let mut written = Written::default();
         for stretch in jobs.chunks(STRETCH) {
-            let (outcomes, fired) =
-                super::par::map_in_order(stretch, threads, |_, (src, text), fired| self.one(src, text, fired));
-            fired.into_iter().for_each(|f| written.fired.add(f));
+            let (outcomes, scratches) =
+                super::par::map_in_order(stretch, threads, |_, (src, text), scratch| self.one(src, text, scratch));
+            scratches.into_iter().for_each(|s| written.fired.add(s.fired));
             for outcome in outcomes {
                 match outcome? {
-                    Outcome::Kept(t, pseudonym, line) => written.sink.push(&t, &pseudonym, &line)?,
-                    Outcome::Dropped(d) => written.dropped.push(d),
-                    Outcome::Unparseable => {}
+                    Applied::Kept(d) => written.sink.push(&d.resource_type, &d.pseudonym, &d.json)?,
+                    Applied::Dropped(d) => written.dropped.push(d),
+                    Applied::Unparseable => {}
                 }
             }
         }
@@ -175,24 +167,12 @@ impl Work<'_> {
     }
 
     /// De-identifies one source resource (reading its text back can fail).
-    fn one(&self, src: &SourceRef, text: &Text<'_>, fired: &mut RulesFired) -> std::io::Result<Outcome> {
+    fn one(&self, src: &SourceRef, text: &Text<'_>, scratch: &mut Scratch) -> std::io::Result<Applied> {
         let raw = match text {
             Text::Stored(place) => self.sources.read(*place)?,
             Text::Made(raw) => std::borrow::Cow::Borrowed(*raw),
         };
-        let Ok(value) = serde_json::from_str::<Value>(&raw) else {
-            fired.fire("dropped:unparseable");
-            return Ok(Outcome::Unparseable);
-        };
-        Ok(match self.deid.apply(&value, fired) {
-            Ok(mut d) => {
-                if let (Some(age), Some(obj)) = (self.ages.get(src), d.resource.as_object_mut()) {
-                    obj.insert("extension".into(), json!([onset_age_extension(*age, fired)]));
-                }
-                Outcome::Kept(d.resource_type, d.pseudonym, d.resource.to_string())
-            }
-            Err(d) => Outcome::Dropped(d),
-        })
+        Ok(self.deid.apply_text(&raw, self.ages.get(src).copied(), scratch))
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::manifest::{hash_files, Manifest};
+use super::manifest::{hash_files_with, Manifest};
 use super::{cohort_csv, write_file, write_table1, ExportError};
 use crate::domain::CaseRow;
 use crate::mapping::MappingSet;
@@ -116,8 +116,9 @@ pub fn merge(
         }
     }
     let all: Vec<CaseRow> = sites.iter().flat_map(|(_, rows, _)| rows.iter().cloned()).collect();
-    write_file(out, "cohort.csv", &cohort_csv(&all, &mappings.dictionary))?;
-    write_table1(out, &all, &mappings.dictionary, min_cell)?;
+    let mut hashes = super::hashed::Hashes::default();
+    write_file(out, "cohort.csv", &cohort_csv(&all, &mappings.dictionary), &mut hashes)?;
+    write_table1(out, &all, &mappings.dictionary, min_cell, &mut hashes)?;
     let first = sites.first().map(|(m, _, _)| m.clone());
     let mut manifest = MergedManifest {
         format: "imnm-merged-cohort".into(),
@@ -137,12 +138,13 @@ pub fn merge(
         cases: all.len() as u64,
         files: BTreeMap::new(),
     };
-    manifest.files = hash_files(out)?;
+    manifest.files = hash_files_with(out, hashes)?;
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| ExportError::Output {
         path: out.join("manifest.json"),
         source: e.into(),
     })?;
-    write_file(out, "manifest.json", &(text + "\n"))?;
+    let path = out.join("manifest.json");
+    std::fs::write(&path, text + "\n").map_err(super::out_err(&path))?;
     Ok(manifest)
 }
 

@@ -14,6 +14,7 @@
 pub mod bundle;
 pub mod datecheck;
 mod derived;
+mod hashed;
 pub mod manifest;
 pub mod merge;
 mod par;
@@ -23,6 +24,8 @@ mod sink;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
+
+use crate::deid::json::Json;
 
 pub use bundle::{export, rerun, rerun_file, ExportOptions, ExportSummary};
 pub use manifest::Manifest;
@@ -86,13 +89,15 @@ fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
     }
 }
 
-/// Writes `text` to `dir/name`, creating parent folders.
-fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), ExportError> {
+/// Writes `text` to `dir/name`, creating parent folders; its SHA-256 goes into `hashes`.
+fn write_file(dir: &Path, name: &str, text: &str, hashes: &mut hashed::Hashes) -> Result<(), ExportError> {
     let path = dir.join(name);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(out_err(parent))?;
     }
-    std::fs::write(&path, text).map_err(out_err(&path))
+    std::fs::write(&path, text).map_err(out_err(&path))?;
+    hashes.insert(dir, &path, crate::deid::key::sha256_hex(text.as_bytes()));
+    Ok(())
 }
 
 /// Calls `f` with each line of the file at `path` (1-based number, text
@@ -111,7 +116,10 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str)) -> std::io::Result
         n += 1;
         let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        f(n, &String::from_utf8_lossy(line));
+        match simdutf8::basic::from_utf8(line) {
+            Ok(text) => f(n, text),
+            Err(_) => f(n, &String::from_utf8_lossy(line)),
+        }
     }
 }
 
@@ -119,7 +127,7 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str)) -> std::io::Result
 /// text as read and its JSON), one at a time as `imnm cohort` reads Bundles.
 /// False when the file is not a readable Bundle (a piece that is not JSON, or
 /// a single resource).
-fn for_each_entry(path: &Path, mut f: impl FnMut(&str, &serde_json::Value)) -> bool {
+fn for_each_entry(path: &Path, mut f: impl FnMut(&str, &Json<'_>)) -> bool {
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
@@ -128,7 +136,7 @@ fn for_each_entry(path: &Path, mut f: impl FnMut(&str, &serde_json::Value)) -> b
     crate::fhir::source::read_json(name, std::io::BufReader::new(file), &mut |item| match item {
         crate::fhir::item::Item::Resource { location, text, .. } => {
             let whole = location.pos == crate::fhir::item::Pos::Whole;
-            match serde_json::from_str::<serde_json::Value>(text) {
+            match Json::parse(text) {
                 Ok(v) if !whole => f(text, &v),
                 _ => readable = false,
             }
@@ -155,19 +163,20 @@ fn cohort_csv(rows: &[crate::domain::CaseRow], dictionary: &crate::domain::Dicti
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-/// Writes `table1.md` and `table1.json` with suppression.
+/// Writes `table1.md` and `table1.json` with suppression (their hashes into `hashes`).
 fn write_table1(
     dir: &Path,
     rows: &[crate::domain::CaseRow],
     dictionary: &crate::domain::Dictionary,
     min_cell: u64,
+    hashes: &mut hashed::Hashes,
 ) -> Result<(), ExportError> {
     use crate::cohort::suppress::{suppress, to_markdown};
     let t = suppress(&crate::cohort::table1::table1(rows, dictionary), min_cell);
-    write_file(dir, "table1.md", &to_markdown(&t, min_cell))?;
+    write_file(dir, "table1.md", &to_markdown(&t, min_cell), hashes)?;
     let json = serde_json::to_string_pretty(&t).map_err(|e| ExportError::Output {
         path: dir.join("table1.json"),
         source: e.into(),
     })?;
-    write_file(dir, "table1.json", &(json + "\n"))
+    write_file(dir, "table1.json", &(json + "\n"), hashes)
 }
