@@ -94,6 +94,13 @@ impl Log {
     }
 
     /// The record at byte offset `pos` (a [`Reader::position`]).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "no caller outside the tests since the export's sink keeps raw texts"
+        )
+    )]
     pub(crate) fn read_at<T: DeserializeOwned>(&self, pos: u64) -> std::io::Result<T> {
         let file = self
             .flushed()?

@@ -6,21 +6,25 @@
 //! `deid/rules.toml` ([`rules`]) and applying all of them to one resource
 //! while counting which rule fired ([`transform`]).
 //!
-//! It works on `serde_json::Value` because it must see elements the fhirbolt
-//! model would reject or normalize. It must not decide which resources belong
+//! It works on plain JSON (a tree borrowing from the resource's text,
+//! `json`) because it must see elements the fhirbolt model would reject or
+//! normalize. It must not decide which resources belong
 //! to a bundle, write files or compute tables: that is `export/`. Messages
 //! and errors never carry identifiers, names, dates or the key.
 
 pub(crate) mod dates;
+pub(crate) mod json;
 pub mod key;
 pub mod rules;
+pub mod scratch;
 pub mod transform;
 
 use std::path::PathBuf;
 
 pub use key::SiteKey;
 pub use rules::{DeidRules, Profile};
-pub use transform::{Deidentified, Deidentifier, RulesFired};
+pub use scratch::Scratch;
+pub use transform::{Applied, Deidentified, Deidentifier, RulesFired};
 
 /// The de-identification rules built into the binary.
 pub const BUILTIN_RULES: &str = include_str!("../../deid/rules.toml");

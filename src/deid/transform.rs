@@ -1,5 +1,12 @@
 //! Applying the rules to one resource: allow-list, pseudonyms, date shift,
 //! free-text reduction, age pooling, ZIP3; counting every rule that fired.
+//!
+//! A resource is read from its text into a borrowed tree ([`super::json`])
+//! and its de-identified JSON is written straight out while walking it: no
+//! tree of the result is built. The bytes are those `serde_json::Value`
+//! gives (an ordered map): members in their source order, the new `id` in
+//! the place of the old one (else last), removed members and members left
+//! empty (`{}`, `[]`) leaving nothing behind.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +14,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::dates::{shift, shifted_year, Shifted};
+use super::json::{write_str, Json};
 use super::rules::{Allowed, DeidRules, Profile};
+use super::scratch::Scratch;
 use super::SiteKey;
 use crate::domain::SourceRef;
 use crate::fhir::reference::{self, Ref};
@@ -55,8 +64,19 @@ pub struct Deidentified {
     pub resource_type: String,
     /// Its new id.
     pub pseudonym: String,
-    /// The resource.
-    pub resource: Value,
+    /// The resource's compact JSON (one line).
+    pub json: String,
+}
+
+/// What de-identifying one resource's text gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// Kept, de-identified.
+    Kept(Deidentified),
+    /// Left out, and why.
+    Dropped(Dropped),
+    /// Not JSON (counted as `dropped:unparseable`).
+    Unparseable,
 }
 
 /// A resource left out of the bundle, named by type and pseudonym only.
@@ -117,17 +137,31 @@ enum Parent<'a> {
     Other,
 }
 
-struct Ctx<'f> {
-    resource_type: String,
+struct Ctx<'s> {
+    resource_type: &'s str,
     offset: Option<i64>,
-    fired: &'f mut RulesFired,
+    scratch: &'s mut Scratch,
 }
 
 impl Ctx<'_> {
+    fn fire(&mut self, rule: &str) {
+        self.scratch.fired.fire(rule);
+    }
+
     fn removed(&mut self, key: &str) {
         let named = NAMED_REMOVALS.iter().find(|r| r.strip_prefix("removed:") == Some(key));
-        self.fired.fire(named.copied().unwrap_or("removed:other"));
+        self.fire(named.copied().unwrap_or("removed:other"));
     }
+}
+
+/// What the resource's own top level gets besides its walked members.
+struct Root<'r> {
+    /// Its new id, in the place of the old one (else last).
+    pseudonym: &'r str,
+    /// The onset-age extension, in the place of a kept `extension` (else last).
+    extension: Option<Value>,
+    /// A Condition: its `onsetAge` is pooled.
+    condition: bool,
 }
 
 /// Applies the rules with one key, profile and mapping set.
@@ -169,300 +203,457 @@ impl<'a> Deidentifier<'a> {
     }
 
     /// The patient a resource belongs to (its own id for a Patient).
-    pub fn patient_of(&self, resource: &Value) -> Option<String> {
-        if resource["resourceType"] == "Patient" {
-            return resource["id"].as_str().map(str::to_string);
+    fn patient_of(&self, resource: &Json<'_>) -> Option<String> {
+        if resource.get("resourceType").and_then(Json::as_str) == Some("Patient") {
+            return resource.get("id").and_then(Json::as_str).map(str::to_string);
         }
-        ["subject", "patient"]
-            .iter()
-            .find_map(|k| match self.target(resource[*k]["reference"].as_str()?) {
+        ["subject", "patient"].iter().find_map(|k| {
+            let r = resource.get(k)?.get("reference")?.as_str()?;
+            match self.target(r) {
                 Some((resource_type, id)) if resource_type == "Patient" => Some(id),
                 _ => None,
-            })
+            }
+        })
     }
 
-    /// De-identifies one resource, or says why it is dropped.
-    pub fn apply(&self, resource: &Value, fired: &mut RulesFired) -> Result<Deidentified, Dropped> {
-        let resource_type = resource["resourceType"].as_str().unwrap_or("").to_string();
-        let id = resource["id"].as_str().unwrap_or("");
-        let pseudonym = self.key.pseudonym(&resource_type, id);
-        let dropped = |rule: &'static str, fired: &mut RulesFired| {
-            fired.fire(rule);
+    /// De-identifies the resource whose JSON text is `raw`, or says why it is
+    /// left out. `onset_age` (completed years) adds the onset-age extension
+    /// ([`onset_age_extension`]) in the place of any kept `extension`.
+    /// `scratch` counts the rules fired and remembers pseudonyms between calls.
+    pub fn apply_text(&self, raw: &str, onset_age: Option<u32>, scratch: &mut Scratch) -> Applied {
+        let Ok(resource) = Json::parse(raw) else {
+            scratch.fired.fire("dropped:unparseable");
+            return Applied::Unparseable;
+        };
+        match self.apply(&resource, onset_age, scratch) {
+            Ok(d) => Applied::Kept(d),
+            Err(d) => Applied::Dropped(d),
+        }
+    }
+
+    fn apply(
+        &self,
+        resource: &Json<'_>,
+        onset_age: Option<u32>,
+        scratch: &mut Scratch,
+    ) -> Result<Deidentified, Dropped> {
+        let resource_type = resource.get("resourceType").and_then(Json::as_str).unwrap_or("");
+        let id = resource.get("id").and_then(Json::as_str).unwrap_or("");
+        let pseudonym = self.key.pseudonym(resource_type, id);
+        let dropped = |rule: &'static str, scratch: &mut Scratch| {
+            scratch.fired.fire(rule);
             Dropped {
-                resource_type: resource_type.clone(),
+                resource_type: resource_type.to_string(),
                 pseudonym: pseudonym.clone(),
                 rule: rule.to_string(),
             }
         };
-        if !self.rules.knows(&resource_type) {
-            return Err(dropped("dropped:type-not-allowed", fired));
+        if !self.rules.knows(resource_type) {
+            return Err(dropped("dropped:type-not-allowed", scratch));
         }
         if has_modifier_extension(resource) {
-            return Err(dropped("dropped:modifier-extension", fired));
+            return Err(dropped("dropped:modifier-extension", scratch));
         }
-        let Some(obj) = resource.as_object() else {
-            return Err(dropped("dropped:not-an-object", fired));
+        let Json::Object(members) = resource else {
+            return Err(dropped("dropped:not-an-object", scratch));
         };
+        let max = self.rules.max_offset_days;
         let offset = self
             .patient_of(resource)
-            .map(|p| self.key.offset_days(&p, self.rules.max_offset_days));
-        let mut ctx = Ctx {
-            resource_type: resource_type.clone(),
-            offset,
-            fired,
+            .map(|p| scratch.offset_days(self.key, &p, max));
+        let extension = onset_age.map(|age| Value::Array(vec![onset_age_extension(age, &mut scratch.fired)]));
+        let mut root = Root {
+            pseudonym: &pseudonym,
+            extension,
+            condition: resource_type == "Condition",
         };
-        let mut out = self.walk(&mut ctx, obj, "", false);
-        out.insert("id".into(), Value::String(pseudonym.clone()));
-        ctx.fired.fire("id-pseudonymized");
-        if resource_type == "Condition" {
-            pool_onset_age(&mut out, ctx.fired);
-        }
-        Ok(Deidentified {
+        let mut ctx = Ctx {
             resource_type,
-            pseudonym,
-            resource: Value::Object(out),
+            offset,
+            scratch,
+        };
+        let mut out = Vec::with_capacity(256);
+        self.walk(&mut ctx, members, &mut String::new(), false, Some(&mut root), &mut out);
+        ctx.fire("id-pseudonymized");
+        Ok(Deidentified {
+            resource_type: resource_type.to_string(),
+            pseudonym: pseudonym.clone(),
+            // The walk writes JSON of UTF-8 strings only.
+            json: String::from_utf8(out).unwrap_or_default(),
         })
     }
 
-    fn walk(&self, ctx: &mut Ctx<'_>, obj: &Map<String, Value>, path: &str, whole: bool) -> Map<String, Value> {
+    /// Writes the kept members of `obj` (at dotted `path`, kept whole when
+    /// `whole`) as a JSON object to `out`; false when none is kept (`{}`).
+    /// `root`: the resource's own top level.
+    fn walk(
+        &self,
+        ctx: &mut Ctx<'_>,
+        obj: &[(std::borrow::Cow<'_, str>, Json<'_>)],
+        path: &mut String,
+        whole: bool,
+        mut root: Option<&mut Root<'_>>,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let parent = parent_kind(obj, path);
-        let mut out = Map::new();
+        let top = path.is_empty();
+        let (mut kept, mut id_done, mut extension_done) = (0usize, false, false);
+        out.push(b'{');
         for (k, v) in obj {
-            if path.is_empty() && k == "resourceType" {
-                out.insert(k.clone(), v.clone());
+            let mark = out.len();
+            if kept > 0 {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            let at = out.len();
+            if top && k == "resourceType" {
+                v.write(out);
+                kept += 1;
                 continue;
             }
-            let child = if path.is_empty() {
-                k.clone()
-            } else {
-                let mut c = String::with_capacity(path.len() + 1 + k.len());
-                c.push_str(path);
-                c.push('.');
-                c.push_str(k);
-                c
-            };
+            let len = path.len();
+            if !top {
+                path.push('.');
+            }
+            path.push_str(k);
             let child_whole = whole || {
-                match self.rules.allowed(&ctx.resource_type, &child, self.profile) {
+                match self.rules.allowed(ctx.resource_type, path, self.profile) {
                     Allowed::Whole => true,
                     Allowed::Partly => false,
                     Allowed::No => {
                         ctx.removed(k);
+                        path.truncate(len);
+                        out.truncate(mark);
                         continue;
                     }
                 }
             };
-            match self.element(ctx, k, v, &child, child_whole, parent) {
-                Some(Value::Object(o)) if o.is_empty() => {}
-                Some(Value::Array(a)) if a.is_empty() => {}
-                Some(v) => {
-                    out.insert(k.clone(), v);
+            let written = self.element(ctx, k, v, path, child_whole, parent, out);
+            path.truncate(len);
+            if !written {
+                out.truncate(mark);
+                continue;
+            }
+            kept += 1;
+            if let Some(root) = root.as_deref_mut() {
+                match k.as_ref() {
+                    "id" => {
+                        out.truncate(at);
+                        write_str(out, root.pseudonym);
+                        id_done = true;
+                    }
+                    "extension" if root.extension.is_some() => {
+                        out.truncate(at);
+                        write_value(out, root.extension.as_ref());
+                        extension_done = true;
+                    }
+                    "onsetAge" if root.condition => pool_written_onset_age(out, at, &mut ctx.scratch.fired),
+                    _ => {}
                 }
-                None => {}
             }
         }
-        out
+        if let Some(root) = root {
+            if !id_done {
+                kept += member(out, kept, "id", |out| write_str(out, root.pseudonym));
+            }
+            if !extension_done && root.extension.is_some() {
+                kept += member(out, kept, "extension", |out| write_value(out, root.extension.as_ref()));
+            }
+        }
+        out.push(b'}');
+        kept > 0
     }
 
+    /// Writes the kept form of member `k` (value `v`, at dotted `path`) to
+    /// `out`; false (with `out` possibly holding a part of it) when nothing
+    /// or an empty object or array is kept.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the walk's state, passed down as the Value walk passed it"
+    )]
     fn element(
         &self,
         ctx: &mut Ctx<'_>,
         k: &str,
-        v: &Value,
-        path: &str,
+        v: &Json<'_>,
+        path: &mut String,
         whole: bool,
         parent: Parent<'_>,
-    ) -> Option<Value> {
+        out: &mut Vec<u8>,
+    ) -> bool {
         match (k, parent) {
-            ("extension", _) => return self.extensions(ctx, v),
-            ("text", Parent::Concept) | ("valueString", _) => return self.text(ctx, v),
-            ("text", _) if v.is_object() => {
+            ("extension", _) => return self.extensions(ctx, v, out),
+            ("text", Parent::Concept) | ("valueString", _) => return self.text(ctx, v, out),
+            ("text", _) if matches!(v, Json::Object(_)) => {
                 ctx.removed("text");
-                return None;
+                return false;
             }
-            ("display", Parent::Coding(code)) => return self.display(ctx, v, code),
+            ("display", Parent::Coding(code)) => return self.display(ctx, v, code, out),
             ("display", Parent::Reference) | ("identifier", Parent::Reference) => {
-                ctx.fired.fire("removed:reference-display");
-                return None;
+                ctx.fire("removed:reference-display");
+                return false;
             }
-            ("reference", Parent::Reference) => return self.reference(ctx, v),
-            ("contained", _) => return self.contained(ctx, v),
-            ("postalCode", _) => return self.zip(ctx, v),
-            ("birthDate", _) => return self.birth_date(ctx, v),
+            ("reference", Parent::Reference) => return self.reference(ctx, v, out),
+            ("contained", _) => return self.contained(ctx, v, out),
+            ("postalCode", _) => return self.zip(ctx, v, out),
+            ("birthDate", _) => return self.birth_date(ctx, v, out),
             _ => {}
         }
         if self.rules.date_elements.contains(k) {
             if let Some(s) = v.as_str() {
-                return self.date(ctx, s);
+                return self.date(ctx, s, out);
             }
         }
         match v {
-            Value::Object(o) => Some(Value::Object(self.walk(ctx, o, path, whole))),
-            Value::Array(items) => {
+            Json::Object(o) => self.walk(ctx, o, path, whole, None, out),
+            Json::Array(items) => {
                 // An item whose every element was removed leaves no `{}` behind.
-                let kept: Vec<Value> = items
-                    .iter()
-                    .filter_map(|item| match item {
-                        Value::Object(o) => Some(self.walk(ctx, o, path, whole))
-                            .filter(|w| !w.is_empty())
-                            .map(Value::Object),
-                        other => Some(other.clone()),
-                    })
-                    .collect();
-                Some(Value::Array(kept))
+                out.push(b'[');
+                let mut kept = 0usize;
+                for item in items {
+                    let mark = out.len();
+                    if kept > 0 {
+                        out.push(b',');
+                    }
+                    let written = match item {
+                        Json::Object(o) => self.walk(ctx, o, path, whole, None, out),
+                        other => {
+                            other.write(out);
+                            true
+                        }
+                    };
+                    if written {
+                        kept += 1;
+                    } else {
+                        out.truncate(mark);
+                    }
+                }
+                out.push(b']');
+                kept > 0
             }
-            other => Some(other.clone()),
+            other => {
+                other.write(out);
+                true
+            }
         }
     }
 
-    fn extensions(&self, ctx: &mut Ctx<'_>, v: &Value) -> Option<Value> {
-        let items = v.as_array()?;
-        let kept: Vec<Value> = items
-            .iter()
-            .filter(|e| {
-                let keep = e["url"].as_str().is_some_and(|u| self.rules.extensions.contains(u));
-                if !keep {
-                    ctx.removed("extension");
-                }
-                keep
-            })
-            .cloned()
-            .collect();
-        (!kept.is_empty()).then_some(Value::Array(kept))
+    fn extensions(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
+        let Json::Array(items) = v else { return false };
+        out.push(b'[');
+        let mut kept = 0usize;
+        for e in items {
+            let keep = e
+                .get("url")
+                .and_then(Json::as_str)
+                .is_some_and(|u| self.rules.extensions.contains(u));
+            if !keep {
+                ctx.removed("extension");
+                continue;
+            }
+            if kept > 0 {
+                out.push(b',');
+            }
+            e.write(out);
+            kept += 1;
+        }
+        out.push(b']');
+        kept > 0
     }
 
-    fn text(&self, ctx: &mut Ctx<'_>, v: &Value) -> Option<Value> {
-        match v.as_str().and_then(|t| wording(self.mappings, t)) {
+    fn text(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
+        let mappings = self.mappings;
+        let w = v
+            .as_str()
+            .and_then(|t| ctx.scratch.wording(t, |t| wording(mappings, t)));
+        match w {
             Some(w) => {
-                ctx.fired.fire("text-reduced-to-wording");
-                Some(Value::String(w))
+                ctx.fire("text-reduced-to-wording");
+                write_str(out, &w);
+                true
             }
             None => {
-                ctx.fired.fire("removed:free-text");
-                None
+                ctx.fire("removed:free-text");
+                false
             }
         }
     }
 
-    fn display(&self, ctx: &mut Ctx<'_>, v: &Value, code: Option<(&str, &str)>) -> Option<Value> {
+    fn display(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, code: Option<(&str, &str)>, out: &mut Vec<u8>) -> bool {
         let known = code.is_some_and(|(s, c)| !self.mappings.valuesets_of(s, c).is_empty());
         if known {
-            Some(v.clone())
+            v.write(out);
         } else {
-            ctx.fired.fire("removed:coding-display");
-            None
+            ctx.fire("removed:coding-display");
         }
+        known
     }
 
-    fn reference(&self, ctx: &mut Ctx<'_>, v: &Value) -> Option<Value> {
-        let text = v.as_str()?;
+    fn reference(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
+        let Some(text) = v.as_str() else { return false };
         let parsed = reference::parse(text);
         if matches!(parsed, Ref::Contained(_)) {
-            return Some(v.clone());
+            v.write(out);
+            return true;
         }
         let Some((resource_type, id)) = self.target(text) else {
-            ctx.fired.fire("removed:unresolvable-reference");
-            return None;
+            ctx.fire("removed:unresolvable-reference");
+            return false;
         };
         let rule = if matches!(parsed, Ref::Opaque(_)) {
             "reference-resolved"
         } else {
             "reference-pseudonymized"
         };
-        ctx.fired.fire(rule);
-        let p = self.key.pseudonym(&resource_type, &id);
-        Some(Value::String(format!("{resource_type}/{p}")))
+        ctx.fire(rule);
+        let p = ctx.scratch.pseudonym(self.key, &resource_type, &id);
+        write_str(out, &format!("{resource_type}/{p}"));
+        true
     }
 
-    fn contained(&self, ctx: &mut Ctx<'_>, v: &Value) -> Option<Value> {
-        let mut kept = Vec::new();
-        for item in v.as_array()? {
-            let t = item["resourceType"].as_str().unwrap_or("");
-            let Some(obj) = item
-                .as_object()
-                .filter(|_| self.rules.knows(t) && !has_modifier_extension(item))
-            else {
-                ctx.fired.fire("dropped:contained");
-                continue;
+    fn contained(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
+        let Json::Array(items) = v else { return false };
+        out.push(b'[');
+        let mut kept = 0usize;
+        for item in items {
+            let t = item.get("resourceType").and_then(Json::as_str).unwrap_or("");
+            let obj = match item {
+                Json::Object(o) if self.rules.knows(t) && !has_modifier_extension(item) => o,
+                _ => {
+                    ctx.fire("dropped:contained");
+                    continue;
+                }
             };
+            if kept > 0 {
+                out.push(b',');
+            }
             let mut inner = Ctx {
-                resource_type: t.to_string(),
+                resource_type: t,
                 offset: ctx.offset,
-                fired: ctx.fired,
+                scratch: ctx.scratch,
             };
-            kept.push(Value::Object(self.walk(&mut inner, obj, "", false)));
+            // Never empty: its resourceType is kept.
+            self.walk(&mut inner, obj, &mut String::new(), false, None, out);
+            kept += 1;
         }
-        (!kept.is_empty()).then_some(Value::Array(kept))
+        out.push(b']');
+        kept > 0
     }
 
-    fn zip(&self, ctx: &mut Ctx<'_>, v: &Value) -> Option<Value> {
-        let digits: String = v.as_str()?.chars().filter(char::is_ascii_digit).take(3).collect();
+    fn zip(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
+        let Some(text) = v.as_str() else { return false };
+        let digits: String = text.chars().filter(char::is_ascii_digit).take(3).collect();
         if digits.len() < 3 {
             ctx.removed("address");
-            return None;
+            return false;
         }
         if self.rules.restricted_zip3.contains(&digits) {
-            ctx.fired.fire("zip3-restricted-to-000");
-            return Some(Value::String("000".into()));
+            ctx.fire("zip3-restricted-to-000");
+            write_str(out, "000");
+        } else {
+            ctx.fire("zip-to-3-digits");
+            write_str(out, &digits);
         }
-        ctx.fired.fire("zip-to-3-digits");
-        Some(Value::String(digits))
+        true
     }
 
-    fn birth_date(&self, ctx: &mut Ctx<'_>, v: &Value) -> Option<Value> {
-        let (s, offset) = (v.as_str()?, ctx.offset?);
+    fn birth_date(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
+        let (Some(s), Some(offset)) = (v.as_str(), ctx.offset) else {
+            return false;
+        };
         match self.profile {
             Profile::SafeHarbor => {
-                ctx.fired.fire("birthdate-to-shifted-year");
-                shifted_year(s, offset).map(Value::String)
+                ctx.fire("birthdate-to-shifted-year");
+                shifted_year(s, offset).is_some_and(|y| {
+                    write_str(out, &y);
+                    true
+                })
             }
-            Profile::Limited => self.date(ctx, s),
+            Profile::Limited => self.date(ctx, s, out),
         }
     }
 
-    fn date(&self, ctx: &mut Ctx<'_>, s: &str) -> Option<Value> {
+    fn date(&self, ctx: &mut Ctx<'_>, s: &str, out: &mut Vec<u8>) -> bool {
         let Some(offset) = ctx.offset else {
-            ctx.fired.fire("removed:date-without-patient");
-            return None;
+            ctx.fire("removed:date-without-patient");
+            return false;
         };
         match shift(s, offset) {
             Shifted::Full(d, time_dropped) => {
-                ctx.fired.fire("date-shifted");
+                ctx.fire("date-shifted");
                 if time_dropped {
-                    ctx.fired.fire("time-dropped");
+                    ctx.fire("time-dropped");
                 }
-                Some(Value::String(d))
+                write_str(out, &d);
+                true
             }
             Shifted::Partial(d) => {
-                ctx.fired.fire("partial-date-shifted");
-                Some(Value::String(d))
+                ctx.fire("partial-date-shifted");
+                write_str(out, &d);
+                true
             }
             Shifted::Invalid => {
-                ctx.fired.fire("removed:invalid-date");
-                None
+                ctx.fire("removed:invalid-date");
+                false
             }
         }
     }
 }
 
-fn parent_kind<'o>(obj: &'o Map<String, Value>, path: &str) -> Parent<'o> {
-    if obj.get("coding").is_some_and(Value::is_array) {
+/// Appends member `key` (written by `value`) to an object holding `kept`
+/// members so far; returns 1, the member added.
+fn member(out: &mut Vec<u8>, kept: usize, key: &str, value: impl FnOnce(&mut Vec<u8>)) -> usize {
+    if kept > 0 {
+        out.push(b',');
+    }
+    write_str(out, key);
+    out.push(b':');
+    value(out);
+    1
+}
+
+/// Appends `v` as compact JSON (`null` for none).
+fn write_value(out: &mut Vec<u8>, v: Option<&Value>) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(out, &v.unwrap_or(&Value::Null));
+}
+
+/// Pools the Condition's `onsetAge` written to `out` from `at` on: read back
+/// as the `Value` it would have been, pooled, written again.
+fn pool_written_onset_age(out: &mut Vec<u8>, at: usize, fired: &mut RulesFired) {
+    let Some(Ok(age)) = out.get(at..).map(serde_json::from_slice::<Value>) else {
+        return;
+    };
+    let mut one = Map::new();
+    one.insert("onsetAge".into(), age);
+    pool_onset_age(&mut one, fired);
+    out.truncate(at);
+    write_value(out, one.get("onsetAge"));
+}
+
+fn parent_kind<'o>(obj: &'o [(std::borrow::Cow<'_, str>, Json<'o>)], path: &str) -> Parent<'o> {
+    let get = |key: &str| obj.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    if matches!(get("coding"), Some(Json::Array(_))) {
         Parent::Concept
     } else if path == "coding" || path.ends_with(".coding") {
-        let code = obj["system"].as_str().zip(obj["code"].as_str());
+        let code = get("system")
+            .and_then(Json::as_str)
+            .zip(get("code").and_then(Json::as_str));
         Parent::Coding(code)
-    } else if obj.contains_key("reference") {
+    } else if get("reference").is_some() {
         Parent::Reference
     } else {
         Parent::Other
     }
 }
 
-fn has_modifier_extension(v: &Value) -> bool {
+fn has_modifier_extension(v: &Json<'_>) -> bool {
     match v {
-        Value::Object(o) => o
+        Json::Object(o) => o
             .iter()
             .any(|(k, v)| k == "modifierExtension" || has_modifier_extension(v)),
-        Value::Array(items) => items.iter().any(has_modifier_extension),
+        Json::Array(items) => items.iter().any(has_modifier_extension),
         _ => false,
     }
 }
@@ -515,4 +706,56 @@ pub fn onset_age_extension(years: u32, fired: &mut RulesFired) -> Value {
         fired.fire("age-over-89-pooled");
     }
     serde_json::json!({"url": ONSET_AGE_URL, "valueInteger": years.min(AGE_POOL)})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(raw: &str, onset_age: Option<u32>) -> (String, RulesFired) {
+        let (rules, key) = (DeidRules::builtin().unwrap(), SiteKey::from_bytes(&[7; 32]));
+        let mappings = MappingSet::builtin().unwrap();
+        let deid = Deidentifier::new(&rules, &key, Profile::SafeHarbor, &mappings);
+        let mut scratch = Scratch::default();
+        match deid.apply_text(raw, onset_age, &mut scratch) {
+            Applied::Kept(d) => (d.json, scratch.fired),
+            other => panic!("not kept: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_new_id_takes_the_old_place_else_the_last_and_the_onset_age_extension_goes_last() {
+        let key = SiteKey::from_bytes(&[7; 32]);
+        let (c, p) = (key.pseudonym("Condition", "c1"), key.pseudonym("Patient", "p1"));
+        let raw = r#"{"resourceType":"Condition","extension":[{"url":"x","valueString":"y"}],"id":"c1",
+            "onsetAge":{"value":95,"unit":"years","system":"http://unitsofmeasure.org","code":"a"},
+            "note":[{"text":"free"}],"subject":{"reference":"Patient/p1","display":"Name"},"code":{}}"#;
+        let (json, fired) = applied(raw, Some(95));
+        let ext = r#"[{"url":"https://imnm-fhir.org/fhir/StructureDefinition/onset-age-years","valueInteger":90}]"#;
+        let expected = format!(
+            r#"{{"resourceType":"Condition","id":"{c}","onsetAge":{{"value":90,"unit":"a","system":"http://unitsofmeasure.org","code":"a"}},"subject":{{"reference":"Patient/{p}"}},"extension":{ext}}}"#
+        );
+        assert_eq!(json, expected);
+        assert_eq!(fired.0["age-over-89-pooled"], 2, "the element and the extension");
+        assert_eq!(fired.0["removed:extension"], 1);
+        let (json, _) = applied(r#"{"resourceType":"Patient","gender":"female","id":{}}"#, None);
+        let p0 = key.pseudonym("Patient", "");
+        assert_eq!(
+            json,
+            format!(r#"{{"resourceType":"Patient","gender":"female","id":"{p0}"}}"#)
+        );
+    }
+
+    #[test]
+    fn numbers_strings_and_repeated_keys_come_out_as_serde_json_value_writes_them() {
+        let raw = r#"{"resourceType":"Observation","id":"o","status":"fin\u0061l","status":"final",
+            "valueQuantity":{"value":1.50e0,"unit":"\"U\"/L"},"interpretation":[{},{"coding":[{"code":"H"}]}]}"#;
+        let (json, _) = applied(raw, None);
+        let pseudonym = SiteKey::from_bytes(&[7; 32]).pseudonym("Observation", "o");
+        let value: Value = serde_json::from_str(raw).unwrap();
+        let mut expected = value.clone();
+        expected["id"] = Value::String(pseudonym);
+        expected["interpretation"] = serde_json::json!([{"coding":[{"code":"H"}]}]);
+        assert_eq!(json, expected.to_string());
+    }
 }

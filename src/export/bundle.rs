@@ -3,14 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-
 use super::manifest::{Manifest, FORMAT};
 use super::sink::Sink;
 use super::{write_rows, ExportError};
 use crate::collect::texts::Place;
-use crate::deid::transform::{onset_age_extension, Dropped};
-use crate::deid::{DeidRules, Deidentifier, Profile, RulesFired, SiteKey};
+use crate::deid::transform::Dropped;
+use crate::deid::{Applied, DeidRules, Deidentifier, Profile, RulesFired, Scratch, SiteKey};
 use crate::domain::{CaseRow, SourceRef};
 use crate::mapping::MappingSet;
 
@@ -90,9 +88,16 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
     work.run(&made, threads, &mut written).map_err(spill)?;
     let Written { sink, dropped, fired } = written;
     let mut recount = super::recount::Recount::new(mappings, &opts.out.join("bundle.json"), threads);
-    let counts = sink.finish(&opts.out, |texts| recount.feed(texts))?;
+    let mut hashes = super::hashed::Hashes::default();
+    let counts = sink.finish(&opts.out, &mut hashes, |texts| recount.feed(texts))?;
     let rows = recount.rows()?;
-    let cases = write_rows(&opts.out, &[(&opts.site, &rows)], &mappings.dictionary, opts.min_cell)?;
+    let cases = write_rows(
+        &opts.out,
+        &[(&opts.site, &rows)],
+        &mappings.dictionary,
+        opts.min_cell,
+        &mut hashes,
+    )?;
     let manifest = Manifest {
         format: FORMAT.into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -109,7 +114,7 @@ pub fn export(opts: &ExportOptions, key: &SiteKey, mappings: &MappingSet) -> Res
         dropped,
         files: BTreeMap::new(),
     };
-    let manifest = manifest.seal_and_write(&opts.out)?;
+    let manifest = manifest.seal_and_write(&opts.out, hashes)?;
     Ok(ExportSummary { manifest, issues })
 }
 
@@ -119,16 +124,6 @@ enum Text<'a> {
     Stored(Place),
     /// Made by the export (a finding read from text, see `derived`).
     Made(&'a str),
-}
-
-/// What the de-identification of one resource gave.
-enum Outcome {
-    /// Its type, pseudonym and compact JSON.
-    Kept(String, String, String),
-    /// Left out, and why.
-    Dropped(Dropped),
-    /// Not JSON (counted as `dropped:unparseable`).
-    Unparseable,
 }
 
 /// The de-identification of the selected resources.
@@ -155,14 +150,14 @@ impl Work<'_> {
     /// `written`'s sink in job order: any number of threads writes the same.
     fn run(&self, jobs: &[(&SourceRef, Text<'_>)], threads: usize, written: &mut Written) -> std::io::Result<()> {
         for stretch in jobs.chunks(STRETCH) {
-            let (outcomes, fired) =
-                super::par::map_in_order(stretch, threads, |_, (src, text), fired| self.one(src, text, fired));
-            fired.into_iter().for_each(|f| written.fired.add(f));
+            let (outcomes, scratches) =
+                super::par::map_in_order(stretch, threads, |_, (src, text), scratch| self.one(src, text, scratch));
+            scratches.into_iter().for_each(|s| written.fired.add(s.fired));
             for outcome in outcomes {
                 match outcome? {
-                    Outcome::Kept(t, pseudonym, line) => written.sink.push(&t, &pseudonym, &line)?,
-                    Outcome::Dropped(d) => written.dropped.push(d),
-                    Outcome::Unparseable => {}
+                    Applied::Kept(d) => written.sink.push(&d.resource_type, &d.pseudonym, &d.json)?,
+                    Applied::Dropped(d) => written.dropped.push(d),
+                    Applied::Unparseable => {}
                 }
             }
         }
@@ -170,24 +165,12 @@ impl Work<'_> {
     }
 
     /// De-identifies one source resource (reading its text back can fail).
-    fn one(&self, src: &SourceRef, text: &Text<'_>, fired: &mut RulesFired) -> std::io::Result<Outcome> {
+    fn one(&self, src: &SourceRef, text: &Text<'_>, scratch: &mut Scratch) -> std::io::Result<Applied> {
         let raw = match text {
             Text::Stored(place) => self.sources.read(*place)?,
             Text::Made(raw) => std::borrow::Cow::Borrowed(*raw),
         };
-        let Ok(value) = serde_json::from_str::<Value>(&raw) else {
-            fired.fire("dropped:unparseable");
-            return Ok(Outcome::Unparseable);
-        };
-        Ok(match self.deid.apply(&value, fired) {
-            Ok(mut d) => {
-                if let (Some(age), Some(obj)) = (self.ages.get(src), d.resource.as_object_mut()) {
-                    obj.insert("extension".into(), json!([onset_age_extension(*age, fired)]));
-                }
-                Outcome::Kept(d.resource_type, d.pseudonym, d.resource.to_string())
-            }
-            Err(d) => Outcome::Dropped(d),
-        })
+        Ok(self.deid.apply_text(&raw, self.ages.get(src).copied(), scratch))
     }
 }
 

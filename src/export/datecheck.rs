@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use super::manifest::Manifest;
 use super::verify::VerifyReport;
+use crate::deid::json::Json;
 use crate::domain::FhirDate;
 use crate::report::IssueCode;
 
@@ -56,6 +57,16 @@ fn walk(v: &Value, key: &str, f: &mut impl FnMut(&str, &str)) {
         Value::String(s) => f(key, s),
         Value::Array(items) => items.iter().for_each(|i| walk(i, key, f)),
         Value::Object(o) => o.iter().for_each(|(k, v)| walk(v, k, f)),
+        _ => {}
+    }
+}
+
+/// [`walk`] over a resource read into the borrowed tree.
+fn walk_json(v: &Json<'_>, key: &str, f: &mut impl FnMut(&str, &str)) {
+    match v {
+        Json::String(s) => f(key, s),
+        Json::Array(items) => items.iter().for_each(|i| walk_json(i, key, f)),
+        Json::Object(o) => o.iter().for_each(|(k, v)| walk_json(v, k, f)),
         _ => {}
     }
 }
@@ -100,15 +111,12 @@ pub struct DateRules<'a> {
 
 impl DateRules<'_> {
     /// Checks one resource; `at` names it (file and line, or `Type/id`).
-    fn resource(&self, m: &Manifest, r: &Value, file: &str, line: Option<usize>, report: &mut VerifyReport) {
-        let name = format!(
-            "{}/{}",
-            r["resourceType"].as_str().unwrap_or("?"),
-            r["id"].as_str().unwrap_or("?")
-        );
+    fn resource(&self, m: &Manifest, r: &Json<'_>, file: &str, line: Option<usize>, report: &mut VerifyReport) {
+        let text = |key: &str| r.get(key).and_then(Json::as_str).unwrap_or("?");
+        let name = format!("{}/{}", text("resourceType"), text("id"));
         let max = i64::from(m.date_shift_max_days);
         let mut found: Vec<(IssueCode, String)> = Vec::new();
-        walk(r, "", &mut |key, text| {
+        walk_json(r, "", &mut |key, text| {
             if !self.elements.contains(key) {
                 if !dates_in(text).is_empty() {
                     found.push((
@@ -144,49 +152,116 @@ impl DateRules<'_> {
             report.add(CHECK, file, line, code, message);
         }
     }
+
+    /// Checks NDJSON line `i` of `file` (not JSON: nothing to check here).
+    fn line(&self, m: &Manifest, file: &str, i: usize, line: &[u8], report: &mut VerifyReport) {
+        let text = String::from_utf8_lossy(line);
+        if let Ok(r) = Json::parse(&text) {
+            self.resource(m, &r, file, Some(i), report);
+        }
+    }
+}
+
+/// The lines of a bundle's NDJSON files, file after file, one at a time
+/// (missing or unreadable files, reported by the hash and count checks, end early).
+struct Lines {
+    files: std::vec::IntoIter<String>,
+    /// The file being read: its name, reader and lines read.
+    current: Option<(String, std::io::BufReader<std::fs::File>, usize)>,
+    dir: std::path::PathBuf,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    fn new(dir: &Path, files: Vec<String>) -> Self {
+        Self {
+            files: files.into_iter(),
+            current: None,
+            dir: dir.to_path_buf(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Calls `f` with the next line (file, 1-based number, bytes without the
+    /// line break); false when there is none.
+    fn next(&mut self, f: impl FnOnce(&str, usize, &[u8])) -> bool {
+        use std::io::BufRead;
+        loop {
+            if self.current.is_none() {
+                let Some(file) = self.files.next() else { return false };
+                if let Ok(opened) = std::fs::File::open(self.dir.join(&file)) {
+                    self.current = Some((file, std::io::BufReader::with_capacity(1 << 16, opened), 0));
+                }
+                continue;
+            }
+            let Some((file, reader, n)) = self.current.as_mut() else {
+                return false;
+            };
+            self.buf.clear();
+            if !matches!(reader.read_until(b'\n', &mut self.buf), Ok(read) if read > 0) {
+                self.current = None;
+                continue;
+            }
+            *n += 1;
+            let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+            f(file, *n, line.strip_suffix(b"\r").unwrap_or(line));
+            return true;
+        }
+    }
 }
 
 /// The date check of one bundle: its `bundle.json` entries one at a time
 /// ([`Check::entry`], in the pass that also counts them), then the rest of its
-/// files ([`Check::rest`]).
+/// files ([`Check::rest`]). The NDJSON files are read alongside the entries:
+/// a line that is its entry's text byte for byte is checked on the entry's
+/// tree (the same findings, at the line), so a resource is read once.
 pub(super) struct Check<'r> {
     rules: &'r DateRules<'r>,
     /// The full dates of shifted elements in the entries (what `cohort.csv` may hold).
     known: BTreeSet<String>,
+    /// The NDJSON files' lines, in the order of the entries of a sound bundle.
+    lines: Lines,
+    /// The NDJSON files' findings (reported after the entries').
+    ndjson: VerifyReport,
 }
 
 impl<'r> Check<'r> {
-    /// A check with `rules`.
-    pub(super) fn new(rules: &'r DateRules<'r>) -> Self {
+    /// A check with `rules` of the bundle in `dir` with manifest `m`.
+    pub(super) fn new(rules: &'r DateRules<'r>, dir: &Path, m: &Manifest) -> Self {
+        let files = m.resource_counts.keys().map(|t| format!("ndjson/{t}.ndjson"));
         Self {
             rules,
             known: BTreeSet::new(),
+            lines: Lines::new(dir, files.collect()),
+            ndjson: VerifyReport::default(),
         }
     }
 
-    /// Checks one resource of `bundle.json`.
-    pub(super) fn entry(&mut self, m: &Manifest, r: &Value, report: &mut VerifyReport) {
+    /// Checks one resource of `bundle.json` (`text`, read into `r`).
+    pub(super) fn entry(&mut self, m: &Manifest, text: &str, r: &Json<'_>, report: &mut VerifyReport) {
         self.rules.resource(m, r, "bundle.json", None, report);
         let (elements, known) = (self.rules.elements, &mut self.known);
-        walk(r, "", &mut |key, text| {
+        walk_json(r, "", &mut |key, text| {
             if elements.contains(key) && full_day(text).is_some() {
                 known.insert(text.get(..10).unwrap_or(text).to_string());
             }
         });
+        let (rules, ndjson) = (self.rules, &mut self.ndjson);
+        self.lines.next(|file, i, line| {
+            if line == text.as_bytes() {
+                rules.resource(m, r, file, Some(i), ndjson);
+            } else {
+                rules.line(m, file, i, line, ndjson);
+            }
+        });
     }
 
-    /// Checks the NDJSON files, `cohort.csv` and the Table 1 files.
-    pub(super) fn rest(self, dir: &Path, m: &Manifest, report: &mut VerifyReport) {
-        let (rules, known) = (self.rules, self.known);
-        // Missing or unreadable files were reported by the hash and count checks.
-        for t in m.resource_counts.keys() {
-            let file = format!("ndjson/{t}.ndjson");
-            let _ = super::for_each_line(&dir.join(&file), |i, line| {
-                if let Ok(r) = serde_json::from_str::<Value>(line) {
-                    rules.resource(m, &r, &file, Some(i), report);
-                }
-            });
-        }
+    /// Checks the NDJSON lines no entry matched, `cohort.csv` and the Table 1 files.
+    pub(super) fn rest(mut self, dir: &Path, m: &Manifest, report: &mut VerifyReport) {
+        let (rules, ndjson) = (self.rules, &mut self.ndjson);
+        while self.lines.next(|file, i, line| rules.line(m, file, i, line, ndjson)) {}
+        report.findings.append(&mut self.ndjson.findings);
+        let known = self.known;
         let _ = super::for_each_line(&dir.join("cohort.csv"), |i, line| {
             if dates_in(line).iter().any(|d| !known.contains(*d)) {
                 report.add(

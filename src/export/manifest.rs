@@ -62,24 +62,40 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Hashes every file in `dir` (except the manifest) into `files` and writes `manifest.json`.
-    pub fn seal_and_write(mut self, dir: &Path) -> Result<Self, ExportError> {
-        self.files = hash_files(dir)?;
+    /// Lists every file in `dir` (except the manifest) with its SHA-256 in
+    /// `files` (from `hashes`, taken as the files were written; a file not in
+    /// it is read) and writes `manifest.json`.
+    pub(super) fn seal_and_write(mut self, dir: &Path, hashes: super::hashed::Hashes) -> Result<Self, ExportError> {
+        self.files = hash_files_with(dir, hashes)?;
         let text = serde_json::to_string_pretty(&self).map_err(|e| ExportError::Output {
             path: dir.join("manifest.json"),
             source: e.into(),
         })?;
-        super::write_file(dir, "manifest.json", &(text + "\n"))?;
+        let path = dir.join("manifest.json");
+        std::fs::write(&path, text + "\n").map_err(super::out_err(&path))?;
         Ok(self)
     }
 }
 
 /// SHA-256 (hex) of every file below `dir` except `manifest.json`, by relative path.
 pub fn hash_files(dir: &Path) -> Result<BTreeMap<String, String>, ExportError> {
+    hash_files_with(dir, super::hashed::Hashes::default())
+}
+
+/// As [`hash_files`], taking the hashes in `known` instead of reading those files.
+pub(super) fn hash_files_with(
+    dir: &Path,
+    mut known: super::hashed::Hashes,
+) -> Result<BTreeMap<String, String>, ExportError> {
     let mut out = BTreeMap::new();
     for rel in list_files(dir)?.into_iter().filter(|f| f != "manifest.json") {
-        let path = dir.join(&rel);
-        let hash = crate::deid::key::sha256_file(&path).map_err(super::read_err(&path))?;
+        let hash = match known.take(&rel) {
+            Some(hash) => hash,
+            None => {
+                let path = dir.join(&rel);
+                crate::deid::key::sha256_file(&path).map_err(super::read_err(&path))?
+            }
+        };
         out.insert(rel, hash);
     }
     Ok(out)

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::manifest::{hash_files, Manifest};
-use super::{write_file, write_rows, ExportError};
+use super::manifest::{hash_files_with, Manifest};
+use super::{write_rows, ExportError};
 use crate::cohort::rows::Rows;
 use crate::mapping::MappingSet;
 
@@ -111,7 +111,8 @@ pub fn merge(
     }
     std::fs::create_dir_all(out).map_err(super::out_err(out))?;
     let parts: Vec<(&str, &Rows)> = sites.iter().map(|(m, rows, _)| (m.site.as_str(), rows)).collect();
-    let cases = write_rows(out, &parts, &mappings.dictionary, min_cell)?;
+    let mut hashes = super::hashed::Hashes::default();
+    let cases = write_rows(out, &parts, &mappings.dictionary, min_cell, &mut hashes)?;
     let first = sites.first().map(|(m, _, _)| m.clone());
     let mut manifest = MergedManifest {
         format: "imnm-merged-cohort".into(),
@@ -131,12 +132,13 @@ pub fn merge(
         cases,
         files: BTreeMap::new(),
     };
-    manifest.files = hash_files(out)?;
+    manifest.files = hash_files_with(out, hashes)?;
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| ExportError::Output {
         path: out.join("manifest.json"),
         source: e.into(),
     })?;
-    write_file(out, "manifest.json", &(text + "\n"))?;
+    let path = out.join("manifest.json");
+    std::fs::write(&path, text + "\n").map_err(super::out_err(&path))?;
     Ok(manifest)
 }
 

@@ -14,6 +14,7 @@
 pub mod bundle;
 pub mod datecheck;
 mod derived;
+mod hashed;
 pub mod manifest;
 pub mod merge;
 mod par;
@@ -24,6 +25,8 @@ mod sink;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
+
+use crate::deid::json::Json;
 
 pub use bundle::{export, rerun, rerun_file, ExportOptions, ExportSummary};
 pub use manifest::Manifest;
@@ -87,13 +90,15 @@ fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
     }
 }
 
-/// Writes `text` to `dir/name`, creating parent folders.
-fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), ExportError> {
+/// Writes `text` to `dir/name`, creating parent folders; its SHA-256 goes into `hashes`.
+fn write_file(dir: &Path, name: &str, text: &str, hashes: &mut hashed::Hashes) -> Result<(), ExportError> {
     let path = dir.join(name);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(out_err(parent))?;
     }
-    std::fs::write(&path, text).map_err(out_err(&path))
+    std::fs::write(&path, text).map_err(out_err(&path))?;
+    hashes.insert(dir, &path, crate::deid::key::sha256_hex(text.as_bytes()));
+    Ok(())
 }
 
 /// Calls `f` with each line of the file at `path` (1-based number, text
@@ -112,7 +117,10 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str)) -> std::io::Result
         n += 1;
         let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        f(n, &String::from_utf8_lossy(line));
+        match simdutf8::basic::from_utf8(line) {
+            Ok(text) => f(n, text),
+            Err(_) => f(n, &String::from_utf8_lossy(line)),
+        }
     }
 }
 
@@ -120,7 +128,7 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str)) -> std::io::Result
 /// text as read and its JSON), one at a time as `imnm cohort` reads Bundles.
 /// False when the file is not a readable Bundle (a piece that is not JSON, or
 /// a single resource).
-fn for_each_entry(path: &Path, mut f: impl FnMut(&str, &serde_json::Value)) -> bool {
+fn for_each_entry(path: &Path, mut f: impl FnMut(&str, &Json<'_>)) -> bool {
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
@@ -129,7 +137,7 @@ fn for_each_entry(path: &Path, mut f: impl FnMut(&str, &serde_json::Value)) -> b
     crate::fhir::source::read_json(name, std::io::BufReader::new(file), &mut |item| match item {
         crate::fhir::item::Item::Resource { location, text, .. } => {
             let whole = location.pos == crate::fhir::item::Pos::Whole;
-            match serde_json::from_str::<serde_json::Value>(text) {
+            match Json::parse(text) {
                 Ok(v) if !whole => f(text, &v),
                 _ => readable = false,
             }
@@ -147,17 +155,19 @@ fn default_threads() -> usize {
 
 /// Writes `cohort.csv` (the site first, as `imnm cohort` writes it) and the
 /// suppressed Table 1 of the rows of `parts`, each part's rows named with its
-/// site, streamed (rows may be on disk); returns the number of rows.
+/// site, streamed (rows may be on disk), their hashes into `hashes`; returns
+/// the number of rows.
 fn write_rows(
     dir: &Path,
     parts: &[(&str, &crate::cohort::rows::Rows)],
     dictionary: &crate::domain::Dictionary,
     min_cell: u64,
+    hashes: &mut hashed::Hashes,
 ) -> Result<u64, ExportError> {
     use crate::cohort::suppress::{suppress, to_markdown};
     let path = dir.join("cohort.csv");
     let file = std::fs::File::create(&path).map_err(out_err(&path))?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let mut w = csv::Writer::from_writer(hashed::Hashed::new(std::io::BufWriter::new(file)));
     let csv_err = |e: csv::Error| crate::run_error::RunError::Output {
         path: path.clone(),
         source: std::io::Error::other(e),
@@ -175,14 +185,16 @@ fn write_rows(
         });
         written.map_err(|e| ExportError::Pipeline(e.into()))?;
     }
-    w.flush().map_err(out_err(&path))?;
+    let mut inner = w.into_inner().map_err(|e| out_err(&path)(e.into_error()))?;
+    std::io::Write::flush(&mut inner).map_err(out_err(&path))?;
+    hashes.insert(dir, &path, inner.finish());
     let t = crate::cohort::table1::of_tally(&tally, &tally.sites(), dictionary);
     let t = suppress(&t, min_cell);
-    write_file(dir, "table1.md", &to_markdown(&t, min_cell))?;
+    write_file(dir, "table1.md", &to_markdown(&t, min_cell), hashes)?;
     let json = serde_json::to_string_pretty(&t).map_err(|e| ExportError::Output {
         path: dir.join("table1.json"),
         source: e.into(),
     })?;
-    write_file(dir, "table1.json", &(json + "\n"))?;
+    write_file(dir, "table1.json", &(json + "\n"), hashes)?;
     Ok(tally.all().total)
 }

@@ -16,26 +16,30 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::hashed::{Hashed, Hashes};
 use super::ExportError;
-use crate::spill::Log;
 
 /// The head of `bundle.json` up to the first entry, and its tail.
 const HEAD: &str = "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[";
 const TAIL: &str = "\n]}\n";
 const EMPTY: &str = "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[]}\n";
 
-/// One resource's place in the record file: its type, pseudonym and offset
-/// (sorted in this order: by type and pseudonym, a tie in the order pushed).
-type Placed = (String, String, u64);
+/// One resource's place in the record file: its type, pseudonym, offset and
+/// length (sorted in this order: by type and pseudonym, a tie in the order pushed).
+type Placed = (String, String, u64, u64);
 
 /// Places held in memory before they are sorted on disk (about 100 bytes each).
 const PLACED_BUDGET: usize = 1 << 16;
 
 /// De-identified resources held in a temporary file until they are written.
 pub(super) struct Sink {
-    log: Log,
+    /// The texts one after another, no separator (an anonymous temporary
+    /// file, unlinked at creation: nothing is left behind).
+    file: Option<BufWriter<File>>,
+    end: u64,
     placed: crate::sorted::Sorter<Placed>,
 }
 
@@ -48,27 +52,42 @@ impl Default for Sink {
 impl Sink {
     /// Keeps `line` (the compact JSON of a resource of `resource_type`, known by `pseudonym`) for the bundle.
     pub(super) fn push(&mut self, resource_type: &str, pseudonym: &str, line: &str) -> std::io::Result<()> {
-        let at = self.log.push_at(&line)?;
-        self.placed.push((resource_type.to_string(), pseudonym.to_string(), at))
+        let w = match self.file.as_mut() {
+            Some(w) => w,
+            None => self
+                .file
+                .insert(BufWriter::with_capacity(1 << 16, tempfile::tempfile()?)),
+        };
+        w.write_all(line.as_bytes())?;
+        let (at, len) = (self.end, line.len() as u64);
+        self.end += len;
+        self.placed
+            .push((resource_type.to_string(), pseudonym.to_string(), at, len))
     }
 
-    /// A sink holding at most `budget` places in memory.
+    /// A sink holding at most `budget` places in memory (the rest sorted on disk).
     fn with_budget(budget: usize) -> Self {
         Self {
-            log: Log::default(),
+            file: None,
+            end: 0,
             placed: crate::sorted::Sorter::new(budget),
         }
     }
 
     /// Writes `ndjson/{Type}.ndjson` and `bundle.json` into `dir`, resources
     /// sorted by type and pseudonym, handing their texts to `each` in that
-    /// order, a stretch at a time; returns the count per type.
+    /// order, a stretch at a time; returns the count per type. The files'
+    /// SHA-256 go into `hashes` as they are written.
     pub(super) fn finish(
         mut self,
         dir: &Path,
+        hashes: &mut Hashes,
         mut each: impl FnMut(&[String]),
     ) -> Result<BTreeMap<String, u64>, ExportError> {
-        self.log.flush().map_err(|e| output(dir, e))?;
+        let records = match self.file.take() {
+            Some(w) => Some(w.into_inner().map_err(|e| output(dir, e.into_error()))?),
+            None => None,
+        };
         let empty = self.placed.len() == 0;
         let placed = self.placed.finish();
         let mut placed = placed.iter().map_err(|e| output(dir, e))?;
@@ -76,26 +95,36 @@ impl Sink {
         let mut bundle = create(&bundle_path)?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         // The NDJSON file of the type being written: (type, path, writer).
-        let mut lines: Option<(String, PathBuf, BufWriter<File>)> = None;
+        let mut lines: Option<(String, PathBuf, BufWriter<Hashed<File>>)> = None;
         let head = if empty { EMPTY } else { HEAD };
         bundle.write_all(head.as_bytes()).map_err(|e| output(&bundle_path, e))?;
         let mut stretch: Vec<String> = Vec::with_capacity(super::recount::STRETCH);
-        let mut i = 0;
-        while let Some((resource_type, _, at)) = placed.next().map_err(|e| output(dir, e))? {
-            let line: String = self.log.read_at(at).map_err(|e| output(dir, e))?;
+        let mut buf = Vec::new();
+        let mut i = 0u64;
+        while let Some((resource_type, _, at, len)) = placed.next().map_err(|e| output(dir, e))? {
+            buf.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
+            if let Some(f) = &records {
+                f.read_exact_at(&mut buf, at).map_err(|e| output(dir, e))?;
+            }
+            let line = std::str::from_utf8(&buf).map_err(|e| output(dir, std::io::Error::other(e)))?;
             if lines.as_ref().is_none_or(|(t, _, _)| *t != resource_type) {
-                finish_file(lines.take())?;
+                finish_file(dir, lines.take(), hashes)?;
                 let path = dir.join(format!("ndjson/{resource_type}.ndjson"));
                 let w = create(&path)?;
                 lines = Some((resource_type.clone(), path, w));
             }
             if let Some((_, path, w)) = lines.as_mut() {
-                writeln!(w, "{line}").map_err(|e| output(path, e))?;
+                w.write_all(line.as_bytes())
+                    .and_then(|()| w.write_all(b"\n"))
+                    .map_err(|e| output(path, e))?;
             }
             *counts.entry(resource_type).or_default() += 1;
-            let sep = if i == 0 { "\n" } else { ",\n" };
-            write!(bundle, "{sep}{{\"resource\":{line}}}").map_err(|e| output(&bundle_path, e))?;
-            stretch.push(line);
+            let sep: &[u8] = if i == 0 { b"\n" } else { b",\n" };
+            [sep, b"{\"resource\":", line.as_bytes(), b"}"]
+                .iter()
+                .try_for_each(|part| bundle.write_all(part))
+                .map_err(|e| output(&bundle_path, e))?;
+            stretch.push(line.to_string());
             if stretch.len() == super::recount::STRETCH {
                 each(&stretch);
                 stretch.clear();
@@ -105,11 +134,11 @@ impl Sink {
         if !stretch.is_empty() {
             each(&stretch);
         }
-        finish_file(lines)?;
+        finish_file(dir, lines, hashes)?;
         if !empty {
             bundle.write_all(TAIL.as_bytes()).map_err(|e| output(&bundle_path, e))?;
         }
-        bundle.flush().map_err(|e| output(&bundle_path, e))?;
+        finish_file(dir, Some(("".into(), bundle_path, bundle)), hashes)?;
         Ok(counts)
     }
 }
@@ -121,18 +150,25 @@ fn output(path: &Path, source: std::io::Error) -> ExportError {
     }
 }
 
-fn create(path: &Path) -> Result<BufWriter<File>, ExportError> {
+fn create(path: &Path) -> Result<BufWriter<Hashed<File>>, ExportError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| output(path, e))?;
     }
     File::create(path)
-        .map(|f| BufWriter::with_capacity(1 << 16, f))
+        .map(|f| BufWriter::with_capacity(1 << 16, Hashed::new(f)))
         .map_err(|e| output(path, e))
 }
 
-fn finish_file(lines: Option<(String, PathBuf, BufWriter<File>)>) -> Result<(), ExportError> {
-    let Some((_, path, mut w)) = lines else { return Ok(()) };
-    w.flush().map_err(|e| output(&path, e))
+/// Flushes a written file and keeps its hash under its path relative to `dir`.
+fn finish_file(
+    dir: &Path,
+    lines: Option<(String, PathBuf, BufWriter<Hashed<File>>)>,
+    hashes: &mut Hashes,
+) -> Result<(), ExportError> {
+    let Some((_, path, w)) = lines else { return Ok(()) };
+    let hashed = w.into_inner().map_err(|e| output(&path, e.into_error()))?;
+    hashes.insert(dir, &path, hashed.finish());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -156,7 +192,15 @@ mod tests {
             sink.push(t, p, &r.to_string()).unwrap();
         }
         let mut fed = Vec::new();
-        sink.finish(dir.path(), |s| fed.extend_from_slice(s)).unwrap();
+        let mut hashes = Hashes::default();
+        sink.finish(dir.path(), &mut hashes, |s| fed.extend_from_slice(s))
+            .unwrap();
+        let listed = crate::export::manifest::hash_files(dir.path()).unwrap();
+        assert_eq!(
+            hashes.into_map(),
+            listed,
+            "the hashes made while writing are the files'"
+        );
         let bundle = std::fs::read_to_string(dir.path().join("bundle.json")).unwrap();
         let mut files = BTreeMap::new();
         for t in ["Observation", "Patient"] {

@@ -94,15 +94,15 @@ pub(super) fn verify_with(
         elements: &rules.date_elements,
         source: terms.map(|t| &t.dates),
     };
-    let mut date_check = super::datecheck::Check::new(&dates);
+    let mut date_check = super::datecheck::Check::new(&dates, dir, &manifest);
     // The entries' date findings come after the count findings.
     let mut entry_dates = VerifyReport::default();
     let mut in_bundle: BTreeMap<String, u64> = BTreeMap::new();
     let readable = super::for_each_entry(&dir.join("bundle.json"), |text, r| {
-        if let Some(t) = r["resourceType"].as_str() {
+        if let Some(t) = r.get("resourceType").and_then(crate::deid::json::Json::as_str) {
             *in_bundle.entry(t.to_string()).or_default() += 1;
         }
-        date_check.entry(&manifest, r, &mut entry_dates);
+        date_check.entry(&manifest, text, r, &mut entry_dates);
         entry(text);
     });
     check_counts(dir, &manifest, readable.then_some(&in_bundle), &mut report);
