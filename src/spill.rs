@@ -255,6 +255,29 @@ impl<T: From<R>, R: From<T> + Serialize + DeserializeOwned> List<T, R> {
         Ok(())
     }
 
+    /// Appends `record`, keeping it in memory if the file fails; the error is
+    /// the file's first failure (that record and later ones stay in memory).
+    pub(crate) fn push_keeping(&mut self, record: T) -> Option<std::io::Error> {
+        let Err((record, e)) = self.push(record) else {
+            return None;
+        };
+        let _in_memory = self.push(record); // after a failure records stay in memory: Ok
+        Some(e)
+    }
+
+    /// Every record, in memory, in order.
+    pub(crate) fn all(&self) -> std::io::Result<Vec<T>>
+    where
+        T: Clone,
+    {
+        let mut v = Vec::with_capacity(self.len());
+        self.try_for_each(|r| {
+            v.push(r.clone());
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(v)
+    }
+
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
         self.held() + self.spilled.len() as usize

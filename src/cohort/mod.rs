@@ -204,11 +204,7 @@ impl Provenances {
     /// Appends one; the error is the temporary file's first failure (the
     /// record, and later ones, are then kept in memory).
     pub(crate) fn push(&mut self, p: Provenance) -> Option<std::io::Error> {
-        let Err((p, e)) = self.0.push(p) else {
-            return None;
-        };
-        let _in_memory = self.0.push(p); // after a failure records stay in memory: Ok
-        Some(e)
+        self.0.push_keeping(p)
     }
 
     /// Number of records.
@@ -247,12 +243,7 @@ impl Provenances {
     ///
     /// Reading the temporary file back.
     pub fn all(&self) -> std::io::Result<Vec<Provenance>> {
-        let mut v = Vec::with_capacity(self.len());
-        self.try_for_each(|p| {
-            v.push(p.clone());
-            Ok::<_, std::io::Error>(())
-        })?;
-        Ok(v)
+        self.0.all()
     }
 
     pub(crate) fn flush(&mut self) -> std::io::Result<()> {

@@ -56,11 +56,7 @@ impl Rows {
     /// row, and later ones, are then kept in memory).
     pub(crate) fn push(&mut self, row: CaseRow) -> Option<std::io::Error> {
         self.tally.add(&row);
-        let Err((row, e)) = self.list.push(row) else {
-            return None;
-        };
-        let _in_memory = self.list.push(row); // after a failure rows stay in memory: Ok
-        Some(e)
+        self.list.push_keeping(row)
     }
 
     /// Number of rows.
@@ -90,12 +86,7 @@ impl Rows {
     ///
     /// Reading the temporary file back.
     pub fn all(&self) -> std::io::Result<Vec<CaseRow>> {
-        let mut v = Vec::with_capacity(self.list.held());
-        self.try_for_each(|r| {
-            v.push(r.clone());
-            Ok::<_, std::io::Error>(())
-        })?;
-        Ok(v)
+        self.list.all()
     }
 
     /// Writes out what is buffered (before [`Rows::try_for_each`]).
