@@ -407,31 +407,14 @@ impl<'a> Deidentifier<'a> {
         }
         match v {
             Json::Object(o) => self.walk(ctx, o, path, whole, None, out),
-            Json::Array(items) => {
-                // An item whose every element was removed leaves no `{}` behind.
-                out.push(b'[');
-                let mut kept = 0usize;
-                for item in items {
-                    let mark = out.len();
-                    if kept > 0 {
-                        out.push(b',');
-                    }
-                    let written = match item {
-                        Json::Object(o) => self.walk(ctx, o, path, whole, None, out),
-                        other => {
-                            other.write(out);
-                            true
-                        }
-                    };
-                    if written {
-                        kept += 1;
-                    } else {
-                        out.truncate(mark);
-                    }
+            // An item whose every element was removed leaves no `{}` behind.
+            Json::Array(items) => write_items(items, out, |item, out| match item {
+                Json::Object(o) => self.walk(ctx, o, path, whole, None, out),
+                other => {
+                    other.write(out);
+                    true
                 }
-                out.push(b']');
-                kept > 0
-            }
+            }),
             other => {
                 other.write(out);
                 true
@@ -441,25 +424,18 @@ impl<'a> Deidentifier<'a> {
 
     fn extensions(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
         let Json::Array(items) = v else { return false };
-        out.push(b'[');
-        let mut kept = 0usize;
-        for e in items {
+        write_items(items, out, |e, out| {
             let keep = e
                 .get("url")
                 .and_then(Json::as_str)
                 .is_some_and(|u| self.rules.extensions.contains(u));
-            if !keep {
+            if keep {
+                e.write(out);
+            } else {
                 ctx.removed("extension");
-                continue;
             }
-            if kept > 0 {
-                out.push(b',');
-            }
-            e.write(out);
-            kept += 1;
-        }
-        out.push(b']');
-        kept > 0
+            keep
+        })
     }
 
     fn text(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
@@ -514,31 +490,24 @@ impl<'a> Deidentifier<'a> {
 
     fn contained(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
         let Json::Array(items) = v else { return false };
-        out.push(b'[');
-        let mut kept = 0usize;
-        for item in items {
+        write_items(items, out, |item, out| {
             let t = item.get("resourceType").and_then(Json::as_str).unwrap_or("");
             let obj = match item {
                 Json::Object(o) if self.rules.knows(t) && !has_modifier_extension(item) => o,
                 _ => {
                     ctx.fire("dropped:contained");
-                    continue;
+                    return false;
                 }
             };
-            if kept > 0 {
-                out.push(b',');
-            }
             let mut inner = Ctx {
                 resource_type: t,
                 offset: ctx.offset,
-                scratch: ctx.scratch,
+                scratch: &mut *ctx.scratch,
             };
             // Never empty: its resourceType is kept.
             self.walk(&mut inner, obj, &mut String::new(), false, None, out);
-            kept += 1;
-        }
-        out.push(b']');
-        kept > 0
+            true
+        })
     }
 
     fn zip(&self, ctx: &mut Ctx<'_>, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
@@ -706,6 +675,27 @@ pub fn onset_age_extension(years: u32, fired: &mut RulesFired) -> Value {
         fired.fire("age-over-89-pooled");
     }
     serde_json::json!({"url": ONSET_AGE_URL, "valueInteger": years.min(AGE_POOL)})
+}
+
+/// Writes `items` as a JSON array, each through `item`, which says whether
+/// it wrote one to keep (what it wrote otherwise is taken back, separator
+/// included); true when any was kept.
+fn write_items(items: &[Json<'_>], out: &mut Vec<u8>, mut item: impl FnMut(&Json<'_>, &mut Vec<u8>) -> bool) -> bool {
+    out.push(b'[');
+    let mut kept = 0usize;
+    for one in items {
+        let mark = out.len();
+        if kept > 0 {
+            out.push(b',');
+        }
+        if item(one, out) {
+            kept += 1;
+        } else {
+            out.truncate(mark);
+        }
+    }
+    out.push(b']');
+    kept > 0
 }
 
 #[cfg(test)]
