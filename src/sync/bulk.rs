@@ -198,8 +198,13 @@ async fn download_all(ctx: &Arc<Ctx>, manifest: &Value, concurrency: usize) -> R
             if file.kind != Kind::Output {
                 return Ok::<_, SyncError>((file.kind, got.resources));
             }
-            for chunk in got.resources.chunks(CHUNK) {
-                ctx.write(chunk)?;
+            let mut resources = got.resources.into_iter();
+            loop {
+                let chunk: Vec<Value> = resources.by_ref().take(CHUNK).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                ctx.write_off_runtime(chunk).await?;
             }
             Ok((file.kind, Vec::new()))
         });

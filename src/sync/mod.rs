@@ -78,7 +78,7 @@ pub enum SyncError {
     /// A task of the run panicked or was cancelled.
     #[error("the server cannot be synced this way: a {task} task failed: {source}")]
     Task {
-        /// `crawl` or `download`.
+        /// `crawl`, `download` or `store`.
         task: &'static str,
         /// The runtime's error.
         source: tokio::task::JoinError,
@@ -433,14 +433,36 @@ impl Ctx {
                     *held = Some(t.to_string());
                 }
             }
-            self.write(&page)?;
+            let page = self.write_off_runtime(page).await?;
             on_page(&page);
         }
         Ok(())
     }
 
+    /// Stores `page` as [`Ctx::write`] does, on tokio's blocking threads: a
+    /// transaction (and waiting for the store's lock while another site's page
+    /// is written) never holds a runtime thread, so this site's and the other
+    /// sites' requests, and an in-process mock, keep moving. Returns the page.
+    async fn write_off_runtime(&self, page: Vec<Value>) -> Result<Vec<Value>, SyncError> {
+        let (store, site) = (self.store.clone(), self.site.clone());
+        let (page, stats) = tokio::task::spawn_blocking(move || {
+            let stats = lock(&store).write_page(&site, &page);
+            (page, stats)
+        })
+        .await
+        .map_err(|source| SyncError::Task { task: "store", source })?;
+        self.count(&page, stats?);
+        Ok(page)
+    }
+
     fn write(&self, page: &[Value]) -> Result<(), SyncError> {
         let stats = lock(&self.store).write_page(&self.site, page)?;
+        self.count(page, stats);
+        Ok(())
+    }
+
+    /// Counts a stored page in the run's report.
+    fn count(&self, page: &[Value], stats: crate::store::WriteStats) {
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         report.pages += 1;
         report.inserted += stats.inserted;
@@ -449,7 +471,6 @@ impl Ctx {
             let t = r["resourceType"].as_str().unwrap_or("?").to_string();
             *report.received.entry(t).or_default() += 1;
         }
-        Ok(())
     }
 
     fn report(&self) -> SyncReport {
