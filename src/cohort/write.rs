@@ -64,20 +64,27 @@ pub fn write_outputs(
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
     if csv {
-        write_cohort(dir, cohort)?;
+        timed("cohort.csv", || write_cohort(dir, cohort))?;
         write_candidates(dir, cohort)?;
     }
-    let t1 = cohort.table1();
-    write_text(dir, "table1.md", &to_markdown(&t1, &cohort.dictionary))?;
-    write_text(
-        dir,
-        "table1.json",
-        &serde_json::to_string_pretty(&t1).unwrap_or_default(),
-    )?;
-    write_provenance(dir, cohort)?;
+    timed("table1", || {
+        let t1 = cohort.table1();
+        write_text(dir, "table1.md", &to_markdown(&t1, &cohort.dictionary))?;
+        let json = serde_json::to_string_pretty(&t1).unwrap_or_default();
+        write_text(dir, "table1.json", &json)
+    })?;
+    timed("provenance.ndjson", || write_provenance(dir, cohort))?;
     write_csv(dir, "completeness.csv", &completeness(cohort))?;
-    write_issues(dir, issues)?;
-    write_sources(dir, cohort, sites)
+    timed("issues.ndjson", || write_issues(dir, issues))?;
+    timed("sources.ndjson", || write_sources(dir, cohort, sites))
+}
+
+/// Runs `write`, then logs (at debug level) how long writing `output` took.
+fn timed<T>(output: &str, write: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let done = write();
+    tracing::debug!(output, ms = start.elapsed().as_millis() as u64, "written");
+    done
 }
 
 fn write_cohort(dir: &Path, cohort: &Cohort) -> Result<()> {
@@ -167,7 +174,7 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<
     let spill = |source| RunError::Spill { source };
     let budget = sites.iter().map(|p| p.patients.budget()).min().unwrap_or(usize::MAX);
     let budget = budget / KEY_BYTES;
-    let wanted = wanted_sources(cohort, sites, budget).map_err(spill)?;
+    let wanted = timed("sources.ndjson selection", || wanted_sources(cohort, sites, budget)).map_err(spill)?;
     let mut wanted = wanted.iter().map_err(spill)?;
     let mut next = wanted.next().map_err(spill)?;
     let (path, mut w) = create(dir, "sources.ndjson")?;
@@ -183,6 +190,7 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<
             })
             .map_err(spill)?;
         let places = places.finish();
+        tracing::debug!(site = %part.site, "sources.ndjson places sorted");
         let mut all = places.iter().map_err(spill)?;
         // One line per resource: re-serialize compactly (pretty Bundle entries span lines),
         // rendered on the read's threads a round at a time, written in key order.

@@ -121,6 +121,8 @@ struct Order {
     stop: bool,
     /// The most batches that were waiting at once.
     most_waiting: usize,
+    /// The most events applied to the collector at once.
+    largest_applied: usize,
 }
 
 /// Reads `files` into `collector` on `opts.threads` threads (the calling one included).
@@ -131,8 +133,14 @@ where
     read_files_counted(files, collector, opts, progress);
 }
 
-/// As [`read_files`]; the most scanned batches that waited at once for an earlier one.
-fn read_files_counted<P>(files: &[PathBuf], collector: &mut Collector<'_>, opts: ReadOptions, progress: P) -> usize
+/// As [`read_files`]; the most scanned batches that waited at once for an
+/// earlier one, and the most events applied at once.
+fn read_files_counted<P>(
+    files: &[PathBuf],
+    collector: &mut Collector<'_>,
+    opts: ReadOptions,
+    progress: P,
+) -> (usize, usize)
 where
     P: Fn(u64) + Clone + Send + Sync + 'static,
 {
@@ -163,7 +171,7 @@ where
         .order
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    order.most_waiting
+    (order.most_waiting, order.largest_applied)
 }
 
 /// A lock whose holder may have panicked: the panic reaches the caller when
@@ -217,7 +225,14 @@ fn work<P: Fn(u64) + Clone + 'static>(shared: &Shared<'_, '_>, scanner: Scanner<
                 None
             }
             Task::File(path) => {
-                let mut sink = |item: Item<'_>| scan::scan_item(scanner, item, &mut batch);
+                // A whole file is one task (a Bundle on one thread, a gzipped or other JSON
+                // document): its events are applied as they come, in their turn, not held.
+                let mut sink = |item: Item<'_>| {
+                    scan::scan_item(scanner, item, &mut batch);
+                    if batch.events.len() >= PART_EVENTS {
+                        shared.in_order.apply_part(seq, &mut batch);
+                    }
+                };
                 super::read_file_items(&path, progress.clone(), &mut sink)
             }
             Task::Issue(issue) => Some(issue),
@@ -299,14 +314,41 @@ impl<'a, 'm> InOrder<'a, 'm> {
                 break;
             };
             order.next += 1;
+            order.largest_applied = order.largest_applied.max(batch.events.len());
             drop(order);
             self.advanced.notify_all();
             lock(&self.collector).apply(batch);
             order = lock(&self.order);
         }
         order.applying = false;
+        drop(order);
+        // `apply_part` waits for no one applying, besides its turn.
+        self.advanced.notify_all();
+    }
+
+    /// Applies the events batch `seq` holds so far, leaving it empty, once every
+    /// batch before it is applied (waiting for that); the batch is handed in
+    /// later as usual. Used by a task that reads a whole file, so that memory
+    /// does not grow with the file. Nothing is applied once the run stops.
+    fn apply_part(&self, seq: usize, batch: &mut Batch) {
+        let mut order = lock(&self.order);
+        while (order.next < seq || order.applying) && !order.stop {
+            order = self.advanced.wait(order).unwrap_or_else(PoisonError::into_inner);
+        }
+        if order.stop {
+            return;
+        }
+        order.applying = true;
+        order.largest_applied = order.largest_applied.max(batch.events.len());
+        drop(order);
+        lock(&self.collector).apply(std::mem::take(batch));
+        lock(&self.order).applying = false;
+        self.advanced.notify_all();
     }
 }
+
+/// Events a whole-file task gathers before applying them ([`InOrder::apply_part`]).
+const PART_EVENTS: usize = 2048;
 
 fn unreadable(location: &str, message: &str) -> Issue {
     Issue::new(Severity::Error, IssueCode::UnreadableFile, location, message)
@@ -609,11 +651,55 @@ mod tests {
                 ..ReadOptions::default()
             };
             let files = [big.clone(), plain.clone(), cut.clone()];
-            let most = read_files_counted(&files, &mut collector, opts, |_| {});
+            let (most, _) = read_files_counted(&files, &mut collector, opts, |_| {});
             assert!(most <= AHEAD_PER_THREAD * threads, "{most} batches waited");
             let read = collector.finish();
             assert_eq!(read.stats.seen.get("Encounter"), Some(&105_000), "{threads} threads");
             eprintln!("{threads} threads: at most {most} batches waited");
+        }
+    }
+
+    /// A file read as one task (a Bundle on one thread; a Bundle whose
+    /// `resourceType` comes last, which is not cut, on two) has its events
+    /// applied in parts as they come, not all at the end: memory does not grow
+    /// with the file. Same resources read either way.
+    #[test]
+    fn a_file_read_as_one_task_is_applied_in_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = |i: usize| {
+            format!(
+                r#"{{"resource":{{"resourceType":"Observation","id":"o{i}","status":"final","code":{{"coding":[{{"system":"http://loinc.org","code":"2157-6"}}]}},"subject":{{"reference":"Patient/p{}"}},"effectiveDateTime":"2020-01-01","valueQuantity":{{"value":{i},"unit":"U/L"}}}}}}"#,
+                i % 7
+            )
+        };
+        let entries: Vec<String> = (0..3 * PART_EVENTS).map(ck).collect();
+        let first = dir.path().join("a.json");
+        let body = entries.join(",");
+        std::fs::write(
+            &first,
+            format!(r#"{{"resourceType":"Bundle","type":"collection","entry":[{body}]}}"#),
+        )
+        .unwrap();
+        let last = dir.path().join("b.json");
+        std::fs::write(
+            &last,
+            format!(r#"{{"type":"collection","entry":[{body}],"resourceType":"Bundle"}}"#),
+        )
+        .unwrap();
+        let mappings = MappingSet::builtin().unwrap();
+        for (threads, file) in [(1, &first), (2, &last), (1, &last)] {
+            let mut collector = Collector::new(&mappings);
+            let opts = ReadOptions {
+                threads,
+                ..ReadOptions::default()
+            };
+            let (_, largest) = read_files_counted(std::slice::from_ref(file), &mut collector, opts, |_| {});
+            assert!(
+                largest <= PART_EVENTS,
+                "{largest} events applied at once, {threads} threads"
+            );
+            let read = collector.finish();
+            assert_eq!(read.stats.seen.get("Observation"), Some(&(3 * PART_EVENTS as u64)));
         }
     }
 
