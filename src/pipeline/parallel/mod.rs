@@ -326,6 +326,15 @@ impl<'a, 'm> InOrder<'a, 'm> {
         self.advanced.notify_all();
     }
 
+    /// Waits while batch `seq` is `ahead` or more batches past the next one due
+    /// (or until the run stops).
+    pub(super) fn wait_within(&self, seq: usize, ahead: usize) {
+        let mut order = lock(&self.order);
+        while seq >= order.next + ahead && !order.stop {
+            order = self.advanced.wait(order).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
     /// Applies the events batch `seq` holds so far, leaving it empty, once every
     /// batch before it is applied (waiting for that); the batch is handed in
     /// later as usual. Used by a task that reads a whole file, so that memory

@@ -2,12 +2,13 @@
 //! one: the calling thread reads the rows (a database connection stays on
 //! its thread) and cuts them into blocks of about
 //! [`ReadOptions::chunk_bytes`](super::ReadOptions::chunk_bytes), numbered in
-//! row order, into a queue of at most [`AHEAD_PER_THREAD`] × threads blocks;
+//! row order, into a queue of at most [`QUEUED_PER_THREAD`] × threads blocks;
 //! the other threads take blocks from the queue and scan them (`scan`). When
 //! the queue is full the reading thread scans its oldest block itself, so no
-//! thread only reads or only waits. Batches are applied to the collector in
-//! block order by whichever thread hands in the one due
-//! ([`super::InOrder`]), as for files.
+//! thread only reads or only waits. A block is scanned only while it is
+//! less than [`AHEAD_PER_THREAD`] × threads blocks past the next one due.
+//! Batches are applied to the collector in block order by whichever thread
+//! hands in the one due ([`super::InOrder`]), as for files.
 //!
 //! This module owns the hand-out of rows only; the rows are the store's, what
 //! a row contributes is `scan`'s.
@@ -50,6 +51,9 @@ impl Block {
     }
 }
 
+/// Cut blocks per thread that may wait in the queue for a worker.
+const QUEUED_PER_THREAD: usize = 2;
+
 /// Blocks waiting for a worker.
 struct Queue {
     blocks: VecDeque<(usize, Block)>,
@@ -67,6 +71,17 @@ pub(crate) fn read_rows<E>(
     file: &Arc<str>,
     each_row: impl FnOnce(&mut dyn FnMut(&str)) -> Result<(), E>,
 ) -> Result<(), E> {
+    read_rows_counted(collector, threads, chunk, file, each_row).0
+}
+
+/// As [`read_rows`]; also the most scanned batches that waited at once for an earlier one.
+fn read_rows_counted<E>(
+    collector: &mut Collector<'_>,
+    threads: usize,
+    chunk: usize,
+    file: &Arc<str>,
+    each_row: impl FnOnce(&mut dyn FnMut(&str)) -> Result<(), E>,
+) -> (Result<(), E>, usize) {
     let deleted = collector.deleted().clone();
     let prefilter = collector.prefilter().clone();
     let scanner = Scanner {
@@ -80,14 +95,18 @@ pub(crate) fn read_rows<E>(
         done: false,
     });
     let ready = Condvar::new();
+    // Scanned batches may wait for an earlier one up to `cap`; cut blocks wait for a
+    // worker up to `queued` (2 MiB each: enough to keep every thread busy).
     let cap = AHEAD_PER_THREAD * threads.max(1);
+    let queued = QUEUED_PER_THREAD * threads.max(1);
     let (in_order, queue, ready) = (&in_order, &queue, &ready);
-    std::thread::scope(|s| {
+    let result = std::thread::scope(|s| {
         for _ in 1..threads.max(1) {
             let own: Arc<str> = Arc::from(&**file);
             s.spawn(move || {
                 let _leaving = Leaving(queue, ready, in_order);
                 while let Some((seq, block)) = take(queue, ready) {
+                    in_order.wait_within(seq, cap);
                     in_order.hand_in(seq, block.scan(scanner, &own));
                 }
             });
@@ -96,7 +115,13 @@ pub(crate) fn read_rows<E>(
         let mut block = Block::default();
         let mut seq = 0;
         let mut index = 0;
-        let scan_own = |seq: usize, block: Block| in_order.hand_in(seq, block.scan(scanner, file));
+        // A block is scanned (here and by the workers) only while it is less than
+        // `cap` blocks ahead of the next one due: scanned batches waiting for a slow
+        // earlier block would otherwise pile up without bound.
+        let scan_own = |seq: usize, block: Block| {
+            in_order.wait_within(seq, cap);
+            in_order.hand_in(seq, block.scan(scanner, file));
+        };
         let result = each_row(&mut |text: &str| {
             block.text.push_str(text);
             block.ends.push(block.text.len());
@@ -109,14 +134,14 @@ pub(crate) fn read_rows<E>(
                         ..Block::default()
                     },
                 );
-                if let Some((n, oldest)) = queue_block(queue, ready, cap, seq, full) {
+                if let Some((n, oldest)) = queue_block(queue, ready, queued, seq, full) {
                     scan_own(n, oldest);
                 }
                 seq += 1;
             }
         });
         if !block.ends.is_empty() {
-            if let Some((n, oldest)) = queue_block(queue, ready, cap, seq, block) {
+            if let Some((n, oldest)) = queue_block(queue, ready, queued, seq, block) {
                 scan_own(n, oldest);
             }
         }
@@ -127,7 +152,9 @@ pub(crate) fn read_rows<E>(
             scan_own(n, b);
         }
         result
-    })
+    });
+    let most = lock(&in_order.order).most_waiting;
+    (result, most)
 }
 
 /// Queues `block` as number `seq`; when the queue is full, the oldest block
@@ -167,6 +194,53 @@ impl Drop for Leaving<'_, '_, '_> {
             drop(q);
             self.1.notify_all();
             self.2.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test: a failure should stop it loudly")]
+
+    use super::*;
+    use crate::mapping::MappingSet;
+
+    /// A CK result, `components` more in its panel.
+    fn ck(id: usize, components: usize) -> String {
+        let code = r#"{"coding":[{"system":"http://loinc.org","code":"2157-6"}]}"#;
+        let parts: Vec<String> = (0..components)
+            .map(|i| format!(r#"{{"code":{code},"valueQuantity":{{"value":{i},"unit":"U/L"}}}}"#))
+            .collect();
+        let component = match parts.is_empty() {
+            true => String::new(),
+            false => format!(r#","component":[{}]"#, parts.join(",")),
+        };
+        format!(
+            r#"{{"resourceType":"Observation","id":"o{id}","status":"final","code":{code},"subject":{{"reference":"Patient/p"}},"effectiveDateTime":"2020-01-01","valueQuantity":{{"value":1,"unit":"U/L"}}{component}}}"#
+        )
+    }
+
+    /// While another thread is slow on a big first block, the reading thread
+    /// scans at most the bound of blocks ahead: scanned batches do not pile up
+    /// waiting for it. Every row is read either way.
+    #[test]
+    fn the_reading_thread_runs_no_further_ahead_than_the_bound() {
+        let mappings = MappingSet::builtin().unwrap();
+        let rows: Vec<String> = std::iter::once(ck(0, 50_000))
+            .chain((1..3_000).map(|i| ck(i, 0)))
+            .collect();
+        let file: Arc<str> = Arc::from("store.db");
+        for threads in [1, 2] {
+            let mut collector = Collector::new(&mappings);
+            let (result, most) = read_rows_counted(&mut collector, threads, 40, &file, |f| {
+                rows.iter().for_each(|r| f(r));
+                Ok::<_, ()>(())
+            });
+            result.unwrap();
+            let cap = AHEAD_PER_THREAD * threads;
+            assert!(most <= cap, "{most} batches waited, bound {cap}, {threads} threads");
+            let read = collector.finish();
+            assert_eq!(read.stats.seen.get("Observation"), Some(&3_000));
         }
     }
 }
