@@ -17,7 +17,10 @@
 //! and blocks moved between cores (see BENCHMARKS.md, 2026-12-03 afternoon).
 //! Memory: one block per worker, and at most [`AHEAD_PER_THREAD`] × threads
 //! scanned batches waiting for an earlier one (a worker waits before taking
-//! a task further ahead).
+//! a task further ahead); a whole-file task (a Bundle on one thread, an
+//! uncut or gzipped JSON document) applies its events in parts of
+//! `PART_EVENTS` as it goes, in its turn ([`InOrder::apply_part`]), so that
+//! a big file is never held as one batch.
 //!
 //! This module owns the thread plumbing only; what a resource contributes is
 //! decided in `scan`, what is kept in `Collector`.
