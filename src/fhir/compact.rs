@@ -28,21 +28,23 @@ pub fn compact_json(raw: &str) -> Cow<'_, str> {
 /// True when reading `raw` into a `serde_json::Value` and writing it out
 /// again would give `raw` itself (or `raw` is no JSON and has no line break).
 pub fn already_compact(raw: &str) -> bool {
-    if raw.contains("$serde_json") {
-        // `arbitrary_precision` reads an object with this key as a number.
-        return false;
-    }
     let b = raw.as_bytes();
-    // No escape and no control character anywhere (whitespace outside strings is looked for below).
-    // A fold (no early exit) the compiler turns into vector compares.
-    let controls = b.iter().fold(false, |any, &c| any | (c < b' '));
-    if memchr::memchr(b'\\', b).is_some() || controls {
+    // No escape and no control character anywhere (whitespace outside strings is
+    // looked for below), and no `$serde_json` key (`arbitrary_precision` reads an
+    // object with one as a number): one fold over the bytes for the three rare
+    // ones (no early exit: the compiler turns it into vector compares), the exact
+    // checks only when one is there.
+    let rare = b
+        .iter()
+        .fold(false, |any, &c| any | (c < b' ') | (c == b'\\') | (c == b'$'));
+    if rare && (b.iter().any(|&c| c < b' ' || c == b'\\') || raw.contains("$serde_json")) {
         return false;
     }
-    // The keys of the open objects' members so far, and where each object's start.
-    let (mut keys, mut starts): (Vec<&[u8]>, Vec<usize>) = (Vec::new(), Vec::new());
+    // The keys of the open objects' members so far, and where each object's start
+    // (sized for a resource's usual nesting, so that they seldom grow).
+    let (mut keys, mut starts): (Vec<&[u8]>, Vec<usize>) = (Vec::with_capacity(64), Vec::with_capacity(16));
     // Open containers, innermost last: true for an object.
-    let mut objects: Vec<bool> = Vec::new();
+    let mut objects: Vec<bool> = Vec::with_capacity(16);
     let mut expect_key = false;
     let mut i = 0;
     while i < b.len() {
@@ -55,7 +57,10 @@ pub fn already_compact(raw: &str) -> bool {
                 if expect_key {
                     let key = &b[start..start + len];
                     let Some(&from) = starts.last() else { return false };
-                    if keys[from..].contains(&key) {
+                    // Length and first byte first: most keys differ there, and a
+                    // full compare is a call.
+                    let same = |k: &&[u8]| k.len() == key.len() && k.first() == key.first() && *k == key;
+                    if keys[from..].iter().any(same) {
                         return false;
                     }
                     keys.push(key);
