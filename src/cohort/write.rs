@@ -79,11 +79,11 @@ pub fn write_outputs(
     timed("sources.ndjson", || write_sources(dir, cohort, sites))
 }
 
-/// Runs `write`, then logs (at debug level) how long writing `output` took.
-fn timed<T>(output: &str, write: impl FnOnce() -> T) -> T {
+/// Runs `step` of writing the outputs, then logs (at debug level) how long it took.
+fn timed<T>(name: &str, step: impl FnOnce() -> T) -> T {
     let start = std::time::Instant::now();
-    let done = write();
-    tracing::debug!(output, ms = start.elapsed().as_millis() as u64, "written");
+    let done = step();
+    tracing::debug!(step = name, ms = start.elapsed().as_millis() as u64, "output step done");
     done
 }
 

@@ -671,6 +671,21 @@ mod tests {
         }
     }
 
+    /// A CK result `o{id}` of Patient/`subject`, with `components` more CK results in its panel.
+    pub(super) fn ck_result(id: usize, subject: &str, components: usize) -> String {
+        let code = r#"{"coding":[{"system":"http://loinc.org","code":"2157-6"}]}"#;
+        let parts: Vec<String> = (0..components)
+            .map(|i| format!(r#"{{"code":{code},"valueQuantity":{{"value":{i},"unit":"U/L"}}}}"#))
+            .collect();
+        let component = match parts.is_empty() {
+            true => String::new(),
+            false => format!(r#","component":[{}]"#, parts.join(",")),
+        };
+        format!(
+            r#"{{"resourceType":"Observation","id":"o{id}","status":"final","code":{code},"subject":{{"reference":"Patient/{subject}"}},"effectiveDateTime":"2020-01-01","valueQuantity":{{"value":{id},"unit":"U/L"}}{component}}}"#
+        )
+    }
+
     /// A file read as one task (a Bundle on one thread; a Bundle whose
     /// `resourceType` comes last, which is not cut, on two) has its events
     /// applied in parts as they come, not all at the end: memory does not grow
@@ -678,13 +693,9 @@ mod tests {
     #[test]
     fn a_file_read_as_one_task_is_applied_in_parts() {
         let dir = tempfile::tempdir().unwrap();
-        let ck = |i: usize| {
-            format!(
-                r#"{{"resource":{{"resourceType":"Observation","id":"o{i}","status":"final","code":{{"coding":[{{"system":"http://loinc.org","code":"2157-6"}}]}},"subject":{{"reference":"Patient/p{}"}},"effectiveDateTime":"2020-01-01","valueQuantity":{{"value":{i},"unit":"U/L"}}}}}}"#,
-                i % 7
-            )
-        };
-        let entries: Vec<String> = (0..3 * PART_EVENTS).map(ck).collect();
+        let entries: Vec<String> = (0..3 * PART_EVENTS)
+            .map(|i| format!(r#"{{"resource":{}}}"#, ck_result(i, &format!("p{}", i % 7), 0)))
+            .collect();
         let first = dir.path().join("a.json");
         let body = entries.join(",");
         std::fs::write(

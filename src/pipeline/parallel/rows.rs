@@ -100,14 +100,20 @@ fn read_rows_counted<E>(
     let cap = AHEAD_PER_THREAD * threads.max(1);
     let queued = QUEUED_PER_THREAD * threads.max(1);
     let (in_order, queue, ready) = (&in_order, &queue, &ready);
+    // A block is scanned (by a worker or the reading thread) only while it is less
+    // than `cap` blocks ahead of the next one due: scanned batches waiting for a slow
+    // earlier block would otherwise pile up without bound.
+    let scan_in_turn = move |seq: usize, block: Block, file: &Arc<str>| {
+        in_order.wait_within(seq, cap);
+        in_order.hand_in(seq, block.scan(scanner, file));
+    };
     let result = std::thread::scope(|s| {
         for _ in 1..threads.max(1) {
             let own: Arc<str> = Arc::from(&**file);
             s.spawn(move || {
                 let _leaving = Leaving(queue, ready, in_order);
                 while let Some((seq, block)) = take(queue, ready) {
-                    in_order.wait_within(seq, cap);
-                    in_order.hand_in(seq, block.scan(scanner, &own));
+                    scan_in_turn(seq, block, &own);
                 }
             });
         }
@@ -115,13 +121,7 @@ fn read_rows_counted<E>(
         let mut block = Block::default();
         let mut seq = 0;
         let mut index = 0;
-        // A block is scanned (here and by the workers) only while it is less than
-        // `cap` blocks ahead of the next one due: scanned batches waiting for a slow
-        // earlier block would otherwise pile up without bound.
-        let scan_own = |seq: usize, block: Block| {
-            in_order.wait_within(seq, cap);
-            in_order.hand_in(seq, block.scan(scanner, file));
-        };
+        let scan_own = |seq: usize, block: Block| scan_in_turn(seq, block, file);
         let result = each_row(&mut |text: &str| {
             block.text.push_str(text);
             block.ends.push(block.text.len());
@@ -202,23 +202,9 @@ impl Drop for Leaving<'_, '_, '_> {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a test: a failure should stop it loudly")]
 
+    use super::super::tests::ck_result;
     use super::*;
     use crate::mapping::MappingSet;
-
-    /// A CK result, `components` more in its panel.
-    fn ck(id: usize, components: usize) -> String {
-        let code = r#"{"coding":[{"system":"http://loinc.org","code":"2157-6"}]}"#;
-        let parts: Vec<String> = (0..components)
-            .map(|i| format!(r#"{{"code":{code},"valueQuantity":{{"value":{i},"unit":"U/L"}}}}"#))
-            .collect();
-        let component = match parts.is_empty() {
-            true => String::new(),
-            false => format!(r#","component":[{}]"#, parts.join(",")),
-        };
-        format!(
-            r#"{{"resourceType":"Observation","id":"o{id}","status":"final","code":{code},"subject":{{"reference":"Patient/p"}},"effectiveDateTime":"2020-01-01","valueQuantity":{{"value":1,"unit":"U/L"}}{component}}}"#
-        )
-    }
 
     /// While another thread is slow on a big first block, the reading thread
     /// scans at most the bound of blocks ahead: scanned batches do not pile up
@@ -226,8 +212,8 @@ mod tests {
     #[test]
     fn the_reading_thread_runs_no_further_ahead_than_the_bound() {
         let mappings = MappingSet::builtin().unwrap();
-        let rows: Vec<String> = std::iter::once(ck(0, 50_000))
-            .chain((1..3_000).map(|i| ck(i, 0)))
+        let rows: Vec<String> = std::iter::once(ck_result(0, "p", 50_000))
+            .chain((1..3_000).map(|i| ck_result(i, "p", 0)))
             .collect();
         let file: Arc<str> = Arc::from("store.db");
         for threads in [1, 2] {
