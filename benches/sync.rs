@@ -8,10 +8,11 @@
 //!
 //! Two cohorts of the same kind of data: *deep* (96 patients with 20 CK results
 //! each: 290 requests, concurrency 1, 4 and 8) and *wide* (400 patients with 4
-//! each: 1,202 requests, concurrency 4 and 8). Every crawl starts with two
-//! requests that cannot overlap anything (the CapabilityStatement, then the
-//! cohort's Condition search): with 290 requests at concurrency 8 they alone
-//! cap the ratio near 0.92; the wide cohort shows the steady state.
+//! each: 1,202 requests, concurrency 4 and 8). Every crawl starts with one
+//! round trip that nothing else can overlap (the CapabilityStatement and the
+//! cohort's Condition search, sent side by side; patients' searches need both):
+//! with 290 requests at concurrency 8 it alone caps the ratio near 0.97; the
+//! wide cohort shows the steady state.
 //!
 //! Then three sites at once, as `imnm sync --config` and `imnm serve` run them:
 //! three mock EHRs, one client each, one SQLite store file shared behind its

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::MEDICATION_TYPES;
@@ -93,19 +93,23 @@ impl Filter<'_> {
     }
 }
 
-/// Crawls; returns the server time the run started at (the watermark), when the server gave one.
+/// The CapabilityStatement as the cohort's requests wait for it: `None` until read.
+type CapsWatch = watch::Receiver<Option<Arc<Capabilities>>>;
+
+/// Crawls; returns the server's capabilities (for the steps after) and the server
+/// time the run started at (the watermark), when the server gave one.
+///
+/// The CapabilityStatement is read beside the cohort's first request when that
+/// request does not depend on it (a full run: the Condition search by code, or the
+/// Group read), saving a round trip per site. Patients' searches wait for it, and a
+/// refusal it gives (a type or the `code` parameter not declared) is the run's error
+/// even when the cohort's own request failed first.
 pub(super) async fn run(
     ctx: &Arc<Ctx>,
-    caps: &Capabilities,
     mappings: &MappingSet,
     options: &SyncOptions,
     since: Option<&str>,
-) -> Result<Option<String>, SyncError> {
-    for needed in ["Patient", "Condition"] {
-        if !caps.supports(needed) {
-            return Err(SyncError::NotDeclared { resource_type: needed });
-        }
-    }
+) -> Result<(Capabilities, Option<String>), SyncError> {
     let filter = Filter {
         since,
         mode: options.since_mode,
@@ -114,27 +118,66 @@ pub(super) async fn run(
         name: "searches",
         total: Some(0),
     });
-    let mut searches = Searches {
-        ctx: ctx.clone(),
-        caps: Arc::new(caps.clone()),
-        types: Arc::new(patient_types(caps)),
-        filter: Arc::new((since.map(str::to_string), options.since_mode)),
-        // Twice `concurrency` searches may run at once, so a request slot freed by one is
-        // taken at once by another (the client's own limit keeps `concurrency` requests in
-        // flight) instead of idling while a page is parsed and stored.
-        permits: Arc::new(Semaphore::new(options.concurrency.max(1) * 2)),
-        tasks: JoinSet::new(),
-        patients: BTreeSet::new(),
+    let (caps_tx, caps_rx) = watch::channel(None);
+    let (ids_tx, mut ids_rx) = mpsc::unbounded_channel::<String>();
+    let searching = async {
+        let caps = Arc::new(ctx.capabilities().await?);
+        refusal(&caps, options).map_or(Ok(()), Err)?;
+        caps_tx.send_replace(Some(caps.clone()));
+        let mut searches = Searches::new(ctx, caps, options, since);
+        // Patients' searches start as the cohort's pages arrive (dropping `searches`
+        // on an error aborts those already started).
+        while let Some(pid) = ids_rx.recv().await {
+            searches.start(&pid);
+        }
+        Ok::<_, SyncError>(searches)
     };
-    // Patients' searches start as the cohort's pages arrive (dropping `searches` on an
-    // error aborts those already started).
-    cohort(ctx, caps, mappings, options, &filter, &mut |pid| searches.start(pid)).await?;
+    let finding = async {
+        let ids = ids_tx;
+        let mut known = caps_rx.clone();
+        let found = cohort(ctx, caps_rx, mappings, options, &filter, &mut |pid| {
+            // The receiver lives until this sender is dropped, below.
+            let _ = ids.send(pid.to_string());
+        })
+        .await;
+        if found.is_err() {
+            // The CapabilityStatement's refusal, if any, comes first.
+            read(&mut known).await;
+        }
+        drop(ids);
+        found
+    };
+    let (mut searches, ()) = tokio::try_join!(searching, finding)?;
     let patients = std::mem::take(&mut searches.patients);
     lock(&ctx.store).add_cohort(&ctx.site, patients.iter().map(String::as_str))?;
     tracing::info!(patients = patients.len(), "cohort found");
+    let caps = searches.caps.clone();
     searches.finish().await?;
     ctx.report.lock().unwrap_or_else(|e| e.into_inner()).patients = patients.len() as u64;
-    Ok(ctx.server_time.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    let watermark = ctx.server_time.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok((Arc::unwrap_or_clone(caps), watermark))
+}
+
+/// Why a server cannot be crawled, from its CapabilityStatement: Patient or
+/// Condition not declared, or no Condition `code` search when the cohort is found by one.
+fn refusal(caps: &Capabilities, options: &SyncOptions) -> Option<SyncError> {
+    if let Some(needed) = ["Patient", "Condition"].into_iter().find(|t| !caps.supports(t)) {
+        return Some(SyncError::NotDeclared { resource_type: needed });
+    }
+    let by_search = options.patients.is_none() && options.group.is_none();
+    (by_search && !caps.has_param("Condition", "code")).then_some(SyncError::NoSearchParam {
+        resource_type: "Condition",
+        param: "code",
+    })
+}
+
+/// The capabilities once read. When they never will be (their request failed or
+/// refused the run, whose error that is), this waits forever: the run stops on that error.
+async fn read(caps: &mut CapsWatch) -> Arc<Capabilities> {
+    match caps.wait_for(Option::is_some).await.ok().and_then(|c| c.clone()) {
+        Some(caps) => caps,
+        None => std::future::pending().await,
+    }
 }
 
 /// The per-patient searches of a crawl: every (patient, type) search is a task.
@@ -150,6 +193,21 @@ struct Searches {
 }
 
 impl Searches {
+    fn new(ctx: &Arc<Ctx>, caps: Arc<Capabilities>, options: &SyncOptions, since: Option<&str>) -> Self {
+        Searches {
+            ctx: ctx.clone(),
+            types: Arc::new(patient_types(&caps)),
+            caps,
+            filter: Arc::new((since.map(str::to_string), options.since_mode)),
+            // Twice `concurrency` searches may run at once, so a request slot freed by one is
+            // taken at once by another (the client's own limit keeps `concurrency` requests in
+            // flight) instead of idling while a page is parsed and stored.
+            permits: Arc::new(Semaphore::new(options.concurrency.max(1) * 2)),
+            tasks: JoinSet::new(),
+            patients: BTreeSet::new(),
+        }
+    }
+
     /// Starts `pid`'s searches, once per patient.
     fn start(&mut self, pid: &str) {
         if !self.patients.insert(pid.to_string()) {
@@ -197,7 +255,7 @@ impl Searches {
 /// the cohort remembered from earlier runs).
 async fn cohort(
     ctx: &Ctx,
-    caps: &Capabilities,
+    mut caps: CapsWatch,
     mappings: &MappingSet,
     options: &SyncOptions,
     filter: &Filter<'_>,
@@ -218,14 +276,13 @@ async fn cohort(
             .for_each(|id| found(&id));
         return Ok(());
     }
-    if !caps.has_param("Condition", "code") {
-        return Err(SyncError::NoSearchParam {
-            resource_type: "Condition",
-            param: "code",
-        });
-    }
+    // `code` is declared: checked by [`refusal`] before any patient's search starts.
     let mut params = vec![("code", cohort_codes(mappings)?)];
-    params.extend(filter.param(caps, "Condition"));
+    if filter.since.is_some() {
+        // An incremental run's date parameter depends on what the server declares.
+        let caps = read(&mut caps).await;
+        params.extend(filter.param(&caps, "Condition"));
+    }
     ctx.crawl_pages("Condition", params, |page| {
         page.iter().filter_map(subject_id).for_each(|id| found(&id));
     })

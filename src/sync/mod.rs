@@ -1,8 +1,8 @@
 //! Sync: what to fetch from a FHIR server and in which order, writing every
 //! page (or bulk file chunk) into the [`crate::store`] as it arrives.
 //!
-//! Two modes. **Crawl** (`crawl`): read the CapabilityStatement, find the
-//! cohort (a Condition search by the IMNM diagnosis codes of the mappings, a
+//! Two modes. **Crawl** (`crawl`): read the CapabilityStatement while finding
+//! the cohort (a Condition search by the IMNM diagnosis codes of the mappings, a
 //! list of Patient ids, or a Group's members), then per patient (bounded
 //! concurrency) search Patient, Condition, Observation, DiagnosticReport,
 //! DocumentReference and every medication type the server declares. **Bulk** ([`bulk`](mod@bulk)): a Group, Patient or
@@ -403,6 +403,16 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Reads the server's CapabilityStatement; Observation searches carry
+    /// `category` from the start where the server is known to need it.
+    async fn capabilities(&self) -> Result<Capabilities, SyncError> {
+        let caps = Capabilities::from_statement(&self.client.capabilities().await?);
+        if caps.observation_needs_category() {
+            lock(&self.categorised).insert("Observation");
+        }
+        Ok(caps)
+    }
+
     fn progress(&self, p: Progress) {
         if let Some(sink) = &self.progress {
             (sink.0)(p);
@@ -522,13 +532,14 @@ pub async fn run(
         categorised: Mutex::new(std::collections::BTreeSet::new()),
     });
     let result = async {
-        let caps = Capabilities::from_statement(&client.capabilities().await?);
-        if caps.observation_needs_category() {
-            lock(&ctx.categorised).insert("Observation");
-        }
-        let watermark = match options.mode {
-            Mode::Crawl => crawl::run(&ctx, &caps, mappings, options, since.as_deref()).await?,
-            Mode::Bulk => bulk::run(&ctx, &caps, options, since.as_deref()).await?,
+        // A crawl reads the CapabilityStatement beside its first cohort request.
+        let (caps, watermark) = match options.mode {
+            Mode::Crawl => crawl::run(&ctx, mappings, options, since.as_deref()).await?,
+            Mode::Bulk => {
+                let caps = ctx.capabilities().await?;
+                let watermark = bulk::run(&ctx, &caps, options, since.as_deref()).await?;
+                (caps, watermark)
+            }
         };
         let fetched = hydrate::run(&ctx, &caps).await?;
         let mut report = ctx.report();

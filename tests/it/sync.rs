@@ -476,6 +476,119 @@ async fn the_token_endpoint_is_retried_honouring_retry_after_as_an_http_date() {
     server.verify().await;
 }
 
+/// A CapabilityStatement declaring `types` (each with `patient`, and `code` on Condition when `code`).
+fn statement(types: &[&str], code: bool) -> serde_json::Value {
+    let resource: Vec<serde_json::Value> = types
+        .iter()
+        .map(|t| {
+            let mut params = vec![serde_json::json!({"name": "patient"})];
+            if *t == "Condition" && code {
+                params.push(serde_json::json!({"name": "code"}));
+            }
+            serde_json::json!({"type": t, "searchParam": params})
+        })
+        .collect();
+    serde_json::json!({"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": resource}]})
+}
+
+/// A crawl asks for the cohort's Condition search while the CapabilityStatement is
+/// still on its way (one round trip less per site), and searches patients once it came.
+#[tokio::test]
+async fn the_cohort_search_is_sent_while_the_capability_statement_is_on_its_way() {
+    use std::time::Instant;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+    let server = MockServer::start().await;
+    let delay = Duration::from_millis(1500);
+    let asked: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let log = |asked: &Arc<Mutex<Vec<(String, Instant)>>>, answer: ResponseTemplate| {
+        let asked = asked.clone();
+        move |r: &Request| {
+            asked.lock().unwrap().push((r.url.path().to_string(), Instant::now()));
+            answer.clone()
+        }
+    };
+    let cs = statement(&["Patient", "Condition", "Observation"], true);
+    let condition = serde_json::json!({"resourceType": "Condition", "id": "c1",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "715863001"}]},
+        "subject": {"reference": "Patient/p1"}});
+    let empty = serde_json::json!({"resourceType": "Bundle", "type": "searchset", "entry": []});
+    let mounts = [
+        Mock::given(method("GET")).and(path("/metadata")).respond_with(log(
+            &asked,
+            ResponseTemplate::new(200).set_body_json(cs).set_delay(delay),
+        )),
+        Mock::given(method("GET")).and(path("/Condition")).respond_with(log(
+            &asked,
+            ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": condition}]}),
+            ),
+        )),
+        Mock::given(method("GET")).respond_with(log(&asked, ResponseTemplate::new(200).set_body_json(empty))),
+    ];
+    for m in mounts {
+        m.mount(&server).await;
+    }
+    let client = FhirClient::builder(server.uri()).build().unwrap();
+    let report = sync::crawl(&client, new_store(), &mappings(), &options())
+        .await
+        .unwrap();
+    assert_eq!(report.patients, 1);
+    let asked = asked.lock().unwrap();
+    let at = |p: &str| asked.iter().find(|(q, _)| q == p).map(|(_, t)| *t).unwrap();
+    let (metadata, cohort) = (at("/metadata"), at("/Condition"));
+    assert!(
+        cohort.saturating_duration_since(metadata) < delay,
+        "the cohort search waited {:?} for the CapabilityStatement",
+        cohort.saturating_duration_since(metadata)
+    );
+    assert!(
+        at("/Patient").duration_since(metadata) >= delay,
+        "a patient's search started before the CapabilityStatement came"
+    );
+}
+
+/// What the CapabilityStatement refuses (Condition not declared, or no Condition `code`
+/// search) stays the run's error when the cohort search sent beside it fails first.
+#[tokio::test]
+async fn the_capability_statements_refusal_comes_before_the_cohort_search_failure() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    for (cs, refused) in [
+        (statement(&["Patient", "Condition"], false), "no Condition code search"),
+        (statement(&["Patient"], false), "no Condition declared"),
+    ] {
+        let server = MockServer::start().await;
+        let later = ResponseTemplate::new(200)
+            .set_body_json(cs)
+            .set_delay(Duration::from_millis(300));
+        Mock::given(method("GET"))
+            .and(path("/metadata"))
+            .respond_with(later)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/Condition"))
+            .respond_with(ResponseTemplate::new(400))
+            .mount(&server)
+            .await;
+        let client = FhirClient::builder(server.uri()).build().unwrap();
+        let err = sync::crawl(&client, new_store(), &mappings(), &options())
+            .await
+            .unwrap_err();
+        let expected = match refused {
+            "no Condition code search" => matches!(err, sync::SyncError::NoSearchParam { param: "code", .. }),
+            _ => matches!(
+                err,
+                sync::SyncError::NotDeclared {
+                    resource_type: "Condition"
+                }
+            ),
+        };
+        assert!(expected, "{refused}: {err}");
+    }
+}
+
 #[tokio::test]
 async fn patients_are_searched_while_the_cohort_search_still_pages() {
     let ehr = mock(Vendor::Generic, FaultPlan::none()).await;
