@@ -1,4 +1,4 @@
-//! Bundles read on several threads: the cutter's side (a Bundle file handed
+//! Bundles read in pieces (on one thread or several): the cutter's side (a Bundle file handed
 //! out in pieces, [`OpenBundle`]) and the worker's ([`read`]), with the one
 //! thing pieces share: the numbering of entries across pieces, given out in
 //! piece order ([`Chains::turn`]). A piece learns the number of its first

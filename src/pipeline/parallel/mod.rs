@@ -17,8 +17,8 @@
 //! and blocks moved between cores (see BENCHMARKS.md, 2026-12-03 afternoon).
 //! Memory: one block per worker, and at most [`AHEAD_PER_THREAD`] × threads
 //! scanned batches waiting for an earlier one (a worker waits before taking
-//! a task further ahead); a whole-file task (a Bundle on one thread, an
-//! uncut or gzipped JSON document) applies its events in parts of
+//! a task further ahead); a whole-file task (a Bundle whose `resourceType`
+//! does not come first, which is not cut, or a gzipped JSON document) applies its events in parts of
 //! `PART_EVENTS` as it goes, in its turn ([`InOrder::apply_part`]), so that
 //! a big file is never held as one batch.
 //!
@@ -157,7 +157,7 @@ where
     };
     let threads = opts.threads.max(1);
     let shared = Shared {
-        cutter: Mutex::new(Cutter::new(files, opts.chunk_bytes.max(1), threads > 1)),
+        cutter: Mutex::new(Cutter::new(files, opts.chunk_bytes.max(1))),
         in_order: InOrder::new(collector),
         ahead: AHEAD_PER_THREAD * threads,
         chains: bundles::Chains::default(),
@@ -228,7 +228,7 @@ fn work<P: Fn(u64) + Clone + 'static>(shared: &Shared<'_, '_>, scanner: Scanner<
                 None
             }
             Task::File(path) => {
-                // A whole file is one task (a Bundle on one thread, a gzipped or other JSON
+                // A whole file is one task (an uncut Bundle, a gzipped or other JSON
                 // document): its events are applied as they come, in their turn, not held.
                 let mut sink = |item: Item<'_>| {
                     scan::scan_item(scanner, item, &mut batch);
@@ -372,8 +372,6 @@ struct Cutter<'a> {
     /// The file being cut.
     open: Option<Cutting>,
     chunk: usize,
-    /// Cut Bundles into pieces (more than one thread).
-    bundles: bool,
     /// The number of the next Bundle cut.
     bundle: u64,
     /// The number of the next task.
@@ -387,12 +385,11 @@ enum Cutting {
 }
 
 impl<'a> Cutter<'a> {
-    fn new(files: &'a [PathBuf], chunk: usize, bundles: bool) -> Self {
+    fn new(files: &'a [PathBuf], chunk: usize) -> Self {
         Self {
             files: files.iter(),
             open: None,
             chunk,
-            bundles,
             bundle: 0,
             seq: 0,
         }
@@ -419,15 +416,15 @@ impl<'a> Cutter<'a> {
                     Ok(open) => self.open = Some(Cutting::Lines(open)),
                     Err(e) => break Task::Issue(unreadable(&name, &format!("cannot open: {e}"))),
                 },
-                Some(Format::Json { gzip: false }) if self.bundles => {
-                    match bundles::OpenBundle::new(name, path, self.bundle) {
-                        Some(open) => {
-                            self.bundle += 1;
-                            self.open = Some(Cutting::Bundle(open));
-                        }
-                        None => break Task::File(path.clone()),
+                // Cut on one thread too: a Bundle read whole by one task took 0.54 s
+                // against 0.47 s cut, reg10 -t1 (BENCHMARKS.md, 2026-12-07).
+                Some(Format::Json { gzip: false }) => match bundles::OpenBundle::new(name, path, self.bundle) {
+                    Some(open) => {
+                        self.bundle += 1;
+                        self.open = Some(Cutting::Bundle(open));
                     }
-                }
+                    None => break Task::File(path.clone()),
+                },
                 _ => break Task::File(path.clone()),
             }
         };
@@ -686,8 +683,8 @@ mod tests {
         )
     }
 
-    /// A file read as one task (a Bundle on one thread; a Bundle whose
-    /// `resourceType` comes last, which is not cut, on two) has its events
+    /// A file read as one task (a Bundle whose `resourceType` comes last,
+    /// which is not cut, on one thread or two) has its events
     /// applied in parts as they come, not all at the end: memory does not grow
     /// with the file. Same resources read either way.
     #[test]
@@ -709,8 +706,13 @@ mod tests {
             format!(r#"{{"type":"collection","entry":[{body}],"resourceType":"Bundle"}}"#),
         )
         .unwrap();
+        let gzipped = dir.path().join("c.json.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &std::fs::read(&first).unwrap()).unwrap();
+        std::fs::write(&gzipped, gz.finish().unwrap()).unwrap();
         let mappings = MappingSet::builtin().unwrap();
-        for (threads, file) in [(1, &first), (2, &last), (1, &last)] {
+        // Neither is cut (`resourceType` last; gzip): each is one task, on one thread or two.
+        for (threads, file) in [(1, &gzipped), (2, &last), (1, &last)] {
             let mut collector = Collector::new(&mappings);
             let opts = ReadOptions {
                 threads,
