@@ -123,7 +123,7 @@ impl Texts {
     }
 
     /// Stores `text` under `key`. The caller stores each key once (the
-    /// `Collector` keeps the first copy of a resource). Returns the error met
+    /// `Collector` keeps one copy of a resource). Returns the error met
     /// the first time the temporary file could not be created or written; the
     /// text is then kept in memory, as are all later ones.
     pub fn insert(&mut self, key: SourceRef, text: impl Into<Kept>) -> Option<std::io::Error> {

@@ -169,6 +169,63 @@ pub fn instant_from_unix(secs: i64) -> String {
     format!("{date}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
+/// A FHIR `instant` (`2024-01-02T03:04:05.123+02:00`: a full date, a time with
+/// seconds, an offset) as milliseconds since 1970-01-01T00:00:00Z, so that two
+/// instants given in different offsets compare; `None` for anything else
+/// (fractions past milliseconds are dropped).
+pub fn instant_millis(s: &str) -> Option<i64> {
+    // Read byte by byte (every resource's `meta.lastUpdated` comes here).
+    let b = s.trim().as_bytes();
+    let num = |at: usize, len: usize| -> Option<i64> {
+        let part = b.get(at..at + len)?;
+        part.iter()
+            .try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    };
+    let punctuated = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if !punctuated.iter().all(|&(at, c)| b.get(at) == Some(&c)) {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let date = FhirDate::ymd(
+        u16::try_from(year).ok()?,
+        u8::try_from(month).ok()?,
+        u8::try_from(day).ok()?,
+    )?;
+    let (h, m, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if b.get(at) == Some(&b'.') {
+        let digits = b.get(at + 1..)?.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let kept = digits.min(3);
+        millis = num(at + 1, kept)? * 10i64.pow(3 - kept as u32);
+        at += 1 + digits;
+    }
+    let offset = match b.get(at..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (zh, zm) = (num(at + 1, 2)?, num(at + 4, 2)?);
+            if zh > 14 || zm > 59 {
+                return None;
+            }
+            if *sign == b'-' {
+                -(zh * 60 + zm)
+            } else {
+                zh * 60 + zm
+            }
+        }
+        _ => return None,
+    };
+    let epoch = FhirDate::ymd(1970, 1, 1)?.day_number()?;
+    let minutes = (date.day_number()? - epoch) * 1440 + h * 60 + m - offset;
+    Some((minutes * 60 + sec) * 1000 + millis)
+}
+
 /// Days in a month of the Gregorian calendar.
 pub fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
@@ -195,6 +252,30 @@ impl fmt::Display for FhirDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_compare_across_offsets_and_fractions() {
+        assert_eq!(instant_millis("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(instant_millis("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(
+            instant_millis("2024-03-01T02:00:00+02:00"),
+            instant_millis("2024-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            instant_millis("2024-02-29T23:30:00-01:00"),
+            instant_millis("2024-03-01T00:30:00.000Z")
+        );
+        assert!(instant_millis("2024-01-01T00:00:00.0001Z") < instant_millis("2024-01-01T00:00:00.002Z"));
+        for bad in [
+            "2024-01-01",
+            "2024-01-01T00:00Z",
+            "2024-01-01T00:00:00",
+            "2024-13-01T00:00:00Z",
+            "x",
+        ] {
+            assert_eq!(instant_millis(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn unix_seconds_become_utc_instants() {

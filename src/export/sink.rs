@@ -15,8 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::hashed::{Hashed, Hashes};
@@ -104,7 +103,9 @@ impl Sink {
         while let Some((resource_type, _, at, len)) = placed.next().map_err(|e| output(dir, e))? {
             buf.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
             if let Some(f) = &records {
-                f.read_exact_at(&mut buf, at).map_err(|e| output(dir, e))?;
+                crate::spill::ReadAt::new(f, at)
+                    .read_exact(&mut buf)
+                    .map_err(|e| output(dir, e))?;
             }
             let line = std::str::from_utf8(&buf).map_err(|e| output(dir, std::io::Error::other(e)))?;
             if lines.as_ref().is_none_or(|(t, _, _)| *t != resource_type) {

@@ -189,8 +189,9 @@ const FACTS: &str = "imnm_facts";
 
 /// `imnm_keep`: the shard whose rows of each resource count. A resource
 /// sent in several shards (the same `source` of a site in two files) gives
-/// its rows once: those of the first shard by name, as `imnm cohort` uses the
-/// first copy of a resource it reads twice.
+/// its rows once: those of the first shard by name (`imnm cohort` keeps one
+/// copy of a resource it reads twice too, there the newest by `meta`; facts
+/// rows carry no version, so here it is the shard's name that decides).
 fn kept_shards(facts: &str) -> String {
     format!("SELECT site, source, MIN(shard) AS shard FROM {facts} GROUP BY site, source\n")
 }

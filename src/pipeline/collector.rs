@@ -6,8 +6,8 @@
 //! large the input. `deleted/` and `error/` side files are read by [`side`].
 //!
 //! This module owns which resource is kept for which patient (first copy
-//! wins, deleted resources dropped, Medication references resolved at the
-//! end). What a resource means is `mapping::extract`'s; how the per-line work
+//! wins, or on a second read the newest copy: [`Collector::settling`];
+//! deleted resources dropped, Medication references resolved at the end). What a resource means is `mapping::extract`'s; how the per-line work
 //! is split among threads is `parallel`'s.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -57,6 +57,45 @@ pub struct Collector<'m> {
     open: Option<OpenReferences>,
     /// Threads the collected texts are written out on (see [`Texts::try_render_places`]).
     threads: usize,
+    /// The versions of the later copies of resources read more than once (see [`Collector::later_copies`]).
+    later: Later,
+    /// Whether `later` stopped growing at [`LATER_MAX`].
+    later_full: bool,
+    /// A second read's plan: which copy of each resource read more than once is kept.
+    settle: HashMap<u128, Settle>,
+}
+
+/// Per resource read more than once: the `meta` versions of its second,
+/// third, … copies (`None`: the copy gives none), in input order.
+pub type Later = HashMap<u128, Vec<Option<scan::Version>>>;
+
+/// Resources read more than once whose later copies' versions are remembered
+/// (about 64 bytes each); past it the first copy is used for the others.
+const LATER_MAX: usize = 1 << 20;
+
+/// How a second read settles one resource read more than once.
+#[derive(Debug)]
+struct Settle {
+    /// The versions of its later copies (from the first read).
+    later: Vec<Option<scan::Version>>,
+    /// The copy kept (0: the first), known once the first copy came.
+    keep: Option<usize>,
+    /// Copies seen so far.
+    seen: usize,
+}
+
+/// The copy to keep: the surely newest by [`scan::Version::newer_than`], the
+/// earliest of those not surely older (as with no version at all: the first).
+fn newest(first: Option<scan::Version>, later: &[Option<scan::Version>]) -> usize {
+    let mut best = (0, first);
+    for (i, version) in later.iter().enumerate() {
+        if let (Some(v), Some(b)) = (version, best.1) {
+            if v.newer_than(&b) {
+                best = (i + 1, Some(*v));
+            }
+        }
+    }
+    best.0
 }
 
 impl<'m> Collector<'m> {
@@ -82,7 +121,38 @@ impl<'m> Collector<'m> {
             },
             open: None,
             threads: 1,
+            later: Later::new(),
+            later_full: false,
+            settle: HashMap::new(),
         }
+    }
+
+    /// For a second read of the same input: of each resource in `later` (a
+    /// first read's [`Collector::later_copies`]), the newest copy is kept,
+    /// not the first.
+    pub fn settling(mut self, later: Later) -> Self {
+        self.settle = later
+            .into_iter()
+            .map(|(key, later)| {
+                let settle = Settle {
+                    later,
+                    keep: None,
+                    seen: 0,
+                };
+                (key, settle)
+            })
+            .collect();
+        self
+    }
+
+    /// The resources read more than once whose later copies say which version
+    /// they are (so one may be newer than the first, which was kept): read the
+    /// input again [`Collector::settling`] them to keep the newest. Empty when
+    /// no copy after the first gives a version.
+    pub fn later_copies(&mut self) -> Later {
+        let mut later = std::mem::take(&mut self.later);
+        later.retain(|_, versions| versions.iter().any(Option::is_some));
+        later
     }
 
     /// Writes the collected texts out on `threads` threads (default 1).
@@ -167,23 +237,77 @@ impl<'m> Collector<'m> {
                     text,
                     key,
                     subject,
+                    version,
                 } => {
+                    if self.older_copy(key, version, &out) {
+                        continue;
+                    }
                     if let Some(url) = full_url {
                         self.aliases.insert(url, out.source.clone());
                     }
-                    self.absorb(*out, text, key, subject);
+                    self.absorb(*out, text, key, subject, version);
                 }
             }
         }
     }
 
+    /// On a second read ([`Collector::settling`]): true, with an issue, when
+    /// this copy of a resource read more than once is not the one kept.
+    fn older_copy(&mut self, key: u128, version: Option<scan::Version>, out: &Extracted) -> bool {
+        let Some(settle) = self.settle.get_mut(&key) else {
+            return false;
+        };
+        let copy = settle.seen;
+        settle.seen += 1;
+        let keep = *settle.keep.get_or_insert_with(|| newest(version, &settle.later));
+        if copy == keep {
+            return false;
+        }
+        let msg = "the same resource appears more than once; the newest copy (by meta.lastUpdated, then meta.versionId) is used, not this one";
+        self.issues.push(Issue::new(
+            Severity::Information,
+            IssueCode::Duplicate,
+            out.source.to_string(),
+            msg,
+        ));
+        true
+    }
+
+    /// Remembers the version of a later copy of a resource (for [`Collector::later_copies`]).
+    fn remember_later(&mut self, key: u128, version: Option<scan::Version>) {
+        if !self.settle.is_empty() {
+            return; // a second read: settled already
+        }
+        if let Some(versions) = self.later.get_mut(&key) {
+            return versions.push(version);
+        }
+        if self.later.len() < LATER_MAX {
+            self.later.insert(key, vec![version]);
+        } else if !self.later_full {
+            self.later_full = true;
+            let msg = format!(
+                "more than {LATER_MAX} resources appear more than once; for those past it the first copy is used whatever its version"
+            );
+            self.issues
+                .push(Issue::new(Severity::Warning, IssueCode::Duplicate, "(input)", msg));
+        }
+    }
+
     /// Keeps what `out` gave, unless a resource of its `key` came before.
-    fn absorb(&mut self, out: Extracted, text: Option<Kept>, key: u128, subject: Option<String>) {
+    fn absorb(
+        &mut self,
+        out: Extracted,
+        text: Option<Kept>,
+        key: u128,
+        subject: Option<String>,
+        version: Option<scan::Version>,
+    ) {
         let new = self.seen_ids.insert(key);
         for trouble in self.seen_ids.take_troubles() {
             self.issues.push(keys_issue(trouble));
         }
         if !new {
+            self.remember_later(key, version);
             let msg = "the same resource appears more than once; the first copy is used";
             return self.issues.push(Issue::new(
                 Severity::Information,

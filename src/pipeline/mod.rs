@@ -27,7 +27,7 @@ pub mod scan;
 mod store;
 
 use collector::side::{read_side_file, Side};
-pub use collector::Collector;
+pub use collector::{Collector, Later};
 pub use parallel::ReadOptions;
 pub use store::{
     collect_store, collect_store_at, collect_store_at_with, collect_store_site, collect_store_site_with,
@@ -73,9 +73,57 @@ pub fn collect_with(
         path: inputs_label(inputs),
         source: e,
     })?;
+    let mut collector = read_plan(&plan, mappings, opts, progress.clone(), Later::new());
+    let later = collector.later_copies();
+    if !later.is_empty() {
+        if plan
+            .files
+            .iter()
+            .all(|f| std::fs::metadata(f).is_ok_and(|m| m.is_file()))
+        {
+            // Some resource came more than once, a later copy saying which version it is:
+            // a second read keeps the newest copy of each (the first kept the first copy).
+            let resources = later.len();
+            tracing::info!(
+                resources,
+                "resources read more than once; reading again to keep the newest copy of each"
+            );
+            drop(collector);
+            collector = read_plan(&plan, mappings, opts, progress, later);
+        } else {
+            let msg = format!(
+                "{} resource(s) appear more than once, later copies giving their version; the input cannot be read twice (not only regular files), so the first copy of each is used",
+                later.len()
+            );
+            let location = inputs_label(inputs).display().to_string();
+            collector.issue(Issue::new(Severity::Warning, IssueCode::Duplicate, location, msg));
+        }
+    }
+    let mut collected = collector.finish();
+    collected.stats.files = plan.files.len() as u64;
+    tracing::info!(
+        files = collected.stats.files,
+        parsed = collected.stats.parsed,
+        spilled_runs = collected.patients.runs(),
+        issues = collected.issues.total(),
+        "inputs read"
+    );
+    Ok(collected)
+}
+
+/// Reads `plan` (side files, then resources) into a new collector; of each
+/// resource in `settle` the newest copy is kept (see [`Collector::settling`]).
+fn read_plan<'m>(
+    plan: &source::Plan,
+    mappings: &'m MappingSet,
+    opts: ReadOptions,
+    progress: impl Fn(u64) + Clone + Send + Sync + 'static,
+    settle: Later,
+) -> Collector<'m> {
     let mut collector = Collector::new(mappings)
         .spill_after(opts.spill_after)
-        .threads(opts.threads);
+        .threads(opts.threads)
+        .settling(settle);
     if opts.keep_open {
         collector = collector.keep_open();
     }
@@ -111,16 +159,7 @@ pub fn collect_with(
     // One thread too: the cutter reads plain NDJSON in blocks, whose lines'
     // texts are then kept as places in the file (see `collect::texts`).
     parallel::read_files(&plan.files, &mut collector, opts, progress);
-    let mut collected = collector.finish();
-    collected.stats.files = plan.files.len() as u64;
-    tracing::info!(
-        files = collected.stats.files,
-        parsed = collected.stats.parsed,
-        spilled_runs = collected.patients.runs(),
-        issues = collected.issues.total(),
-        "inputs read"
-    );
-    Ok(collected)
+    collector
 }
 
 fn inputs_label(inputs: &[PathBuf]) -> PathBuf {

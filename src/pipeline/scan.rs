@@ -38,7 +38,49 @@ pub enum Event {
         key: u128,
         /// Its [`subject_key`], when it names a subject.
         subject: Option<String>,
+        /// Which version of the resource it is, when its `meta` says.
+        version: Option<Version>,
     },
+}
+
+/// Which version of a resource a copy is (its `meta`), to tell the newest of
+/// several copies of one resource in an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// `meta.lastUpdated`, in milliseconds since 1970 (UTC).
+    pub updated: Option<i64>,
+    /// `meta.versionId`, when a number.
+    pub number: Option<u64>,
+}
+
+impl Version {
+    /// The version `meta` gives: `None` when it gives neither an instant nor a number.
+    fn of(meta: Option<&crate::fhir::model::types::Meta>) -> Option<Version> {
+        let meta = meta?;
+        let version = Version {
+            updated: meta
+                .last_updated
+                .as_ref()
+                .and_then(|t| t.value.as_deref())
+                .and_then(crate::domain::date::instant_millis),
+            number: meta
+                .version_id
+                .as_ref()
+                .and_then(|v| v.value.as_deref())
+                .and_then(|v| v.trim().parse().ok()),
+        };
+        (version.updated.is_some() || version.number.is_some()).then_some(version)
+    }
+
+    /// Whether this copy is surely newer than `other`: a later `lastUpdated`,
+    /// else (the same or one missing) a higher `versionId`. Equal or not
+    /// comparable: false.
+    pub fn newer_than(&self, other: &Version) -> bool {
+        match (self.updated, other.updated) {
+            (Some(a), Some(b)) if a != b => a > b,
+            _ => matches!((self.number, other.number), (Some(a), Some(b)) if a > b),
+        }
+    }
 }
 
 /// Events and counts of a stretch of input.
@@ -250,6 +292,7 @@ fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: 
         full_url: full_url.map(str::to_string),
         key: resource_key(&out.source),
         subject: out.subject.as_deref().map(subject_key),
+        version: Version::of(parsed.resource.meta()),
         out: Box::new(out),
         text: used.then(|| kept(location, text, at)),
     });

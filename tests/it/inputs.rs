@@ -201,3 +201,93 @@ fn a_json_array_of_resources_reads_as_its_resources() {
         "{issues}"
     );
 }
+
+/// The same resource in two exports (a first one and a later incremental one,
+/// passed in either order): the copy with the later `meta.lastUpdated` (offsets
+/// compared as instants), else the higher `versionId` (as a number), is used
+/// wherever it comes, on one thread or two; without versions, the first copy.
+/// Every copy not used is a `duplicate` issue.
+#[test]
+fn of_several_copies_of_a_resource_the_newest_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = |value: u32, meta: serde_json::Value| {
+        let mut o = observation(
+            "o1",
+            "http://loinc.org",
+            "2157-6",
+            json!({"valueQuantity": {"value": value, "unit": "U/L"}}),
+        );
+        if !meta.is_null() {
+            o["meta"] = meta;
+        }
+        o
+    };
+    let at = |t: &str| json!({"lastUpdated": t});
+    let cases = [
+        (
+            "newer second",
+            ck(1000, at("2024-01-01T00:00:00Z")),
+            ck(5000, at("2024-03-01T10:00:00+02:00")),
+            "5000",
+        ),
+        (
+            "newer first",
+            ck(5000, at("2024-03-01T10:00:00+02:00")),
+            ck(1000, at("2024-01-01T00:00:00Z")),
+            "5000",
+        ),
+        (
+            "offsets",
+            ck(1000, at("2024-03-01T10:00:00+02:00")),
+            ck(5000, at("2024-03-01T09:00:00Z")),
+            "5000",
+        ),
+        (
+            "version ids",
+            ck(1000, json!({"versionId": "9"})),
+            ck(5000, json!({"versionId": "10"})),
+            "5000",
+        ),
+        (
+            "no versions",
+            ck(1000, serde_json::Value::Null),
+            ck(5000, serde_json::Value::Null),
+            "1000",
+        ),
+        (
+            "same instant",
+            ck(1000, at("2024-01-01T00:00:00Z")),
+            ck(5000, at("2024-01-01T00:00:00Z")),
+            "1000",
+        ),
+    ];
+    for (i, (name, first, second, peak)) in cases.into_iter().enumerate() {
+        let (a, b) = (
+            dir.path().join(format!("{i}-a.ndjson")),
+            dir.path().join(format!("{i}-b.ndjson")),
+        );
+        write_lines(&a, &[patient("p1"), imnm_condition("c1", "p1"), first]);
+        write_lines(&b, &[second]);
+        let (cohort, issues) = crate::support::run_paths(&[a.clone(), b.clone()]);
+        let row = &cohort.rows.all().unwrap()[0];
+        assert_eq!(crate::support::cell(row, "ck_peak_u_per_l"), peak, "{name}");
+        assert_eq!(crate::support::cell(row, "ck_count"), "1", "{name}: one copy counted");
+        let duplicates = issues.iter().filter(|i| i.code == IssueCode::Duplicate).count();
+        assert_eq!(duplicates, 1, "{name}: the copy not used is reported");
+        // Two threads: the same (each file read on its own thread's turn).
+        let m = crate::support::mappings();
+        let opts = imnm_fhir::pipeline::ReadOptions {
+            threads: 2,
+            chunk_bytes: 64,
+            ..imnm_fhir::pipeline::ReadOptions::default()
+        };
+        let collected = imnm_fhir::pipeline::collect_with(&[a, b], &m, opts, |_| {}).unwrap();
+        let mut issues = collected.issues;
+        let two = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).unwrap();
+        assert_eq!(
+            crate::support::cell(&two.rows.all().unwrap()[0], "ck_peak_u_per_l"),
+            peak,
+            "{name}, 2 threads"
+        );
+    }
+}
