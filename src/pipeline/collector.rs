@@ -254,6 +254,9 @@ impl<'m> Collector<'m> {
     /// On a second read ([`Collector::settling`]): true, with an issue, when
     /// this copy of a resource read more than once is not the one kept.
     fn older_copy(&mut self, key: u128, version: Option<scan::Version>, out: &Extracted) -> bool {
+        if self.settle.is_empty() {
+            return false; // a first read, or nothing to settle: no hashing per resource
+        }
         let Some(settle) = self.settle.get_mut(&key) else {
             return false;
         };
