@@ -551,3 +551,35 @@ fn export_of_an_input_with_an_unreadable_line_exits_1_and_keeps_its_issues_out_o
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+/// A CK result given twice (an older copy in the export, a newer one in a file
+/// read after it): the study bundle holds the newer copy only, once.
+#[test]
+fn export_takes_the_newest_copy_of_a_repeated_resource() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_dir(&root().join("examples/demo-cohort/ndjson"), &input);
+    let obs = input.join("Observation.ndjson");
+    let text = std::fs::read_to_string(&obs).unwrap();
+    let mut lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let at = lines.iter().position(|o| o.to_string().contains("2157-6")).unwrap();
+    lines[at]["meta"] = serde_json::json!({"lastUpdated": "2020-01-01T00:00:00Z"});
+    let mut newer = lines[at].clone();
+    newer["meta"] = serde_json::json!({"lastUpdated": "2024-06-01T00:00:00Z"});
+    newer["valueQuantity"]["value"] = serde_json::json!(98765);
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(&obs, text.join("\n") + "\n").unwrap();
+    // Read after Observation.ndjson (file names in order): the first copy is the older.
+    std::fs::write(input.join("Observation.z-later.ndjson"), format!("{newer}\n")).unwrap();
+    let key = tmp.path().join("site.key");
+    assert!(imnm(&["keygen", "--out", key.to_str().unwrap()], tmp.path())
+        .status
+        .success());
+    let args = ["export", "--input", input.to_str().unwrap(), "--out", "b", "--site-key"];
+    let o = imnm(&[&args[..], &[key.to_str().unwrap()]].concat(), tmp.path());
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let exported = std::fs::read_to_string(tmp.path().join("b/ndjson/Observation.ndjson")).unwrap();
+    assert_eq!(exported.matches("98765").count(), 1, "the newer copy, once");
+    let ck = |text: &str| text.lines().filter(|l| l.contains("2157-6")).count();
+    assert!(ck(&exported) <= ck(&text.join("\n")), "no CK result twice");
+}
