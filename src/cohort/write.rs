@@ -257,11 +257,13 @@ fn wanted_sources(cohort: &Cohort, sites: &[SiteData], budget: usize) -> std::io
     Ok(wanted.finish())
 }
 
-/// A text's place as a sortable record: memory `(0, index, 0)`, disk `(1, offset, size)`.
+/// A text's place as a sortable record: memory `(0, index, 0)`, disk `(1,
+/// offset, size)`, an input file `(2, offset, file << 32 | len)`.
 pub(crate) fn place_rec(place: Place) -> (u8, u64, u64) {
     match place {
         Place::Memory(i) => (0, i as u64, 0),
         Place::Disk(at, size) => (1, at, size),
+        Place::Input { file, offset, len } => (2, offset, u64::from(file) << 32 | u64::from(len)),
     }
 }
 
@@ -269,7 +271,12 @@ pub(crate) fn place_rec(place: Place) -> (u8, u64, u64) {
 pub(crate) fn place_of((kind, a, b): (u8, u64, u64)) -> Place {
     match kind {
         0 => Place::Memory(usize::try_from(a).unwrap_or(usize::MAX)),
-        _ => Place::Disk(a, b),
+        1 => Place::Disk(a, b),
+        _ => Place::Input {
+            file: (b >> 32) as u32,
+            offset: a,
+            len: b as u32,
+        },
     }
 }
 
@@ -292,4 +299,25 @@ pub fn write_relevant(dir: &Path, sites: &mut [SiteData]) -> Result<()> {
         written.and_then(|()| w.flush().map_err(out))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_come_back_from_their_sort_records() {
+        let places = [
+            Place::Memory(7),
+            Place::Disk(1 << 40, 99),
+            Place::Input {
+                file: u32::MAX,
+                offset: 1 << 45,
+                len: u32::MAX,
+            },
+        ];
+        for place in places {
+            assert_eq!(format!("{:?}", place_of(place_rec(place))), format!("{place:?}"));
+        }
+    }
 }

@@ -40,6 +40,26 @@ pub enum Place {
     Memory(usize),
     /// Offset of its record in `Texts::spilled`, and the record's size there.
     Disk(u64, u64),
+    /// Where it lies in an input file (`Texts::files[file]`): read there with
+    /// one positional read, its record (in memory or spilled) not read again.
+    Input {
+        /// The file's number among the texts' input files.
+        file: u32,
+        /// The text's first byte in the file.
+        offset: u64,
+        /// Its length in bytes.
+        len: u32,
+    },
+}
+
+impl<T> Held<T> {
+    /// Where the text lies when in an input file; `None` when held itself.
+    fn input(&self) -> Option<Place> {
+        match *self {
+            Held::At { file, offset, len } => Some(Place::Input { file, offset, len }),
+            Held::Text(_) => None,
+        }
+    }
 }
 
 /// A relevant resource's text as handed to [`Texts::insert`].
@@ -280,6 +300,7 @@ impl Texts {
                         .ok_or_else(|| std::io::Error::other("text place out of range"))?;
                     f(&key, self.text_of(held, &mut input)?)?;
                 }
+                Place::Input { file, offset, len } => f(&key, self.read_input(file, offset, len, &mut input)?)?,
             }
         }
         Ok(())
@@ -342,6 +363,7 @@ impl Texts {
     fn text_at<'s>(&'s self, place: Place, buf: &'s mut Vec<u8>, input: &'s mut Vec<u8>) -> std::io::Result<&'s str> {
         let held = match place {
             Place::Disk(at, size) => self.spilled.read_sized::<(Key<'_>, Held<&str>)>(at, size, buf)?.1,
+            Place::Input { file, offset, len } => return self.read_input(file, offset, len, input),
             Place::Memory(i) => match self.memory.get(i) {
                 Some((_, Held::Text(text))) => return Ok(&**text),
                 Some((_, Held::At { file, offset, len })) => Held::At {
@@ -363,13 +385,13 @@ impl Texts {
     pub fn places(&mut self, wanted: impl Fn(&SourceRef) -> bool) -> std::io::Result<Vec<(SourceRef, Place)>> {
         let mut places: Vec<(SourceRef, Place)> = (self.memory.iter().enumerate())
             .filter(|(_, (key, _))| wanted(key))
-            .map(|(i, (key, _))| (key.clone(), Place::Memory(i)))
+            .map(|(i, (key, held))| (key.clone(), held.input().unwrap_or(Place::Memory(i))))
             .collect();
         self.spilled.flush()?;
         let mut records = self.spilled.reader::<Record>()?;
-        while let Some((at, size, (key, _))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
+        while let Some((at, size, (key, held))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
             if wanted(&key) {
-                places.push((key, Place::Disk(at, size)));
+                places.push((key, held.input().unwrap_or(Place::Disk(at, size))));
             }
         }
         places.sort_by(|a, b| a.0.cmp(&b.0)); // stable
@@ -384,13 +406,13 @@ impl Texts {
         &mut self,
         mut f: impl FnMut(&SourceRef, Place) -> Result<(), E>,
     ) -> Result<(), E> {
-        for (i, (key, _)) in self.memory.iter().enumerate() {
-            f(key, Place::Memory(i))?;
+        for (i, (key, held)) in self.memory.iter().enumerate() {
+            f(key, held.input().unwrap_or(Place::Memory(i)))?;
         }
         self.spilled.flush()?;
         let mut records = self.spilled.reader::<Record>()?;
-        while let Some((at, size, (key, _))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
-            f(&key, Place::Disk(at, size))?;
+        while let Some((at, size, (key, held))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
+            f(&key, held.input().unwrap_or(Place::Disk(at, size)))?;
         }
         Ok(())
     }
@@ -408,6 +430,9 @@ impl Texts {
                 let mut buf = Vec::new();
                 let (_, held): (Key<'_>, Held<&str>) = self.spilled.read_sized(at, size, &mut buf)?;
                 Ok(self.text_of(&held, &mut input)?.to_string().into())
+            }
+            Place::Input { file, offset, len } => {
+                Ok(self.read_input(file, offset, len, &mut input)?.to_string().into())
             }
         }
     }
@@ -541,6 +566,34 @@ mod tests {
         assert_eq!(seen, ["a={\"id\":\"a\"}", "b={\"id\":\"b\"}", "c={\"id\":\"c\"}"]);
         let places = texts.places(|k| k.id == "b").unwrap();
         assert_eq!(texts.read(places[0].1).unwrap(), "{\"id\":\"b\"}");
+        // A text in its file is placed there (its spilled record is not read again).
+        assert!(
+            matches!(
+                places[0].1,
+                Place::Input {
+                    offset: 11,
+                    len: 10,
+                    ..
+                }
+            ),
+            "{places:?}"
+        );
+        let mut each = Vec::new();
+        texts
+            .try_for_each_place(|k, p| {
+                each.push(format!("{}:{}", k.id, matches!(p, Place::Input { .. })));
+                Ok::<_, std::io::Error>(())
+            })
+            .unwrap();
+        assert_eq!(each, ["a:true", "b:true", "c:false"]);
+        let mut out = Vec::new();
+        let render = |_: &SourceRef, t: &str, line: &mut Vec<u8>| line.extend_from_slice(t.as_bytes());
+        let write = |b: &[u8]| {
+            out.extend_from_slice(b);
+            Ok::<_, std::io::Error>(())
+        };
+        texts.try_render_places(&places, render, write).unwrap();
+        assert_eq!(out, b"{\"id\":\"b\"}");
         // The input cut short: said, not written out wrong.
         std::fs::write(&path, "{\"id\":\"a\"}\n").unwrap();
         let err = texts.select(|_| true).unwrap_err();
