@@ -239,11 +239,12 @@ impl<'m> Collector<'m> {
                     subject,
                     version,
                 } => {
-                    if self.older_copy(key, version, &out) {
-                        continue;
-                    }
+                    // Every copy's fullUrl names the resource, the copy not kept's too.
                     if let Some(url) = full_url {
                         self.aliases.insert(url, out.source.clone());
+                    }
+                    if self.older_copy(key, version, &out) {
+                        continue;
                     }
                     self.absorb(*out, text, key, subject, version);
                 }

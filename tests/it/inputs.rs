@@ -291,3 +291,47 @@ fn of_several_copies_of_a_resource_the_newest_is_used() {
         );
     }
 }
+
+/// A Patient given in two Bundles under two `fullUrl`s (an older and a newer
+/// copy): resources that name the older copy by its `fullUrl` still reach the
+/// patient when the newer copy is the one kept.
+#[test]
+fn references_to_an_older_copy_by_its_full_url_still_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |url: &str, resource: serde_json::Value| json!({"fullUrl": url, "resource": resource});
+    let named = |mut r: serde_json::Value| {
+        r["subject"] = json!({"reference": "urn:uuid:0a"});
+        r
+    };
+    let mut older = patient("p1");
+    older["meta"] = json!({"lastUpdated": "2020-01-01T00:00:00Z"});
+    let mut newer = patient("p1");
+    newer["meta"] = json!({"lastUpdated": "2024-01-01T00:00:00Z"});
+    let ck = observation(
+        "o1",
+        "http://loinc.org",
+        "2157-6",
+        json!({"valueQuantity": {"value": 2080, "unit": "U/L"}}),
+    );
+    let first = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        entry("urn:uuid:0a", older),
+        entry("urn:uuid:0c", named(imnm_condition("c1", "p1"))),
+        entry("urn:uuid:0o", named(ck)),
+    ]});
+    let second = json!({"resourceType": "Bundle", "type": "collection", "entry": [entry("urn:uuid:0b", newer)]});
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    std::fs::write(&a, first.to_string()).unwrap();
+    std::fs::write(&b, second.to_string()).unwrap();
+    let (cohort, issues) = crate::support::run_paths(&[a, b]);
+    let duplicates = issues.iter().filter(|i| i.code == IssueCode::Duplicate).count();
+    assert_eq!(duplicates, 1, "{issues:?}");
+    assert_eq!(
+        cohort.rows.len(),
+        1,
+        "the case is found through the older copy's fullUrl"
+    );
+    assert_eq!(
+        crate::support::cell(&cohort.rows.all().unwrap()[0], "ck_peak_u_per_l"),
+        "2080"
+    );
+}
