@@ -288,20 +288,7 @@ impl Texts {
     ) -> Result<(), E> {
         let (mut buf, mut input) = (Vec::new(), Vec::new());
         for (key, place) in self.places(wanted)? {
-            match place {
-                Place::Disk(at, size) => {
-                    let (_, held): (Key<'_>, Held<&str>) = self.spilled.read_sized(at, size, &mut buf)?;
-                    f(&key, self.text_of(&held, &mut input)?)?;
-                }
-                Place::Memory(i) => {
-                    let (_, held) = self
-                        .memory
-                        .get(i)
-                        .ok_or_else(|| std::io::Error::other("text place out of range"))?;
-                    f(&key, self.text_of(held, &mut input)?)?;
-                }
-                Place::Input { file, offset, len } => f(&key, self.read_input(file, offset, len, &mut input)?)?,
-            }
+            f(&key, self.text_at(place, &mut buf, &mut input)?)?;
         }
         Ok(())
     }
@@ -419,22 +406,13 @@ impl Texts {
 
     /// The text at `place` (one of [`Texts::places`]).
     pub fn read(&self, place: Place) -> std::io::Result<std::borrow::Cow<'_, str>> {
-        let mut input = Vec::new();
-        match place {
-            Place::Memory(i) => match self.memory.get(i) {
-                Some((_, Held::Text(text))) => Ok(std::borrow::Cow::Borrowed(&**text)),
-                Some((_, held)) => Ok(self.text_of(held, &mut input)?.to_string().into()),
-                None => Err(std::io::Error::other("text place out of range")),
-            },
-            Place::Disk(at, size) => {
-                let mut buf = Vec::new();
-                let (_, held): (Key<'_>, Held<&str>) = self.spilled.read_sized(at, size, &mut buf)?;
-                Ok(self.text_of(&held, &mut input)?.to_string().into())
-            }
-            Place::Input { file, offset, len } => {
-                Ok(self.read_input(file, offset, len, &mut input)?.to_string().into())
+        if let Place::Memory(i) = place {
+            if let Some((_, Held::Text(text))) = self.memory.get(i) {
+                return Ok(std::borrow::Cow::Borrowed(&**text));
             }
         }
+        let (mut buf, mut input) = (Vec::new(), Vec::new());
+        Ok(self.text_at(place, &mut buf, &mut input)?.to_string().into())
     }
 
     /// Calls `f` with every key and text in the order they were inserted;

@@ -268,27 +268,23 @@ fn of_several_copies_of_a_resource_the_newest_is_used() {
         );
         write_lines(&a, &[patient("p1"), imnm_condition("c1", "p1"), first]);
         write_lines(&b, &[second]);
-        let (cohort, issues) = crate::support::run_paths(&[a.clone(), b.clone()]);
-        let row = &cohort.rows.all().unwrap()[0];
-        assert_eq!(crate::support::cell(row, "ck_peak_u_per_l"), peak, "{name}");
-        assert_eq!(crate::support::cell(row, "ck_count"), "1", "{name}: one copy counted");
-        let duplicates = issues.iter().filter(|i| i.code == IssueCode::Duplicate).count();
-        assert_eq!(duplicates, 1, "{name}: the copy not used is reported");
-        // Two threads: the same (each file read on its own thread's turn).
-        let m = crate::support::mappings();
-        let opts = imnm_fhir::pipeline::ReadOptions {
-            threads: 2,
-            chunk_bytes: 64,
-            ..imnm_fhir::pipeline::ReadOptions::default()
-        };
-        let collected = imnm_fhir::pipeline::collect_with(&[a, b], &m, opts, |_| {}).unwrap();
-        let mut issues = collected.issues;
-        let two = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).unwrap();
-        assert_eq!(
-            crate::support::cell(&two.rows.all().unwrap()[0], "ck_peak_u_per_l"),
-            peak,
-            "{name}, 2 threads"
-        );
+        for threads in [1, 2] {
+            let opts = imnm_fhir::pipeline::ReadOptions {
+                threads,
+                chunk_bytes: 64,
+                ..imnm_fhir::pipeline::ReadOptions::default()
+            };
+            let (cohort, issues) = crate::support::run_paths_with(&[a.clone(), b.clone()], opts);
+            let row = &cohort.rows.all().unwrap()[0];
+            assert_eq!(
+                crate::support::cell(row, "ck_peak_u_per_l"),
+                peak,
+                "{name}, {threads} thread(s)"
+            );
+            assert_eq!(crate::support::cell(row, "ck_count"), "1", "{name}: one copy counted");
+            let duplicates = issues.iter().filter(|i| i.code == IssueCode::Duplicate).count();
+            assert_eq!(duplicates, 1, "{name}: the copy not used is reported");
+        }
     }
 }
 

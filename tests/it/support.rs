@@ -71,8 +71,13 @@ pub fn run_text(text: &str) -> (Cohort, Vec<Issue>) {
 
 /// Runs the pipeline (without writing files) over input paths.
 pub fn run_paths(paths: &[PathBuf]) -> (Cohort, Vec<Issue>) {
+    run_paths_with(paths, imnm_fhir::pipeline::ReadOptions::default())
+}
+
+/// As [`run_paths`], read with `opts` (threads, block size).
+pub fn run_paths_with(paths: &[PathBuf], opts: imnm_fhir::pipeline::ReadOptions) -> (Cohort, Vec<Issue>) {
     let m = mappings();
-    let collected = imnm_fhir::pipeline::collect(paths, &m, |_| {}).expect("inputs readable");
+    let collected = imnm_fhir::pipeline::collect_with(paths, &m, opts, |_| {}).expect("inputs readable");
     let mut issues = collected.issues;
     let cohort = imnm_fhir::cohort::build::build(&collected.patients, &m, &mut issues).expect("patients readable");
     (cohort, issues.all().expect("issues readable"))
