@@ -99,30 +99,54 @@ pub fn build_and_write_linked(
     };
     let mut stats = ReadStats::default();
     let mut parts = Vec::with_capacity(sites.len());
-    let mut aside = Vec::with_capacity(sites.len());
-    for (index, collected) in sites.into_iter().enumerate() {
+    let mut site_issues = Vec::with_capacity(sites.len());
+    for collected in sites {
         let Collected {
             site,
             patients,
-            sources,
-            issues: mut site_issues,
+            mut sources,
+            issues,
             stats: site_stats,
             ..
         } = collected;
-        let linked = members_at(&groups, index);
-        let (part, held) =
-            crate::cohort::build::build_site_except(&site, &patients, mappings, &mut site_issues, &linked)?;
-        cohort.absorb(part, &mut issues).map_err(spill)?;
-        issues.extend_site(site_issues, &site).map_err(spill)?;
+        sources.flush().map_err(spill)?;
         stats.add(&site_stats);
-        aside.push(held);
+        site_issues.push(issues);
         parts.push(SiteData {
             site,
             patients,
             sources,
         });
     }
-    add_linked(&mut cohort, groups, &parts, aside, mappings, &mut issues)?;
+    // The sources' places are sorted for `sources.ndjson` while the cohort is built.
+    let (places, built) = crate::cohort::write::sort_places_beside(&parts, || {
+        build_sites(&mut cohort, &mut issues, site_issues, (&parts, groups), mappings)
+    });
+    built?;
+    let places = places.map_err(spill)?;
+    write_all(out, &cohort, &mut issues, &mut parts, places, (mappings, formats))?;
+    Ok(RunOutcome { cohort, issues, stats })
+}
+
+/// Builds each site's rows into `cohort`, then the linked `groups`' cases.
+fn build_sites(
+    cohort: &mut crate::cohort::Cohort,
+    issues: &mut Issues,
+    site_issues: Vec<Issues>,
+    (parts, groups): (&[SiteData], Vec<Vec<Member>>),
+    mappings: &MappingSet,
+) -> crate::run_error::Result<()> {
+    let spill = |source| crate::run_error::RunError::Spill { source };
+    let mut aside = Vec::with_capacity(parts.len());
+    for (index, (part, mut site_issues)) in parts.iter().zip(site_issues).enumerate() {
+        let linked = members_at(&groups, index);
+        let (built, held) =
+            crate::cohort::build::build_site_except(&part.site, &part.patients, mappings, &mut site_issues, &linked)?;
+        cohort.absorb(built, issues).map_err(spill)?;
+        issues.extend_site(site_issues, &part.site).map_err(spill)?;
+        aside.push(held);
+    }
+    add_linked(cohort, groups, parts, aside, mappings, issues)?;
     cohort.site_order = parts.iter().map(|p| p.site.clone()).collect();
     tracing::debug!(
         cases = cohort.rows.len(),
@@ -130,8 +154,7 @@ pub fn build_and_write_linked(
         sites = parts.len(),
         "cohort built"
     );
-    write_all(out, &cohort, &mut issues, &mut parts, mappings, formats)?;
-    Ok(RunOutcome { cohort, issues, stats })
+    Ok(())
 }
 
 /// Every output of a built cohort.
@@ -140,10 +163,10 @@ fn write_all(
     cohort: &crate::cohort::Cohort,
     issues: &mut Issues,
     parts: &mut [SiteData],
-    mappings: &MappingSet,
-    formats: Formats,
+    places: Vec<crate::cohort::write::SortedPlaces>,
+    (mappings, formats): (&MappingSet, Formats),
 ) -> crate::run_error::Result<()> {
-    crate::cohort::write::write_outputs(out, cohort, issues, parts, formats.csv)?;
+    crate::cohort::write::write_outputs(out, cohort, issues, parts, formats.csv, places)?;
     tracing::debug!("outputs written");
     if formats.parquet {
         let facts: Vec<(&str, &crate::collect::Patients)> =

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::completeness::completeness;
 use super::table1::to_markdown;
 use super::{Candidate, Cohort, SiteData};
-use crate::collect::texts::Place;
+use crate::collect::texts::{place_of, Place, PlaceRec};
 use crate::domain::CaseRow;
 use crate::domain::SourceRef;
 use crate::report::Issues;
@@ -55,12 +55,13 @@ fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> RunError + '_ {
 /// behind a cohort or candidate row are written. `cohort.csv` and
 /// `candidates.csv` only when `csv` (the Parquet copies are written by
 /// [`super::parquet`]).
-pub fn write_outputs(
+pub(crate) fn write_outputs(
     dir: &Path,
     cohort: &Cohort,
     issues: &mut Issues,
     sites: &mut [SiteData],
     csv: bool,
+    places: Vec<SortedPlaces>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
     if csv {
@@ -76,7 +77,31 @@ pub fn write_outputs(
     timed("provenance.ndjson", || write_provenance(dir, cohort))?;
     write_csv(dir, "completeness.csv", &completeness(cohort))?;
     timed("issues.ndjson", || write_issues(dir, issues))?;
-    timed("sources.ndjson", || write_sources(dir, cohort, sites))
+    timed("sources.ndjson", || write_sources(dir, cohort, sites, places))
+}
+
+/// A site's texts' places sorted by key ([`crate::collect::Texts::sorted_places`]).
+pub(crate) type SortedPlaces = Sorted<(SourceRef, u64, PlaceRec)>;
+
+/// Each site's [`SortedPlaces`], sorted on their own thread while `beside`
+/// runs on this one, when the sites read on several threads (one thread: in
+/// turn). Each site's texts must be flushed ([`crate::collect::Texts::flush`]).
+pub(crate) fn sort_places_beside<T>(
+    sites: &[SiteData],
+    beside: impl FnOnce() -> T,
+) -> (std::io::Result<Vec<SortedPlaces>>, T) {
+    let budget = key_budget(sites);
+    let sort = || sites.iter().map(|p| p.sources.sorted_places(budget)).collect();
+    if sites.iter().all(|p| p.sources.threads() <= 1) {
+        let other = beside();
+        return (sort(), other);
+    }
+    std::thread::scope(|s| {
+        let sorting = s.spawn(sort);
+        let other = beside();
+        let sorted = sorting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (sorted, other)
+    })
 }
 
 /// Runs `step` of writing the outputs, then logs (at debug level) how long it took.
@@ -168,65 +193,101 @@ fn write_lines<T: Serialize>(
 /// `sources.ndjson`: one line per resource behind a cell or candidate,
 /// `{"site": …, "resource": …}`, site by site (a linked case's sources,
 /// `SITE:Type/id`, each at its own site), each site's in key order. The keys
-/// wanted and the places of each site's texts are sorted on disk past the
-/// memory budget and joined, so memory holds no key per resource.
-fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData]) -> Result<()> {
+/// wanted and the places of each site's texts (`places`, sorted beforehand:
+/// [`sort_places_beside`]) are sorted on disk past the memory budget and
+/// joined, so memory holds no key per resource. With several threads the file
+/// is written on one of its own while the next texts are read and rendered.
+fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData], places: Vec<SortedPlaces>) -> Result<()> {
     let spill = |source| RunError::Spill { source };
-    let budget = sites.iter().map(|p| p.patients.budget()).min().unwrap_or(usize::MAX);
-    let budget = budget / KEY_BYTES;
+    let budget = key_budget(sites);
     let wanted = timed("sources.ndjson selection", || wanted_sources(cohort, sites, budget)).map_err(spill)?;
     let mut wanted = wanted.iter().map_err(spill)?;
     let mut next = wanted.next().map_err(spill)?;
     let (path, mut w) = create(dir, "sources.ndjson")?;
     let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
-    for (index, part) in sites.iter_mut().enumerate() {
-        let site = serde_json::Value::String(part.site.clone()).to_string();
-        let mut places: Sorter<(SourceRef, u64, (u8, u64, u64))> = Sorter::new(budget);
-        let mut seq = 0u64;
-        part.sources
-            .try_for_each_place(|key, place| {
-                seq += 1; // a key stored twice keeps its order
-                places.push((key.clone(), seq, place_rec(place)))
-            })
-            .map_err(spill)?;
-        let places = places.finish();
-        tracing::debug!(site = %part.site, "sources.ndjson places sorted");
-        let mut all = places.iter().map_err(spill)?;
-        // One line per resource: re-serialize compactly (pretty Bundle entries span lines),
-        // rendered on the read's threads a round at a time, written in key order.
-        let render = |_: &SourceRef, raw: &str, line: &mut Vec<u8>| {
-            let resource = crate::fhir::compact_json(raw);
-            let pieces: [&[u8]; 5] = [
-                b"{\"site\":",
-                site.as_bytes(),
-                b",\"resource\":",
-                resource.as_bytes(),
-                b"}\n",
-            ];
-            pieces.iter().for_each(|piece| line.extend_from_slice(piece));
-        };
-        let mut round: Vec<(SourceRef, Place)> = Vec::new();
-        let mut write_round = |round: &mut Vec<(SourceRef, Place)>| {
-            let written = part
-                .sources
-                .try_render_places(round, render, |bytes| w.write_all(bytes).map_err(out));
-            round.clear();
-            written
-        };
-        while let Some((key, _, place)) = all.next().map_err(spill)? {
-            while next.as_ref().is_some_and(|(i, k)| (*i, k) < (index, &key)) {
-                next = wanted.next().map_err(spill)?;
-            }
-            if next.as_ref().is_some_and(|(i, k)| *i == index && *k == key) {
-                round.push((key, place_of(place)));
-                if round.len() >= part.sources.render_round() {
-                    write_round(&mut round)?;
+    let apart = sites.iter().any(|p| p.sources.threads() > 1);
+    Ok(write_behind(&mut w, apart, &out, |write| {
+        for (index, (part, places)) in sites.iter().zip(places).enumerate() {
+            let mut all = places.iter()?;
+            let mut round: Vec<(SourceRef, Place)> = Vec::new();
+            while let Some((key, _, place)) = all.next()? {
+                while next.as_ref().is_some_and(|(i, k)| (*i, k) < (index, &key)) {
+                    next = wanted.next()?;
+                }
+                if next.as_ref().is_some_and(|(i, k)| *i == index && *k == key) {
+                    round.push((key, place_of(place)));
+                    if round.len() >= part.sources.render_round() {
+                        render_round(part, &mut round, write)?;
+                    }
                 }
             }
+            render_round(part, &mut round, write)?;
         }
-        write_round(&mut round)?;
+        Ok(())
+    })?)
+}
+
+/// Hands `round`'s texts of `part` to `write` as lines of `sources.ndjson`
+/// (rendered on the read's threads), in order; empties `round`.
+fn render_round(
+    part: &SiteData,
+    round: &mut Vec<(SourceRef, Place)>,
+    write: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), Streaming>,
+) -> std::result::Result<(), Streaming> {
+    let site = serde_json::Value::String(part.site.clone()).to_string();
+    // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
+    let render = |_: &SourceRef, raw: &str, line: &mut Vec<u8>| {
+        let resource = crate::fhir::compact_json(raw);
+        let pieces: [&[u8]; 5] = [
+            b"{\"site\":",
+            site.as_bytes(),
+            b",\"resource\":",
+            resource.as_bytes(),
+            b"}\n",
+        ];
+        pieces.iter().for_each(|piece| line.extend_from_slice(piece));
+    };
+    let written = part.sources.try_render_places(round, render, write);
+    round.clear();
+    written
+}
+
+/// Calls `fill` with a way to write chunks of bytes to `w` in order, then
+/// flushes `w`; `apart`: the chunks are written on a thread of their own
+/// while `fill` goes on (the file's writes off the reading threads' way).
+fn write_behind(
+    w: &mut BufWriter<File>,
+    apart: bool,
+    out: &dyn Fn(std::io::Error) -> Streaming,
+    fill: impl FnOnce(&mut dyn FnMut(Vec<u8>) -> std::result::Result<(), Streaming>) -> std::result::Result<(), Streaming>,
+) -> std::result::Result<(), Streaming> {
+    if !apart {
+        fill(&mut |bytes| w.write_all(&bytes).map_err(out))?;
+        return w.flush().map_err(out);
     }
-    Ok(w.flush().map_err(out)?)
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let writer = s.spawn(move || -> std::io::Result<()> {
+            for bytes in rx {
+                w.write_all(&bytes)?;
+            }
+            w.flush()
+        });
+        let stopped = || out(std::io::Error::other("the thread writing the file stopped"));
+        let filled = fill(&mut |bytes| tx.send(bytes).map_err(|_| stopped()));
+        drop(tx);
+        // The writer's own failure first: it is why a chunk could not be handed over.
+        writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(out)?;
+        filled
+    })
+}
+
+/// How many keys each sort of the sources holds in memory: the sites' smallest budget of bytes.
+fn key_budget(sites: &[SiteData]) -> usize {
+    sites.iter().map(|p| p.patients.budget()).min().unwrap_or(usize::MAX) / KEY_BYTES
 }
 
 /// About how many bytes a key being sorted takes in memory: a budget of
@@ -257,29 +318,6 @@ fn wanted_sources(cohort: &Cohort, sites: &[SiteData], budget: usize) -> std::io
     Ok(wanted.finish())
 }
 
-/// A text's place as a sortable record: memory `(0, index, 0)`, disk `(1,
-/// offset, size)`, an input file `(2, offset, file << 32 | len)`.
-pub(crate) fn place_rec(place: Place) -> (u8, u64, u64) {
-    match place {
-        Place::Memory(i) => (0, i as u64, 0),
-        Place::Disk(at, size) => (1, at, size),
-        Place::Input { file, offset, len } => (2, offset, u64::from(file) << 32 | u64::from(len)),
-    }
-}
-
-/// The place of a record of [`place_rec`].
-pub(crate) fn place_of((kind, a, b): (u8, u64, u64)) -> Place {
-    match kind {
-        0 => Place::Memory(usize::try_from(a).unwrap_or(usize::MAX)),
-        1 => Place::Disk(a, b),
-        _ => Place::Input {
-            file: (b >> 32) as u32,
-            offset: a,
-            len: b as u32,
-        },
-    }
-}
-
 /// Writes `relevant.ndjson` (with several sites, `relevant.<site>.ndjson` per
 /// site): every resource a rule used, one compact line each, in the order the
 /// input gave them (the same for any number of threads). Read again by `imnm
@@ -299,25 +337,4 @@ pub fn write_relevant(dir: &Path, sites: &mut [SiteData]) -> Result<()> {
         written.and_then(|()| w.flush().map_err(out))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn places_come_back_from_their_sort_records() {
-        let places = [
-            Place::Memory(7),
-            Place::Disk(1 << 40, 99),
-            Place::Input {
-                file: u32::MAX,
-                offset: 1 << 45,
-                len: u32::MAX,
-            },
-        ];
-        for place in places {
-            assert_eq!(format!("{:?}", place_of(place_rec(place))), format!("{place:?}"));
-        }
-    }
 }

@@ -11,10 +11,11 @@
 //! bytes a run moves). Reading
 //! back is a sequential pass over the file, which is how outputs want them: all
 //! of them in the order they came ([`Texts::try_for_each`]), or the resources
-//! behind cohort rows in key order: `cohort::write` sorts the places of
-//! [`Texts::try_for_each_place`] on disk, joins them with the keys it wants and
-//! renders those on the threads ([`Texts::try_render_places`]: a positional
-//! read each); [`Texts::try_for_each_selected`] does the same holding the
+//! behind cohort rows in key order: [`Texts::sorted_places`] sorts the places
+//! on disk (from any thread once [`Texts::flush`]ed: `cohort::run` sorts them
+//! while the cohort is built), `cohort::write` joins them with the keys it
+//! wants and renders those on the threads ([`Texts::try_render_places`]: a
+//! positional read each); [`Texts::try_for_each_selected`] does the same holding the
 //! chosen keys in memory.
 //! If the temporary file cannot be written, texts stay in memory and the
 //! caller is told once (see [`Texts::insert`]).
@@ -31,7 +32,34 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::SourceRef;
+use crate::sorted::{Sorted, Sorter};
 use crate::spill::{Log, ReadAt};
+
+/// A [`Place`] as a sortable record: memory `(0, index, 0)`, disk `(1,
+/// offset, size)`, an input file `(2, offset, file << 32 | len)`.
+pub(crate) type PlaceRec = (u8, u64, u64);
+
+/// The record of `place`.
+pub(crate) fn place_rec(place: Place) -> PlaceRec {
+    match place {
+        Place::Memory(i) => (0, i as u64, 0),
+        Place::Disk(at, size) => (1, at, size),
+        Place::Input { file, offset, len } => (2, offset, u64::from(file) << 32 | u64::from(len)),
+    }
+}
+
+/// The place of a record of [`place_rec`].
+pub(crate) fn place_of((kind, a, b): PlaceRec) -> Place {
+    match kind {
+        0 => Place::Memory(usize::try_from(a).unwrap_or(usize::MAX)),
+        1 => Place::Disk(a, b),
+        _ => Place::Input {
+            file: (b >> 32) as u32,
+            offset: a,
+            len: b as u32,
+        },
+    }
+}
 
 /// Where a selected text lies (from [`Texts::places`]).
 #[derive(Debug, Clone, Copy)]
@@ -251,6 +279,11 @@ impl Texts {
         self.threads = threads.max(1);
     }
 
+    /// The threads [`Texts::try_render_places`] uses.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// How many texts are held.
     pub fn len(&self) -> usize {
         self.memory.len() + self.spilled.len() as usize
@@ -301,7 +334,7 @@ impl Texts {
         &mut self,
         wanted: impl Fn(&SourceRef) -> bool,
         render: impl Fn(&SourceRef, &str, &mut Vec<u8>) + Sync,
-        write: impl FnMut(&[u8]) -> Result<(), E>,
+        write: impl FnMut(Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let places = self.places(wanted)?;
         self.try_render_places(&places, render, write)
@@ -318,7 +351,7 @@ impl Texts {
         &self,
         places: &[(SourceRef, Place)],
         render: impl Fn(&SourceRef, &str, &mut Vec<u8>) + Sync,
-        mut write: impl FnMut(&[u8]) -> Result<(), E>,
+        mut write: impl FnMut(Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let render = &render;
         let stretch = move |part: &[(SourceRef, Place)]| -> std::io::Result<Vec<u8>> {
@@ -340,7 +373,7 @@ impl Texts {
                 all
             });
             for bytes in rendered {
-                write(&bytes?)?;
+                write(bytes?)?;
             }
         }
         Ok(())
@@ -391,12 +424,39 @@ impl Texts {
     /// texts not read.
     pub fn try_for_each_place<E: From<std::io::Error>>(
         &mut self,
+        f: impl FnMut(&SourceRef, Place) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.flush()?;
+        self.try_for_each_flushed_place(f)
+    }
+
+    /// Writes out what the temporary file still holds in its buffer: the texts
+    /// can then be read from several threads ([`Texts::sorted_places`]).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.spilled.flush()
+    }
+
+    /// Every key with the record of where its text lies ([`place_rec`]),
+    /// sorted by key (a key stored twice keeps its order), past `budget` keys
+    /// on disk. Fails unless [`Texts::flush`] came after the last insert.
+    pub(crate) fn sorted_places(&self, budget: usize) -> std::io::Result<Sorted<(SourceRef, u64, PlaceRec)>> {
+        let mut places: Sorter<(SourceRef, u64, PlaceRec)> = Sorter::new(budget);
+        let mut seq = 0u64;
+        self.try_for_each_flushed_place(|key, place| {
+            seq += 1;
+            places.push((key.clone(), seq, place_rec(place)))
+        })?;
+        Ok(places.finish())
+    }
+
+    /// [`Texts::try_for_each_place`] once flushed.
+    fn try_for_each_flushed_place<E: From<std::io::Error>>(
+        &self,
         mut f: impl FnMut(&SourceRef, Place) -> Result<(), E>,
     ) -> Result<(), E> {
         for (i, (key, held)) in self.memory.iter().enumerate() {
             f(key, held.input().unwrap_or(Place::Memory(i)))?;
         }
-        self.spilled.flush()?;
         let mut records = self.spilled.reader::<Record>()?;
         while let Some((at, size, (key, held))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
             f(&key, held.input().unwrap_or(Place::Disk(at, size)))?;
@@ -447,6 +507,22 @@ impl From<String> for Kept {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn places_come_back_from_their_sort_records() {
+        let places = [
+            Place::Memory(7),
+            Place::Disk(1 << 40, 99),
+            Place::Input {
+                file: u32::MAX,
+                offset: 1 << 45,
+                len: u32::MAX,
+            },
+        ];
+        for place in places {
+            assert_eq!(format!("{:?}", place_of(place_rec(place))), format!("{place:?}"));
+        }
+    }
 
     fn key(id: &str) -> SourceRef {
         SourceRef::new("Observation", id)
@@ -566,8 +642,8 @@ mod tests {
         assert_eq!(each, ["a:true", "b:true", "c:false"]);
         let mut out = Vec::new();
         let render = |_: &SourceRef, t: &str, line: &mut Vec<u8>| line.extend_from_slice(t.as_bytes());
-        let write = |b: &[u8]| {
-            out.extend_from_slice(b);
+        let write = |b: Vec<u8>| {
+            out.extend_from_slice(&b);
             Ok::<_, std::io::Error>(())
         };
         texts.try_render_places(&places, render, write).unwrap();

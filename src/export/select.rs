@@ -14,17 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::cohort::write::{place_of, place_rec};
 use crate::collect::texts::Place;
+use crate::collect::texts::{place_of, PlaceRec};
 use crate::collect::Texts;
 use crate::deid::transform::Links;
 use crate::domain::SourceRef;
 use crate::fhir::reference::{self, Ref};
 use crate::sorted::Sorter;
 use crate::spill::Log;
-
-/// A [`Place`] as a sortable record (see [`place_rec`]).
-type PlaceRec = (u8, u64, u64);
 
 /// The resources a bundle takes, in key order, on disk.
 pub(super) struct Selection {
@@ -69,13 +66,8 @@ pub(super) fn select(
     budget: usize,
 ) -> std::io::Result<Selection> {
     let wanted = wanted_keys(cohort, budget)?;
-    let mut places: Sorter<(SourceRef, u64, PlaceRec)> = Sorter::new(budget);
-    let mut seq = 0u64;
-    sources.try_for_each_place(|key, place| {
-        seq += 1; // a key stored twice keeps its order
-        places.push((key.clone(), seq, place_rec(place)))
-    })?;
-    let places = places.finish();
+    sources.flush()?;
+    let places = sources.sorted_places(budget)?;
     // The join: the wanted texts, and every Medication (taken if a wanted request names it).
     let mut joined = Log::default();
     let mut meds: BTreeSet<SourceRef> = BTreeSet::new();

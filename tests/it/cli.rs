@@ -259,6 +259,32 @@ fn exit_codes_and_fail_on_issues() {
     assert!(String::from_utf8_lossy(&strict.stderr).contains("1 warning(s)"));
 }
 
+/// A `sources.ndjson` the disk refuses part-way (several rounds of texts: the
+/// writer fails while more are on their way) is an output error naming the
+/// file, whether it is written on the reading thread or on one of its own.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_under_sources_ndjson_is_an_output_error_on_one_thread_and_two() {
+    use imnm_fhir::bench_data::{self, Spec};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("all.ndjson");
+    bench_data::write_one_ndjson(&Spec::registry(6_000, 100), &input, None).unwrap();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("out{threads}"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::os::unix::fs::symlink("/dev/full", out.join("sources.ndjson")).unwrap();
+        let (input, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+        let run = imnm(&["cohort", "--threads", threads, "--input", input, "--out", o], &root());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(4), "{threads} thread(s): {stderr}");
+        assert!(
+            stderr.contains("sources.ndjson") && stderr.contains("No space left on device"),
+            "{threads} thread(s): {stderr}"
+        );
+        assert!(out.join("cohort.csv").exists(), "the outputs before it are written");
+    }
+}
+
 #[test]
 fn mappings_check_reports_every_problem_and_a_local_code_needs_no_recompile() {
     let dir = tempfile::tempdir().unwrap();

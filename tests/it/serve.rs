@@ -395,9 +395,11 @@ async fn serve_syncs_every_site_on_schedule_and_answers_the_api() {
     // The store records a run as ended before the run's last log line is written and flushed.
     let log_path = dir.path().join("out/sync-log.ndjson");
     let (path, before) = (&log_path, log_before.len());
-    wait_for(Duration::from_secs(30), "the run's log line after the restart", move || async move {
-        std::fs::read_to_string(path).is_ok_and(|l| l.len() > before)
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the run's log line after the restart",
+        move || async move { std::fs::read_to_string(path).is_ok_and(|l| l.len() > before) },
+    )
     .await;
     let log_after = std::fs::read_to_string(&log_path).unwrap();
     assert!(log_after.starts_with(&log_before) && log_after.len() > log_before.len());
