@@ -80,6 +80,17 @@ pub enum Place {
     },
 }
 
+impl Place {
+    /// About how many bytes the text at this place takes (0: not known here).
+    fn size_hint(&self) -> usize {
+        match *self {
+            Place::Memory(_) => 0,
+            Place::Disk(_, size) => usize::try_from(size).unwrap_or(0),
+            Place::Input { len, .. } => len as usize,
+        }
+    }
+}
+
 impl<T> Held<T> {
     /// Where the text lies when in an input file; `None` when held itself.
     fn input(&self) -> Option<Place> {
@@ -355,7 +366,10 @@ impl Texts {
     ) -> Result<(), E> {
         let render = &render;
         let stretch = move |part: &[(SourceRef, Place)]| -> std::io::Result<Vec<u8>> {
-            let (mut out, mut buf, mut input) = (Vec::new(), Vec::new(), Vec::new());
+            // Sized once for what the texts take (and a line's frame): growing it
+            // as it fills copied each stretch's bytes over again.
+            let size: usize = part.iter().map(|(_, place)| place.size_hint() + 64).sum();
+            let (mut out, mut buf, mut input) = (Vec::with_capacity(size), Vec::new(), Vec::new());
             for (key, place) in part {
                 render(key, self.text_at(*place, &mut buf, &mut input)?, &mut out);
             }

@@ -139,6 +139,7 @@ mod tests {
             r#"{"$serde_json::private::Number":"1"}"#,
             r#"{"d":1E3}"#,
             r#"{"d":1e-2}"#,
+            r#"{"a":["a","a"],"b":1,"b":2}"#,
         ] {
             assert!(!already_compact(raw), "{raw}");
             holds(raw).unwrap();
@@ -146,6 +147,7 @@ mod tests {
         for raw in [
             r#"{"a":{"b":1},"b":[{"b":2},{"b":3}],"c":-0,"e":2.50,"f":[],"g":{}}"#,
             r#"[1,"a",{"a":null}]"#,
+            r#"{"a":["x","x"],"b":{"x":1,"y":[{"x":2}]},"x":"a:b"}"#,
             r#"{"a":"é ü","b":true}"#,
             r#"{"a":1"#,
         ] {

@@ -28,13 +28,47 @@ pub enum Pos {
     Whole,
 }
 
+impl Location {
+    /// `file:line`, `file#entry[i]` or `file`: what `to_string()` gives, built
+    /// without the formatting machinery (it runs once per resource read).
+    #[must_use]
+    pub fn text(&self) -> String {
+        let mut s = String::with_capacity(self.file.len() + 28);
+        s.push_str(&self.file);
+        match self.pos {
+            Pos::Line(n) => {
+                s.push(':');
+                push_number(&mut s, n);
+            }
+            Pos::Entry(i) => {
+                s.push_str("#entry[");
+                push_number(&mut s, i as u64);
+                s.push(']');
+            }
+            Pos::Whole => {}
+        }
+        s
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_number(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.pos {
-            Pos::Line(n) => write!(f, "{}:{n}", self.file),
-            Pos::Entry(i) => write!(f, "{}#entry[{i}]", self.file),
-            Pos::Whole => write!(f, "{}", self.file),
-        }
+        f.write_str(&self.text())
     }
 }
 
@@ -100,5 +134,26 @@ pub(super) fn short(e: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Syntax => "syntax error",
         serde_json::error::Category::Data => "not a FHIR resource or Bundle",
         serde_json::error::Category::Io => "read error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_reads_as_its_file_and_place() {
+        let at = |pos| {
+            Location {
+                file: "in/a.ndjson".into(),
+                pos,
+            }
+            .to_string()
+        };
+        assert_eq!(at(Pos::Line(1)), "in/a.ndjson:1");
+        assert_eq!(at(Pos::Line(u64::MAX)), "in/a.ndjson:18446744073709551615");
+        assert_eq!(at(Pos::Entry(0)), "in/a.ndjson#entry[0]");
+        assert_eq!(at(Pos::Entry(120_034)), "in/a.ndjson#entry[120034]");
+        assert_eq!(at(Pos::Whole), "in/a.ndjson");
     }
 }

@@ -266,7 +266,7 @@ fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: 
         full_url,
         at,
     } = read;
-    let out = extract::extract(&parsed.resource, mappings, &location.to_string());
+    let out = extract::extract(&parsed.resource, mappings, &location.text());
     if let Some(note) = parsed.lenient_note {
         let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
         batch.issue(
