@@ -230,7 +230,7 @@ fn lab_value<'o>(r: &Reading<'o>, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
             };
             let (ucum, text) = quantity_units(q);
             let comparator = q.comparator.v().map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-            let raw = format!("{}{}", comparator.as_deref().unwrap_or(""), q.value.v().unwrap_or(""));
+            let raw = [comparator.as_deref().unwrap_or(""), q.value.v().unwrap_or("")].concat();
             Some(LabValue {
                 value,
                 comparator,
