@@ -54,16 +54,48 @@ fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> RunError + '_ {
 /// `sources` hold the raw JSON of resources that gave a fact; only those
 /// behind a cohort or candidate row are written. `cohort.csv` and
 /// `candidates.csv` only when `csv` (the Parquet copies are written by
-/// [`super::parquet`]).
+/// [`super::parquet`]). When the sites were read on several threads,
+/// `sources.ndjson` is written on a thread of its own beside the others; the
+/// first failure in file order is the one returned.
 pub(crate) fn write_outputs(
     dir: &Path,
     cohort: &Cohort,
     issues: &mut Issues,
-    sites: &mut [SiteData],
+    sites: &[SiteData],
     csv: bool,
     places: Vec<SortedPlaces>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
+    // `sources.ndjson`, the largest, is written beside the others (in turn on one thread).
+    let sources = || timed("sources.ndjson", || write_sources(dir, cohort, sites, places));
+    let (sources, others) = side_by_side(several_threads(sites), sources, || {
+        write_the_rest(dir, cohort, issues, csv)
+    });
+    others.and(sources)
+}
+
+/// True when the sites were read on more than one thread: the outputs are then written on several too.
+fn several_threads(sites: &[SiteData]) -> bool {
+    sites.iter().any(|p| p.sources.threads() > 1)
+}
+
+/// Runs `apart` on a thread of its own while `here` runs on this one when
+/// `several`, else `here` and then `apart`: their results, in that order.
+fn side_by_side<A: Send, B>(several: bool, apart: impl FnOnce() -> A + Send, here: impl FnOnce() -> B) -> (A, B) {
+    if !several {
+        let b = here();
+        return (apart(), b);
+    }
+    std::thread::scope(|s| {
+        let running = s.spawn(apart);
+        let b = here();
+        let a = running.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
+}
+
+/// Every output but `sources.ndjson`.
+fn write_the_rest(dir: &Path, cohort: &Cohort, issues: &mut Issues, csv: bool) -> Result<()> {
     if csv {
         timed("cohort.csv", || write_cohort(dir, cohort))?;
         write_candidates(dir, cohort)?;
@@ -76,8 +108,7 @@ pub(crate) fn write_outputs(
     })?;
     timed("provenance.ndjson", || write_provenance(dir, cohort))?;
     write_csv(dir, "completeness.csv", &completeness(cohort))?;
-    timed("issues.ndjson", || write_issues(dir, issues))?;
-    timed("sources.ndjson", || write_sources(dir, cohort, sites, places))
+    timed("issues.ndjson", || write_issues(dir, issues))
 }
 
 /// A site's texts' places sorted by key ([`crate::collect::Texts::sorted_places`]).
@@ -92,16 +123,7 @@ pub(crate) fn sort_places_beside<T>(
 ) -> (std::io::Result<Vec<SortedPlaces>>, T) {
     let budget = key_budget(sites);
     let sort = || sites.iter().map(|p| p.sources.sorted_places(budget)).collect();
-    if sites.iter().all(|p| p.sources.threads() <= 1) {
-        let other = beside();
-        return (sort(), other);
-    }
-    std::thread::scope(|s| {
-        let sorting = s.spawn(sort);
-        let other = beside();
-        let sorted = sorting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (sorted, other)
-    })
+    side_by_side(several_threads(sites), sort, beside)
 }
 
 /// Runs `step` of writing the outputs, then logs (at debug level) how long it took.
@@ -197,7 +219,7 @@ fn write_lines<T: Serialize>(
 /// [`sort_places_beside`]) are sorted on disk past the memory budget and
 /// joined, so memory holds no key per resource. With several threads the file
 /// is written on one of its own while the next texts are read and rendered.
-fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData], places: Vec<SortedPlaces>) -> Result<()> {
+fn write_sources(dir: &Path, cohort: &Cohort, sites: &[SiteData], places: Vec<SortedPlaces>) -> Result<()> {
     let spill = |source| RunError::Spill { source };
     let budget = key_budget(sites);
     let wanted = timed("sources.ndjson selection", || wanted_sources(cohort, sites, budget)).map_err(spill)?;
@@ -205,8 +227,7 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &mut [SiteData], places: Ve
     let mut next = wanted.next().map_err(spill)?;
     let (path, mut w) = create(dir, "sources.ndjson")?;
     let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
-    let apart = sites.iter().any(|p| p.sources.threads() > 1);
-    Ok(write_behind(&mut w, apart, &out, |write| {
+    Ok(write_behind(&mut w, several_threads(sites), &out, |write| {
         for (index, (part, places)) in sites.iter().zip(places).enumerate() {
             let mut all = places.iter()?;
             let mut round: Vec<(SourceRef, Place)> = Vec::new();
