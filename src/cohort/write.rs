@@ -229,6 +229,8 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &[SiteData], places: Vec<So
     let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
     Ok(write_behind(&mut w, several_threads(sites), &out, |write| {
         for (index, (part, places)) in sites.iter().zip(places).enumerate() {
+            let site = serde_json::Value::String(part.site.clone()).to_string();
+            let part = (part, site.as_str());
             let mut all = places.iter()?;
             let mut round: Vec<(SourceRef, Place)> = Vec::new();
             while let Some((key, _, place)) = all.next()? {
@@ -237,7 +239,7 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &[SiteData], places: Vec<So
                 }
                 if next.as_ref().is_some_and(|(i, k)| *i == index && *k == key) {
                     round.push((key, place_of(place)));
-                    if round.len() >= part.sources.render_round() {
+                    if round.len() >= part.0.sources.render_round() {
                         render_round(part, &mut round, write)?;
                     }
                 }
@@ -249,13 +251,13 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &[SiteData], places: Vec<So
 }
 
 /// Hands `round`'s texts of `part` to `write` as lines of `sources.ndjson`
-/// (rendered on the read's threads), in order; empties `round`.
+/// naming `site` (the site's id as a JSON string), rendered on the read's
+/// threads, in order; empties `round`.
 fn render_round(
-    part: &SiteData,
+    (part, site): (&SiteData, &str),
     round: &mut Vec<(SourceRef, Place)>,
     write: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), Streaming>,
 ) -> std::result::Result<(), Streaming> {
-    let site = serde_json::Value::String(part.site.clone()).to_string();
     // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
     let render = |_: &SourceRef, raw: &str, line: &mut Vec<u8>| {
         let resource = crate::fhir::compact_json(raw);

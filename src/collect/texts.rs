@@ -357,7 +357,7 @@ impl Texts {
     }
 
     /// The rendering of [`Texts::try_render_selected`] for places already chosen
-    /// (of [`Texts::places`] or [`Texts::try_for_each_place`]), in their order.
+    /// (of [`Texts::places`] or [`Texts::sorted_places`]), in their order.
     pub fn try_render_places<E: From<std::io::Error>>(
         &self,
         places: &[(SourceRef, Place)],
@@ -432,18 +432,6 @@ impl Texts {
         Ok(places)
     }
 
-    /// Calls `f` with every key and where its text lies, in the order of
-    /// [`Texts::places`] before its sort (the texts in memory, then the
-    /// spilled ones), holding nothing: one pass over the temporary file,
-    /// texts not read.
-    pub fn try_for_each_place<E: From<std::io::Error>>(
-        &mut self,
-        f: impl FnMut(&SourceRef, Place) -> Result<(), E>,
-    ) -> Result<(), E> {
-        self.flush()?;
-        self.try_for_each_flushed_place(f)
-    }
-
     /// Writes out what the temporary file still holds in its buffer: the texts
     /// can then be read from several threads ([`Texts::sorted_places`]).
     pub fn flush(&mut self) -> std::io::Result<()> {
@@ -456,15 +444,18 @@ impl Texts {
     pub(crate) fn sorted_places(&self, budget: usize) -> std::io::Result<Sorted<(SourceRef, u64, PlaceRec)>> {
         let mut places: Sorter<(SourceRef, u64, PlaceRec)> = Sorter::new(budget);
         let mut seq = 0u64;
-        self.try_for_each_flushed_place(|key, place| {
+        self.try_for_each_place(|key, place| {
             seq += 1;
             places.push((key.clone(), seq, place_rec(place)))
         })?;
         Ok(places.finish())
     }
 
-    /// [`Texts::try_for_each_place`] once flushed.
-    fn try_for_each_flushed_place<E: From<std::io::Error>>(
+    /// Calls `f` with every key and where its text lies, in the order of
+    /// [`Texts::places`] before its sort (the texts in memory, then the
+    /// spilled ones), holding nothing: one pass over the temporary file,
+    /// texts not read. Fails unless [`Texts::flush`] came after the last insert.
+    pub fn try_for_each_place<E: From<std::io::Error>>(
         &self,
         mut f: impl FnMut(&SourceRef, Place) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -647,6 +638,7 @@ mod tests {
             "{places:?}"
         );
         let mut each = Vec::new();
+        texts.flush().unwrap();
         texts
             .try_for_each_place(|k, p| {
                 each.push(format!("{}:{}", k.id, matches!(p, Place::Input { .. })));
