@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::completeness::completeness;
 use super::table1::to_markdown;
 use super::{Candidate, Cohort, SiteData};
-use crate::collect::texts::{place_of, Place, PlaceRec};
+use crate::collect::texts::{place_of, Place, PlaceRec, Stored};
 use crate::domain::CaseRow;
 use crate::domain::SourceRef;
 use crate::report::Issues;
@@ -258,9 +258,13 @@ fn render_round(
     round: &mut Vec<(SourceRef, Place)>,
     write: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), Streaming>,
 ) -> std::result::Result<(), Streaming> {
-    // One line per resource: re-serialize compactly (pretty Bundle entries span lines).
-    let render = |_: &SourceRef, raw: &str, line: &mut Vec<u8>| {
-        let resource = crate::fhir::compact_json(raw);
+    // One line per resource: re-serialize compactly (pretty Bundle entries span
+    // lines) unless the reader proved the text compact already.
+    let render = |_: &SourceRef, raw: Stored<'_>, line: &mut Vec<u8>| {
+        let resource = match raw.compact {
+            true => std::borrow::Cow::Borrowed(raw.text),
+            false => crate::fhir::compact_json(raw.text),
+        };
         let pieces: [&[u8]; 5] = [
             b"{\"site\":",
             site.as_bytes(),

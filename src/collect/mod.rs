@@ -21,7 +21,7 @@ pub mod patients;
 pub mod texts;
 
 pub use patients::Patients;
-pub use texts::{Kept, Texts};
+pub use texts::{Kept, Stored, Texts};
 
 /// The site of data read from files given without one (`--input PATH`):
 /// the store's site of data of unknown origin, the same `local`.

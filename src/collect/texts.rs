@@ -36,7 +36,8 @@ use crate::sorted::{Sorted, Sorter};
 use crate::spill::{Log, ReadAt};
 
 /// A [`Place`] as a sortable record: memory `(0, index, 0)`, disk `(1,
-/// offset, size)`, an input file `(2, offset, file << 32 | len)`.
+/// offset, size)`, an input file `(2, offset, file << 32 | len)` (`3` for a
+/// text known to be compact).
 pub(crate) type PlaceRec = (u8, u64, u64);
 
 /// The record of `place`.
@@ -44,7 +45,12 @@ pub(crate) fn place_rec(place: Place) -> PlaceRec {
     match place {
         Place::Memory(i) => (0, i as u64, 0),
         Place::Disk(at, size) => (1, at, size),
-        Place::Input { file, offset, len } => (2, offset, u64::from(file) << 32 | u64::from(len)),
+        Place::Input {
+            file,
+            offset,
+            len,
+            compact,
+        } => (2 + u8::from(compact), offset, u64::from(file) << 32 | u64::from(len)),
     }
 }
 
@@ -53,10 +59,11 @@ pub(crate) fn place_of((kind, a, b): PlaceRec) -> Place {
     match kind {
         0 => Place::Memory(usize::try_from(a).unwrap_or(usize::MAX)),
         1 => Place::Disk(a, b),
-        _ => Place::Input {
+        kind => Place::Input {
             file: (b >> 32) as u32,
             offset: a,
             len: b as u32,
+            compact: kind == 3,
         },
     }
 }
@@ -77,6 +84,8 @@ pub enum Place {
         offset: u64,
         /// Its length in bytes.
         len: u32,
+        /// Known to be as `serde_json` writes it on one line (see [`Kept`]).
+        compact: bool,
     },
 }
 
@@ -95,17 +104,35 @@ impl<T> Held<T> {
     /// Where the text lies when in an input file; `None` when held itself.
     fn input(&self) -> Option<Place> {
         match *self {
-            Held::At { file, offset, len } => Some(Place::Input { file, offset, len }),
-            Held::Text(_) => None,
+            Held::At {
+                file,
+                offset,
+                len,
+                compact,
+            } => Some(Place::Input {
+                file,
+                offset,
+                len,
+                compact,
+            }),
+            Held::Text { .. } => None,
         }
     }
 }
 
-/// A relevant resource's text as handed to [`Texts::insert`].
+/// A relevant resource's text as handed to [`Texts::insert`]. `compact`: the
+/// reader proved it is already as `serde_json` writes it on one line (the
+/// writer then copies it as it is, without looking again); false when not
+/// known.
 #[derive(Debug)]
 pub enum Kept {
     /// The text itself.
-    Text(String),
+    Text {
+        /// The text.
+        text: String,
+        /// Known to be compact.
+        compact: bool,
+    },
     /// Where it lies, unchanged, in a regular input file (read there again
     /// when written out; the file must not change during the run).
     At {
@@ -115,14 +142,34 @@ pub enum Kept {
         offset: u64,
         /// Its length in bytes.
         len: u32,
+        /// Known to be compact.
+        compact: bool,
     },
 }
 
-/// A text held: itself, or where it lies in `Texts::files[file]`.
+/// A text held: itself, or where it lies in `Texts::files[file]`; `compact` as [`Kept`]'s.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Held<T> {
-    Text(T),
-    At { file: u32, offset: u64, len: u32 },
+    Text {
+        text: T,
+        compact: bool,
+    },
+    At {
+        file: u32,
+        offset: u64,
+        len: u32,
+        compact: bool,
+    },
+}
+
+/// A text as read back for writing out: the text, and whether it is known to
+/// be compact (see [`Kept`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// Known to be as `serde_json` writes it on one line.
+    pub compact: bool,
 }
 
 /// A spilled text's record: its key and its text (or where it lies).
@@ -187,11 +234,16 @@ impl Texts {
     /// text is then kept in memory, as are all later ones.
     pub fn insert(&mut self, key: SourceRef, text: impl Into<Kept>) -> Option<std::io::Error> {
         let (held, size) = match text.into() {
-            Kept::Text(text) => {
+            Kept::Text { text, compact } => {
                 let size = text.len();
-                (Held::Text(text), size)
+                (Held::Text { text, compact }, size)
             }
-            Kept::At { file, offset, len } => {
+            Kept::At {
+                file,
+                offset,
+                len,
+                compact,
+            } => {
                 // What it costs in memory: its entry and its key's text.
                 let size = std::mem::size_of::<(SourceRef, Held<Box<str>>)>() + key.resource_type.len() + key.id.len();
                 (
@@ -199,6 +251,7 @@ impl Texts {
                         file: self.file_number(file),
                         offset,
                         len,
+                        compact,
                     },
                     size,
                 )
@@ -241,8 +294,21 @@ impl Texts {
     fn keep(&mut self, key: SourceRef, held: Held<String>, size: usize) {
         self.in_memory += size;
         let held = match held {
-            Held::Text(text) => Held::Text(text.into_boxed_str()),
-            Held::At { file, offset, len } => Held::At { file, offset, len },
+            Held::Text { text, compact } => Held::Text {
+                text: text.into_boxed_str(),
+                compact,
+            },
+            Held::At {
+                file,
+                offset,
+                len,
+                compact,
+            } => Held::At {
+                file,
+                offset,
+                len,
+                compact,
+            },
         };
         self.memory.push((key, held));
     }
@@ -280,8 +346,8 @@ impl Texts {
     /// The text `held` stands for (read into `buf` when it lies in an input file).
     fn text_of<'s, T: AsRef<str>>(&'s self, held: &'s Held<T>, buf: &'s mut Vec<u8>) -> std::io::Result<&'s str> {
         match held {
-            Held::Text(text) => Ok(text.as_ref()),
-            Held::At { file, offset, len } => self.read_input(*file, *offset, *len, buf),
+            Held::Text { text, .. } => Ok(text.as_ref()),
+            Held::At { file, offset, len, .. } => self.read_input(*file, *offset, *len, buf),
         }
     }
 
@@ -344,7 +410,7 @@ impl Texts {
     pub fn try_render_selected<E: From<std::io::Error>>(
         &mut self,
         wanted: impl Fn(&SourceRef) -> bool,
-        render: impl Fn(&SourceRef, &str, &mut Vec<u8>) + Sync,
+        render: impl Fn(&SourceRef, Stored<'_>, &mut Vec<u8>) + Sync,
         write: impl FnMut(Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let places = self.places(wanted)?;
@@ -361,7 +427,7 @@ impl Texts {
     pub fn try_render_places<E: From<std::io::Error>>(
         &self,
         places: &[(SourceRef, Place)],
-        render: impl Fn(&SourceRef, &str, &mut Vec<u8>) + Sync,
+        render: impl Fn(&SourceRef, Stored<'_>, &mut Vec<u8>) + Sync,
         mut write: impl FnMut(Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let render = &render;
@@ -371,7 +437,7 @@ impl Texts {
             let size: usize = part.iter().map(|(_, place)| place.size_hint() + 64).sum();
             let (mut out, mut buf, mut input) = (Vec::with_capacity(size), Vec::new(), Vec::new());
             for (key, place) in part {
-                render(key, self.text_at(*place, &mut buf, &mut input)?, &mut out);
+                render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out);
             }
             Ok(out)
         };
@@ -395,23 +461,63 @@ impl Texts {
 
     /// The text at `place`, read into `buf` (a spilled record) or `input` (a text in an input file).
     fn text_at<'s>(&'s self, place: Place, buf: &'s mut Vec<u8>, input: &'s mut Vec<u8>) -> std::io::Result<&'s str> {
+        Ok(self.stored_at(place, buf, input)?.text)
+    }
+
+    /// [`Texts::text_at`] with whether the text is known to be compact.
+    fn stored_at<'s>(
+        &'s self,
+        place: Place,
+        buf: &'s mut Vec<u8>,
+        input: &'s mut Vec<u8>,
+    ) -> std::io::Result<Stored<'s>> {
         let held = match place {
             Place::Disk(at, size) => self.spilled.read_sized::<(Key<'_>, Held<&str>)>(at, size, buf)?.1,
-            Place::Input { file, offset, len } => return self.read_input(file, offset, len, input),
+            Place::Input {
+                file,
+                offset,
+                len,
+                compact,
+            } => Held::At {
+                file,
+                offset,
+                len,
+                compact,
+            },
             Place::Memory(i) => match self.memory.get(i) {
-                Some((_, Held::Text(text))) => return Ok(&**text),
-                Some((_, Held::At { file, offset, len })) => Held::At {
+                Some((_, Held::Text { text, compact })) => Held::Text {
+                    text: &**text,
+                    compact: *compact,
+                },
+                Some((
+                    _,
+                    Held::At {
+                        file,
+                        offset,
+                        len,
+                        compact,
+                    },
+                )) => Held::At {
                     file: *file,
                     offset: *offset,
                     len: *len,
+                    compact: *compact,
                 },
                 None => return Err(std::io::Error::other("text place out of range")),
             },
         };
-        match held {
-            Held::Text(text) => Ok(text),
-            Held::At { file, offset, len } => self.read_input(file, offset, len, input),
-        }
+        Ok(match held {
+            Held::Text { text, compact } => Stored { text, compact },
+            Held::At {
+                file,
+                offset,
+                len,
+                compact,
+            } => Stored {
+                text: self.read_input(file, offset, len, input)?,
+                compact,
+            },
+        })
     }
 
     /// The keys `wanted` accepts with where their texts lie, in key order (a
@@ -472,7 +578,7 @@ impl Texts {
     /// The text at `place` (one of [`Texts::places`]).
     pub fn read(&self, place: Place) -> std::io::Result<std::borrow::Cow<'_, str>> {
         if let Place::Memory(i) = place {
-            if let Some((_, Held::Text(text))) = self.memory.get(i) {
+            if let Some((_, Held::Text { text, .. })) = self.memory.get(i) {
                 return Ok(std::borrow::Cow::Borrowed(&**text));
             }
         }
@@ -504,8 +610,9 @@ impl Texts {
 }
 
 impl From<String> for Kept {
+    /// A text not known to be compact.
     fn from(text: String) -> Self {
-        Kept::Text(text)
+        Kept::Text { text, compact: false }
     }
 }
 
@@ -522,6 +629,13 @@ mod tests {
                 file: u32::MAX,
                 offset: 1 << 45,
                 len: u32::MAX,
+                compact: false,
+            },
+            Place::Input {
+                file: 3,
+                offset: 0,
+                len: 7,
+                compact: true,
             },
         ];
         for place in places {
@@ -610,11 +724,12 @@ mod tests {
         let name: Arc<str> = path.display().to_string().into();
         // A place costs its entry and its key's bytes (about 84): `a` stays in memory, the rest go to disk.
         let mut texts = Texts::new(120);
-        for (id, offset) in [("a", 0), ("b", 11)] {
+        for (id, offset, compact) in [("a", 0, true), ("b", 11, false)] {
             let at = Kept::At {
                 file: name.clone(),
                 offset,
                 len: 10,
+                compact,
             };
             assert!(texts.insert(key(id), at).is_none());
         }
@@ -647,13 +762,30 @@ mod tests {
             .unwrap();
         assert_eq!(each, ["a:true", "b:true", "c:false"]);
         let mut out = Vec::new();
-        let render = |_: &SourceRef, t: &str, line: &mut Vec<u8>| line.extend_from_slice(t.as_bytes());
+        // Whether a text is known compact comes back with it, wherever it was kept.
+        let render = |_: &SourceRef, t: Stored<'_>, line: &mut Vec<u8>| {
+            line.extend_from_slice(t.text.as_bytes());
+            line.push(if t.compact { b'+' } else { b'-' });
+        };
         let write = |b: Vec<u8>| {
             out.extend_from_slice(&b);
             Ok::<_, std::io::Error>(())
         };
         texts.try_render_places(&places, render, write).unwrap();
-        assert_eq!(out, b"{\"id\":\"b\"}");
+        assert_eq!(out, b"{\"id\":\"b\"}-");
+        let d = Kept::Text {
+            text: "{\"id\":\"d\"}".into(),
+            compact: true,
+        };
+        assert!(texts.insert(key("d"), d).is_none());
+        out.clear();
+        let write = |b: Vec<u8>| {
+            out.extend_from_slice(&b);
+            Ok::<_, std::io::Error>(())
+        };
+        texts.try_render_selected(|_| true, render, write).unwrap();
+        let want = "{\"id\":\"a\"}+{\"id\":\"b\"}-{\"id\":\"c\"}-{\"id\":\"d\"}+";
+        assert_eq!(String::from_utf8_lossy(&out), want);
         // The input cut short: said, not written out wrong.
         std::fs::write(&path, "{\"id\":\"a\"}\n").unwrap();
         let err = texts.select(|_| true).unwrap_err();

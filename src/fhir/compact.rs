@@ -93,13 +93,35 @@ pub fn already_compact(raw: &str) -> bool {
     true
 }
 
+/// For a text `serde_json` has read as one JSON value and that has no
+/// backslash: true when no whitespace lies between its tokens (so only what
+/// else [`already_compact`] looks for, escapes, exponents and keys twice, is
+/// left to know). A tab or line break can only lie between tokens there
+/// (`serde_json` refuses one raw in a string). A space between tokens follows
+/// `{`, `[`, `,` or `:`, or comes before `}`, `]`, `,` or `:`, or begins or ends
+/// the text: JSON puts one of those between any two tokens. A space in a
+/// string next to one of them (`"kinase, total"`) answers false: the caller
+/// then takes the full look.
+pub(crate) fn no_space_between_tokens(text: &str) -> bool {
+    let b = text.as_bytes();
+    if memchr::memchr3(b'\t', b'\n', b'\r', b).is_some() {
+        return false;
+    }
+    memchr::memchr_iter(b' ', b).all(|i| {
+        let before = i.checked_sub(1).and_then(|j| b.get(j));
+        let after = b.get(i + 1);
+        !matches!(before, None | Some(b'{' | b'[' | b',' | b':'))
+            && !matches!(after, None | Some(b'}' | b']' | b',' | b':'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a test: a failure should stop it loudly")]
 
     use proptest::prelude::*;
 
-    use super::{already_compact, compact_json};
+    use super::{already_compact, compact_json, no_space_between_tokens};
 
     fn round_trip(raw: &str) -> String {
         match serde_json::from_str::<serde_json::Value>(raw) {
@@ -182,6 +204,82 @@ mod tests {
             "\"é\"",
             "\"\t\"",
         ])
+    }
+
+    /// `raw` without the whitespace outside its strings (it has no escapes).
+    fn squeezed(raw: &str) -> String {
+        let mut in_string = false;
+        raw.chars()
+            .filter(|&c| {
+                in_string ^= c == '"';
+                in_string || c == '"' || !c.is_ascii_whitespace()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spaces_in_strings_pass_and_spaces_between_tokens_do_not() {
+        for raw in [
+            r#"{"a":"Creatine kinase [Enzymatic activity/volume] in Serum or Plasma","b":[1,2]}"#,
+            r#"{"a":"x y","b":{"c":"x] [y} {z"}}"#,
+        ] {
+            assert!(no_space_between_tokens(raw), "{raw}");
+        }
+        for raw in [
+            r#"{"a": 1}"#,
+            r#"{"a" :1}"#,
+            r#"{"a":1 }"#,
+            r#"{"a":[1 ,2]}"#,
+            r#"{ "a":1}"#,
+            r#"{"a":[ 1]}"#,
+            r#"{"a":1} "#,
+            "{\"a\":1}\n",
+            "{\"a\":\t1}",
+            r#"{"a":"kinase, total"}"#,
+        ] {
+            assert!(!no_space_between_tokens(raw), "{raw}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        /// Wherever JSON without escapes passes, nothing lies between its tokens.
+        #[test]
+        fn no_space_between_tokens_is_never_wrong(parts in prop::collection::vec(piece(), 0..24)) {
+            let raw = parts.concat();
+            let json = !raw.contains('\\') && serde_json::from_str::<serde_json::Value>(&raw).is_ok();
+            if json && no_space_between_tokens(&raw) {
+                prop_assert_eq!(squeezed(&raw), raw);
+            }
+        }
+
+        /// Compact JSON with whitespace put anywhere (in strings too, next to
+        /// brackets, commas and colons there).
+        #[test]
+        fn whitespace_put_anywhere_is_seen_between_tokens(
+            members in prop::collection::vec(("[a-c]{1,2}", "[a-z ,:\\[\\]{}]{0,6}", 0u8..4), 1..6),
+            at in prop::collection::vec((0usize..200, prop::sample::select(vec![" ", "  ", "\n", "\t"])), 1..3),
+        ) {
+            let mut object = serde_json::Map::new();
+            for (k, v, shape) in members {
+                let value = match shape {
+                    0 => serde_json::json!(v),
+                    1 => serde_json::json!([v, 1, {"x": v}]),
+                    2 => serde_json::json!({"y": v, "z": [true, -1.5]}),
+                    _ => serde_json::json!(12),
+                };
+                object.insert(k, value);
+            }
+            let mut raw = serde_json::Value::Object(object).to_string();
+            prop_assert!(no_space_between_tokens(&raw) || raw.contains(' '), "{}", raw);
+            for (i, ws) in at {
+                let i = (0..=i.min(raw.len())).rev().find(|&i| raw.is_char_boundary(i)).unwrap_or(0);
+                raw.insert_str(i, ws);
+            }
+            if serde_json::from_str::<serde_json::Value>(&raw).is_ok() && no_space_between_tokens(&raw) {
+                prop_assert_eq!(squeezed(&raw), raw);
+            }
+        }
     }
 
     proptest! {

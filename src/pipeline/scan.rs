@@ -160,6 +160,7 @@ pub fn scan_item_at(scanner: Scanner<'_>, item: Item<'_>, at: Option<u64>, batch
                 text,
                 full_url,
                 at,
+                read_fast: false,
             };
             scan_resource(scanner, read, batch);
         }
@@ -175,13 +176,16 @@ pub fn scan_item_at(scanner: Scanner<'_>, item: Item<'_>, at: Option<u64>, batch
     }
 }
 
-/// A resource as read: where, its text, its entry's fullUrl, where its text lies in its file.
+/// A resource as read: where, its text, its entry's fullUrl, where its text
+/// lies in its file, whether the fast parse read it in full (then its text is
+/// known compact unless spaced: [`crate::fhir::fast::read_compact`]).
 #[derive(Clone, Copy)]
 struct Read<'r> {
     location: &'r Location,
     text: &'r str,
     full_url: Option<&'r str>,
     at: Option<u64>,
+    read_fast: bool,
 }
 
 fn scan_resource(scanner: Scanner<'_>, read: Read<'_>, batch: &mut Batch) {
@@ -209,6 +213,10 @@ fn scan_resource(scanner: Scanner<'_>, read: Read<'_>, batch: &mut Batch) {
                         let parsed = Parsed {
                             resource,
                             lenient_note: None,
+                        };
+                        let read = Read {
+                            read_fast: true,
+                            ..read
                         };
                         extract_parsed(mappings, read, parsed, batch);
                     }
@@ -260,12 +268,7 @@ fn parse_and_extract(mappings: &MappingSet, read: Read<'_>, batch: &mut Batch) {
 
 /// Extracts a parsed resource into `batch` (its issues, its text when it gave something).
 fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: &mut Batch) {
-    let Read {
-        location,
-        text,
-        full_url,
-        at,
-    } = read;
+    let Read { location, full_url, .. } = read;
     let out = extract::extract(&parsed.resource, mappings, &location.text());
     if let Some(note) = parsed.lenient_note {
         let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
@@ -294,20 +297,27 @@ fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: 
         subject: out.subject.as_deref().map(subject_key),
         version: Version::of(parsed.resource.meta()),
         out: Box::new(out),
-        text: used.then(|| kept(location, text, at)),
+        text: used.then(|| kept(read)),
     });
 }
 
 /// A used resource's text as the collector keeps it: where it lies in its
-/// file when the reader said so, else a copy.
-fn kept(location: &Location, text: &str, at: Option<u64>) -> Kept {
+/// file when the reader said so, else a copy; known compact when the fast
+/// parse read it and it is not spaced out.
+fn kept(read: Read<'_>) -> Kept {
+    let Read { location, text, at, .. } = read;
+    let compact = read.read_fast && crate::fhir::fast::read_compact(text);
     match (at, u32::try_from(text.len())) {
         (Some(offset), Ok(len)) => Kept::At {
             file: location.file.clone(),
             offset,
             len,
+            compact,
         },
-        _ => Kept::Text(text.to_string()),
+        _ => Kept::Text {
+            text: text.to_string(),
+            compact,
+        },
     }
 }
 
@@ -403,11 +413,20 @@ mod tests {
             ck.replace(r#""status":"final","#, r#""status":"cancelled","#),
             r#"{"resourceType":"Observation","id":"p","status":"final","code":{"text":"panel"},"subject":{"reference":"Patient/p"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"2157-6"}]},"valueQuantity":{"value":12}}]}"#.to_string(),
         ]);
-        let mut fused_parses = 0;
+        let (mut fused_parses, mut known_compact) = (0, 0);
         for text in &texts {
-            assert_eq!(scanned(fused, text), scanned(classic, text), "{text}");
+            // The fused path alone knows a text compact (the writer then copies it).
+            let events = scanned(fused, text);
+            assert_eq!(
+                events.replace("compact: true", "compact: false"),
+                scanned(classic, text),
+                "{text}"
+            );
+            assert!(!scanned(classic, text).contains("compact: true"));
             fused_parses += usize::from(crate::fhir::fast::observation(text).is_some());
+            known_compact += usize::from(events.contains("compact: true"));
         }
         assert!(fused_parses > 500, "the fused path was taken: {fused_parses}");
+        assert!(known_compact > 500, "texts known compact: {known_compact}");
     }
 }

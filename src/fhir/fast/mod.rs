@@ -67,6 +67,19 @@ impl<'a> ObservationText<'a> {
     }
 }
 
+/// True when `text`, which [`observation`] read and whose `typed` answered,
+/// is already as `serde_json` writes it on one line (what
+/// `compact::already_compact` would say, for less): the read proved all of it
+/// but the whitespace. No escape (`plain`) and no raw control character
+/// (`serde_json` refuses one in a string); no key twice in one object (every
+/// object here is a derived struct, which refuses a field given twice); no
+/// `$serde_json` key (unknown fields refused); no exponent (integers are read
+/// as integers, a quantity's value is checked by `decimal`). Whitespace between
+/// tokens is looked for here.
+pub(crate) fn read_compact(text: &str) -> bool {
+    super::compact::no_space_between_tokens(text)
+}
+
 /// True when `text` has nothing the shortcut leaves to fhirbolt anyway: an
 /// empty string (which FHIR forbids), `null`, an empty array or object (the
 /// caller removes these first), an escaped character.
