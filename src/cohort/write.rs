@@ -289,14 +289,14 @@ fn write_behind(
     fill: impl FnOnce(&mut dyn FnMut(Vec<u8>) -> std::result::Result<(), Streaming>) -> std::result::Result<(), Streaming>,
 ) -> std::result::Result<(), Streaming> {
     if !apart {
-        fill(&mut |bytes| w.write_all(&bytes).map_err(out))?;
+        fill(&mut |bytes| write_chunk(w, &bytes).map_err(out))?;
         return w.flush().map_err(out);
     }
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
         let writer = s.spawn(move || -> std::io::Result<()> {
             for bytes in rx {
-                w.write_all(&bytes)?;
+                write_chunk(w, &bytes)?;
             }
             w.flush()
         });
@@ -310,6 +310,17 @@ fn write_behind(
             .map_err(out)?;
         filled
     })
+}
+
+/// Writes `bytes` to `w`'s file past its buffer when they are about as large
+/// as it (a stretch of rendered texts): copying them into it first cost a
+/// pass over every byte of `sources.ndjson`.
+fn write_chunk(w: &mut BufWriter<File>, bytes: &[u8]) -> std::io::Result<()> {
+    if bytes.len() < w.capacity() / 2 {
+        return w.write_all(bytes);
+    }
+    w.flush()?;
+    w.get_mut().write_all(bytes)
 }
 
 /// How many keys each sort of the sources holds in memory: the sites' smallest budget of bytes.

@@ -92,6 +92,55 @@ pub struct Batch {
     pub seen: BTreeMap<String, u64>,
     /// Resources parsed in full.
     pub parsed: u64,
+    /// How the prefilter has done on this stretch's Observations.
+    odds: Odds,
+}
+
+/// How often the prefilter skipped the Observations it looked at in a stretch
+/// of input. The prefilter's look costs about a fifth of the borrowed parse
+/// that decides the same (`relevance` of the parse's peek): where most
+/// Observations are relevant (a registry's own patients) it only adds that
+/// fifth, so past the first [`Odds::FIRST`] it looks at each only while it
+/// skipped at least one in four of its last looks (counts halved every
+/// `2 × FIRST` looks), and at one in [`Odds::SAMPLE`] otherwise (to notice
+/// the mix changing). Which way a resource goes never changes what it gives.
+#[derive(Debug, Default)]
+struct Odds {
+    seen: u32,
+    /// Looks and skips since the last halving.
+    looked: u32,
+    skipped: u32,
+    /// All looks and skips (for tests).
+    #[cfg(test)]
+    looks: u32,
+    #[cfg(test)]
+    skips: u32,
+}
+
+impl Odds {
+    const FIRST: u32 = 32;
+    const SAMPLE: u32 = 16;
+
+    /// Whether the prefilter looks at the next Observation.
+    fn look(&mut self) -> bool {
+        self.seen = self.seen.wrapping_add(1);
+        self.looked < Self::FIRST || self.skipped.saturating_mul(4) >= self.looked || self.seen % Self::SAMPLE == 0
+    }
+
+    /// What the prefilter did with an Observation it looked at.
+    fn looked(&mut self, skipped: bool) {
+        if self.looked >= 2 * Self::FIRST {
+            self.looked /= 2;
+            self.skipped /= 2;
+        }
+        self.looked += 1;
+        self.skipped += u32::from(skipped);
+        #[cfg(test)]
+        {
+            self.looks += 1;
+            self.skips += u32::from(skipped);
+        }
+    }
 }
 
 impl Batch {
@@ -196,10 +245,18 @@ fn scan_resource(scanner: Scanner<'_>, read: Read<'_>, batch: &mut Batch) {
         prefilter,
     } = scanner;
     if deleted.is_empty() {
-        if let Some(resource_type) = prefilter.skip(text) {
-            return batch.count(resource_type);
+        let observation = prefilter.is_on() && text.starts_with("{\"resourceType\":\"Observation\"");
+        if !observation || batch.odds.look() {
+            let skip = prefilter.skip(text);
+            if observation {
+                batch.odds.looked(skip.is_some());
+            }
+            if let Some(resource_type) = skip {
+                return batch.count(resource_type);
+            }
         }
-        // Past the prefilter an Observation is most likely one a rule uses:
+        // Past the prefilter (or where it is not looking, see `Odds`) an
+        // Observation is most likely one a rule uses:
         // one borrowed parse serves the peek and the typed resource both.
         if prefilter.is_on() {
             if let Some(obs) = crate::fhir::fast::observation(text) {
@@ -376,6 +433,60 @@ mod tests {
         };
         scan_item(scanner, item, &mut batch);
         format!("{:?} {:?} {}", batch.events, batch.seen, batch.parsed)
+    }
+
+    /// One batch read with the prefilter on gives the events and counts of the
+    /// prefilter off, on a stretch where it first skips nothing (a registry's
+    /// results, where it stops looking) and then nearly everything (a hospital's
+    /// vital signs), and back.
+    #[test]
+    fn the_prefilter_looking_less_where_it_skips_little_changes_nothing() {
+        let m = MappingSet::builtin().unwrap();
+        let deleted = HashSet::new();
+        let on = Prefilter::new(m.observation_codes());
+        let off = Prefilter::off();
+        let mut texts = Vec::new();
+        let registry = crate::bench_data::Spec::registry(3_000, 100);
+        let hospital = crate::bench_data::Spec {
+            faults: true,
+            ..crate::bench_data::Spec::new(3_000)
+        };
+        for spec in [&registry, &hospital, &registry] {
+            crate::bench_data::for_each(spec, |_, j| texts.push(j.to_string()));
+        }
+        let read = |prefilter: &Prefilter| {
+            let scanner = Scanner {
+                mappings: &m,
+                deleted: &deleted,
+                prefilter,
+            };
+            let mut batch = Batch::default();
+            for (i, text) in texts.iter().enumerate() {
+                let location = Location {
+                    file: "t.ndjson".into(),
+                    pos: Pos::Line(i as u64 + 1),
+                };
+                let item = Item::Resource {
+                    location,
+                    text,
+                    full_url: None,
+                };
+                scan_item(scanner, item, &mut batch);
+            }
+            let events = format!("{:?} {:?} {}", batch.events, batch.seen, batch.parsed);
+            (events.replace("compact: true", "compact: false"), batch.odds)
+        };
+        let ((fused, odds), (classic, _)) = (read(&on), read(&off));
+        assert_eq!(fused, classic);
+        let observations = texts
+            .iter()
+            .filter(|t| t.contains("\"resourceType\":\"Observation\""))
+            .count() as u32;
+        assert!(
+            odds.looks < observations / 2,
+            "it stopped looking: {odds:?} of {observations}"
+        );
+        assert!(odds.skips > 1_000, "and looked again where it skips: {odds:?}");
     }
 
     /// The one borrowed parse of an Observation past the prefilter gives what
