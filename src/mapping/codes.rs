@@ -68,10 +68,44 @@ impl SystemTable {
 
     /// A code as it is compared within system `idx`.
     pub fn normalize_code(&self, idx: usize, code: &str) -> String {
+        self.normalized(idx, code).into_owned()
+    }
+
+    /// [`SystemTable::normalize_code`], borrowed where it is the code trimmed.
+    fn normalized<'c>(&self, idx: usize, code: &'c str) -> std::borrow::Cow<'c, str> {
         match self.normalization[idx] {
-            CodeNormalization::Exact => code.trim().to_string(),
-            CodeNormalization::Icd => code.trim().to_ascii_uppercase().replace('.', ""),
+            CodeNormalization::Exact => code.trim().into(),
+            CodeNormalization::Icd => code.trim().to_ascii_uppercase().replace('.', "").into(),
         }
+    }
+}
+
+/// (system, normalized code) → `T`, looked up by a borrowed code (a lookup
+/// per coding of every relevant resource: building a key for each cost more
+/// than the search).
+#[derive(Debug, Clone)]
+struct ByCode<T>(HashMap<usize, HashMap<String, T>>);
+
+impl<T> Default for ByCode<T> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<T: Default> ByCode<T> {
+    fn entry(&mut self, systems: &SystemTable, sys: usize, code: &str) -> &mut T {
+        let code = systems.normalize_code(sys, code);
+        self.0.entry(sys).or_default().entry(code).or_default()
+    }
+
+    /// What `code` of the system named `system` holds.
+    fn get(&self, systems: &SystemTable, system: &str, code: &str) -> Option<&T> {
+        let sys = systems.lookup(system)?;
+        self.0.get(&sys)?.get(&*systems.normalized(sys, code))
+    }
+
+    fn len(&self) -> usize {
+        self.0.values().map(HashMap::len).sum()
     }
 }
 
@@ -130,13 +164,13 @@ impl ValueSet {
 /// (system, normalized code) → value sets holding it.
 #[derive(Debug, Default, Clone)]
 pub struct CodeIndex {
-    map: HashMap<(usize, String), Vec<usize>>,
+    map: ByCode<Vec<usize>>,
 }
 
 impl CodeIndex {
     /// Records that value set `vs` holds `code` of system `sys`.
     pub fn insert(&mut self, systems: &SystemTable, sys: usize, code: &str, vs: usize) {
-        let entry = self.map.entry((sys, systems.normalize_code(sys, code))).or_default();
+        let entry = self.map.entry(systems, sys, code);
         if !entry.contains(&vs) {
             entry.push(vs);
         }
@@ -144,11 +178,7 @@ impl CodeIndex {
 
     /// The value sets holding `code` of the system named `system`.
     pub fn get(&self, systems: &SystemTable, system: &str, code: &str) -> &[usize] {
-        let Some(sys) = systems.lookup(system) else { return &[] };
-        self.map
-            .get(&(sys, systems.normalize_code(sys, code)))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.map.get(systems, system, code).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -170,7 +200,7 @@ pub struct Translation {
 /// The ConceptMaps of a mapping folder: (system, normalized local code) → translations.
 #[derive(Debug, Default, Clone)]
 pub struct ConceptMaps {
-    map: HashMap<(usize, String), Vec<Translation>>,
+    map: ByCode<Vec<Translation>>,
     /// The maps loaded: (file, url or file).
     pub files: Vec<(String, String)>,
     /// Targets not used because of their equivalence (narrower, inexact, …).
@@ -180,19 +210,12 @@ pub struct ConceptMaps {
 impl ConceptMaps {
     /// Records a translation of `code` of system `sys`.
     pub fn insert(&mut self, systems: &SystemTable, sys: usize, code: &str, t: Translation) {
-        self.map
-            .entry((sys, systems.normalize_code(sys, code)))
-            .or_default()
-            .push(t);
+        self.map.entry(systems, sys, code).push(t);
     }
 
     /// The translations of a coding (none when no map names it).
     pub fn get(&self, systems: &SystemTable, system: &str, code: &str) -> &[Translation] {
-        let Some(sys) = systems.lookup(system) else { return &[] };
-        self.map
-            .get(&(sys, systems.normalize_code(sys, code)))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.map.get(systems, system, code).map_or(&[], Vec::as_slice)
     }
 
     /// How many local codes the maps translate.
@@ -202,7 +225,7 @@ impl ConceptMaps {
 
     /// True when no map translates anything.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 }
 

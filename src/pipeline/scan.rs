@@ -326,7 +326,10 @@ fn parse_and_extract(mappings: &MappingSet, read: Read<'_>, batch: &mut Batch) {
 /// Extracts a parsed resource into `batch` (its issues, its text when it gave something).
 fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: &mut Batch) {
     let Read { location, full_url, .. } = read;
-    let out = extract::extract(&parsed.resource, mappings, &location.text());
+    // Its place names it only when it has no id.
+    let unnamed = extract::type_and_id(&parsed.resource).1.is_none();
+    let fallback = if unnamed { location.text() } else { String::new() };
+    let out = extract::extract(&parsed.resource, mappings, &fallback);
     if let Some(note) = parsed.lenient_note {
         let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
         batch.issue(
@@ -336,7 +339,7 @@ fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: 
             msg,
         );
     }
-    if extract::type_and_id(&parsed.resource).1.is_none() {
+    if unnamed {
         let msg = format!(
             "{} without an id; named by its place in the input",
             out.source.resource_type
@@ -406,6 +409,12 @@ pub(crate) fn digest(resource_type: &str, id: &str) -> u128 {
 
 /// The key of a subject reference: `Patient/id` for a Patient however written, else the reference trimmed.
 pub(super) fn subject_key(reference: &str) -> String {
+    // Most subjects are written `Patient/id` already, which is their key.
+    let written_so = (reference.strip_prefix("Patient/"))
+        .is_some_and(|id| !id.is_empty() && !id.contains(['/', '?']) && id.trim_end() == id);
+    if written_so {
+        return reference.to_string();
+    }
     match reference::parse(reference) {
         Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
         _ => reference.trim().to_string(),
@@ -433,6 +442,19 @@ mod tests {
         };
         scan_item(scanner, item, &mut batch);
         format!("{:?} {:?} {}", batch.events, batch.seen, batch.parsed)
+    }
+
+    proptest::proptest! {
+        /// The key of a reference written `Patient/id` is the one its full parse gives.
+        #[test]
+        fn a_subject_key_is_the_parsed_one(parts in proptest::collection::vec(proptest::sample::select(vec!["Patient/", "Patient", "/", "?", " ", "x", "_history", "#", "Group/", "\t", "é"]), 0..6)) {
+            let reference = parts.concat();
+            let parsed = match reference::parse(&reference) {
+                Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
+                _ => reference.trim().to_string(),
+            };
+            proptest::prop_assert_eq!(subject_key(&reference), parsed);
+        }
     }
 
     /// One batch read with the prefilter on gives the events and counts of the

@@ -241,30 +241,35 @@ pub fn concept_matches(m: &MappingSet, vs: usize, cc: &CodeableConcept) -> bool 
 }
 
 /// [`concept_matches`] of one CodeableConcept against many value sets: its
-/// codings' value sets and its words (trimmed, lower-cased) worked out once.
-pub struct ConceptMatch {
+/// codings' value sets worked out once, its words (trimmed, lower-cased) once
+/// a value set that matches by text asks for them.
+pub struct ConceptMatch<'c> {
     sets: Vec<usize>,
-    words: Vec<String>,
+    cc: &'c CodeableConcept,
+    words: std::cell::OnceCell<Vec<String>>,
 }
 
-impl ConceptMatch {
+impl<'c> ConceptMatch<'c> {
     /// What `cc` matches.
-    pub fn new(m: &MappingSet, cc: &CodeableConcept) -> Self {
+    pub fn new(m: &MappingSet, cc: &'c CodeableConcept) -> Self {
         let mut sets = Vec::new();
         for (s, c) in codings(cc) {
             if let (Some(s), Some(c)) = (s, c) {
                 sets.extend_from_slice(m.valuesets_of(s, c));
             }
         }
-        let words = texts(cc).map(|t| t.trim().to_lowercase()).collect();
-        Self { sets, words }
+        Self {
+            sets,
+            cc,
+            words: std::cell::OnceCell::new(),
+        }
     }
 
     /// The same as `concept_matches(m, vs, cc)`.
     pub fn matches(&self, m: &MappingSet, vs: usize) -> bool {
         let set = &m.valuesets[vs];
-        self.sets.contains(&vs)
-            || (!set.text.is_empty() && self.words.iter().any(|w| set.text_match_len_lowered(w).is_some()))
+        let words = || (self.words).get_or_init(|| texts(self.cc).map(|t| t.trim().to_lowercase()).collect());
+        self.sets.contains(&vs) || (!set.text.is_empty() && words().iter().any(|w| set.text_match_len_lowered(w).is_some()))
     }
 }
 
