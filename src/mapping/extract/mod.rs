@@ -269,7 +269,8 @@ impl<'c> ConceptMatch<'c> {
     pub fn matches(&self, m: &MappingSet, vs: usize) -> bool {
         let set = &m.valuesets[vs];
         let words = || (self.words).get_or_init(|| texts(self.cc).map(|t| t.trim().to_lowercase()).collect());
-        self.sets.contains(&vs) || (!set.text.is_empty() && words().iter().any(|w| set.text_match_len_lowered(w).is_some()))
+        self.sets.contains(&vs)
+            || (!set.text.is_empty() && words().iter().any(|w| set.text_match_len_lowered(w).is_some()))
     }
 }
 
