@@ -48,15 +48,16 @@ impl FhirDate {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         };
-        let parts: Vec<&str> = date.split('-').collect();
-        if parts.is_empty() || parts.len() > 3 {
+        let mut split = date.split('-');
+        let parts = [split.next(), split.next(), split.next()];
+        if split.next().is_some() {
             return Err(err("expected YYYY, YYYY-MM or YYYY-MM-DD"));
         }
-        let year = digits(parts[0], 4).ok_or(err("year must be 4 digits"))?;
+        let year = digits(parts[0].unwrap_or_default(), 4).ok_or(err("year must be 4 digits"))?;
         if year == 0 {
             return Err(err("year 0000"));
         }
-        let month = match parts.get(1) {
+        let month = match parts[1] {
             Some(m) => Some(
                 digits(m, 2)
                     .filter(|m| (1..=12).contains(m))
@@ -64,7 +65,7 @@ impl FhirDate {
             ),
             None => None,
         };
-        let day = match (parts.get(2), month) {
+        let day = match (parts[2], month) {
             (Some(d), Some(m)) => {
                 let d = digits(d, 2).ok_or(err("day must be 2 digits"))? as u8;
                 if d == 0 || d > days_in_month(year, m) {

@@ -3,6 +3,10 @@
 
 use std::collections::HashMap;
 
+/// The code tables' maps: their keys come from the mapping folder, not from
+/// the input (which only looks up), so a fast hash without a random seed.
+type Map<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+
 /// How codes of a system are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeNormalization {
@@ -15,7 +19,7 @@ pub enum CodeNormalization {
 /// Known code systems: canonical URIs, aliases and normalization.
 #[derive(Debug, Default, Clone)]
 pub struct SystemTable {
-    by_name: HashMap<String, usize>,
+    by_name: Map<String, usize>,
     uris: Vec<String>,
     normalization: Vec<CodeNormalization>,
 }
@@ -84,11 +88,11 @@ impl SystemTable {
 /// per coding of every relevant resource: building a key for each cost more
 /// than the search).
 #[derive(Debug, Clone)]
-struct ByCode<T>(HashMap<usize, HashMap<String, T>>);
+struct ByCode<T>(Map<usize, Map<String, T>>);
 
 impl<T> Default for ByCode<T> {
     fn default() -> Self {
-        Self(HashMap::new())
+        Self(Map::default())
     }
 }
 
@@ -105,7 +109,7 @@ impl<T: Default> ByCode<T> {
     }
 
     fn len(&self) -> usize {
-        self.0.values().map(HashMap::len).sum()
+        self.0.values().map(Map::len).sum()
     }
 }
 
