@@ -11,14 +11,16 @@
 //! bytes a run moves). Reading
 //! back is a sequential pass over the file, which is how outputs want them: all
 //! of them in the order they came ([`Texts::try_for_each`]), or the resources
-//! behind cohort rows in key order: [`Texts::sorted_places`] sorts the places
+//! behind cohort rows in key order: `Texts::sorted_places` sorts the places
 //! on disk (from any thread once [`Texts::flush`]ed: `cohort::run` sorts them
 //! while the cohort is built), `cohort::write` joins them with the keys it
 //! wants and renders those on the threads ([`Texts::try_render_places`]: a
 //! positional read each); [`Texts::try_for_each_selected`] does the same holding the
 //! chosen keys in memory.
 //! If the temporary file cannot be written, texts stay in memory and the
-//! caller is told once (see [`Texts::insert`]).
+//! caller is told once (see [`Texts::insert`]). Each text keeps whether its
+//! reader proved it compact JSON already ([`Kept`]), handed back with it
+//! ([`Stored`]) so the writer need not look again.
 //!
 //! This module owns which texts stay in memory only; the file format is
 //! `spill`'s, which resources go in is decided by the `Collector`, what is
@@ -404,7 +406,7 @@ impl Texts {
     }
 
     /// As [`Texts::try_for_each_selected`], rendering each text into bytes
-    /// with `render` on up to the set threads (in stretches of [`STRETCH`]
+    /// with `render` on up to the set threads (in stretches of `STRETCH`
     /// texts, read and rendered side by side), then handing the stretches'
     /// bytes to `write` in key order: the same bytes for any number of threads.
     pub fn try_render_selected<E: From<std::io::Error>>(
@@ -423,7 +425,7 @@ impl Texts {
     }
 
     /// The rendering of [`Texts::try_render_selected`] for places already chosen
-    /// (of [`Texts::places`] or [`Texts::sorted_places`]), in their order.
+    /// (of [`Texts::places`] or `Texts::sorted_places`), in their order.
     pub fn try_render_places<E: From<std::io::Error>>(
         &self,
         places: &[(SourceRef, Place)],
@@ -539,7 +541,7 @@ impl Texts {
     }
 
     /// Writes out what the temporary file still holds in its buffer: the texts
-    /// can then be read from several threads ([`Texts::sorted_places`]).
+    /// can then be read from several threads (`Texts::sorted_places`).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.spilled.flush()
     }

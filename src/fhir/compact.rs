@@ -9,6 +9,8 @@
 //! control characters, no exponent (numbers otherwise keep their text:
 //! serde_json's `arbitrary_precision`, turned on by fhirbolt), no key twice in
 //! one object (the `Value` would keep one). Anything else takes the round trip.
+//! A reader that has already parsed a text with `serde_json` (the fast
+//! Observation parse) asks only `no_space_between_tokens`.
 
 use std::borrow::Cow;
 
