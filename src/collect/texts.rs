@@ -180,6 +180,15 @@ type Record = (SourceRef, Held<String>);
 /// A record's key read in place (a [`SourceRef`]'s two fields, borrowed).
 type Key<'a> = (&'a str, &'a str);
 
+/// The error of a text no longer at its place in `input`.
+fn changed(input: &Input) -> std::io::Error {
+    let msg = format!(
+        "{}: changed while being read (a resource read before is no longer there)",
+        input.name
+    );
+    std::io::Error::other(msg)
+}
+
 /// An input file texts lie in, opened again on the first read.
 #[derive(Debug)]
 struct Input {
@@ -208,6 +217,41 @@ pub struct Texts {
 
 /// Texts a thread of [`Texts::try_render_places`] renders at a time (about 1 MB at 1 kB each).
 const STRETCH: usize = 1024;
+
+/// The most bytes between two texts of an input file read with one
+/// positional read (a line break, or a few lines no rule used: copying a
+/// few kB costs less than another read).
+const RUN_GAP: u64 = 2048;
+
+/// The most bytes one positional read of several texts takes.
+const RUN_BYTES: u64 = 1 << 20;
+
+/// How many places from the first are texts one after another in one input
+/// file (each starting at most [`RUN_GAP`] bytes past the end of the one
+/// before, all within [`RUN_BYTES`]): read with one positional read where they
+/// are more than one (key order often follows the file: ids a server numbers
+/// in turn, one patient's results together).
+fn run_len(places: &[(SourceRef, Place)]) -> usize {
+    let mut n = 0;
+    let mut run: Option<(u32, u64, u64)> = None;
+    for (_, place) in places {
+        let Place::Input { file, offset, len, .. } = *place else {
+            break;
+        };
+        let end = offset + u64::from(len);
+        match run {
+            None => run = Some((file, offset, end)),
+            Some((f, start, last))
+                if f == file && offset >= last && offset - last <= RUN_GAP && end - start <= RUN_BYTES =>
+            {
+                run = Some((f, start, end));
+            }
+            Some(_) => break,
+        }
+        n += 1;
+    }
+    n
+}
 
 impl Default for Texts {
     fn default() -> Self {
@@ -317,32 +361,79 @@ impl Texts {
 
     /// The text at `offset` in input file `file`, read into `buf`.
     fn read_input<'b>(&self, file: u32, offset: u64, len: u32, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
-        let input = (self.files.get(file as usize)).ok_or_else(|| std::io::Error::other("text place out of range"))?;
+        self.read_span(file, offset, len as usize, buf)?;
+        self.checked(file, buf)
+    }
+
+    /// Input file `file`'s `len` bytes from `offset`, read into `buf` (one positional read).
+    fn read_span(&self, file: u32, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let input = self.input(file)?;
         let open = input
             .open
             .get_or_init(|| File::open(&*input.name).map_err(|e| e.to_string()));
-        let changed = || {
-            let msg = format!(
-                "{}: changed while being read (a resource read before is no longer there)",
-                input.name
-            );
-            std::io::Error::other(msg)
-        };
         let handle = open
             .as_ref()
             .map_err(|e| std::io::Error::other(format!("{}: cannot open again: {e}", input.name)))?;
-        buf.resize(len as usize, 0);
-        ReadAt::new(handle, offset)
-            .read_exact(buf)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => changed(),
-                _ => e,
-            })?;
+        buf.resize(len, 0);
+        ReadAt::new(handle, offset).read_exact(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => changed(input),
+            _ => e,
+        })
+    }
+
+    /// `bytes` read at a text's place in input file `file`, as that text: an
+    /// error when they are no longer a JSON object's text.
+    fn checked<'b>(&self, file: u32, bytes: &'b [u8]) -> std::io::Result<&'b str> {
         // The text was a JSON object, so it starts and ends as one.
-        if buf.first() != Some(&b'{') || buf.last() != Some(&b'}') {
-            return Err(changed());
+        if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+            return Err(changed(self.input(file)?));
         }
-        simdutf8::basic::from_utf8(buf).map_err(|_| changed())
+        simdutf8::basic::from_utf8(bytes).map_err(|_| self.input(file).map_or_else(|e| e, changed))
+    }
+
+    fn input(&self, file: u32) -> std::io::Result<&Input> {
+        (self.files.get(file as usize)).ok_or_else(|| std::io::Error::other("text place out of range"))
+    }
+
+    /// Renders `run` (places of [`run_len`]: texts one after another in one
+    /// input file) with one positional read for all of them.
+    fn render_run(
+        &self,
+        run: &[(SourceRef, Place)],
+        render: &(impl Fn(&SourceRef, Stored<'_>, &mut Vec<u8>) + Sync),
+        buf: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let span = |place: &Place| match *place {
+            Place::Input { file, offset, len, .. } => Some((file, offset, offset + u64::from(len))),
+            _ => None,
+        };
+        let (Some((file, start, _)), Some((_, _, end))) = (
+            run.first().and_then(|p| span(&p.1)),
+            run.last().and_then(|p| span(&p.1)),
+        ) else {
+            return Err(std::io::Error::other("text place out of range"));
+        };
+        self.read_span(file, start, usize::try_from(end - start).unwrap_or(usize::MAX), buf)?;
+        for (key, place) in run {
+            let Place::Input {
+                offset, len, compact, ..
+            } = *place
+            else {
+                return Err(std::io::Error::other("text place out of range"));
+            };
+            let from = usize::try_from(offset - start).unwrap_or(usize::MAX);
+            let bytes = buf.get(from..from.saturating_add(len as usize)).unwrap_or_default();
+            render(
+                key,
+                Stored {
+                    text: self.checked(file, bytes)?,
+                    compact,
+                },
+                out,
+            );
+        }
+        Ok(())
     }
 
     /// The text `held` stands for (read into `buf` when it lies in an input file).
@@ -438,8 +529,15 @@ impl Texts {
             // as it fills copied each stretch's bytes over again.
             let size: usize = part.iter().map(|(_, place)| place.size_hint() + 64).sum();
             let (mut out, mut buf, mut input) = (Vec::with_capacity(size), Vec::new(), Vec::new());
-            for (key, place) in part {
-                render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out);
+            let mut rest = part;
+            while let Some((key, place)) = rest.first() {
+                let n = run_len(rest);
+                if n > 1 {
+                    self.render_run(&rest[..n], render, &mut input, &mut out)?;
+                } else {
+                    render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out);
+                }
+                rest = &rest[n.max(1)..];
             }
             Ok(out)
         };
@@ -645,6 +743,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_run_is_texts_one_after_another_in_one_file_within_its_limits() {
+        let at = |file: u32, offset: u64, len: u32| {
+            let place = Place::Input {
+                file,
+                offset,
+                len,
+                compact: false,
+            };
+            (key("k"), place)
+        };
+        let gap = RUN_GAP;
+        let places = [
+            at(0, 0, 10),
+            at(0, 11, 10),
+            at(0, 21 + gap, 10),
+            at(0, 32 + 2 * gap, 10),
+        ];
+        assert_eq!(run_len(&places), 3, "within the gap after the one before, not past it");
+        assert_eq!(run_len(&places[3..]), 1);
+        assert_eq!(run_len(&[at(0, 0, 10), at(1, 11, 10)]), 1, "another file");
+        assert_eq!(run_len(&[at(0, 100, 10), at(0, 0, 10)]), 1, "before the one before");
+        assert_eq!(run_len(&[at(0, 0, 10), (key("m"), Place::Memory(0)), at(0, 11, 10)]), 1);
+        assert_eq!(run_len(&[(key("m"), Place::Disk(0, 9)), at(0, 0, 10)]), 0);
+        let big = u32::try_from(RUN_BYTES).unwrap();
+        assert_eq!(
+            run_len(&[at(0, 0, big), at(0, u64::from(big) + 1, 10)]),
+            1,
+            "past the bytes of one read"
+        );
+    }
+
     fn key(id: &str) -> SourceRef {
         SourceRef::new("Observation", id)
     }
@@ -788,6 +918,14 @@ mod tests {
         texts.try_render_selected(|_| true, render, write).unwrap();
         let want = "{\"id\":\"a\"}+{\"id\":\"b\"}-{\"id\":\"c\"}-{\"id\":\"d\"}+";
         assert_eq!(String::from_utf8_lossy(&out), want);
+        // `a` and `b` lie one after the other in the file: read with one read.
+        assert_eq!(run_len(&texts.places(|_| true).unwrap()), 2);
+        // A file changed under a run of texts is an error too.
+        std::fs::write(&path, "{\"id\":\"a\"}\n{\"id\":\"x\"").unwrap();
+        let nothing = |_: Vec<u8>| Ok::<_, std::io::Error>(());
+        let err = texts.try_render_selected(|_| true, render, nothing).unwrap_err();
+        assert!(err.to_string().contains("changed while being read"), "{err}");
+        std::fs::write(&path, "{\"id\":\"a\"}\n{\"id\":\"b\"}\n").unwrap();
         // The input cut short: said, not written out wrong.
         std::fs::write(&path, "{\"id\":\"a\"}\n").unwrap();
         let err = texts.select(|_| true).unwrap_err();
