@@ -15,7 +15,8 @@
 //! on disk (from any thread once [`Texts::flush`]ed: `cohort::run` sorts them
 //! while the cohort is built), `cohort::write` joins them with the keys it
 //! wants and renders those on the threads ([`Texts::try_render_places`]: a
-//! positional read each); [`Texts::try_for_each_selected`] does the same holding the
+//! positional read each, one for texts that lie one after another in their
+//! file); [`Texts::try_for_each_selected`] does the same holding the
 //! chosen keys in memory.
 //! If the temporary file cannot be written, texts stay in memory and the
 //! caller is told once (see [`Texts::insert`]). Each text keeps whether its
