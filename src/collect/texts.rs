@@ -104,6 +104,45 @@ impl Place {
 }
 
 impl<T> Held<T> {
+    /// The same text or place, a text held turned by `f`.
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Held<U> {
+        match self {
+            Held::Text { text, compact } => Held::Text { text: f(text), compact },
+            Held::At {
+                file,
+                offset,
+                len,
+                compact,
+            } => Held::At {
+                file,
+                offset,
+                len,
+                compact,
+            },
+        }
+    }
+
+    /// A borrowing copy.
+    fn as_ref(&self) -> Held<&T> {
+        match self {
+            Held::Text { text, compact } => Held::Text {
+                text,
+                compact: *compact,
+            },
+            Held::At {
+                file,
+                offset,
+                len,
+                compact,
+            } => Held::At {
+                file: *file,
+                offset: *offset,
+                len: *len,
+                compact: *compact,
+            },
+        }
+    }
+
     /// Where the text lies when in an input file; `None` when held itself.
     fn input(&self) -> Option<Place> {
         match *self {
@@ -340,24 +379,7 @@ impl Texts {
 
     fn keep(&mut self, key: SourceRef, held: Held<String>, size: usize) {
         self.in_memory += size;
-        let held = match held {
-            Held::Text { text, compact } => Held::Text {
-                text: text.into_boxed_str(),
-                compact,
-            },
-            Held::At {
-                file,
-                offset,
-                len,
-                compact,
-            } => Held::At {
-                file,
-                offset,
-                len,
-                compact,
-            },
-        };
-        self.memory.push((key, held));
+        self.memory.push((key, held.map(String::into_boxed_str)));
     }
 
     /// The text at `offset` in input file `file`, read into `buf`.
@@ -586,24 +608,7 @@ impl Texts {
                 compact,
             },
             Place::Memory(i) => match self.memory.get(i) {
-                Some((_, Held::Text { text, compact })) => Held::Text {
-                    text: &**text,
-                    compact: *compact,
-                },
-                Some((
-                    _,
-                    Held::At {
-                        file,
-                        offset,
-                        len,
-                        compact,
-                    },
-                )) => Held::At {
-                    file: *file,
-                    offset: *offset,
-                    len: *len,
-                    compact: *compact,
-                },
+                Some((_, held)) => held.as_ref().map(|text| &**text),
                 None => return Err(std::io::Error::other("text place out of range")),
             },
         };

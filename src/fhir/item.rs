@@ -35,35 +35,21 @@ impl Location {
     pub fn text(&self) -> String {
         let mut s = String::with_capacity(self.file.len() + 28);
         s.push_str(&self.file);
+        let mut number = itoa::Buffer::new();
         match self.pos {
             Pos::Line(n) => {
                 s.push(':');
-                push_number(&mut s, n);
+                s.push_str(number.format(n));
             }
             Pos::Entry(i) => {
                 s.push_str("#entry[");
-                push_number(&mut s, i as u64);
+                s.push_str(number.format(i));
                 s.push(']');
             }
             Pos::Whole => {}
         }
         s
     }
-}
-
-/// Appends `n` in decimal.
-fn push_number(s: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    s.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 impl fmt::Display for Location {
