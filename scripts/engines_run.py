@@ -9,8 +9,10 @@ candidates.json, table1.json and table1_suppressed.json: one JSON object per lin
 numbers as the engine returns them (the test prints them the way `imnm cohort` does).
 One engine session serves every job (Spark starts once, local[2]).
 """
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -52,12 +54,15 @@ def run_duckdb(jobs):
 
 
 def spark_session(name, memory):
-    """A Spark session in local mode (local[2], 4 shuffle partitions, no UI), its warehouse in a temporary folder."""
+    """A Spark session in local mode (local[2], 4 shuffle partitions, no UI), its warehouse in a temporary folder
+    removed when the process ends."""
     from pyspark.sql import SparkSession
+    warehouse = tempfile.mkdtemp(prefix="imnm-spark-warehouse-")
+    atexit.register(shutil.rmtree, warehouse, True)
     spark = (SparkSession.builder.master("local[2]").appName(name)
              .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
              .config("spark.driver.memory", memory)
-             .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="imnm-spark-warehouse-"))
+             .config("spark.sql.warehouse.dir", warehouse)
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -3,7 +3,9 @@
 //! sorted and written as a run (a `spill::Log`); reading back merges the runs
 //! and the records still held. Equal records come back in the order pushed
 //! (each run is sorted stably, and a tie goes to the earlier run), so a
-//! sorted stream is the same whatever the budget.
+//! sorted stream is the same whatever the budget. Runs may be sorted and
+//! written on threads of their own while the next fills ([`Sorter::apart`]);
+//! they are kept in the order they were filled, so the stream is the same.
 //!
 //! This module owns the sorting only; the file format is `spill`'s, what is
 //! sorted and why is the caller's (the keys behind an export's cells, the
@@ -23,16 +25,31 @@ pub(crate) struct Sorter<T> {
     held: Vec<T>,
     budget: usize,
     runs: Vec<Log>,
+    /// Up to this many full runs are sorted and written on threads of their
+    /// own while the next is filled ([`Sorter::apart`]).
+    apart: usize,
+    /// Those threads, oldest first, and how many records each run holds.
+    writing: std::collections::VecDeque<(std::thread::JoinHandle<std::io::Result<Log>>, usize)>,
 }
 
-impl<T: Ord + Clone + Serialize + DeserializeOwned> Sorter<T> {
+impl<T: Ord + Clone + Serialize + DeserializeOwned + Send + 'static> Sorter<T> {
     /// A sorter holding at most `budget` records (at least one) in memory.
     pub(crate) fn new(budget: usize) -> Self {
         Self {
             held: Vec::new(),
             budget: budget.max(1),
             runs: Vec::new(),
+            apart: 0,
+            writing: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Each full run sorted and written on a thread of its own while the next
+    /// fills, up to `apart` at once (0: on this thread; memory then holds up to
+    /// `apart + 1` budgets); the records come back the same.
+    pub(crate) fn apart(mut self, apart: usize) -> Self {
+        self.apart = apart;
+        self
     }
 
     /// Adds one record (a full budget goes to a run first).
@@ -46,16 +63,36 @@ impl<T: Ord + Clone + Serialize + DeserializeOwned> Sorter<T> {
 
     /// How many records were pushed.
     pub(crate) fn len(&self) -> usize {
-        self.held.len() + self.runs.iter().map(|r| r.len() as usize).sum::<usize>()
+        let writing: usize = self.writing.iter().map(|w| w.1).sum();
+        self.held.len() + writing + self.runs.iter().map(|r| r.len() as usize).sum::<usize>()
     }
 
     fn write_run(&mut self) -> std::io::Result<()> {
-        self.held.sort();
-        let mut run = Log::default();
-        for record in self.held.drain(..) {
-            run.push(&record)?;
+        if self.apart == 0 {
+            let run = sorted_run(&mut self.held)?;
+            return self.add_run(run);
         }
-        run.flush()?;
+        self.settle(self.apart - 1)?;
+        let mut full = std::mem::replace(&mut self.held, Vec::with_capacity(self.budget));
+        let records = full.len();
+        let thread = std::thread::spawn(move || sorted_run(&mut full));
+        self.writing.push_back((thread, records));
+        Ok(())
+    }
+
+    /// Keeps the runs being written apart, oldest first, until at most `left` are.
+    fn settle(&mut self, left: usize) -> std::io::Result<()> {
+        while self.writing.len() > left {
+            let Some((thread, _)) = self.writing.pop_front() else {
+                break;
+            };
+            let run = thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            self.add_run(run)?;
+        }
+        Ok(())
+    }
+
+    fn add_run(&mut self, run: Log) -> std::io::Result<()> {
         self.runs.push(run);
         if self.runs.len() >= MAX_RUNS {
             let mut one = Log::default();
@@ -67,13 +104,29 @@ impl<T: Ord + Clone + Serialize + DeserializeOwned> Sorter<T> {
     }
 
     /// The records sorted, ready to be read (any number of times).
-    pub(crate) fn finish(mut self) -> Sorted<T> {
+    ///
+    /// # Errors
+    ///
+    /// Writing the run that was being written apart.
+    pub(crate) fn finish(mut self) -> std::io::Result<Sorted<T>> {
         self.held.sort();
-        Sorted {
+        self.settle(0)?;
+        Ok(Sorted {
             runs: self.runs,
             held: self.held,
-        }
+        })
     }
+}
+
+/// `held` sorted (stably) into a new run; `held` is left empty.
+fn sorted_run<T: Ord + Serialize>(held: &mut Vec<T>) -> std::io::Result<Log> {
+    held.sort();
+    let mut run = Log::default();
+    for record in held.drain(..) {
+        run.push(&record)?;
+    }
+    run.flush()?;
+    Ok(run)
 }
 
 /// Sorted records, on disk and in memory.
@@ -107,12 +160,18 @@ fn merge<T: Ord + Clone + DeserializeOwned, E: From<std::io::Error>>(
     Ok(())
 }
 
-/// Sorted runs and records in memory, merged one record at a time.
+/// Sorted runs and records in memory, merged one record at a time by a
+/// tournament of losers: each record costs about log2(sources) comparisons
+/// (a scan of every source's next record cost one per source, 32 at most).
 pub(crate) struct Merger<'a, T> {
     readers: Vec<Reader<'a, T>>,
     memory: std::slice::Iter<'a, T>,
-    /// The next record of each reader, then of `memory`.
+    /// The next record of each reader, then of `memory` (`None`: done).
     heads: Vec<Option<T>>,
+    /// `losers[0]`: the source whose head comes next; `losers[n]` for `n` in
+    /// `1..heads.len()`: the source that lost the match at node `n` (node
+    /// `n`'s children are `2n` and `2n + 1`; source `i` is leaf `heads.len() + i`).
+    losers: Vec<usize>,
 }
 
 impl<'a, T: Ord + Clone + DeserializeOwned> Merger<'a, T> {
@@ -127,7 +186,40 @@ impl<'a, T: Ord + Clone + DeserializeOwned> Merger<'a, T> {
         }
         let mut memory = held.iter();
         heads.push(memory.next().cloned());
-        Ok(Self { readers, memory, heads })
+        let mut merger = Self {
+            readers,
+            memory,
+            heads,
+            losers: Vec::new(),
+        };
+        merger.losers = merger.first_round();
+        Ok(merger)
+    }
+
+    /// Plays every match once, from the leaves up.
+    fn first_round(&self) -> Vec<usize> {
+        let k = self.heads.len();
+        let mut winners: Vec<usize> = (0..2 * k).map(|node| node.saturating_sub(k)).collect();
+        let mut losers = vec![0; k];
+        for node in (1..k).rev() {
+            let (a, b) = (winners[2 * node], winners[2 * node + 1]);
+            let (won, lost) = if self.beats(a, b) { (a, b) } else { (b, a) };
+            winners[node] = won;
+            losers[node] = lost;
+        }
+        losers[0] = winners[1.min(2 * k - 1)];
+        losers
+    }
+
+    /// True when source `a`'s head comes before source `b`'s: the smaller
+    /// record, a tie to the earlier source, any record before none.
+    fn beats(&self, a: usize, b: usize) -> bool {
+        match (&self.heads[a], &self.heads[b]) {
+            (Some(x), Some(y)) => x.cmp(y).then(a.cmp(&b)).is_lt(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => a < b,
+        }
     }
 
     /// The next record in order (`None` after the last).
@@ -136,20 +228,27 @@ impl<'a, T: Ord + Clone + DeserializeOwned> Merger<'a, T> {
     ///
     /// Reading a run back.
     pub(crate) fn next(&mut self) -> std::io::Result<Option<T>> {
-        let mut best: Option<usize> = None;
-        for (i, head) in self.heads.iter().enumerate() {
-            if let Some(h) = head {
-                if best.is_none_or(|b| self.heads[b].as_ref().is_some_and(|x| h < x)) {
-                    best = Some(i);
-                }
-            }
+        let Some(&won) = self.losers.first() else {
+            return Ok(None);
+        };
+        if self.heads[won].is_none() {
+            return Ok(None);
         }
-        let Some(i) = best else { return Ok(None) };
-        let next = match self.readers.get_mut(i) {
+        let refill = match self.readers.get_mut(won) {
             Some(r) => r.next()?,
             None => self.memory.next().cloned(),
         };
-        Ok(std::mem::replace(&mut self.heads[i], next))
+        let record = std::mem::replace(&mut self.heads[won], refill);
+        // Its new head replays the matches on its way up.
+        let (mut node, mut up) = ((won + self.heads.len()) / 2, won);
+        while node >= 1 {
+            if self.beats(self.losers[node], up) {
+                std::mem::swap(&mut self.losers[node], &mut up);
+            }
+            node /= 2;
+        }
+        self.losers[0] = up;
+        Ok(record)
     }
 }
 
@@ -158,12 +257,24 @@ mod tests {
     use super::*;
 
     fn sorted(records: &[(u32, u32)], budget: usize) -> Vec<(u32, u32)> {
-        let mut s = Sorter::new(budget);
+        let here = sorted_by(records, budget, 0);
+        for apart in [1, 3] {
+            assert_eq!(
+                sorted_by(records, budget, apart),
+                here,
+                "apart {apart}, budget {budget}"
+            );
+        }
+        here
+    }
+
+    fn sorted_by(records: &[(u32, u32)], budget: usize, apart: usize) -> Vec<(u32, u32)> {
+        let mut s = Sorter::new(budget).apart(apart);
         for r in records {
             s.push(*r).unwrap();
         }
         assert_eq!(s.len(), records.len());
-        let done = s.finish();
+        let done = s.finish().unwrap();
         let mut out = Vec::new();
         let mut records = done.iter().unwrap();
         while let Some(r) = records.next().unwrap() {
@@ -182,5 +293,45 @@ mod tests {
             assert_eq!(sorted(&records, budget), want, "budget {budget}");
         }
         assert!(sorted(&[], 2).is_empty());
+    }
+
+    /// Ordered by its first field only: the second tells equal records apart.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct ByFirst(u32, u32);
+
+    impl PartialOrd for ByFirst {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+
+    impl Ord for ByFirst {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            self.0.cmp(&other.0)
+        }
+    }
+
+    #[test]
+    fn equal_records_come_back_in_the_order_pushed_across_runs() {
+        // Few distinct keys, so every run and the records held share them.
+        let records: Vec<ByFirst> = (0..3000u32).map(|i| ByFirst((i * 7919) % 7, i)).collect();
+        let mut want = records.clone();
+        want.sort(); // stable: equal keys keep their push order
+        for (budget, apart) in [1, 2, 5, 64, 999, 2999, 3000, 5000]
+            .into_iter()
+            .flat_map(|b| [(b, 0), (b, 1), (b, 2)])
+        {
+            let mut s = Sorter::new(budget).apart(apart);
+            for r in &records {
+                s.push(r.clone()).unwrap();
+            }
+            let done = s.finish().unwrap();
+            let (mut out, mut it) = (Vec::new(), done.iter().unwrap());
+            while let Some(r) = it.next().unwrap() {
+                out.push(r);
+            }
+            let order = |v: &[ByFirst]| v.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>();
+            assert_eq!(order(&out), order(&want), "budget {budget}, apart {apart}");
+        }
     }
 }

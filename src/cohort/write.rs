@@ -335,7 +335,10 @@ pub(crate) const KEY_BYTES: usize = 128;
 /// The resources behind the cells and candidates, as `(site index, key)`, sorted (repeats kept).
 fn wanted_sources(cohort: &Cohort, sites: &[SiteData], budget: usize) -> std::io::Result<Sorted<(usize, SourceRef)>> {
     let index = |site: &str| sites.iter().position(|p| p.site == site);
-    let mut wanted: Sorter<(usize, SourceRef)> = Sorter::new(budget);
+    // Its runs sorted apart, one per thread the sites were read on: the
+    // selection is the one step between the build and the writing.
+    let threads = sites.iter().map(|p| p.sources.threads()).max().unwrap_or(1);
+    let mut wanted: Sorter<(usize, SourceRef)> = Sorter::new(budget).apart(if threads > 1 { threads } else { 0 });
     // A `Type/id` splits at its first `/`: a resource type never holds one.
     let mut want = |site: &str, resource: &str| match (index(site), resource.split_once('/')) {
         (Some(i), Some((t, id))) => wanted.push((i, SourceRef::new(t, id))),
@@ -353,7 +356,7 @@ fn wanted_sources(cohort: &Cohort, sites: &[SiteData], budget: usize) -> std::io
     for c in &cohort.candidates {
         want(&c.site, &format!("Patient/{}", c.patient_id))?;
     }
-    Ok(wanted.finish())
+    wanted.finish()
 }
 
 /// Writes `relevant.ndjson` (with several sites, `relevant.<site>.ndjson` per

@@ -660,7 +660,7 @@ impl Texts {
             seq += 1;
             places.push((key.clone(), seq, place_rec(place)))
         })?;
-        Ok(places.finish())
+        places.finish()
     }
 
     /// Calls `f` with every key and where its text lies, in the order of

@@ -104,7 +104,7 @@ fn wanted_keys(cohort: &crate::cohort::Cohort, budget: usize) -> std::io::Result
         }
         Ok::<_, std::io::Error>(())
     })?;
-    Ok(wanted.finish())
+    wanted.finish()
 }
 
 /// The joined records kept (wanted, or a Medication in `meds`), a key

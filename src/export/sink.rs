@@ -88,7 +88,7 @@ impl Sink {
             None => None,
         };
         let empty = self.placed.len() == 0;
-        let placed = self.placed.finish();
+        let placed = self.placed.finish().map_err(|e| output(dir, e))?;
         let mut placed = placed.iter().map_err(|e| output(dir, e))?;
         let bundle_path = dir.join("bundle.json");
         let mut bundle = create(&bundle_path)?;

@@ -219,9 +219,17 @@ impl<'m> Collector<'m> {
     }
 
     /// Applies a batch scanned elsewhere (see [`scan`]), as if its items had been accepted here.
-    pub fn apply(&mut self, mut batch: Batch) {
+    pub fn apply(&mut self, batch: Batch) {
+        self.apply_reusing(batch);
+    }
+
+    /// As [`Collector::apply`], handing back the batch's emptied list of
+    /// events with its room kept, for a later batch (growing a new list for
+    /// every batch cost a copy of its events and fresh pages).
+    pub(crate) fn apply_reusing(&mut self, mut batch: Batch) -> Vec<Event> {
         self.batch.add_counts(&batch);
         self.apply_events(&mut batch);
+        batch.events
     }
 
     fn apply_events(&mut self, batch: &mut Batch) {

@@ -96,6 +96,17 @@ pub struct Batch {
     odds: Odds,
 }
 
+impl Batch {
+    /// An empty batch whose events go into `events` (emptied, its room kept).
+    pub(crate) fn reusing(mut events: Vec<Event>) -> Self {
+        events.clear();
+        Self {
+            events,
+            ..Self::default()
+        }
+    }
+}
+
 /// How often the prefilter skipped the Observations it looked at in a stretch
 /// of input. The prefilter's look costs about a fifth of the borrowed parse
 /// that decides the same (`relevance` of the parse's peek): where most

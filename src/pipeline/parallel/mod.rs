@@ -199,7 +199,7 @@ fn work<P: Fn(u64) + Clone + 'static>(shared: &Shared<'_, '_>, scanner: Scanner<
     let _leaving = Leaving(shared);
     let mut block = Vec::new();
     while let Some((seq, task)) = shared.take(&mut block, progress) {
-        let mut batch = Batch::default();
+        let mut batch = Batch::reusing(shared.in_order.spare());
         let issue = match task {
             Task::Lines {
                 file,
@@ -285,7 +285,13 @@ pub(super) struct InOrder<'a, 'm> {
     /// Signalled when `order.next` moves on or the run stops.
     advanced: Condvar,
     collector: Mutex<&'a mut Collector<'m>>,
+    /// Applied batches' emptied event lists, for the next batches ([`Collector::apply_reusing`]).
+    spare: Mutex<Vec<Vec<Event>>>,
 }
+
+/// The most emptied event lists kept for reuse (each up to a block's events,
+/// ~0.5 MB at 2 MB of relevant resources).
+const SPARE_MAX: usize = 4;
 
 impl<'a, 'm> InOrder<'a, 'm> {
     fn new(collector: &'a mut Collector<'m>) -> Self {
@@ -293,6 +299,20 @@ impl<'a, 'm> InOrder<'a, 'm> {
             order: Mutex::new(Order::default()),
             advanced: Condvar::new(),
             collector: Mutex::new(collector),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An emptied event list of an applied batch (or a new one).
+    fn spare(&self) -> Vec<Event> {
+        lock(&self.spare).pop().unwrap_or_default()
+    }
+
+    /// Keeps `events` (emptied) for a later batch, up to [`SPARE_MAX`] lists.
+    fn keep_spare(&self, events: Vec<Event>) {
+        let mut spare = lock(&self.spare);
+        if spare.len() < SPARE_MAX && events.capacity() > 0 {
+            spare.push(events);
         }
     }
 
@@ -320,7 +340,8 @@ impl<'a, 'm> InOrder<'a, 'm> {
             order.largest_applied = order.largest_applied.max(batch.events.len());
             drop(order);
             self.advanced.notify_all();
-            lock(&self.collector).apply(batch);
+            let events = lock(&self.collector).apply_reusing(batch);
+            self.keep_spare(events);
             order = lock(&self.order);
         }
         order.applying = false;
@@ -626,6 +647,30 @@ fn fill_from(reader: &mut impl BufRead, buf: &mut [u8], mut filled: usize) -> (u
 mod tests {
     use super::*;
     use crate::mapping::MappingSet;
+
+    #[test]
+    fn applied_batches_hand_their_event_lists_on_emptied_with_their_room() {
+        let mappings = MappingSet::builtin().unwrap();
+        let mut collector = Collector::new(&mappings);
+        let in_order = InOrder::new(&mut collector);
+        let issue = || Event::Issue(unreadable("f", "m"));
+        for seq in 0..SPARE_MAX + 2 {
+            let mut batch = Batch::reusing(in_order.spare());
+            batch.events.extend((0..100).map(|_| issue()));
+            in_order.hand_in(seq, batch);
+        }
+        // One list went round and round: a worker takes it back, emptied, its room kept.
+        assert_eq!(lock(&in_order.spare).len(), 1);
+        let reused = in_order.spare();
+        assert!(reused.is_empty() && reused.capacity() >= 100);
+        // Lists handed in at once are kept up to the bound.
+        for _ in 0..SPARE_MAX + 2 {
+            in_order.keep_spare(Vec::with_capacity(10));
+        }
+        assert_eq!(lock(&in_order.spare).len(), SPARE_MAX);
+        drop(in_order);
+        assert_eq!(collector.finish().issues.total(), (SPARE_MAX as u64 + 2) * 100);
+    }
 
     #[test]
     fn workers_do_not_run_further_ahead_than_the_bound_and_apply_every_batch() {
