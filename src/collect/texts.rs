@@ -16,7 +16,7 @@
 //! while the cohort is built), `cohort::write` joins them with the keys it
 //! wants and renders those on the threads ([`Texts::try_render_places`]: a
 //! positional read each, one for texts that lie one after another in their
-//! file); [`Texts::try_for_each_selected`] does the same holding the
+//! file: [`inputs`]); [`Texts::try_for_each_selected`] does the same holding the
 //! chosen keys in memory.
 //! If the temporary file cannot be written, texts stay in memory and the
 //! caller is told once (see [`Texts::insert`]). Each text keeps whether its
@@ -28,15 +28,17 @@
 //! written out by `cohort::write` and `export`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::SourceRef;
 use crate::sorted::{Sorted, Sorter};
-use crate::spill::{Log, ReadAt};
+use crate::spill::Log;
+
+mod inputs;
+
+use inputs::{run_len, Inputs};
 
 /// A [`Place`] as a sortable record: memory `(0, index, 0)`, disk `(1,
 /// offset, size)`, an input file `(2, offset, file << 32 | len)` (`3` for a
@@ -220,22 +222,6 @@ type Record = (SourceRef, Held<String>);
 /// A record's key read in place (a [`SourceRef`]'s two fields, borrowed).
 type Key<'a> = (&'a str, &'a str);
 
-/// The error of a text no longer at its place in `input`.
-fn changed(input: &Input) -> std::io::Error {
-    let msg = format!(
-        "{}: changed while being read (a resource read before is no longer there)",
-        input.name
-    );
-    std::io::Error::other(msg)
-}
-
-/// An input file texts lie in, opened again on the first read.
-#[derive(Debug)]
-struct Input {
-    name: Arc<str>,
-    open: OnceLock<Result<File, String>>,
-}
-
 /// Resource texts by `Type/id`.
 #[derive(Debug)]
 pub struct Texts {
@@ -247,7 +233,7 @@ pub struct Texts {
     /// The length of `memory` when the first text went to disk.
     split: Option<usize>,
     /// The input files [`Held::At`] texts lie in.
-    files: Vec<Input>,
+    inputs: Inputs,
     in_memory: usize,
     spill_after: usize,
     spill_failed: bool,
@@ -257,41 +243,6 @@ pub struct Texts {
 
 /// Texts a thread of [`Texts::try_render_places`] renders at a time (about 1 MB at 1 kB each).
 const STRETCH: usize = 1024;
-
-/// The most bytes between two texts of an input file read with one
-/// positional read (a line break, or a few lines no rule used: copying a
-/// few kB costs less than another read).
-const RUN_GAP: u64 = 2048;
-
-/// The most bytes one positional read of several texts takes.
-const RUN_BYTES: u64 = 1 << 20;
-
-/// How many places from the first are texts one after another in one input
-/// file (each starting at most [`RUN_GAP`] bytes past the end of the one
-/// before, all within [`RUN_BYTES`]): read with one positional read where they
-/// are more than one (key order often follows the file: ids a server numbers
-/// in turn, one patient's results together).
-fn run_len(places: &[(SourceRef, Place)]) -> usize {
-    let mut n = 0;
-    let mut run: Option<(u32, u64, u64)> = None;
-    for (_, place) in places {
-        let Place::Input { file, offset, len, .. } = *place else {
-            break;
-        };
-        let end = offset + u64::from(len);
-        match run {
-            None => run = Some((file, offset, end)),
-            Some((f, start, last))
-                if f == file && offset >= last && offset - last <= RUN_GAP && end - start <= RUN_BYTES =>
-            {
-                run = Some((f, start, end));
-            }
-            Some(_) => break,
-        }
-        n += 1;
-    }
-    n
-}
 
 impl Default for Texts {
     fn default() -> Self {
@@ -306,7 +257,7 @@ impl Texts {
             memory: Vec::new(),
             spilled: Log::default(),
             split: None,
-            files: Vec::new(),
+            inputs: Inputs::default(),
             threads: 1,
             in_memory: 0,
             spill_after,
@@ -334,7 +285,7 @@ impl Texts {
                 let size = std::mem::size_of::<(SourceRef, Held<Box<str>>)>() + key.resource_type.len() + key.id.len();
                 (
                     Held::At {
-                        file: self.file_number(file),
+                        file: self.inputs.number(file),
                         offset,
                         len,
                         compact,
@@ -363,107 +314,16 @@ impl Texts {
         None
     }
 
-    /// The number of input file `name` among those texts lie in.
-    fn file_number(&mut self, name: Arc<str>) -> u32 {
-        // Texts come file by file: the last one is nearly always it.
-        let found = self.files.iter().rposition(|f| f.name == name);
-        let n = found.unwrap_or_else(|| {
-            self.files.push(Input {
-                name,
-                open: OnceLock::new(),
-            });
-            self.files.len() - 1
-        });
-        u32::try_from(n).unwrap_or(u32::MAX)
-    }
-
     fn keep(&mut self, key: SourceRef, held: Held<String>, size: usize) {
         self.in_memory += size;
         self.memory.push((key, held.map(String::into_boxed_str)));
-    }
-
-    /// The text at `offset` in input file `file`, read into `buf`.
-    fn read_input<'b>(&self, file: u32, offset: u64, len: u32, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
-        self.read_span(file, offset, len as usize, buf)?;
-        self.checked(file, buf)
-    }
-
-    /// Input file `file`'s `len` bytes from `offset`, read into `buf` (one positional read).
-    fn read_span(&self, file: u32, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
-        let input = self.input(file)?;
-        let open = input
-            .open
-            .get_or_init(|| File::open(&*input.name).map_err(|e| e.to_string()));
-        let handle = open
-            .as_ref()
-            .map_err(|e| std::io::Error::other(format!("{}: cannot open again: {e}", input.name)))?;
-        buf.resize(len, 0);
-        ReadAt::new(handle, offset).read_exact(buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => changed(input),
-            _ => e,
-        })
-    }
-
-    /// `bytes` read at a text's place in input file `file`, as that text: an
-    /// error when they are no longer a JSON object's text.
-    fn checked<'b>(&self, file: u32, bytes: &'b [u8]) -> std::io::Result<&'b str> {
-        // The text was a JSON object, so it starts and ends as one.
-        if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
-            return Err(changed(self.input(file)?));
-        }
-        simdutf8::basic::from_utf8(bytes).map_err(|_| self.input(file).map_or_else(|e| e, changed))
-    }
-
-    fn input(&self, file: u32) -> std::io::Result<&Input> {
-        (self.files.get(file as usize)).ok_or_else(|| std::io::Error::other("text place out of range"))
-    }
-
-    /// Renders `run` (places of [`run_len`]: texts one after another in one
-    /// input file) with one positional read for all of them.
-    fn render_run(
-        &self,
-        run: &[(SourceRef, Place)],
-        render: &(impl Fn(&SourceRef, Stored<'_>, &mut Vec<u8>) + Sync),
-        buf: &mut Vec<u8>,
-        out: &mut Vec<u8>,
-    ) -> std::io::Result<()> {
-        let span = |place: &Place| match *place {
-            Place::Input { file, offset, len, .. } => Some((file, offset, offset + u64::from(len))),
-            _ => None,
-        };
-        let (Some((file, start, _)), Some((_, _, end))) = (
-            run.first().and_then(|p| span(&p.1)),
-            run.last().and_then(|p| span(&p.1)),
-        ) else {
-            return Err(std::io::Error::other("text place out of range"));
-        };
-        self.read_span(file, start, usize::try_from(end - start).unwrap_or(usize::MAX), buf)?;
-        for (key, place) in run {
-            let Place::Input {
-                offset, len, compact, ..
-            } = *place
-            else {
-                return Err(std::io::Error::other("text place out of range"));
-            };
-            let from = usize::try_from(offset - start).unwrap_or(usize::MAX);
-            let bytes = buf.get(from..from.saturating_add(len as usize)).unwrap_or_default();
-            render(
-                key,
-                Stored {
-                    text: self.checked(file, bytes)?,
-                    compact,
-                },
-                out,
-            );
-        }
-        Ok(())
     }
 
     /// The text `held` stands for (read into `buf` when it lies in an input file).
     fn text_of<'s, T: AsRef<str>>(&'s self, held: &'s Held<T>, buf: &'s mut Vec<u8>) -> std::io::Result<&'s str> {
         match held {
             Held::Text { text, .. } => Ok(text.as_ref()),
-            Held::At { file, offset, len, .. } => self.read_input(*file, *offset, *len, buf),
+            Held::At { file, offset, len, .. } => self.inputs.text(*file, *offset, *len, buf),
         }
     }
 
@@ -556,7 +416,7 @@ impl Texts {
             while let Some((key, place)) = rest.first() {
                 let n = run_len(rest);
                 if n > 1 {
-                    self.render_run(&rest[..n], render, &mut input, &mut out)?;
+                    self.inputs.render_run(&rest[..n], render, &mut input, &mut out)?;
                 } else {
                     render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out);
                 }
@@ -620,7 +480,7 @@ impl Texts {
                 len,
                 compact,
             } => Stored {
-                text: self.read_input(file, offset, len, input)?,
+                text: self.inputs.text(file, offset, len, input)?,
                 compact,
             },
         })

@@ -1,5 +1,6 @@
 //! Tests of [`super::Texts`]: memory, disk and input places, runs, failures.
 
+use super::inputs::{RUN_BYTES, RUN_GAP};
 use super::*;
 
 #[test]
