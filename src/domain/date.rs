@@ -43,12 +43,14 @@ impl FhirDate {
 
     /// Parses a FHIR `date` or `dateTime` (the time part, if any, is validated and dropped).
     pub fn parse(s: &str) -> Result<Self, DateError> {
-        let s = s.trim();
-        let (date, time) = match s.find('T') {
+        // Read as bytes: every character it accepts is ASCII (and no slice
+        // can fall inside a character).
+        let s = s.trim().as_bytes();
+        let (date, time) = match s.iter().position(|&b| b == b'T') {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         };
-        let mut split = date.split('-');
+        let mut split = date.split(|&b| b == b'-');
         let parts = [split.next(), split.next(), split.next()];
         if split.next().is_some() {
             return Err(err("expected YYYY, YYYY-MM or YYYY-MM-DD"));
@@ -129,30 +131,36 @@ impl FhirDate {
     }
 }
 
-fn digits(s: &str, len: usize) -> Option<u16> {
-    (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+fn digits(s: &[u8], len: usize) -> Option<u16> {
+    if s.len() != len {
+        return None;
+    }
+    // At most 4 digits here: no overflow.
+    s.iter()
+        .try_fold(0u16, |n, &b| b.is_ascii_digit().then(|| n * 10 + u16::from(b - b'0')))
 }
 
-fn check_time(t: &str) -> Result<(), DateError> {
-    let (clock, zone) = match t.find(['Z', '+', '-']) {
+fn check_time(t: &[u8]) -> Result<(), DateError> {
+    let (clock, zone) = match t.iter().position(|b| matches!(b, b'Z' | b'+' | b'-')) {
         Some(i) => (&t[..i], &t[i..]),
-        None => (t, ""),
+        None => (t, &[][..]),
     };
-    let mut hms = clock.splitn(3, ':');
+    let mut hms = clock.splitn(3, |&b| b == b':');
     let h = hms.next().and_then(|h| digits(h, 2)).filter(|h| *h < 24);
     let m = hms.next().and_then(|m| digits(m, 2)).filter(|m| *m < 60);
-    let s = hms
-        .next()
-        .map(|s| s.split('.').next().and_then(|s| digits(s, 2)).filter(|s| *s < 61));
+    let s = hms.next().map(|s| {
+        (s.split(|&b| b == b'.').next())
+            .and_then(|s| digits(s, 2))
+            .filter(|s| *s < 61)
+    });
     if h.is_none() || m.is_none() || matches!(s, Some(None)) {
         return Err(err("time must be hh:mm[:ss[.fff]]"));
     }
-    let zone_ok = zone.is_empty()
-        || zone == "Z"
-        || (zone.len() == 6
-            && digits(&zone[1..3], 2).is_some()
-            && &zone[3..4] == ":"
-            && digits(&zone[4..6], 2).is_some());
+    let offset = |z: &[u8]| match z {
+        [_, h @ .., b':', m0, m1] => digits(h, 2).is_some() && digits(&[*m0, *m1], 2).is_some(),
+        _ => false,
+    };
+    let zone_ok = zone.is_empty() || zone == b"Z" || (zone.len() == 6 && offset(zone));
     if zone_ok {
         Ok(())
     } else {
@@ -253,6 +261,127 @@ impl fmt::Display for FhirDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reading of before the byte-wise one (string splits, `str::parse`),
+    /// kept as the reference it must agree with.
+    mod before {
+        use super::super::{days_in_month, err, DateError, FhirDate};
+
+        fn digits(s: &str, len: usize) -> Option<u16> {
+            (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+        }
+
+        fn check_time(t: &str) -> Result<(), DateError> {
+            let (clock, zone) = match t.find(['Z', '+', '-']) {
+                Some(i) => (&t[..i], &t[i..]),
+                None => (t, ""),
+            };
+            let mut hms = clock.splitn(3, ':');
+            let h = hms.next().and_then(|h| digits(h, 2)).filter(|h| *h < 24);
+            let m = hms.next().and_then(|m| digits(m, 2)).filter(|m| *m < 60);
+            let s = hms
+                .next()
+                .map(|s| s.split('.').next().and_then(|s| digits(s, 2)).filter(|s| *s < 61));
+            if h.is_none() || m.is_none() || matches!(s, Some(None)) {
+                return Err(err("time must be hh:mm[:ss[.fff]]"));
+            }
+            let zone_ok = zone.is_empty()
+                || zone == "Z"
+                || (zone.len() == 6
+                    && digits(&zone[1..3], 2).is_some()
+                    && &zone[3..4] == ":"
+                    && digits(&zone[4..6], 2).is_some());
+            zone_ok.then_some(()).ok_or(err("time zone must be Z or +hh:mm"))
+        }
+
+        pub(super) fn parse(s: &str) -> Result<FhirDate, DateError> {
+            let s = s.trim();
+            let (date, time) = match s.find('T') {
+                Some(i) => (&s[..i], Some(&s[i + 1..])),
+                None => (s, None),
+            };
+            let mut split = date.split('-');
+            let parts = [split.next(), split.next(), split.next()];
+            if split.next().is_some() {
+                return Err(err("expected YYYY, YYYY-MM or YYYY-MM-DD"));
+            }
+            let year = digits(parts[0].unwrap_or_default(), 4).ok_or(err("year must be 4 digits"))?;
+            if year == 0 {
+                return Err(err("year 0000"));
+            }
+            let month = match parts[1] {
+                Some(m) => Some(
+                    digits(m, 2)
+                        .filter(|m| (1..=12).contains(m))
+                        .ok_or(err("month must be 01..12"))? as u8,
+                ),
+                None => None,
+            };
+            let day = match (parts[2], month) {
+                (Some(d), Some(m)) => {
+                    let d = digits(d, 2).ok_or(err("day must be 2 digits"))? as u8;
+                    if d == 0 || d > days_in_month(year, m) {
+                        return Err(err("day does not exist in that month"));
+                    }
+                    Some(d)
+                }
+                _ => None,
+            };
+            if let Some(t) = time {
+                if day.is_none() {
+                    return Err(err("a time needs a full date"));
+                }
+                check_time(t)?;
+            }
+            Ok(FhirDate { year, month, day })
+        }
+    }
+
+    fn damaged(base: &str, edits: &[(usize, u8)]) -> String {
+        const CHARS: &[u8] = b"0123456789-T:Z+.x 9";
+        let mut b = base.as_bytes().to_vec();
+        for &(at, what) in edits {
+            let at = at % (b.len() + 1);
+            let c = CHARS[usize::from(what) % CHARS.len()];
+            match what % 3 {
+                0 if at < b.len() => b[at] = c,
+                1 if at < b.len() => {
+                    b.remove(at);
+                }
+                _ => b.insert(at, c),
+            }
+        }
+        String::from_utf8(b).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// Dates and dateTimes, whole and damaged: the same answer as before.
+        #[test]
+        fn reads_as_the_string_splits_did(
+            base in proptest::sample::select(vec![
+                "2023-12-20T15:32:00Z", "2016-02-29", "2015-06", "2015", "2024-03-01T02:00:00+02:00",
+                "2024-02-29T23:30:00.123-01:00", " 2020-01-31T23:59:60Z ", "2020-01-01T00:00",
+            ]),
+            edits in proptest::collection::vec((0usize..32, proptest::prelude::any::<u8>()), 0..4),
+        ) {
+            let text = damaged(base, &edits);
+            proptest::prop_assert_eq!(FhirDate::parse(&text), before::parse(&text), "{:?}", text);
+        }
+    }
+
+    /// An offset with a character of several bytes inside is refused, not a
+    /// slice through the character (which panicked before).
+    #[test]
+    fn an_offset_with_a_wide_character_is_refused() {
+        for text in [
+            "2020-01-01T00:00:00+0\u{e9}:0",
+            "2020-01-01T00:00:00+\u{e9}0:0",
+            "2020-01-01T00:00+00\u{e9}0",
+        ] {
+            assert!(FhirDate::parse(text).is_err(), "{text}");
+        }
+    }
 
     #[test]
     fn instants_compare_across_offsets_and_fractions() {

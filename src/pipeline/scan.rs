@@ -275,7 +275,7 @@ fn scan_resource(scanner: Scanner<'_>, read: Read<'_>, batch: &mut Batch) {
                 if relevance(&obs.peek(), mappings) == Relevance::Skip {
                     return;
                 }
-                return match obs.typed() {
+                return match obs.for_rules() {
                     Some(resource) => {
                         batch.parsed += 1;
                         let parsed = Parsed {
@@ -401,21 +401,31 @@ pub fn peek_id(text: &str) -> Option<String> {
     serde_json::from_str::<IdOnly>(text).ok()?.id
 }
 
-/// A 128-bit digest of `Type/id` (two SipHash-1-3 halves): a collision
-/// between two resources of one run has a chance of about n² / 2¹²⁹.
+/// A 128-bit digest of `Type/id` (XXH3-128): a collision between two
+/// resources of one run has a chance of about n² / 2¹²⁹.
 pub(crate) fn resource_key(source: &SourceRef) -> u128 {
     digest(&source.resource_type, &source.id)
 }
 
-/// [`resource_key`] of `resource_type/id`, from its two parts.
+/// [`resource_key`] of `resource_type/id`, from its two parts (joined by
+/// `/` on the stack when short: a type's name has no `/`).
 pub(crate) fn digest(resource_type: &str, id: &str) -> u128 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let half = |salt: u8| {
-        let mut h = DefaultHasher::new();
-        (salt, resource_type, id).hash(&mut h);
-        h.finish()
+    let (t, i) = (resource_type.as_bytes(), id.as_bytes());
+    let len = t.len() + 1 + i.len();
+    let mut stack = [0u8; 128];
+    let mut heap = Vec::new();
+    let joined: &mut [u8] = match stack.get_mut(..len) {
+        Some(s) => s,
+        None => {
+            heap.resize(len, 0);
+            &mut heap
+        }
     };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
+    let (head, id_part) = joined.split_at_mut(t.len() + 1);
+    head[..t.len()].copy_from_slice(t);
+    head[t.len()] = b'/';
+    id_part.copy_from_slice(i);
+    twox_hash::XxHash3_128::oneshot(joined)
 }
 
 /// The key of a subject reference: `Patient/id` for a Patient however written, else the reference trimmed.
@@ -453,6 +463,21 @@ mod tests {
         };
         scan_item(scanner, item, &mut batch);
         format!("{:?} {:?} {}", batch.events, batch.seen, batch.parsed)
+    }
+
+    /// A key is its `Type/id` hashed, whether joined on the stack or (past
+    /// 128 bytes) on the heap: equal for equal parts, apart for any change.
+    #[test]
+    fn a_resource_key_is_type_slash_id_however_long() {
+        for len in [0, 1, 100, 115, 116, 117, 300] {
+            let id = "x".repeat(len);
+            let key = digest("Observation", &id);
+            let joined = format!("Observation/{id}");
+            assert_eq!(key, twox_hash::XxHash3_128::oneshot(joined.as_bytes()), "{len}");
+            assert_eq!(key, digest("Observation", &id), "{len}");
+            assert_ne!(key, digest("Condition", &id), "{len}");
+            assert_ne!(key, digest("Observation", &format!("{id}y")), "{len}");
+        }
     }
 
     proptest::proptest! {

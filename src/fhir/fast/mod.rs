@@ -9,11 +9,14 @@
 //! empty string, a `null`, two values of one choice, a primitive's `_x`
 //! extension, …) sends the caller on to `direct` and then the `Resource`
 //! path, whose answers, errors and notes stay the only ones reported. Where
-//! it answers, the answer equals fhirbolt's own in full (every element, not
-//! only those the mapping reads), so what reads the typed resource cannot
-//! tell the two apart; tests compare them on every resource the project
-//! generates and on random variations. What it must not do: accept text
-//! fhirbolt refuses, or read a value differently.
+//! it answers, [`parse`]'s answer equals fhirbolt's own in full (every
+//! element, not only those the mapping reads), so what reads the typed
+//! resource cannot tell the two apart; tests compare them on every resource
+//! the project generates and on random variations. The scan takes the
+//! lighter [`ObservationText::for_rules`] (only the elements the rules read,
+//! the others left empty: what the rules read of it is the same, which the
+//! same tests check). What it must not do: accept text fhirbolt refuses, or
+//! read a value differently.
 //!
 //! Inside: the shared element types and their conversions here;
 //! [`observation`] for the resource.
@@ -60,14 +63,15 @@ impl<'a> ObservationText<'a> {
         self.0.peek()
     }
 
-    /// The typed resource, equal to [`parse`]'s answer: `None` where the
-    /// shortcut stands aside.
-    pub(crate) fn typed(&self) -> Option<Resource> {
-        self.0.typed().map(|o| Resource::Observation(Box::new(o)))
+    /// The typed resource with only the elements the Observation rules and
+    /// the scan read (`mapping::extract` reads the same from it as from
+    /// [`parse`]'s answer); `None` exactly where [`parse`] says `None`.
+    pub(crate) fn for_rules(&self) -> Option<Resource> {
+        self.0.for_rules().map(|o| Resource::Observation(Box::new(o)))
     }
 }
 
-/// True when `text`, which [`observation`] read and whose `typed` answered,
+/// True when `text`, which [`observation`] read and whose `for_rules` answered,
 /// is already as `serde_json` writes it on one line (what
 /// `compact::already_compact` would say, for less): the read proved all of it
 /// but the whitespace. No escape (`plain`) and no raw control character

@@ -198,7 +198,9 @@ impl Value {
 }
 
 impl Component<'_> {
-    fn typed(&self) -> Option<ObservationComponent> {
+    /// What the rules read of a component (its `dataAbsentReason` left out:
+    /// [`Obs::typed`] adds it).
+    fn for_rules(&self) -> Option<ObservationComponent> {
         let value = value(
             self.value_quantity.as_ref(),
             self.value_codeable_concept.as_ref(),
@@ -211,7 +213,6 @@ impl Component<'_> {
             extension: extensions(&self.extension)?,
             code: self.code.boxed(),
             value: value.map(Value::component),
-            data_absent_reason: self.data_absent_reason.as_ref().map(Concept::boxed),
             interpretation: concepts(&self.interpretation),
             reference_range: ranges(&self.reference_range)?,
             ..Default::default()
@@ -256,7 +257,37 @@ impl<'a> Obs<'a> {
         })
     }
 
+    /// The typed resource in full: [`Self::for_rules`] and every element
+    /// the rules do not read.
     pub(super) fn typed(&self) -> Option<Observation> {
+        let mut o = self.for_rules()?;
+        o.implicit_rules = opt!(Uri, self.implicit_rules);
+        o.language = opt!(Code, self.language);
+        o.identifier = identifiers(&self.identifier);
+        o.based_on = references(&self.based_on);
+        o.part_of = references(&self.part_of);
+        o.category = concepts(&self.category);
+        o.focus = references(&self.focus);
+        o.encounter = self.encounter.as_ref().map(Reference::boxed);
+        o.performer = references(&self.performer);
+        o.data_absent_reason = self.data_absent_reason.as_ref().map(Concept::boxed);
+        o.body_site = self.body_site.as_ref().map(Concept::boxed);
+        o.has_member = references(&self.has_member);
+        o.derived_from = references(&self.derived_from);
+        for (typed, c) in o.component.iter_mut().zip(&self.component) {
+            typed.data_absent_reason = c.data_absent_reason.as_ref().map(Concept::boxed);
+        }
+        Some(o)
+    }
+
+    /// The typed resource with only what the Observation rules read
+    /// (`mapping::extract::observation`: status, subject, effective[x],
+    /// issued, code, value[x], interpretation, method, referenceRange,
+    /// extensions, components' code, value[x], interpretation,
+    /// referenceRange, extensions) and what the scan reads (id, meta); the
+    /// rest left empty. `None` exactly where [`Self::typed`] says `None`
+    /// (what is left out converts without fail).
+    pub(super) fn for_rules(&self) -> Option<Observation> {
         let value = value(
             self.value_quantity.as_ref(),
             self.value_codeable_concept.as_ref(),
@@ -265,33 +296,20 @@ impl<'a> Obs<'a> {
             self.value_integer,
             self.value_ratio.as_ref(),
         )?;
-        let component: Option<Vec<_>> = self.component.iter().map(Component::typed).collect();
+        let component: Option<Vec<_>> = self.component.iter().map(Component::for_rules).collect();
         Some(Observation {
             id: opt!(Id, self.id),
             meta: self.meta.as_ref().map(Meta::boxed),
-            implicit_rules: opt!(Uri, self.implicit_rules),
-            language: opt!(Code, self.language),
             extension: extensions(&self.extension)?,
-            identifier: identifiers(&self.identifier),
-            based_on: references(&self.based_on),
-            part_of: references(&self.part_of),
             status: prim!(Code, self.status),
-            category: concepts(&self.category),
             code: self.code.boxed(),
             subject: self.subject.as_ref().map(Reference::boxed),
-            focus: references(&self.focus),
-            encounter: self.encounter.as_ref().map(Reference::boxed),
             effective: self.effective()?,
             issued: opt!(Instant, self.issued),
-            performer: references(&self.performer),
             value: value.map(Value::own),
-            data_absent_reason: self.data_absent_reason.as_ref().map(Concept::boxed),
             interpretation: concepts(&self.interpretation),
-            body_site: self.body_site.as_ref().map(Concept::boxed),
             method: self.method.as_ref().map(Concept::boxed),
             reference_range: ranges(&self.reference_range)?,
-            has_member: references(&self.has_member),
-            derived_from: references(&self.derived_from),
             component: component?,
             ..Default::default()
         })

@@ -41,9 +41,40 @@ fn agrees(text: &str) -> Result<bool, String> {
         None => return Err(format!("the shortcut took what fhirbolt refuses: {text}")),
     }
     match crate::fhir::direct::parse(text) {
-        Some(d) if d != fast => Err(format!("the shortcut differs from the direct parse on {text}")),
-        _ => Ok(true),
+        Some(d) if d != fast => return Err(format!("the shortcut differs from the direct parse on {text}")),
+        _ => {}
     }
+    rules_read_the_same(text, &fast)?;
+    Ok(true)
+}
+
+/// What the scan takes (`for_rules`, only the elements the rules read) gives
+/// the same facts, issues and version as the full resource.
+fn rules_read_the_same(text: &str, full: &Resource) -> Result<(), String> {
+    let Some(lean) = super::observation(text).and_then(|o| o.for_rules()) else {
+        return Err(format!("parse answered and for_rules did not: {text}"));
+    };
+    let m = mappings();
+    let read = |r: &Resource| {
+        let meta = match r {
+            Resource::Observation(o) => format!("{:?}", o.meta),
+            _ => String::new(),
+        };
+        format!("{:?} {meta}", crate::mapping::extract::extract(r, m, "fallback"))
+    };
+    match read(&lean) == read(full) {
+        true => Ok(()),
+        false => Err(format!(
+            "the rules read for_rules differently on {text}:\n{}\n{}",
+            read(&lean),
+            read(full)
+        )),
+    }
+}
+
+fn mappings() -> &'static crate::mapping::MappingSet {
+    static SET: std::sync::OnceLock<crate::mapping::MappingSet> = std::sync::OnceLock::new();
+    SET.get_or_init(|| crate::mapping::MappingSet::builtin().unwrap())
 }
 
 /// Every resource the project generates: the demo sites, the benchmark

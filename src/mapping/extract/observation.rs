@@ -288,7 +288,13 @@ fn lab(r: &Reading<'_>, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
         return None;
     };
     let unit = v.ucum.or(v.unit_text.as_deref()).unwrap_or("");
-    let detail = format!("{} {unit} (x{factor})", v.raw);
+    // Joined by hand, the factor written as `Display` writes it ("1" for the
+    // canonical unit): `format!` with a float took most of a lab's reading.
+    let factor_text = match factor == 1.0 {
+        true => std::borrow::Cow::Borrowed("1"),
+        false => std::borrow::Cow::Owned(factor.to_string()),
+    };
+    let detail = [v.raw.as_str(), " ", unit, " (x", &factor_text, ")"].concat();
     if let Some(c) = &v.comparator {
         // Documented rule: a bounded result counts at its bound, never silently as exact.
         let msg = format!("result {c} a bound: counted at its bound (the peak may be higher or lower)");
