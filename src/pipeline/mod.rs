@@ -52,7 +52,10 @@ pub fn collect_input(input: &Input, mappings: &MappingSet) -> crate::run_error::
 }
 
 /// Reads every input into a [`Collected`] on all available cores, calling
-/// `progress` with raw bytes read.
+/// `progress` with raw bytes read (each byte once: when some resource comes
+/// more than once with versions and the inputs are read a second time to keep
+/// the newest copy, that read reports nothing, so a bar sized to the inputs
+/// ends full and never past them).
 pub fn collect(
     inputs: &[PathBuf],
     mappings: &MappingSet,
@@ -73,7 +76,7 @@ pub fn collect_with(
         path: inputs_label(inputs),
         source: e,
     })?;
-    let mut collector = read_plan(&plan, mappings, opts, progress.clone(), Later::new());
+    let mut collector = read_plan(&plan, mappings, opts, progress, Later::new());
     let later = collector.later_copies();
     if !later.is_empty() {
         if plan
@@ -89,7 +92,8 @@ pub fn collect_with(
                 "resources read more than once; reading again to keep the newest copy of each"
             );
             drop(collector);
-            collector = read_plan(&plan, mappings, opts, progress, later);
+            // Each input byte is reported once: the second read does not move the progress.
+            collector = read_plan(&plan, mappings, opts, |_| {}, later);
         } else {
             let msg = format!(
                 "{} resource(s) appear more than once, later copies giving their version; the input cannot be read twice (not only regular files), so the first copy of each is used",

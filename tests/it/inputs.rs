@@ -288,6 +288,55 @@ fn of_several_copies_of_a_resource_the_newest_is_used() {
     }
 }
 
+/// Progress counts each input byte once, also when a resource given twice
+/// with versions makes the inputs be read a second time.
+#[test]
+fn progress_reports_each_byte_once_when_the_inputs_are_read_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = |value: u32, updated: &str| {
+        let mut o = observation(
+            "o1",
+            "http://loinc.org",
+            "2157-6",
+            json!({"valueQuantity": {"value": value, "unit": "U/L"}}),
+        );
+        o["meta"] = json!({ "lastUpdated": updated });
+        o
+    };
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    write_lines(
+        &a,
+        &[
+            patient("p1"),
+            imnm_condition("c1", "p1"),
+            ck(1000, "2024-01-01T00:00:00Z"),
+        ],
+    );
+    write_lines(&b, &[ck(5000, "2024-03-01T00:00:00Z")]);
+    let size: u64 = [&a, &b].iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let m = imnm_fhir::mapping::MappingSet::builtin().unwrap();
+    for threads in [1, 2] {
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = seen.clone();
+        let opts = imnm_fhir::pipeline::ReadOptions {
+            threads,
+            ..imnm_fhir::pipeline::ReadOptions::default()
+        };
+        let mut collected = imnm_fhir::pipeline::collect_with(&[a.clone(), b.clone()], &m, opts, move |n| {
+            counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+        let issues = collected.issues.all().unwrap();
+        let duplicates = issues.iter().filter(|i| i.code == IssueCode::Duplicate).count();
+        assert_eq!(duplicates, 1, "{threads} thread(s): read twice, one copy set aside");
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::Relaxed),
+            size,
+            "{threads} thread(s)"
+        );
+    }
+}
+
 /// A Patient given in two Bundles under two `fullUrl`s (an older and a newer
 /// copy): resources that name the older copy by its `fullUrl` still reach the
 /// patient when the newer copy is the one kept.
