@@ -50,12 +50,12 @@ pub(crate) fn place_rec(place: Place) -> PlaceRec {
     match place {
         Place::Memory(i) => (0, i as u64, 0),
         Place::Disk(at, size) => (1, at, size),
-        Place::Input {
+        Place::Input(At {
             file,
             offset,
             len,
             compact,
-        } => (2 + u8::from(compact), offset, u64::from(file) << 32 | u64::from(len)),
+        }) => (2 + u8::from(compact), offset, u64::from(file) << 32 | u64::from(len)),
     }
 }
 
@@ -64,12 +64,12 @@ pub(crate) fn place_of((kind, a, b): PlaceRec) -> Place {
     match kind {
         0 => Place::Memory(usize::try_from(a).unwrap_or(usize::MAX)),
         1 => Place::Disk(a, b),
-        kind => Place::Input {
+        kind => Place::Input(At {
             file: (b >> 32) as u32,
             offset: a,
             len: b as u32,
             compact: kind == 3,
-        },
+        }),
     }
 }
 
@@ -80,18 +80,22 @@ pub enum Place {
     Memory(usize),
     /// Offset of its record in `Texts::spilled`, and the record's size there.
     Disk(u64, u64),
-    /// Where it lies in an input file (`Texts::files[file]`): read there with
-    /// one positional read, its record (in memory or spilled) not read again.
-    Input {
-        /// The file's number among the texts' input files.
-        file: u32,
-        /// The text's first byte in the file.
-        offset: u64,
-        /// Its length in bytes.
-        len: u32,
-        /// Known to be as `serde_json` writes it on one line (see [`Kept`]).
-        compact: bool,
-    },
+    /// Where it lies in an input file: read there with one positional read,
+    /// its record (in memory or spilled) not read again.
+    Input(At),
+}
+
+/// Where a text lies in one of the texts' input files (`Texts::inputs`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct At {
+    /// The file's number among the texts' input files.
+    pub file: u32,
+    /// The text's first byte in the file.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u32,
+    /// Known to be as `serde_json` writes it on one line (see [`Kept`]).
+    pub compact: bool,
 }
 
 impl Place {
@@ -100,7 +104,7 @@ impl Place {
         match *self {
             Place::Memory(_) => 0,
             Place::Disk(_, size) => usize::try_from(size).unwrap_or(0),
-            Place::Input { len, .. } => len as usize,
+            Place::Input(at) => at.len as usize,
         }
     }
 }
@@ -110,17 +114,7 @@ impl<T> Held<T> {
     fn map<U>(self, f: impl FnOnce(T) -> U) -> Held<U> {
         match self {
             Held::Text { text, compact } => Held::Text { text: f(text), compact },
-            Held::At {
-                file,
-                offset,
-                len,
-                compact,
-            } => Held::At {
-                file,
-                offset,
-                len,
-                compact,
-            },
+            Held::At(at) => Held::At(at),
         }
     }
 
@@ -131,34 +125,14 @@ impl<T> Held<T> {
                 text,
                 compact: *compact,
             },
-            Held::At {
-                file,
-                offset,
-                len,
-                compact,
-            } => Held::At {
-                file: *file,
-                offset: *offset,
-                len: *len,
-                compact: *compact,
-            },
+            Held::At(at) => Held::At(*at),
         }
     }
 
     /// Where the text lies when in an input file; `None` when held itself.
     fn input(&self) -> Option<Place> {
         match *self {
-            Held::At {
-                file,
-                offset,
-                len,
-                compact,
-            } => Some(Place::Input {
-                file,
-                offset,
-                len,
-                compact,
-            }),
+            Held::At(at) => Some(Place::Input(at)),
             Held::Text { .. } => None,
         }
     }
@@ -194,16 +168,8 @@ pub enum Kept {
 /// A text held: itself, or where it lies in `Texts::files[file]`; `compact` as [`Kept`]'s.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Held<T> {
-    Text {
-        text: T,
-        compact: bool,
-    },
-    At {
-        file: u32,
-        offset: u64,
-        len: u32,
-        compact: bool,
-    },
+    Text { text: T, compact: bool },
+    At(At),
 }
 
 /// A text as read back for writing out: the text, and whether it is known to
@@ -283,15 +249,13 @@ impl Texts {
             } => {
                 // What it costs in memory: its entry and its key's text.
                 let size = std::mem::size_of::<(SourceRef, Held<Box<str>>)>() + key.resource_type.len() + key.id.len();
-                (
-                    Held::At {
-                        file: self.inputs.number(file),
-                        offset,
-                        len,
-                        compact,
-                    },
-                    size,
-                )
+                let at = At {
+                    file: self.inputs.number(file),
+                    offset,
+                    len,
+                    compact,
+                };
+                (Held::At(at), size)
             }
         };
         // Once one text is on disk, all later ones go there too: memory holds a prefix.
@@ -323,7 +287,7 @@ impl Texts {
     fn text_of<'s, T: AsRef<str>>(&'s self, held: &'s Held<T>, buf: &'s mut Vec<u8>) -> std::io::Result<&'s str> {
         match held {
             Held::Text { text, .. } => Ok(text.as_ref()),
-            Held::At { file, offset, len, .. } => self.inputs.text(*file, *offset, *len, buf),
+            Held::At(at) => self.inputs.text(*at, buf),
         }
     }
 
@@ -456,17 +420,7 @@ impl Texts {
     ) -> std::io::Result<Stored<'s>> {
         let held = match place {
             Place::Disk(at, size) => self.spilled.read_sized::<(Key<'_>, Held<&str>)>(at, size, buf)?.1,
-            Place::Input {
-                file,
-                offset,
-                len,
-                compact,
-            } => Held::At {
-                file,
-                offset,
-                len,
-                compact,
-            },
+            Place::Input(at) => Held::At(at),
             Place::Memory(i) => match self.memory.get(i) {
                 Some((_, held)) => held.as_ref().map(|text| &**text),
                 None => return Err(std::io::Error::other("text place out of range")),
@@ -474,14 +428,9 @@ impl Texts {
         };
         Ok(match held {
             Held::Text { text, compact } => Stored { text, compact },
-            Held::At {
-                file,
-                offset,
-                len,
-                compact,
-            } => Stored {
-                text: self.inputs.text(file, offset, len, input)?,
-                compact,
+            Held::At(at) => Stored {
+                text: self.inputs.text(at, input)?,
+                compact: at.compact,
             },
         })
     }

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
-use super::{Place, Stored};
+use super::{At, Place, Stored};
 use crate::domain::SourceRef;
 use crate::spill::ReadAt;
 
@@ -32,7 +32,7 @@ pub(super) fn run_len(places: &[(SourceRef, Place)]) -> usize {
     let mut n = 0;
     let mut run: Option<(u32, u64, u64)> = None;
     for (_, place) in places {
-        let Place::Input { file, offset, len, .. } = *place else {
+        let Place::Input(At { file, offset, len, .. }) = *place else {
             break;
         };
         let end = offset + u64::from(len);
@@ -88,9 +88,9 @@ impl Inputs {
     }
 
     /// The text at `offset` in input file `file`, read into `buf`.
-    pub(super) fn text<'b>(&self, file: u32, offset: u64, len: u32, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
-        self.span(file, offset, len as usize, buf)?;
-        self.checked(file, buf)
+    pub(super) fn text<'b>(&self, at: At, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
+        self.span(at.file, at.offset, at.len as usize, buf)?;
+        self.checked(at.file, buf)
     }
 
     /// Input file `file`'s `len` bytes from `offset`, read into `buf` (one positional read).
@@ -133,7 +133,7 @@ impl Inputs {
         out: &mut Vec<u8>,
     ) -> std::io::Result<()> {
         let span = |place: &Place| match *place {
-            Place::Input { file, offset, len, .. } => Some((file, offset, offset + u64::from(len))),
+            Place::Input(at) => Some((at.file, at.offset, at.offset + u64::from(at.len))),
             _ => None,
         };
         let (Some((file, start, _)), Some((_, _, end))) = (
@@ -144,9 +144,9 @@ impl Inputs {
         };
         self.span(file, start, usize::try_from(end - start).unwrap_or(usize::MAX), buf)?;
         for (key, place) in run {
-            let Place::Input {
+            let Place::Input(At {
                 offset, len, compact, ..
-            } = *place
+            }) = *place
             else {
                 return Err(std::io::Error::other("text place out of range"));
             };

@@ -8,18 +8,18 @@ fn places_come_back_from_their_sort_records() {
     let places = [
         Place::Memory(7),
         Place::Disk(1 << 40, 99),
-        Place::Input {
+        Place::Input(At {
             file: u32::MAX,
             offset: 1 << 45,
             len: u32::MAX,
             compact: false,
-        },
-        Place::Input {
+        }),
+        Place::Input(At {
             file: 3,
             offset: 0,
             len: 7,
             compact: true,
-        },
+        }),
     ];
     for place in places {
         assert_eq!(format!("{:?}", place_of(place_rec(place))), format!("{place:?}"));
@@ -29,12 +29,12 @@ fn places_come_back_from_their_sort_records() {
 #[test]
 fn a_run_is_texts_one_after_another_in_one_file_within_its_limits() {
     let at = |file: u32, offset: u64, len: u32| {
-        let place = Place::Input {
+        let place = Place::Input(At {
             file,
             offset,
             len,
             compact: false,
-        };
+        });
         (key("k"), place)
     };
     let gap = RUN_GAP;
@@ -159,11 +159,11 @@ fn texts_kept_as_places_are_read_in_their_file_and_a_changed_file_is_an_error() 
     assert!(
         matches!(
             places[0].1,
-            Place::Input {
+            Place::Input(At {
                 offset: 11,
                 len: 10,
                 ..
-            }
+            })
         ),
         "{places:?}"
     );
@@ -171,7 +171,7 @@ fn texts_kept_as_places_are_read_in_their_file_and_a_changed_file_is_an_error() 
     texts.flush().unwrap();
     texts
         .try_for_each_place(|k, p| {
-            each.push(format!("{}:{}", k.id, matches!(p, Place::Input { .. })));
+            each.push(format!("{}:{}", k.id, matches!(p, Place::Input(_))));
             Ok::<_, std::io::Error>(())
         })
         .unwrap();
