@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::collect::Kept;
 use crate::domain::SourceRef;
+use crate::fhir::fast::view::Observation as ObservationView;
 use crate::fhir::parse::Parsed;
 use crate::fhir::peek::{classify, relevance, PeekError, Relevance};
 use crate::fhir::prefilter::Prefilter;
@@ -57,17 +58,16 @@ impl Version {
     /// The version `meta` gives: `None` when it gives neither an instant nor a number.
     fn of(meta: Option<&crate::fhir::model::types::Meta>) -> Option<Version> {
         let meta = meta?;
+        let updated = meta.last_updated.as_ref().and_then(|t| t.value.as_deref());
+        let number = meta.version_id.as_ref().and_then(|v| v.value.as_deref());
+        Version::of_text(updated, number)
+    }
+
+    /// The version `meta.lastUpdated` and `meta.versionId` give, as written.
+    fn of_text(updated: Option<&str>, number: Option<&str>) -> Option<Version> {
         let version = Version {
-            updated: meta
-                .last_updated
-                .as_ref()
-                .and_then(|t| t.value.as_deref())
-                .and_then(crate::domain::date::instant_millis),
-            number: meta
-                .version_id
-                .as_ref()
-                .and_then(|v| v.value.as_deref())
-                .and_then(|v| v.trim().parse().ok()),
+            updated: updated.and_then(crate::domain::date::instant_millis),
+            number: number.and_then(|v| v.trim().parse().ok()),
         };
         (version.updated.is_some() || version.number.is_some()).then_some(version)
     }
@@ -275,18 +275,14 @@ fn scan_resource(scanner: Scanner<'_>, read: Read<'_>, batch: &mut Batch) {
                 if relevance(&obs.peek(), mappings) == Relevance::Skip {
                     return;
                 }
-                return match obs.for_rules() {
-                    Some(resource) => {
+                return match obs.view() {
+                    Some(view) => {
                         batch.parsed += 1;
-                        let parsed = Parsed {
-                            resource,
-                            lenient_note: None,
-                        };
                         let read = Read {
                             read_fast: true,
                             ..read
                         };
-                        extract_parsed(mappings, read, parsed, batch);
+                        extract_view(mappings, read, view, batch);
                     }
                     None => parse_and_extract(mappings, read, batch),
                 };
@@ -336,10 +332,9 @@ fn parse_and_extract(mappings: &MappingSet, read: Read<'_>, batch: &mut Batch) {
 
 /// Extracts a parsed resource into `batch` (its issues, its text when it gave something).
 fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: &mut Batch) {
-    let Read { location, full_url, .. } = read;
     // Its place names it only when it has no id.
     let unnamed = extract::type_and_id(&parsed.resource).1.is_none();
-    let fallback = if unnamed { location.text() } else { String::new() };
+    let fallback = if unnamed { read.location.text() } else { String::new() };
     let out = extract::extract(&parsed.resource, mappings, &fallback);
     if let Some(note) = parsed.lenient_note {
         let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
@@ -350,12 +345,29 @@ fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: 
             msg,
         );
     }
+    let version = Version::of(parsed.resource.meta());
+    push_extracted(read, out, version, unnamed, batch);
+}
+
+/// As [`extract_parsed`], for an Observation the rules read through its
+/// borrowed view (the scan's fast path: nothing converted).
+fn extract_view(mappings: &MappingSet, read: Read<'_>, view: ObservationView<'_>, batch: &mut Batch) {
+    let unnamed = view.id().is_none();
+    let fallback = if unnamed { read.location.text() } else { String::new() };
+    let out = extract::extract_observation(view, mappings, &fallback);
+    let (updated, number) = view.version();
+    push_extracted(read, out, Version::of_text(updated, number), unnamed, batch);
+}
+
+/// Hands what one resource gave to `batch`: the missing-id issue, then the
+/// event (its text kept when it gave something).
+fn push_extracted(read: Read<'_>, out: Extracted, version: Option<Version>, unnamed: bool, batch: &mut Batch) {
     if unnamed {
         let msg = format!(
             "{} without an id; named by its place in the input",
             out.source.resource_type
         );
-        batch.issue(Severity::Warning, IssueCode::MissingId, location.to_string(), msg);
+        batch.issue(Severity::Warning, IssueCode::MissingId, read.location.to_string(), msg);
     }
     let used = out.patient.is_some()
         || !out.facts.is_empty()
@@ -363,10 +375,10 @@ fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: 
         || !out.pending.is_empty()
         || out.medication.as_ref().is_some_and(|m| !m.is_empty());
     batch.events.push(Event::Parsed {
-        full_url: full_url.map(str::to_string),
+        full_url: read.full_url.map(str::to_string),
         key: resource_key(&out.source),
         subject: out.subject.as_deref().map(subject_key),
-        version: Version::of(parsed.resource.meta()),
+        version,
         out: Box::new(out),
         text: used.then(|| kept(read)),
     });

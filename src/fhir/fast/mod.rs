@@ -12,16 +12,17 @@
 //! it answers, [`parse`]'s answer equals fhirbolt's own in full (every
 //! element, not only those the mapping reads), so what reads the typed
 //! resource cannot tell the two apart; tests compare them on every resource
-//! the project generates and on random variations. The scan takes the
-//! lighter [`ObservationText::for_rules`] (only the elements the rules read,
-//! the others left empty: what the rules read of it is the same, which the
-//! same tests check). What it must not do: accept text fhirbolt refuses, or
-//! read a value differently.
+//! the project generates and on random variations. The scan converts
+//! nothing: the rules read the borrowed struct itself through [`view`]
+//! ([`ObservationText::view`], which answers exactly where [`parse`] does;
+//! what the rules make of it is the same, which the same tests check). What
+//! it must not do: accept text fhirbolt refuses, or read a value differently.
 //!
 //! Inside: the shared element types and their conversions here;
-//! [`observation`] for the resource.
+//! [`observation`] for the resource; [`view`] for what the rules read of it.
 
 mod observation;
+pub(crate) mod view;
 
 use std::borrow::Cow;
 
@@ -63,15 +64,15 @@ impl<'a> ObservationText<'a> {
         self.0.peek()
     }
 
-    /// The typed resource with only the elements the Observation rules and
-    /// the scan read (`mapping::extract` reads the same from it as from
-    /// [`parse`]'s answer); `None` exactly where [`parse`] says `None`.
-    pub(crate) fn for_rules(&self) -> Option<Resource> {
-        self.0.for_rules().map(|o| Resource::Observation(Box::new(o)))
+    /// What the Observation rules read of it, borrowed (`mapping::extract`
+    /// reads the same from it as from [`parse`]'s answer); `None` exactly
+    /// where [`parse`] says `None`.
+    pub(crate) fn view(&self) -> Option<view::Observation<'_>> {
+        view::Observation::fast(&self.0)
     }
 }
 
-/// True when `text`, which [`observation`] read and whose `for_rules` answered,
+/// True when `text`, which [`observation`] read and whose `view` answered,
 /// is already as `serde_json` writes it on one line (what
 /// `compact::already_compact` would say, for less): the read proved all of it
 /// but the whitespace. No escape (`plain`) and no raw control character
@@ -313,6 +314,13 @@ impl Quantity<'_> {
     }
 }
 
+impl Quantity<'_> {
+    /// True when [`Self::boxed`] answers.
+    fn taken(&self) -> bool {
+        self.value.is_none_or(|raw| plain_number(raw.get()))
+    }
+}
+
 /// An optional quantity; `Err(())` when it is there but not plain.
 fn quantity(q: Option<&Quantity<'_>>) -> Option<Option<Box<types::Quantity>>> {
     match q {
@@ -325,9 +333,13 @@ fn quantity(q: Option<&Quantity<'_>>) -> Option<Option<Box<types::Quantity>>> {
 /// without an exponent (fhirbolt's two paths agree on those).
 fn decimal(raw: &RawValue) -> Option<types::Decimal> {
     let t = raw.get();
-    let plain = t.bytes().next().is_some_and(|b| b == b'-' || b.is_ascii_digit())
-        && t.bytes().all(|b| b == b'-' || b == b'.' || b.is_ascii_digit());
-    plain.then(|| prim!(Decimal, t))
+    plain_number(t).then(|| prim!(Decimal, t))
+}
+
+/// True when `t`, a JSON number, has no exponent (see [`decimal`]).
+fn plain_number(t: &str) -> bool {
+    t.bytes().next().is_some_and(|b| b == b'-' || b.is_ascii_digit())
+        && t.bytes().all(|b| b == b'-' || b == b'.' || b.is_ascii_digit())
 }
 
 /// `Period`.
@@ -369,6 +381,15 @@ impl Ratio<'_> {
     }
 }
 
+impl Ratio<'_> {
+    /// True when [`Self::boxed`] answers.
+    fn taken(&self) -> bool {
+        [&self.numerator, &self.denominator]
+            .iter()
+            .all(|q| q.as_ref().is_none_or(Quantity::taken))
+    }
+}
+
 /// An `Extension` with an integer value (the only kind the shortcut takes).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -404,6 +425,25 @@ impl Extension<'_> {
             value,
             ..Default::default()
         })
+    }
+}
+
+impl Extension<'_> {
+    /// True when [`Self::typed`] answers: at most one value.
+    fn taken(&self) -> bool {
+        one_of(&[
+            self.value_integer.is_some(),
+            self.value_positive_int.is_some(),
+            self.value_unsigned_int.is_some(),
+        ])
+        .is_some()
+    }
+
+    /// The integer value, of whichever kind.
+    fn integer(&self) -> Option<i64> {
+        (self.value_integer.map(i64::from))
+            .or(self.value_positive_int.map(i64::from))
+            .or(self.value_unsigned_int.map(i64::from))
     }
 }
 

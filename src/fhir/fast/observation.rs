@@ -23,86 +23,86 @@ use crate::fhir::peek::{Peek, PeekComponent};
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct Obs<'a> {
     #[serde(borrow)]
-    resource_type: Str<'a>,
-    id: Option<Str<'a>>,
-    meta: Option<Meta<'a>>,
-    implicit_rules: Option<Str<'a>>,
-    language: Option<Str<'a>>,
+    pub(super) resource_type: Str<'a>,
+    pub(super) id: Option<Str<'a>>,
+    pub(super) meta: Option<Meta<'a>>,
+    pub(super) implicit_rules: Option<Str<'a>>,
+    pub(super) language: Option<Str<'a>>,
     #[serde(default)]
-    extension: Vec<Extension<'a>>,
+    pub(super) extension: Vec<Extension<'a>>,
     #[serde(default)]
-    identifier: Vec<Identifier<'a>>,
+    pub(super) identifier: Vec<Identifier<'a>>,
     #[serde(default)]
-    based_on: Vec<Reference<'a>>,
+    pub(super) based_on: Vec<Reference<'a>>,
     #[serde(default)]
-    part_of: Vec<Reference<'a>>,
-    status: Str<'a>,
+    pub(super) part_of: Vec<Reference<'a>>,
+    pub(super) status: Str<'a>,
     #[serde(default)]
-    category: Vec<Concept<'a>>,
-    code: Concept<'a>,
-    subject: Option<Reference<'a>>,
+    pub(super) category: Vec<Concept<'a>>,
+    pub(super) code: Concept<'a>,
+    pub(super) subject: Option<Reference<'a>>,
     #[serde(default)]
-    focus: Vec<Reference<'a>>,
-    encounter: Option<Reference<'a>>,
-    effective_date_time: Option<Str<'a>>,
-    effective_period: Option<Period<'a>>,
-    effective_instant: Option<Str<'a>>,
-    issued: Option<Str<'a>>,
+    pub(super) focus: Vec<Reference<'a>>,
+    pub(super) encounter: Option<Reference<'a>>,
+    pub(super) effective_date_time: Option<Str<'a>>,
+    pub(super) effective_period: Option<Period<'a>>,
+    pub(super) effective_instant: Option<Str<'a>>,
+    pub(super) issued: Option<Str<'a>>,
     #[serde(default)]
-    performer: Vec<Reference<'a>>,
-    value_quantity: Option<Quantity<'a>>,
-    value_codeable_concept: Option<Concept<'a>>,
-    value_string: Option<Str<'a>>,
-    value_boolean: Option<bool>,
-    value_integer: Option<i32>,
-    value_ratio: Option<Ratio<'a>>,
-    data_absent_reason: Option<Concept<'a>>,
+    pub(super) performer: Vec<Reference<'a>>,
+    pub(super) value_quantity: Option<Quantity<'a>>,
+    pub(super) value_codeable_concept: Option<Concept<'a>>,
+    pub(super) value_string: Option<Str<'a>>,
+    pub(super) value_boolean: Option<bool>,
+    pub(super) value_integer: Option<i32>,
+    pub(super) value_ratio: Option<Ratio<'a>>,
+    pub(super) data_absent_reason: Option<Concept<'a>>,
     #[serde(default)]
-    interpretation: Vec<Concept<'a>>,
-    body_site: Option<Concept<'a>>,
-    method: Option<Concept<'a>>,
+    pub(super) interpretation: Vec<Concept<'a>>,
+    pub(super) body_site: Option<Concept<'a>>,
+    pub(super) method: Option<Concept<'a>>,
     #[serde(default)]
-    reference_range: Vec<Range<'a>>,
+    pub(super) reference_range: Vec<Range<'a>>,
     #[serde(default)]
-    has_member: Vec<Reference<'a>>,
+    pub(super) has_member: Vec<Reference<'a>>,
     #[serde(default)]
-    derived_from: Vec<Reference<'a>>,
+    pub(super) derived_from: Vec<Reference<'a>>,
     #[serde(default)]
-    component: Vec<Component<'a>>,
+    pub(super) component: Vec<Component<'a>>,
 }
 
 /// `Observation.component`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Component<'a> {
+pub(super) struct Component<'a> {
     #[serde(borrow, default)]
-    extension: Vec<Extension<'a>>,
-    code: Concept<'a>,
-    value_quantity: Option<Quantity<'a>>,
-    value_codeable_concept: Option<Concept<'a>>,
-    value_string: Option<Str<'a>>,
-    value_boolean: Option<bool>,
-    value_integer: Option<i32>,
-    value_ratio: Option<Ratio<'a>>,
-    data_absent_reason: Option<Concept<'a>>,
+    pub(super) extension: Vec<Extension<'a>>,
+    pub(super) code: Concept<'a>,
+    pub(super) value_quantity: Option<Quantity<'a>>,
+    pub(super) value_codeable_concept: Option<Concept<'a>>,
+    pub(super) value_string: Option<Str<'a>>,
+    pub(super) value_boolean: Option<bool>,
+    pub(super) value_integer: Option<i32>,
+    pub(super) value_ratio: Option<Ratio<'a>>,
+    pub(super) data_absent_reason: Option<Concept<'a>>,
     #[serde(default)]
-    interpretation: Vec<Concept<'a>>,
+    pub(super) interpretation: Vec<Concept<'a>>,
     #[serde(default)]
-    reference_range: Vec<Range<'a>>,
+    pub(super) reference_range: Vec<Range<'a>>,
 }
 
 /// `Observation.referenceRange` (without `age`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Range<'a> {
+pub(super) struct Range<'a> {
     #[serde(borrow)]
-    low: Option<Quantity<'a>>,
-    high: Option<Quantity<'a>>,
+    pub(super) low: Option<Quantity<'a>>,
+    pub(super) high: Option<Quantity<'a>>,
     #[serde(rename = "type")]
-    kind: Option<Concept<'a>>,
+    pub(super) kind: Option<Concept<'a>>,
     #[serde(default)]
-    applies_to: Vec<Concept<'a>>,
-    text: Option<Str<'a>>,
+    pub(super) applies_to: Vec<Concept<'a>>,
+    pub(super) text: Option<Str<'a>>,
 }
 
 impl Range<'_> {
@@ -132,45 +132,84 @@ enum Value {
     Ratio(Box<types::Ratio>),
 }
 
-/// The value given among the six (`Some(None)` when none, `None` when two or
-/// one the shortcut does not take).
-fn value(
-    q: Option<&Quantity<'_>>,
-    cc: Option<&Concept<'_>>,
-    s: Option<Str<'_>>,
-    b: Option<bool>,
-    i: Option<i32>,
-    r: Option<&Ratio<'_>>,
-) -> Option<Option<Value>> {
-    one_of(&[
-        q.is_some(),
-        cc.is_some(),
-        s.is_some(),
-        b.is_some(),
-        i.is_some(),
-        r.is_some(),
-    ])?;
-    Some(if let Some(q) = q {
-        Some(Value::Quantity(q.boxed()?))
-    } else if let Some(cc) = cc {
-        Some(Value::Concept(cc.boxed()))
-    } else if let Some(s) = s {
-        Some(Value::String(prim!(String, s)))
-    } else if let Some(b) = b {
-        Some(Value::Boolean(types::Boolean {
-            value: Some(b),
-            ..Default::default()
-        }))
-    } else if let Some(i) = i {
-        Some(Value::Integer(types::Integer {
-            value: Some(i),
-            ..Default::default()
-        }))
-    } else if let Some(r) = r {
-        Some(Value::Ratio(r.boxed()?))
-    } else {
-        None
-    })
+/// The six choices of `value[x]` the struct takes, as an Observation or a
+/// component gives them.
+#[derive(Clone, Copy)]
+pub(super) struct Values<'s, 'a> {
+    pub(super) quantity: Option<&'s Quantity<'a>>,
+    pub(super) concept: Option<&'s Concept<'a>>,
+    pub(super) string: Option<Str<'a>>,
+    pub(super) boolean: Option<bool>,
+    pub(super) integer: Option<i32>,
+    pub(super) ratio: Option<&'s Ratio<'a>>,
+}
+
+/// The six of `$s` (an [`Obs`] or a [`Component`]).
+macro_rules! values {
+    ($s:expr) => {
+        Values {
+            quantity: $s.value_quantity.as_ref(),
+            concept: $s.value_codeable_concept.as_ref(),
+            string: $s.value_string,
+            boolean: $s.value_boolean,
+            integer: $s.value_integer,
+            ratio: $s.value_ratio.as_ref(),
+        }
+    };
+}
+
+impl Values<'_, '_> {
+    /// At most one given.
+    fn one(&self) -> bool {
+        let given = [
+            self.quantity.is_some(),
+            self.concept.is_some(),
+            self.string.is_some(),
+            self.boolean.is_some(),
+            self.integer.is_some(),
+            self.ratio.is_some(),
+        ];
+        one_of(&given).is_some()
+    }
+
+    /// True when [`Self::typed`] answers (and so [`Obs::typed`] takes the value).
+    fn taken(&self) -> bool {
+        self.one() && self.quantity.is_none_or(Quantity::taken) && self.ratio.is_none_or(Ratio::taken)
+    }
+
+    /// The value given (`Some(None)` when none, `None` when two or one the
+    /// shortcut does not take).
+    fn typed(&self) -> Option<Option<Value>> {
+        if !self.one() {
+            return None;
+        }
+        Some(if let Some(q) = self.quantity {
+            Some(Value::Quantity(q.boxed()?))
+        } else if let Some(cc) = self.concept {
+            Some(Value::Concept(cc.boxed()))
+        } else if let Some(s) = self.string {
+            Some(Value::String(prim!(String, s)))
+        } else if let Some(b) = self.boolean {
+            Some(Value::Boolean(types::Boolean {
+                value: Some(b),
+                ..Default::default()
+            }))
+        } else if let Some(i) = self.integer {
+            Some(Value::Integer(types::Integer {
+                value: Some(i),
+                ..Default::default()
+            }))
+        } else if let Some(r) = self.ratio {
+            Some(Value::Ratio(r.boxed()?))
+        } else {
+            None
+        })
+    }
+}
+
+/// True when [`ranges`] answers.
+fn ranges_taken(list: &[Range<'_>]) -> bool {
+    (list.iter()).all(|r| r.low.as_ref().is_none_or(Quantity::taken) && r.high.as_ref().is_none_or(Quantity::taken))
 }
 
 impl Value {
@@ -197,24 +236,28 @@ impl Value {
     }
 }
 
-impl Component<'_> {
-    /// What the rules read of a component (its `dataAbsentReason` left out:
-    /// [`Obs::typed`] adds it).
-    fn for_rules(&self) -> Option<ObservationComponent> {
-        let value = value(
-            self.value_quantity.as_ref(),
-            self.value_codeable_concept.as_ref(),
-            self.value_string,
-            self.value_boolean,
-            self.value_integer,
-            self.value_ratio.as_ref(),
-        )?;
+impl<'a> Component<'a> {
+    /// Its `value[x]` choices.
+    pub(super) fn values(&self) -> Values<'_, 'a> {
+        values!(self)
+    }
+
+    /// True when [`Self::typed`] answers.
+    fn taken(&self) -> bool {
+        let value = self.values().taken();
+        value && self.extension.iter().all(Extension::taken) && ranges_taken(&self.reference_range)
+    }
+
+    /// The typed component.
+    fn typed(&self) -> Option<ObservationComponent> {
+        let value = self.values().typed()?;
         Some(ObservationComponent {
             extension: extensions(&self.extension)?,
             code: self.code.boxed(),
             value: value.map(Value::component),
             interpretation: concepts(&self.interpretation),
             reference_range: ranges(&self.reference_range)?,
+            data_absent_reason: self.data_absent_reason.as_ref().map(Concept::boxed),
             ..Default::default()
         })
     }
@@ -242,6 +285,27 @@ impl<'a> Obs<'a> {
         }
     }
 
+    /// Its `value[x]` choices.
+    pub(super) fn values(&self) -> Values<'_, 'a> {
+        values!(self)
+    }
+
+    /// True exactly where [`Self::typed`] answers, without converting
+    /// anything: every value a conversion could refuse is one it takes.
+    pub(super) fn taken(&self) -> bool {
+        let value = self.values().taken();
+        let effective = [
+            self.effective_date_time.is_some(),
+            self.effective_period.is_some(),
+            self.effective_instant.is_some(),
+        ];
+        value
+            && one_of(&effective).is_some()
+            && self.extension.iter().all(Extension::taken)
+            && ranges_taken(&self.reference_range)
+            && self.component.iter().all(Component::taken)
+    }
+
     fn effective(&self) -> Option<Option<ObservationEffective>> {
         let (d, p, i) = (
             self.effective_date_time,
@@ -257,59 +321,36 @@ impl<'a> Obs<'a> {
         })
     }
 
-    /// The typed resource in full: [`Self::for_rules`] and every element
-    /// the rules do not read.
+    /// The typed resource, every element of it.
     pub(super) fn typed(&self) -> Option<Observation> {
-        let mut o = self.for_rules()?;
-        o.implicit_rules = opt!(Uri, self.implicit_rules);
-        o.language = opt!(Code, self.language);
-        o.identifier = identifiers(&self.identifier);
-        o.based_on = references(&self.based_on);
-        o.part_of = references(&self.part_of);
-        o.category = concepts(&self.category);
-        o.focus = references(&self.focus);
-        o.encounter = self.encounter.as_ref().map(Reference::boxed);
-        o.performer = references(&self.performer);
-        o.data_absent_reason = self.data_absent_reason.as_ref().map(Concept::boxed);
-        o.body_site = self.body_site.as_ref().map(Concept::boxed);
-        o.has_member = references(&self.has_member);
-        o.derived_from = references(&self.derived_from);
-        for (typed, c) in o.component.iter_mut().zip(&self.component) {
-            typed.data_absent_reason = c.data_absent_reason.as_ref().map(Concept::boxed);
-        }
-        Some(o)
-    }
-
-    /// The typed resource with only what the Observation rules read
-    /// (`mapping::extract::observation`: status, subject, effective[x],
-    /// issued, code, value[x], interpretation, method, referenceRange,
-    /// extensions, components' code, value[x], interpretation,
-    /// referenceRange, extensions) and what the scan reads (id, meta); the
-    /// rest left empty. `None` exactly where [`Self::typed`] says `None`
-    /// (what is left out converts without fail).
-    pub(super) fn for_rules(&self) -> Option<Observation> {
-        let value = value(
-            self.value_quantity.as_ref(),
-            self.value_codeable_concept.as_ref(),
-            self.value_string,
-            self.value_boolean,
-            self.value_integer,
-            self.value_ratio.as_ref(),
-        )?;
-        let component: Option<Vec<_>> = self.component.iter().map(Component::for_rules).collect();
+        let value = self.values().typed()?;
+        let component: Option<Vec<_>> = self.component.iter().map(Component::typed).collect();
         Some(Observation {
             id: opt!(Id, self.id),
             meta: self.meta.as_ref().map(Meta::boxed),
+            implicit_rules: opt!(Uri, self.implicit_rules),
+            language: opt!(Code, self.language),
             extension: extensions(&self.extension)?,
+            identifier: identifiers(&self.identifier),
+            based_on: references(&self.based_on),
+            part_of: references(&self.part_of),
             status: prim!(Code, self.status),
+            category: concepts(&self.category),
             code: self.code.boxed(),
             subject: self.subject.as_ref().map(Reference::boxed),
+            focus: references(&self.focus),
+            encounter: self.encounter.as_ref().map(Reference::boxed),
             effective: self.effective()?,
             issued: opt!(Instant, self.issued),
+            performer: references(&self.performer),
             value: value.map(Value::own),
+            data_absent_reason: self.data_absent_reason.as_ref().map(Concept::boxed),
             interpretation: concepts(&self.interpretation),
+            body_site: self.body_site.as_ref().map(Concept::boxed),
             method: self.method.as_ref().map(Concept::boxed),
             reference_range: ranges(&self.reference_range)?,
+            has_member: references(&self.has_member),
+            derived_from: references(&self.derived_from),
             component: component?,
             ..Default::default()
         })

@@ -17,7 +17,7 @@
 
 use super::numeric;
 use super::observation::{answer_of, quantity_units, Reading, Value};
-use super::{codings, decimal, first_code, Ctx, Prim};
+use super::{codings, decimal_text, first_code, Ctx};
 use crate::domain::{AntibodyStatus, FactValue};
 use crate::mapping::codes::{assay_unit, TITRE};
 use crate::mapping::{Assay, MappingSet};
@@ -69,21 +69,21 @@ fn number(r: &Reading<'_>) -> Option<Number> {
         Value::Quantity(q) => {
             let (ucum, text) = quantity_units(q);
             let unit = ucum.or(text).unwrap_or("");
-            let comparator = q.comparator.v().map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+            let comparator = q.comparator().map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
             let raw = format!(
                 "valueQuantity {}{} {unit}",
                 comparator.as_deref().unwrap_or(""),
-                q.value.v().unwrap_or("")
+                q.value().unwrap_or("")
             );
             Some(Number {
-                value: decimal(&q.value)?,
+                value: decimal_text(q.value())?,
                 comparator,
                 unit: assay_unit(unit),
                 raw,
             })
         }
         Value::String(s) => {
-            let text = s.v()?;
+            let text = s?;
             let raw = format!("valueString {text:?}");
             if let Some((value, comparator)) = numeric::titre(text) {
                 let comparator = comparator.map(str::to_string);
@@ -107,9 +107,9 @@ fn number(r: &Reading<'_>) -> Option<Number> {
                 raw,
             })
         }
-        Value::Ratio(ratio) => {
-            let one = ratio.numerator.as_deref().and_then(|q| decimal(&q.value));
-            let n = ratio.denominator.as_deref().and_then(|q| decimal(&q.value))?;
+        Value::Ratio(numerator, denominator) => {
+            let one = numerator.and_then(|q| decimal_text(q.value()));
+            let n = denominator.and_then(|q| decimal_text(q.value()))?;
             (one == Some(1.0) && n >= 1.0).then(|| Number {
                 value: n,
                 comparator: None,
@@ -124,7 +124,7 @@ fn number(r: &Reading<'_>) -> Option<Number> {
 /// The unit of the reference range's limits, when the value has none.
 fn range_unit(r: &Reading<'_>) -> Option<String> {
     r.reference_range.iter().find_map(|rr| {
-        let q = rr.high.as_deref().or(rr.low.as_deref())?;
+        let q = rr.high().or(rr.low())?;
         let (ucum, text) = quantity_units(q);
         ucum.or(text).map(str::to_string)
     })
@@ -188,13 +188,13 @@ fn answer(r: &Reading<'_>, m: &MappingSet) -> Option<(AntibodyStatus, String)> {
 fn reference_range(r: &Reading<'_>, n: &Number) -> Option<(AntibodyStatus, String)> {
     r.reference_range.iter().enumerate().find_map(|(k, rr)| {
         let same_unit = |u: Option<&str>| u.is_none_or(|u| n.unit.is_empty() || assay_unit(u) == n.unit);
-        let high = rr.high.as_deref().and_then(|h| {
+        let high = rr.high().and_then(|h| {
             let (ucum, text) = quantity_units(h);
-            let limit = decimal(&h.value)?;
+            let limit = decimal_text(h.value())?;
             same_unit(ucum.or(text)).then(|| (limit, true, format!("referenceRange[{k}].high {limit}")))
         });
         let (limit, inclusive, how) = high.or_else(|| {
-            let text = rr.text.v()?;
+            let text = rr.text()?;
             let (limit, inclusive, unit) = numeric::range_high(text)?;
             same_unit(unit.as_deref()).then(|| (limit, inclusive, format!("referenceRange[{k}].text {text:?}")))
         })?;
@@ -224,7 +224,7 @@ fn words(r: &Reading<'_>, m: &MappingSet) -> Option<(AntibodyStatus, String)> {
     let Some(Value::String(s)) = r.value else {
         return None;
     };
-    answer_of(m, &answer_sets(m), None, s.v()).map(|k| (status(k), format!("valueString {:?}", s.v().unwrap_or(""))))
+    answer_of(m, &answer_sets(m), None, s).map(|k| (status(k), format!("valueString {:?}", s.unwrap_or(""))))
 }
 
 /// The issue of a result nothing decided.

@@ -22,7 +22,8 @@ mod report;
 pub(crate) mod text;
 
 use crate::domain::{DiagnosisFact, Fact, FhirDate, Sex, SourceRef};
-use crate::fhir::model::types::{CodeableConcept, Reference};
+use crate::fhir::fast::view::{self, Concept};
+use crate::fhir::model::types::Reference;
 use crate::fhir::model::Resource;
 use crate::mapping::MappingSet;
 use crate::report::{Issue, IssueCode, Severity};
@@ -137,11 +138,17 @@ impl<'m> Ctx<'m> {
 
     /// Records the subject reference; a missing one is an issue.
     pub fn subject(&mut self, reference: Option<&Reference>, path: &str) {
-        match reference
+        let text = reference
             .and_then(|r| r.reference.as_ref())
-            .and_then(|s| s.value.clone())
-        {
-            Some(r) => self.out.subject = Some(r),
+            .and_then(|s| s.value.as_deref());
+        self.subject_text(text, path);
+    }
+
+    /// Records the subject reference as written (`Reference.reference`); a
+    /// missing one is an issue.
+    pub(crate) fn subject_text(&mut self, reference: Option<&str>, path: &str) {
+        match reference {
+            Some(r) => self.out.subject = Some(r.to_string()),
             None => self.issue(
                 Severity::Error,
                 IssueCode::MissingSubject,
@@ -186,14 +193,14 @@ impl<T: Prim> Prim for Option<T> {
     }
 }
 
-/// `(system, code)` of each coding.
-pub fn codings(cc: &CodeableConcept) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
-    cc.coding.iter().map(|c| (c.system.v(), c.code.v()))
+/// `(system, code)` of each coding (of a typed CodeableConcept or a [`Concept`] view).
+pub fn codings<'o>(cc: impl Into<Concept<'o>>) -> impl Iterator<Item = (Option<&'o str>, Option<&'o str>)> + Clone {
+    cc.into().codings().map(|c| (c.system, c.code))
 }
 
 /// The first coding of `cc` in value set `vs`, as canonical `system|code`
 /// (a local code with the ConceptMap that maps it, [`via_concept_map`]).
-pub fn coding_in(m: &MappingSet, vs: usize, cc: &CodeableConcept) -> Option<String> {
+pub fn coding_in<'o>(m: &MappingSet, vs: usize, cc: impl Into<Concept<'o>>) -> Option<String> {
     codings(cc).find(|(s, c)| m.in_valueset(vs, *s, *c)).map(|(s, c)| {
         let (s, c) = (s.unwrap_or(""), c.unwrap_or(""));
         let code = m.canonical_code(s, c);
@@ -211,7 +218,7 @@ fn via(t: &crate::mapping::codes::Translation) -> String {
 /// How a local coding of `cc` was read as a value set's code: `(as
 /// system|code by ConceptMap url)`, for provenance; `None` when no coding
 /// came through a ConceptMap.
-pub fn via_concept_map(m: &MappingSet, cc: &CodeableConcept) -> Option<String> {
+pub fn via_concept_map<'o>(m: &MappingSet, cc: impl Into<Concept<'o>>) -> Option<String> {
     codings(cc).find_map(|(s, c)| {
         let t = m.concept_maps.get(&m.systems, s?, c?).first()?;
         Some(via(t))
@@ -219,15 +226,13 @@ pub fn via_concept_map(m: &MappingSet, cc: &CodeableConcept) -> Option<String> {
 }
 
 /// The words of `cc`: its text, then each coding's display.
-pub fn texts(cc: &CodeableConcept) -> impl Iterator<Item = &str> {
-    cc.text
-        .v()
-        .into_iter()
-        .chain(cc.coding.iter().filter_map(|c| c.display.v()))
+pub fn texts<'o>(cc: impl Into<Concept<'o>>) -> impl Iterator<Item = &'o str> {
+    let cc = cc.into();
+    cc.text().into_iter().chain(cc.codings().filter_map(|c| c.display))
 }
 
 /// The first coding of `cc`, as `system|code`, for messages.
-pub fn first_code(cc: &CodeableConcept) -> String {
+pub fn first_code<'o>(cc: impl Into<Concept<'o>>) -> String {
     // Joined by hand: `format!` took most of the time of reading a lab result's code.
     codings(cc)
         .next()
@@ -236,7 +241,8 @@ pub fn first_code(cc: &CodeableConcept) -> String {
 }
 
 /// True when a CodeableConcept has a coding or text in value set `vs`.
-pub fn concept_matches(m: &MappingSet, vs: usize, cc: &CodeableConcept) -> bool {
+pub fn concept_matches<'o>(m: &MappingSet, vs: usize, cc: impl Into<Concept<'o>>) -> bool {
+    let cc = cc.into();
     coding_in(m, vs, cc).is_some() || texts(cc).any(|t| m.valuesets[vs].matches_text(t))
 }
 
@@ -245,13 +251,14 @@ pub fn concept_matches(m: &MappingSet, vs: usize, cc: &CodeableConcept) -> bool 
 /// a value set that matches by text asks for them.
 pub struct ConceptMatch<'c> {
     sets: Vec<usize>,
-    cc: &'c CodeableConcept,
+    cc: Concept<'c>,
     words: std::cell::OnceCell<Vec<String>>,
 }
 
 impl<'c> ConceptMatch<'c> {
     /// What `cc` matches.
-    pub fn new(m: &MappingSet, cc: &'c CodeableConcept) -> Self {
+    pub fn new(m: &MappingSet, cc: impl Into<Concept<'c>>) -> Self {
+        let cc = cc.into();
         let mut sets = Vec::new();
         for (s, c) in codings(cc) {
             if let (Some(s), Some(c)) = (s, c) {
@@ -282,7 +289,7 @@ pub fn extract(resource: &Resource, m: &MappingSet, fallback_id: &str) -> Extrac
     match resource {
         Resource::Patient(p) => patient::read(p, &mut ctx),
         Resource::Condition(c) => condition::read(c, &mut ctx),
-        Resource::Observation(o) => observation::read(o, &mut ctx),
+        Resource::Observation(o) => observation::read(view::Observation::typed(o), &mut ctx),
         Resource::DiagnosticReport(r) => report::read(r, &mut ctx),
         Resource::DocumentReference(d) => note::read(d, &mut ctx),
         Resource::Medication(med) => medication::read_medication(med, &mut ctx),
@@ -292,6 +299,16 @@ pub fn extract(resource: &Resource, m: &MappingSet, fallback_id: &str) -> Extrac
         Resource::MedicationDispense(r) => medication::read_dispense(r, &mut ctx),
         _ => {}
     }
+    ctx.out
+}
+
+/// Reads an Observation through its view (the scan's borrowed struct:
+/// [`crate::fhir::fast::ObservationText::view`]), as [`extract`] reads the
+/// typed resource. `fallback_id` names it when it has no id.
+pub(crate) fn extract_observation(o: view::Observation<'_>, m: &MappingSet, fallback_id: &str) -> Extracted {
+    let id = o.id().map_or_else(|| fallback_id.to_string(), str::to_string);
+    let mut ctx = Ctx::new(m, SourceRef::new("Observation", id));
+    observation::read(o, &mut ctx);
     ctx.out
 }
 
@@ -314,9 +331,12 @@ pub fn type_and_id(resource: &Resource) -> (&'static str, Option<String>) {
 
 /// A decimal's value as f64, if it is a number.
 pub fn decimal(d: &Option<crate::fhir::model::types::Decimal>) -> Option<f64> {
-    d.v()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|x| x.is_finite())
+    decimal_text(d.v())
+}
+
+/// A decimal's value as written, as f64, if it is a number.
+pub(crate) fn decimal_text(d: Option<&str>) -> Option<f64> {
+    d.and_then(|s| s.trim().parse::<f64>().ok()).filter(|x| x.is_finite())
 }
 
 /// The integer value (integer, positiveInt or unsignedInt) of the extension `url`, if present.

@@ -10,13 +10,11 @@
 //! input, read once each on their own (the collector keeps one copy per
 //! `Type/id`), never through the reference.
 
-use super::{codings, concept_matches, decimal, first_code, texts, ConceptMatch, Ctx, Prim};
+use super::{codings, concept_matches, decimal_text, first_code, texts, ConceptMatch, Ctx};
 use crate::domain::facts::MriPart;
 use crate::domain::{Fact, FactValue, FhirDate, Outcome, SourceRef};
-use crate::fhir::model::resources::{
-    Observation, ObservationComponentValue, ObservationEffective, ObservationReferenceRange, ObservationValue,
-};
-use crate::fhir::model::types::{CodeableConcept, Extension, Quantity, Ratio};
+pub(super) use crate::fhir::fast::view::Value;
+use crate::fhir::fast::view::{self, Concept, Effective, Quantity};
 use crate::mapping::{MappingSet, RuleKind};
 use crate::report::{IssueCode, Severity};
 
@@ -25,60 +23,32 @@ pub const RESULT_COUNT_URL: &str = "https://imnm-fhir.org/fhir/StructureDefiniti
 
 const UCUM: &str = "http://unitsofmeasure.org";
 
-/// A result's value, borrowed from an Observation or one of its components
-/// (two FHIR types with the same choices).
-#[derive(Clone, Copy)]
-pub(super) enum Value<'o> {
-    Quantity(&'o Quantity),
-    Concept(&'o CodeableConcept),
-    String(&'o crate::fhir::model::types::String),
-    Boolean(Option<bool>),
-    Integer(Option<i32>),
-    Ratio(&'o Ratio),
-    /// Another type (Range, Ratio, a time…), or an invalid value.
-    Other,
-}
-
-impl<'o> Value<'o> {
-    fn of(v: &'o ObservationValue) -> Self {
-        match v {
-            ObservationValue::Quantity(q) => Value::Quantity(q),
-            ObservationValue::CodeableConcept(c) => Value::Concept(c),
-            ObservationValue::String(s) => Value::String(s),
-            ObservationValue::Boolean(b) => Value::Boolean(b.value),
-            ObservationValue::Integer(i) => Value::Integer(i.value),
-            ObservationValue::Ratio(r) => Value::Ratio(r),
-            _ => Value::Other,
-        }
-    }
-
-    fn of_component(v: &'o ObservationComponentValue) -> Self {
-        match v {
-            ObservationComponentValue::Quantity(q) => Value::Quantity(q),
-            ObservationComponentValue::CodeableConcept(c) => Value::Concept(c),
-            ObservationComponentValue::String(s) => Value::String(s),
-            ObservationComponentValue::Boolean(b) => Value::Boolean(b.value),
-            ObservationComponentValue::Integer(i) => Value::Integer(i.value),
-            ObservationComponentValue::Ratio(r) => Value::Ratio(r),
-            _ => Value::Other,
-        }
-    }
-}
-
 /// One result: an Observation's own value, or one component's.
 pub(super) struct Reading<'o> {
-    pub(super) code: &'o CodeableConcept,
+    pub(super) code: Concept<'o>,
     pub(super) value: Option<Value<'o>>,
-    pub(super) interpretation: &'o [CodeableConcept],
-    pub(super) reference_range: &'o [ObservationReferenceRange],
-    extension: &'o [Extension],
+    pub(super) interpretation: view::Concepts<'o>,
+    pub(super) reference_range: view::Ranges<'o>,
+    extension: view::Extensions<'o>,
     /// `Observation.method` (a component's is its parent's).
-    pub(super) method: Option<&'o CodeableConcept>,
+    pub(super) method: Option<Concept<'o>>,
     /// The component's index, for a component.
     component: Option<usize>,
 }
 
-impl Reading<'_> {
+impl<'o> Reading<'o> {
+    fn new(r: view::Result<'o>, method: Option<Concept<'o>>, component: Option<usize>) -> Self {
+        Reading {
+            code: r.code,
+            value: r.value,
+            interpretation: r.interpretation,
+            reference_range: r.reference_range,
+            extension: r.extension,
+            method,
+            component,
+        }
+    }
+
     /// The FHIR path of `element` of this result.
     pub(super) fn path(&self, element: &str) -> String {
         match self.component {
@@ -99,38 +69,21 @@ impl Reading<'_> {
     }
 }
 
-/// Reads an Observation: every rule whose value set holds its code (or a
-/// component's) gets a fact.
-pub fn read(o: &Observation, ctx: &mut Ctx<'_>) {
-    if ctx.excluded("Observation", o.status.v(), || "Observation.status".into()) {
+/// Reads an Observation (typed or the scan's borrowed struct, through its
+/// view): every rule whose value set holds its code (or a component's) gets a fact.
+pub fn read(o: view::Observation<'_>, ctx: &mut Ctx<'_>) {
+    if ctx.excluded("Observation", o.status(), || "Observation.status".into()) {
         return;
     }
-    ctx.subject(o.subject.as_deref(), "Observation.subject");
+    ctx.subject_text(o.subject(), "Observation.subject");
     if ctx.out.subject.is_none() {
         return;
     }
     let date = effective(o, ctx);
-    let own = Reading {
-        code: &o.code,
-        value: o.value.as_ref().map(Value::of),
-        interpretation: &o.interpretation,
-        reference_range: &o.reference_range,
-        extension: &o.extension,
-        method: o.method.as_deref(),
-        component: None,
-    };
-    read_result(&own, date, ctx);
-    for (i, c) in o.component.iter().enumerate() {
-        let part = Reading {
-            code: &c.code,
-            value: c.value.as_ref().map(Value::of_component),
-            interpretation: &c.interpretation,
-            reference_range: &c.reference_range,
-            extension: &c.extension,
-            method: o.method.as_deref(),
-            component: Some(i),
-        };
-        read_result(&part, date, ctx);
+    let method = o.method();
+    read_result(&Reading::new(o.own(), method, None), date, ctx);
+    for (i, c) in o.components().enumerate() {
+        read_result(&Reading::new(c, method, Some(i)), date, ctx);
     }
 }
 
@@ -183,22 +136,22 @@ fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
     }
 }
 
-fn effective(o: &Observation, ctx: &mut Ctx<'_>) -> Option<FhirDate> {
-    match &o.effective {
-        Some(ObservationEffective::DateTime(d)) => ctx.date(d.v(), "Observation.effectiveDateTime"),
-        Some(ObservationEffective::Period(p)) => ctx.date(p.start.v(), "Observation.effectivePeriod.start"),
-        Some(ObservationEffective::Instant(i)) => ctx.date(i.v(), "Observation.effectiveInstant"),
-        _ => ctx.date(o.issued.v(), "Observation.issued"),
+fn effective(o: view::Observation<'_>, ctx: &mut Ctx<'_>) -> Option<FhirDate> {
+    match o.effective() {
+        Effective::DateTime(d) => ctx.date(d, "Observation.effectiveDateTime"),
+        Effective::Period(start) => ctx.date(start, "Observation.effectivePeriod.start"),
+        Effective::Instant(i) => ctx.date(i, "Observation.effectiveInstant"),
+        Effective::Other => ctx.date(o.issued(), "Observation.issued"),
     }
 }
 
-pub(super) fn quantity_units(q: &Quantity) -> (Option<&str>, Option<&str>) {
-    let ucum = match q.system.v() {
-        Some(s) if s.trim() == UCUM || s.trim() == "urn:oid:2.16.840.1.113883.6.8" => q.code.v(),
-        None => q.code.v(),
+pub(super) fn quantity_units(q: Quantity<'_>) -> (Option<&str>, Option<&str>) {
+    let ucum = match q.system() {
+        Some(s) if s.trim() == UCUM || s.trim() == "urn:oid:2.16.840.1.113883.6.8" => q.code(),
+        None => q.code(),
         _ => None,
     };
-    (ucum, q.unit.v())
+    (ucum, q.unit())
 }
 
 /// A lab result's number as read: from `valueQuantity`, or from a number
@@ -218,7 +171,7 @@ struct LabValue<'o> {
 fn lab_value<'o>(r: &Reading<'o>, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
     match r.value {
         Some(Value::Quantity(q)) => {
-            let Some(value) = decimal(&q.value) else {
+            let Some(value) = decimal_text(q.value()) else {
                 let msg = "valueQuantity without a numeric value; not counted";
                 ctx.issue(
                     Severity::Warning,
@@ -229,8 +182,8 @@ fn lab_value<'o>(r: &Reading<'o>, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
                 return None;
             };
             let (ucum, text) = quantity_units(q);
-            let comparator = q.comparator.v().map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-            let raw = [comparator.as_deref().unwrap_or(""), q.value.v().unwrap_or("")].concat();
+            let comparator = q.comparator().map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+            let raw = [comparator.as_deref().unwrap_or(""), q.value().unwrap_or("")].concat();
             Some(LabValue {
                 value,
                 comparator,
@@ -241,14 +194,14 @@ fn lab_value<'o>(r: &Reading<'o>, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
             })
         }
         Some(Value::String(s)) => {
-            let text = s.v().unwrap_or("");
+            let text = s.unwrap_or("");
             let Some(n) = super::numeric::parse(text) else {
                 let msg = "valueString is not one number (with an optional comparator and unit); not counted";
                 ctx.issue(Severity::Warning, IssueCode::MissingValue, r.path("valueString"), msg);
                 return None;
             };
             let range_unit = r.reference_range.iter().find_map(|rr| {
-                let q = rr.low.as_deref().or(rr.high.as_deref())?;
+                let q = rr.low().or(rr.high())?;
                 let (ucum, text) = quantity_units(q);
                 ucum.or(text).map(str::to_string)
             });
@@ -300,7 +253,11 @@ fn lab(r: &Reading<'_>, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
         let msg = format!("result {c} a bound: counted at its bound (the peak may be higher or lower)");
         ctx.issue(Severity::Warning, IssueCode::Comparator, r.path("value[x]"), msg);
     }
-    match super::extension_integer(r.extension, RESULT_COUNT_URL).and_then(|n| u32::try_from(n).ok()) {
+    match r
+        .extension
+        .integer(RESULT_COUNT_URL)
+        .and_then(|n| u32::try_from(n).ok())
+    {
         Some(count) if count > 1 => Some((
             FactValue::Summary {
                 peak: v.value * factor,
@@ -316,7 +273,7 @@ fn lab(r: &Reading<'_>, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
 pub(super) fn answer_of(
     m: &MappingSet,
     sets: &[(usize, u8)],
-    cc: Option<&CodeableConcept>,
+    cc: Option<Concept<'_>>,
     text: Option<&str>,
 ) -> Option<u8> {
     let by_code = cc.and_then(|cc| {
@@ -346,7 +303,7 @@ fn yes_no(r: &Reading<'_>, ctx: &mut Ctx<'_>) -> Option<(bool, String)> {
         Some(Value::Boolean(b)) => b.map(|v| (v, format!("valueBoolean {v}"))),
         Some(Value::Concept(cc)) => answer_of(ctx.m, &sets, Some(cc), None)
             .map(|k| (k == 1, format!("valueCodeableConcept {}", first_code(cc)))),
-        Some(Value::String(s)) => answer_of(ctx.m, &sets, None, s.v()).map(|k| (k == 1, "valueString".to_string())),
+        Some(Value::String(s)) => answer_of(ctx.m, &sets, None, s).map(|k| (k == 1, "valueString".to_string())),
         Some(Value::Integer(i)) => i
             .filter(|v| *v == 0 || *v == 1)
             .map(|v| (v == 1, format!("valueInteger {v}"))),

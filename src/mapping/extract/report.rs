@@ -127,7 +127,7 @@ fn contained_results(r: &DiagnosticReport, ctx: &mut Ctx<'_>) {
         }
         let source = SourceRef::new("DiagnosticReport", format!("{}#{id}", ctx.out.source.id));
         let mut inner = Ctx::new(ctx.m, source);
-        super::observation::read(&o, &mut inner);
+        super::observation::read(crate::fhir::fast::view::Observation::typed(&o), &mut inner);
         ctx.out.facts.append(&mut inner.out.facts);
         ctx.out.issues.append(&mut inner.out.issues);
     }
@@ -187,7 +187,7 @@ fn findings(m: &MappingSet, cc: &CodeableConcept) -> Vec<(usize, ValueOf)> {
 fn conclusion(r: &DiagnosticReport, m: &MappingSet) -> Option<(bool, String)> {
     let sets = [(m.answers.yes, 1u8), (m.answers.no, 0u8)];
     let coded = r.conclusion_code.iter().enumerate().find_map(|(k, cc)| {
-        answer_of(m, &sets, Some(cc), None).map(|a| (a == 1, format!("conclusionCode[{k}] {}", first_code(cc))))
+        answer_of(m, &sets, Some(cc.into()), None).map(|a| (a == 1, format!("conclusionCode[{k}] {}", first_code(cc))))
     });
     coded.or_else(|| answer_of(m, &sets, None, r.conclusion.v()).map(|a| (a == 1, "conclusion".to_string())))
 }

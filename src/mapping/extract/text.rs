@@ -62,10 +62,7 @@ pub fn read(ctx: &mut Ctx<'_>, doc: &Doc<'_>, bodies: &[Body]) {
         return;
     }
     let which: Vec<usize> = rules.iter().map(|(r, _)| *r).collect();
-    let code = doc
-        .kinds
-        .first()
-        .map_or_else(|| "(no code)".to_string(), |cc| first_code(cc));
+    let code = doc.kinds.first().map_or_else(|| "(no code)".to_string(), first_code);
     let mut mentions = 0;
     for body in bodies {
         for hit in scan(&ctx.m.text, &which, &body.text) {
