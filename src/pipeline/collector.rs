@@ -39,7 +39,7 @@ struct Pending {
 /// Accepts resources one at a time.
 pub struct Collector<'m> {
     pub(super) mappings: &'m MappingSet,
-    by_subject: HashMap<String, PatientData>,
+    by_subject: BySubject,
     medications: HashMap<String, Vec<MedicationMatch>>,
     aliases: BTreeMap<String, SourceRef>,
     pending: Vec<Pending>,
@@ -64,6 +64,10 @@ pub struct Collector<'m> {
     /// A second read's plan: which copy of each resource read more than once is kept.
     settle: HashMap<u128, Settle>,
 }
+
+/// Each subject's data, by the reference as written (a fast hash seeded per
+/// process: looked up once per resource read).
+type BySubject = HashMap<String, PatientData, foldhash::fast::RandomState>;
 
 /// Per resource read more than once: the `meta` versions of its second,
 /// third, … copies (`None`: the copy gives none), in input order.
@@ -103,7 +107,7 @@ impl<'m> Collector<'m> {
     pub fn new(mappings: &'m MappingSet) -> Self {
         Self {
             mappings,
-            by_subject: HashMap::new(),
+            by_subject: BySubject::default(),
             medications: HashMap::new(),
             aliases: BTreeMap::new(),
             pending: Vec::new(),

@@ -33,7 +33,7 @@ pub(super) struct KeySet {
     /// Keys in `blocks`.
     sorted: usize,
     /// Keys not yet merged.
-    recent: HashSet<u128>,
+    recent: HashSet<u128, foldhash::fast::RandomState>,
     /// Keys in memory (`sorted` plus `recent`) past which the blocks go to disk.
     limit: usize,
     /// Keys older than the blocks.
@@ -70,7 +70,7 @@ impl KeySet {
             blocks: Vec::new(),
             firsts: Vec::new(),
             sorted: 0,
-            recent: HashSet::new(),
+            recent: HashSet::default(),
             limit: limit.max(1),
             disk: disk::Disk::default(),
             spill_failed: false,

@@ -3,7 +3,7 @@
 //! pending exposures) past the limit. The file formats are `spill`'s
 //! (crate level), the merge back is `collect::patients`'.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::{Collector, Pending};
 use crate::collect::{patients, PatientData};
@@ -35,7 +35,7 @@ impl Collector<'_> {
 
     pub(super) fn spill_patients(&mut self) {
         let mut run: BTreeMap<String, PatientData> = BTreeMap::new();
-        let mut keep = HashMap::new();
+        let mut keep = super::BySubject::default();
         for (subject, data) in self.by_subject.drain() {
             match subject.strip_prefix("Patient/") {
                 Some(id) => run.insert(id.to_string(), data),
