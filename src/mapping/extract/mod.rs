@@ -3,7 +3,10 @@
 //! `note` for DocumentReference; `text` reads report and note text with the
 //! rules of `text.toml`, `attachment` decodes attachments),
 //! plus `antibody` (an antibody result's order of evidence) and `numeric`
-//! (numbers sent as text).
+//! (numbers sent as text). An Observation is read through its borrowed view
+//! (`fhir::fast::view`): a typed Observation ([`extract`]) and the scan's
+//! borrowed struct ([`extract_observation`]) go through the same rules, and
+//! the concept helpers here take either a typed CodeableConcept or a view.
 //!
 //! Each function is pure: a resource and the mapping set in, facts and issues
 //! out. Issues name the resource (`Type/id`) and the FHIR path, never a value.
