@@ -32,6 +32,28 @@ enum Of<T: Copy, F: Copy> {
     Fast(F),
 }
 
+impl<'o, T, F> Of<&'o [T], &'o [F]> {
+    /// Each item of the list, in order, viewed by `typed` or `fast`.
+    fn each<V>(
+        self,
+        typed: fn(&'o T) -> V,
+        fast: fn(&'o F) -> V,
+    ) -> impl Iterator<Item = V> + Clone + use<'o, T, F, V> {
+        let (t, f): (&[T], &[F]) = match self {
+            Of::Typed(l) => (l, &[]),
+            Of::Fast(l) => (&[], l),
+        };
+        t.iter().map(typed).chain(f.iter().map(fast))
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Of::Typed(l) => l.len(),
+            Of::Fast(l) => l.len(),
+        }
+    }
+}
+
 /// A `Coding`: what the rules read of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Coding<'o> {
@@ -72,26 +94,22 @@ impl<'o> Concept<'o> {
 
     /// Its codings, in order.
     pub(crate) fn codings(self) -> impl Iterator<Item = Coding<'o>> + Clone {
-        let n = match self.0 {
-            Of::Typed(c) => c.coding.len(),
-            Of::Fast(c) => c.coding.len(),
+        let list = match self.0 {
+            Of::Typed(c) => Of::Typed(&c.coding[..]),
+            Of::Fast(c) => Of::Fast(&c.coding[..]),
         };
-        (0..n).filter_map(move |i| self.coding(i))
-    }
-
-    fn coding(self, i: usize) -> Option<Coding<'o>> {
-        match self.0 {
-            Of::Typed(c) => c.coding.get(i).map(|c| Coding {
+        list.each(
+            |c| Coding {
                 system: val!(c.system),
                 code: val!(c.code),
                 display: val!(c.display),
-            }),
-            Of::Fast(c) => c.coding.get(i).map(|c| Coding {
+            },
+            |c| Coding {
                 system: c.system,
                 code: c.code,
                 display: c.display,
-            }),
-        }
+            },
+        )
     }
 
     /// `text`.
@@ -110,22 +128,12 @@ pub(crate) struct Concepts<'o>(Of<&'o [types::CodeableConcept], &'o [FastConcept
 impl<'o> Concepts<'o> {
     /// True when there is none.
     pub(crate) fn is_empty(self) -> bool {
-        self.len() == 0
-    }
-
-    fn len(self) -> usize {
-        match self.0 {
-            Of::Typed(l) => l.len(),
-            Of::Fast(l) => l.len(),
-        }
+        self.0.len() == 0
     }
 
     /// Each, in order.
     pub(crate) fn iter(self) -> impl Iterator<Item = Concept<'o>> {
-        (0..self.len()).filter_map(move |i| match self.0 {
-            Of::Typed(l) => l.get(i).map(Concept::from),
-            Of::Fast(l) => l.get(i).map(Concept::fast),
-        })
+        self.0.each(Concept::from, Concept::fast)
     }
 }
 
@@ -220,14 +228,7 @@ pub(crate) struct Ranges<'o>(Of<&'o [ObservationReferenceRange], &'o [FastRange<
 impl<'o> Ranges<'o> {
     /// Each, in order.
     pub(crate) fn iter(self) -> impl Iterator<Item = Range<'o>> {
-        let n = match self.0 {
-            Of::Typed(l) => l.len(),
-            Of::Fast(l) => l.len(),
-        };
-        (0..n).filter_map(move |i| match self.0 {
-            Of::Typed(l) => l.get(i).map(|r| Range(Of::Typed(r))),
-            Of::Fast(l) => l.get(i).map(|r| Range(Of::Fast(r))),
-        })
+        self.0.each(|r| Range(Of::Typed(r)), |r| Range(Of::Fast(r)))
     }
 }
 
@@ -300,6 +301,12 @@ impl<'o> Value<'o> {
 /// The extensions of an Observation or a component.
 #[derive(Clone, Copy)]
 pub(crate) struct Extensions<'o>(Of<&'o [types::Extension], &'o [FastExtension<'o>]>);
+
+impl<'o> From<&'o [types::Extension]> for Extensions<'o> {
+    fn from(l: &'o [types::Extension]) -> Self {
+        Extensions(Of::Typed(l))
+    }
+}
 
 impl Extensions<'_> {
     /// The integer value (integer, positiveInt or unsignedInt) of the first
@@ -475,13 +482,10 @@ impl<'o> Observation<'o> {
 
     /// Each component's result, in order.
     pub(crate) fn components(self) -> impl Iterator<Item = Result<'o>> {
-        let n = match self.0 {
-            Of::Typed(o) => o.component.len(),
-            Of::Fast(o) => o.component.len(),
+        let list = match self.0 {
+            Of::Typed(o) => Of::Typed(&o.component[..]),
+            Of::Fast(o) => Of::Fast(&o.component[..]),
         };
-        (0..n).filter_map(move |i| match self.0 {
-            Of::Typed(o) => o.component.get(i).map(Result::component),
-            Of::Fast(o) => o.component.get(i).map(Result::fast_component),
-        })
+        list.each(Result::component, Result::fast_component)
     }
 }

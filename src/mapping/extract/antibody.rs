@@ -65,7 +65,7 @@ fn answer_sets(m: &MappingSet) -> [(usize, u8); 3] {
 
 /// The result's number: a quantity, a number or titre as text, a ratio 1:N.
 fn number(r: &Reading<'_>) -> Option<Number> {
-    match r.value? {
+    match r.result.value? {
         Value::Quantity(q) => {
             let (ucum, text) = quantity_units(q);
             let unit = ucum.or(text).unwrap_or("");
@@ -123,7 +123,7 @@ fn number(r: &Reading<'_>) -> Option<Number> {
 
 /// The unit of the reference range's limits, when the value has none.
 fn range_unit(r: &Reading<'_>) -> Option<String> {
-    r.reference_range.iter().find_map(|rr| {
+    r.result.reference_range.iter().find_map(|rr| {
         let q = rr.high().or(rr.low())?;
         let (ucum, text) = quantity_units(q);
         ucum.or(text).map(str::to_string)
@@ -144,7 +144,7 @@ fn assay<'m>(r: &Reading<'_>, unit: &str, valueset: usize, m: &'m MappingSet) ->
             })
             .collect::<Vec<_>>()
     };
-    let code_keys = keys(r.code);
+    let code_keys = keys(r.result.code);
     let method_keys = r.method.map(keys).unwrap_or_default();
     m.assays.iter().find(|a| {
         a.valueset == valueset
@@ -169,7 +169,7 @@ fn cutoff(r: &Reading<'_>, n: &Number, valueset: usize, m: &MappingSet) -> Optio
 
 /// A coded answer or a boolean.
 fn answer(r: &Reading<'_>, m: &MappingSet) -> Option<(AntibodyStatus, String)> {
-    match r.value? {
+    match r.result.value? {
         Value::Concept(cc) => answer_of(m, &answer_sets(m), Some(cc), None)
             .map(|k| (status(k), format!("valueCodeableConcept {}", first_code(cc)))),
         Value::Boolean(Some(v)) => Some((
@@ -186,7 +186,7 @@ fn answer(r: &Reading<'_>, m: &MappingSet) -> Option<(AntibodyStatus, String)> {
 
 /// The number against the result's own reference range: within it negative, above it positive.
 fn reference_range(r: &Reading<'_>, n: &Number) -> Option<(AntibodyStatus, String)> {
-    r.reference_range.iter().enumerate().find_map(|(k, rr)| {
+    r.result.reference_range.iter().enumerate().find_map(|(k, rr)| {
         let same_unit = |u: Option<&str>| u.is_none_or(|u| n.unit.is_empty() || assay_unit(u) == n.unit);
         let high = rr.high().and_then(|h| {
             let (ucum, text) = quantity_units(h);
@@ -213,7 +213,8 @@ fn reference_range(r: &Reading<'_>, n: &Number) -> Option<(AntibodyStatus, Strin
 
 fn interpretation(r: &Reading<'_>, m: &MappingSet) -> Option<(AntibodyStatus, String)> {
     let sets = answer_sets(m);
-    r.interpretation
+    r.result
+        .interpretation
         .iter()
         .find_map(|i| answer_of(m, &sets, Some(i), None))
         .map(|k| (status(k), "interpretation".to_string()))
@@ -221,7 +222,7 @@ fn interpretation(r: &Reading<'_>, m: &MappingSet) -> Option<(AntibodyStatus, St
 
 /// A qualitative `valueString`.
 fn words(r: &Reading<'_>, m: &MappingSet) -> Option<(AntibodyStatus, String)> {
-    let Some(Value::String(s)) = r.value else {
+    let Some(Value::String(s)) = r.result.value else {
         return None;
     };
     answer_of(m, &answer_sets(m), None, s).map(|k| (status(k), format!("valueString {:?}", s.unwrap_or(""))))
@@ -230,7 +231,7 @@ fn words(r: &Reading<'_>, m: &MappingSet) -> Option<(AntibodyStatus, String)> {
 /// The issue of a result nothing decided.
 fn unmapped(r: &Reading<'_>, number: Option<&Number>, ctx: &mut Ctx<'_>) {
     let (code, path, msg) = match number {
-        Some(_) if !r.interpretation.is_empty() => (
+        Some(_) if !r.result.interpretation.is_empty() => (
             IssueCode::NoCutoff,
             r.path("interpretation"),
             "antibody number without a cutoff for its assay and unit or a usable referenceRange, \

@@ -342,15 +342,10 @@ pub(crate) fn decimal_text(d: Option<&str>) -> Option<f64> {
     d.and_then(|s| s.trim().parse::<f64>().ok()).filter(|x| x.is_finite())
 }
 
-/// The integer value (integer, positiveInt or unsignedInt) of the extension `url`, if present.
+/// The integer value (integer, positiveInt or unsignedInt) of the first
+/// extension `url`, when it has one.
 pub fn extension_integer(extensions: &[crate::fhir::model::types::Extension], url: &str) -> Option<i64> {
-    use crate::fhir::model::types::ExtensionValue;
-    extensions.iter().find(|e| e.url == url).and_then(|e| match &e.value {
-        Some(ExtensionValue::Integer(i)) => i.value.map(i64::from),
-        Some(ExtensionValue::PositiveInt(i)) => i.value.map(i64::from),
-        Some(ExtensionValue::UnsignedInt(i)) => i.value.map(i64::from),
-        _ => None,
-    })
+    view::Extensions::from(extensions).integer(url)
 }
 
 #[cfg(test)]

@@ -23,13 +23,10 @@ pub const RESULT_COUNT_URL: &str = "https://imnm-fhir.org/fhir/StructureDefiniti
 
 const UCUM: &str = "http://unitsofmeasure.org";
 
-/// One result: an Observation's own value, or one component's.
+/// One result (an Observation's own value, or one component's) and where it sits.
 pub(super) struct Reading<'o> {
-    pub(super) code: Concept<'o>,
-    pub(super) value: Option<Value<'o>>,
-    pub(super) interpretation: view::Concepts<'o>,
-    pub(super) reference_range: view::Ranges<'o>,
-    extension: view::Extensions<'o>,
+    /// What the result holds.
+    pub(super) result: view::Result<'o>,
     /// `Observation.method` (a component's is its parent's).
     pub(super) method: Option<Concept<'o>>,
     /// The component's index, for a component.
@@ -37,18 +34,6 @@ pub(super) struct Reading<'o> {
 }
 
 impl<'o> Reading<'o> {
-    fn new(r: view::Result<'o>, method: Option<Concept<'o>>, component: Option<usize>) -> Self {
-        Reading {
-            code: r.code,
-            value: r.value,
-            interpretation: r.interpretation,
-            reference_range: r.reference_range,
-            extension: r.extension,
-            method,
-            component,
-        }
-    }
-
     /// The FHIR path of `element` of this result.
     pub(super) fn path(&self, element: &str) -> String {
         match self.component {
@@ -81,16 +66,21 @@ pub fn read(o: view::Observation<'_>, ctx: &mut Ctx<'_>) {
     }
     let date = effective(o, ctx);
     let method = o.method();
-    read_result(&Reading::new(o.own(), method, None), date, ctx);
-    for (i, c) in o.components().enumerate() {
-        read_result(&Reading::new(c, method, Some(i)), date, ctx);
+    let parts = o.components().enumerate().map(|(i, c)| (Some(i), c));
+    for (component, result) in std::iter::once((None, o.own())).chain(parts) {
+        let reading = Reading {
+            result,
+            method,
+            component,
+        };
+        read_result(&reading, date, ctx);
     }
 }
 
 /// Every rule whose value set holds the result's code gets a fact.
 fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
     let m = ctx.m;
-    let code = ConceptMatch::new(m, r.code);
+    let code = ConceptMatch::new(m, r.result.code);
     let matches = |vs| code.matches(m, vs);
     for (i, rule) in m.rules.iter().enumerate() {
         let value = match rule.kind {
@@ -118,7 +108,7 @@ fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
             _ => continue,
         };
         if let Some((value, mut detail)) = value {
-            if let Some(via) = super::via_concept_map(m, r.code) {
+            if let Some(via) = super::via_concept_map(m, r.result.code) {
                 detail = format!("{detail} {via}");
             }
             let source = r.source(&ctx.out.source);
@@ -127,7 +117,7 @@ fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
                 value,
                 date,
                 source,
-                code: first_code(r.code),
+                code: first_code(r.result.code),
                 detail,
                 via: None,
                 evidence: Default::default(),
@@ -169,7 +159,7 @@ struct LabValue<'o> {
 }
 
 fn lab_value<'o>(r: &Reading<'o>, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
-    match r.value {
+    match r.result.value {
         Some(Value::Quantity(q)) => {
             let Some(value) = decimal_text(q.value()) else {
                 let msg = "valueQuantity without a numeric value; not counted";
@@ -200,7 +190,7 @@ fn lab_value<'o>(r: &Reading<'o>, ctx: &mut Ctx<'_>) -> Option<LabValue<'o>> {
                 ctx.issue(Severity::Warning, IssueCode::MissingValue, r.path("valueString"), msg);
                 return None;
             };
-            let range_unit = r.reference_range.iter().find_map(|rr| {
+            let range_unit = r.result.reference_range.iter().find_map(|rr| {
                 let q = rr.low().or(rr.high())?;
                 let (ucum, text) = quantity_units(q);
                 ucum.or(text).map(str::to_string)
@@ -254,6 +244,7 @@ fn lab(r: &Reading<'_>, quantity: usize, ctx: &mut Ctx<'_>) -> Option<(FactValue
         ctx.issue(Severity::Warning, IssueCode::Comparator, r.path("value[x]"), msg);
     }
     match r
+        .result
         .extension
         .integer(RESULT_COUNT_URL)
         .and_then(|n| u32::try_from(n).ok())
@@ -299,7 +290,7 @@ pub(super) fn answer_of(
 fn yes_no(r: &Reading<'_>, ctx: &mut Ctx<'_>) -> Option<(bool, String)> {
     let a = ctx.m.answers;
     let sets = [(a.yes, 1u8), (a.no, 0u8)];
-    let found = match r.value {
+    let found = match r.result.value {
         Some(Value::Boolean(b)) => b.map(|v| (v, format!("valueBoolean {v}"))),
         Some(Value::Concept(cc)) => answer_of(ctx.m, &sets, Some(cc), None)
             .map(|k| (k == 1, format!("valueCodeableConcept {}", first_code(cc)))),
@@ -335,7 +326,7 @@ fn outcome(r: &Reading<'_>, sets: [usize; 3], ctx: &mut Ctx<'_>) -> Option<(Fact
         Outcome::PartialRemission,
         Outcome::NoRemission,
     ];
-    let Some(Value::Concept(cc)) = r.value else {
+    let Some(Value::Concept(cc)) = r.result.value else {
         ctx.issue(
             Severity::Warning,
             IssueCode::MissingValue,
