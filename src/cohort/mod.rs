@@ -123,7 +123,16 @@ impl Cohort {
     /// provenance after the ones held, its completeness counts added. A
     /// provenance record that cannot go to the temporary file is noted in
     /// `issues`. Errors are reading `other`'s temporary file back.
-    pub fn absorb(&mut self, other: Cohort, issues: &mut crate::report::Issues) -> std::io::Result<()> {
+    pub fn absorb(&mut self, mut other: Cohort, issues: &mut crate::report::Issues) -> std::io::Result<()> {
+        // The first site's rows and provenance are taken as they are (in
+        // memory and in their temporary files): copying them record by record
+        // decoded and encoded every one again.
+        if self.rows.is_empty() {
+            std::mem::swap(&mut self.rows, &mut other.rows);
+        }
+        if self.provenance.is_empty() {
+            std::mem::swap(&mut self.provenance, &mut other.provenance);
+        }
         other.rows.try_for_each(|r| {
             if let Some(e) = self.rows.push(r.clone()) {
                 issues.push(crate::report::Issue::temporary_file(
@@ -255,19 +264,61 @@ impl Provenances {
 mod tests {
     use super::*;
 
-    #[test]
-    fn provenance_past_the_memory_share_comes_back_whole_and_in_order() {
-        let mut prov = Provenances::default();
-        let n = Provenances::IN_MEMORY + 50;
-        let record = |i: usize| Provenance {
-            site: "local".into(),
+    fn record(site: &str, i: usize) -> Provenance {
+        Provenance {
+            site: site.into(),
             patient_id: format!("p{i}"),
             column: format!("column{}", i % 7),
             value: format!("v{i}"),
             rule: "rule".into(),
             sources: vec![format!("Observation/o{i}"), "Patient/x".into()],
             detail: "Observation.valueQuantity".into(),
-        };
+        }
+    }
+
+    /// A site's cohort of `n` cases, each with one provenance record.
+    fn site(name: &str, n: usize) -> Cohort {
+        let dictionary = crate::domain::Dictionary::default();
+        let mut c = Cohort::default();
+        for i in 0..n {
+            let mut row = CaseRow::empty(format!("p{i}"), &dictionary);
+            row.site = name.into();
+            assert!(c.rows.push(row).is_none());
+            assert!(c.provenance.push(record(name, i)).is_none());
+        }
+        c.rows.flush().unwrap();
+        c.provenance.flush().unwrap();
+        c
+    }
+
+    #[test]
+    fn absorbed_sites_keep_every_row_and_record_in_site_order() {
+        // Past the memory share, so that the first site's temporary files are taken over.
+        let (a, b) = (Provenances::IN_MEMORY + 30, 40);
+        let mut pooled = Cohort::default();
+        let mut issues = crate::report::Issues::default();
+        pooled.absorb(site("a", a), &mut issues).unwrap();
+        pooled.absorb(site("b", b), &mut issues).unwrap();
+        pooled.absorb(Cohort::default(), &mut issues).unwrap();
+        let want: Vec<Provenance> = (0..a)
+            .map(|i| record("a", i))
+            .chain((0..b).map(|i| record("b", i)))
+            .collect();
+        assert_eq!(pooled.provenance.all().unwrap(), want);
+        let rows = pooled.rows.all().unwrap();
+        let sites: Vec<(&str, &str)> = rows.iter().map(|r| (r.site.as_str(), r.patient_id.as_str())).collect();
+        assert_eq!(sites.len(), a + b);
+        assert_eq!(sites[a - 1], ("a", format!("p{}", a - 1).as_str()));
+        assert_eq!(sites[a], ("b", "p0"));
+        assert_eq!(pooled.sites(), ["a", "b"]);
+        assert!(issues.is_empty());
+    }
+
+    #[test]
+    fn provenance_past_the_memory_share_comes_back_whole_and_in_order() {
+        let mut prov = Provenances::default();
+        let n = Provenances::IN_MEMORY + 50;
+        let record = |i: usize| record("local", i);
         for i in 0..n {
             assert!(prov.push(record(i)).is_none());
         }
