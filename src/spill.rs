@@ -298,6 +298,17 @@ impl<T: From<R>, R: From<T> + Serialize + DeserializeOwned> List<T, R> {
         self.spilled.flush()
     }
 
+    /// The records in order, in three parts: those in memory before the
+    /// file's, a reader of the file's (to read them in place:
+    /// [`Reader::next_borrowed`]), those kept in memory after the file failed.
+    ///
+    /// # Errors
+    ///
+    /// Opening the file to read it back.
+    pub(crate) fn parts(&self) -> std::io::Result<(&[T], Reader<'_, R>, &[T])> {
+        Ok((&self.head, self.spilled.reader::<R>()?, &self.tail))
+    }
+
     /// Calls `f` with every record in order; stops at the first error
     /// (reading the file back, unflushed records, or one `f` returns).
     pub(crate) fn try_for_each<E: From<std::io::Error>>(

@@ -51,6 +51,58 @@ pub struct Provenance {
     pub detail: String,
 }
 
+/// A [`Provenance`] read in place: its texts borrowed from the record held
+/// in memory or from the temporary file's buffer (no copy of its own). Its
+/// fields are [`Provenance`]'s, in the same order: it is written to JSON, and
+/// read from the temporary file, as one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvenanceRef<'a> {
+    /// The case's site.
+    pub site: &'a str,
+    /// The case.
+    pub patient_id: &'a str,
+    /// The cohort column.
+    pub column: &'a str,
+    /// The value written.
+    pub value: &'a str,
+    /// The rule that produced it.
+    pub rule: &'a str,
+    /// The resources it came from (see [`Provenance::sources`]).
+    #[serde(borrow)]
+    pub sources: Vec<&'a str>,
+    /// How: the element read, the raw value and unit, the cutoff.
+    pub detail: &'a str,
+}
+
+impl<'a> From<&'a Provenance> for ProvenanceRef<'a> {
+    fn from(p: &'a Provenance) -> Self {
+        Self {
+            site: &p.site,
+            patient_id: &p.patient_id,
+            column: &p.column,
+            value: &p.value,
+            rule: &p.rule,
+            sources: p.sources.iter().map(String::as_str).collect(),
+            detail: &p.detail,
+        }
+    }
+}
+
+impl ProvenanceRef<'_> {
+    /// The record as its own.
+    pub fn to_provenance(&self) -> Provenance {
+        Provenance {
+            site: self.site.to_string(),
+            patient_id: self.patient_id.to_string(),
+            column: self.column.to_string(),
+            value: self.value.to_string(),
+            rule: self.rule.to_string(),
+            sources: self.sources.iter().map(|s| s.to_string()).collect(),
+            detail: self.detail.to_string(),
+        }
+    }
+}
+
 /// The resource a provenance source names: `Type/id` (or `SITE:Type/id`)
 /// without the `#component[i]` of a panel's result.
 pub fn resource_of(source: &str) -> &str {
@@ -152,7 +204,7 @@ impl Cohort {
             }
         }
         other.provenance.try_for_each(|p| {
-            if let Some(e) = self.provenance.push(p.clone()) {
+            if let Some(e) = self.provenance.push(p.to_provenance()) {
                 let note = crate::report::Issue::temporary_file("provenance", &e, "keeping it in memory");
                 issues.push(note);
             }
@@ -226,10 +278,20 @@ impl Provenances {
         self.0.len() == 0
     }
 
-    /// Calls `f` with every record in order; stops at the first error (reading
-    /// the temporary file back, or one `f` returns).
-    pub fn try_for_each<E: From<std::io::Error>>(&self, f: impl FnMut(&Provenance) -> Result<(), E>) -> Result<(), E> {
-        self.0.try_for_each(f)
+    /// Calls `f` with every record in order, read in place (a record from the
+    /// temporary file is not copied into strings of its own: that was most of
+    /// the cost of a pass); stops at the first error (reading the temporary
+    /// file back, or one `f` returns).
+    pub fn try_for_each<E: From<std::io::Error>>(
+        &self,
+        mut f: impl FnMut(&ProvenanceRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (head, mut spilled, tail) = self.0.parts()?;
+        head.iter().try_for_each(|p| f(&ProvenanceRef::from(p)))?;
+        while let Some((_, _, p)) = spilled.next_borrowed::<ProvenanceRef<'_>>()? {
+            f(&p)?;
+        }
+        tail.iter().try_for_each(|p| f(&ProvenanceRef::from(p)))
     }
 
     /// Every resource (`Type/id`, [`resource_of`] its sources) a cell came from.
@@ -252,7 +314,12 @@ impl Provenances {
     ///
     /// Reading the temporary file back.
     pub fn all(&self) -> std::io::Result<Vec<Provenance>> {
-        self.0.all()
+        let mut all = Vec::with_capacity(self.len());
+        self.try_for_each(|p| {
+            all.push(p.to_provenance());
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(all)
     }
 
     pub(crate) fn flush(&mut self) -> std::io::Result<()> {

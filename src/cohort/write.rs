@@ -180,7 +180,9 @@ fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
 
 /// `provenance.ndjson`: one line per filled cell, in cohort order.
 fn write_provenance(dir: &Path, cohort: &Cohort) -> Result<()> {
-    write_lines(dir, "provenance.ndjson", |line| cohort.provenance.try_for_each(line))
+    write_lines(dir, "provenance.ndjson", |lines| {
+        cohort.provenance.try_for_each(|p| lines.put(p))
+    })
 }
 
 /// `issues.ndjson`: every issue kept, in the order found.
@@ -190,26 +192,38 @@ fn write_issues(dir: &Path, issues: &mut Issues) -> Result<()> {
 
 /// Every issue kept, one JSON line each, into `dir/name`.
 pub(crate) fn write_issues_as(dir: &Path, name: &str, issues: &mut Issues) -> Result<()> {
-    write_lines(dir, name, |line| issues.try_for_each(line))
+    write_lines(dir, name, |lines| issues.try_for_each(|issue| lines.put(issue)))
 }
 
-/// One more line for [`write_lines`].
-type Line<'a, T> = dyn FnMut(&T) -> std::result::Result<(), Streaming> + 'a;
+/// A JSON-lines file being written by [`write_lines`].
+struct Lines {
+    path: PathBuf,
+    w: BufWriter<File>,
+}
 
-/// Writes `name`, one JSON line per record `each` hands out (records that may
-/// come back from a temporary file: a failure there is told apart).
-fn write_lines<T: Serialize>(
+impl Lines {
+    /// Writes `item` as one more line.
+    fn put(&mut self, item: &impl Serialize) -> std::result::Result<(), Streaming> {
+        let written = serde_json::to_writer(&mut self.w, item)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.w.write_all(b"\n"));
+        written.map_err(|e| Streaming::Out(out_err(&self.path)(e)))
+    }
+}
+
+/// Writes `name`, one JSON line per record `each` hands to [`Lines::put`]
+/// (records that may come back from a temporary file: a failure there is
+/// told apart).
+fn write_lines(
     dir: &Path,
     name: &str,
-    each: impl FnOnce(&mut Line<'_, T>) -> std::result::Result<(), Streaming>,
+    each: impl FnOnce(&mut Lines) -> std::result::Result<(), Streaming>,
 ) -> Result<()> {
-    let (path, mut w) = create(dir, name)?;
-    let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
-    let written = each(&mut |item: &T| {
-        serde_json::to_writer(&mut w, item).map_err(|e| out(e.into()))?;
-        w.write_all(b"\n").map_err(out)
-    });
-    Ok(written.and_then(|()| w.flush().map_err(out))?)
+    let (path, w) = create(dir, name)?;
+    let mut lines = Lines { path, w };
+    each(&mut lines)?;
+    let Lines { path, mut w } = lines;
+    w.flush().map_err(out_err(&path))
 }
 
 /// `sources.ndjson`: one line per resource behind a cell or candidate,
@@ -348,7 +362,7 @@ fn wanted_sources(cohort: &Cohort, sites: &[SiteData], budget: usize) -> std::io
         for s in &p.sources {
             match super::link::split_source(super::resource_of(s)) {
                 (Some(site), resource) => want(site, resource)?,
-                (None, resource) => want(&p.site, resource)?,
+                (None, resource) => want(p.site, resource)?,
             }
         }
         Ok::<_, std::io::Error>(())

@@ -201,12 +201,12 @@ fn onset_ages(cohort: &crate::cohort::Cohort) -> std::io::Result<BTreeMap<Source
     let mut out = BTreeMap::new();
     let mut seen = BTreeSet::new();
     cohort.provenance.try_for_each(|p| {
-        let is_diagnosis = Some(p.column.as_str()) == diagnosis;
-        let Some(&age) = ages.get(p.patient_id.as_str()).filter(|_| is_diagnosis) else {
+        let is_diagnosis = Some(p.column) == diagnosis;
+        let Some(&age) = ages.get(p.patient_id).filter(|_| is_diagnosis) else {
             return Ok::<_, std::io::Error>(());
         };
         // The first diagnosis_code record of a case, as before.
-        if seen.insert(p.patient_id.clone()) {
+        if seen.insert(p.patient_id.to_string()) {
             for id in p.sources.iter().filter_map(|s| s.strip_prefix("Condition/")) {
                 out.insert(SourceRef::new("Condition", id), age);
             }

@@ -30,9 +30,9 @@ pub(super) fn text_findings(cohort: &Cohort, m: &MappingSet) -> std::io::Result<
         if !from_text || p.patient_id.contains('+') {
             return Ok::<_, std::io::Error>(());
         }
-        let Some(column) = m.dictionary.index(&p.column) else { return Ok(()) };
+        let Some(column) = m.dictionary.index(p.column) else { return Ok(()) };
         let Some((_, rule)) = m.rule_for(column) else { return Ok(()) };
-        for (part, vs, present) in parts(&rule.kind, &p.value) {
+        for (part, vs, present) in parts(&rule.kind, p.value) {
             let Some((system, code)) = m.valuesets.get(vs).and_then(|v| v.codes.first()) else { continue };
             let id = format!("text-{}-{}{part}", p.patient_id, rule.id);
             let category = m.dictionary.columns[column].fhir.as_ref().and_then(|f| f.category.clone());
