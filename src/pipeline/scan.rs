@@ -332,10 +332,8 @@ fn parse_and_extract(mappings: &MappingSet, read: Read<'_>, batch: &mut Batch) {
 
 /// Extracts a parsed resource into `batch` (its issues, its text when it gave something).
 fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: &mut Batch) {
-    // Its place names it only when it has no id.
     let unnamed = extract::type_and_id(&parsed.resource).1.is_none();
-    let fallback = if unnamed { read.location.text() } else { String::new() };
-    let out = extract::extract(&parsed.resource, mappings, &fallback);
+    let out = extract::extract(&parsed.resource, mappings, &fallback_name(read, unnamed));
     if let Some(note) = parsed.lenient_note {
         let msg = format!("parsed leniently, unknown or invalid elements dropped: {note}");
         batch.issue(
@@ -353,10 +351,17 @@ fn extract_parsed(mappings: &MappingSet, read: Read<'_>, parsed: Parsed, batch: 
 /// borrowed view (the scan's fast path: nothing converted).
 fn extract_view(mappings: &MappingSet, read: Read<'_>, view: ObservationView<'_>, batch: &mut Batch) {
     let unnamed = view.id().is_none();
-    let fallback = if unnamed { read.location.text() } else { String::new() };
-    let out = extract::extract_observation(view, mappings, &fallback);
+    let out = extract::extract_observation(view, mappings, &fallback_name(read, unnamed));
     let (updated, number) = view.version();
     push_extracted(read, out, Version::of_text(updated, number), unnamed, batch);
+}
+
+/// The name of a resource without an id: its place in the input (empty when it has one).
+fn fallback_name(read: Read<'_>, unnamed: bool) -> String {
+    match unnamed {
+        true => read.location.text(),
+        false => String::new(),
+    }
 }
 
 /// Hands what one resource gave to `batch`: the missing-id issue, then the
@@ -511,10 +516,10 @@ mod tests {
     /// vital signs), and back.
     #[test]
     fn the_prefilter_looking_less_where_it_skips_little_changes_nothing() {
-        let m = MappingSet::builtin().unwrap();
-        let deleted = HashSet::new();
-        let on = Prefilter::new(m.observation_codes());
-        let off = Prefilter::off();
+        scanners(prefilter_looking_less);
+    }
+
+    fn prefilter_looking_less(on: Scanner<'_>, off: Scanner<'_>) {
         let mut texts = Vec::new();
         let registry = crate::bench_data::Spec::registry(3_000, 100);
         let hospital = crate::bench_data::Spec {
@@ -524,12 +529,7 @@ mod tests {
         for spec in [&registry, &hospital, &registry] {
             crate::bench_data::for_each(spec, |_, j| texts.push(j.to_string()));
         }
-        let read = |prefilter: &Prefilter| {
-            let scanner = Scanner {
-                mappings: &m,
-                deleted: &deleted,
-                prefilter,
-            };
+        let read = |scanner: Scanner<'_>| {
             let mut batch = Batch::default();
             for (i, text) in texts.iter().enumerate() {
                 let location = Location {
@@ -546,7 +546,7 @@ mod tests {
             let events = format!("{:?} {:?} {}", batch.events, batch.seen, batch.parsed);
             (events.replace("compact: true", "compact: false"), batch.odds)
         };
-        let ((fused, odds), (classic, _)) = (read(&on), read(&off));
+        let ((fused, odds), (classic, _)) = (read(on), read(off));
         assert_eq!(fused, classic);
         let observations = texts
             .iter()
@@ -561,22 +561,26 @@ mod tests {
 
     /// The one borrowed parse of an Observation past the prefilter gives what
     /// the peek and then the full parse give (the prefilter off takes that way).
-    #[test]
-    fn the_fused_observation_path_gives_the_events_of_the_peek_and_the_parse() {
+    /// Calls `f` with the built-in mappings' scanners, the prefilter on and off.
+    fn scanners(f: impl FnOnce(Scanner<'_>, Scanner<'_>)) {
         let m = MappingSet::builtin().unwrap();
         let deleted = HashSet::new();
-        let on = Prefilter::new(m.observation_codes());
-        let off = Prefilter::off();
+        let (on, off) = (Prefilter::new(m.observation_codes()), Prefilter::off());
         assert!(on.is_on() && !off.is_on());
-        let fused = Scanner {
+        let on = Scanner {
             mappings: &m,
             deleted: &deleted,
             prefilter: &on,
         };
-        let classic = Scanner {
-            prefilter: &off,
-            ..fused
-        };
+        f(on, Scanner { prefilter: &off, ..on });
+    }
+
+    #[test]
+    fn the_fused_observation_path_gives_the_events_of_the_peek_and_the_parse() {
+        scanners(fused_path_gives_the_classic_events);
+    }
+
+    fn fused_path_gives_the_classic_events(fused: Scanner<'_>, classic: Scanner<'_>) {
         let mut texts = Vec::new();
         crate::bench_data::for_each(&crate::bench_data::Spec::registry(2_000, 50), |_, j| {
             texts.push(j.to_string());
