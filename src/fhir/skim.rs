@@ -14,8 +14,9 @@
 //! shape and code checks, on input already restricted to ASCII without
 //! escapes; a second full parse by serde_json would cost about what the peek
 //! it replaces costs (BENCHMARKS.md has the figures with and without it).
-//! Property-tested against serde_json below. This module decides nothing about
-//! relevance beyond the codes it is given.
+//! Property-tested against serde_json below. Its syntax check alone also
+//! finds where a plain Bundle entry's resource ends ([`container_end`]). This
+//! module decides nothing about relevance beyond the codes it is given.
 
 /// Nesting deeper than this is left to serde_json (whose limit is 128).
 pub const MAX_DEPTH: u32 = 100;
@@ -200,6 +201,17 @@ fn walk(b: &[u8], shape: Shape, codes: &Codes) -> Option<()> {
                 i += 1;
             }
         }
+    }
+}
+
+/// The index after the object or array that `b` opens with, when it is
+/// well-formed compact JSON nested at most [`MAX_DEPTH`] deep; `None` when
+/// unsure (anything else, or `b` ends first). Its strings end at the first
+/// `"`: the caller checks [`precondition`] on the bytes up to that index.
+pub(crate) fn container_end(b: &[u8]) -> Option<usize> {
+    match b.first()? {
+        b'{' | b'[' => other(b, 0, MAX_DEPTH as usize),
+        _ => None,
     }
 }
 

@@ -30,7 +30,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use super::super::item::Item;
-use super::{deliver, is_space, one, settle, Buffer, Entry, Problem, Try, BLOCK};
+use super::{deliver, is_space, one, plain_entry, settle, Buffer, Entry, Got, Problem, Try, BLOCK};
 
 /// Where a piece of a Bundle starts in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -240,9 +240,9 @@ impl<R: Read> Buffer<R> {
     }
 }
 
-/// The entries of a piece, checked by serde, borrowed from it.
+/// The entries of a piece, read by serde (or, plain ones, by `plain_entry`), borrowed from it.
 pub struct Checked<'a> {
-    entries: Vec<Entry<'a>>,
+    entries: Vec<Got<'a>>,
     /// How the piece ended.
     pub end: End,
 }
@@ -273,8 +273,9 @@ impl Checked<'_> {
     }
 }
 
-/// The entries of `piece` (an `Entries` piece) as serde reads them, each
-/// followed by its comma, up to the end or the first one that is not so.
+/// The entries of `piece` (an `Entries` piece) as serde reads them (a plain
+/// one as `plain_entry` does, which gives the same), each followed by its
+/// comma, up to the end or the first one that is not so.
 pub fn check(piece: &[u8]) -> Checked<'_> {
     let mut entries = Vec::new();
     let mut pos = 0;
@@ -284,9 +285,15 @@ pub fn check(piece: &[u8]) -> Checked<'_> {
             break End::Unsure { at };
         };
         let bytes = &piece[value..];
-        let (result, used) = one::<Entry<'_>>(bytes);
-        let Try::Done(entry, used) = settle(result, used, bytes, false) else {
-            break End::Unsure { at };
+        let (entry, used) = match plain_entry(bytes) {
+            Some((text, used)) => (Got::Plain(text), used),
+            None => {
+                let (result, used) = one::<Entry<'_>>(bytes);
+                let Try::Done(entry, used) = settle(result, used, bytes, false) else {
+                    break End::Unsure { at };
+                };
+                (Got::Serde(entry), used)
+            }
         };
         match non_space_from(piece, value + used) {
             Some(comma) if piece[comma] == b',' => pos = comma + 1,

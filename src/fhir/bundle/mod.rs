@@ -5,7 +5,11 @@
 //! The input is read in large blocks; serde_json still checks every value,
 //! on slices of the buffer (`from_slice`, borrowed raw values), one member or
 //! one entry at a time; this module only steps over the Bundle's own
-//! punctuation (`{`, `:`, `,`, `[`, `]`, `}`). When a value runs past the end
+//! punctuation (`{`, `:`, `,`, `[`, `]`, `}`). A plain entry, compact
+//! `{"resource":{…}}` and ASCII without escapes, is checked by the skim's
+//! syntax check instead ([`plain_entry`]: serde gives the same text for it,
+//! and the prefilter's skim reads it again anyway); anything else in it goes
+//! to serde, so a damaged entry is reported as before. When a value runs past the end
 //! of the buffer, more is read and the value is checked again from its start,
 //! so at most the largest entry is held. A problem ends the file with one
 //! `Unreadable` item naming its line and column in the file, after the entries
@@ -65,6 +69,32 @@ enum Problem {
     At { at: usize, what: &'static str },
     /// serde_json refused the value starting at `buf[start]`.
     Serde { start: usize, error: serde_json::Error },
+}
+
+/// An entry as read: by serde, or one [`plain_entry`] read.
+enum Got<'a> {
+    Serde(Entry<'a>),
+    /// The resource's text.
+    Plain(&'a str),
+}
+
+/// An entry that is `{"resource":{…}}` and nothing else, without white
+/// space, whose resource the skim's syntax check reads whole and which is
+/// ASCII without control bytes or escapes: the resource's text and the bytes
+/// the entry took. `None` when unsure: serde reads the entry then. For these
+/// entries serde gives the same resource text (a borrowed raw value is its
+/// bytes as written), at about twice the cost: its walk checked every byte
+/// the prefilter's skim then checks again.
+fn plain_entry(bytes: &[u8]) -> Option<(&str, usize)> {
+    const HEAD: &[u8] = b"{\"resource\":";
+    let rest = bytes.strip_prefix(HEAD)?;
+    let end = crate::fhir::skim::container_end(rest).filter(|_| rest.first() == Some(&b'{'))?;
+    let resource = rest.get(..end)?;
+    if rest.get(end) != Some(&b'}') || !crate::fhir::skim::precondition(resource) {
+        return None;
+    }
+    let text = std::str::from_utf8(resource).ok()?;
+    Some((text, HEAD.len() + end + 1))
 }
 
 /// An entry, borrowed from the buffer.
@@ -394,12 +424,20 @@ impl<R: Read> Buffer<R> {
         if self.peek()?.is_none() {
             return Err(self.unexpected(None, ""));
         }
+        let plain = plain_entry(&self.buf[self.pos..]).map(|(text, used)| {
+            deliver(Got::Plain(text), file, index, f);
+            used
+        });
+        if let Some(used) = plain {
+            self.pos += used;
+            return Ok(());
+        }
         loop {
             let bytes = &self.buf[self.pos..];
             let (result, used) = one::<Entry<'_>>(bytes);
             let used = match settle(result, used, bytes, self.eof) {
                 Try::Done(entry, used) => {
-                    deliver(entry, file, index, f);
+                    deliver(Got::Serde(entry), file, index, f);
                     used
                 }
                 Try::Failed(error) => return Err(Problem::Serde { start: self.pos, error }),
@@ -414,13 +452,22 @@ impl<R: Read> Buffer<R> {
     }
 }
 
-fn deliver(entry: Entry<'_>, file: &Arc<str>, index: usize, f: &mut dyn FnMut(Item<'_>)) {
+fn deliver(entry: Got<'_>, file: &Arc<str>, index: usize, f: &mut dyn FnMut(Item<'_>)) {
     let location = Location {
         file: file.clone(),
         pos: Pos::Entry(index),
     };
-    let exchange = entry.request.is_some() || entry.response.is_some();
-    deliver_entry(entry.resource, entry.full_url.as_deref(), exchange, location, f);
+    match entry {
+        Got::Serde(entry) => {
+            let exchange = entry.request.is_some() || entry.response.is_some();
+            deliver_entry(entry.resource, entry.full_url.as_deref(), exchange, location, f);
+        }
+        Got::Plain(text) => f(Item::Resource {
+            location,
+            text,
+            full_url: None,
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -485,7 +532,53 @@ mod tests {
             r#"{"resourceType":"Bundle"}"#.to_string(),
             r#"{"resourceType":"Patient","id":"p"}"#.to_string(),
             r#"{"entry":[{"resource":{"resourceType":"Patient","id":"a"}}],"resourceType":"Bundle"}"#.to_string(),
+            plain(),
         ]
+    }
+
+    /// A compact Bundle most of whose entries [`plain_entry`] reads, and some
+    /// it leaves to serde (an escape, a fullUrl, a space, an array, a member
+    /// after the resource).
+    fn plain() -> String {
+        let entries = [
+            r#"{"resource":{"resourceType":"Observation","id":"plain","code":{"coding":[{"system":"http://loinc.org","code":"2157-6"}]},"valueQuantity":{"value":-1.5e3,"unit":"U/L"},"x":[true,false,null,[],{},0,[[1]]]}}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"a\"b"}}"#,
+            r#"{"fullUrl":"u","resource":{"resourceType":"Patient","id":"f"}}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"s"} }"#,
+            r#"{"resource":[1]}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"m"},"search":{"mode":"match"}}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"last"}}"#,
+        ];
+        format!(
+            r#"{{"resourceType":"Bundle","type":"collection","entry":[{}]}}"#,
+            entries.join(",")
+        )
+    }
+
+    #[test]
+    fn plain_entries_are_read_without_serde_only_when_sure() {
+        let ok = r#"{"resource":{"resourceType":"Patient","id":"p","a":[1,{"b":null}]}},"#;
+        let (text, used) = plain_entry(ok.as_bytes()).unwrap();
+        assert_eq!(text, r#"{"resourceType":"Patient","id":"p","a":[1,{"b":null}]}"#);
+        assert_eq!(&ok[used..], ",");
+        let deep = format!(r#"{{"resource":{{"a":{}1{}}}}}"#, "[".repeat(100), "]".repeat(100));
+        let unsure = [
+            r#"{"resource":{"resourceType":"Patient","id":"é"}}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"a\"}"}}"#,
+            "{\"resource\":{\"resourceType\":\"Patient\",\"id\":\"a\tb\"}}",
+            r#"{"resource":{"resourceType":"Patient","id":"p"},"search":{}}"#,
+            r#"{"fullUrl":"u","resource":{"resourceType":"Patient","id":"p"}}"#,
+            r#"{ "resource":{"resourceType":"Patient","id":"p"}}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"p"}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"p",}}"#,
+            r#"{"resource":[{"resourceType":"Patient"}]}"#,
+            deep.as_str(),
+        ];
+        for entry in unsure {
+            assert_eq!(plain_entry(entry.as_bytes()), None, "{entry}");
+        }
+        let shallower = deep.replacen('[', "", 1).replacen(']', "", 1);
+        assert!(plain_entry(shallower.as_bytes()).is_some(), "{shallower}");
     }
 
     #[test]
@@ -508,18 +601,28 @@ mod tests {
     /// the same report but for the error's place.
     #[test]
     fn damage_anywhere_is_reported_like_the_streaming_reader_does() {
-        let pretty = &bundles()[1];
+        damage_anywhere(&bundles()[1], 3, &["}", "]", ",", "x"]);
+        damage_anywhere(&plain(), 1, &["}", "]", ",", "x", "\"", "\\", " "]);
+    }
+
+    /// Read a few bytes at a time (entries run past the buffer: serde reads
+    /// them) and whole (entries in the buffer: `plain_entry` reads the plain ones).
+    fn damage_anywhere(pretty: &str, step: usize, wrong: &[&str]) {
         for cut in 0..pretty.len() {
             let text = &pretty[..cut];
-            assert_eq!(items(text, Some(5)), items(text, None), "cut at {cut}: {text}");
+            for block in [5, BLOCK] {
+                assert_eq!(items(text, Some(block)), items(text, None), "cut at {cut}: {text}");
+            }
         }
-        for at in (0..pretty.len()).step_by(3) {
-            for bad in ["}", "]", ",", "x"] {
-                let mut text = pretty.clone();
+        for at in (0..pretty.len()).step_by(step) {
+            for bad in wrong {
+                let mut text = pretty.to_string();
                 text.replace_range(at..at + 1, bad);
                 let want: Vec<String> = items(&text, None).iter().map(|i| unplaced(i)).collect();
-                let got: Vec<String> = items(&text, Some(7)).iter().map(|i| unplaced(i)).collect();
-                assert_eq!(got, want, "{bad} at {at}: {text}");
+                for block in [7, BLOCK] {
+                    let got: Vec<String> = items(&text, Some(block)).iter().map(|i| unplaced(i)).collect();
+                    assert_eq!(got, want, "{bad} at {at}: {text}");
+                }
             }
         }
     }
