@@ -15,7 +15,7 @@
 //! escapes; a second full parse by serde_json would cost about what the peek
 //! it replaces costs (BENCHMARKS.md has the figures with and without it).
 //! Property-tested against serde_json below. Its syntax check alone also
-//! finds where a plain Bundle entry's resource ends ([`container_end`]). This
+//! finds where a plain Bundle entry's resource and search end ([`container_end`]). This
 //! module decides nothing about relevance beyond the codes it is given.
 
 /// Nesting deeper than this is left to serde_json (whose limit is 128).

@@ -286,7 +286,7 @@ pub fn check(piece: &[u8]) -> Checked<'_> {
         };
         let bytes = &piece[value..];
         let (entry, used) = match plain_entry(bytes) {
-            Some((text, used)) => (Got::Plain(text), used),
+            Some((entry, used)) => (Got::Plain(entry), used),
             None => {
                 let (result, used) = one::<Entry<'_>>(bytes);
                 let Try::Done(entry, used) = settle(result, used, bytes, false) else {

@@ -6,10 +6,11 @@
 //! on slices of the buffer (`from_slice`, borrowed raw values), one member or
 //! one entry at a time; this module only steps over the Bundle's own
 //! punctuation (`{`, `:`, `,`, `[`, `]`, `}`). A plain entry, compact
-//! `{"resource":{…}}` and ASCII without escapes, is checked by the skim's
-//! syntax check instead ([`plain_entry`]: serde gives the same text for it,
-//! and the prefilter's skim reads it again anyway); anything else in it goes
-//! to serde, so a damaged entry is reported as before. When a value runs past the end
+//! `{"fullUrl":"…","resource":{…},"search":{…}}` (fullUrl and search
+//! optional) and ASCII without escapes, is checked by the skim's syntax check
+//! instead ([`plain_entry`]: serde gives the same for it, and the prefilter's
+//! skim reads the resource again anyway); anything else in it goes to serde,
+//! so a damaged entry is reported as before. When a value runs past the end
 //! of the buffer, more is read and the value is checked again from its start,
 //! so at most the largest entry is held. A problem ends the file with one
 //! `Unreadable` item naming its line and column in the file, after the entries
@@ -74,27 +75,59 @@ enum Problem {
 /// An entry as read: by serde, or one [`plain_entry`] read.
 enum Got<'a> {
     Serde(Entry<'a>),
-    /// The resource's text.
-    Plain(&'a str),
+    Plain(Plain<'a>),
 }
 
-/// An entry that is `{"resource":{…}}` and nothing else, without white
-/// space, whose resource the skim's syntax check reads whole and which is
-/// ASCII without control bytes or escapes: the resource's text and the bytes
-/// the entry took. `None` when unsure: serde reads the entry then. For these
-/// entries serde gives the same resource text (a borrowed raw value is its
-/// bytes as written), at about twice the cost: its walk checked every byte
-/// the prefilter's skim then checks again.
-fn plain_entry(bytes: &[u8]) -> Option<(&str, usize)> {
-    const HEAD: &[u8] = b"{\"resource\":";
-    let rest = bytes.strip_prefix(HEAD)?;
-    let end = crate::fhir::skim::container_end(rest).filter(|_| rest.first() == Some(&b'{'))?;
-    let resource = rest.get(..end)?;
-    if rest.get(end) != Some(&b'}') || !crate::fhir::skim::precondition(resource) {
+/// A plain entry ([`plain_entry`]): its fullUrl and its resource's text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Plain<'a> {
+    full_url: Option<&'a str>,
+    resource: &'a str,
+}
+
+/// An entry that is `{"fullUrl":"…","resource":{…},"search":{…}}` (the
+/// fullUrl and the search may be left out) and nothing else, without white
+/// space, ASCII without control bytes or escapes, its objects read whole by
+/// the skim's syntax check: the entry and the bytes it took. `None` when
+/// unsure: serde reads the entry then. For these entries serde gives the same
+/// (a borrowed raw value is its bytes as written, a string without escapes
+/// its text), at about twice the cost: its walk checked every byte the
+/// prefilter's skim then checks again.
+fn plain_entry(bytes: &[u8]) -> Option<(Plain<'_>, usize)> {
+    let mut at = 1;
+    if bytes.first() != Some(&b'{') {
         return None;
     }
-    let text = std::str::from_utf8(resource).ok()?;
-    Some((text, HEAD.len() + end + 1))
+    let mut full_url = None;
+    if let Some(rest) = bytes[at..].strip_prefix(b"\"fullUrl\":\"") {
+        let len = memchr::memchr(b'"', rest)?;
+        full_url = Some(plain_text(&rest[..len])?);
+        at = bytes.len() - rest.len() + len + 1;
+        if bytes.get(at) != Some(&b',') {
+            return None;
+        }
+        at += 1;
+    }
+    let rest = bytes[at..].strip_prefix(b"\"resource\":")?;
+    at = bytes.len() - rest.len();
+    let (resource, len) = plain_object(rest)?;
+    at += len;
+    if let Some(rest) = bytes[at..].strip_prefix(b",\"search\":") {
+        at = bytes.len() - rest.len() + plain_object(rest)?.1;
+    }
+    (bytes.get(at) == Some(&b'}')).then_some((Plain { full_url, resource }, at + 1))
+}
+
+/// The object `bytes` opens with, when the skim's syntax check reads it and
+/// it is ASCII without control bytes or escapes: its text and length.
+fn plain_object(bytes: &[u8]) -> Option<(&str, usize)> {
+    let end = crate::fhir::skim::container_end(bytes).filter(|_| bytes.first() == Some(&b'{'))?;
+    Some((plain_text(bytes.get(..end)?)?, end))
+}
+
+/// `bytes` as text when ASCII without control bytes or escapes.
+fn plain_text(bytes: &[u8]) -> Option<&str> {
+    crate::fhir::skim::precondition(bytes).then(|| std::str::from_utf8(bytes).ok())?
 }
 
 /// An entry, borrowed from the buffer.
@@ -424,8 +457,8 @@ impl<R: Read> Buffer<R> {
         if self.peek()?.is_none() {
             return Err(self.unexpected(None, ""));
         }
-        let plain = plain_entry(&self.buf[self.pos..]).map(|(text, used)| {
-            deliver(Got::Plain(text), file, index, f);
+        let plain = plain_entry(&self.buf[self.pos..]).map(|(entry, used)| {
+            deliver(Got::Plain(entry), file, index, f);
             used
         });
         if let Some(used) = plain {
@@ -462,10 +495,10 @@ fn deliver(entry: Got<'_>, file: &Arc<str>, index: usize, f: &mut dyn FnMut(Item
             let exchange = entry.request.is_some() || entry.response.is_some();
             deliver_entry(entry.resource, entry.full_url.as_deref(), exchange, location, f);
         }
-        Got::Plain(text) => f(Item::Resource {
+        Got::Plain(Plain { full_url, resource }) => f(Item::Resource {
             location,
-            text,
-            full_url: None,
+            text: resource,
+            full_url,
         }),
     }
 }
@@ -536,14 +569,16 @@ mod tests {
         ]
     }
 
-    /// A compact Bundle most of whose entries [`plain_entry`] reads, and some
-    /// it leaves to serde (an escape, a fullUrl, a space, an array, a member
-    /// after the resource).
+    /// A compact Bundle most of whose entries [`plain_entry`] reads (with and
+    /// without a fullUrl and a search), and some it leaves to serde (an
+    /// escape, a request, a space, an array).
     fn plain() -> String {
         let entries = [
             r#"{"resource":{"resourceType":"Observation","id":"plain","code":{"coding":[{"system":"http://loinc.org","code":"2157-6"}]},"valueQuantity":{"value":-1.5e3,"unit":"U/L"},"x":[true,false,null,[],{},0,[[1]]]}}"#,
             r#"{"resource":{"resourceType":"Patient","id":"a\"b"}}"#,
             r#"{"fullUrl":"u","resource":{"resourceType":"Patient","id":"f"}}"#,
+            r#"{"fullUrl":"urn:uuid:9","resource":{"resourceType":"Patient","id":"g"},"search":{"mode":"match","score":1}}"#,
+            r#"{"fullUrl":"v","resource":{"resourceType":"Patient","id":"h"},"request":{"method":"PUT"}}"#,
             r#"{"resource":{"resourceType":"Patient","id":"s"} }"#,
             r#"{"resource":[1]}"#,
             r#"{"resource":{"resourceType":"Patient","id":"m"},"search":{"mode":"match"}}"#,
@@ -557,17 +592,37 @@ mod tests {
 
     #[test]
     fn plain_entries_are_read_without_serde_only_when_sure() {
-        let ok = r#"{"resource":{"resourceType":"Patient","id":"p","a":[1,{"b":null}]}},"#;
-        let (text, used) = plain_entry(ok.as_bytes()).unwrap();
-        assert_eq!(text, r#"{"resourceType":"Patient","id":"p","a":[1,{"b":null}]}"#);
-        assert_eq!(&ok[used..], ",");
+        let resource = r#"{"resourceType":"Patient","id":"p","a":[1,{"b":null}]}"#;
+        let plain = |full_url| Plain { full_url, resource };
+        for (entry, want) in [
+            (format!(r#"{{"resource":{resource}}},"#), plain(None)),
+            (
+                format!(r#"{{"fullUrl":"urn:uuid:1","resource":{resource}}},"#),
+                plain(Some("urn:uuid:1")),
+            ),
+            (
+                format!(r#"{{"fullUrl":"","resource":{resource},"search":{{"mode":"match"}}}},"#),
+                plain(Some("")),
+            ),
+            (format!(r#"{{"resource":{resource},"search":{{}}}},"#), plain(None)),
+        ] {
+            let (got, used) = plain_entry(entry.as_bytes()).unwrap();
+            assert_eq!(got, want, "{entry}");
+            assert_eq!(&entry[used..], ",", "{entry}");
+        }
         let deep = format!(r#"{{"resource":{{"a":{}1{}}}}}"#, "[".repeat(100), "]".repeat(100));
         let unsure = [
             r#"{"resource":{"resourceType":"Patient","id":"é"}}"#,
             r#"{"resource":{"resourceType":"Patient","id":"a\"}"}}"#,
             "{\"resource\":{\"resourceType\":\"Patient\",\"id\":\"a\tb\"}}",
-            r#"{"resource":{"resourceType":"Patient","id":"p"},"search":{}}"#,
-            r#"{"fullUrl":"u","resource":{"resourceType":"Patient","id":"p"}}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"p"},"search":[]}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"p"},"request":{}}"#,
+            r#"{"resource":{"resourceType":"Patient","id":"p"},"fullUrl":"u"}"#,
+            r#"{"fullUrl":"u\"","resource":{"resourceType":"Patient","id":"p"}}"#,
+            r#"{"fullUrl":"é","resource":{"resourceType":"Patient","id":"p"}}"#,
+            r#"{"fullUrl":1,"resource":{"resourceType":"Patient","id":"p"}}"#,
+            r#"{"fullUrl":"u"}"#,
+            r#"{"fullUrl":"u","resource":{"resourceType":"Patient","id":"p"},"search":{"mode":"match",}}"#,
             r#"{ "resource":{"resourceType":"Patient","id":"p"}}"#,
             r#"{"resource":{"resourceType":"Patient","id":"p"}"#,
             r#"{"resource":{"resourceType":"Patient","id":"p",}}"#,
