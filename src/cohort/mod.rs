@@ -314,12 +314,7 @@ impl Provenances {
     ///
     /// Reading the temporary file back.
     pub fn all(&self) -> std::io::Result<Vec<Provenance>> {
-        let mut all = Vec::with_capacity(self.len());
-        self.try_for_each(|p| {
-            all.push(p.to_provenance());
-            Ok::<_, std::io::Error>(())
-        })?;
-        Ok(all)
+        self.0.all()
     }
 
     pub(crate) fn flush(&mut self) -> std::io::Result<()> {
@@ -393,5 +388,13 @@ mod tests {
         let all = prov.all().unwrap();
         assert_eq!(all.len(), n);
         assert!(all.iter().enumerate().all(|(i, p)| *p == record(i)));
+        // Read in place, held and spilled records alike, they are the same.
+        let mut read = Vec::new();
+        prov.try_for_each(|p| {
+            read.push(p.to_provenance());
+            Ok::<_, std::io::Error>(())
+        })
+        .unwrap();
+        assert_eq!(read, all);
     }
 }
