@@ -10,14 +10,15 @@
 //! read there again when written out (at 100 % relevant that halves the
 //! bytes a run moves). Reading
 //! back is a sequential pass over the file, which is how outputs want them: all
-//! of them in the order they came ([`Texts::try_for_each`]), or the resources
-//! behind cohort rows in key order: `Texts::sorted_places` sorts the places
+//! of them in the order they came ([`Texts::try_for_each`]), or a selection.
+//! `Texts::digested_places` sorts the texts' numbers by their keys' digests
 //! on disk (from any thread once [`Texts::flush`]ed: `cohort::run` sorts them
-//! while the cohort is built), `cohort::write` joins them with the keys it
-//! wants and renders those on the threads ([`Texts::try_render_places`]: a
-//! positional read each, one for texts that lie one after another in their
-//! file: [`inputs`]); [`Texts::try_for_each_selected`] does the same holding the
-//! chosen keys in memory.
+//! while the cohort is built); `cohort::write` joins them with the digests it
+//! wants and renders those in the order they came, on the threads
+//! ([`Texts::try_render_places`]: a positional read each, one for texts that
+//! lie one after another in their file: [`inputs`]). `Texts::sorted_places`
+//! sorts the keys themselves, for the export's selection in key order;
+//! [`Texts::try_for_each_selected`] selects holding the chosen keys in memory.
 //! If the temporary file cannot be written, texts stay in memory and the
 //! caller is told once (see [`Texts::insert`]). Each text keeps whether its
 //! reader proved it compact JSON already ([`Kept`]), handed back with it
@@ -364,14 +365,15 @@ impl Texts {
 
     /// The rendering of [`Texts::try_render_selected`] for places already chosen
     /// (of [`Texts::places`] or `Texts::sorted_places`), in their order.
-    pub fn try_render_places<E: From<std::io::Error>>(
+    /// `K` is what `render` is told of each text (its key, or anything).
+    pub fn try_render_places<K: Sync, E: From<std::io::Error>>(
         &self,
-        places: &[(SourceRef, Place)],
-        render: impl Fn(&SourceRef, Stored<'_>, &mut Vec<u8>) + Sync,
+        places: &[(K, Place)],
+        render: impl Fn(&K, Stored<'_>, &mut Vec<u8>) + Sync,
         mut write: impl FnMut(Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let render = &render;
-        let stretch = move |part: &[(SourceRef, Place)]| -> std::io::Result<Vec<u8>> {
+        let stretch = move |part: &[(K, Place)]| -> std::io::Result<Vec<u8>> {
             // Sized once for what the texts take (and a line's frame): growing it
             // as it fills copied each stretch's bytes over again.
             let size: usize = part.iter().map(|(_, place)| place.size_hint() + 64).sum();
@@ -465,27 +467,46 @@ impl Texts {
     pub(crate) fn sorted_places(&self, budget: usize) -> std::io::Result<Sorted<(SourceRef, u64, PlaceRec)>> {
         let mut places: Sorter<(SourceRef, u64, PlaceRec)> = Sorter::new(budget);
         let mut seq = 0u64;
-        self.try_for_each_place(|key, place| {
+        self.try_for_each_place(|(t, id), place| {
             seq += 1;
-            places.push((key.clone(), seq, place_rec(place)))
+            places.push((SourceRef::new(t, id), seq, place_rec(place)))
         })?;
         places.finish()
     }
 
-    /// Calls `f` with every key and where its text lies, in the order of
-    /// [`Texts::places`] before its sort (the texts in memory, then the
-    /// spilled ones), holding nothing: one pass over the temporary file,
-    /// texts not read. Fails unless [`Texts::flush`] came after the last insert.
+    /// Every text as `(digest, n)`, sorted: `digest` of its key's type and
+    /// id, `n` its number, from 1, in the order of
+    /// [`Texts::try_for_each_place`] (which gives the places back in that
+    /// order). Integers only, so a sort past `budget` records costs little.
+    /// Fails unless [`Texts::flush`] came after the last insert.
+    pub(crate) fn digested_places(
+        &self,
+        budget: usize,
+        digest: impl Fn(&str, &str) -> u128,
+    ) -> std::io::Result<Sorted<(u128, u64)>> {
+        let mut places: Sorter<(u128, u64)> = Sorter::new(budget);
+        let mut n = 0u64;
+        self.try_for_each_place(|(t, id), _| {
+            n += 1;
+            places.push((digest(t, id), n))
+        })?;
+        places.finish()
+    }
+
+    /// Calls `f` with every key (its type and id) and where its text lies, in
+    /// the order of [`Texts::places`] before its sort (the texts in memory,
+    /// then the spilled ones), holding nothing: one pass over the temporary
+    /// file, texts not read. Fails unless [`Texts::flush`] came after the last insert.
     pub fn try_for_each_place<E: From<std::io::Error>>(
         &self,
-        mut f: impl FnMut(&SourceRef, Place) -> Result<(), E>,
+        mut f: impl FnMut((&str, &str), Place) -> Result<(), E>,
     ) -> Result<(), E> {
         for (i, (key, held)) in self.memory.iter().enumerate() {
-            f(key, held.input().unwrap_or(Place::Memory(i)))?;
+            f((&key.resource_type, &key.id), held.input().unwrap_or(Place::Memory(i)))?;
         }
         let mut records = self.spilled.reader::<Record>()?;
-        while let Some((at, size, (key, held))) = records.next_borrowed::<(SourceRef, Held<&str>)>()? {
-            f(&key, held.input().unwrap_or(Place::Disk(at, size)))?;
+        while let Some((at, size, (key, held))) = records.next_borrowed::<(Key<'_>, Held<&str>)>()? {
+            f(key, held.input().unwrap_or(Place::Disk(at, size)))?;
         }
         Ok(())
     }

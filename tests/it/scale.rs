@@ -103,6 +103,7 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
     }
     assert!(text("sources.ndjson").lines().count() > 10);
     assert!(text("relevant.ndjson").lines().count() > text("sources.ndjson").lines().count());
+    sources_are_those_named_once_in_read_order(&text);
     // Resource texts past 0 or 5,000 bytes go to a temporary file: still the same bytes.
     for (threads, chunk, spill) in [("2", "4096", "0"), ("3", "1", "5000"), ("1", "65536", "0")] {
         let out = tmp.path().join(format!("t{threads}-{chunk}-{spill}"));
@@ -121,6 +122,46 @@ fn parallel_reading_writes_the_same_bytes_as_one_thread() {
             assert!(a == b, "{name} differs with {args:?}");
         }
     }
+}
+
+/// `sources.ndjson` (of one site) holds each resource a provenance record or
+/// a candidate names, once, in the order they were read: that of
+/// `relevant.ndjson`, which holds every resource a rule used in input order.
+fn sources_are_those_named_once_in_read_order(text: &dyn Fn(&str) -> String) {
+    let key = |r: &serde_json::Value| format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
+    let lines = |name: &str| -> Vec<serde_json::Value> {
+        text(name).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let read: Vec<String> = lines("relevant.ndjson").iter().map(key).collect();
+    let written: Vec<String> = lines("sources.ndjson").iter().map(|s| key(&s["resource"])).collect();
+    let mut named = std::collections::BTreeSet::new();
+    for p in lines("provenance.ndjson") {
+        named.extend(
+            p["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string()),
+        );
+    }
+    for c in text("candidates.csv").lines().skip(1) {
+        named.insert(format!("Patient/{}", c.split(',').nth(1).unwrap()));
+    }
+    let once: std::collections::BTreeSet<String> = written.iter().cloned().collect();
+    assert_eq!(once.len(), written.len(), "a resource written twice");
+    assert!(
+        once == named,
+        "sources.ndjson is not what provenance and candidates name"
+    );
+    let at: Vec<usize> = written
+        .iter()
+        .map(|k| read.iter().position(|r| r == k).unwrap())
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "sources.ndjson is not in read order"
+    );
+    assert!(written.len() > 10, "only {} sources", written.len());
 }
 
 #[test]

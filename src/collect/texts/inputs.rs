@@ -12,7 +12,6 @@ use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
 use super::{At, Place, Stored};
-use crate::domain::SourceRef;
 use crate::spill::ReadAt;
 
 /// The most bytes between two texts of an input file read with one
@@ -26,9 +25,10 @@ pub(super) const RUN_BYTES: u64 = 1 << 20;
 /// How many places from the first are texts one after another in one input
 /// file (each starting at most [`RUN_GAP`] bytes past the end of the one
 /// before, all within [`RUN_BYTES`]): read with one positional read where they
-/// are more than one (key order often follows the file: ids a server numbers
-/// in turn, one patient's results together).
-pub(super) fn run_len(places: &[(SourceRef, Place)]) -> usize {
+/// are more than one (`sources.ndjson` renders them in the order they came;
+/// key order often follows the file too: ids a server numbers in turn, one
+/// patient's results together).
+pub(super) fn run_len<K>(places: &[(K, Place)]) -> usize {
     let mut n = 0;
     let mut run: Option<(u32, u64, u64)> = None;
     for (_, place) in places {
@@ -125,10 +125,10 @@ impl Inputs {
 
     /// Renders `run` (places of [`run_len`]: texts one after another in one
     /// input file) with one positional read for all of them.
-    pub(super) fn render_run(
+    pub(super) fn render_run<K>(
         &self,
-        run: &[(SourceRef, Place)],
-        render: &(impl Fn(&SourceRef, Stored<'_>, &mut Vec<u8>) + Sync),
+        run: &[(K, Place)],
+        render: &(impl Fn(&K, Stored<'_>, &mut Vec<u8>) + Sync),
         buf: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> std::io::Result<()> {

@@ -170,8 +170,8 @@ fn texts_kept_as_places_are_read_in_their_file_and_a_changed_file_is_an_error() 
     let mut each = Vec::new();
     texts.flush().unwrap();
     texts
-        .try_for_each_place(|k, p| {
-            each.push(format!("{}:{}", k.id, matches!(p, Place::Input(_))));
+        .try_for_each_place(|(_, id), p| {
+            each.push(format!("{}:{}", id, matches!(p, Place::Input(_))));
             Ok::<_, std::io::Error>(())
         })
         .unwrap();
