@@ -467,7 +467,10 @@ mod tests {
             assert_eq!(codes.contains(&probe), set.contains(&probe), "{probe}");
             turned_away += usize::from(!set.contains(&probe) && filter_bit_unset(&codes, &probe));
         }
-        assert!(turned_away > 10_000, "the filter turned away only {turned_away} of 19,400");
+        assert!(
+            turned_away > 10_000,
+            "the filter turned away only {turned_away} of 19,400"
+        );
         assert!(!Codes::default().contains("2157-6"));
     }
 
