@@ -240,8 +240,9 @@ fn write_lines(
 /// memory budget and joined into one bit per text; a pass over the site's
 /// places in read order then renders those chosen, so memory holds no key
 /// per resource and texts that lie one after another in a file are read
-/// together. With several threads the file is written on one of its own
-/// while the next texts are read and rendered.
+/// together (the digests are the duplicate check's 128-bit ones: two keys
+/// sharing one is not expected in any input). With several threads the file
+/// is written on one of its own while the next texts are read and rendered.
 fn write_sources(dir: &Path, cohort: &Cohort, sites: &[SiteData], places: Vec<SortedPlaces>) -> Result<()> {
     let spill = |source| RunError::Spill { source };
     let budget = record_budget::<(usize, u128)>(sites);
