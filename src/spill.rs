@@ -117,13 +117,18 @@ impl Log {
         size: u64,
         buf: &'b mut Vec<u8>,
     ) -> std::io::Result<T> {
+        self.read_span(pos, size, buf)?;
+        record_in(buf)
+    }
+
+    /// The file's `len` bytes from `pos` (records one after another, each
+    /// then read with [`record_in`]), read with one positional read into `buf`.
+    pub(crate) fn read_span(&self, pos: u64, len: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
         let file = self
             .flushed()?
             .ok_or_else(|| std::io::Error::other("record file read before any record"))?;
-        buf.resize(usize::try_from(size).map_err(std::io::Error::other)?, 0);
-        ReadAt { file, pos }.read_exact(buf)?;
-        let body = buf.get(8..).ok_or_else(|| invalid("record shorter than its length"))?;
-        postcard::from_bytes(body).map_err(invalid)
+        buf.resize(usize::try_from(len).map_err(std::io::Error::other)?, 0);
+        ReadAt { file, pos }.read_exact(buf)
     }
 
     /// The file, when it exists and nothing is left in the write buffer.
@@ -145,6 +150,19 @@ fn read_record<T: DeserializeOwned>(r: &mut impl Read, buf: &mut Vec<u8>) -> std
     r.read_exact(buf)?;
     let record = postcard::from_bytes(buf).map_err(invalid)?;
     Ok((8 + size, record))
+}
+
+/// The record `bytes` hold, as a [`Log`] wrote it (its length, then its
+/// body), borrowing from them: the bytes at a record's place and size from
+/// [`Reader::next_borrowed`], read by [`Log::read_span`].
+pub(crate) fn record_in<'b, T: Deserialize<'b>>(bytes: &'b [u8]) -> std::io::Result<T> {
+    let (len, body) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| invalid("record shorter than its length"))?;
+    if usize::try_from(u64::from_le_bytes(*len)).ok() != Some(body.len()) {
+        return Err(invalid("record of another length than its place says"));
+    }
+    postcard::from_bytes(body).map_err(invalid)
 }
 
 /// A record file that does not read back as written.

@@ -15,8 +15,9 @@
 //! on disk (from any thread once [`Texts::flush`]ed: `cohort::run` sorts them
 //! while the cohort is built); `cohort::write` joins them with the digests it
 //! wants and renders those in the order they came, on the threads
-//! ([`Texts::try_render_places`]: a positional read each, one for texts that
-//! lie one after another in their file: [`inputs`]). `Texts::sorted_places`
+//! ([`Texts::try_render_places`]: one positional read for texts that lie
+//! one after another in a file, an input file or the temporary file, else
+//! one each: `inputs::run_len`). `Texts::sorted_places`
 //! sorts the keys themselves, for the export's selection in key order;
 //! [`Texts::try_for_each_selected`] selects holding the chosen keys in memory.
 //! If the temporary file cannot be written, texts stay in memory and the
@@ -99,7 +100,20 @@ pub struct At {
     pub compact: bool,
 }
 
+/// The number [`Place::span`] gives the temporary file (input files count from 0).
+const SPILLED: u32 = u32::MAX;
+
 impl Place {
+    /// The file a text lies in (an input file's number, or [`SPILLED`]) and
+    /// the bytes it takes there, its record's when spilled; `None` in memory.
+    fn span(&self) -> Option<(u32, u64, u64)> {
+        match *self {
+            Place::Memory(_) => None,
+            Place::Disk(at, size) => Some((SPILLED, at, at + size)),
+            Place::Input(at) => Some((at.file, at.offset, at.offset + u64::from(at.len))),
+        }
+    }
+
     /// About how many bytes the text at this place takes (0: not known here).
     fn size_hint(&self) -> usize {
         match *self {
@@ -381,10 +395,10 @@ impl Texts {
             let mut rest = part;
             while let Some((key, place)) = rest.first() {
                 let n = run_len(rest);
-                if n > 1 {
-                    self.inputs.render_run(&rest[..n], render, &mut input, &mut out)?;
-                } else {
-                    render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out);
+                match place {
+                    Place::Input(_) if n > 1 => self.inputs.render_run(&rest[..n], render, &mut input, &mut out)?,
+                    Place::Disk(..) if n > 1 => self.render_spilled_run(&rest[..n], render, &mut buf, &mut out)?,
+                    _ => render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out),
                 }
                 rest = &rest[n.max(1)..];
             }
@@ -404,6 +418,34 @@ impl Texts {
             for bytes in rendered {
                 write(bytes?)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Renders `run` (places of [`run_len`]: records one after another in
+    /// the temporary file) with one positional read for all of them.
+    fn render_spilled_run<K>(
+        &self,
+        run: &[(K, Place)],
+        render: &(impl Fn(&K, Stored<'_>, &mut Vec<u8>) + Sync),
+        buf: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let out_of_range = || std::io::Error::other("text place out of range");
+        let (_, start, end) = run_span(run)?;
+        self.spilled.read_span(start, end - start, buf)?;
+        for (key, place) in run {
+            let Place::Disk(at, size) = *place else {
+                return Err(out_of_range());
+            };
+            let from = usize::try_from(at - start).map_err(|_| out_of_range())?;
+            let len = usize::try_from(size).map_err(|_| out_of_range())?;
+            let bytes = buf.get(from..from.saturating_add(len)).ok_or_else(out_of_range)?;
+            // A spilled place is a text held: one left in an input file has its own place.
+            let Held::Text { text, compact } = crate::spill::record_in::<(Key<'_>, Held<&str>)>(bytes)?.1 else {
+                return Err(out_of_range());
+            };
+            render(key, Stored { text, compact }, out);
         }
         Ok(())
     }
@@ -542,6 +584,17 @@ impl Texts {
             f(key, self.text_of(held, &mut input)?)?;
         }
         Ok(())
+    }
+}
+
+/// The file of a run of places ([`run_len`]), where its first starts and where its last ends.
+fn run_span<K>(run: &[(K, Place)]) -> std::io::Result<(u32, u64, u64)> {
+    match (
+        run.first().and_then(|p| p.1.span()),
+        run.last().and_then(|p| p.1.span()),
+    ) {
+        (Some((file, start, _)), Some((_, _, end))) if end >= start => Ok((file, start, end)),
+        _ => Err(std::io::Error::other("text place out of range")),
     }
 }
 

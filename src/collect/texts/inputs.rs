@@ -22,20 +22,18 @@ pub(super) const RUN_GAP: u64 = 2048;
 /// The most bytes one positional read of several texts takes.
 pub(super) const RUN_BYTES: u64 = 1 << 20;
 
-/// How many places from the first are texts one after another in one input
-/// file (each starting at most [`RUN_GAP`] bytes past the end of the one
-/// before, all within [`RUN_BYTES`]): read with one positional read where they
-/// are more than one (`sources.ndjson` renders them in the order they came;
-/// key order often follows the file too: ids a server numbers in turn, one
-/// patient's results together).
+/// How many places from the first are texts one after another in one file,
+/// an input file or the temporary file (each starting at most [`RUN_GAP`]
+/// bytes past the end of the one before, all within [`RUN_BYTES`]): read
+/// with one positional read where they are more than one (`sources.ndjson`
+/// renders texts in the order they came, which is their order in a file).
 pub(super) fn run_len<K>(places: &[(K, Place)]) -> usize {
     let mut n = 0;
     let mut run: Option<(u32, u64, u64)> = None;
     for (_, place) in places {
-        let Place::Input(At { file, offset, len, .. }) = *place else {
+        let Some((file, offset, end)) = place.span() else {
             break;
         };
-        let end = offset + u64::from(len);
         match run {
             None => run = Some((file, offset, end)),
             Some((f, start, last))
@@ -132,16 +130,7 @@ impl Inputs {
         buf: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> std::io::Result<()> {
-        let span = |place: &Place| match *place {
-            Place::Input(at) => Some((at.file, at.offset, at.offset + u64::from(at.len))),
-            _ => None,
-        };
-        let (Some((file, start, _)), Some((_, _, end))) = (
-            run.first().and_then(|p| span(&p.1)),
-            run.last().and_then(|p| span(&p.1)),
-        ) else {
-            return Err(std::io::Error::other("text place out of range"));
-        };
+        let (file, start, end) = super::run_span(run)?;
         self.span(file, start, usize::try_from(end - start).unwrap_or(usize::MAX), buf)?;
         for (key, place) in run {
             let Place::Input(At {

@@ -49,7 +49,11 @@ fn a_run_is_texts_one_after_another_in_one_file_within_its_limits() {
     assert_eq!(run_len(&[at(0, 0, 10), at(1, 11, 10)]), 1, "another file");
     assert_eq!(run_len(&[at(0, 100, 10), at(0, 0, 10)]), 1, "before the one before");
     assert_eq!(run_len(&[at(0, 0, 10), (key("m"), Place::Memory(0)), at(0, 11, 10)]), 1);
-    assert_eq!(run_len(&[(key("m"), Place::Disk(0, 9)), at(0, 0, 10)]), 0);
+    // Records of the temporary file make runs of their own, as an input file's texts do.
+    let disk = |at: u64, size: u64| (key("d"), Place::Disk(at, size));
+    assert_eq!(run_len(&[disk(0, 9), at(0, 9, 10)]), 1, "a record, then an input file");
+    assert_eq!(run_len(&[disk(0, 9), disk(9, 20), disk(29 + gap, 5), disk(10, 3)]), 3);
+    assert_eq!(run_len(&[at(0, 0, 10), disk(10, 9)]), 1, "an input file, then a record");
     let big = u32::try_from(RUN_BYTES).unwrap();
     assert_eq!(
         run_len(&[at(0, 0, big), at(0, u64::from(big) + 1, 10)]),
@@ -252,4 +256,50 @@ fn digested_places_number_the_texts_in_place_order_sorted_by_digest() {
         want.sort();
         assert_eq!(got, want, "budget {budget}");
     }
+}
+
+/// Spilled texts chosen with gaps between them (others left out) are
+/// rendered from one read per run with the bytes of one read each.
+#[test]
+fn spilled_runs_render_the_texts_of_single_reads() {
+    let mut texts = Texts::new(0);
+    for i in 0..400 {
+        let text = format!("{{\"id\":\"t{i}\",\"pad\":\"{}\"}}", "x".repeat(i % 37));
+        texts.insert(key(&format!("t{i}")), text);
+    }
+    texts.flush().unwrap();
+    let mut all = Vec::new();
+    texts
+        .try_for_each_place(|_, place| {
+            all.push(place);
+            Ok::<_, std::io::Error>(())
+        })
+        .unwrap();
+    assert!(all.iter().all(|p| matches!(p, Place::Disk(..))));
+    // Every text but each fifth and a stretch of 50: runs with gaps and a gap past RUN_GAP.
+    let chosen: Vec<((), Place)> = (all.iter().enumerate())
+        .filter(|(i, _)| i % 5 != 0 && !(200..250).contains(i))
+        .map(|(_, p)| ((), *p))
+        .collect();
+    assert!(run_len(&chosen) > 100, "{}", run_len(&chosen));
+    let render = |_: &(), t: Stored<'_>, line: &mut Vec<u8>| {
+        line.extend_from_slice(t.text.as_bytes());
+        line.push(b'\n');
+    };
+    let mut together = Vec::new();
+    texts
+        .try_render_places(&chosen, render, |b| {
+            together.extend(b);
+            Ok::<_, std::io::Error>(())
+        })
+        .unwrap();
+    let mut one_by_one = Vec::new();
+    for (_, place) in &chosen {
+        one_by_one.extend_from_slice(texts.read(*place).unwrap().as_bytes());
+        one_by_one.push(b'\n');
+    }
+    assert_eq!(
+        String::from_utf8(together).unwrap(),
+        String::from_utf8(one_by_one).unwrap()
+    );
 }
