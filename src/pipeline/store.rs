@@ -116,17 +116,17 @@ pub fn collect_store_site_with(
     if opts.threads > 1 {
         let chunk = opts.chunk_bytes.max(1);
         super::parallel::read_rows(&mut collector, opts.threads, chunk, &file, |f| {
-            store.for_each_in(site, |row| f(&row.json))
+            store.for_each_json_in(site, |json| f(json))
         })?;
     } else {
         let mut index = 0usize;
-        store.for_each_in(site, |row| {
+        store.for_each_json_in(site, |json| {
             collector.accept(Item::Resource {
                 location: Location {
                     file: file.clone(),
                     pos: source::Pos::Entry(index),
                 },
-                text: &row.json,
+                text: json,
                 full_url: None,
             });
             index += 1;

@@ -231,6 +231,11 @@ trait Backend: Send {
     fn sites(&self) -> Result<Vec<String>, StoreError>;
     fn for_each(&self, site: Option<&str>, f: &mut dyn FnMut(Row)) -> Result<(), StoreError>;
     fn for_each_of(&self, site: &str, rtype: &str, f: &mut dyn FnMut(Row)) -> Result<(), StoreError>;
+    /// The JSON of every row of `site`, in [`Backend::for_each`]'s order,
+    /// borrowed where the backend can (no row of owned strings per resource).
+    fn for_each_json(&self, site: &str, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        self.for_each(Some(site), &mut |row| f(&row.json))
+    }
     fn counts(&self, site: Option<&str>) -> Result<BTreeMap<String, u64>, StoreError>;
     fn sync_state(&self, site: &str) -> Result<Option<SyncState>, StoreError>;
     fn begin_run(&mut self, site: &str, base_url: &str) -> Result<(), StoreError>;
@@ -329,6 +334,13 @@ impl Store {
     /// Calls `f` with every row of `site`, ordered by type, id, one at a time.
     pub fn for_each_in(&self, site: &str, mut f: impl FnMut(Row)) -> Result<(), StoreError> {
         self.backend.for_each(Some(site), &mut f)
+    }
+
+    /// Calls `f` with the JSON of every row of `site`, in [`Store::for_each_in`]'s
+    /// order (by type, id): what reading a store for a cohort needs, without
+    /// the row's other columns.
+    pub fn for_each_json_in(&self, site: &str, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
+        self.backend.for_each_json(site, &mut f)
     }
 
     /// Adds a finished run to `site`'s run history (keeping the newest [`RUNS_KEPT`]).
@@ -738,6 +750,11 @@ mod tests {
             let mut in_b = Vec::new();
             s.for_each_in("b", |r| in_b.push(r.rtype)).unwrap();
             assert_eq!(in_b, ["Observation", "Patient"]);
+            // The JSON alone comes in the rows' order, with their texts.
+            let (mut json_in_b, mut rows_in_b) = (Vec::new(), Vec::new());
+            s.for_each_json_in("b", |j| json_in_b.push(j.to_string())).unwrap();
+            s.for_each_in("b", |r| rows_in_b.push(r.json)).unwrap();
+            assert_eq!((json_in_b.len(), &json_in_b), (2, &rows_in_b));
             let mut patients = Vec::new();
             s.for_each_of("b", "Patient", |r| patients.push((r.site, r.id)))
                 .unwrap();

@@ -126,6 +126,17 @@ impl Backend for Sqlite {
         each_row(rows, f)
     }
 
+    fn for_each_json(&self, site: &str, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT json FROM resource WHERE site = ?1 ORDER BY rtype, id")?;
+        let mut rows = stmt.query(params![site])?;
+        while let Some(r) = rows.next()? {
+            f(r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+        }
+        Ok(())
+    }
+
     fn counts(&self, site: Option<&str>) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT rtype, COUNT(*) FROM resource WHERE ?1 IS NULL OR site = ?1 GROUP BY rtype ORDER BY rtype",
