@@ -395,10 +395,10 @@ impl Texts {
             let mut rest = part;
             while let Some((key, place)) = rest.first() {
                 let n = run_len(rest);
-                match place {
-                    Place::Input(_) if n > 1 => self.inputs.render_run(&rest[..n], render, &mut input, &mut out)?,
-                    Place::Disk(..) if n > 1 => self.render_spilled_run(&rest[..n], render, &mut buf, &mut out)?,
-                    _ => render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out),
+                if n > 1 {
+                    self.render_run(&rest[..n], render, &mut input, &mut out)?;
+                } else {
+                    render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out);
                 }
                 rest = &rest[n.max(1)..];
             }
@@ -422,9 +422,10 @@ impl Texts {
         Ok(())
     }
 
-    /// Renders `run` (places of [`run_len`]: records one after another in
-    /// the temporary file) with one positional read for all of them.
-    fn render_spilled_run<K>(
+    /// Renders `run` (places of [`run_len`]: texts one after another in one
+    /// file, an input file or the temporary file) with one positional read
+    /// for all of them.
+    fn render_run<K>(
         &self,
         run: &[(K, Place)],
         render: &(impl Fn(&K, Stored<'_>, &mut Vec<u8>) + Sync),
@@ -432,20 +433,31 @@ impl Texts {
         out: &mut Vec<u8>,
     ) -> std::io::Result<()> {
         let out_of_range = || std::io::Error::other("text place out of range");
-        let (_, start, end) = run_span(run)?;
-        self.spilled.read_span(start, end - start, buf)?;
+        let (file, start, end) = run_span(run)?;
+        match file {
+            SPILLED => self.spilled.read_span(start, end - start, buf)?,
+            file => (self.inputs).span(file, start, usize::try_from(end - start).unwrap_or(usize::MAX), buf)?,
+        }
         for (key, place) in run {
-            let Place::Disk(at, size) = *place else {
+            let (_, from, to) = place.span().ok_or_else(out_of_range)?;
+            let within = |at: u64| at.checked_sub(start).and_then(|d| usize::try_from(d).ok());
+            let (Some(from), Some(to)) = (within(from), within(to)) else {
                 return Err(out_of_range());
             };
-            let from = usize::try_from(at - start).map_err(|_| out_of_range())?;
-            let len = usize::try_from(size).map_err(|_| out_of_range())?;
-            let bytes = buf.get(from..from.saturating_add(len)).ok_or_else(out_of_range)?;
-            // A spilled place is a text held: one left in an input file has its own place.
-            let Held::Text { text, compact } = crate::spill::record_in::<(Key<'_>, Held<&str>)>(bytes)?.1 else {
-                return Err(out_of_range());
+            let bytes = buf.get(from..to).ok_or_else(out_of_range)?;
+            let stored = match *place {
+                Place::Input(at) => Stored {
+                    text: self.inputs.checked(at.file, bytes)?,
+                    compact: at.compact,
+                },
+                // A spilled place is a text held: one left in an input file has its own place.
+                Place::Disk(..) => match crate::spill::record_in::<(Key<'_>, Held<&str>)>(bytes)?.1 {
+                    Held::Text { text, compact } => Stored { text, compact },
+                    Held::At(_) => return Err(out_of_range()),
+                },
+                Place::Memory(_) => return Err(out_of_range()),
             };
-            render(key, Stored { text, compact }, out);
+            render(key, stored, out);
         }
         Ok(())
     }

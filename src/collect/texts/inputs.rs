@@ -1,8 +1,8 @@
 //! The input files texts lie in (`Held::At`): each opened again on the
 //! first read, read at a text's place with one positional read (one for
-//! several texts that lie one after another: [`run_len`]), and each text
-//! checked to be still there (a file changed under a run is an error naming
-//! the file only).
+//! several texts that lie one after another, [`run_len`], which says the
+//! same of the temporary file's records), and each text checked to be still
+//! there (a file changed under a run is an error naming the file only).
 //!
 //! This module owns reading input files back; which texts lie where is
 //! `Texts`', what is done with a text read is its caller's.
@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
-use super::{At, Place, Stored};
+use super::{At, Place};
 use crate::spill::ReadAt;
 
 /// The most bytes between two texts of an input file read with one
@@ -92,7 +92,7 @@ impl Inputs {
     }
 
     /// Input file `file`'s `len` bytes from `offset`, read into `buf` (one positional read).
-    fn span(&self, file: u32, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    pub(super) fn span(&self, file: u32, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
         let input = self.input(file)?;
         let open = input
             .open
@@ -109,7 +109,7 @@ impl Inputs {
 
     /// `bytes` read at a text's place in input file `file`, as that text: an
     /// error when they are no longer a JSON object's text.
-    fn checked<'b>(&self, file: u32, bytes: &'b [u8]) -> std::io::Result<&'b str> {
+    pub(super) fn checked<'b>(&self, file: u32, bytes: &'b [u8]) -> std::io::Result<&'b str> {
         // The text was a JSON object, so it starts and ends as one.
         if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
             return Err(changed(self.input(file)?));
@@ -119,31 +119,5 @@ impl Inputs {
 
     fn input(&self, file: u32) -> std::io::Result<&Input> {
         (self.files.get(file as usize)).ok_or_else(|| std::io::Error::other("text place out of range"))
-    }
-
-    /// Renders `run` (places of [`run_len`]: texts one after another in one
-    /// input file) with one positional read for all of them.
-    pub(super) fn render_run<K>(
-        &self,
-        run: &[(K, Place)],
-        render: &(impl Fn(&K, Stored<'_>, &mut Vec<u8>) + Sync),
-        buf: &mut Vec<u8>,
-        out: &mut Vec<u8>,
-    ) -> std::io::Result<()> {
-        let (file, start, end) = super::run_span(run)?;
-        self.span(file, start, usize::try_from(end - start).unwrap_or(usize::MAX), buf)?;
-        for (key, place) in run {
-            let Place::Input(At {
-                offset, len, compact, ..
-            }) = *place
-            else {
-                return Err(std::io::Error::other("text place out of range"));
-            };
-            let from = usize::try_from(offset - start).unwrap_or(usize::MAX);
-            let bytes = buf.get(from..from.saturating_add(len as usize)).unwrap_or_default();
-            let text = self.checked(file, bytes)?;
-            render(key, Stored { text, compact }, out);
-        }
-        Ok(())
     }
 }
