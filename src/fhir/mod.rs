@@ -42,4 +42,5 @@ pub const MAPPED_TYPES: &[&str] = &[
     "MedicationDispense",
 ];
 
+pub(crate) use compact::already_compact;
 pub use compact::compact_json;

@@ -336,7 +336,7 @@ impl<'m> Collector<'m> {
             self.issues.push(issue);
         }
         if let Some(text) = text {
-            if let Some(e) = self.sources.insert(out.source.clone(), text) {
+            if let Some(e) = self.sources.insert(&out.source, text) {
                 self.spill_issue("resource texts", &e);
             }
         }

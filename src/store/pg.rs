@@ -121,10 +121,19 @@ impl Pg {
     /// Runs `f` on the connection's thread and waits for its answer.
     /// Streams the rows of `scope` (every site; one site; one site's type) to `f`.
     fn rows_of(&self, scope: Option<(String, Option<String>)>, f: &mut dyn FnMut(Row)) -> Result<(), StoreError> {
-        let (rows_tx, rows) = mpsc::sync_channel::<Row>(1024);
+        self.streamed(move |c, out| stream(c, scope, out), f)
+    }
+
+    /// Calls `f` with each item `produce` sends from the connection's thread, as they come.
+    fn streamed<T: Send + 'static>(
+        &self,
+        produce: impl FnOnce(&mut Client, &mpsc::SyncSender<T>) -> Result<(), StoreError> + Send + 'static,
+        f: &mut dyn FnMut(T),
+    ) -> Result<(), StoreError> {
+        let (rows_tx, rows) = mpsc::sync_channel::<T>(1024);
         let (done_tx, done) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |c| {
-            let _ = done_tx.send(stream(c, scope, &rows_tx));
+            let _ = done_tx.send(produce(c, &rows_tx));
         });
         self.jobs
             .as_ref()
@@ -475,6 +484,11 @@ impl Backend for Pg {
         self.rows_of(Some((site.to_string(), Some(rtype.to_string()))), f)
     }
 
+    fn for_each_json(&self, site: &str, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        let site = site.to_string();
+        self.streamed(move |c, out| stream_json(c, &site, out), &mut |json: String| f(&json))
+    }
+
     fn counts(&self, site: Option<&str>) -> Result<BTreeMap<String, u64>, StoreError> {
         let site = site.map(str::to_string);
         self.call(move |c| {
@@ -708,6 +722,20 @@ fn stream(
             json: r.try_get(5)?,
         };
         if out.send(row).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Sends the JSON of each row of `site` to `out`, in [`stream`]'s order: the
+/// one column reading a store for a cohort needs.
+fn stream_json(c: &mut Client, site: &str, out: &mpsc::SyncSender<String>) -> Result<(), StoreError> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let sql = "SELECT json FROM resource WHERE site = $1 ORDER BY rtype, id";
+    let mut rows = c.query_raw(sql, [site])?;
+    while let Some(r) = rows.next()? {
+        if out.send(r.try_get(0)?).is_err() {
             break;
         }
     }

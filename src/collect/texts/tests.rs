@@ -69,10 +69,10 @@ fn key(id: &str) -> SourceRef {
 #[test]
 fn texts_past_the_limit_go_to_disk_and_come_back_in_key_order() {
     let mut texts = Texts::new(10);
-    assert!(texts.insert(key("c"), "{\"id\":\"c\"}".to_string()).is_none()); // 10 bytes: fits
-    assert!(texts.insert(key("a"), "{\"id\":\"a\",\"é\":1}".to_string()).is_none());
-    assert!(texts.insert(key("b"), "{\"id\":\"b\"}".to_string()).is_none());
-    assert!(texts.insert(key("d"), "{}".to_string()).is_none()); // would fit; after a spilled one
+    assert!(texts.insert(&key("c"), "{\"id\":\"c\"}".to_string()).is_none()); // 10 bytes: fits
+    assert!(texts.insert(&key("a"), "{\"id\":\"a\",\"é\":1}".to_string()).is_none());
+    assert!(texts.insert(&key("b"), "{\"id\":\"b\"}".to_string()).is_none());
+    assert!(texts.insert(&key("d"), "{}".to_string()).is_none()); // would fit; after a spilled one
     assert_eq!((texts.len(), texts.spilled()), (4, 3));
     let all = texts.select(|_| true).unwrap();
     let seen: Vec<String> = all.iter().map(|(k, t)| format!("{}={t}", k.id)).collect();
@@ -88,7 +88,7 @@ fn texts_past_the_limit_go_to_disk_and_come_back_in_key_order() {
     let some = texts.select(|k| k.id == "b" || k.id == "c").unwrap();
     assert_eq!(some.keys().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
     // Reading back leaves the file ready for more.
-    assert!(texts.insert(key("0"), "{\"e\":1}".to_string()).is_none());
+    assert!(texts.insert(&key("0"), "{\"e\":1}".to_string()).is_none());
     assert_eq!(texts.select(|k| k.id == "0").unwrap()[&key("0")], "{\"e\":1}");
     let mut order = Vec::new();
     texts
@@ -108,7 +108,7 @@ fn texts_kept_after_the_temporary_file_failed_come_back_after_the_spilled_ones()
     };
     let mut failures = 0;
     for id in ["a", "b", "c", "d", "e"] {
-        failures += usize::from(texts.insert(key(id), format!("{{\"id\":\"{id}\"}}")).is_some());
+        failures += usize::from(texts.insert(&key(id), format!("{{\"id\":\"{id}\"}}")).is_some());
     }
     assert_eq!(
         (failures, texts.len(), texts.spilled()),
@@ -130,7 +130,7 @@ fn texts_kept_after_the_temporary_file_failed_come_back_after_the_spilled_ones()
 fn without_a_limit_nothing_touches_disk() {
     let mut texts = Texts::default();
     for i in 0..100 {
-        texts.insert(key(&i.to_string()), "x".repeat(1000));
+        texts.insert(&key(&i.to_string()), "x".repeat(1000));
     }
     assert_eq!((texts.len(), texts.spilled()), (100, 0));
 }
@@ -150,9 +150,9 @@ fn texts_kept_as_places_are_read_in_their_file_and_a_changed_file_is_an_error() 
             len: 10,
             compact,
         };
-        assert!(texts.insert(key(id), at).is_none());
+        assert!(texts.insert(&key(id), at).is_none());
     }
-    assert!(texts.insert(key("c"), "{\"id\":\"c\"}".to_string()).is_none());
+    assert!(texts.insert(&key("c"), "{\"id\":\"c\"}".to_string()).is_none());
     assert_eq!((texts.len(), texts.spilled()), (3, 2));
     let all = texts.select(|_| true).unwrap();
     let seen: Vec<String> = all.iter().map(|(k, t)| format!("{}={t}", k.id)).collect();
@@ -196,7 +196,7 @@ fn texts_kept_as_places_are_read_in_their_file_and_a_changed_file_is_an_error() 
         text: "{\"id\":\"d\"}".into(),
         compact: true,
     };
-    assert!(texts.insert(key("d"), d).is_none());
+    assert!(texts.insert(&key("d"), d).is_none());
     out.clear();
     let write = |b: Vec<u8>| {
         out.extend_from_slice(&b);
@@ -229,7 +229,7 @@ fn digested_places_number_the_texts_in_place_order_sorted_by_digest() {
     let mut texts = Texts::new(40);
     let ids: Vec<String> = (0..50).map(|i| format!("id{}", (i * 37) % 101)).collect();
     for id in &ids {
-        texts.insert(key(id), format!("{{\"id\":\"{id}\"}}"));
+        texts.insert(&key(id), format!("{{\"id\":\"{id}\"}}"));
     }
     assert!(texts.spilled() > 0 && texts.spilled() < 50, "{}", texts.spilled());
     texts.flush().unwrap();
@@ -265,7 +265,7 @@ fn spilled_runs_render_the_texts_of_single_reads() {
     let mut texts = Texts::new(0);
     for i in 0..400 {
         let text = format!("{{\"id\":\"t{i}\",\"pad\":\"{}\"}}", "x".repeat(i % 37));
-        texts.insert(key(&format!("t{i}")), text);
+        texts.insert(&key(&format!("t{i}")), text);
     }
     texts.flush().unwrap();
     let mut all = Vec::new();
