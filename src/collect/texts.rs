@@ -436,7 +436,10 @@ impl Texts {
         let (file, start, end) = run_span(run)?;
         match file {
             SPILLED => self.spilled.read_span(start, end - start, buf)?,
-            file => (self.inputs).span(file, start, usize::try_from(end - start).unwrap_or(usize::MAX), buf)?,
+            file => {
+                let len = usize::try_from(end - start).unwrap_or(usize::MAX);
+                self.inputs.span(file, start, len, buf)?
+            }
         }
         for (key, place) in run {
             let (_, from, to) = place.span().ok_or_else(out_of_range)?;
