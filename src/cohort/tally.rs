@@ -1,6 +1,6 @@
 //! Counts of case rows, fed one row at a time: everything Table 1 and
 //! completeness need, so neither needs the rows themselves (a large cohort's
-//! rows are on disk, see [`super::Rows`]). Per group (every site pooled, and
+//! rows are on disk, see [`super::rows::Rows`]). Per group (every site pooled, and
 //! each site in order of first appearance; a linked case `a+b` counts in `a`
 //! and in `b`): the number of cases, per column the cases with a value and
 //! each level's count, and the numbers of the numeric columns (onset age, lab

@@ -2,7 +2,7 @@
 //! rules fired, and the pseudonyms, date offsets and wordings already
 //! computed (every resource of a patient references the patient, and the
 //! same lab names recur), so each is computed once a stretch of resources
-//! instead of once a resource. Bounded: a memo past [`MEMO_MAX`] entries
+//! instead of once a resource. Bounded: a memo past `MEMO_MAX` entries
 //! starts over.
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Applying the rules to one resource: allow-list, pseudonyms, date shift,
 //! free-text reduction, age pooling, ZIP3; counting every rule that fired.
 //!
-//! A resource is read from its text into a borrowed tree ([`super::json`])
+//! A resource is read from its text into a borrowed tree (`deid::json`)
 //! and its de-identified JSON is written straight out while walking it: no
 //! tree of the result is built. The bytes are those `serde_json::Value`
 //! gives (an ordered map): members in their source order, the new `id` in

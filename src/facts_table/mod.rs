@@ -2,7 +2,7 @@
 //! to turn into the cohort and Table 1 with SQL (`imnm facts`, `imnm sql`).
 //!
 //! A site (or one shard of a site's export) writes its facts with
-//! [`write`]; [`sql`] generates, from the data dictionary, the SQL that
+//! [`write()`]; [`sql`] generates, from the data dictionary, the SQL that
 //! builds cohort rows and Table 1 from any number of such files. What one
 //! shard cannot resolve alone (a MedicationRequest naming a Medication in
 //! another file, a Patient's birth date against a Condition's onset) is

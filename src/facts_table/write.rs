@@ -31,7 +31,7 @@ pub const COLUMNS: [(&str, Kind); 18] = [
     ("evidence", Kind::Int),
 ];
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FactsWritten {
     /// The Parquet file.

@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-/// `raw` on one line: the text itself when [`already_compact`], else
+/// `raw` on one line: the text itself when `already_compact`, else
 /// re-serialised compactly (pretty Bundle entries span lines); text that is
 /// not JSON has its line breaks turned into spaces.
 pub fn compact_json(raw: &str) -> Cow<'_, str> {

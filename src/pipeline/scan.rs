@@ -35,9 +35,9 @@ pub enum Event {
         out: Box<Extracted>,
         /// Its raw JSON (or where it lies in its file), kept only when it gave something.
         text: Option<Kept>,
-        /// Its [`resource_key`], for the duplicate check.
+        /// Its `resource_key`, for the duplicate check.
         key: u128,
-        /// Its [`subject_key`], when it names a subject.
+        /// Its `subject_key`, when it names a subject.
         subject: Option<String>,
         /// Which version of the resource it is, when its `meta` says.
         version: Option<Version>,

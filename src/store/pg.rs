@@ -12,7 +12,7 @@
 //! when a root is named: `PGSSLROOTCERT=/path/ca.pem` (a registry's own CA) or
 //! `PGSSLROOTCERT=system` (the system's roots); without it the connection is
 //! encrypted but the server unverified (libpq's `require`). The password is
-//! never shown: errors name the URL through [`redact`].
+//! never shown: errors name the URL through `redact`.
 //!
 //! # Schema
 //! The tables of [`super::schema`] at [`SCHEMA_VERSION`], with the version in
@@ -25,7 +25,7 @@
 //! the sync's tokio runtime: one thread per connection owns the client and runs
 //! the store's calls in order, handing rows back over a bounded channel.
 //!
-//! Owns the PostgreSQL SQL only; what a write counts ([`super::decide`]) is the
+//! Owns the PostgreSQL SQL only; what a write counts (`store::decide`) is the
 //! store's.
 
 use std::collections::BTreeMap;
