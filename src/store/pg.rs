@@ -696,9 +696,8 @@ fn stream(
     scope: Option<(String, Option<String>)>,
     out: &mpsc::SyncSender<Row>,
 ) -> Result<(), StoreError> {
-    use postgres::fallible_iterator::FallibleIterator;
     let cols = "site, rtype, id, version_id, last_updated, json";
-    let mut rows = match &scope {
+    let rows = match &scope {
         None => c.query_raw(
             &format!("SELECT {cols} FROM resource ORDER BY site, rtype, id"),
             std::iter::empty::<&str>(),
@@ -712,30 +711,34 @@ fn stream(
             [site, rtype],
         )?,
     };
-    while let Some(r) = rows.next()? {
-        let row = Row {
+    send_each(rows, out, |r| {
+        Ok(Row {
             site: r.try_get(0)?,
             rtype: r.try_get(1)?,
             id: r.try_get(2)?,
             version_id: r.try_get(3)?,
             last_updated: r.try_get(4)?,
             json: r.try_get(5)?,
-        };
-        if out.send(row).is_err() {
-            break;
-        }
-    }
-    Ok(())
+        })
+    })
 }
 
 /// Sends the JSON of each row of `site` to `out`, in [`stream`]'s order: the
 /// one column reading a store for a cohort needs.
 fn stream_json(c: &mut Client, site: &str, out: &mpsc::SyncSender<String>) -> Result<(), StoreError> {
-    use postgres::fallible_iterator::FallibleIterator;
     let sql = "SELECT json FROM resource WHERE site = $1 ORDER BY rtype, id";
-    let mut rows = c.query_raw(sql, [site])?;
+    send_each(c.query_raw(sql, [site])?, out, |r| r.try_get(0))
+}
+
+/// Sends `each` of every row of `rows` to `out`, until the receiver is gone.
+fn send_each<T>(
+    mut rows: postgres::RowIter<'_>,
+    out: &mpsc::SyncSender<T>,
+    each: impl Fn(&postgres::Row) -> Result<T, postgres::Error>,
+) -> Result<(), StoreError> {
+    use postgres::fallible_iterator::FallibleIterator;
     while let Some(r) = rows.next()? {
-        if out.send(r.try_get(0)?).is_err() {
+        if out.send(each(&r)?).is_err() {
             break;
         }
     }
