@@ -154,8 +154,15 @@ fn add_case(cohort: &mut Cohort, key: Key, data: &PatientData, m: &MappingSet, i
     };
     b.demographics(data, issues);
     b.diagnosis(&qualifying, data, issues);
-    for (i, rule) in m.rules.iter().enumerate() {
-        let facts = best_evidence(data.facts.iter().filter(|f| f.rule == i).collect());
+    // Each rule's facts, in the order the patient's data holds them: one pass, not one per rule.
+    let mut by_rule: Vec<Vec<&Fact>> = vec![Vec::new(); m.rules.len()];
+    for f in &data.facts {
+        if let Some(facts) = by_rule.get_mut(f.rule) {
+            facts.push(f);
+        }
+    }
+    for (rule, facts) in m.rules.iter().zip(by_rule) {
+        let facts = best_evidence(facts);
         b.apply(rule, &facts, &qualifying);
         conflicting_text(&b.patient, rule, &facts, issues);
     }
@@ -416,12 +423,14 @@ impl RowBuilder<'_> {
         if facts.is_empty() {
             return;
         }
+        // Each source once, in the order first met (a set: a column may have hundreds).
+        let mut seen =
+            std::collections::HashSet::with_capacity_and_hasher(facts.len(), foldhash::fast::RandomState::default());
         let mut sources: Vec<String> = Vec::new();
         for f in facts {
             for s in std::iter::once(&f.source).chain(f.via.as_ref()) {
-                let s = s.to_string();
-                if !sources.contains(&s) {
-                    sources.push(s);
+                if seen.insert(s) {
+                    sources.push(s.to_string());
                 }
             }
         }

@@ -366,7 +366,7 @@ fn fallback_name(read: Read<'_>, unnamed: bool) -> String {
 
 /// Hands what one resource gave to `batch`: the missing-id issue, then the
 /// event (its text kept when it gave something).
-fn push_extracted(read: Read<'_>, out: Extracted, version: Option<Version>, unnamed: bool, batch: &mut Batch) {
+fn push_extracted(read: Read<'_>, mut out: Extracted, version: Option<Version>, unnamed: bool, batch: &mut Batch) {
     if unnamed {
         let msg = format!(
             "{} without an id; named by its place in the input",
@@ -382,7 +382,7 @@ fn push_extracted(read: Read<'_>, out: Extracted, version: Option<Version>, unna
     batch.events.push(Event::Parsed {
         full_url: read.full_url.map(str::to_string),
         key: resource_key(&out.source),
-        subject: out.subject.as_deref().map(subject_key),
+        subject: out.subject.take().map(subject_key),
         version,
         out: Box::new(out),
         text: used.then(|| kept(read)),
@@ -448,14 +448,14 @@ pub(crate) fn digest(resource_type: &str, id: &str) -> u128 {
 }
 
 /// The key of a subject reference: `Patient/id` for a Patient however written, else the reference trimmed.
-pub(super) fn subject_key(reference: &str) -> String {
-    // Most subjects are written `Patient/id` already, which is their key.
+pub(super) fn subject_key(reference: String) -> String {
+    // Most subjects are written `Patient/id` already, which is their key (kept, not copied).
     let written_so = (reference.strip_prefix("Patient/"))
         .is_some_and(|id| !id.is_empty() && !id.contains(['/', '?']) && id.trim_end() == id);
     if written_so {
-        return reference.to_string();
+        return reference;
     }
-    match reference::parse(reference) {
+    match reference::parse(&reference) {
         Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
         _ => reference.trim().to_string(),
     }
@@ -508,7 +508,7 @@ mod tests {
                 Ref::Typed { resource_type, id } if resource_type == "Patient" => format!("Patient/{id}"),
                 _ => reference.trim().to_string(),
             };
-            proptest::prop_assert_eq!(subject_key(&reference), parsed);
+            proptest::prop_assert_eq!(subject_key(reference.clone()), parsed);
         }
     }
 

@@ -253,23 +253,31 @@ pub fn concept_matches<'o>(m: &MappingSet, vs: usize, cc: impl Into<Concept<'o>>
 /// codings' value sets worked out once, its words (trimmed, lower-cased) once
 /// a value set that matches by text asks for them.
 pub struct ConceptMatch<'c> {
-    sets: Vec<usize>,
+    /// The value sets of the first coding that has any, as the mappings hold them.
+    first: &'c [usize],
+    /// Those of the later codings (nothing allocated for a concept of one known coding).
+    more: Vec<usize>,
     cc: Concept<'c>,
     words: std::cell::OnceCell<Vec<String>>,
 }
 
 impl<'c> ConceptMatch<'c> {
     /// What `cc` matches.
-    pub fn new(m: &MappingSet, cc: impl Into<Concept<'c>>) -> Self {
+    pub fn new(m: &'c MappingSet, cc: impl Into<Concept<'c>>) -> Self {
         let cc = cc.into();
-        let mut sets = Vec::new();
+        let (mut first, mut more): (&'c [usize], Vec<usize>) = (&[], Vec::new());
         for (s, c) in codings(cc) {
             if let (Some(s), Some(c)) = (s, c) {
-                sets.extend_from_slice(m.valuesets_of(s, c));
+                match m.valuesets_of(s, c) {
+                    [] => {}
+                    sets if first.is_empty() => first = sets,
+                    sets => more.extend_from_slice(sets),
+                }
             }
         }
         Self {
-            sets,
+            first,
+            more,
             cc,
             words: std::cell::OnceCell::new(),
         }
@@ -279,7 +287,8 @@ impl<'c> ConceptMatch<'c> {
     pub fn matches(&self, m: &MappingSet, vs: usize) -> bool {
         let set = &m.valuesets[vs];
         let words = || (self.words).get_or_init(|| texts(self.cc).map(|t| t.trim().to_lowercase()).collect());
-        self.sets.contains(&vs)
+        self.first.contains(&vs)
+            || self.more.contains(&vs)
             || (!set.text.is_empty() && words().iter().any(|w| set.text_match_len_lowered(w).is_some()))
     }
 }
