@@ -88,8 +88,16 @@ impl PatientData {
         if later.record.is_some() {
             self.record = later.record;
         }
-        self.facts.extend(later.facts);
-        self.diagnoses.extend(later.diagnoses);
+        // Into nothing yet, not even room (the first part of a patient merged from the
+        // runs): moved, not copied; the bytes held never shrink (`Collector::add_to`).
+        match self.facts.capacity() == 0 {
+            true => self.facts = later.facts,
+            false => self.facts.extend(later.facts),
+        }
+        match self.diagnoses.capacity() == 0 {
+            true => self.diagnoses = later.diagnoses,
+            false => self.diagnoses.extend(later.diagnoses),
+        }
     }
 
     /// About how many bytes this holds (for the spill limit).
