@@ -37,7 +37,8 @@ pub enum Event {
         text: Option<Kept>,
         /// Its `resource_key`, for the duplicate check.
         key: u128,
-        /// Its `subject_key`, when it names a subject.
+        /// Its `subject_key`, when it names a subject (the reference moved
+        /// out of `out.subject`, which is then `None`).
         subject: Option<String>,
         /// Which version of the resource it is, when its `meta` says.
         version: Option<Version>,

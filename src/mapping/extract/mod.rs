@@ -24,6 +24,8 @@ mod patient;
 mod report;
 pub(crate) mod text;
 
+use std::borrow::Cow;
+
 use crate::domain::{DiagnosisFact, Fact, FhirDate, Sex, SourceRef};
 use crate::fhir::fast::view::{self, Concept};
 use crate::fhir::model::types::Reference;
@@ -253,10 +255,9 @@ pub fn concept_matches<'o>(m: &MappingSet, vs: usize, cc: impl Into<Concept<'o>>
 /// codings' value sets worked out once, its words (trimmed, lower-cased) once
 /// a value set that matches by text asks for them.
 pub struct ConceptMatch<'c> {
-    /// The value sets of the first coding that has any, as the mappings hold them.
-    first: &'c [usize],
-    /// Those of the later codings (nothing allocated for a concept of one known coding).
-    more: Vec<usize>,
+    /// The codings' value sets: the mappings' own slice when one coding has
+    /// any (nothing allocated), a copy gathering them when several do.
+    sets: Cow<'c, [usize]>,
     cc: Concept<'c>,
     words: std::cell::OnceCell<Vec<String>>,
 }
@@ -265,19 +266,18 @@ impl<'c> ConceptMatch<'c> {
     /// What `cc` matches.
     pub fn new(m: &'c MappingSet, cc: impl Into<Concept<'c>>) -> Self {
         let cc = cc.into();
-        let (mut first, mut more): (&'c [usize], Vec<usize>) = (&[], Vec::new());
+        let mut sets: Cow<'c, [usize]> = Cow::Borrowed(&[]);
         for (s, c) in codings(cc) {
             if let (Some(s), Some(c)) = (s, c) {
                 match m.valuesets_of(s, c) {
                     [] => {}
-                    sets if first.is_empty() => first = sets,
-                    sets => more.extend_from_slice(sets),
+                    found if sets.is_empty() => sets = Cow::Borrowed(found),
+                    found => sets.to_mut().extend_from_slice(found),
                 }
             }
         }
         Self {
-            first,
-            more,
+            sets,
             cc,
             words: std::cell::OnceCell::new(),
         }
@@ -287,8 +287,7 @@ impl<'c> ConceptMatch<'c> {
     pub fn matches(&self, m: &MappingSet, vs: usize) -> bool {
         let set = &m.valuesets[vs];
         let words = || (self.words).get_or_init(|| texts(self.cc).map(|t| t.trim().to_lowercase()).collect());
-        self.first.contains(&vs)
-            || self.more.contains(&vs)
+        self.sets.contains(&vs)
             || (!set.text.is_empty() && words().iter().any(|w| set.text_match_len_lowered(w).is_some()))
     }
 }
@@ -361,7 +360,7 @@ pub fn extension_integer(extensions: &[crate::fhir::model::types::Extension], ur
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a test: a failure should stop it loudly")]
 
-    use super::{concept_matches, ConceptMatch};
+    use super::{concept_matches, ConceptMatch, Cow};
     use crate::fhir::model::types::{CodeableConcept, Coding};
     use crate::fhir::model::Resource;
     use crate::mapping::MappingSet;
@@ -425,12 +424,23 @@ mod tests {
         }
         concepts.push(concept(None, Some("2157-6"), None));
         concepts.push(concept(Some(" http://loinc.org "), Some(" 2157-6"), None));
+        // Several codings to a concept, more than one of them in value sets.
+        let codings: Vec<Coding> = concepts.iter().flat_map(|c| c.coding.iter().cloned()).collect();
+        for three in codings.chunks(3) {
+            concepts.push(CodeableConcept {
+                coding: three.to_vec(),
+                ..Default::default()
+            });
+        }
         assert!(concepts.len() > 100, "{}", concepts.len());
+        let mut gathered = 0;
         for cc in &concepts {
             let once = ConceptMatch::new(&m, cc);
+            gathered += usize::from(matches!(once.sets, Cow::Owned(_)));
             for vs in 0..m.valuesets.len() {
                 assert_eq!(once.matches(&m, vs), concept_matches(&m, vs, cc), "{vs} {cc:?}");
             }
         }
+        assert!(gathered > 0, "no concept had two codings in value sets");
     }
 }
