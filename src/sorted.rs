@@ -3,9 +3,7 @@
 //! sorted and written as a run (a `spill::Log`); reading back merges the runs
 //! and the records still held. Equal records come back in the order pushed
 //! (each run is sorted stably, and a tie goes to the earlier run), so a
-//! sorted stream is the same whatever the budget. Runs may be sorted and
-//! written on threads of their own while the next fills ([`Sorter::apart`]);
-//! they are kept in the order they were filled, so the stream is the same.
+//! sorted stream is the same whatever the budget.
 //!
 //! This module owns the sorting only; the file format is `spill`'s, what is
 //! sorted and why is the caller's (the keys behind an export's cells, the
@@ -25,31 +23,16 @@ pub(crate) struct Sorter<T> {
     held: Vec<T>,
     budget: usize,
     runs: Vec<Log>,
-    /// Up to this many full runs are sorted and written on threads of their
-    /// own while the next is filled ([`Sorter::apart`]).
-    apart: usize,
-    /// Those threads, oldest first, and how many records each run holds.
-    writing: std::collections::VecDeque<(std::thread::JoinHandle<std::io::Result<Log>>, usize)>,
 }
 
-impl<T: Ord + Clone + Serialize + DeserializeOwned + Send + 'static> Sorter<T> {
+impl<T: Ord + Clone + Serialize + DeserializeOwned> Sorter<T> {
     /// A sorter holding at most `budget` records (at least one) in memory.
     pub(crate) fn new(budget: usize) -> Self {
         Self {
             held: Vec::new(),
             budget: budget.max(1),
             runs: Vec::new(),
-            apart: 0,
-            writing: std::collections::VecDeque::new(),
         }
-    }
-
-    /// Each full run sorted and written on a thread of its own while the next
-    /// fills, up to `apart` at once (0: on this thread; memory then holds up to
-    /// `apart + 1` budgets); the records come back the same.
-    pub(crate) fn apart(mut self, apart: usize) -> Self {
-        self.apart = apart;
-        self
     }
 
     /// Adds one record (a full budget goes to a run first).
@@ -63,33 +46,12 @@ impl<T: Ord + Clone + Serialize + DeserializeOwned + Send + 'static> Sorter<T> {
 
     /// How many records were pushed.
     pub(crate) fn len(&self) -> usize {
-        let writing: usize = self.writing.iter().map(|w| w.1).sum();
-        self.held.len() + writing + self.runs.iter().map(|r| r.len() as usize).sum::<usize>()
+        self.held.len() + self.runs.iter().map(|r| r.len() as usize).sum::<usize>()
     }
 
     fn write_run(&mut self) -> std::io::Result<()> {
-        if self.apart == 0 {
-            let run = sorted_run(&mut self.held)?;
-            return self.add_run(run);
-        }
-        self.settle(self.apart - 1)?;
-        let mut full = std::mem::replace(&mut self.held, Vec::with_capacity(self.budget));
-        let records = full.len();
-        let thread = std::thread::spawn(move || sorted_run(&mut full));
-        self.writing.push_back((thread, records));
-        Ok(())
-    }
-
-    /// Keeps the runs being written apart, oldest first, until at most `left` are.
-    fn settle(&mut self, left: usize) -> std::io::Result<()> {
-        while self.writing.len() > left {
-            let Some((thread, _)) = self.writing.pop_front() else {
-                break;
-            };
-            let run = thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            self.add_run(run)?;
-        }
-        Ok(())
+        let run = sorted_run(&mut self.held)?;
+        self.add_run(run)
     }
 
     fn add_run(&mut self, run: Log) -> std::io::Result<()> {
@@ -107,10 +69,9 @@ impl<T: Ord + Clone + Serialize + DeserializeOwned + Send + 'static> Sorter<T> {
     ///
     /// # Errors
     ///
-    /// Writing the run that was being written apart.
+    /// None today (reading runs back fails later, in [`Sorted::iter`]).
     pub(crate) fn finish(mut self) -> std::io::Result<Sorted<T>> {
         self.held.sort();
-        self.settle(0)?;
         Ok(Sorted {
             runs: self.runs,
             held: self.held,
@@ -257,19 +218,7 @@ mod tests {
     use super::*;
 
     fn sorted(records: &[(u32, u32)], budget: usize) -> Vec<(u32, u32)> {
-        let here = sorted_by(records, budget, 0);
-        for apart in [1, 3] {
-            assert_eq!(
-                sorted_by(records, budget, apart),
-                here,
-                "apart {apart}, budget {budget}"
-            );
-        }
-        here
-    }
-
-    fn sorted_by(records: &[(u32, u32)], budget: usize, apart: usize) -> Vec<(u32, u32)> {
-        let mut s = Sorter::new(budget).apart(apart);
+        let mut s = Sorter::new(budget);
         for r in records {
             s.push(*r).unwrap();
         }
@@ -317,11 +266,8 @@ mod tests {
         let records: Vec<ByFirst> = (0..3000u32).map(|i| ByFirst((i * 7919) % 7, i)).collect();
         let mut want = records.clone();
         want.sort(); // stable: equal keys keep their push order
-        for (budget, apart) in [1, 2, 5, 64, 999, 2999, 3000, 5000]
-            .into_iter()
-            .flat_map(|b| [(b, 0), (b, 1), (b, 2)])
-        {
-            let mut s = Sorter::new(budget).apart(apart);
+        for budget in [1, 2, 5, 64, 999, 2999, 3000, 5000] {
+            let mut s = Sorter::new(budget);
             for r in &records {
                 s.push(r.clone()).unwrap();
             }
@@ -331,7 +277,7 @@ mod tests {
                 out.push(r);
             }
             let order = |v: &[ByFirst]| v.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>();
-            assert_eq!(order(&out), order(&want), "budget {budget}, apart {apart}");
+            assert_eq!(order(&out), order(&want), "budget {budget}");
         }
     }
 }

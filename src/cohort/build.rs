@@ -9,7 +9,7 @@ use crate::domain::case::format_number;
 use crate::domain::facts::MriPart;
 use crate::domain::{
     AntibodyStatus, CaseRow, Cell, ColumnKind, DiagnosisFact, DiagnosisKind, Evidence, Fact, FactValue, FhirDate,
-    MriThigh, Onset, Outcome, SourceRef, YesNoUnknown,
+    MriThigh, Onset, Outcome, SourceRef, TextNumber, YesNoUnknown,
 };
 use crate::mapping::{MappingSet, Rule, RuleKind};
 use crate::report::{Issue, IssueCode, Issues, Severity};
@@ -93,11 +93,12 @@ pub fn add_linked(
     let (site, id) = (join(|x| &x.0), join(|x| &x.1));
     let first = members.first().map(|(s, i, _)| format!("{s}:Patient/{i}"));
     let mut data = PatientData::default();
-    let mut patient = None;
+    let (mut patient, mut patient_site) = (None, None);
     for (s, i, d) in members {
         if data.record.is_none() && d.record.is_some() {
             data.record = d.record;
             patient = Some(format!("{s}:Patient/{i}"));
+            patient_site = Some(s.clone());
         }
         data.facts.extend(d.facts.into_iter().map(|mut f| {
             tag(&mut f.source, &s);
@@ -112,7 +113,13 @@ pub fn add_linked(
         }));
     }
     let patient = patient.or(first).unwrap_or_default();
-    add_case(cohort, Key { site, id, patient }, &data, m, issues);
+    let key = Key {
+        site,
+        id,
+        patient,
+        patient_site,
+    };
+    add_case(cohort, key, &data, m, issues);
 }
 
 /// Names a linked case's source with its site: `SITE:Type/id`.
@@ -120,17 +127,22 @@ fn tag(source: &mut SourceRef, site: &str) {
     source.resource_type = format!("{site}:{}", source.resource_type);
 }
 
-/// A case row's key and the Patient resource its demographics come from.
+/// A case row's key and the Patient resource its demographics come from
+/// (and that resource's site, in a linked case).
 struct Key {
     site: String,
     id: String,
     patient: String,
+    patient_site: Option<String>,
 }
 
 fn add_patient(cohort: &mut Cohort, site: &str, id: &str, data: &PatientData, m: &MappingSet, issues: &mut Issues) {
     if !is_case(data) {
         if let Some(c) = candidate(site, id, data, m) {
             cohort.candidates.push(c);
+            if let Some(n) = data.record.as_ref().and_then(|r| r.text) {
+                cohort.texts.mark(site, n);
+            }
         }
         return;
     }
@@ -138,6 +150,7 @@ fn add_patient(cohort: &mut Cohort, site: &str, id: &str, data: &PatientData, m:
         site: site.to_string(),
         id: id.to_string(),
         patient: format!("Patient/{id}"),
+        patient_site: None,
     };
     add_case(cohort, key, data, m, issues);
 }
@@ -146,11 +159,14 @@ fn add_case(cohort: &mut Cohort, key: Key, data: &PatientData, m: &MappingSet, i
     let qualifying: Vec<&DiagnosisFact> = data.diagnoses.iter().filter(|d| d.kind.qualifies()).collect();
     let mut row = CaseRow::empty(&key.id, &m.dictionary);
     row.site = key.site;
+    let patient_text = data.record.as_ref().and_then(|r| r.text);
     let mut b = RowBuilder {
         row,
         prov: Vec::new(),
+        marks: Vec::new(),
         m,
         patient: key.patient,
+        patient_text: patient_text.map(|n| (key.patient_site, n)),
     };
     b.demographics(data, issues);
     b.diagnosis(&qualifying, data, issues);
@@ -165,6 +181,9 @@ fn add_case(cohort: &mut Cohort, key: Key, data: &PatientData, m: &MappingSet, i
         let facts = best_evidence(facts);
         b.apply(rule, &facts, &qualifying);
         conflicting_text(&b.patient, rule, &facts, issues);
+    }
+    for (site, n) in b.marks {
+        cohort.texts.mark(site.as_deref().unwrap_or(&b.row.site), n);
     }
     if let Some(e) = cohort.rows.push(b.row) {
         issues.push(Issue::temporary_file("cohort rows", &e, "keeping them in memory"));
@@ -242,26 +261,66 @@ fn source_type(source: &str) -> &str {
     rest.split('/').next().unwrap_or("")
 }
 
+/// A kept text a cell names: its site when not the row's (a linked case's
+/// member), and its number among that site's texts.
+type Mark = (Option<String>, u64);
+
+/// A source a cell names (`Type/id`, `SITE:Type/id` in a linked case) and its text.
+#[derive(Clone)]
+struct Src {
+    name: String,
+    text: Option<Mark>,
+}
+
+impl Src {
+    /// `source` (its type tagged with its site in a linked case: [`tag`]) and the number of its text.
+    fn of(source: &SourceRef, text: TextNumber) -> Self {
+        let site = source.resource_type.split_once(':').map(|(site, _)| site.to_string());
+        Src {
+            name: source.to_string(),
+            text: text.map(|n| (site, n)),
+        }
+    }
+}
+
 struct RowBuilder<'m> {
     row: CaseRow,
     prov: Vec<Provenance>,
+    /// The texts `prov` names.
+    marks: Vec<Mark>,
     m: &'m MappingSet,
     /// The Patient resource of the demographics (`Patient/id`, or `SITE:Patient/id` for a linked case).
     patient: String,
+    /// Its text.
+    patient_text: Option<Mark>,
 }
 
 impl RowBuilder<'_> {
     /// Sets column `column` (when the dictionary has it) and notes its provenance.
-    fn put(&mut self, column: Option<usize>, cell: Cell, rule: &str, sources: Vec<String>, detail: impl Into<String>) {
+    fn put(&mut self, column: Option<usize>, cell: Cell, rule: &str, sources: Vec<Src>, detail: impl Into<String>) {
         let Some(i) = column else { return };
         let value = cell.text(&self.row.patient_id);
         self.row.set(i, cell);
         self.note(i, value, rule, sources, detail);
     }
 
-    fn note(&mut self, column: usize, value: String, rule: &str, sources: Vec<String>, detail: impl Into<String>) {
+    /// The demographics' Patient as a source.
+    fn patient_src(&self) -> Src {
+        Src {
+            name: self.patient.clone(),
+            text: self.patient_text.clone(),
+        }
+    }
+
+    fn note(&mut self, column: usize, value: String, rule: &str, sources: Vec<Src>, detail: impl Into<String>) {
         let patient_id = self.row.patient_id.clone();
         let column = self.m.dictionary.columns[column].name.clone();
+        let mut names = Vec::with_capacity(sources.len());
+        for Src { name, text } in sources {
+            names.push(name);
+            self.marks.extend(text);
+        }
+        let sources = names;
         self.prov.push(Provenance {
             site: self.row.site.clone(),
             patient_id,
@@ -278,7 +337,7 @@ impl RowBuilder<'_> {
     }
 
     fn demographics(&mut self, data: &PatientData, issues: &mut Issues) {
-        let src = vec![self.patient.clone()];
+        let src = vec![self.patient_src()];
         let Some(rec) = &data.record else {
             let msg = "case has no Patient resource in the input; sex and birth date unknown";
             issues.push(Issue::new(
@@ -299,7 +358,8 @@ impl RowBuilder<'_> {
             None => {
                 let msg = "case without birthDate: onset age can only come from Condition.onsetAge";
                 issues.push(
-                    Issue::new(Severity::Warning, IssueCode::MissingValue, src[0].clone(), msg).at("Patient.birthDate"),
+                    Issue::new(Severity::Warning, IssueCode::MissingValue, self.patient.clone(), msg)
+                        .at("Patient.birthDate"),
                 );
             }
         }
@@ -315,7 +375,7 @@ impl RowBuilder<'_> {
             return;
         };
         let rule = self.m.diagnosis.id.clone();
-        let src = vec![dx.source.to_string()];
+        let src = vec![Src::of(&dx.source, dx.text)];
         let how = if dx.kind == DiagnosisKind::ParentWithText {
             "parent code with IMNM wording in text"
         } else {
@@ -357,7 +417,7 @@ impl RowBuilder<'_> {
         if let Some(a) = age {
             let mut sources = src;
             if !detail.starts_with("Condition.onsetAge") && !detail.starts_with("Condition.extension") {
-                sources.push(self.patient.clone());
+                sources.push(self.patient_src());
             }
             let column = self.col(ColumnKind::OnsetAge);
             self.put(column, Cell::Age(Some(a)), &rule, sources, detail);
@@ -426,11 +486,12 @@ impl RowBuilder<'_> {
         // Each source once, in the order first met (a set: a column may have hundreds).
         let mut seen =
             std::collections::HashSet::with_capacity_and_hasher(facts.len(), foldhash::fast::RandomState::default());
-        let mut sources: Vec<String> = Vec::new();
+        let mut sources: Vec<Src> = Vec::new();
         for f in facts {
-            for s in std::iter::once(&f.source).chain(f.via.as_ref()) {
+            let via = f.via.as_ref().map(|v| (v, f.via_text));
+            for (s, text) in std::iter::once((&f.source, f.text)).chain(via) {
                 if seen.insert(s) {
-                    sources.push(s.to_string());
+                    sources.push(Src::of(s, text));
                 }
             }
         }
@@ -456,7 +517,7 @@ impl RowBuilder<'_> {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.date.cmp(&a.0.date)));
         let Some((fact, value, _)) = peak else { return };
-        let src = vec![fact.source.to_string()];
+        let src = vec![Src::of(&fact.source, fact.text)];
         self.put(
             Some(column),
             Cell::Number(Some(*value)),
@@ -474,7 +535,7 @@ impl RowBuilder<'_> {
                 "effective date of the peak result",
             );
         }
-        let all = values.iter().map(|(f, _, _)| f.source.to_string()).collect();
+        let all = values.iter().map(|(f, _, _)| Src::of(&f.source, f.text)).collect();
         let detail = "results counted (excluded statuses and unconvertible units left out)";
         self.put(count_column, Cell::Count(count), rule, all, detail);
     }
@@ -488,10 +549,10 @@ impl RowBuilder<'_> {
             })
             .max_by_key(|(f, _)| f.date);
         if let Some((fact, o)) = latest {
-            let src = vec![fact.source.to_string()];
+            let src = vec![Src::of(&fact.source, fact.text)];
             self.put(Some(column), Cell::Outcome(o), rule, src, fact.detail.clone());
         } else if let Some(d) = dx.iter().find(|d| d.remission) {
-            let src = vec![d.source.to_string()];
+            let src = vec![Src::of(&d.source, d.text)];
             let cell = Cell::Outcome(Outcome::CompleteRemission);
             self.put(Some(column), cell, rule, src, "Condition.clinicalStatus remission");
         }
@@ -525,8 +586,10 @@ fn candidate(site: &str, id: &str, data: &PatientData, m: &MappingSet) -> Option
     let mut scratch = RowBuilder {
         row: CaseRow::empty(id, &m.dictionary),
         prov: Vec::new(),
+        marks: Vec::new(),
         m,
         patient: format!("Patient/{id}"),
+        patient_text: None,
     };
     for (i, rule) in m.rules.iter().enumerate() {
         if matches!(rule.kind, RuleKind::LabPeak { .. } | RuleKind::Antibody { .. }) {

@@ -11,6 +11,7 @@
 pub mod build;
 pub mod completeness;
 pub mod link;
+pub mod marks;
 pub mod parquet;
 pub mod publish;
 pub mod rows;
@@ -168,6 +169,8 @@ pub struct Cohort {
     pub candidates: Vec<Candidate>,
     /// The sites in the order they were given (empty: the rows' order).
     pub site_order: Vec<String>,
+    /// The kept texts the provenance and the candidates name (for `sources.ndjson`).
+    pub texts: marks::TextMarks,
 }
 
 impl Cohort {
@@ -197,6 +200,7 @@ impl Cohort {
         })?;
         self.rows.flush()?;
         self.candidates.extend(other.candidates);
+        self.texts.absorb(other.texts);
         for (column, by_type) in other.cases_by_source {
             let held = self.cases_by_source.entry(column).or_default();
             for (t, n) in by_type {

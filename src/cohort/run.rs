@@ -118,13 +118,8 @@ pub fn build_and_write_linked(
             sources,
         });
     }
-    // The sources' places are sorted for `sources.ndjson` while the cohort is built.
-    let (places, built) = crate::cohort::write::sort_places_beside(&parts, || {
-        build_sites(&mut cohort, &mut issues, site_issues, (&parts, groups), mappings)
-    });
-    built?;
-    let places = places.map_err(spill)?;
-    write_all(out, &cohort, &mut issues, &mut parts, places, (mappings, formats))?;
+    build_sites(&mut cohort, &mut issues, site_issues, (&parts, groups), mappings)?;
+    write_all(out, &cohort, &mut issues, &mut parts, (mappings, formats))?;
     Ok(RunOutcome { cohort, issues, stats })
 }
 
@@ -163,10 +158,9 @@ fn write_all(
     cohort: &crate::cohort::Cohort,
     issues: &mut Issues,
     parts: &mut [SiteData],
-    places: Vec<crate::cohort::write::SortedPlaces>,
     (mappings, formats): (&MappingSet, Formats),
 ) -> crate::run_error::Result<()> {
-    crate::cohort::write::write_outputs(out, cohort, issues, parts, formats.csv, places)?;
+    crate::cohort::write::write_outputs(out, cohort, issues, parts, formats.csv)?;
     tracing::debug!("outputs written");
     if formats.parquet {
         let facts: Vec<(&str, &crate::collect::Patients)> =

@@ -14,7 +14,6 @@ use crate::domain::CaseRow;
 use crate::report::Issues;
 use crate::run_error::Streaming;
 use crate::run_error::{Result, RunError};
-use crate::sorted::{Sorted, Sorter};
 
 /// The files a cohort run writes, relative to the output folder.
 pub const FILES: &[&str] = &[
@@ -62,11 +61,10 @@ pub(crate) fn write_outputs(
     issues: &mut Issues,
     sites: &[SiteData],
     csv: bool,
-    places: Vec<SortedPlaces>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
     // `sources.ndjson`, the largest, is written beside the others (in turn on one thread).
-    let sources = || timed("sources.ndjson", || write_sources(dir, cohort, sites, places));
+    let sources = || timed("sources.ndjson", || write_sources(dir, cohort, sites));
     let (sources, others) = side_by_side(several_threads(sites), sources, || {
         write_the_rest(dir, cohort, issues, csv)
     });
@@ -108,28 +106,6 @@ fn write_the_rest(dir: &Path, cohort: &Cohort, issues: &mut Issues, csv: bool) -
     timed("provenance.ndjson", || write_provenance(dir, cohort))?;
     write_csv(dir, "completeness.csv", &completeness(cohort))?;
     timed("issues.ndjson", || write_issues(dir, issues))
-}
-
-/// A site's texts' places sorted by their key's digest
-/// ([`crate::collect::Texts::digested_places`]).
-pub(crate) type SortedPlaces = Sorted<(u128, u64)>;
-
-/// Each site's [`SortedPlaces`], sorted on their own thread while `beside`
-/// runs on this one, when the sites read on several threads (one thread: in
-/// turn). Each site's texts must be flushed ([`crate::collect::Texts::flush`]).
-pub(crate) fn sort_places_beside<T>(
-    sites: &[SiteData],
-    beside: impl FnOnce() -> T,
-) -> (std::io::Result<Vec<SortedPlaces>>, T) {
-    let budget = record_budget::<(u128, u64)>(sites);
-    let sort = || {
-        let digest = crate::pipeline::scan::digest;
-        sites
-            .iter()
-            .map(|p| p.sources.digested_places(budget, digest))
-            .collect()
-    };
-    side_by_side(several_threads(sites), sort, beside)
 }
 
 /// Runs `step` of writing the outputs, then logs (at debug level) how long it took.
@@ -235,65 +211,36 @@ fn write_lines(
 /// `sources.ndjson`: one line per resource behind a cell or candidate,
 /// `{"site": …, "resource": …}`, site by site (a linked case's sources,
 /// `SITE:Type/id`, each at its own site), each site's in the order they were
-/// read. The digests of the keys wanted and of each site's texts (`places`,
-/// sorted beforehand: [`sort_places_beside`]) are sorted on disk past the
-/// memory budget and joined into one bit per text; a pass over the site's
-/// places in read order then renders those chosen, so memory holds no key
-/// per resource and texts that lie one after another in a file are read
-/// together (the digests are the duplicate check's 128-bit ones: two keys
-/// sharing one is not expected in any input). With several threads the file
-/// is written on one of its own while the next texts are read and rendered.
-fn write_sources(dir: &Path, cohort: &Cohort, sites: &[SiteData], places: Vec<SortedPlaces>) -> Result<()> {
-    let spill = |source| RunError::Spill { source };
-    let budget = record_budget::<(usize, u128)>(sites);
-    let wanted = timed("sources.ndjson selection", || wanted_sources(cohort, sites, budget)).map_err(spill)?;
-    let mut wanted = wanted.iter().map_err(spill)?;
-    let mut next = wanted.next().map_err(spill)?;
+/// read. The build marked each site's texts the cells and candidates name
+/// ([`super::marks::TextMarks`], one bit per text, by its number); a pass over
+/// the site's places renders those marked, so texts that lie one after
+/// another in a file are read together. With several threads the file is
+/// written on one of its own while the next texts are read and rendered.
+fn write_sources(dir: &Path, cohort: &Cohort, sites: &[SiteData]) -> Result<()> {
     let (path, mut w) = create(dir, "sources.ndjson")?;
     let out = |e: std::io::Error| Streaming::Out(out_err(&path)(e));
     Ok(write_behind(&mut w, several_threads(sites), &out, |write| {
-        for (index, (part, places)) in sites.iter().zip(places).enumerate() {
-            // The join: a bit for each of the site's texts wanted, by its number.
-            let mut chosen = vec![0u64; part.sources.len().div_ceil(64)];
-            let mut all = places.iter()?;
-            while let Some((key, n)) = all.next()? {
-                while next.is_some_and(|wanted| wanted < (index, key)) {
-                    next = wanted.next()?;
-                }
-                if next == Some((index, key)) {
-                    set_bit(&mut chosen, n)?;
-                }
-            }
-            render_chosen(part, &chosen, write)?;
+        for part in sites {
+            render_chosen(part, &cohort.texts, write)?;
         }
         Ok(())
     })?)
 }
 
-/// Sets bit `n - 1` of `bits` (`n`: a text's number, from 1).
-fn set_bit(bits: &mut [u64], n: u64) -> std::io::Result<()> {
-    let i = usize::try_from(n.wrapping_sub(1)).unwrap_or(usize::MAX);
-    let word = bits
-        .get_mut(i / 64)
-        .ok_or_else(|| std::io::Error::other("text number out of range"))?;
-    *word |= 1 << (i % 64);
-    Ok(())
-}
-
-/// Renders `part`'s texts whose bit is set in `chosen` (by number, in the
-/// order of `Texts::try_for_each_place`) as lines of `sources.ndjson`, in
-/// rounds spread over the threads, handing them to `write` in that order.
+/// Renders `part`'s texts marked in `marks` (by number, in the order of
+/// `Texts::try_for_each_place`) as lines of `sources.ndjson`, in rounds
+/// spread over the threads, handing them to `write` in that order.
 fn render_chosen(
     part: &SiteData,
-    chosen: &[u64],
+    marks: &super::marks::TextMarks,
     write: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), Streaming>,
 ) -> std::result::Result<(), Streaming> {
     let site = serde_json::Value::String(part.site.clone()).to_string();
     let mut round: Vec<((), Place)> = Vec::new();
-    let mut i = 0usize;
+    let (marked, mut n) = (marks.of(&part.site), 0u64);
     part.sources.try_for_each_place(|_, place| {
-        let taken = chosen.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1);
-        i += 1;
+        let taken = marked.contains(n);
+        n += 1;
         if taken {
             round.push(((), place));
             if round.len() >= part.sources.render_round() {
@@ -378,44 +325,9 @@ fn write_chunk(w: &mut BufWriter<File>, bytes: &[u8]) -> std::io::Result<()> {
     w.get_mut().write_all(bytes)
 }
 
-/// How many records of `T` each sort of the sources holds in memory: the
-/// sites' smallest budget of bytes over the size of one (they own no heap).
-fn record_budget<T>(sites: &[SiteData]) -> usize {
-    let budget = sites.iter().map(|p| p.patients.budget()).min().unwrap_or(usize::MAX);
-    budget / std::mem::size_of::<T>().max(1)
-}
-
 /// About how many bytes a key being sorted takes in memory: a budget of
 /// bytes holds `budget / KEY_BYTES` keys in each sort.
 pub(crate) const KEY_BYTES: usize = 128;
-
-/// The digests of the resources behind the cells and candidates, as `(site
-/// index, digest)`, sorted (repeats kept).
-fn wanted_sources(cohort: &Cohort, sites: &[SiteData], budget: usize) -> std::io::Result<Sorted<(usize, u128)>> {
-    let index = |site: &str| sites.iter().position(|p| p.site == site);
-    // Its runs sorted apart, one per thread the sites were read on: the
-    // selection is the one step between the build and the writing.
-    let threads = sites.iter().map(|p| p.sources.threads()).max().unwrap_or(1);
-    let mut wanted: Sorter<(usize, u128)> = Sorter::new(budget).apart(if threads > 1 { threads } else { 0 });
-    // A `Type/id` splits at its first `/`: a resource type never holds one.
-    let mut want = |site: &str, resource: &str| match (index(site), resource.split_once('/')) {
-        (Some(i), Some((t, id))) => wanted.push((i, crate::pipeline::scan::digest(t, id))),
-        _ => Ok(()),
-    };
-    cohort.provenance.try_for_each(|p| {
-        for s in &p.sources {
-            match super::link::split_source(super::resource_of(s)) {
-                (Some(site), resource) => want(site, resource)?,
-                (None, resource) => want(p.site, resource)?,
-            }
-        }
-        Ok::<_, std::io::Error>(())
-    })?;
-    for c in &cohort.candidates {
-        want(&c.site, &format!("Patient/{}", c.patient_id))?;
-    }
-    wanted.finish()
-}
 
 /// Writes `relevant.ndjson` (with several sites, `relevant.<site>.ndjson` per
 /// site): every resource a rule used, one compact line each, in the order the

@@ -83,6 +83,19 @@ impl Patients {
 }
 
 impl PatientData {
+    /// Stamps the facts, diagnoses and record of one resource with the number of its text.
+    pub(crate) fn number_texts(&mut self, number: crate::domain::TextNumber) {
+        for fact in &mut self.facts {
+            fact.text = number;
+        }
+        for dx in &mut self.diagnoses {
+            dx.text = number;
+        }
+        if let Some(record) = &mut self.record {
+            record.text = number;
+        }
+    }
+
     /// Adds `later`'s data after this one's (a later record replaces the demographics).
     pub(crate) fn absorb(&mut self, later: PatientData) {
         if later.record.is_some() {
@@ -215,6 +228,8 @@ mod tests {
             detail: format!("{value} U/L"),
             via: None,
             evidence: Default::default(),
+            text: None,
+            via_text: None,
         };
         PatientData {
             record: None,

@@ -11,10 +11,9 @@
 //! bytes a run moves). Reading
 //! back is a sequential pass over the file, which is how outputs want them: all
 //! of them in the order they came ([`Texts::try_for_each`]), or a selection.
-//! `Texts::digested_places` sorts the texts' numbers by their keys' digests
-//! on disk (from any thread once [`Texts::flush`]ed: `cohort::run` sorts them
-//! while the cohort is built); `cohort::write` joins them with the digests it
-//! wants and renders those in the order they came, on the threads
+//! The texts are numbered in the order inserted (the collector stamps each
+//! fact with its text's number); `cohort::write` renders those the cohort
+//! marked in that order, on the threads
 //! ([`Texts::try_render_places`]: one positional read for texts that lie
 //! one after another in a file, an input file or the temporary file, else
 //! one each: `inputs::run_len`). `Texts::sorted_places`
@@ -531,41 +530,33 @@ impl Texts {
         places.finish()
     }
 
-    /// Every text as `(digest, n)`, sorted: `digest` of its key's type and
-    /// id, `n` its number, from 1, in the order of
-    /// [`Texts::try_for_each_place`] (which gives the places back in that
-    /// order). Integers only, so a sort past `budget` records costs little.
-    /// Fails unless [`Texts::flush`] came after the last insert.
-    pub(crate) fn digested_places(
-        &self,
-        budget: usize,
-        digest: impl Fn(&str, &str) -> u128,
-    ) -> std::io::Result<Sorted<(u128, u64)>> {
-        let mut places: Sorter<(u128, u64)> = Sorter::new(budget);
-        let mut n = 0u64;
-        self.try_for_each_place(|(t, id), _| {
-            n += 1;
-            places.push((digest(t, id), n))
-        })?;
-        places.finish()
-    }
-
     /// Calls `f` with every key (its type and id) and where its text lies, in
-    /// the order of [`Texts::places`] before its sort (the texts in memory,
-    /// then the spilled ones), holding nothing: one pass over the temporary
-    /// file, texts not read. Fails unless [`Texts::flush`] came after the last insert.
+    /// the order they were inserted (so the `n`-th call is the text numbered
+    /// `n - 1`, [`crate::domain::TextNumber`]), holding nothing: one pass over
+    /// the temporary file, texts not read. Fails unless [`Texts::flush`] came
+    /// after the last insert.
     pub fn try_for_each_place<E: From<std::io::Error>>(
         &self,
         mut f: impl FnMut((&str, &str), Place) -> Result<(), E>,
     ) -> Result<(), E> {
-        for (i, (key, held)) in self.memory.iter().enumerate() {
-            f((&key.resource_type, &key.id), held.input().unwrap_or(Place::Memory(i)))?;
+        let split = self.split.unwrap_or(self.memory.len());
+        for (key, place) in (0..split).filter_map(|i| self.held_place(i)) {
+            f(key, place)?;
         }
         let mut records = self.spilled.reader::<Record>()?;
         while let Some((at, size, (key, held))) = records.next_borrowed::<(Key<'_>, Held<&str>)>()? {
             f(key, held.input().unwrap_or(Place::Disk(at, size)))?;
         }
+        for (key, place) in (split..self.memory.len()).filter_map(|i| self.held_place(i)) {
+            f(key, place)?;
+        }
         Ok(())
+    }
+
+    /// The key of `memory[i]` and where its text lies.
+    fn held_place(&self, i: usize) -> Option<(Key<'_>, Place)> {
+        let (key, held) = self.memory.get(i)?;
+        Some(((&key.resource_type, &key.id), held.input().unwrap_or(Place::Memory(i))))
     }
 
     /// The text at `place` (one of [`Texts::places`]).

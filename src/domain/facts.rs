@@ -104,6 +104,9 @@ pub struct DiagnosisFact {
     pub remission: bool,
     /// The Condition.
     pub source: SourceRef,
+    /// Which of its site's kept texts is the Condition's.
+    #[serde(default)]
+    pub text: TextNumber,
 }
 
 /// Which MRI finding a fact is about.
@@ -173,4 +176,17 @@ pub struct Fact {
     /// Coded, or which kind of text.
     #[serde(default)]
     pub evidence: Evidence,
+    /// Which of its site's kept texts is `source`'s ([`TextNumber`]).
+    #[serde(default)]
+    pub text: TextNumber,
+    /// Which is `via`'s.
+    #[serde(default)]
+    pub via_text: TextNumber,
 }
+
+/// Which of a site's kept resource texts a fact's resource is: its number,
+/// from 0, in the order the collector kept them (`collect::Texts`), set by the
+/// collector as it keeps the text; `None` until then, or when no text was
+/// kept. The cohort marks the texts behind its cells by it, so no key is
+/// looked up to choose them.
+pub type TextNumber = Option<u64>;

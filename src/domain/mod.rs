@@ -19,5 +19,5 @@ pub mod values;
 pub use case::{CaseRow, Cell, SITE_COLUMN};
 pub use date::FhirDate;
 pub use dictionary::{Column, ColumnKind, Dictionary, FhirTarget};
-pub use facts::{DiagnosisFact, DiagnosisKind, Evidence, Fact, FactValue, Onset, OnsetElement, SourceRef};
+pub use facts::{DiagnosisFact, DiagnosisKind, Evidence, Fact, FactValue, Onset, OnsetElement, SourceRef, TextNumber};
 pub use values::{AntibodyStatus, MriThigh, Outcome, Sex, YesNoUnknown};

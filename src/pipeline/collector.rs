@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::collect::{Collected, Kept, OpenReferences, OpenRequest, PatientData, Patients, ReadStats, Texts};
-use crate::domain::SourceRef;
+use crate::domain::{SourceRef, TextNumber};
 use crate::fhir::prefilter::Prefilter;
 use crate::fhir::source::Item;
 use crate::mapping::extract::{self, Ctx, Extracted, MedicationMatch, PendingExposure};
@@ -33,6 +33,8 @@ use held::Spill;
 struct Pending {
     subject: String,
     source: SourceRef,
+    /// The number of `source`'s text (see [`TextNumber`]).
+    text: TextNumber,
     exposure: PendingExposure,
 }
 
@@ -40,7 +42,8 @@ struct Pending {
 pub struct Collector<'m> {
     pub(super) mappings: &'m MappingSet,
     by_subject: BySubject,
-    medications: HashMap<String, Vec<MedicationMatch>>,
+    /// Each Medication read: the exposure rules its codes match, and the number of its text.
+    medications: HashMap<String, (Vec<MedicationMatch>, TextNumber)>,
     aliases: BTreeMap<String, SourceRef>,
     pending: Vec<Pending>,
     sources: Texts,
@@ -335,17 +338,20 @@ impl<'m> Collector<'m> {
         for issue in out.issues {
             self.issues.push(issue);
         }
-        if let Some(text) = text {
+        // Numbered as `Texts` orders them: the number of texts kept before it.
+        let number = text.map(|text| {
+            let number = self.sources.len() as u64;
             if let Some(e) = self.sources.insert(&out.source, text) {
                 self.spill_issue("resource texts", &e);
             }
-        }
+            number
+        });
         if let Some(matches) = out.medication {
             if let Some(open) = &mut self.open {
                 let rules = matches.iter().map(|m| (m.rule, m.detail.clone())).collect();
                 open.medications.push((out.source.id.clone(), rules));
             }
-            self.medications.insert(out.source.id.clone(), matches);
+            self.medications.insert(out.source.id.clone(), (matches, number));
             return;
         }
         let Some(subject) = subject else {
@@ -355,14 +361,16 @@ impl<'m> Collector<'m> {
             self.push_pending(Pending {
                 subject: subject.clone(),
                 source: out.source.clone(),
+                text: number,
                 exposure,
             });
         }
-        let add = PatientData {
+        let mut add = PatientData {
             record: out.patient,
             facts: out.facts,
             diagnoses: out.diagnoses,
         };
+        add.number_texts(number);
         self.add_to(subject, add);
     }
 
@@ -500,7 +508,7 @@ impl<'m> Collector<'m> {
             Some(t) => t.to_string(),
             None => p.exposure.medication_id.clone(),
         };
-        let Some(matches) = self.medications.get(&id).cloned() else {
+        let Some((matches, via_text)) = self.medications.get(&id).cloned() else {
             if let Some(open) = &mut self.open {
                 open.requests.push(OpenRequest {
                     subject: p.subject,
@@ -528,10 +536,14 @@ impl<'m> Collector<'m> {
             Some(&SourceRef::new("Medication", id)),
             &mut ctx,
         );
-        let add = PatientData {
+        let mut add = PatientData {
             facts: ctx.out.facts,
             ..PatientData::default()
         };
+        add.number_texts(p.text);
+        for fact in &mut add.facts {
+            fact.via_text = via_text;
+        }
         self.add_to(p.subject, add);
     }
 }

@@ -205,6 +205,50 @@ fn the_prefilter_lets_panels_through_and_sources_hold_the_panel() {
     assert!(!ids.contains(&"bp1"), "{ids:?}");
 }
 
+/// `sources.ndjson` holds the resources behind the cells, found by the numbers
+/// their facts carry: a MedicationRequest and the Medication it names (read
+/// after it), in read order, and not a Medication no cell names.
+#[test]
+fn sources_hold_a_request_and_the_medication_it_names_in_read_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = "http://www.nlm.nih.gov/research/umls/rxnorm";
+    let med = |id: &str, code: &str| json!({"resourceType": "Medication", "id": id, "code": {"coding": [{"system": rx, "code": code}]}});
+    let request = json!({
+        "resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p1"}, "authoredOn": "2021-03-01",
+        "medicationReference": {"reference": "Medication/med-mtx"},
+    });
+    let resources = [
+        med("med-ivig-unused", "5666"),
+        patient("p1"),
+        request,
+        imnm_condition("c1", "p1"),
+        med("med-mtx", "105586"),
+    ];
+    let out = ndjson_cohort(dir.path(), &resources);
+    let csv = std::fs::read_to_string(out.join("cohort.csv")).unwrap();
+    let prov = std::fs::read_to_string(out.join("provenance.ndjson")).unwrap();
+    assert!(prov.contains("Medication/med-mtx"), "{csv}\n{prov}");
+    let sources = read_ndjson(&out.join("sources.ndjson"));
+    let ids: Vec<String> = sources
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/{}",
+                s["resource"]["resourceType"].as_str().unwrap(),
+                s["resource"]["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let want = [
+        "Patient/p1",
+        "MedicationRequest/mr1",
+        "Condition/c1",
+        "Medication/med-mtx",
+    ];
+    assert_eq!(ids, want, "{prov}");
+}
+
 const LOCAL: &str = "https://imnm-fhir.org/fhir/CodeSystem/imnm-case";
 const SCT: &str = "http://snomed.info/sct";
 

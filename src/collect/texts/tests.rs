@@ -124,6 +124,15 @@ fn texts_kept_after_the_temporary_file_failed_come_back_after_the_spilled_ones()
         .unwrap();
     let want = ["a", "b", "c", "d", "e"].map(|id| format!("{id}={{\"id\":\"{id}\"}}"));
     assert_eq!(order, want);
+    // Their places too: the n-th is the text numbered n - 1 (as the collector numbered them).
+    let mut places = Vec::new();
+    texts
+        .try_for_each_place(|(_, id), _| {
+            places.push(id.to_string());
+            Ok::<_, std::io::Error>(())
+        })
+        .unwrap();
+    assert_eq!(places, ["a", "b", "c", "d", "e"]);
 }
 
 #[test]
@@ -221,11 +230,10 @@ fn texts_kept_as_places_are_read_in_their_file_and_a_changed_file_is_an_error() 
     assert!(err.to_string().contains("changed while being read"), "{err}");
 }
 
-/// `digested_places` numbers every text in the order `try_for_each_place`
-/// gives them, held or spilled, each once, sorted by its digest, whatever
-/// the sort's budget.
+/// `try_for_each_place` gives every text once, held or spilled, in the
+/// order inserted: the `n`-th is the text the collector numbered `n - 1`.
 #[test]
-fn digested_places_number_the_texts_in_place_order_sorted_by_digest() {
+fn places_come_in_insert_order_held_or_spilled() {
     let mut texts = Texts::new(40);
     let ids: Vec<String> = (0..50).map(|i| format!("id{}", (i * 37) % 101)).collect();
     for id in &ids {
@@ -241,21 +249,6 @@ fn digested_places_number_the_texts_in_place_order_sorted_by_digest() {
         })
         .unwrap();
     assert_eq!(order, ids, "places come in insert order");
-    // A digest that sorts the texts apart from their order.
-    let digest = |t: &str, id: &str| u128::from(id.bytes().map(u32::from).sum::<u32>()) << 8 | t.len() as u128;
-    for budget in [1, 7, 1000] {
-        let sorted = texts.digested_places(budget, digest).unwrap();
-        let mut all = sorted.iter().unwrap();
-        let mut got = Vec::new();
-        while let Some(record) = all.next().unwrap() {
-            got.push(record);
-        }
-        let mut want: Vec<(u128, u64)> = (ids.iter().enumerate())
-            .map(|(i, id)| (digest("Observation", id), i as u64 + 1))
-            .collect();
-        want.sort();
-        assert_eq!(got, want, "budget {budget}");
-    }
 }
 
 /// Spilled texts chosen with gaps between them (others left out) are

@@ -49,6 +49,7 @@ pub fn read(c: &Condition, ctx: &mut Ctx<'_>) {
         recorded,
         remission,
         source,
+        text: None,
     });
 }
 
@@ -138,6 +139,8 @@ fn read_findings(c: &Condition, code: &CodeableConcept, ctx: &mut Ctx<'_>) {
                     detail,
                     via: None,
                     evidence: Default::default(),
+                    text: None,
+                    via_text: None,
                 });
             }
         }

@@ -165,6 +165,8 @@ pub fn push_matches(matches: &[MedicationMatch], date: Option<FhirDate>, via: Op
             detail: mm.detail.clone(),
             via: via.cloned(),
             evidence: Default::default(),
+            text: None,
+            via_text: None,
         });
     }
 }

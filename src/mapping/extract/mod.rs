@@ -49,6 +49,9 @@ pub struct PatientRecord {
     /// ([`crate::cohort::link`]). Never written to any output, log or issue.
     #[serde(default)]
     pub identifiers: Vec<String>,
+    /// Which of its site's kept texts is the Patient's.
+    #[serde(default)]
+    pub text: crate::domain::TextNumber,
 }
 
 /// A medication resource that names its drug by reference to a Medication

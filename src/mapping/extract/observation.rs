@@ -121,6 +121,8 @@ fn read_result(r: &Reading<'_>, date: Option<FhirDate>, ctx: &mut Ctx<'_>) {
                 detail,
                 via: None,
                 evidence: Default::default(),
+                text: None,
+                via_text: None,
             });
         }
     }

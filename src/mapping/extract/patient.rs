@@ -29,6 +29,7 @@ pub fn read(p: &Patient, ctx: &mut Ctx<'_>) {
         sex,
         birth_date,
         identifiers,
+        text: None,
     });
     ctx.out.subject = Some(format!("Patient/{}", ctx.out.source.id));
 }

@@ -203,5 +203,7 @@ fn push(ctx: &mut Ctx<'_>, rule: usize, value: FactValue, date: Option<FhirDate>
         detail,
         via: None,
         evidence: Default::default(),
+        text: None,
+        via_text: None,
     });
 }

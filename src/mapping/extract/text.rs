@@ -120,6 +120,8 @@ fn mention(ctx: &mut Ctx<'_>, doc: &Doc<'_>, body: &Body, hit: &Hit, rank: u8, c
             detail: format!("{where_}, {polarity}"),
             via: None,
             evidence: Evidence::Text(rank),
+            text: None,
+            via_text: None,
         });
     }
 }
