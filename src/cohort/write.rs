@@ -228,40 +228,16 @@ fn write_sources(dir: &Path, cohort: &Cohort, sites: &[SiteData]) -> Result<()> 
 }
 
 /// Renders `part`'s texts marked in `marks` (by number, in the order of
-/// `Texts::try_for_each_place`) as lines of `sources.ndjson`, in rounds
-/// spread over the threads, handing them to `write` in that order.
+/// `Texts::try_for_each_place`) as lines of `sources.ndjson` naming the
+/// site, on the read's threads, handing them to `write` in that order. One
+/// line per resource: re-serialised compactly (pretty Bundle entries span
+/// lines) unless the reader proved the text compact already.
 fn render_chosen(
     part: &SiteData,
     marks: &super::marks::TextMarks,
     write: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), Streaming>,
 ) -> std::result::Result<(), Streaming> {
     let site = serde_json::Value::String(part.site.clone()).to_string();
-    let mut round: Vec<((), Place)> = Vec::new();
-    let (marked, mut n) = (marks.of(&part.site), 0u64);
-    part.sources.try_for_each_place(|_, place| {
-        let taken = marked.contains(n);
-        n += 1;
-        if taken {
-            round.push(((), place));
-            if round.len() >= part.sources.render_round() {
-                render_round((part, &site), &mut round, write)?;
-            }
-        }
-        Ok::<_, Streaming>(())
-    })?;
-    render_round((part, &site), &mut round, write)
-}
-
-/// Hands `round`'s texts of `part` to `write` as lines of `sources.ndjson`
-/// naming `site` (the site's id as a JSON string), rendered on the read's
-/// threads, in order; empties `round`.
-fn render_round(
-    (part, site): (&SiteData, &str),
-    round: &mut Vec<((), Place)>,
-    write: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), Streaming>,
-) -> std::result::Result<(), Streaming> {
-    // One line per resource: re-serialize compactly (pretty Bundle entries span
-    // lines) unless the reader proved the text compact already.
     let render = |_: &(), raw: Stored<'_>, line: &mut Vec<u8>| {
         let resource = match raw.compact {
             true => std::borrow::Cow::Borrowed(raw.text),
@@ -276,9 +252,19 @@ fn render_round(
         ];
         pieces.iter().for_each(|piece| line.extend_from_slice(piece));
     };
-    let written = part.sources.try_render_places(round, render, write);
-    round.clear();
-    written
+    let marked = marks.of(&part.site);
+    let places = |put: &mut dyn FnMut((), Place) -> std::result::Result<(), Streaming>| {
+        let mut n = 0u64;
+        part.sources.try_for_each_place(|_, place| {
+            let taken = marked.contains(n);
+            n += 1;
+            match taken {
+                true => put((), place),
+                false => Ok(()),
+            }
+        })
+    };
+    part.sources.try_render_each(places, render, write)
 }
 
 /// Calls `fill` with a way to write chunks of bytes to `w` in order, then

@@ -38,6 +38,7 @@ use crate::sorted::{Sorted, Sorter};
 use crate::spill::Log;
 
 mod inputs;
+mod render;
 
 use inputs::{run_len, Inputs};
 
@@ -371,54 +372,45 @@ impl Texts {
         self.try_render_places(&places, render, write)
     }
 
-    /// How many places one round of [`Texts::try_render_places`] spreads over the threads.
-    pub fn render_round(&self) -> usize {
-        STRETCH * self.threads.max(1)
-    }
-
     /// The rendering of [`Texts::try_render_selected`] for places already chosen
-    /// (of [`Texts::places`] or `Texts::sorted_places`), in their order.
-    /// `K` is what `render` is told of each text (its key, or anything).
+    /// (of [`Texts::places`] or `Texts::sorted_places`), in their order
+    /// ([`Texts::try_render_each`]). `K` is what `render` is told of each text
+    /// (its key, or anything).
     pub fn try_render_places<K: Sync, E: From<std::io::Error>>(
         &self,
         places: &[(K, Place)],
         render: impl Fn(&K, Stored<'_>, &mut Vec<u8>) + Sync,
-        mut write: impl FnMut(Vec<u8>) -> Result<(), E>,
+        write: impl FnMut(Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let render = &render;
-        let stretch = move |part: &[(K, Place)]| -> std::io::Result<Vec<u8>> {
-            // Sized once for what the texts take (and a line's frame): growing it
-            // as it fills copied each stretch's bytes over again.
-            let size: usize = part.iter().map(|(_, place)| place.size_hint() + 64).sum();
-            let (mut out, mut buf, mut input) = (Vec::with_capacity(size), Vec::new(), Vec::new());
-            let mut rest = part;
-            while let Some((key, place)) = rest.first() {
-                let n = run_len(rest);
-                if n > 1 {
-                    self.render_run(&rest[..n], render, &mut input, &mut out)?;
-                } else {
-                    render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out);
-                }
-                rest = &rest[n.max(1)..];
+        self.try_render_each(
+            |put| places.iter().try_for_each(|(key, place)| put(key, *place)),
+            |key: &&K, stored, out| render(key, stored, out),
+            write,
+        )
+    }
+
+    /// Renders one stretch of places into bytes, in order: texts that lie one
+    /// after another in one file with one positional read ([`run_len`]).
+    fn render_stretch<K>(
+        &self,
+        part: &[(K, Place)],
+        render: &(impl Fn(&K, Stored<'_>, &mut Vec<u8>) + Sync),
+    ) -> std::io::Result<Vec<u8>> {
+        // Sized once for what the texts take (and a line's frame): growing it
+        // as it fills copied each stretch's bytes over again.
+        let size: usize = part.iter().map(|(_, place)| place.size_hint() + 64).sum();
+        let (mut out, mut buf, mut input) = (Vec::with_capacity(size), Vec::new(), Vec::new());
+        let mut rest = part;
+        while let Some((key, place)) = rest.first() {
+            let n = run_len(rest);
+            if n > 1 {
+                self.render_run(&rest[..n], render, &mut input, &mut out)?;
+            } else {
+                render(key, self.stored_at(*place, &mut buf, &mut input)?, &mut out);
             }
-            Ok(out)
-        };
-        for round in places.chunks(self.render_round()) {
-            let mut parts = round.chunks(STRETCH);
-            let first = parts.next().unwrap_or_default();
-            let rendered: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|s| {
-                let others: Vec<_> = parts.map(|part| s.spawn(move || stretch(part))).collect();
-                let mut all = vec![stretch(first)];
-                for h in others {
-                    all.push(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-                }
-                all
-            });
-            for bytes in rendered {
-                write(bytes?)?;
-            }
+            rest = &rest[n.max(1)..];
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Renders `run` (places of [`run_len`]: texts one after another in one

@@ -221,6 +221,10 @@ fn texts_kept_as_places_are_read_in_their_file_and_a_changed_file_is_an_error() 
     let nothing = |_: Vec<u8>| Ok::<_, std::io::Error>(());
     let err = texts.try_render_selected(|_| true, render, nothing).unwrap_err();
     assert!(err.to_string().contains("changed while being read"), "{err}");
+    texts.set_threads(2); // the same from a rendering thread
+    let err = texts.try_render_selected(|_| true, render, nothing).unwrap_err();
+    assert!(err.to_string().contains("changed while being read"), "{err}");
+    texts.set_threads(1);
     std::fs::write(&path, "{\"id\":\"a\"}\n{\"id\":\"b\"}\n").unwrap();
     // The input cut short: said, not written out wrong.
     std::fs::write(&path, "{\"id\":\"a\"}\n").unwrap();
@@ -295,4 +299,54 @@ fn spilled_runs_render_the_texts_of_single_reads() {
         String::from_utf8(together).unwrap(),
         String::from_utf8(one_by_one).unwrap()
     );
+}
+
+/// `try_render_each` on several threads gives the bytes of one thread, in
+/// order, over many more stretches than wait at once; a failing `write`
+/// stops it with that error (the threads end: the call returns).
+#[test]
+fn rendering_on_threads_gives_the_bytes_of_one_in_order_and_stops_at_an_error() {
+    let mut texts = Texts::default();
+    let n = STRETCH * 9 + 13;
+    for i in 0..n {
+        texts.insert(&key(&i.to_string()), format!("{{\"id\":\"{i}\"}}"));
+    }
+    let render = |k: &u64, t: Stored<'_>, line: &mut Vec<u8>| {
+        line.extend_from_slice(format!("{k}:{}\n", t.text).as_bytes());
+    };
+    let rendered = |texts: &Texts, fail_at: usize| {
+        let (mut out, mut chunks) = (Vec::new(), 0);
+        let every_third_left_out = |put: &mut dyn FnMut(u64, Place) -> std::io::Result<()>| {
+            let mut i = 0u64;
+            texts.try_for_each_place(|_, place| {
+                i += 1;
+                match i % 3 {
+                    0 => Ok(()),
+                    _ => put(i, place),
+                }
+            })
+        };
+        let written = texts.try_render_each(every_third_left_out, render, |bytes| {
+            chunks += 1;
+            if chunks == fail_at {
+                return Err(std::io::Error::other("disk full (test)"));
+            }
+            out.extend(bytes);
+            Ok(())
+        });
+        (written.map(|()| out), chunks)
+    };
+    let (one, chunks) = rendered(&texts, 0);
+    let one = String::from_utf8(one.unwrap()).unwrap();
+    assert_eq!(one.lines().count(), n - n / 3);
+    assert!(one.starts_with("1:{\"id\":\"0\"}\n2:{\"id\":\"1\"}\n4:"), "{}", &one[..40]);
+    assert!(chunks > 6, "{chunks} stretches");
+    for threads in [2, 3] {
+        texts.set_threads(threads);
+        let (many, _) = rendered(&texts, 0);
+        assert!(String::from_utf8(many.unwrap()).unwrap() == one, "{threads} threads");
+        let (failed, at) = rendered(&texts, 3);
+        assert_eq!(failed.unwrap_err().to_string(), "disk full (test)");
+        assert_eq!(at, 3, "nothing written past the error");
+    }
 }
