@@ -182,9 +182,7 @@ fn add_case(cohort: &mut Cohort, key: Key, data: &PatientData, m: &MappingSet, i
         b.apply(rule, &facts, &qualifying);
         conflicting_text(&b.patient, rule, &facts, issues);
     }
-    for (site, n) in b.marks {
-        cohort.texts.mark(site.as_deref().unwrap_or(&b.row.site), n);
-    }
+    cohort.texts.mark_all(&b.row.site, b.marks);
     if let Some(e) = cohort.rows.push(b.row) {
         issues.push(Issue::temporary_file("cohort rows", &e, "keeping them in memory"));
     }

@@ -17,18 +17,25 @@ pub struct TextMarks {
 impl TextMarks {
     /// Marks text `number` of `site`.
     pub fn mark(&mut self, site: &str, number: u64) {
-        let bits = match self.by_site.get_mut(site) {
-            Some(bits) => bits,
-            None => self.by_site.entry(site.to_string()).or_default(),
-        };
-        let (word, bit) = (number / 64, number % 64);
-        let word = usize::try_from(word).unwrap_or(usize::MAX);
-        if word >= bits.len() {
-            // A number beyond memory's reach cannot be a text held: nothing to mark.
-            let Some(len) = word.checked_add(1) else { return };
-            bits.resize(len, 0);
+        set(self.site_mut(site), number);
+    }
+
+    /// Marks each of `numbers`: of `site` when it names none, else of the site it names.
+    pub fn mark_all(&mut self, site: &str, numbers: impl IntoIterator<Item = (Option<String>, u64)>) {
+        // `site`'s bits taken out while marking: looked up once, not per number.
+        let mut own = std::mem::take(self.site_mut(site));
+        for (other, number) in numbers {
+            match other {
+                Some(other) if other != site => self.mark(&other, number),
+                _ => set(&mut own, number),
+            }
         }
-        bits[word] |= 1 << bit;
+        *self.site_mut(site) = own;
+    }
+
+    /// `site`'s bits (a new key's text allocated each call: called per case, not per text).
+    fn site_mut(&mut self, site: &str) -> &mut Vec<u64> {
+        self.by_site.entry(site.to_string()).or_default()
     }
 
     /// The marks of `site`'s texts.
@@ -48,6 +55,18 @@ impl TextMarks {
             }
         }
     }
+}
+
+/// Sets bit `number` of `bits`, growing them as needed.
+fn set(bits: &mut Vec<u64>, number: u64) {
+    let (word, bit) = (number / 64, number % 64);
+    let word = usize::try_from(word).unwrap_or(usize::MAX);
+    if word >= bits.len() {
+        // A number beyond memory's reach cannot be a text held: nothing to mark.
+        let Some(len) = word.checked_add(1) else { return };
+        bits.resize(len, 0);
+    }
+    bits[word] |= 1 << bit;
 }
 
 /// One site's marks ([`TextMarks::of`]).
@@ -78,13 +97,16 @@ mod tests {
         a.mark("a", 130);
         a.mark("a", 130);
         let mut b = TextMarks::default();
-        b.mark("a", 64);
-        b.mark("b", 1);
+        // Of the row's site "a" unless another is named; "a" named is "a".
+        b.mark_all(
+            "a",
+            [(None, 64), (Some("b".to_string()), 1), (Some("a".to_string()), 65)],
+        );
         a.absorb(b);
         let marked = |site: &str| (0..200).filter(|&n| a.of(site).contains(n)).collect::<Vec<_>>();
-        assert_eq!(marked("a"), [0, 64, 130]);
+        assert_eq!(marked("a"), [0, 64, 65, 130]);
         assert_eq!(marked("b"), [1]);
         assert!(marked("c").is_empty());
-        assert_eq!((a.of("a").count(), a.of("b").count(), a.of("c").count()), (3, 1, 0));
+        assert_eq!((a.of("a").count(), a.of("b").count(), a.of("c").count()), (4, 1, 0));
     }
 }

@@ -339,7 +339,11 @@ fn rendering_on_threads_gives_the_bytes_of_one_in_order_and_stops_at_an_error() 
     let (one, chunks) = rendered(&texts, 0);
     let one = String::from_utf8(one.unwrap()).unwrap();
     assert_eq!(one.lines().count(), n - n / 3);
-    assert!(one.starts_with("1:{\"id\":\"0\"}\n2:{\"id\":\"1\"}\n4:"), "{}", &one[..40]);
+    assert!(
+        one.starts_with("1:{\"id\":\"0\"}\n2:{\"id\":\"1\"}\n4:"),
+        "{}",
+        &one[..40]
+    );
     assert!(chunks > 6, "{chunks} stretches");
     for threads in [2, 3] {
         texts.set_threads(threads);
