@@ -125,14 +125,19 @@ fn texts_kept_after_the_temporary_file_failed_come_back_after_the_spilled_ones()
     let want = ["a", "b", "c", "d", "e"].map(|id| format!("{id}={{\"id\":\"{id}\"}}"));
     assert_eq!(order, want);
     // Their places too: the n-th is the text numbered n - 1 (as the collector numbered them).
-    let mut places = Vec::new();
+    assert_eq!(place_ids(&texts), ["a", "b", "c", "d", "e"]);
+}
+
+/// The ids of `texts` in the order `try_for_each_place` gives them.
+fn place_ids(texts: &Texts) -> Vec<String> {
+    let mut ids = Vec::new();
     texts
         .try_for_each_place(|(_, id), _| {
-            places.push(id.to_string());
+            ids.push(id.to_string());
             Ok::<_, std::io::Error>(())
         })
         .unwrap();
-    assert_eq!(places, ["a", "b", "c", "d", "e"]);
+    ids
 }
 
 #[test]
@@ -245,14 +250,7 @@ fn places_come_in_insert_order_held_or_spilled() {
     }
     assert!(texts.spilled() > 0 && texts.spilled() < 50, "{}", texts.spilled());
     texts.flush().unwrap();
-    let mut order = Vec::new();
-    texts
-        .try_for_each_place(|(_, id), _| {
-            order.push(id.to_string());
-            Ok::<_, std::io::Error>(())
-        })
-        .unwrap();
-    assert_eq!(order, ids, "places come in insert order");
+    assert_eq!(place_ids(&texts), ids, "places come in insert order");
 }
 
 /// Spilled texts chosen with gaps between them (others left out) are
