@@ -275,7 +275,7 @@ impl Src {
     fn of(source: &SourceRef, text: TextNumber) -> Self {
         let site = source.resource_type.split_once(':').map(|(site, _)| site.to_string());
         Src {
-            name: source.to_string(),
+            name: source.name(),
             text: text.map(|n| (site, n)),
         }
     }

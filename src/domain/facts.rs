@@ -30,6 +30,14 @@ impl SourceRef {
     }
 }
 
+impl SourceRef {
+    /// `Type/id`, as [`ToString::to_string`] gives it, joined without the
+    /// formatting machinery (the cohort names one per provenance source).
+    pub fn name(&self) -> String {
+        [self.resource_type.as_str(), "/", self.id.as_str()].concat()
+    }
+}
+
 impl fmt::Display for SourceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.resource_type, self.id)
@@ -190,3 +198,16 @@ pub struct Fact {
 /// kept. The cohort marks the texts behind its cells by it, so no key is
 /// looked up to choose them.
 pub type TextNumber = Option<u64>;
+
+#[cfg(test)]
+mod tests {
+    use super::SourceRef;
+
+    proptest::proptest! {
+        #[test]
+        fn a_source_name_is_its_display(t in ".{0,20}", id in ".{0,40}") {
+            let s = SourceRef::new(t, id);
+            proptest::prop_assert_eq!(s.name(), s.to_string());
+        }
+    }
+}
