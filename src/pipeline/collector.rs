@@ -7,7 +7,9 @@
 //!
 //! This module owns which resource is kept for which patient (first copy
 //! wins, or on a second read the newest copy: [`Collector::settling`];
-//! deleted resources dropped, Medication references resolved at the end). What a resource means is `mapping::extract`'s; how the per-line work
+//! deleted resources dropped, Medication references resolved at the end)
+//! and the number each kept text gets, stamped on what its resource gave
+//! ([`crate::domain::TextNumber`]). What a resource means is `mapping::extract`'s; how the per-line work
 //! is split among threads is `parallel`'s.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
