@@ -273,7 +273,7 @@ struct Src {
 impl Src {
     /// `source` (its type tagged with its site in a linked case: [`tag`]) and the number of its text.
     fn of(source: &SourceRef, text: TextNumber) -> Self {
-        let site = source.resource_type.split_once(':').map(|(site, _)| site.to_string());
+        let site = super::link::split_source(&source.resource_type).0.map(str::to_string);
         Src {
             name: source.name(),
             text: text.map(|n| (site, n)),

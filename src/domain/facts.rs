@@ -28,9 +28,7 @@ impl SourceRef {
             id: id.into(),
         }
     }
-}
 
-impl SourceRef {
     /// `Type/id`, as [`ToString::to_string`] gives it, joined without the
     /// formatting machinery (the cohort names one per provenance source).
     pub fn name(&self) -> String {

@@ -32,21 +32,7 @@ impl Texts {
     ) -> Result<(), E> {
         let render = &render;
         if self.threads <= 1 {
-            let mut stretch = Vec::with_capacity(STRETCH);
-            let mut put = |key: K, place: Place| {
-                stretch.push((key, place));
-                if stretch.len() < STRETCH {
-                    return Ok(());
-                }
-                let bytes = self.render_stretch(&stretch, render)?;
-                stretch.clear();
-                write(bytes)
-            };
-            places(&mut put)?;
-            return match stretch.is_empty() {
-                true => Ok(()),
-                false => write(self.render_stretch(&stretch, render)?),
-            };
+            return in_stretches(places, |stretch| write(self.render_stretch(&stretch, render)?));
         }
         std::thread::scope(|s| {
             let mut pool = Pool {
@@ -66,22 +52,31 @@ impl Texts {
                 });
                 pool.threads.push((jobs, outbox));
             }
-            let mut stretch = Vec::with_capacity(STRETCH);
-            let mut put = |key: K, place: Place| {
-                stretch.push((key, place));
-                if stretch.len() < STRETCH {
-                    return Ok(());
-                }
-                let full = std::mem::replace(&mut stretch, Vec::with_capacity(STRETCH));
-                pool.send(full, &mut write)
-            };
-            places(&mut put)?;
-            if !stretch.is_empty() {
-                pool.send(stretch, &mut write)?;
-            }
+            in_stretches(places, |stretch| pool.send(stretch, &mut write))?;
             pool.drain(&mut write)
             // Returning drops the senders: the threads end once their stretches are done.
         })
+    }
+}
+
+/// Groups the places `places` hands to its `put` into stretches of
+/// [`STRETCH`], in order, handing each full one to `hand`, then the last,
+/// shorter one (none when empty).
+fn in_stretches<K, E>(
+    places: impl FnOnce(&mut dyn FnMut(K, Place) -> Result<(), E>) -> Result<(), E>,
+    mut hand: impl FnMut(Vec<(K, Place)>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut stretch = Vec::with_capacity(STRETCH);
+    places(&mut |key, place| {
+        stretch.push((key, place));
+        match stretch.len() < STRETCH {
+            true => Ok(()),
+            false => hand(std::mem::replace(&mut stretch, Vec::with_capacity(STRETCH))),
+        }
+    })?;
+    match stretch.is_empty() {
+        true => Ok(()),
+        false => hand(stretch),
     }
 }
 
